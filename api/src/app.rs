@@ -1,0 +1,121 @@
+//! The HTTP application: routes, middleware, and the handlers of last resort (unknown paths,
+//! unsupported methods, unreadable bodies), each answering with a problem response.
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, error, web};
+use tracing_actix_web::{RequestId, TracingLogger};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+use crate::error::ApiError;
+use crate::openapi::{ApiDoc, RouteTable};
+use crate::routes;
+use crate::state::AppState;
+
+/// Request bodies larger than this are refused with 413 before they are read.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The documented application, before it is given state: used by the server, by
+/// `catalogue openapi` and by the test that keeps `openapi/openapi.json` equal to the code.
+fn documented_app() -> (
+    App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    >,
+    utoipa::openapi::OpenApi,
+) {
+    App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts()
+}
+
+/// The OpenAPI document as the code describes it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented_app().1
+}
+
+pub fn build_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, document) = documented_app();
+    let route_table = Arc::new(RouteTable::from_document(&document));
+    let document_json = Arc::new(crate::openapi::to_pretty_json(&document));
+
+    app.app_data(web::Data::new(state))
+        .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(json_error))
+        .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+        .app_data(
+            web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|_, _| ApiError::NotFound("no such resource".into()).into()),
+        )
+        .route(
+            "/openapi.json",
+            web::get().to(move || {
+                let body = document_json.clone();
+                async move { HttpResponse::Ok().content_type("application/json").body(body.as_ref().clone()) }
+            }),
+        )
+        .service(crate::docs::service())
+        .default_service(web::to(move |request: HttpRequest| {
+            let route_table = route_table.clone();
+            async move { Err::<HttpResponse, ApiError>(route_table.miss(request.method(), request.path())) }
+        }))
+        .wrap(security_headers())
+        .wrap_fn(|request, service| {
+            let request_id = request.extensions().get::<RequestId>().copied();
+            let response = service.call(request);
+            async move {
+                let mut response = response.await?;
+                if let Some(id) = request_id
+                    && let Ok(value) = HeaderValue::from_str(&id.to_string())
+                {
+                    response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+                }
+                Ok(response)
+            }
+        })
+        .wrap(TracingLogger::default())
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        // API answers may name an organisation's holdings: never keep them in a shared cache.
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"))
+}
+
+fn json_error(error: error::JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    use error::JsonPayloadError as E;
+    let api_error = match &error {
+        E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::PayloadTooLarge,
+        E::ContentType => ApiError::UnsupportedMediaType("the request body must be application/json".into()),
+        E::Deserialize(cause) if cause.is_data() => {
+            ApiError::Unprocessable(format!("invalid request body: {cause}"))
+        }
+        E::Deserialize(cause) => ApiError::BadRequest(format!("malformed JSON: {cause}")),
+        other => ApiError::BadRequest(format!("unreadable request body: {other}")),
+    };
+    api_error.into()
+}

@@ -1,0 +1,59 @@
+//! The `catalogue` command line. Every option can also be set from the environment.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "catalogue",
+    version,
+    about = "The NHS licence and procurement catalogue: national licences, seats, and \"buy against\" standards",
+    long_about = "The NHS licence and procurement catalogue.\n\nWith no configuration, `catalogue serve` \
+                  creates the SQLite file catalogue.db in the working directory, migrates it, loads the \
+                  real seed data and serves on 127.0.0.1:8080. Set DATABASE_URL=postgres://... for PostgreSQL."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct GlobalOptions {
+    /// Database: a SQLite file path, or a postgres:// URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "catalogue.db", global = true, hide_env_values = true)]
+    pub database_url: String,
+    /// Log format on standard error.
+    #[arg(long, env = "CATALOGUE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Migrate, seed an empty database, and serve the API.
+    Serve(ServeOptions),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Load the shipped seed data (idempotent), or generate a synthetic national-scale data set.
+    Seed(SeedOptions),
+    /// Print the OpenAPI document generated from the code.
+    Openapi,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    #[arg(long, env = "CATALOGUE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CATALOGUE_WORKERS")]
+    pub workers: Option<usize>,
+    /// Database connections in the pool.
+    #[arg(long, env = "CATALOGUE_DB_CONNECTIONS", default_value_t = 16)]
+    pub db_connections: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct SeedOptions {}

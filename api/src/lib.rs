@@ -1,0 +1,13 @@
+//! The catalogue's HTTP service and command line. Handlers live in `routes/`, one module per
+//! resource; they call the `db` crate, which holds every query and transaction.
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod docs;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,103 @@
+//! The OpenAPI document: its top level, and the route table derived from it that answers
+//! unsupported methods on known paths with 405 and `Allow`.
+
+use actix_web::http::Method;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ApiError, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "NHS licence and procurement catalogue",
+        description = "Which software is licensed nationally for each NHS organisation in England, how many \
+                       seats are left, and which \"buy against\" standard a local purchase must meet.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
+
+pub fn to_pretty_json(document: &utoipa::openapi::OpenApi) -> String {
+    let mut json = document.to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// Every documented path template with the methods it serves.
+pub struct RouteTable {
+    routes: Vec<(Vec<String>, Vec<Method>)>,
+}
+
+impl RouteTable {
+    pub fn from_document(document: &utoipa::openapi::OpenApi) -> RouteTable {
+        let routes = document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let segments = path.split('/').map(str::to_owned).collect();
+                let methods = [
+                    (Method::GET, &item.get),
+                    (Method::PUT, &item.put),
+                    (Method::POST, &item.post),
+                    (Method::DELETE, &item.delete),
+                    (Method::OPTIONS, &item.options),
+                    (Method::HEAD, &item.head),
+                    (Method::PATCH, &item.patch),
+                    (Method::TRACE, &item.trace),
+                ]
+                .into_iter()
+                .filter(|(_, operation)| operation.is_some())
+                .map(|(method, _)| method)
+                .collect();
+                (segments, methods)
+            })
+            .collect();
+        RouteTable { routes }
+    }
+
+    /// The methods served on `path`, or none when no documented path matches it.
+    pub fn allowed(&self, path: &str) -> Option<&[Method]> {
+        let wanted: Vec<&str> = path.split('/').collect();
+        self.routes
+            .iter()
+            .find(|(template, _)| {
+                template.len() == wanted.len()
+                    && template
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(t, w)| (t.starts_with('{') && !w.is_empty()) || t == w)
+            })
+            .map(|(_, methods)| methods.as_slice())
+    }
+
+    /// The error for a request no route took: 405 with `Allow` on a known path, else 404.
+    pub fn miss(&self, method: &Method, path: &str) -> ApiError {
+        match self.allowed(path) {
+            Some(methods) if !methods.contains(method) => ApiError::MethodNotAllowed {
+                allow: methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", "),
+            },
+            _ => ApiError::NotFound(format!("no resource at {path}")),
+        }
+    }
+}

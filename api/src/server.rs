@@ -1,0 +1,32 @@
+//! Starting the service: open and prepare the database, then serve.
+
+use std::net::TcpListener;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use anyhow::Context;
+use db::Database;
+
+use crate::app::build_app;
+use crate::state::AppState;
+
+/// Opens the database and applies pending migrations.
+pub fn open_database(url: &str, max_connections: u32) -> anyhow::Result<Database> {
+    let db = Database::connect(url, max_connections).map_err(|e| anyhow::anyhow!("{e}"))?;
+    db.migrate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(db)
+}
+
+/// Binds the address, with a one-line error when it is taken or invalid.
+pub fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))
+}
+
+/// The running server on an already bound listener (tests pass port 0).
+pub fn start(listener: TcpListener, state: AppState, workers: Option<usize>) -> anyhow::Result<Server> {
+    let mut server = HttpServer::new(move || build_app(state.clone()));
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

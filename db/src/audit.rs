@@ -1,0 +1,151 @@
+//! The audit mechanism every write path uses. [`Database::write`] runs the work and records its
+//! audit events in the same transaction, so an event exists exactly when the write committed,
+//! and a write that forgets to describe itself fails instead of committing silently.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::connection::{Database, DbConnection};
+use crate::error::{DbError, DbResult};
+use crate::schema::audit_events;
+
+/// Who is writing, and under which request.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    /// The user's email, or `system` for the command line and start-up work.
+    pub label: String,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn system(label: &str) -> Actor {
+        Actor { user_id: None, label: format!("system:{label}"), request_id: None }
+    }
+}
+
+/// One change to one entity, as the audit log records it.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub action: String,
+    pub entity: &'static str,
+    pub entity_id: String,
+    pub organisation: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+impl Change {
+    pub fn new(action: impl Into<String>, entity: &'static str, entity_id: impl ToString) -> Change {
+        Change {
+            action: action.into(),
+            entity,
+            entity_id: entity_id.to_string(),
+            organisation: None,
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn organisation(mut self, code: Option<&str>) -> Change {
+        self.organisation = code.map(str::to_owned);
+        self
+    }
+
+    pub fn before(mut self, state: &impl Serialize) -> Change {
+        self.before = serde_json::to_value(state).ok();
+        self
+    }
+
+    pub fn after(mut self, state: &impl Serialize) -> Change {
+        self.after = serde_json::to_value(state).ok();
+        self
+    }
+}
+
+/// The result of a write together with the changes it made.
+pub struct Audited<T> {
+    pub value: T,
+    pub changes: Vec<Change>,
+    unchanged: bool,
+}
+
+impl<T> Audited<T> {
+    pub fn one(value: T, change: Change) -> Audited<T> {
+        Audited { value, changes: vec![change], unchanged: false }
+    }
+
+    pub fn many(value: T, changes: Vec<Change>) -> Audited<T> {
+        Audited { value, changes, unchanged: false }
+    }
+
+    /// Says explicitly that the work changed nothing (an idempotent repeat), so no event is due.
+    pub fn unchanged(value: T) -> Audited<T> {
+        Audited { value, changes: Vec::new(), unchanged: true }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub occurred_at: NaiveDateTime,
+    pub actor_user_id: Option<i64>,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub organisation_code: Option<String>,
+    pub before_state: Option<String>,
+    pub after_state: Option<String>,
+    pub request_id: Option<String>,
+}
+
+pub(crate) fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+fn record(conn: &mut DbConnection, actor: &Actor, change: Change) -> DbResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::occurred_at.eq(now()),
+            audit_events::actor_user_id.eq(actor.user_id),
+            audit_events::actor.eq(&actor.label),
+            audit_events::action.eq(change.action),
+            audit_events::entity.eq(change.entity),
+            audit_events::entity_id.eq(change.entity_id),
+            audit_events::organisation_code.eq(change.organisation),
+            audit_events::before_state.eq(change.before.map(|v| v.to_string())),
+            audit_events::after_state.eq(change.after.map(|v| v.to_string())),
+            audit_events::request_id.eq(&actor.request_id),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+impl Database {
+    /// Runs a write in one transaction and records its audit events inside that transaction.
+    pub fn write<T>(
+        &self,
+        actor: &Actor,
+        work: impl FnOnce(&mut DbConnection) -> DbResult<Audited<T>>,
+    ) -> DbResult<T> {
+        self.transaction(|conn| {
+            let Audited { value, changes, unchanged } = work(conn)?;
+            if changes.is_empty() && !unchanged {
+                return Err(DbError::Internal("a write described no change for the audit log".into()));
+            }
+            for change in changes {
+                record(conn, actor, change)?;
+            }
+            Ok(value)
+        })
+    }
+}
+
+/// Counts audit events (used by tests and readiness reporting).
+pub fn count(conn: &mut DbConnection) -> DbResult<i64> {
+    Ok(audit_events::table.count().get_result(conn)?)
+}

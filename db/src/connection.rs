@@ -1,0 +1,188 @@
+//! One connection type and one pool for both engines, chosen from the database URL.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::DbError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either engine. Queries written once with diesel's DSL run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// `postgres://` and `postgresql://` URLs are PostgreSQL; anything else names a SQLite file
+    /// (an optional `sqlite://` prefix is accepted).
+    pub fn from_url(url: &str) -> Engine {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Engine::Postgres
+        } else {
+            Engine::Sqlite
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgresql",
+        }
+    }
+}
+
+/// Opens connections for the pool. Written by hand rather than using diesel's generic manager
+/// so that a PostgreSQL URL that fails to connect is never retried as a SQLite file name.
+pub struct ConnectionManager {
+    engine: Engine,
+    url: String,
+}
+
+impl ConnectionManager {
+    fn sqlite_path(url: &str) -> &str {
+        url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.engine {
+            Engine::Postgres => PgConnection::establish(&self.url)
+                .map(DbConnection::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+            Engine::Sqlite => {
+                let mut conn = SqliteConnection::establish(Self::sqlite_path(&self.url))
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // WAL lets readers proceed during a write; the busy timeout makes a second
+                // process (a `catalogue seed` beside a running server) wait instead of failing.
+                // The busy timeout comes first so that the pragmas after it wait too.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type PooledDb = PooledConnection<ConnectionManager>;
+
+/// The database: a pool, and for SQLite the one-writer lock.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<ConnectionManager>,
+    engine: Engine,
+    /// SQLite allows one writer at a time. A deferred transaction that reads and then writes can
+    /// fail at once with SQLITE_BUSY when another writer got there first; holding this lock for
+    /// every write transaction in the process makes writers queue instead.
+    sqlite_writer: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("engine", &self.engine).finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Connects and checks that one connection can be made, so that a bad URL or an unreachable
+    /// server is reported at start-up in one line.
+    pub fn connect(url: &str, max_connections: u32) -> Result<Database, DbError> {
+        let engine = Engine::from_url(url);
+        let manager = ConnectionManager { engine, url: url.to_owned() };
+        let pool = Pool::builder()
+            .max_size(max_connections.max(1))
+            // Open one connection up front (so a bad URL fails now) and the rest on demand.
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            // Failures are reported once, by the caller, not logged by r2d2 on every retry.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build(manager)
+            .map_err(|error| DbError::Unavailable(connection_error_summary(&error.to_string())))?;
+        Ok(Database { pool, engine, sqlite_writer: Arc::new(Mutex::new(())) })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub fn connection(&self) -> Result<PooledDb, DbError> {
+        self.pool.get().map_err(|error| DbError::Unavailable(connection_error_summary(&error.to_string())))
+    }
+
+    /// Runs `work` in a read-only manner on a pooled connection.
+    pub fn read<T>(&self, work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>) -> Result<T, DbError> {
+        let mut conn = self.connection()?;
+        work(&mut conn)
+    }
+
+    /// Runs `work` in one transaction: everything it does commits together or not at all.
+    /// Write operations use [`crate::audit::audited`] inside it so the audit event commits with them.
+    pub fn transaction<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.connection()?;
+        let _writer = match self.engine {
+            Engine::Sqlite => {
+                Some(self.sqlite_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+            }
+            Engine::Postgres => None,
+        };
+        let conn: &mut DbConnection = &mut conn;
+        conn.transaction(work)
+    }
+
+    pub fn migrate(&self) -> Result<usize, DbError> {
+        let mut conn = self.connection()?;
+        let applied = match self.engine {
+            Engine::Sqlite => conn.run_pending_migrations(SQLITE_MIGRATIONS),
+            Engine::Postgres => conn.run_pending_migrations(POSTGRES_MIGRATIONS),
+        }
+        .map_err(|error| DbError::Migration(error.to_string()))?;
+        Ok(applied.len())
+    }
+
+    /// True when the database answers and every embedded migration has been applied.
+    pub fn is_ready(&self) -> bool {
+        let Ok(mut conn) = self.connection() else { return false };
+        let pending = match self.engine {
+            Engine::Sqlite => conn.has_pending_migration(SQLITE_MIGRATIONS),
+            Engine::Postgres => conn.has_pending_migration(POSTGRES_MIGRATIONS),
+        };
+        matches!(pending, Ok(false))
+    }
+}
+
+/// The first line of a connection error, without the URL (which may hold a password).
+fn connection_error_summary(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("cannot connect").trim();
+    if first.contains("://") { "cannot connect to the database".to_owned() } else { first.to_owned() }
+}

@@ -1,0 +1,55 @@
+//! The data layer's error: what went wrong in domain terms. The API maps each variant to an
+//! HTTP problem response; nothing here knows about HTTP.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The named thing does not exist (or is not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is well formed but conflicts with the current state (a cap, a lifecycle rule).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well formed but its content is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// A seat claim would take the entitlement past its cap.
+    #[error("not enough seats remain: {remaining}")]
+    SeatsExhausted { remaining: i64 },
+    /// The caller's copy is out of date (optimistic concurrency).
+    #[error("the resource has changed since it was read")]
+    StaleRevision,
+    /// The database cannot be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Anything else: logged, never shown to a client.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<DieselError> for DbError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => DbError::NotFound("record"),
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                DbError::Conflict("a record with the same identifying values already exists".into())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                DbError::Invalid("a referenced record does not exist".into())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _)
+            | DieselError::DatabaseError(DatabaseErrorKind::NotNullViolation, _) => {
+                DbError::Invalid("the values break a rule of the catalogue".into())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            other => DbError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;

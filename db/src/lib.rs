@@ -1,0 +1,12 @@
+//! The catalogue's data layer: one schema on SQLite and PostgreSQL, the transactional operations
+//! on it, and the audit mechanism they all use. Nothing here knows about HTTP.
+
+pub mod audit;
+pub mod connection;
+pub mod error;
+pub mod schema;
+pub mod seed;
+
+pub use audit::{Actor, Audited, Change};
+pub use connection::{Database, DbConnection, Engine};
+pub use error::{DbError, DbResult};

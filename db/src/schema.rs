@@ -1,0 +1,337 @@
+//! Diesel table definitions shared by both engines. The migrations under `db/migrations/{sqlite,
+//! postgres}` create the same columns with the same types; a test compares them to this file.
+
+diesel::table! {
+    organisations (code) {
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        region -> Nullable<Text>,
+        exemplar -> Bool,
+        closed_on -> Nullable<Date>,
+        successor_code -> Nullable<Text>,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    suppliers (id) {
+        id -> BigInt,
+        name -> Text,
+        source -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> BigInt,
+        supplier_id -> BigInt,
+        name -> Text,
+        edition -> Text,
+        version -> Text,
+        sku -> Nullable<Text>,
+        category -> Text,
+        released_on -> Nullable<Date>,
+        mainstream_support_ends_on -> Nullable<Date>,
+        extended_support_ends_on -> Nullable<Date>,
+        dtac_passed -> Bool,
+        mds2_supplied -> Bool,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agreements (id) {
+        id -> BigInt,
+        supplier_id -> BigInt,
+        reference -> Text,
+        title -> Text,
+        framework_reference -> Nullable<Text>,
+        starts_on -> Date,
+        ends_on -> Nullable<Date>,
+        funding_model -> Text,
+        status -> Text,
+        eligible_kinds -> Text,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    entitlements (id) {
+        id -> BigInt,
+        agreement_id -> BigInt,
+        product_id -> BigInt,
+        tier -> Text,
+        metric -> Text,
+        seat_cap -> Nullable<BigInt>,
+        seats_allocated -> BigInt,
+        over_allocation_policy -> Text,
+        eligible_kinds -> Text,
+        starts_on -> Date,
+        ends_on -> Nullable<Date>,
+        how_to_claim -> Nullable<Text>,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    obligations (id) {
+        id -> BigInt,
+        entitlement_id -> BigInt,
+        description -> Text,
+        due_on -> Nullable<Date>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        display_name -> Text,
+        role -> Text,
+        organisation_code -> Nullable<Text>,
+        password_hash -> Text,
+        disabled -> Bool,
+        token_generation -> BigInt,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    allocations (id) {
+        id -> BigInt,
+        entitlement_id -> BigInt,
+        organisation_code -> Text,
+        quantity -> BigInt,
+        claimed_quantity -> BigInt,
+        status -> Text,
+        reference -> Nullable<Text>,
+        transferred_to_id -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    obligation_acceptances (id) {
+        id -> BigInt,
+        obligation_id -> BigInt,
+        organisation_code -> Text,
+        accepted_at -> Timestamp,
+        due_on -> Nullable<Date>,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, idempotency_key) {
+        user_id -> BigInt,
+        idempotency_key -> Text,
+        request_fingerprint -> Text,
+        response_status -> Integer,
+        response_body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    standards (id) {
+        id -> BigInt,
+        publisher_code -> Text,
+        category -> Text,
+        title -> Text,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    standard_versions (id) {
+        id -> BigInt,
+        standard_id -> BigInt,
+        number -> Integer,
+        status -> Text,
+        summary -> Nullable<Text>,
+        published_at -> Nullable<Timestamp>,
+        superseded_at -> Nullable<Timestamp>,
+        withdrawn_at -> Nullable<Timestamp>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    requirements (id) {
+        id -> BigInt,
+        version_id -> BigInt,
+        code -> Text,
+        text -> Text,
+        level -> Text,
+        criterion -> Nullable<Text>,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    assessments (id) {
+        id -> BigInt,
+        version_id -> BigInt,
+        product_id -> BigInt,
+        conforms -> Bool,
+        outcomes -> Text,
+        evidence -> Text,
+        assessed_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    purchases (id) {
+        id -> BigInt,
+        organisation_code -> Text,
+        product_id -> Nullable<BigInt>,
+        description -> Nullable<Text>,
+        category -> Text,
+        version_id -> BigInt,
+        purchased_on -> Date,
+        quantity -> BigInt,
+        unit_cost_pence -> BigInt,
+        order_reference -> Text,
+        compliant -> Bool,
+        supersedes_id -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    purchase_declarations (purchase_id, requirement_id) {
+        purchase_id -> BigInt,
+        requirement_id -> BigInt,
+        met -> Bool,
+        evidence -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    advisories (id) {
+        id -> BigInt,
+        reference -> Text,
+        title -> Text,
+        severity -> Text,
+        published_at -> Timestamp,
+        remediation -> Text,
+        links -> Text,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    advisory_products (advisory_id, product_id) {
+        advisory_id -> BigInt,
+        product_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    advisory_responses (advisory_id, organisation_code) {
+        advisory_id -> BigInt,
+        organisation_code -> Text,
+        acknowledged_at -> Nullable<Timestamp>,
+        applicable -> Nullable<Bool>,
+        applicability_reason -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        remediation_note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    risk_acceptances (id) {
+        id -> BigInt,
+        organisation_code -> Text,
+        product_id -> BigInt,
+        compensating_controls -> Text,
+        mds2_reference -> Nullable<Text>,
+        expires_on -> Date,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        actor_user_id -> Nullable<BigInt>,
+        actor -> Text,
+        action -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        organisation_code -> Nullable<Text>,
+        before_state -> Nullable<Text>,
+        after_state -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(products -> suppliers (supplier_id));
+diesel::joinable!(agreements -> suppliers (supplier_id));
+diesel::joinable!(entitlements -> agreements (agreement_id));
+diesel::joinable!(entitlements -> products (product_id));
+diesel::joinable!(obligations -> entitlements (entitlement_id));
+diesel::joinable!(allocations -> entitlements (entitlement_id));
+diesel::joinable!(allocations -> organisations (organisation_code));
+diesel::joinable!(users -> organisations (organisation_code));
+diesel::joinable!(standards -> organisations (publisher_code));
+diesel::joinable!(standard_versions -> standards (standard_id));
+diesel::joinable!(requirements -> standard_versions (version_id));
+diesel::joinable!(assessments -> standard_versions (version_id));
+diesel::joinable!(assessments -> products (product_id));
+diesel::joinable!(purchases -> standard_versions (version_id));
+diesel::joinable!(advisory_products -> advisories (advisory_id));
+diesel::joinable!(advisory_products -> products (product_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organisations,
+    suppliers,
+    products,
+    agreements,
+    entitlements,
+    obligations,
+    users,
+    allocations,
+    obligation_acceptances,
+    idempotency_keys,
+    standards,
+    standard_versions,
+    requirements,
+    assessments,
+    purchases,
+    purchase_declarations,
+    advisories,
+    advisory_products,
+    advisory_responses,
+    risk_acceptances,
+    audit_events,
+);

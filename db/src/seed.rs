@@ -1,0 +1,457 @@
+//! Loading the shipped seed data in `seeds/` (embedded in the binary, so it works from any
+//! directory). Idempotent: each record is found by its natural key and only inserted when absent.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Actor, Audited, Change, now};
+use crate::connection::{Database, DbConnection};
+use crate::error::{DbError, DbResult};
+use crate::schema::*;
+
+const ORGANISATIONS: &str = include_str!("../../seeds/organisations.json");
+const PRODUCTS: &str = include_str!("../../seeds/products.json");
+const AGREEMENTS: &str = include_str!("../../seeds/agreements.json");
+const STANDARDS: &str = include_str!("../../seeds/standards.json");
+const ADVISORIES: &str = include_str!("../../seeds/advisories.json");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedOrganisation {
+    code: String,
+    name: String,
+    kind: String,
+    region: Option<String>,
+    exemplar: bool,
+    closed_on: Option<NaiveDate>,
+    successor: Option<String>,
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedProduct {
+    supplier: String,
+    name: String,
+    edition: Option<String>,
+    version: Option<String>,
+    sku: String,
+    category: String,
+    released_on: Option<NaiveDate>,
+    mainstream_support_ends_on: Option<NaiveDate>,
+    extended_support_ends_on: Option<NaiveDate>,
+    #[serde(default)]
+    dtac_passed: bool,
+    #[serde(default)]
+    mds2_supplied: bool,
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedAgreement {
+    reference: String,
+    supplier: String,
+    title: String,
+    framework_reference: Option<String>,
+    starts_on: NaiveDate,
+    ends_on: Option<NaiveDate>,
+    funding_model: String,
+    status: String,
+    eligible_kinds: Vec<String>,
+    source: String,
+    entitlements: Vec<SeedEntitlement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedEntitlement {
+    product_sku: String,
+    tier: String,
+    metric: String,
+    seat_cap: Option<i64>,
+    over_allocation_policy: String,
+    eligible_kinds: Vec<String>,
+    starts_on: NaiveDate,
+    ends_on: Option<NaiveDate>,
+    how_to_claim: Option<String>,
+    source: String,
+    obligations: Vec<SeedObligation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedObligation {
+    description: String,
+    due_on: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedStandard {
+    publisher: String,
+    category: String,
+    title: String,
+    source: String,
+    versions: Vec<SeedVersion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedVersion {
+    number: i32,
+    status: String,
+    summary: Option<String>,
+    published_at: Option<DateTime<Utc>>,
+    requirements: Vec<SeedRequirement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedRequirement {
+    code: String,
+    text: String,
+    level: String,
+    criterion: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedAdvisory {
+    reference: String,
+    title: String,
+    severity: String,
+    published_at: DateTime<Utc>,
+    remediation: String,
+    links: Vec<String>,
+    affected_skus: Vec<String>,
+    source: String,
+}
+
+/// How many records of each kind a load inserted.
+#[derive(Debug, Default, Serialize, PartialEq, Eq, Clone, Copy)]
+pub struct SeedCounts {
+    pub organisations: usize,
+    pub products: usize,
+    pub agreements: usize,
+    pub entitlements: usize,
+    pub standards: usize,
+    pub advisories: usize,
+}
+
+impl SeedCounts {
+    pub fn total(&self) -> usize {
+        self.organisations
+            + self.products
+            + self.agreements
+            + self.entitlements
+            + self.standards
+            + self.advisories
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(name: &str, text: &str) -> DbResult<Vec<T>> {
+    serde_json::from_str(text).map_err(|e| DbError::Invalid(format!("seeds/{name}.json: {e}")))
+}
+
+/// Loads the shipped seeds in one transaction, reporting progress as (records done, total).
+pub fn load_shipped(db: &Database, progress: &mut dyn FnMut(usize, usize)) -> DbResult<SeedCounts> {
+    let organisations: Vec<SeedOrganisation> = parse("organisations", ORGANISATIONS)?;
+    let products: Vec<SeedProduct> = parse("products", PRODUCTS)?;
+    let agreements: Vec<SeedAgreement> = parse("agreements", AGREEMENTS)?;
+    let standards: Vec<SeedStandard> = parse("standards", STANDARDS)?;
+    let advisories: Vec<SeedAdvisory> = parse("advisories", ADVISORIES)?;
+    let total = organisations.len() + products.len() + agreements.len() + standards.len() + advisories.len();
+
+    db.write(&Actor::system("seed"), |conn| {
+        let mut counts = SeedCounts::default();
+        let mut done = 0;
+        let mut step = |done: &mut usize| {
+            *done += 1;
+            progress(*done, total);
+        };
+        for organisation in &organisations {
+            counts.organisations += insert_organisation(conn, organisation)?;
+            step(&mut done);
+        }
+        for product in &products {
+            counts.products += insert_product(conn, product)?;
+            step(&mut done);
+        }
+        for agreement in &agreements {
+            let (agreements, entitlements) = insert_agreement(conn, agreement)?;
+            counts.agreements += agreements;
+            counts.entitlements += entitlements;
+            step(&mut done);
+        }
+        for standard in &standards {
+            counts.standards += insert_standard(conn, standard)?;
+            step(&mut done);
+        }
+        for advisory in &advisories {
+            counts.advisories += insert_advisory(conn, advisory)?;
+            step(&mut done);
+        }
+        if counts.total() == 0 {
+            return Ok(Audited::unchanged(counts));
+        }
+        Ok(Audited::one(counts, Change::new("seed.load", "seed", "shipped").after(&counts)))
+    })
+}
+
+/// True when the catalogue holds no organisations yet: a fresh database to seed.
+pub fn is_empty(conn: &mut DbConnection) -> DbResult<bool> {
+    let count: i64 = organisations::table.count().get_result(conn)?;
+    Ok(count == 0)
+}
+
+fn insert_organisation(conn: &mut DbConnection, seed: &SeedOrganisation) -> DbResult<usize> {
+    let exists: i64 =
+        organisations::table.filter(organisations::code.eq(&seed.code)).count().get_result(conn)?;
+    if exists > 0 {
+        return Ok(0);
+    }
+    let stamp = now();
+    diesel::insert_into(organisations::table)
+        .values((
+            organisations::code.eq(&seed.code),
+            organisations::name.eq(&seed.name),
+            organisations::kind.eq(&seed.kind),
+            organisations::region.eq(&seed.region),
+            organisations::exemplar.eq(seed.exemplar),
+            organisations::closed_on.eq(seed.closed_on),
+            organisations::successor_code.eq(&seed.successor),
+            organisations::source.eq(&seed.source),
+            organisations::created_at.eq(stamp),
+            organisations::updated_at.eq(stamp),
+        ))
+        .execute(conn)
+        .map_err(|e| seed_error("organisation", &seed.code, e))
+}
+
+fn supplier_id(conn: &mut DbConnection, name: &str) -> DbResult<i64> {
+    if let Some(id) =
+        suppliers::table.filter(suppliers::name.eq(name)).select(suppliers::id).first(conn).optional()?
+    {
+        return Ok(id);
+    }
+    Ok(diesel::insert_into(suppliers::table)
+        .values(suppliers::name.eq(name))
+        .returning(suppliers::id)
+        .get_result(conn)?)
+}
+
+fn product_id(conn: &mut DbConnection, sku: &str) -> DbResult<i64> {
+    products::table
+        .filter(products::sku.eq(sku))
+        .select(products::id)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| DbError::Invalid(format!("seeds: no product with sku {sku}")))
+}
+
+fn insert_product(conn: &mut DbConnection, seed: &SeedProduct) -> DbResult<usize> {
+    let exists: i64 = products::table.filter(products::sku.eq(&seed.sku)).count().get_result(conn)?;
+    if exists > 0 {
+        return Ok(0);
+    }
+    let supplier = supplier_id(conn, &seed.supplier)?;
+    let stamp = now();
+    diesel::insert_into(products::table)
+        .values((
+            products::supplier_id.eq(supplier),
+            products::name.eq(&seed.name),
+            products::edition.eq(seed.edition.clone().unwrap_or_default()),
+            products::version.eq(seed.version.clone().unwrap_or_default()),
+            products::sku.eq(&seed.sku),
+            products::category.eq(&seed.category),
+            products::released_on.eq(seed.released_on),
+            products::mainstream_support_ends_on.eq(seed.mainstream_support_ends_on),
+            products::extended_support_ends_on.eq(seed.extended_support_ends_on),
+            products::dtac_passed.eq(seed.dtac_passed),
+            products::mds2_supplied.eq(seed.mds2_supplied),
+            products::source.eq(&seed.source),
+            products::created_at.eq(stamp),
+            products::updated_at.eq(stamp),
+        ))
+        .execute(conn)
+        .map_err(|e| seed_error("product", &seed.sku, e))
+}
+
+fn insert_agreement(conn: &mut DbConnection, seed: &SeedAgreement) -> DbResult<(usize, usize)> {
+    let existing: Option<i64> = agreements::table
+        .filter(agreements::reference.eq(&seed.reference))
+        .select(agreements::id)
+        .first(conn)
+        .optional()?;
+    let (agreement_id, inserted) = match existing {
+        Some(id) => (id, 0),
+        None => {
+            let supplier = supplier_id(conn, &seed.supplier)?;
+            let stamp = now();
+            let id = diesel::insert_into(agreements::table)
+                .values((
+                    agreements::supplier_id.eq(supplier),
+                    agreements::reference.eq(&seed.reference),
+                    agreements::title.eq(&seed.title),
+                    agreements::framework_reference.eq(&seed.framework_reference),
+                    agreements::starts_on.eq(seed.starts_on),
+                    agreements::ends_on.eq(seed.ends_on),
+                    agreements::funding_model.eq(&seed.funding_model),
+                    agreements::status.eq(&seed.status),
+                    agreements::eligible_kinds.eq(seed.eligible_kinds.join(",")),
+                    agreements::source.eq(&seed.source),
+                    agreements::created_at.eq(stamp),
+                    agreements::updated_at.eq(stamp),
+                ))
+                .returning(agreements::id)
+                .get_result(conn)
+                .map_err(|e| seed_error("agreement", &seed.reference, e))?;
+            (id, 1)
+        }
+    };
+    let mut entitlements_inserted = 0;
+    for line in &seed.entitlements {
+        let product = product_id(conn, &line.product_sku)?;
+        let exists: i64 = entitlements::table
+            .filter(entitlements::agreement_id.eq(agreement_id))
+            .filter(entitlements::product_id.eq(product))
+            .filter(entitlements::tier.eq(&line.tier))
+            .count()
+            .get_result(conn)?;
+        if exists > 0 {
+            continue;
+        }
+        let stamp = now();
+        let entitlement_id: i64 = diesel::insert_into(entitlements::table)
+            .values((
+                entitlements::agreement_id.eq(agreement_id),
+                entitlements::product_id.eq(product),
+                entitlements::tier.eq(&line.tier),
+                entitlements::metric.eq(&line.metric),
+                entitlements::seat_cap.eq(line.seat_cap),
+                entitlements::over_allocation_policy.eq(&line.over_allocation_policy),
+                entitlements::eligible_kinds.eq(line.eligible_kinds.join(",")),
+                entitlements::starts_on.eq(line.starts_on),
+                entitlements::ends_on.eq(line.ends_on),
+                entitlements::how_to_claim.eq(&line.how_to_claim),
+                entitlements::source.eq(&line.source),
+                entitlements::created_at.eq(stamp),
+                entitlements::updated_at.eq(stamp),
+            ))
+            .returning(entitlements::id)
+            .get_result(conn)
+            .map_err(|e| seed_error("entitlement", &format!("{} {}", seed.reference, line.product_sku), e))?;
+        for obligation in &line.obligations {
+            diesel::insert_into(obligations::table)
+                .values((
+                    obligations::entitlement_id.eq(entitlement_id),
+                    obligations::description.eq(&obligation.description),
+                    obligations::due_on.eq(obligation.due_on),
+                ))
+                .execute(conn)?;
+        }
+        entitlements_inserted += 1;
+    }
+    Ok((inserted, entitlements_inserted))
+}
+
+fn insert_standard(conn: &mut DbConnection, seed: &SeedStandard) -> DbResult<usize> {
+    let exists: i64 = standards::table
+        .filter(standards::publisher_code.eq(&seed.publisher))
+        .filter(standards::title.eq(&seed.title))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Ok(0);
+    }
+    let stamp = now();
+    let standard_id: i64 = diesel::insert_into(standards::table)
+        .values((
+            standards::publisher_code.eq(&seed.publisher),
+            standards::category.eq(&seed.category),
+            standards::title.eq(&seed.title),
+            standards::source.eq(&seed.source),
+            standards::created_at.eq(stamp),
+            standards::updated_at.eq(stamp),
+        ))
+        .returning(standards::id)
+        .get_result(conn)
+        .map_err(|e| seed_error("standard", &seed.title, e))?;
+    // Superseded versions first, so the published one never meets another published one.
+    for version in &seed.versions {
+        let published_at = version.published_at.map(|t| t.naive_utc());
+        let version_id: i64 = diesel::insert_into(standard_versions::table)
+            .values((
+                standard_versions::standard_id.eq(standard_id),
+                standard_versions::number.eq(version.number),
+                standard_versions::status.eq(&version.status),
+                standard_versions::summary.eq(&version.summary),
+                standard_versions::published_at.eq(published_at),
+                standard_versions::created_at.eq(stamp),
+                standard_versions::updated_at.eq(stamp),
+            ))
+            .returning(standard_versions::id)
+            .get_result(conn)
+            .map_err(|e| seed_error("standard version", &format!("{} v{}", seed.title, version.number), e))?;
+        for (position, requirement) in version.requirements.iter().enumerate() {
+            diesel::insert_into(requirements::table)
+                .values((
+                    requirements::version_id.eq(version_id),
+                    requirements::code.eq(&requirement.code),
+                    requirements::text.eq(&requirement.text),
+                    requirements::level.eq(&requirement.level),
+                    requirements::criterion.eq(requirement.criterion.as_ref().map(|c| c.to_string())),
+                    requirements::position.eq(position as i32),
+                ))
+                .execute(conn)
+                .map_err(|e| seed_error("requirement", &requirement.code, e))?;
+        }
+    }
+    Ok(1)
+}
+
+fn insert_advisory(conn: &mut DbConnection, seed: &SeedAdvisory) -> DbResult<usize> {
+    let exists: i64 =
+        advisories::table.filter(advisories::reference.eq(&seed.reference)).count().get_result(conn)?;
+    if exists > 0 {
+        return Ok(0);
+    }
+    let stamp = now();
+    let advisory_id: i64 = diesel::insert_into(advisories::table)
+        .values((
+            advisories::reference.eq(&seed.reference),
+            advisories::title.eq(&seed.title),
+            advisories::severity.eq(&seed.severity),
+            advisories::published_at.eq(seed.published_at.naive_utc()),
+            advisories::remediation.eq(&seed.remediation),
+            advisories::links.eq(serde_json::to_string(&seed.links).unwrap_or_else(|_| "[]".into())),
+            advisories::source.eq(&seed.source),
+            advisories::created_at.eq(stamp),
+            advisories::updated_at.eq(stamp),
+        ))
+        .returning(advisories::id)
+        .get_result(conn)
+        .map_err(|e| seed_error("advisory", &seed.reference, e))?;
+    for sku in &seed.affected_skus {
+        let product = product_id(conn, sku)?;
+        diesel::insert_into(advisory_products::table)
+            .values((
+                advisory_products::advisory_id.eq(advisory_id),
+                advisory_products::product_id.eq(product),
+            ))
+            .execute(conn)?;
+    }
+    Ok(1)
+}
+
+/// Names the seed record a database refusal came from, so a bad seed file is easy to fix.
+fn seed_error(kind: &str, key: &str, error: diesel::result::Error) -> DbError {
+    match DbError::from(error) {
+        DbError::Invalid(detail) | DbError::Conflict(detail) => {
+            DbError::Invalid(format!("seeds: {kind} {key}: {detail}"))
+        }
+        other => other,
+    }
+}

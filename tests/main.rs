@@ -1,0 +1,5 @@
+//! Every integration test, in one binary. Each module drives the real HTTP app (or the data
+//! layer) on SQLite and on PostgreSQL.
+
+mod foundation;
+mod openapi_contract;

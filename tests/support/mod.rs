@@ -1,0 +1,222 @@
+//! The test harness: the real app on port 0 with its own fresh database, on SQLite and on
+//! PostgreSQL, so that every integration test runs on both engines.
+//!
+//! PostgreSQL comes from `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! each test creates and later drops its own database there. When it does not answer, tests fail
+//! under `CI=true` and elsewhere say loudly that the PostgreSQL half was skipped.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::OnceLock;
+
+use db::{Database, DbConnection};
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+
+pub use db::Engine;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// Whether PostgreSQL answers; asked once per test binary.
+fn postgres_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| match diesel::PgConnection::establish(&postgres_admin_url()) {
+        Ok(_) => true,
+        Err(error) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL does not answer at TEST_DATABASE_URL and CI=true: {error}");
+            }
+            false
+        }
+    })
+}
+
+/// Written straight to the process's standard error, past the test harness's capture.
+fn shout(message: &str) {
+    let _ = writeln!(std::io::stderr(), "\n*** {message} ***\n");
+}
+
+/// A database made for one test, removed when the test ends.
+pub struct TestDatabase {
+    pub db: Database,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(std::path::PathBuf),
+    PostgresDatabase(String),
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm", ".jwt-secret"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::PostgresDatabase(name) => {
+                if let Ok(mut conn) = diesel::PgConnection::establish(&postgres_admin_url()) {
+                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            }
+        }
+    }
+}
+
+/// A fresh, empty database (not migrated), or `None` when PostgreSQL was skipped.
+pub fn empty_database(engine: Engine) -> Option<TestDatabase> {
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    match engine {
+        Engine::Sqlite => {
+            let path = std::env::temp_dir().join(format!("catalogue-test-{unique}.db"));
+            let url = path.display().to_string();
+            let db = Database::connect(&url, 8).unwrap_or_else(|e| panic!("open SQLite: {e}"));
+            Some(TestDatabase { db, url, cleanup: Cleanup::SqliteFile(path) })
+        }
+        Engine::Postgres => {
+            if !postgres_available() {
+                shout(
+                    "PostgreSQL does not answer at TEST_DATABASE_URL: the PostgreSQL half of this test was SKIPPED",
+                );
+                return None;
+            }
+            let name = format!("catalogue_test_{unique}");
+            let admin = postgres_admin_url();
+            let mut conn =
+                diesel::PgConnection::establish(&admin).unwrap_or_else(|e| panic!("PostgreSQL: {e}"));
+            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap_or_else(|e| panic!("create database: {e}"));
+            let url = replace_database_name(&admin, &name);
+            let db = Database::connect(&url, 8).unwrap_or_else(|e| panic!("open PostgreSQL: {e}"));
+            Some(TestDatabase { db, url, cleanup: Cleanup::PostgresDatabase(name) })
+        }
+    }
+}
+
+fn replace_database_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let without_path = match base.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => &base[..slash],
+        _ => base,
+    };
+    format!("{without_path}/{name}{query}")
+}
+
+/// A fresh database, migrated and loaded with the shipped seeds.
+pub fn seeded_database(engine: Engine) -> Option<TestDatabase> {
+    let test_db = empty_database(engine)?;
+    test_db.db.migrate().unwrap_or_else(|e| panic!("migrate: {e}"));
+    db::seed::load_shipped(&test_db.db, &mut |_, _| {}).unwrap_or_else(|e| panic!("seed: {e}"));
+    Some(test_db)
+}
+
+/// The real app, serving on a free loopback port.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+    pub engine: Engine,
+}
+
+impl TestApp {
+    pub fn db(&self) -> &Database {
+        &self.database.db
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// Runs a closure on one connection of the test's database.
+    pub fn with_connection<T>(&self, work: impl FnOnce(&mut DbConnection) -> T) -> T {
+        let mut conn = self.db().connection().unwrap_or_else(|e| panic!("connection: {e}"));
+        work(&mut conn)
+    }
+}
+
+/// Starts the app on a seeded database of `engine`; `None` when PostgreSQL was skipped.
+pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
+    let database = seeded_database(engine)?;
+    Some(serve(database, engine))
+}
+
+/// Starts the app on a database prepared by the caller.
+pub fn serve(database: TestDatabase, engine: Engine) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let state = api::state::AppState::new(database.db.clone());
+    let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
+    actix_web::rt::spawn(server);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    TestApp { address: format!("http://127.0.0.1:{port}"), client, database, engine }
+}
+
+/// Declares tests that run once on SQLite and once on PostgreSQL: for each name, an async
+/// function `name(app: TestApp)` must exist beside the macro call; it becomes `name::sqlite`
+/// and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[actix_web::test]
+                async fn sqlite() {
+                    if let Some(app) = $crate::spawn_app($crate::Engine::Sqlite).await {
+                        super::$test(app).await
+                    }
+                }
+
+                #[actix_web::test]
+                async fn postgres() {
+                    if let Some(app) = $crate::spawn_app($crate::Engine::Postgres).await {
+                        super::$test(app).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Like [`on_both_engines`], for tests of the data layer alone: `name(db: TestDatabase)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[test]
+                fn sqlite() {
+                    if let Some(db) = $crate::seeded_database($crate::Engine::Sqlite) {
+                        super::$test(db)
+                    }
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(db) = $crate::seeded_database($crate::Engine::Postgres) {
+                        super::$test(db)
+                    }
+                }
+            }
+        )*
+    };
+}
