@@ -1,5 +1,7 @@
 //! Every integration test, in one binary. Each module drives the real HTTP app (or the data
 //! layer) on SQLite and on PostgreSQL.
 
+mod auth;
 mod foundation;
 mod openapi_contract;
+mod route_matrix;

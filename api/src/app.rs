@@ -79,6 +79,7 @@ pub fn build_app(
             let route_table = route_table.clone();
             async move { Err::<HttpResponse, ApiError>(route_table.miss(request.method(), request.path())) }
         }))
+        .wrap(actix_web::middleware::from_fn(crate::auth::extractors::authenticate))
         .wrap(security_headers())
         .wrap_fn(|request, service| {
             let request_id = request.extensions().get::<RequestId>().copied();

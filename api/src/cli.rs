@@ -40,6 +40,35 @@ pub enum Command {
     Seed(SeedOptions),
     /// Print the OpenAPI document generated from the code.
     Openapi,
+    /// Manage users from the console (for the first admin, or when locked out).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user. The password is read from CATALOGUE_PASSWORD, or asked for without echo.
+    Add(UserAddOptions),
+    /// Disable a user: every token they hold stops working at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct UserAddOptions {
+    #[arg(long)]
+    pub email: String,
+    /// admin, exemplar, officer or auditor.
+    #[arg(long, value_parser = ["admin", "exemplar", "officer", "auditor"])]
+    pub role: String,
+    /// ODS code of the user's organisation (required for officer and exemplar).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Display name (default: the email).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Args, Debug)]

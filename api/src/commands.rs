@@ -4,7 +4,8 @@ use anyhow::anyhow;
 use db::Database;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{Cli, Command, SeedOptions, ServeOptions};
+use crate::auth::{AuthConfig, password, secret};
+use crate::cli::{Cli, Command, SeedOptions, ServeOptions, UserAddOptions, UserCommand};
 use crate::server;
 use crate::state::AppState;
 
@@ -23,19 +24,95 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Seed(options) => seed(&database_url, options),
         Command::Serve(options) => serve(&database_url, options),
+        Command::User(UserCommand::Add(options)) => add_user(&database_url, options),
+        Command::User(UserCommand::Disable { email }) => disable_user(&database_url, &email),
     }
 }
 
-fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
-    let db = server::open_database(database_url, options.db_connections)?;
-    let empty = db.read(db::seed::is_empty).map_err(|e| anyhow!("{e}"))?;
-    if empty {
+/// The signing secret for this database (see `auth::secret::load`).
+fn auth_config(db: &Database, database_url: &str) -> anyhow::Result<AuthConfig> {
+    let sqlite_file = match db.engine() {
+        db::Engine::Sqlite => Some(std::path::PathBuf::from(db::connection::sqlite_path(database_url))),
+        db::Engine::Postgres => None,
+    };
+    let secret = secret::load(std::env::var("CATALOGUE_JWT_SECRET").ok(), sqlite_file.as_deref())?;
+    AuthConfig::new(secret)
+}
+
+/// On the very first start, one admin with a random password shown once, here, and never again,
+/// unless an admin exists already (made by `catalogue user add`; a disabled one counts too, so
+/// disabling every admin never conjures a new one).
+fn ensure_first_admin(db: &Database) -> anyhow::Result<()> {
+    if db.read(db::users::admin_exists).map_err(|e| anyhow!("{e}"))? {
+        return Ok(());
+    }
+    let secret = password::random_password();
+    let new = db::users::NewUser {
+        email: "admin@catalogue.local".into(),
+        display_name: "First administrator".into(),
+        role: db::users::Role::Admin,
+        organisation_code: None,
+        password_hash: password::hash(&secret)?,
+    };
+    let user = db::users::create(db, &db::Actor::system("first-start"), new).map_err(|e| anyhow!("{e}"))?;
+    eprintln!(
+        "\nCreated the first admin: {}\n  password: {secret}\nIt is shown this once. Sign in with POST /v1/auth/token and change it \
+         with POST /v1/me/password.\n",
+        user.email
+    );
+    Ok(())
+}
+
+fn add_user(database_url: &str, options: UserAddOptions) -> anyhow::Result<()> {
+    let db = prepare_database(database_url, 1)?;
+    let secret = match std::env::var("CATALOGUE_PASSWORD") {
+        Ok(value) => value,
+        Err(_) => rpassword::prompt_password(format!("Password for {}: ", options.email))?,
+    };
+    if let Some(weakness) = password::weakness(&secret) {
+        anyhow::bail!("{weakness}");
+    }
+    let role =
+        db::users::Role::parse(&options.role).ok_or_else(|| anyhow!("unknown role {}", options.role))?;
+    let new = db::users::NewUser {
+        display_name: options.name.unwrap_or_else(|| options.email.clone()),
+        email: options.email,
+        role,
+        organisation_code: options.org.map(|c| c.to_uppercase()),
+        password_hash: password::hash(&secret)?,
+    };
+    let user = db::users::create(&db, &db::Actor::system("cli"), new).map_err(|e| anyhow!("{e}"))?;
+    eprintln!("Added {} ({}) with id {}.", user.email, user.role.as_str(), user.id);
+    Ok(())
+}
+
+fn disable_user(database_url: &str, email: &str) -> anyhow::Result<()> {
+    let db = server::open_database(database_url, 1)?;
+    let id = db.read(|conn| db::users::find_id_by_email(conn, email)).map_err(|e| anyhow!("{e}"))?;
+    let changes = db::users::UserChanges { disabled: Some(true), ..Default::default() };
+    db::users::update(&db, &db::Actor::system("cli"), id, changes, db::Precondition::Exists)
+        .map_err(|e| anyhow!("{e}"))?;
+    eprintln!("Disabled {email}: their tokens no longer work.");
+    Ok(())
+}
+
+/// Opens and migrates the database, and loads the shipped seeds into an empty one.
+fn prepare_database(database_url: &str, connections: u32) -> anyhow::Result<Database> {
+    let db = server::open_database(database_url, connections)?;
+    if db.read(db::seed::is_empty).map_err(|e| anyhow!("{e}"))? {
         eprintln!("The database is empty: loading the shipped seed data.");
         load_shipped_seeds(&db)?;
     }
+    Ok(db)
+}
+
+fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
+    let db = prepare_database(database_url, options.db_connections)?;
+    ensure_first_admin(&db)?;
+    let auth = auth_config(&db, database_url)?;
     let listener = server::bind(&options.bind)?;
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
-    let state = AppState::new(db);
+    let state = AppState::new(db, auth);
     actix_web::rt::System::new().block_on(async move {
         server::start(listener, state, options.workers)?.await?;
         Ok(())

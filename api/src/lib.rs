@@ -2,11 +2,13 @@
 //! resource; they call the `db` crate, which holds every query and transaction.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod docs;
 pub mod error;
 pub mod openapi;
+pub mod preconditions;
 pub mod routes;
 pub mod server;
 pub mod state;

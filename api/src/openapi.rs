@@ -19,6 +19,8 @@ use crate::error::{ApiError, Problem};
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
+        (name = "auth", description = "Tokens and the signed-in user"),
+        (name = "users", description = "User administration (the national team)"),
     )
 )]
 pub struct ApiDoc;
@@ -99,5 +101,61 @@ impl RouteTable {
             },
             _ => ApiError::NotFound(format!("no resource at {path}")),
         }
+    }
+}
+
+/// Problem responses shared by operations, so that every status a client can receive is in the
+/// document with the problem schema.
+macro_rules! problem_responses {
+    ($($(#[$doc:meta])* $name:ident { $($variant:ident = $status:literal: $description:literal),+ $(,)? })*) => {
+        $(
+            $(#[$doc])*
+            #[derive(utoipa::IntoResponses)]
+            #[allow(dead_code)]
+            pub enum $name {
+                $(
+                    #[response(status = $status, description = $description, content_type = "application/problem+json")]
+                    $variant(Problem),
+                )+
+            }
+        )*
+    };
+}
+
+problem_responses! {
+    /// Errors of an authenticated read.
+    ReadErrors {
+        BadRequest = 400: "A query parameter is not valid",
+        Unauthorized = 401: "No valid bearer token (missing, expired, revoked, or of a disabled user)",
+        Forbidden = 403: "The caller's role may not do this",
+        NotFound = 404: "No such resource, or not visible to the caller",
+        Internal = 500: "An unexpected error; the detail shows nothing of it",
+    }
+    /// Errors of an authenticated write.
+    WriteErrors {
+        BadRequest = 400: "Malformed JSON or an invalid parameter",
+        Unauthorized = 401: "No valid bearer token (missing, expired, revoked, or of a disabled user)",
+        Forbidden = 403: "The caller's role may not do this",
+        NotFound = 404: "No such resource, or not visible to the caller",
+        Conflict = 409: "The request conflicts with the current state",
+        PayloadTooLarge = 413: "The body is larger than the limit",
+        UnsupportedMediaType = 415: "The body is not application/json",
+        Unprocessable = 422: "The body is well formed but not acceptable (unknown field, invalid value)",
+        Internal = 500: "An unexpected error; the detail shows nothing of it",
+    }
+    /// Errors of an update with optimistic concurrency, beyond those of any write.
+    PreconditionErrors {
+        PreconditionFailed = 412: "If-Match does not match the current ETag: someone changed it first",
+        PreconditionRequired = 428: "If-Match is missing",
+    }
+    /// Errors of the token endpoint.
+    TokenErrors {
+        BadRequest = 400: "Malformed JSON",
+        Unauthorized = 401: "Wrong email or password (the same answer for both)",
+        PayloadTooLarge = 413: "The body is larger than the limit",
+        UnsupportedMediaType = 415: "The body is not application/json",
+        Unprocessable = 422: "The body is well formed but not acceptable",
+        TooManyRequests = 429: "Too many failed attempts for this email or address; see Retry-After",
+        Internal = 500: "An unexpected error; the detail shows nothing of it",
     }
 }

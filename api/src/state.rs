@@ -1,18 +1,24 @@
 //! What every handler can reach: the database and the authentication settings.
 
+use std::sync::Arc;
+
 use actix_web::web;
 use db::{Database, DbResult};
 
+use crate::auth::AuthConfig;
+use crate::auth::throttle::Throttle;
 use crate::error::ApiResult;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
+    pub auth: Arc<AuthConfig>,
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
-    pub fn new(db: Database) -> AppState {
-        AppState { db }
+    pub fn new(db: Database, auth: AuthConfig) -> AppState {
+        AppState { db, auth: Arc::new(auth), throttle: Arc::new(Throttle::default()) }
     }
 
     /// Runs blocking database work on the blocking thread pool, never on the event loop.

@@ -52,10 +52,9 @@ pub struct ConnectionManager {
     url: String,
 }
 
-impl ConnectionManager {
-    fn sqlite_path(url: &str) -> &str {
-        url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
-    }
+/// The file a SQLite database URL names.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
 }
 
 impl ManageConnection for ConnectionManager {
@@ -68,7 +67,7 @@ impl ManageConnection for ConnectionManager {
                 .map(DbConnection::Postgres)
                 .map_err(r2d2::Error::ConnectionError),
             Engine::Sqlite => {
-                let mut conn = SqliteConnection::establish(Self::sqlite_path(&self.url))
+                let mut conn = SqliteConnection::establish(sqlite_path(&self.url))
                     .map_err(r2d2::Error::ConnectionError)?;
                 // WAL lets readers proceed during a write; the busy timeout makes a second
                 // process (a `catalogue seed` beside a running server) wait instead of failing.

@@ -4,9 +4,12 @@
 pub mod audit;
 pub mod connection;
 pub mod error;
+pub mod page;
 pub mod schema;
 pub mod seed;
+pub mod users;
 
 pub use audit::{Actor, Audited, Change};
 pub use connection::{Database, DbConnection, Engine};
 pub use error::{DbError, DbResult};
+pub use page::{Page, PageRequest, Precondition};

@@ -14,6 +14,7 @@ use diesel::Connection;
 use diesel::connection::SimpleConnection;
 
 pub use db::Engine;
+pub use db::users::Role;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -119,12 +120,31 @@ pub fn seeded_database(engine: Engine) -> Option<TestDatabase> {
     Some(test_db)
 }
 
+/// The password every test user has; its hash is computed once per test binary.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+fn test_password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| api::auth::password::hash(TEST_PASSWORD).unwrap())
+}
+
 /// The real app, serving on a free loopback port.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database: TestDatabase,
     pub engine: Engine,
+    /// The token signing secret, so tests can forge tampered and expired tokens.
+    pub jwt_secret: Vec<u8>,
+}
+
+/// A user made for a test, with the test password.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: i64,
+    pub email: String,
+    pub role: Role,
+    pub organisation: Option<String>,
 }
 
 impl TestApp {
@@ -144,6 +164,40 @@ impl TestApp {
         self.client.post(self.url(path))
     }
 
+    /// Creates a user directly in the database (audited as a test actor).
+    pub fn create_user(&self, role: Role, organisation: Option<&str>) -> TestUser {
+        let email = format!("{}-{}@test.nhs.uk", role.as_str(), uuid::Uuid::new_v4().simple());
+        let new = db::users::NewUser {
+            email: email.clone(),
+            display_name: format!("Test {}", role.as_str()),
+            role,
+            organisation_code: organisation.map(str::to_owned),
+            password_hash: test_password_hash().to_owned(),
+        };
+        let user = db::users::create(self.db(), &db::Actor::system("test"), new).unwrap();
+        TestUser { id: user.id, email, role, organisation: organisation.map(str::to_owned) }
+    }
+
+    /// Signs in through the API and returns the bearer token.
+    pub async fn token_for(&self, user: &TestUser) -> String {
+        let response = self
+            .post("/v1/auth/token")
+            .json(&serde_json::json!({"email": user.email, "password": TEST_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "sign in as {}", user.email);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new user of `role` (for `organisation`) and a token for them.
+    pub async fn sign_in(&self, role: Role, organisation: Option<&str>) -> (TestUser, String) {
+        let user = self.create_user(role, organisation);
+        let token = self.token_for(&user).await;
+        (user, token)
+    }
+
     /// Runs a closure on one connection of the test's database.
     pub fn with_connection<T>(&self, work: impl FnOnce(&mut DbConnection) -> T) -> T {
         let mut conn = self.db().connection().unwrap_or_else(|e| panic!("connection: {e}"));
@@ -161,14 +215,21 @@ pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
 pub fn serve(database: TestDatabase, engine: Engine) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let state = api::state::AppState::new(database.db.clone());
+    let jwt_secret: Vec<u8> = (0..48).map(|_| rand_byte()).collect();
+    let secret = api::auth::Secret::new(jwt_secret.clone()).unwrap();
+    let auth = api::auth::AuthConfig::new(secret).unwrap();
+    let state = api::state::AppState::new(database.db.clone(), auth);
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|e| panic!("client: {e}"));
-    TestApp { address: format!("http://127.0.0.1:{port}"), client, database, engine }
+    TestApp { address: format!("http://127.0.0.1:{port}"), client, database, engine, jwt_secret }
+}
+
+fn rand_byte() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0]
 }
 
 /// Declares tests that run once on SQLite and once on PostgreSQL: for each name, an async

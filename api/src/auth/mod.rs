@@ -1,0 +1,41 @@
+//! Authentication (who is calling: passwords, tokens, throttling) and authorisation (what they
+//! may do: role guards and organisation scope, as extractors that handlers ask for).
+
+pub mod claims;
+pub mod extractors;
+pub mod password;
+pub mod secret;
+pub mod throttle;
+
+pub use extractors::{Authorised, CurrentUser};
+pub use secret::Secret;
+
+use std::time::Duration;
+
+/// Signing keys and token settings, fixed at start-up.
+pub struct AuthConfig {
+    pub(crate) encoding_key: jsonwebtoken::EncodingKey,
+    pub(crate) decoding_key: jsonwebtoken::DecodingKey,
+    pub issuer: String,
+    pub audience: String,
+    pub token_lifetime: Duration,
+    /// A hash of a random password with the pinned parameters: unknown emails are verified
+    /// against it so that they take as long as a wrong password.
+    pub(crate) dummy_hash: String,
+}
+
+impl AuthConfig {
+    pub const ISSUER: &'static str = "nhs-licence-catalogue";
+    pub const AUDIENCE: &'static str = "nhs-licence-catalogue-api";
+
+    pub fn new(secret: Secret) -> anyhow::Result<AuthConfig> {
+        Ok(AuthConfig {
+            encoding_key: jsonwebtoken::EncodingKey::from_secret(secret.expose())?,
+            decoding_key: jsonwebtoken::DecodingKey::from_secret(secret.expose())?,
+            issuer: Self::ISSUER.to_owned(),
+            audience: Self::AUDIENCE.to_owned(),
+            token_lifetime: Duration::from_secs(15 * 60),
+            dummy_hash: password::hash(&password::random_password())?,
+        })
+    }
+}

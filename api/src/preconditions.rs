@@ -1,0 +1,89 @@
+//! ETags and `If-Match` (RFC 9110): every single-resource GET carries an `ETag`; every update
+//! must send `If-Match` (428 without it, 412 when it is stale; `*` matches any current version).
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder};
+use db::Precondition;
+use futures_util::future::{Ready, ready};
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+
+pub fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// A 200 response with the resource's ETag.
+pub fn with_etag(mut builder: HttpResponseBuilder, revision: i64, body: &impl Serialize) -> HttpResponse {
+    builder.insert_header((header::ETAG, etag(revision))).json(body)
+}
+
+/// The `If-Match` header of a request.
+pub struct IfMatch(Option<String>);
+
+impl IfMatch {
+    /// What the update requires of the stored revision.
+    pub fn precondition(&self) -> ApiResult<Precondition> {
+        let value = self.0.as_deref().ok_or(ApiError::PreconditionRequired)?.trim();
+        if value == "*" {
+            return Ok(Precondition::Exists);
+        }
+        // Strong comparison: a weak tag never matches. Of several tags the first of ours is used;
+        // one that is not ours can never match, so it yields a revision no resource has.
+        let revision = value
+            .split(',')
+            .map(str::trim)
+            .find_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse::<i64>().ok())
+            .unwrap_or(-1);
+        Ok(Precondition::Revision(revision))
+    }
+}
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<IfMatch, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let value = request.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        ready(Ok(IfMatch(value)))
+    }
+}
+
+/// Deserialises a field that may be absent (no change), `null` (clear it) or a value.
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+/// A page request from `limit` and `cursor` query parameters, refusing a limit out of range.
+pub fn page_request(limit: Option<i64>, cursor: Option<String>) -> ApiResult<db::PageRequest> {
+    if let Some(limit) = limit
+        && !(1..=db::page::MAX_LIMIT).contains(&limit)
+    {
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {}", db::page::MAX_LIMIT)));
+    }
+    Ok(db::PageRequest { limit, cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn precondition(value: Option<&str>) -> ApiResult<Precondition> {
+        IfMatch(value.map(str::to_owned)).precondition()
+    }
+
+    #[test]
+    fn if_match_follows_rfc_9110() {
+        assert!(matches!(precondition(None), Err(ApiError::PreconditionRequired)));
+        assert!(matches!(precondition(Some("*")), Ok(Precondition::Exists)));
+        assert!(matches!(precondition(Some("\"7\"")), Ok(Precondition::Revision(7))));
+        assert!(matches!(precondition(Some("\"x\", \"7\"")), Ok(Precondition::Revision(7))));
+        assert!(matches!(precondition(Some("W/\"7\"")), Ok(Precondition::Revision(-1))));
+        assert_eq!(etag(7), "\"7\"");
+    }
+}

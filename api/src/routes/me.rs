@@ -1,0 +1,67 @@
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::{CurrentUser, password};
+use crate::error::{ApiError, ApiResult};
+use crate::openapi::{ReadErrors, WriteErrors};
+use crate::state::AppState;
+use db::users::User;
+
+/// The signed-in user.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "get_me",
+    security(("bearer" = [])),
+    responses((status = 200, body = User), ReadErrors)
+)]
+#[get("/me")]
+pub async fn get_me(state: web::Data<AppState>, user: CurrentUser) -> ApiResult<web::Json<User>> {
+    let id = user.id();
+    Ok(web::Json(state.run(move |db| db.read(|conn| db::users::get(conn, id))).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(format = Password)]
+    pub current_password: String,
+    /// At least 12 characters.
+    #[schema(format = Password)]
+    pub new_password: String,
+}
+
+/// Change the signed-in user's password. Every token issued before stops working.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "change_my_password",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses((status = 204, description = "Changed; sign in again"), WriteErrors)
+)]
+#[post("/me/password")]
+pub async fn change_my_password(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<PasswordChange>,
+) -> ApiResult<HttpResponse> {
+    let PasswordChange { current_password, new_password } = body.into_inner();
+    if let Some(weakness) = password::weakness(&new_password) {
+        return Err(ApiError::Unprocessable(weakness));
+    }
+    let id = user.id();
+    let stored = state.run(move |db| db.read(|conn| db::users::password_hash(conn, id))).await?;
+    let new_hash = web::block(move || {
+        if password::verify(&current_password, &stored) {
+            password::hash(&new_password).map(Some)
+        } else {
+            Ok(None)
+        }
+    })
+    .await?
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .ok_or_else(|| ApiError::Forbidden("the current password is not correct".into()))?;
+    let actor = user.actor();
+    state.run(move |db| db::users::set_password(db, &actor, id, &new_hash)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,182 @@
+use actix_web::{HttpResponse, get, patch, post, web};
+use db::Page;
+use db::users::{NewUser, Role, User, UserChanges, UserFilter};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
+use crate::auth::{Authorised, password};
+use crate::error::{ApiError, ApiResult};
+use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
+use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    pub role: Option<Role>,
+    /// An ODS code.
+    pub organisation: Option<String>,
+    /// Disabled users are left out unless this is true.
+    #[serde(default)]
+    pub include_disabled: bool,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<User>> for UserPage {
+    fn from(page: Page<User>) -> UserPage {
+        UserPage { items: page.items, next_cursor: page.next_cursor }
+    }
+}
+
+/// List users, ordered by id.
+#[utoipa::path(
+    tag = "users",
+    operation_id = "list_users",
+    security(("bearer" = [])),
+    params(UserQuery),
+    responses((status = 200, body = UserPage), ReadErrors)
+)]
+#[get("/users")]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    _user: Authorised<AdminOrAuditor>,
+    query: web::Query<UserQuery>,
+) -> ApiResult<web::Json<UserPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let filter = UserFilter {
+        role: query.role,
+        organisation_code: query.organisation.map(|c| c.to_uppercase()),
+        include_disabled: query.include_disabled,
+    };
+    let users = state.run(move |db| db.read(|conn| db::users::list(conn, &filter, &page))).await?;
+    Ok(web::Json(users.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    /// Required for officers and exemplars (an exemplar organisation for the latter).
+    pub organisation_code: Option<String>,
+    /// At least 12 characters.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// Create a user.
+#[utoipa::path(
+    tag = "users",
+    operation_id = "create_user",
+    security(("bearer" = [])),
+    request_body = CreateUser,
+    responses(
+        (status = 201, body = User, headers(("ETag" = String, description = "The user's version"))),
+        WriteErrors
+    )
+)]
+#[post("/users")]
+pub async fn create_user(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    body: web::Json<CreateUser>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    if let Some(weakness) = password::weakness(&body.password) {
+        return Err(ApiError::Unprocessable(weakness));
+    }
+    let secret = body.password;
+    let password_hash =
+        web::block(move || password::hash(&secret)).await?.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let new = NewUser {
+        email: body.email,
+        display_name: body.display_name,
+        role: body.role,
+        organisation_code: body.organisation_code.map(|c| c.to_uppercase()),
+        password_hash,
+    };
+    let actor = admin.actor();
+    let user = state.run(move |db| db::users::create(db, &actor, new)).await?;
+    Ok(with_etag(HttpResponse::Created(), user.revision, &user))
+}
+
+/// One user.
+#[utoipa::path(
+    tag = "users",
+    operation_id = "get_user",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, body = User, headers(("ETag" = String, description = "The user's version"))), ReadErrors)
+)]
+#[get("/users/{id}")]
+pub async fn get_user(
+    state: web::Data<AppState>,
+    _user: Authorised<AdminOrAuditor>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let user = state.run(move |db| db.read(|conn| db::users::get(conn, id))).await?;
+    Ok(with_etag(HttpResponse::Ok(), user.revision, &user))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    /// An ODS code, or null to remove it (admins and auditors only).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub organisation_code: Option<Option<String>>,
+    pub disabled: Option<bool>,
+}
+
+/// Change a user's role, organisation, name or disabled flag. A change of role, organisation or
+/// disabled flag ends every token the user holds.
+#[utoipa::path(
+    tag = "users",
+    operation_id = "update_user",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "User id"),
+        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+    ),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, body = User, headers(("ETag" = String, description = "The user's new version"))),
+        WriteErrors,
+        PreconditionErrors
+    )
+)]
+#[patch("/users/{id}")]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    if_match: IfMatch,
+    body: web::Json<UpdateUser>,
+) -> ApiResult<HttpResponse> {
+    let precondition = if_match.precondition()?;
+    let body = body.into_inner();
+    let changes = UserChanges {
+        display_name: body.display_name,
+        role: body.role,
+        organisation_code: body.organisation_code.map(|c| c.map(|c| c.to_uppercase())),
+        disabled: body.disabled,
+    };
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let user = state.run(move |db| db::users::update(db, &actor, id, changes, precondition)).await?;
+    Ok(with_etag(HttpResponse::Ok(), user.revision, &user))
+}

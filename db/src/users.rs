@@ -1,0 +1,375 @@
+//! Users: who may sign in, with which role and for which organisation. Password hashes are
+//! stored here but never leave this module in a type that can be serialised.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Actor, Audited, Change, now};
+use crate::connection::{Database, DbConnection};
+use crate::error::{DbError, DbResult};
+use crate::page::{Page, PageRequest, Precondition};
+use crate::schema::{organisations, users};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The national team: agreements, entitlements, products, organisations, users, advisories.
+    Admin,
+    /// An exemplar trust's author of "buy against" standards.
+    Exemplar,
+    /// A trust procurement officer.
+    Officer,
+    /// Reads everything, including the audit log; writes nothing.
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Exemplar => "exemplar",
+            Role::Officer => "officer",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "exemplar" => Some(Role::Exemplar),
+            "officer" => Some(Role::Officer),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+
+    /// Officers and exemplars act for one organisation; admins and auditors for none in particular.
+    pub fn needs_organisation(self) -> bool {
+        matches!(self, Role::Exemplar | Role::Officer)
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: i64,
+    email: String,
+    display_name: String,
+    role: String,
+    organisation_code: Option<String>,
+    disabled: bool,
+    revision: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// A user as the API shows it: never the password hash.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub organisation_code: Option<String>,
+    pub disabled: bool,
+    #[serde(skip)]
+    pub revision: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> User {
+        User {
+            id: row.id,
+            email: row.email,
+            display_name: row.display_name,
+            // The database's check constraint admits only the four roles.
+            role: Role::parse(&row.role).unwrap_or(Role::Auditor),
+            organisation_code: row.organisation_code,
+            disabled: row.disabled,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// What signing in needs: the stored hash and whether the account may be used.
+pub struct Credentials {
+    pub user_id: i64,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub token_generation: i64,
+}
+
+/// What authorising a request needs, read fresh so that a disabled user stops at once.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: i64,
+    pub email: String,
+    pub role: Role,
+    pub organisation_code: Option<String>,
+    pub disabled: bool,
+    pub token_generation: i64,
+}
+
+pub struct NewUser {
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub organisation_code: Option<String>,
+    pub password_hash: String,
+}
+
+#[derive(Default)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    /// `Some(None)` removes the organisation.
+    pub organisation_code: Option<Option<String>>,
+    pub disabled: Option<bool>,
+}
+
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn validate_email(email: &str) -> DbResult<()> {
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if valid { Ok(()) } else { Err(DbError::Invalid("email is not a valid address".into())) }
+}
+
+/// Checks that a role and organisation fit together and that the organisation can take them.
+fn validate_assignment(conn: &mut DbConnection, role: Role, organisation: Option<&str>) -> DbResult<()> {
+    match (role.needs_organisation(), organisation) {
+        (true, None) => {
+            return Err(DbError::Invalid(format!(
+                "a user with role {} needs an organisation",
+                role.as_str()
+            )));
+        }
+        (_, None) => return Ok(()),
+        (_, Some(_)) => {}
+    }
+    let code = organisation.unwrap_or_default();
+    let found: Option<(bool, Option<chrono::NaiveDate>)> = organisations::table
+        .find(code)
+        .select((organisations::exemplar, organisations::closed_on))
+        .first(conn)
+        .optional()?;
+    let Some((exemplar, closed_on)) = found else {
+        return Err(DbError::Invalid(format!("organisation {code} does not exist")));
+    };
+    if closed_on.is_some() {
+        return Err(DbError::Invalid(format!("organisation {code} is closed")));
+    }
+    if role == Role::Exemplar && !exemplar {
+        return Err(DbError::Invalid(format!("organisation {code} is not an exemplar")));
+    }
+    Ok(())
+}
+
+pub fn create(db: &Database, actor: &Actor, new: NewUser) -> DbResult<User> {
+    let email = normalise_email(&new.email);
+    validate_email(&email)?;
+    if new.display_name.trim().is_empty() {
+        return Err(DbError::Invalid("display_name must not be empty".into()));
+    }
+    db.write(actor, |conn| {
+        validate_assignment(conn, new.role, new.organisation_code.as_deref())?;
+        let taken: i64 = users::table.filter(users::email.eq(&email)).count().get_result(conn)?;
+        if taken > 0 {
+            return Err(DbError::Conflict("a user with this email already exists".into()));
+        }
+        let stamp = now();
+        let id: i64 = diesel::insert_into(users::table)
+            .values((
+                users::email.eq(&email),
+                users::display_name.eq(new.display_name.trim()),
+                users::role.eq(new.role.as_str()),
+                users::organisation_code.eq(&new.organisation_code),
+                users::password_hash.eq(&new.password_hash),
+                users::created_at.eq(stamp),
+                users::updated_at.eq(stamp),
+            ))
+            .returning(users::id)
+            .get_result(conn)?;
+        let user = get(conn, id)?;
+        let change = Change::new("user.create", "user", user.id)
+            .organisation(user.organisation_code.as_deref())
+            .after(&user);
+        Ok(Audited::one(user, change))
+    })
+}
+
+pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<User> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(User::from)
+        .ok_or(DbError::NotFound("user"))
+}
+
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub organisation_code: Option<String>,
+    pub include_disabled: bool,
+}
+
+pub fn list(conn: &mut DbConnection, filter: &UserFilter, page: &PageRequest) -> DbResult<Page<User>> {
+    let mut query = users::table.select(UserRow::as_select()).order(users::id).into_boxed();
+    if let Some(role) = filter.role {
+        query = query.filter(users::role.eq(role.as_str()));
+    }
+    if let Some(code) = &filter.organisation_code {
+        query = query.filter(users::organisation_code.eq(code.clone()));
+    }
+    if !filter.include_disabled {
+        query = query.filter(users::disabled.eq(false));
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(users::id.gt(after));
+    }
+    let limit = page.limit();
+    let rows = query.limit(limit + 1).load(conn)?;
+    Ok(Page::from_rows(rows.into_iter().map(User::from).collect(), limit, |u| u.id.to_string()))
+}
+
+pub fn credentials(conn: &mut DbConnection, email: &str) -> DbResult<Option<Credentials>> {
+    let row: Option<(i64, String, bool, i64)> = users::table
+        .filter(users::email.eq(normalise_email(email)))
+        .select((users::id, users::password_hash, users::disabled, users::token_generation))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(user_id, password_hash, disabled, token_generation)| Credentials {
+        user_id,
+        password_hash,
+        disabled,
+        token_generation,
+    }))
+}
+
+pub fn principal(conn: &mut DbConnection, user_id: i64) -> DbResult<Option<Principal>> {
+    let row: Option<(i64, String, String, Option<String>, bool, i64)> = users::table
+        .find(user_id)
+        .select((
+            users::id,
+            users::email,
+            users::role,
+            users::organisation_code,
+            users::disabled,
+            users::token_generation,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(user_id, email, role, organisation_code, disabled, token_generation)| {
+        Some(Principal {
+            user_id,
+            email,
+            role: Role::parse(&role)?,
+            organisation_code,
+            disabled,
+            token_generation,
+        })
+    }))
+}
+
+pub fn password_hash(conn: &mut DbConnection, user_id: i64) -> DbResult<String> {
+    users::table
+        .find(user_id)
+        .select(users::password_hash)
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("user"))
+}
+
+pub fn update(
+    db: &Database,
+    actor: &Actor,
+    id: i64,
+    changes: UserChanges,
+    precondition: Precondition,
+) -> DbResult<User> {
+    db.write(actor, |conn| {
+        let before = get(conn, id)?;
+        precondition.check(before.revision)?;
+        let role = changes.role.unwrap_or(before.role);
+        let organisation =
+            changes.organisation_code.clone().unwrap_or_else(|| before.organisation_code.clone());
+        let disabled = changes.disabled.unwrap_or(before.disabled);
+        let display_name = changes.display_name.clone().unwrap_or_else(|| before.display_name.clone());
+        if display_name.trim().is_empty() {
+            return Err(DbError::Invalid("display_name must not be empty".into()));
+        }
+        if role != before.role || organisation != before.organisation_code {
+            validate_assignment(conn, role, organisation.as_deref())?;
+        }
+        // Any change to what the user may do ends every token they hold.
+        let revoke =
+            role != before.role || organisation != before.organisation_code || disabled != before.disabled;
+        diesel::update(users::table.find(id))
+            .set((
+                users::display_name.eq(display_name.trim()),
+                users::role.eq(role.as_str()),
+                users::organisation_code.eq(&organisation),
+                users::disabled.eq(disabled),
+                users::token_generation.eq(users::token_generation + if revoke { 1 } else { 0 }),
+                users::revision.eq(users::revision + 1),
+                users::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let after = get(conn, id)?;
+        let change = Change::new("user.update", "user", id)
+            .organisation(after.organisation_code.as_deref())
+            .before(&before)
+            .after(&after);
+        Ok(Audited::one(after, change))
+    })
+}
+
+/// Replaces the password hash and ends every token issued before.
+pub fn set_password(db: &Database, actor: &Actor, id: i64, password_hash: &str) -> DbResult<()> {
+    db.write(actor, |conn| {
+        let updated = diesel::update(users::table.find(id))
+            .set((
+                users::password_hash.eq(password_hash),
+                users::token_generation.eq(users::token_generation + 1),
+                users::revision.eq(users::revision + 1),
+                users::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(DbError::NotFound("user"));
+        }
+        Ok(Audited::one((), Change::new("user.password_change", "user", id)))
+    })
+}
+
+pub fn find_id_by_email(conn: &mut DbConnection, email: &str) -> DbResult<i64> {
+    users::table
+        .filter(users::email.eq(normalise_email(email)))
+        .select(users::id)
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("user"))
+}
+
+pub fn count(conn: &mut DbConnection) -> DbResult<i64> {
+    Ok(users::table.count().get_result(conn)?)
+}
+
+/// Whether any admin exists, enabled or not.
+pub fn admin_exists(conn: &mut DbConnection) -> DbResult<bool> {
+    let admins: i64 = users::table.filter(users::role.eq(Role::Admin.as_str())).count().get_result(conn)?;
+    Ok(admins > 0)
+}

@@ -1,0 +1,367 @@
+//! Authentication and authorisation: tokens, passwords, throttling, user administration.
+
+use std::time::{Duration, Instant};
+
+use catalogue_tests::{Role, TEST_PASSWORD, TestApp, on_both_engines};
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+fn forged(app: &TestApp, claims: Value, key: &[u8], algorithm: jsonwebtoken::Algorithm) -> String {
+    let _ = app;
+    encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(key).unwrap()).unwrap()
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn valid_claims(user_id: i64) -> Value {
+    json!({"sub": user_id.to_string(), "iat": now(), "exp": now() + 600,
+           "iss": "nhs-licence-catalogue", "aud": "nhs-licence-catalogue-api", "gen": 0})
+}
+
+async fn me_status(app: &TestApp, token: &str) -> u16 {
+    app.get("/v1/me").bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+async fn a_user_signs_in_and_sees_themselves(app: TestApp) {
+    let (user, token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let response = app.get("/v1/me").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let me: Value = response.json().await.unwrap();
+    assert_eq!(me["email"], user.email);
+    assert_eq!(me["role"], "officer");
+    assert_eq!(me["organisation_code"], "RR8");
+    assert!(me.get("password_hash").is_none(), "the hash never leaves the server");
+
+    // Email is case-insensitive.
+    let response = app
+        .post("/v1/auth/token")
+        .json(&json!({"email": user.email.to_uppercase(), "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+}
+
+async fn forged_and_expired_tokens_are_refused(app: TestApp) {
+    let (user, token) = app.sign_in(Role::Admin, None).await;
+    assert_eq!(me_status(&app, &token).await, 200);
+    let secret = app.jwt_secret.clone();
+    let hs256 = jsonwebtoken::Algorithm::HS256;
+
+    // The same claims, correctly signed, work: the forgeries below fail for their one defect.
+    assert_eq!(me_status(&app, &forged(&app, valid_claims(user.id), &secret, hs256)).await, 200);
+
+    let other_key = forged(&app, valid_claims(user.id), b"another key that is 32 bytes long!!", hs256);
+    assert_eq!(me_status(&app, &other_key).await, 401, "signed with another key");
+
+    let hs512 = forged(&app, valid_claims(user.id), &secret, jsonwebtoken::Algorithm::HS512);
+    assert_eq!(me_status(&app, &hs512).await, 401, "another algorithm");
+
+    // alg: none, an unsigned token.
+    let b64 = |v: &Value| {
+        use std::fmt::Write;
+        let text = v.to_string();
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                let _ = out.write_char(table[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&valid_claims(user.id)));
+    assert_eq!(me_status(&app, &none).await, 401, "alg none");
+
+    let mut wrong_audience = valid_claims(user.id);
+    wrong_audience["aud"] = json!("someone-else");
+    assert_eq!(me_status(&app, &forged(&app, wrong_audience, &secret, hs256)).await, 401, "wrong aud");
+
+    let mut wrong_issuer = valid_claims(user.id);
+    wrong_issuer["iss"] = json!("someone-else");
+    assert_eq!(me_status(&app, &forged(&app, wrong_issuer, &secret, hs256)).await, 401, "wrong iss");
+
+    let mut expired = valid_claims(user.id);
+    expired["iat"] = json!(now() - 3600);
+    expired["exp"] = json!(now() - 600);
+    assert_eq!(me_status(&app, &forged(&app, expired, &secret, hs256)).await, 401, "expired");
+
+    let mut no_expiry = valid_claims(user.id);
+    no_expiry.as_object_mut().unwrap().remove("exp");
+    assert_eq!(me_status(&app, &forged(&app, no_expiry, &secret, hs256)).await, 401, "no exp");
+
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(me_status(&app, &tampered).await, 401, "tampered signature");
+
+    let response = app.get("/v1/me").header("authorization", format!("Basic {token}")).send().await.unwrap();
+    assert_eq!(response.status(), 401, "only the Bearer scheme");
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+async fn unknown_email_and_wrong_password_answer_alike(app: TestApp) {
+    let user = app.create_user(Role::Officer, Some("RR8"));
+    let attempt = |email: String, password: &'static str| {
+        let request = app.post("/v1/auth/token").json(&json!({"email": email, "password": password}));
+        async move {
+            let started = Instant::now();
+            let response = request.send().await.unwrap();
+            let elapsed = started.elapsed();
+            (response.status().as_u16(), response.text().await.unwrap(), elapsed)
+        }
+    };
+    let (wrong_status, wrong_body, _) = attempt(user.email.clone(), "not the password").await;
+    let (unknown_status, unknown_body, _) = attempt("nobody@nowhere.nhs.uk".into(), "not the password").await;
+    assert_eq!(wrong_status, 401);
+    assert_eq!(unknown_status, 401);
+    assert_eq!(wrong_body, unknown_body, "the same problem body for both");
+
+    // Both run argon2: an unknown email must not answer in a fraction of the time. The bound is
+    // loose (a third) so that a noisy machine cannot fail it, yet skipping the hash would.
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..4 {
+        wrong.push(attempt(user.email.clone(), "still not it").await.2);
+        unknown.push(attempt(format!("ghost{i}@nowhere.nhs.uk"), "still not it").await.2);
+    }
+    wrong.sort();
+    unknown.sort();
+    let (wrong_median, unknown_median) = (wrong[2], unknown[2]);
+    assert!(
+        unknown_median * 3 >= wrong_median,
+        "unknown email {unknown_median:?} vs wrong password {wrong_median:?}"
+    );
+    assert!(wrong_median >= Duration::from_millis(1));
+}
+
+async fn repeated_failures_are_throttled(app: TestApp) {
+    let user = app.create_user(Role::Officer, Some("RR8"));
+    for _ in 0..5 {
+        let response = app
+            .post("/v1/auth/token")
+            .json(&json!({"email": user.email, "password": "wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    // Now even the right password waits.
+    let response = app
+        .post("/v1/auth/token")
+        .json(&json!({"email": user.email, "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after > 0 && retry_after <= 900);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+async fn a_password_change_ends_old_tokens(app: TestApp) {
+    let (user, old_token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let change = |current: &str, new: &str, token: &str| {
+        app.post("/v1/me/password")
+            .bearer_auth(token)
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+    };
+    assert_eq!(change("wrong current", "a brand new password", &old_token).await.unwrap().status(), 403);
+    assert_eq!(change(TEST_PASSWORD, "short", &old_token).await.unwrap().status(), 422);
+    assert_eq!(me_status(&app, &old_token).await, 200, "refused changes revoke nothing");
+
+    assert_eq!(change(TEST_PASSWORD, "a brand new password", &old_token).await.unwrap().status(), 204);
+    assert_eq!(me_status(&app, &old_token).await, 401, "the old token stops at once");
+    let old_password = app
+        .post("/v1/auth/token")
+        .json(&json!({"email": user.email, "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_password.status(), 401);
+    let new_password = app
+        .post("/v1/auth/token")
+        .json(&json!({"email": user.email, "password": "a brand new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(new_password.status(), 200);
+}
+
+async fn disabling_or_changing_role_ends_tokens(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (officer, officer_token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let (auditor, auditor_token) = app.sign_in(Role::Auditor, None).await;
+
+    let patch = |id: i64, body: Value| {
+        app.client
+            .patch(app.url(&format!("/v1/users/{id}")))
+            .bearer_auth(&admin)
+            .header("if-match", "*")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(patch(officer.id, json!({"disabled": true})).await.unwrap().status(), 200);
+    assert_eq!(me_status(&app, &officer_token).await, 401, "a disabled user's token stops at once");
+    let sign_in = app
+        .post("/v1/auth/token")
+        .json(&json!({"email": officer.email, "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), 401, "a disabled user cannot sign in");
+
+    assert_eq!(patch(auditor.id, json!({"display_name": "Renamed"})).await.unwrap().status(), 200);
+    assert_eq!(me_status(&app, &auditor_token).await, 200, "a new name revokes nothing");
+    assert_eq!(patch(auditor.id, json!({"role": "admin"})).await.unwrap().status(), 200);
+    assert_eq!(me_status(&app, &auditor_token).await, 401, "a role change ends old tokens");
+}
+
+async fn users_are_administered_by_admins_with_etags(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let new_user = json!({"email": "New.Officer@RJ1.nhs.uk", "display_name": "New Officer", "role": "officer",
+                          "organisation_code": "rj1", "password": "a long enough password"});
+
+    assert_eq!(
+        app.post("/v1/users").bearer_auth(&officer).json(&new_user).send().await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        app.post("/v1/users").bearer_auth(&auditor).json(&new_user).send().await.unwrap().status(),
+        403
+    );
+    let created = app.post("/v1/users").bearer_auth(&admin).json(&new_user).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let etag = created.headers()["etag"].to_str().unwrap().to_owned();
+    let user: Value = created.json().await.unwrap();
+    assert_eq!(user["email"], "new.officer@rj1.nhs.uk");
+    assert_eq!(user["organisation_code"], "RJ1");
+    let id = user["id"].as_i64().unwrap();
+
+    let duplicate = app.post("/v1/users").bearer_auth(&admin).json(&new_user).send().await.unwrap();
+    assert_eq!(duplicate.status(), 409);
+    let mut orphan = new_user.clone();
+    orphan["email"] = json!("orphan@nhs.uk");
+    orphan.as_object_mut().unwrap().remove("organisation_code");
+    assert_eq!(app.post("/v1/users").bearer_auth(&admin).json(&orphan).send().await.unwrap().status(), 422);
+    let mut exemplar_elsewhere = new_user.clone();
+    exemplar_elsewhere["email"] = json!("author@rr8.nhs.uk");
+    exemplar_elsewhere["role"] = json!("exemplar");
+    exemplar_elsewhere["organisation_code"] = json!("RR8");
+    let refused = app.post("/v1/users").bearer_auth(&admin).json(&exemplar_elsewhere).send().await.unwrap();
+    assert_eq!(refused.status(), 422, "an exemplar must belong to an exemplar organisation");
+
+    // Reads: admins and auditors; officers no.
+    let listed = app.get("/v1/users?role=officer&limit=2").bearer_auth(&auditor).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let page: Value = listed.json().await.unwrap();
+    assert!(page["items"].as_array().unwrap().iter().all(|u| u["role"] == "officer"));
+    assert_eq!(app.get("/v1/users").bearer_auth(&officer).send().await.unwrap().status(), 403);
+    let fetched = app.get(&format!("/v1/users/{id}")).bearer_auth(&auditor).send().await.unwrap();
+    assert_eq!(fetched.headers()["etag"].to_str().unwrap(), etag);
+
+    // Updates need a current If-Match.
+    let url = app.url(&format!("/v1/users/{id}"));
+    let rename = json!({"display_name": "Renamed Officer"});
+    let missing = app.client.patch(&url).bearer_auth(&admin).json(&rename).send().await.unwrap();
+    assert_eq!(missing.status(), 428);
+    let updated = app
+        .client
+        .patch(&url)
+        .bearer_auth(&admin)
+        .header("if-match", &etag)
+        .json(&rename)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200);
+    let new_etag = updated.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let stale = app
+        .client
+        .patch(&url)
+        .bearer_auth(&admin)
+        .header("if-match", &etag)
+        .json(&rename)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412, "a stale ETag never makes a lost update");
+    let weak =
+        app.client.patch(&url).bearer_auth(&admin).header("if-match", format!("W/{new_etag}")).json(&rename);
+    assert_eq!(weak.send().await.unwrap().status(), 412, "weak tags never match If-Match");
+    let auditor_patch = app.client.patch(&url).bearer_auth(&auditor).header("if-match", "*").json(&rename);
+    assert_eq!(auditor_patch.send().await.unwrap().status(), 403);
+}
+
+async fn bad_bodies_get_problem_responses_and_change_nothing(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let count = |app: &TestApp| app.with_connection(|conn| db::users::count(conn).unwrap());
+    let before = count(&app);
+    let send = |body: reqwest::Body, content_type: &'static str| {
+        app.post("/v1/users").bearer_auth(&admin).header("content-type", content_type).body(body).send()
+    };
+    let malformed = send("{\"email\": ".into(), "application/json").await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(malformed.headers()["content-type"], "application/problem+json");
+    let problem: Value = malformed.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("JSON"), "a useful detail: {problem}");
+
+    let unknown_field = json!({"email": "x@nhs.uk", "display_name": "X", "role": "auditor",
+                               "password": "a long enough password", "is_superuser": true});
+    let response = send(unknown_field.to_string().into(), "application/json").await.unwrap();
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("is_superuser"));
+
+    let huge = format!("{{\"email\": \"{}\"}}", "x".repeat(300 * 1024));
+    assert_eq!(send(huge.into(), "application/json").await.unwrap().status(), 413);
+    assert_eq!(send("email=x".into(), "application/x-www-form-urlencoded").await.unwrap().status(), 415);
+    assert_eq!(count(&app), before, "nothing was written");
+}
+
+async fn user_writes_are_audited_with_their_actor(app: TestApp) {
+    let (admin_user, admin) = app.sign_in(Role::Admin, None).await;
+    let body = json!({"email": "audited@nhs.uk", "display_name": "Audited", "role": "auditor",
+                      "password": "a long enough password"});
+    let response = app.post("/v1/users").bearer_auth(&admin).json(&body).send().await.unwrap();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let user: Value = response.json().await.unwrap();
+    let events: Vec<db::audit::AuditEvent> = app.with_connection(|conn| {
+        use db::schema::audit_events::dsl::*;
+        use diesel::prelude::*;
+        audit_events
+            .filter(entity.eq("user"))
+            .filter(entity_id.eq(user["id"].to_string()))
+            .load(conn)
+            .unwrap()
+    });
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "user.create");
+    assert_eq!(events[0].actor_user_id, Some(admin_user.id));
+    assert_eq!(events[0].request_id.as_deref(), Some(request_id.as_str()));
+    assert!(!events[0].after_state.as_deref().unwrap_or_default().contains("argon2"), "no hash in the log");
+}
+
+on_both_engines!(
+    a_user_signs_in_and_sees_themselves,
+    forged_and_expired_tokens_are_refused,
+    unknown_email_and_wrong_password_answer_alike,
+    repeated_failures_are_throttled,
+    a_password_change_ends_old_tokens,
+    disabling_or_changing_role_ends_tokens,
+    users_are_administered_by_admins_with_etags,
+    bad_bodies_get_problem_responses_and_change_nothing,
+    user_writes_are_audited_with_their_actor,
+);
