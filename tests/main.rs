@@ -2,6 +2,7 @@
 //! layer) on SQLite and on PostgreSQL.
 
 mod auth;
+mod catalogue;
 mod foundation;
 mod openapi_contract;
 mod route_matrix;

@@ -31,6 +31,26 @@ const ACCESS: &[(&str, Access)] = &[
     ("get_user", Roles(&[Admin, Auditor])),
     ("create_user", Roles(&[Admin])),
     ("update_user", Roles(&[Admin])),
+    ("list_organisations", Roles(EVERYONE)),
+    ("get_organisation", Roles(EVERYONE)),
+    ("create_organisation", Roles(&[Admin])),
+    ("update_organisation", Roles(&[Admin])),
+    ("list_suppliers", Roles(EVERYONE)),
+    ("create_supplier", Roles(&[Admin])),
+    ("list_products", Roles(EVERYONE)),
+    ("get_product", Roles(EVERYONE)),
+    ("create_product", Roles(&[Admin])),
+    ("update_product", Roles(&[Admin])),
+    ("list_agreements", Roles(EVERYONE)),
+    ("get_agreement", Roles(EVERYONE)),
+    ("create_agreement", Roles(&[Admin])),
+    ("update_agreement", Roles(&[Admin])),
+    ("list_agreement_entitlements", Roles(EVERYONE)),
+    ("create_entitlement", Roles(&[Admin])),
+    ("get_entitlement", Roles(EVERYONE)),
+    ("update_entitlement", Roles(&[Admin])),
+    // Scoped by its `organisation` query parameter: see tests/catalogue.rs.
+    ("get_coverage", Roles(EVERYONE)),
 ];
 
 /// Operations that act on or reveal one organisation's private data: an officer of another
@@ -174,6 +194,6 @@ async fn officers_cannot_reach_another_organisation(app: TestApp) {
 }
 
 /// Operations on an organisation that any signed-in user may read (the organisation's public record).
-const PUBLIC_ORGANISATION_DATA: &[&str] = &[];
+const PUBLIC_ORGANISATION_DATA: &[&str] = &["get_organisation", "update_organisation"];
 
 on_both_engines!(every_route_denies_by_default, officers_cannot_reach_another_organisation);

@@ -21,6 +21,10 @@ use crate::error::{ApiError, Problem};
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Tokens and the signed-in user"),
         (name = "users", description = "User administration (the national team)"),
+        (name = "organisations", description = "NHS organisations by ODS code"),
+        (name = "products", description = "Suppliers and products with their lifecycle"),
+        (name = "agreements", description = "National licence agreements and their entitlement lines"),
+        (name = "coverage", description = "Licensed nationally, buy locally against a standard, or no guidance"),
     )
 )]
 pub struct ApiDoc;

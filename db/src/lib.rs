@@ -1,13 +1,19 @@
 //! The catalogue's data layer: one schema on SQLite and PostgreSQL, the transactional operations
 //! on it, and the audit mechanism they all use. Nothing here knows about HTTP.
 
+pub mod agreements;
 pub mod audit;
 pub mod connection;
+pub mod coverage;
 pub mod error;
+pub mod guidance;
+pub mod organisations;
 pub mod page;
+pub mod products;
 pub mod schema;
 pub mod seed;
 pub mod users;
+pub mod vocabulary;
 
 pub use audit::{Actor, Audited, Change};
 pub use connection::{Database, DbConnection, Engine};

@@ -4,10 +4,19 @@
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+pub mod agreements;
 pub mod auth;
+pub mod coverage;
 pub mod health;
 pub mod me;
+pub mod organisations;
+pub mod products;
 pub mod users;
+
+/// Today's date (UTC), the default for questions asked "at a date".
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
 
 pub fn configure(config: &mut ServiceConfig) {
     config.service(health::healthz).service(health::readyz).service(
@@ -18,6 +27,25 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(users::list_users)
             .service(users::create_user)
             .service(users::get_user)
-            .service(users::update_user),
+            .service(users::update_user)
+            .service(organisations::list_organisations)
+            .service(organisations::create_organisation)
+            .service(organisations::get_organisation)
+            .service(organisations::update_organisation)
+            .service(products::list_suppliers)
+            .service(products::create_supplier)
+            .service(products::list_products)
+            .service(products::create_product)
+            .service(products::get_product)
+            .service(products::update_product)
+            .service(agreements::list_agreements)
+            .service(agreements::create_agreement)
+            .service(agreements::get_agreement)
+            .service(agreements::update_agreement)
+            .service(agreements::list_agreement_entitlements)
+            .service(agreements::create_entitlement)
+            .service(agreements::get_entitlement)
+            .service(agreements::update_entitlement)
+            .service(coverage::get_coverage),
     );
 }

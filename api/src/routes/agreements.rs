@@ -1,0 +1,358 @@
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::NaiveDate;
+use db::agreements::{
+    Agreement, AgreementFields, AgreementFilter, Entitlement, EntitlementChanges, EntitlementFields,
+    NewObligation,
+};
+use db::vocabulary::{AgreementStatus, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{AdminOnly, AnyRole};
+use crate::error::ApiResult;
+use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
+use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
+use crate::routes::products::PageQuery;
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AgreementQuery {
+    pub supplier_id: Option<i64>,
+    pub status: Option<AgreementStatus>,
+    /// e.g. `RM6068`.
+    pub framework_reference: Option<String>,
+    /// Expired and terminated agreements are left out unless this is true (or `status` asks for them).
+    #[serde(default)]
+    pub include_ended: bool,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgreementPage {
+    pub items: Vec<Agreement>,
+    pub next_cursor: Option<String>,
+}
+
+/// List agreements, ordered by id.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "list_agreements",
+    security(("bearer" = [])),
+    params(AgreementQuery),
+    responses((status = 200, body = AgreementPage), ReadErrors)
+)]
+#[get("/agreements")]
+pub async fn list_agreements(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    query: web::Query<AgreementQuery>,
+) -> ApiResult<web::Json<AgreementPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let filter = AgreementFilter {
+        supplier_id: query.supplier_id,
+        status: query.status,
+        framework_reference: query.framework_reference,
+        include_ended: query.include_ended,
+    };
+    let found = state.run(move |db| db.read(|conn| db::agreements::list(conn, &filter, &page))).await?;
+    Ok(web::Json(AgreementPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+/// One agreement.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "get_agreement",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agreement id")),
+    responses((status = 200, body = Agreement, headers(("ETag" = String))), ReadErrors)
+)]
+#[get("/agreements/{id}")]
+pub async fn get_agreement(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
+    Ok(with_etag(HttpResponse::Ok(), agreement.revision, &agreement))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgreement {
+    pub supplier_id: i64,
+    pub reference: String,
+    pub title: String,
+    pub framework_reference: Option<String>,
+    pub starts_on: NaiveDate,
+    pub ends_on: Option<NaiveDate>,
+    pub funding_model: FundingModel,
+    pub status: AgreementStatus,
+    pub eligible_kinds: Vec<OrganisationKind>,
+    pub source: Option<String>,
+}
+
+/// Create an agreement.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "create_agreement",
+    security(("bearer" = [])),
+    request_body = CreateAgreement,
+    responses((status = 201, body = Agreement, headers(("ETag" = String))), WriteErrors)
+)]
+#[post("/agreements")]
+pub async fn create_agreement(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    body: web::Json<CreateAgreement>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let fields = AgreementFields {
+        supplier_id: b.supplier_id,
+        reference: b.reference,
+        title: b.title,
+        framework_reference: b.framework_reference,
+        starts_on: b.starts_on,
+        ends_on: b.ends_on,
+        funding_model: b.funding_model,
+        status: b.status,
+        eligible_kinds: b.eligible_kinds,
+        source: b.source,
+    };
+    let actor = admin.actor();
+    let agreement = state.run(move |db| db::agreements::create(db, &actor, fields)).await?;
+    Ok(with_etag(HttpResponse::Created(), agreement.revision, &agreement))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgreement {
+    pub title: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub framework_reference: Option<Option<String>>,
+    pub starts_on: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub ends_on: Option<Option<NaiveDate>>,
+    pub funding_model: Option<FundingModel>,
+    /// Forward only: draft to active or terminated; active to expired or terminated.
+    pub status: Option<AgreementStatus>,
+    pub eligible_kinds: Option<Vec<OrganisationKind>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub source: Option<Option<String>>,
+}
+
+/// Update an agreement. Agreements are never deleted: end one by setting its status.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "update_agreement",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Agreement id"),
+        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+    ),
+    request_body = UpdateAgreement,
+    responses((status = 200, body = Agreement, headers(("ETag" = String))), WriteErrors, PreconditionErrors)
+)]
+#[patch("/agreements/{id}")]
+pub async fn update_agreement(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    if_match: IfMatch,
+    body: web::Json<UpdateAgreement>,
+) -> ApiResult<HttpResponse> {
+    let precondition = if_match.precondition()?;
+    let b = body.into_inner();
+    let change = move |f: &mut AgreementFields| {
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(value) = b.$field { f.$field = value; })* };
+        }
+        set!(title, framework_reference, starts_on, ends_on, funding_model, status, eligible_kinds, source);
+    };
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let agreement = state.run(move |db| db::agreements::update(db, &actor, id, change, precondition)).await?;
+    Ok(with_etag(HttpResponse::Ok(), agreement.revision, &agreement))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EntitlementPage {
+    pub items: Vec<Entitlement>,
+    pub next_cursor: Option<String>,
+}
+
+/// The entitlement lines of an agreement, with seats allocated and remaining.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "list_agreement_entitlements",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agreement id"), PageQuery),
+    responses((status = 200, body = EntitlementPage), ReadErrors)
+)]
+#[get("/agreements/{id}/entitlements")]
+pub async fn list_agreement_entitlements(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<web::Json<EntitlementPage>> {
+    let query = query.into_inner();
+    let (id, page) = (id.into_inner(), page_request(query.limit, query.cursor)?);
+    let found = state.run(move |db| db.read(|conn| db::agreements::entitlements_of(conn, id, &page))).await?;
+    Ok(web::Json(EntitlementPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationInput {
+    pub description: String,
+    pub due_on: Option<NaiveDate>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEntitlement {
+    pub product_id: i64,
+    pub tier: Tier,
+    pub metric: Metric,
+    /// Null for no cap.
+    pub seat_cap: Option<i64>,
+    #[serde(default = "default_policy")]
+    pub over_allocation_policy: OverAllocationPolicy,
+    pub eligible_kinds: Vec<OrganisationKind>,
+    pub starts_on: NaiveDate,
+    pub ends_on: Option<NaiveDate>,
+    pub how_to_claim: Option<String>,
+    #[serde(default)]
+    pub obligations: Vec<ObligationInput>,
+    pub source: Option<String>,
+}
+
+fn default_policy() -> OverAllocationPolicy {
+    OverAllocationPolicy::Block
+}
+
+/// Add an entitlement line to an agreement.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "create_entitlement",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agreement id")),
+    request_body = CreateEntitlement,
+    responses((status = 201, body = Entitlement, headers(("ETag" = String))), WriteErrors)
+)]
+#[post("/agreements/{id}/entitlements")]
+pub async fn create_entitlement(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    body: web::Json<CreateEntitlement>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let fields = EntitlementFields {
+        product_id: b.product_id,
+        tier: b.tier,
+        metric: b.metric,
+        seat_cap: b.seat_cap,
+        over_allocation_policy: b.over_allocation_policy,
+        eligible_kinds: b.eligible_kinds,
+        starts_on: b.starts_on,
+        ends_on: b.ends_on,
+        how_to_claim: b.how_to_claim,
+        source: b.source,
+    };
+    let obligations = b
+        .obligations
+        .into_iter()
+        .map(|o| NewObligation { description: o.description, due_on: o.due_on })
+        .collect();
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let entitlement =
+        state.run(move |db| db::agreements::create_entitlement(db, &actor, id, fields, obligations)).await?;
+    Ok(with_etag(HttpResponse::Created(), entitlement.revision, &entitlement))
+}
+
+/// One entitlement line, with seats allocated and remaining.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "get_entitlement",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Entitlement id")),
+    responses((status = 200, body = Entitlement, headers(("ETag" = String))), ReadErrors)
+)]
+#[get("/entitlements/{id}")]
+pub async fn get_entitlement(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let entitlement = state.run(move |db| db.read(|conn| db::agreements::get_entitlement(conn, id))).await?;
+    Ok(with_etag(HttpResponse::Ok(), entitlement.revision, &entitlement))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEntitlement {
+    /// A lower cap is refused (409) while more seats are allocated, unless the policy is
+    /// `allow_and_flag`, which flags the excess for true-up.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub seat_cap: Option<Option<i64>>,
+    pub over_allocation_policy: Option<OverAllocationPolicy>,
+    pub eligible_kinds: Option<Vec<OrganisationKind>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub ends_on: Option<Option<NaiveDate>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub how_to_claim: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub source: Option<Option<String>>,
+}
+
+/// Update an entitlement line (cap, policy, eligibility, end date).
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "update_entitlement",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Entitlement id"),
+        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+    ),
+    request_body = UpdateEntitlement,
+    responses((status = 200, body = Entitlement, headers(("ETag" = String))), WriteErrors, PreconditionErrors)
+)]
+#[patch("/entitlements/{id}")]
+pub async fn update_entitlement(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    if_match: IfMatch,
+    body: web::Json<UpdateEntitlement>,
+) -> ApiResult<HttpResponse> {
+    let precondition = if_match.precondition()?;
+    let b = body.into_inner();
+    let changes = EntitlementChanges {
+        seat_cap: b.seat_cap,
+        over_allocation_policy: b.over_allocation_policy,
+        eligible_kinds: b.eligible_kinds,
+        ends_on: b.ends_on,
+        how_to_claim: b.how_to_claim,
+        source: b.source,
+    };
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let entitlement = state
+        .run(move |db| db::agreements::update_entitlement(db, &actor, id, changes, precondition))
+        .await?;
+    Ok(with_etag(HttpResponse::Ok(), entitlement.revision, &entitlement))
+}

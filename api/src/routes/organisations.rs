@@ -1,0 +1,171 @@
+use actix_web::{HttpResponse, get, patch, post, web};
+use db::organisations::{NewOrganisation, Organisation, OrganisationChanges, OrganisationFilter};
+use db::vocabulary::OrganisationKind;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{AdminOnly, AnyRole};
+use crate::error::ApiResult;
+use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
+use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationQuery {
+    pub kind: Option<OrganisationKind>,
+    pub region: Option<String>,
+    pub exemplar: Option<bool>,
+    /// Case-insensitive part of the name or code.
+    pub q: Option<String>,
+    /// Closed organisations are left out unless this is true.
+    #[serde(default)]
+    pub include_closed: bool,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrganisationPage {
+    pub items: Vec<Organisation>,
+    pub next_cursor: Option<String>,
+}
+
+/// List organisations, ordered by ODS code.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "list_organisations",
+    security(("bearer" = [])),
+    params(OrganisationQuery),
+    responses((status = 200, body = OrganisationPage), ReadErrors)
+)]
+#[get("/organisations")]
+pub async fn list_organisations(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    query: web::Query<OrganisationQuery>,
+) -> ApiResult<web::Json<OrganisationPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let filter = OrganisationFilter {
+        kind: query.kind,
+        region: query.region,
+        exemplar: query.exemplar,
+        q: query.q,
+        include_closed: query.include_closed,
+    };
+    let found = state.run(move |db| db.read(|conn| db::organisations::list(conn, &filter, &page))).await?;
+    Ok(web::Json(OrganisationPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+/// One organisation by ODS code; a closed one answers too, marked closed, with its successor.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "get_organisation",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code")),
+    responses((status = 200, body = Organisation, headers(("ETag" = String))), ReadErrors)
+)]
+#[get("/organisations/{code}")]
+pub async fn get_organisation(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    code: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let code = code.into_inner();
+    let organisation = state.run(move |db| db.read(|conn| db::organisations::get(conn, &code))).await?;
+    Ok(with_etag(HttpResponse::Ok(), organisation.revision, &organisation))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganisation {
+    /// ODS code: 3 to 10 letters and digits (stored upper-case).
+    pub code: String,
+    pub name: String,
+    pub kind: OrganisationKind,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub exemplar: bool,
+    pub source: Option<String>,
+}
+
+/// Create an organisation.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "create_organisation",
+    security(("bearer" = [])),
+    request_body = CreateOrganisation,
+    responses((status = 201, body = Organisation, headers(("ETag" = String))), WriteErrors)
+)]
+#[post("/organisations")]
+pub async fn create_organisation(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    body: web::Json<CreateOrganisation>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let new = NewOrganisation {
+        code: body.code,
+        name: body.name,
+        kind: body.kind,
+        region: body.region,
+        exemplar: body.exemplar,
+        source: body.source,
+    };
+    let actor = admin.actor();
+    let organisation = state.run(move |db| db::organisations::create(db, &actor, new)).await?;
+    Ok(with_etag(HttpResponse::Created(), organisation.revision, &organisation))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganisation {
+    pub name: Option<String>,
+    pub kind: Option<OrganisationKind>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub region: Option<Option<String>>,
+    pub exemplar: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub source: Option<Option<String>>,
+}
+
+/// Update an organisation (closing one is done by succession).
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "update_organisation",
+    security(("bearer" = [])),
+    params(
+        ("code" = String, Path, description = "ODS code"),
+        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+    ),
+    request_body = UpdateOrganisation,
+    responses((status = 200, body = Organisation, headers(("ETag" = String))), WriteErrors, PreconditionErrors)
+)]
+#[patch("/organisations/{code}")]
+pub async fn update_organisation(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    code: web::Path<String>,
+    if_match: IfMatch,
+    body: web::Json<UpdateOrganisation>,
+) -> ApiResult<HttpResponse> {
+    let precondition = if_match.precondition()?;
+    let body = body.into_inner();
+    let changes = OrganisationChanges {
+        name: body.name,
+        kind: body.kind,
+        region: body.region,
+        exemplar: body.exemplar,
+        source: body.source,
+    };
+    let (code, actor) = (code.into_inner(), admin.actor());
+    let organisation =
+        state.run(move |db| db::organisations::update(db, &actor, &code, changes, precondition)).await?;
+    Ok(with_etag(HttpResponse::Ok(), organisation.revision, &organisation))
+}

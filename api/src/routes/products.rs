@@ -1,0 +1,275 @@
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::NaiveDate;
+use db::products::{Product, ProductFields, ProductFilter, Supplier};
+use db::vocabulary::SupportStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{AdminOnly, AnyRole};
+use crate::error::ApiResult;
+use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
+use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
+use crate::routes::today;
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SupplierPage {
+    pub items: Vec<Supplier>,
+    pub next_cursor: Option<String>,
+}
+
+/// List suppliers, ordered by id.
+#[utoipa::path(
+    tag = "products",
+    operation_id = "list_suppliers",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = SupplierPage), ReadErrors)
+)]
+#[get("/suppliers")]
+pub async fn list_suppliers(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<web::Json<SupplierPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let found = state.run(move |db| db.read(|conn| db::products::list_suppliers(conn, &page))).await?;
+    Ok(web::Json(SupplierPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSupplier {
+    pub name: String,
+    pub source: Option<String>,
+}
+
+/// Create a supplier.
+#[utoipa::path(
+    tag = "products",
+    operation_id = "create_supplier",
+    security(("bearer" = [])),
+    request_body = CreateSupplier,
+    responses((status = 201, body = Supplier), WriteErrors)
+)]
+#[post("/suppliers")]
+pub async fn create_supplier(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    body: web::Json<CreateSupplier>,
+) -> ApiResult<HttpResponse> {
+    let CreateSupplier { name, source } = body.into_inner();
+    let actor = admin.actor();
+    let supplier = state.run(move |db| db::products::create_supplier(db, &actor, &name, source)).await?;
+    Ok(HttpResponse::Created().json(supplier))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProductQuery {
+    pub supplier_id: Option<i64>,
+    /// A category slug, e.g. `operating-system`.
+    pub category: Option<String>,
+    /// Support status at `on`.
+    pub support_status: Option<SupportStatus>,
+    /// Only products with (true) or without (false) a national entitlement in force at `on`.
+    pub nationally_licensed: Option<bool>,
+    /// Case-insensitive part of the name, edition or SKU.
+    pub q: Option<String>,
+    /// The date for support status and licensing (default today).
+    pub on: Option<NaiveDate>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductPage {
+    pub items: Vec<Product>,
+    pub next_cursor: Option<String>,
+}
+
+/// List products, ordered by id, with their support status at `on`.
+#[utoipa::path(
+    tag = "products",
+    operation_id = "list_products",
+    security(("bearer" = [])),
+    params(ProductQuery),
+    responses((status = 200, body = ProductPage), ReadErrors)
+)]
+#[get("/products")]
+pub async fn list_products(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    query: web::Query<ProductQuery>,
+) -> ApiResult<web::Json<ProductPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let on = query.on.unwrap_or_else(today);
+    let filter = ProductFilter {
+        supplier_id: query.supplier_id,
+        category: query.category,
+        support_status: query.support_status,
+        nationally_licensed: query.nationally_licensed,
+        q: query.q,
+    };
+    let found = state.run(move |db| db.read(|conn| db::products::list(conn, &filter, on, &page))).await?;
+    Ok(web::Json(ProductPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OnQuery {
+    /// The date for the support status (default today).
+    pub on: Option<NaiveDate>,
+}
+
+/// One product, with its support status at `on`.
+#[utoipa::path(
+    tag = "products",
+    operation_id = "get_product",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Product id"), OnQuery),
+    responses((status = 200, body = Product, headers(("ETag" = String))), ReadErrors)
+)]
+#[get("/products/{id}")]
+pub async fn get_product(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+    query: web::Query<OnQuery>,
+) -> ApiResult<HttpResponse> {
+    let (id, on) = (id.into_inner(), query.on.unwrap_or_else(today));
+    let product = state.run(move |db| db.read(|conn| db::products::get(conn, id, on))).await?;
+    Ok(with_etag(HttpResponse::Ok(), product.revision, &product))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    pub supplier_id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub edition: String,
+    #[serde(default)]
+    pub version: String,
+    pub sku: Option<String>,
+    /// A slug: lower-case letters, digits and hyphens.
+    pub category: String,
+    pub released_on: Option<NaiveDate>,
+    pub mainstream_support_ends_on: Option<NaiveDate>,
+    pub extended_support_ends_on: Option<NaiveDate>,
+    #[serde(default)]
+    pub dtac_passed: bool,
+    #[serde(default)]
+    pub mds2_supplied: bool,
+    pub source: Option<String>,
+}
+
+/// Create a product.
+#[utoipa::path(
+    tag = "products",
+    operation_id = "create_product",
+    security(("bearer" = [])),
+    request_body = CreateProduct,
+    responses((status = 201, body = Product, headers(("ETag" = String))), WriteErrors)
+)]
+#[post("/products")]
+pub async fn create_product(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    body: web::Json<CreateProduct>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let fields = ProductFields {
+        supplier_id: b.supplier_id,
+        name: b.name,
+        edition: b.edition,
+        version: b.version,
+        sku: b.sku,
+        category: b.category,
+        released_on: b.released_on,
+        mainstream_support_ends_on: b.mainstream_support_ends_on,
+        extended_support_ends_on: b.extended_support_ends_on,
+        dtac_passed: b.dtac_passed,
+        mds2_supplied: b.mds2_supplied,
+        source: b.source,
+    };
+    let actor = admin.actor();
+    let product = state.run(move |db| db::products::create(db, &actor, fields, today())).await?;
+    Ok(with_etag(HttpResponse::Created(), product.revision, &product))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProduct {
+    pub supplier_id: Option<i64>,
+    pub name: Option<String>,
+    pub edition: Option<String>,
+    pub version: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub sku: Option<Option<String>>,
+    pub category: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub released_on: Option<Option<NaiveDate>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub mainstream_support_ends_on: Option<Option<NaiveDate>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub extended_support_ends_on: Option<Option<NaiveDate>>,
+    pub dtac_passed: Option<bool>,
+    pub mds2_supplied: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub source: Option<Option<String>>,
+}
+
+/// Update a product (for example its lifecycle dates).
+#[utoipa::path(
+    tag = "products",
+    operation_id = "update_product",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Product id"),
+        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+    ),
+    request_body = UpdateProduct,
+    responses((status = 200, body = Product, headers(("ETag" = String))), WriteErrors, PreconditionErrors)
+)]
+#[patch("/products/{id}")]
+pub async fn update_product(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    if_match: IfMatch,
+    body: web::Json<UpdateProduct>,
+) -> ApiResult<HttpResponse> {
+    let precondition = if_match.precondition()?;
+    let b = body.into_inner();
+    let change = move |f: &mut ProductFields| {
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(value) = b.$field { f.$field = value; })* };
+        }
+        set!(supplier_id, name, edition, version, sku, category, released_on, mainstream_support_ends_on);
+        set!(extended_support_ends_on, dtac_passed, mds2_supplied, source);
+    };
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let product =
+        state.run(move |db| db::products::update(db, &actor, id, change, precondition, today())).await?;
+    Ok(with_etag(HttpResponse::Ok(), product.revision, &product))
+}

@@ -1,0 +1,410 @@
+//! Suppliers and products, with lifecycle dates from which the support status at any date is
+//! derived.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::dsl::exists;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::audit::{Actor, Audited, Change, now};
+use crate::connection::{Database, DbConnection};
+use crate::error::{DbError, DbResult};
+use crate::organisations::{like_pattern, lower};
+use crate::page::{Page, PageRequest, Precondition};
+use crate::schema::{agreements, entitlements, products, suppliers};
+use crate::vocabulary::{AgreementStatus, SupportStatus, is_slug};
+
+#[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[diesel(table_name = suppliers)]
+pub struct Supplier {
+    pub id: i64,
+    pub name: String,
+    pub source: Option<String>,
+}
+
+pub fn list_suppliers(conn: &mut DbConnection, page: &PageRequest) -> DbResult<Page<Supplier>> {
+    let mut query = suppliers::table.select(Supplier::as_select()).order(suppliers::id).into_boxed();
+    if let Some(after) = page.after_id()? {
+        query = query.filter(suppliers::id.gt(after));
+    }
+    let limit = page.limit();
+    Ok(Page::from_rows(query.limit(limit + 1).load(conn)?, limit, |s| s.id.to_string()))
+}
+
+pub fn create_supplier(
+    db: &Database,
+    actor: &Actor,
+    name: &str,
+    source: Option<String>,
+) -> DbResult<Supplier> {
+    let name = name.trim().to_owned();
+    if name.is_empty() {
+        return Err(DbError::Invalid("name must not be empty".into()));
+    }
+    db.write(actor, |conn| {
+        let id: i64 = diesel::insert_into(suppliers::table)
+            .values((suppliers::name.eq(&name), suppliers::source.eq(&source)))
+            .returning(suppliers::id)
+            .get_result(conn)?;
+        let supplier = Supplier { id, name: name.clone(), source: source.clone() };
+        Ok(Audited::one(supplier.clone(), Change::new("supplier.create", "supplier", id).after(&supplier)))
+    })
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = products)]
+struct ProductRow {
+    id: i64,
+    supplier_id: i64,
+    name: String,
+    edition: String,
+    version: String,
+    sku: Option<String>,
+    category: String,
+    released_on: Option<NaiveDate>,
+    mainstream_support_ends_on: Option<NaiveDate>,
+    extended_support_ends_on: Option<NaiveDate>,
+    dtac_passed: bool,
+    mds2_supplied: bool,
+    source: Option<String>,
+    revision: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Product {
+    pub id: i64,
+    pub supplier_id: i64,
+    pub supplier: String,
+    #[cfg_attr(feature = "openapi", schema(example = "Windows 10"))]
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(example = "Enterprise"))]
+    pub edition: String,
+    pub version: String,
+    pub sku: Option<String>,
+    /// A slug such as `operating-system` or `medical-device-software`.
+    pub category: String,
+    pub released_on: Option<NaiveDate>,
+    pub mainstream_support_ends_on: Option<NaiveDate>,
+    pub extended_support_ends_on: Option<NaiveDate>,
+    /// The supplier has passed DTAC for this product.
+    pub dtac_passed: bool,
+    /// The supplier has supplied an MDS2 form for this product.
+    pub mds2_supplied: bool,
+    /// Support status at the date asked about (today unless `on` was given).
+    pub support_status: SupportStatus,
+    pub source: Option<String>,
+    #[serde(skip)]
+    pub revision: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Product {
+    /// The last day of any support: the end of extended support, else of mainstream support.
+    pub fn support_ends_on(&self) -> Option<NaiveDate> {
+        self.extended_support_ends_on.or(self.mainstream_support_ends_on)
+    }
+
+    /// A short label: "Windows 10 Enterprise 22H2".
+    pub fn label(&self) -> String {
+        [self.name.as_str(), self.edition.as_str(), self.version.as_str()]
+            .iter()
+            .filter(|part| !part.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Support at `on`: unsupported after the last day of support; extended after the last day of
+/// mainstream support; otherwise supported (also when no end is announced).
+pub fn support_status(
+    mainstream_ends: Option<NaiveDate>,
+    extended_ends: Option<NaiveDate>,
+    on: NaiveDate,
+) -> SupportStatus {
+    match (mainstream_ends, extended_ends.or(mainstream_ends)) {
+        (_, Some(end)) if on > end => SupportStatus::Unsupported,
+        (Some(mainstream), _) if on > mainstream => SupportStatus::Extended,
+        _ => SupportStatus::Supported,
+    }
+}
+
+fn to_product(row: ProductRow, supplier: String, on: NaiveDate) -> Product {
+    Product {
+        support_status: support_status(row.mainstream_support_ends_on, row.extended_support_ends_on, on),
+        id: row.id,
+        supplier_id: row.supplier_id,
+        supplier,
+        name: row.name,
+        edition: row.edition,
+        version: row.version,
+        sku: row.sku,
+        category: row.category,
+        released_on: row.released_on,
+        mainstream_support_ends_on: row.mainstream_support_ends_on,
+        extended_support_ends_on: row.extended_support_ends_on,
+        dtac_passed: row.dtac_passed,
+        mds2_supplied: row.mds2_supplied,
+        source: row.source,
+        revision: row.revision,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ProductFilter {
+    pub supplier_id: Option<i64>,
+    pub category: Option<String>,
+    pub support_status: Option<SupportStatus>,
+    /// Only products with (or without) an entitlement in force on `on` under an agreement in force.
+    pub nationally_licensed: Option<bool>,
+    /// Case-insensitive substring of name, edition or SKU.
+    pub q: Option<String>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &ProductFilter,
+    on: NaiveDate,
+    page: &PageRequest,
+) -> DbResult<Page<Product>> {
+    let mut query = products::table
+        .inner_join(suppliers::table)
+        .select((ProductRow::as_select(), suppliers::name))
+        .order(products::id)
+        .into_boxed();
+    if let Some(supplier) = filter.supplier_id {
+        query = query.filter(products::supplier_id.eq(supplier));
+    }
+    if let Some(category) = &filter.category {
+        query = query.filter(products::category.eq(category.clone()));
+    }
+    if let Some(q) = &filter.q {
+        let pattern = like_pattern(q);
+        query = query.filter(
+            lower(products::name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(products::edition).like(pattern.clone()).escape('\\'))
+                .or(lower(products::sku.assume_not_null()).like(pattern).escape('\\')),
+        );
+    }
+    // The same rule as `support_status`, as SQL.
+    let support_end = products::extended_support_ends_on;
+    let mainstream_end = products::mainstream_support_ends_on;
+    match filter.support_status {
+        Some(SupportStatus::Unsupported) => {
+            query = query.filter(support_end.lt(on).or(support_end.is_null().and(mainstream_end.lt(on))));
+        }
+        Some(SupportStatus::Extended) => {
+            query = query.filter(mainstream_end.lt(on).and(support_end.ge(on)));
+        }
+        Some(SupportStatus::Supported) => {
+            query = query.filter(
+                mainstream_end
+                    .is_null()
+                    .or(mainstream_end.ge(on))
+                    .and(support_end.is_null().or(support_end.ge(on))),
+            );
+        }
+        None => {}
+    }
+    if let Some(licensed) = filter.nationally_licensed {
+        let in_force = exists(
+            entitlements::table
+                .inner_join(agreements::table)
+                .filter(entitlements::product_id.eq(products::id))
+                // The same rule as `coverage::agreement_in_force`.
+                .filter(agreements::status.ne(AgreementStatus::Draft.as_str()))
+                .filter(
+                    agreements::status
+                        .eq(AgreementStatus::Active.as_str())
+                        .or(agreements::ends_on.is_not_null()),
+                )
+                .filter(agreements::starts_on.le(on))
+                .filter(agreements::ends_on.is_null().or(agreements::ends_on.ge(on)))
+                .filter(entitlements::starts_on.le(on))
+                .filter(entitlements::ends_on.is_null().or(entitlements::ends_on.ge(on))),
+        );
+        query = if licensed { query.filter(in_force) } else { query.filter(diesel::dsl::not(in_force)) };
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(products::id.gt(after));
+    }
+    let limit = page.limit();
+    let rows: Vec<(ProductRow, String)> = query.limit(limit + 1).load(conn)?;
+    let items = rows.into_iter().map(|(row, supplier)| to_product(row, supplier, on)).collect();
+    Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
+}
+
+pub fn get(conn: &mut DbConnection, id: i64, on: NaiveDate) -> DbResult<Product> {
+    let (row, supplier): (ProductRow, String) = products::table
+        .inner_join(suppliers::table)
+        .filter(products::id.eq(id))
+        .select((ProductRow::as_select(), suppliers::name))
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("product"))?;
+    Ok(to_product(row, supplier, on))
+}
+
+/// The fields of a product that an admin sets.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductFields {
+    pub supplier_id: i64,
+    pub name: String,
+    pub edition: String,
+    pub version: String,
+    pub sku: Option<String>,
+    pub category: String,
+    pub released_on: Option<NaiveDate>,
+    pub mainstream_support_ends_on: Option<NaiveDate>,
+    pub extended_support_ends_on: Option<NaiveDate>,
+    pub dtac_passed: bool,
+    pub mds2_supplied: bool,
+    pub source: Option<String>,
+}
+
+impl ProductFields {
+    fn validate(&self) -> DbResult<()> {
+        if self.name.trim().is_empty() {
+            return Err(DbError::Invalid("name must not be empty".into()));
+        }
+        if !is_slug(&self.category) {
+            return Err(DbError::Invalid(
+                "category must be a slug: lower-case letters, digits and hyphens".into(),
+            ));
+        }
+        if let (Some(mainstream), Some(extended)) =
+            (self.mainstream_support_ends_on, self.extended_support_ends_on)
+            && mainstream > extended
+        {
+            return Err(DbError::Invalid("mainstream support cannot end after extended support".into()));
+        }
+        Ok(())
+    }
+
+    pub fn from_product(product: &Product) -> ProductFields {
+        ProductFields {
+            supplier_id: product.supplier_id,
+            name: product.name.clone(),
+            edition: product.edition.clone(),
+            version: product.version.clone(),
+            sku: product.sku.clone(),
+            category: product.category.clone(),
+            released_on: product.released_on,
+            mainstream_support_ends_on: product.mainstream_support_ends_on,
+            extended_support_ends_on: product.extended_support_ends_on,
+            dtac_passed: product.dtac_passed,
+            mds2_supplied: product.mds2_supplied,
+            source: product.source.clone(),
+        }
+    }
+}
+
+fn supplier_must_exist(conn: &mut DbConnection, id: i64) -> DbResult<()> {
+    let found: i64 = suppliers::table.filter(suppliers::id.eq(id)).count().get_result(conn)?;
+    if found == 0 { Err(DbError::Invalid(format!("supplier {id} does not exist"))) } else { Ok(()) }
+}
+
+pub fn create(db: &Database, actor: &Actor, fields: ProductFields, today: NaiveDate) -> DbResult<Product> {
+    fields.validate()?;
+    db.write(actor, |conn| {
+        supplier_must_exist(conn, fields.supplier_id)?;
+        let stamp = now();
+        let id: i64 = diesel::insert_into(products::table)
+            .values((
+                products::supplier_id.eq(fields.supplier_id),
+                products::name.eq(fields.name.trim()),
+                products::edition.eq(&fields.edition),
+                products::version.eq(&fields.version),
+                products::sku.eq(&fields.sku),
+                products::category.eq(&fields.category),
+                products::released_on.eq(fields.released_on),
+                products::mainstream_support_ends_on.eq(fields.mainstream_support_ends_on),
+                products::extended_support_ends_on.eq(fields.extended_support_ends_on),
+                products::dtac_passed.eq(fields.dtac_passed),
+                products::mds2_supplied.eq(fields.mds2_supplied),
+                products::source.eq(&fields.source),
+                products::created_at.eq(stamp),
+                products::updated_at.eq(stamp),
+            ))
+            .returning(products::id)
+            .get_result(conn)?;
+        let product = get(conn, id, today)?;
+        Ok(Audited::one(product.clone(), Change::new("product.create", "product", id).after(&product)))
+    })
+}
+
+pub fn update(
+    db: &Database,
+    actor: &Actor,
+    id: i64,
+    change: impl FnOnce(&mut ProductFields),
+    precondition: Precondition,
+    today: NaiveDate,
+) -> DbResult<Product> {
+    db.write(actor, |conn| {
+        let before = get(conn, id, today)?;
+        precondition.check(before.revision)?;
+        let mut fields = ProductFields::from_product(&before);
+        change(&mut fields);
+        fields.validate()?;
+        supplier_must_exist(conn, fields.supplier_id)?;
+        diesel::update(products::table.find(id))
+            .set((
+                products::supplier_id.eq(fields.supplier_id),
+                products::name.eq(fields.name.trim()),
+                products::edition.eq(&fields.edition),
+                products::version.eq(&fields.version),
+                products::sku.eq(&fields.sku),
+                products::category.eq(&fields.category),
+                products::released_on.eq(fields.released_on),
+                products::mainstream_support_ends_on.eq(fields.mainstream_support_ends_on),
+                products::extended_support_ends_on.eq(fields.extended_support_ends_on),
+                products::dtac_passed.eq(fields.dtac_passed),
+                products::mds2_supplied.eq(fields.mds2_supplied),
+                products::source.eq(&fields.source),
+                products::revision.eq(products::revision + 1),
+                products::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let after = get(conn, id, today)?;
+        let change = Change::new("product.update", "product", id).before(&before).after(&after);
+        Ok(Audited::one(after, change))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_default()
+    }
+
+    #[test]
+    fn support_status_follows_the_lifecycle_dates() {
+        // Windows 7: mainstream to 2015-01-13, extended to 2020-01-14.
+        let (mainstream, extended) = (Some(date("2015-01-13")), Some(date("2020-01-14")));
+        assert_eq!(support_status(mainstream, extended, date("2015-01-13")), SupportStatus::Supported);
+        assert_eq!(support_status(mainstream, extended, date("2015-01-14")), SupportStatus::Extended);
+        assert_eq!(support_status(mainstream, extended, date("2020-01-14")), SupportStatus::Extended);
+        assert_eq!(support_status(mainstream, extended, date("2020-01-15")), SupportStatus::Unsupported);
+        assert_eq!(support_status(None, None, date("2099-01-01")), SupportStatus::Supported);
+        assert_eq!(
+            support_status(Some(date("2020-01-01")), None, date("2020-01-02")),
+            SupportStatus::Unsupported
+        );
+        assert_eq!(
+            support_status(None, Some(date("2020-01-01")), date("2019-12-31")),
+            SupportStatus::Supported
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The closed vocabularies of the domain (organisation kinds, tiers, metrics, ...). Stored as
+//! text, checked by the database, and typed here so the API refuses anything else with 422.
+
+/// Declares an enum stored as text: `as_str`, `parse`, serde in snake_case, and an OpenAPI schema.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// The kind of an NHS organisation.
+    OrganisationKind {
+        Trust = "trust",
+        Icb = "icb",
+        GpPractice = "gp_practice",
+        Csu = "csu",
+        NationalBody = "national_body",
+        ArmsLengthBody = "arms_length_body",
+        Other = "other",
+    }
+);
+
+text_enum!(
+    /// How an agreement is paid for.
+    FundingModel { Central = "central", CoFunded = "co_funded", Local = "local" }
+);
+
+text_enum!(
+    /// Where an agreement stands. Ended agreements (expired, terminated) are kept, never deleted.
+    AgreementStatus { Draft = "draft", Active = "active", Expired = "expired", Terminated = "terminated" }
+);
+
+text_enum!(
+    /// The tier of an entitlement line.
+    Tier { NationalProvision = "national_provision", TopUp = "top_up", AddOn = "add_on" }
+);
+
+text_enum!(
+    /// What one seat of an entitlement counts.
+    Metric { PerDevice = "per_device", PerUser = "per_user", PerCore = "per_core", Site = "site" }
+);
+
+text_enum!(
+    /// What a claim past the cap does: refused (`block`), or taken and flagged for true-up.
+    OverAllocationPolicy { Block = "block", AllowAndFlag = "allow_and_flag" }
+);
+
+text_enum!(
+    /// A product's support at a date, from its lifecycle dates.
+    SupportStatus {
+        /// In mainstream support (or no end announced).
+        Supported = "supported",
+        /// Past mainstream support, still receiving security updates.
+        Extended = "extended",
+        /// No security updates any more.
+        Unsupported = "unsupported",
+    }
+);
+
+/// Parses a stored comma-separated list of organisation kinds (unknown entries are ignored:
+/// the writers below only store known ones).
+pub fn parse_kinds(text: &str) -> Vec<OrganisationKind> {
+    text.split(',').filter_map(|k| OrganisationKind::parse(k.trim())).collect()
+}
+
+pub fn join_kinds(kinds: &[OrganisationKind]) -> String {
+    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// A category slug: lower-case letters, digits and hyphens.
+pub fn is_slug(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// An ODS code: 3 to 10 upper-case letters and digits.
+pub fn is_ods_code(text: &str) -> bool {
+    (3..=10).contains(&text.len()) && text.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
