@@ -4,5 +4,6 @@
 mod auth;
 mod catalogue;
 mod foundation;
+mod ledger;
 mod openapi_contract;
 mod route_matrix;

@@ -51,11 +51,20 @@ const ACCESS: &[(&str, Access)] = &[
     ("update_entitlement", Roles(&[Admin])),
     // Scoped by its `organisation` query parameter: see tests/catalogue.rs.
     ("get_coverage", Roles(EVERYONE)),
+    ("claim_seats", Roles(&[Admin, Officer])),
+    ("claim_seats_bulk", Roles(&[Admin])),
+    ("list_entitlement_allocations", Roles(EVERYONE)),
+    ("release_seats", Roles(&[Admin, Officer])),
+    ("list_organisation_allocations", Roles(EVERYONE)),
+    ("record_succession", Roles(&[Admin])),
+    ("utilisation_report", Roles(&[Admin, Auditor])),
+    ("obligations_report", Roles(EVERYONE)),
 ];
 
 /// Operations that act on or reveal one organisation's private data: an officer of another
 /// organisation must get 404 (never the data). The value is the path with RR8 as the target.
-const ORGANISATION_SCOPED: &[&str] = &[];
+const ORGANISATION_SCOPED: &[&str] =
+    &["/v1/organisations/{code}/allocations", "/v1/organisations/{code}/succession"];
 
 struct Operation {
     id: String,

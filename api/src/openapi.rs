@@ -25,6 +25,8 @@ use crate::error::{ApiError, Problem};
         (name = "products", description = "Suppliers and products with their lifecycle"),
         (name = "agreements", description = "National licence agreements and their entitlement lines"),
         (name = "coverage", description = "Licensed nationally, buy locally against a standard, or no guidance"),
+        (name = "allocations", description = "The seat ledger: claims, releases, bulk claims and successions"),
+        (name = "reports", description = "Utilisation, obligations and other national reports"),
     )
 )]
 pub struct ApiDoc;

@@ -300,6 +300,7 @@ diesel::joinable!(agreements -> suppliers (supplier_id));
 diesel::joinable!(entitlements -> agreements (agreement_id));
 diesel::joinable!(entitlements -> products (product_id));
 diesel::joinable!(obligations -> entitlements (entitlement_id));
+diesel::joinable!(obligation_acceptances -> obligations (obligation_id));
 diesel::joinable!(allocations -> entitlements (entitlement_id));
 diesel::joinable!(allocations -> organisations (organisation_code));
 diesel::joinable!(users -> organisations (organisation_code));

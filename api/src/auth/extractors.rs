@@ -153,6 +153,8 @@ role_set! {
     AdminOnly = [Admin];
     /// Those who read everything: the national team and auditors.
     AdminOrAuditor = [Admin, Auditor];
+    /// Those who claim and release seats: the national team, and officers for their own organisation.
+    AdminOrOfficer = [Admin, Officer];
     /// Any signed-in user; organisation scope is checked by the handler.
     AnyRole = [Admin, Exemplar, Officer, Auditor];
 }

@@ -5,12 +5,14 @@ use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub mod agreements;
+pub mod allocations;
 pub mod auth;
 pub mod coverage;
 pub mod health;
 pub mod me;
 pub mod organisations;
 pub mod products;
+pub mod reports;
 pub mod users;
 
 /// Today's date (UTC), the default for questions asked "at a date".
@@ -46,6 +48,14 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(agreements::create_entitlement)
             .service(agreements::get_entitlement)
             .service(agreements::update_entitlement)
-            .service(coverage::get_coverage),
+            .service(coverage::get_coverage)
+            .service(allocations::claim_seats)
+            .service(allocations::claim_seats_bulk)
+            .service(allocations::list_entitlement_allocations)
+            .service(allocations::release_seats)
+            .service(allocations::list_organisation_allocations)
+            .service(allocations::record_succession)
+            .service(reports::utilisation_report)
+            .service(reports::obligations_report),
     );
 }

@@ -1,0 +1,289 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey, Succession};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole};
+use crate::error::{ApiError, ApiResult};
+use crate::openapi::{ReadErrors, WriteErrors};
+use crate::preconditions::page_request;
+use crate::routes::today;
+use crate::state::AppState;
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// ODS code of the organisation the seats are for. Officers may claim only for their own.
+    pub organisation: String,
+    /// Seats to take, at least 1.
+    #[schema(minimum = 1)]
+    pub quantity: i64,
+    /// The claimer's own reference (an order or change number).
+    pub reference: Option<String>,
+}
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Claim seats of an entitlement. Eligibility (organisation kind, dates, open organisation) and
+/// the cap are checked in one transaction; a claim past the cap gets 409 with the seats that
+/// remain. The claimer accepts the entitlement's obligations. With an `Idempotency-Key`, a retry
+/// returns the first result and never takes seats twice.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "claim_seats",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Entitlement id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string (at most 255 characters) to make retries safe"),
+    ),
+    request_body = ClaimRequest,
+    responses(
+        (status = 201, body = Allocation, description = "Seats taken (or, on a retry with the same key, the first result)"),
+        WriteErrors
+    )
+)]
+#[post("/entitlements/{id}/allocations")]
+pub async fn claim_seats(
+    state: web::Data<AppState>,
+    user: Authorised<AdminOrOfficer>,
+    id: web::Path<i64>,
+    request: HttpRequest,
+    body: web::Json<ClaimRequest>,
+) -> ApiResult<HttpResponse> {
+    let (entitlement_id, body) = (id.into_inner(), body.into_inner());
+    user.ensure_can_act_for(&body.organisation)?;
+    let key = match request.headers().get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => {
+            let key = value.to_str().ok().filter(|k| (1..=255).contains(&k.len())).ok_or_else(|| {
+                ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible characters".into())
+            })?;
+            let canonical = serde_json::to_string(&body).unwrap_or_default();
+            let digest = Sha256::digest(format!("{entitlement_id}\n{canonical}").as_bytes());
+            let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
+            Some(IdempotencyKey { user_id: user.id(), key: key.to_owned(), fingerprint })
+        }
+    };
+    let claim = Claim {
+        organisation: body.organisation.to_uppercase(),
+        quantity: body.quantity,
+        reference: body.reference,
+    };
+    let actor = user.actor();
+    let render = |allocation: &Allocation| serde_json::to_string(allocation).unwrap_or_default();
+    let outcome = state
+        .run(move |db| db::ledger::claim(db, &actor, entitlement_id, claim, key, today(), render))
+        .await?;
+    Ok(match outcome {
+        ClaimOutcome::Created(allocation) => HttpResponse::Created().json(allocation),
+        ClaimOutcome::Replayed { status, body } => {
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED))
+                .content_type("application/json")
+                .insert_header(("Idempotent-Replayed", "true"))
+                .body(body)
+        }
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkClaimRequest {
+    pub claims: Vec<ClaimRequest>,
+}
+
+/// Claim seats for many organisations at once: all are taken, or none (the problem names the
+/// first line that failed).
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "claim_seats_bulk",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Entitlement id")),
+    request_body = BulkClaimRequest,
+    responses((status = 201, body = Vec<Allocation>), WriteErrors)
+)]
+#[post("/entitlements/{id}/allocations/bulk")]
+pub async fn claim_seats_bulk(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    body: web::Json<BulkClaimRequest>,
+) -> ApiResult<HttpResponse> {
+    let claims: Vec<Claim> = body
+        .into_inner()
+        .claims
+        .into_iter()
+        .map(|c| Claim {
+            organisation: c.organisation.to_uppercase(),
+            quantity: c.quantity,
+            reference: c.reference,
+        })
+        .collect();
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let created = state.run(move |db| db::ledger::claim_bulk(db, &actor, id, &claims, today())).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// Seats to give back; all of them when absent.
+    #[schema(minimum = 1)]
+    pub quantity: Option<i64>,
+}
+
+/// Give back some or all seats of an allocation.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "release_seats",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Allocation id")),
+    request_body(content = Option<ReleaseRequest>, description = "Optional: how many seats"),
+    responses((status = 200, body = Allocation), WriteErrors)
+)]
+#[post("/allocations/{id}/release")]
+pub async fn release_seats(
+    state: web::Data<AppState>,
+    user: Authorised<AdminOrOfficer>,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> ApiResult<web::Json<Allocation>> {
+    let id = id.into_inner();
+    // The body is optional, but a body that is there must be valid: never "release all" by mistake.
+    let quantity = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let request: ReleaseRequest = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::Unprocessable(format!("invalid request body: {e}"))
+            }
+            _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        })?;
+        request.quantity
+    };
+    let allocation = state.run(move |db| db.read(|conn| db::ledger::get_allocation(conn, id))).await?;
+    user.ensure_can_act_for(&allocation.organisation_code)
+        .map_err(|_| ApiError::NotFound("allocation not found".into()))?;
+    let actor = user.actor();
+    Ok(web::Json(state.run(move |db| db::ledger::release(db, &actor, id, quantity)).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationQuery {
+    /// Released and transferred allocations are left out unless this is true.
+    #[serde(default)]
+    pub include_ended: bool,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AllocationPage {
+    pub items: Vec<Allocation>,
+    pub next_cursor: Option<String>,
+}
+
+/// Allocations of an entitlement. Officers and exemplars see only their own organisation's.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "list_entitlement_allocations",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Entitlement id"), AllocationQuery),
+    responses((status = 200, body = AllocationPage), ReadErrors)
+)]
+#[get("/entitlements/{id}/allocations")]
+pub async fn list_entitlement_allocations(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+    query: web::Query<AllocationQuery>,
+) -> ApiResult<web::Json<AllocationPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let own = match user.role() {
+        db::users::Role::Admin | db::users::Role::Auditor => None,
+        _ => Some(user.organisation().unwrap_or_default().to_owned()),
+    };
+    let filter = AllocationFilter {
+        entitlement_id: Some(id.into_inner()),
+        organisation_code: own,
+        include_ended: query.include_ended,
+    };
+    let entitlement_id = filter.entitlement_id.unwrap_or_default();
+    let found = state
+        .run(move |db| {
+            db.read(|conn| {
+                db::agreements::get_entitlement(conn, entitlement_id)?;
+                db::ledger::list(conn, &filter, &page)
+            })
+        })
+        .await?;
+    Ok(web::Json(AllocationPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+/// An organisation's allocations (officers and exemplars: their own organisation only).
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "list_organisation_allocations",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code"), AllocationQuery),
+    responses((status = 200, body = AllocationPage), ReadErrors)
+)]
+#[get("/organisations/{code}/allocations")]
+pub async fn list_organisation_allocations(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    code: web::Path<String>,
+    query: web::Query<AllocationQuery>,
+) -> ApiResult<web::Json<AllocationPage>> {
+    let (code, query) = (code.into_inner(), query.into_inner());
+    user.ensure_can_read(&code)?;
+    let page = page_request(query.limit, query.cursor)?;
+    let filter = AllocationFilter {
+        entitlement_id: None,
+        organisation_code: Some(code.clone()),
+        include_ended: query.include_ended,
+    };
+    let found = state
+        .run(move |db| {
+            db.read(|conn| {
+                db::organisations::get(conn, &code)?;
+                db::ledger::list(conn, &filter, &page)
+            })
+        })
+        .await?;
+    Ok(web::Json(AllocationPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessionRequest {
+    /// ODS code of the organisation that takes over.
+    pub successor: String,
+}
+
+/// Close an organisation into its successor: its live allocations and open obligations move to
+/// the successor (merged with the successor's own) in one transaction; history stays with it.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "record_succession",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code of the predecessor")),
+    request_body = SuccessionRequest,
+    responses((status = 200, body = Succession), WriteErrors)
+)]
+#[post("/organisations/{code}/succession")]
+pub async fn record_succession(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    code: web::Path<String>,
+    body: web::Json<SuccessionRequest>,
+) -> ApiResult<web::Json<Succession>> {
+    let (code, successor, actor) = (code.into_inner(), body.into_inner().successor, admin.actor());
+    Ok(web::Json(state.run(move |db| db::ledger::succeed(db, &actor, &code, &successor, today())).await?))
+}

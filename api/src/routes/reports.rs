@@ -1,0 +1,103 @@
+use actix_web::{get, web};
+use chrono::NaiveDate;
+use db::reports::{OpenObligation, UtilisationReport};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{AdminOrAuditor, AnyRole};
+use crate::error::ApiResult;
+use crate::openapi::ReadErrors;
+use crate::preconditions::page_request;
+use crate::routes::today;
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UtilisationQuery {
+    pub agreement_id: Option<i64>,
+    /// Agreements not in force at `on` are left out unless this is true.
+    #[serde(default)]
+    pub include_ended: bool,
+    /// Default today.
+    pub on: Option<NaiveDate>,
+}
+
+/// Seat utilisation per agreement and entitlement: cap, allocated, remaining, over the cap,
+/// by organisation kind and by region.
+#[utoipa::path(
+    tag = "reports",
+    operation_id = "utilisation_report",
+    security(("bearer" = [])),
+    params(UtilisationQuery),
+    responses((status = 200, body = UtilisationReport), ReadErrors)
+)]
+#[get("/reports/utilisation")]
+pub async fn utilisation_report(
+    state: web::Data<AppState>,
+    _user: Authorised<AdminOrAuditor>,
+    query: web::Query<UtilisationQuery>,
+) -> ApiResult<web::Json<UtilisationReport>> {
+    let query = query.into_inner();
+    let on = query.on.unwrap_or_else(today);
+    let report = state
+        .run(move |db| {
+            db.read(|conn| db::reports::utilisation(conn, query.agreement_id, query.include_ended, on))
+        })
+        .await?;
+    Ok(web::Json(report))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationQuery {
+    /// ODS code; officers and exemplars get their own organisation's whatever they ask.
+    pub organisation: Option<String>,
+    /// The date that decides what is overdue (default today).
+    pub on: Option<NaiveDate>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ObligationPage {
+    pub items: Vec<OpenObligation>,
+    pub next_cursor: Option<String>,
+}
+
+/// Open obligations, overdue first.
+#[utoipa::path(
+    tag = "reports",
+    operation_id = "obligations_report",
+    security(("bearer" = [])),
+    params(ObligationQuery),
+    responses((status = 200, body = ObligationPage), ReadErrors)
+)]
+#[get("/reports/obligations")]
+pub async fn obligations_report(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    query: web::Query<ObligationQuery>,
+) -> ApiResult<web::Json<ObligationPage>> {
+    let query = query.into_inner();
+    let organisation = match user.role() {
+        db::users::Role::Admin | db::users::Role::Auditor => query.organisation,
+        _ => {
+            let own = user.organisation().unwrap_or_default().to_owned();
+            if let Some(asked) = &query.organisation {
+                user.ensure_can_read(asked)?;
+            }
+            Some(own)
+        }
+    };
+    let page = page_request(query.limit, query.cursor)?;
+    let on = query.on.unwrap_or_else(today);
+    let found = state
+        .run(move |db| {
+            db.read(|conn| db::reports::open_obligations(conn, organisation.as_deref(), on, &page))
+        })
+        .await?;
+    Ok(web::Json(ObligationPage { items: found.items, next_cursor: found.next_cursor }))
+}

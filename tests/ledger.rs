@@ -1,0 +1,444 @@
+//! The seat ledger on both engines: claims, idempotency, eligibility, releases, caps, bulk
+//! claims, succession, reports, and the invariant under heavy concurrency.
+
+use std::sync::Arc;
+
+use catalogue_tests::{Role, TestApp, on_both_engines};
+use serde_json::{Value, json};
+
+async fn get_json(app: &TestApp, token: &str, path: &str) -> Value {
+    let response = app.get(path).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+/// The id of the entitlement for `sku` in the agreement in force today.
+async fn entitlement_for(app: &TestApp, token: &str, sku: &str) -> i64 {
+    let products = get_json(app, token, &format!("/v1/products?q={sku}")).await;
+    let product = products["items"].as_array().unwrap().iter().find(|p| p["sku"] == sku).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let coverage = get_json(app, token, &format!("/v1/coverage?organisation=RR8&product={product}")).await;
+    coverage["licences"][0]["entitlement_id"].as_i64().unwrap()
+}
+
+/// Sets the cap (and policy) of an entitlement as an admin.
+async fn set_cap(app: &TestApp, admin: &str, entitlement: i64, cap: i64, policy: &str) {
+    let body = json!({"seat_cap": cap, "over_allocation_policy": policy});
+    let response = app
+        .client
+        .patch(app.url(&format!("/v1/entitlements/{entitlement}")))
+        .bearer_auth(admin)
+        .header("if-match", "*")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn claim(
+    app: &TestApp,
+    token: &str,
+    entitlement: i64,
+    organisation: &str,
+    quantity: i64,
+) -> reqwest::Response {
+    app.post(&format!("/v1/entitlements/{entitlement}/allocations"))
+        .bearer_auth(token)
+        .json(&json!({"organisation": organisation, "quantity": quantity}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn seats(app: &TestApp, token: &str, entitlement: i64) -> (i64, Option<i64>) {
+    let line = get_json(app, token, &format!("/v1/entitlements/{entitlement}")).await;
+    (line["seats_allocated"].as_i64().unwrap(), line["seats_remaining"].as_i64())
+}
+
+fn audit_events(app: &TestApp, action_name: &str) -> i64 {
+    app.with_connection(|conn| {
+        use db::schema::audit_events::dsl::*;
+        use diesel::prelude::*;
+        audit_events.filter(action.eq(action_name)).count().get_result(conn).unwrap()
+    })
+}
+
+async fn an_officer_claims_seats_and_accepts_obligations(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let defender = entitlement_for(&app, &officer, "MS-MDE-P2").await;
+    let (before, _) = seats(&app, &officer, defender).await;
+    let response = claim(&app, &officer, defender, "rr8", 40).await;
+    assert_eq!(response.status(), 201);
+    let allocation: Value = response.json().await.unwrap();
+    assert_eq!(allocation["organisation_code"], "RR8");
+    assert_eq!(allocation["quantity"], 40);
+    assert_eq!(allocation["status"], "live");
+    assert_eq!(seats(&app, &officer, defender).await.0, before + 40);
+
+    let obligations = get_json(&app, &officer, "/v1/reports/obligations").await;
+    let items = obligations["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "the claim accepted the entitlement's obligations");
+    assert!(items.iter().all(|o| o["organisation_code"] == "RR8" && o["entitlement_id"] == defender));
+    let mine = get_json(&app, &officer, "/v1/organisations/RR8/allocations").await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get_json(&app, &officer, &format!("/v1/entitlements/{defender}/allocations")).await["items"][0]["id"],
+        allocation["id"]
+    );
+    assert_eq!(audit_events(&app, "allocation.claim"), 1);
+}
+
+async fn claims_past_the_cap_are_refused_with_the_seats_left(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let e3 = entitlement_for(&app, &officer, "MS-M365-E3").await;
+    set_cap(&app, &admin, e3, 10, "block").await;
+    assert_eq!(claim(&app, &officer, e3, "RR8", 7).await.status(), 201);
+    let refused = claim(&app, &officer, e3, "RR8", 4).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["seats_remaining"], 3);
+    assert!(problem["detail"].as_str().unwrap().contains('3'));
+    assert_eq!(seats(&app, &officer, e3).await, (7, Some(3)), "the refused claim took nothing");
+    assert_eq!(claim(&app, &officer, e3, "RR8", 3).await.status(), 201);
+    assert_eq!(claim(&app, &officer, e3, "RR8", 1).await.status(), 409);
+    for bad in [0, -1] {
+        assert_eq!(claim(&app, &officer, e3, "RR8", bad).await.status(), 422);
+    }
+
+    // The cap cannot drop below what is allocated, unless over-allocation is allowed and flagged.
+    let lower = app
+        .client
+        .patch(app.url(&format!("/v1/entitlements/{e3}")))
+        .bearer_auth(&admin)
+        .header("if-match", "*")
+        .json(&json!({"seat_cap": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 409);
+    set_cap(&app, &admin, e3, 5, "allow_and_flag").await;
+    assert_eq!(claim(&app, &officer, e3, "RR8", 2).await.status(), 201, "allow_and_flag takes it");
+    let line = get_json(&app, &officer, &format!("/v1/entitlements/{e3}")).await;
+    assert_eq!(line["seats_over_cap"], 7);
+    let report = get_json(&app, &admin, "/v1/reports/utilisation").await;
+    let flagged = report["agreements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["entitlements"].as_array().unwrap().iter())
+        .find(|e| e["entitlement_id"] == e3)
+        .unwrap()
+        .clone();
+    assert_eq!(flagged["seats_over_cap"], 7);
+    assert_eq!(flagged["seats_allocated"], 12);
+    assert_eq!(flagged["by_kind"][0]["key"], "trust");
+    assert_eq!(flagged["by_kind"][0]["seats"], 12);
+    assert_eq!(flagged["by_region"][0]["seats"], 12);
+}
+
+async fn ineligible_claims_are_refused(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    let defender = entitlement_for(&app, &officer, "MS-MDE-P2").await;
+    let practice = json!({"code": "Y88888", "name": "Example Practice", "kind": "gp_practice"});
+    app.post("/v1/organisations").bearer_auth(&admin).json(&practice).send().await.unwrap();
+    let not_eligible = claim(&app, &admin, defender, "Y88888", 1).await;
+    assert_eq!(not_eligible.status(), 422);
+    assert!(not_eligible.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("gp_practice"));
+    assert_eq!(claim(&app, &admin, defender, "RBA", 1).await.status(), 422, "a closed organisation");
+    assert_eq!(claim(&app, &admin, defender, "NOPE1", 1).await.status(), 404);
+    // The 2018 Windows 10 line has ended.
+    let agreements = get_json(&app, &admin, "/v1/agreements?status=expired").await;
+    let w10_2018 = agreements["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["reference"] == "NHSE-MS-W10E-2018")
+        .unwrap();
+    let lines = get_json(&app, &admin, &format!("/v1/agreements/{}/entitlements", w10_2018["id"])).await;
+    let ended = lines["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(claim(&app, &admin, ended, "RR8", 1).await.status(), 422);
+    // Roles and organisations.
+    assert_eq!(claim(&app, &officer, defender, "RJ1", 1).await.status(), 404, "not for another trust");
+    assert_eq!(claim(&app, &auditor, defender, "RR8", 1).await.status(), 403);
+    assert_eq!(seats(&app, &admin, defender).await.0, 0, "nothing was taken");
+    assert_eq!(audit_events(&app, "allocation.claim"), 0, "refusals are not audited as changes");
+}
+
+async fn idempotent_retries_never_take_seats_twice(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let e3 = entitlement_for(&app, &officer, "MS-M365-E3").await;
+    let send = |key: &'static str, quantity: i64| {
+        app.post(&format!("/v1/entitlements/{e3}/allocations"))
+            .bearer_auth(&officer)
+            .header("idempotency-key", key)
+            .json(&json!({"organisation": "RR8", "quantity": quantity, "reference": "PO-1"}))
+            .send()
+    };
+    let first = send("order-1", 5).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let retry = send("order-1", 5).await.unwrap();
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first, "the first result, again");
+    assert_eq!(seats(&app, &officer, e3).await.0, 5);
+    assert_eq!(send("order-1", 6).await.unwrap().status(), 422, "the key with another body");
+
+    // Many concurrent retries with one key: one allocation.
+    let officer = Arc::new(officer);
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (app, officer) = (app.clone(), officer.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let response = app
+                .post(&format!("/v1/entitlements/{e3}/allocations"))
+                .bearer_auth(officer.as_str())
+                .header("idempotency-key", "order-2")
+                .json(&json!({"organisation": "RR8", "quantity": 2}))
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_i64().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every retry got the same allocation");
+    assert_eq!(seats(&app, &officer, e3).await.0, 7);
+    assert_eq!(audit_events(&app, "allocation.claim"), 2);
+}
+
+async fn seats_are_released_whole_or_in_part(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let (_, other) = app.sign_in(Role::Officer, Some("RJ1")).await;
+    let e3 = entitlement_for(&app, &officer, "MS-M365-E3").await;
+    let allocation: Value = claim(&app, &officer, e3, "RR8", 10).await.json().await.unwrap();
+    let release = |token: &str, body: Option<&str>| {
+        let request = app.post(&format!("/v1/allocations/{}/release", allocation["id"])).bearer_auth(token);
+        let request = match body {
+            Some(body) => request.header("content-type", "application/json").body(body.to_owned()),
+            None => request,
+        };
+        request.send()
+    };
+    assert_eq!(release(&other, None).await.unwrap().status(), 404, "another trust's allocation");
+    assert_eq!(release(&officer, Some("{\"quantity\": ")).await.unwrap().status(), 400);
+    assert_eq!(release(&officer, Some("{\"quantity\": 11}")).await.unwrap().status(), 422);
+    assert_eq!(release(&officer, Some("{\"seats\": 1}")).await.unwrap().status(), 422);
+    assert_eq!(seats(&app, &officer, e3).await.0, 10, "bad requests released nothing");
+    let partial = release(&officer, Some("{\"quantity\": 4}")).await.unwrap();
+    assert_eq!(partial.status(), 200);
+    assert_eq!(partial.json::<Value>().await.unwrap()["quantity"], 6);
+    assert_eq!(seats(&app, &officer, e3).await.0, 6);
+    let all = release(&officer, None).await.unwrap();
+    assert_eq!(all.json::<Value>().await.unwrap()["status"], "released");
+    assert_eq!(seats(&app, &officer, e3).await.0, 0);
+    assert_eq!(release(&officer, None).await.unwrap().status(), 409, "nothing left to release");
+    let live = get_json(&app, &officer, "/v1/organisations/RR8/allocations").await;
+    assert!(live["items"].as_array().unwrap().is_empty());
+    let history = get_json(&app, &officer, "/v1/organisations/RR8/allocations?include_ended=true").await;
+    assert_eq!(history["items"][0]["claimed_quantity"], 10, "history is kept");
+    assert_eq!(audit_events(&app, "allocation.release"), 2);
+}
+
+async fn bulk_claims_are_all_or_nothing(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let e3 = entitlement_for(&app, &admin, "MS-M365-E3").await;
+    set_cap(&app, &admin, e3, 20, "block").await;
+    let bulk = |claims: Value| {
+        app.post(&format!("/v1/entitlements/{e3}/allocations/bulk"))
+            .bearer_auth(&admin)
+            .json(&json!({"claims": claims}))
+            .send()
+    };
+    let one_closed = json!([{"organisation": "RR8", "quantity": 2}, {"organisation": "RJ1", "quantity": 2},
+                            {"organisation": "RBA", "quantity": 2}]);
+    let refused = bulk(one_closed).await.unwrap();
+    assert_eq!(refused.status(), 422);
+    assert!(refused.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("claims[2]"));
+    let too_many = json!([{"organisation": "RR8", "quantity": 15}, {"organisation": "RJ1", "quantity": 15}]);
+    assert_eq!(bulk(too_many).await.unwrap().status(), 409);
+    assert_eq!(seats(&app, &admin, e3).await.0, 0, "nothing from either refused batch");
+    assert_eq!(bulk(json!([])).await.unwrap().status(), 422);
+
+    let good = json!([{"organisation": "RR8", "quantity": 5}, {"organisation": "RJ1", "quantity": 6},
+                      {"organisation": "RTH", "quantity": 7}]);
+    let created = bulk(good).await.unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.json::<Value>().await.unwrap().as_array().unwrap().len(), 3);
+    assert_eq!(seats(&app, &admin, e3).await, (18, Some(2)));
+    assert_eq!(audit_events(&app, "allocation.claim"), 3, "one event per allocation");
+}
+
+async fn succession_moves_live_allocations_and_obligations(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let e3 = entitlement_for(&app, &admin, "MS-M365-E3").await;
+    let defender = entitlement_for(&app, &admin, "MS-MDE-P2").await;
+    claim(&app, &admin, e3, "RR8", 5).await;
+    claim(&app, &admin, e3, "RJ1", 3).await;
+    claim(&app, &admin, defender, "RR8", 100).await;
+    let released: Value = claim(&app, &admin, e3, "RR8", 1).await.json().await.unwrap();
+    app.post(&format!("/v1/allocations/{}/release", released["id"]))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let totals_before = (seats(&app, &admin, e3).await.0, seats(&app, &admin, defender).await.0);
+
+    let response = app
+        .post("/v1/organisations/RR8/succession")
+        .bearer_auth(&admin)
+        .json(&json!({"successor": "RJ1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let succession: Value = response.json().await.unwrap();
+    assert_eq!(succession["predecessor"]["closed"], true);
+    assert_eq!(succession["predecessor"]["successor_code"], "RJ1");
+    assert_eq!(succession["moved_allocations"].as_array().unwrap().len(), 2);
+    assert!(succession["moved_obligations"].as_i64().unwrap() >= 1);
+
+    assert_eq!(
+        (seats(&app, &admin, e3).await.0, seats(&app, &admin, defender).await.0),
+        totals_before,
+        "no seat created or lost"
+    );
+    let heir = get_json(&app, &admin, "/v1/organisations/RJ1/allocations").await;
+    let heir = heir["items"].as_array().unwrap();
+    assert_eq!(heir.len(), 2, "merged with the successor's own allocation");
+    let merged = heir.iter().find(|a| a["entitlement_id"] == e3).unwrap();
+    assert_eq!(merged["quantity"], 8);
+    let history = get_json(&app, &admin, "/v1/organisations/RR8/allocations?include_ended=true").await;
+    let statuses: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "transferred").count(), 2);
+    assert!(statuses.contains(&"released"), "history stays with the predecessor");
+    let obligations = get_json(&app, &admin, "/v1/reports/obligations?organisation=RJ1").await;
+    assert!(!obligations["items"].as_array().unwrap().is_empty(), "open obligations moved to the successor");
+    let left = get_json(&app, &admin, "/v1/reports/obligations?organisation=RR8").await;
+    assert!(left["items"].as_array().unwrap().is_empty());
+
+    let again =
+        app.post("/v1/organisations/RR8/succession").bearer_auth(&admin).json(&json!({"successor": "RJ1"}));
+    assert_eq!(again.send().await.unwrap().status(), 409);
+    let to_itself =
+        app.post("/v1/organisations/RTH/succession").bearer_auth(&admin).json(&json!({"successor": "RTH"}));
+    assert_eq!(to_itself.send().await.unwrap().status(), 422);
+    assert_eq!(claim(&app, &admin, e3, "RR8", 1).await.status(), 422, "a closed trust claims nothing");
+    assert_eq!(audit_events(&app, "organisation.succession"), 1);
+    assert_eq!(audit_events(&app, "allocation.transfer"), 2);
+}
+
+/// A tiny deterministic generator, so a failing run can be repeated.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn the_cap_holds_under_concurrent_claims_and_releases(app: TestApp) {
+    const CLIENTS: u64 = 64;
+    const CLAIMS_PER_CLIENT: u64 = 32;
+    const CAP: i64 = 150;
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let e3 = entitlement_for(&app, &admin, "MS-M365-E3").await;
+    set_cap(&app, &admin, e3, CAP, "block").await;
+    let trusts = ["RR8", "RJ1", "RTH", "RGT", "RTD", "RM3", "RBL", "RGR"];
+    let mut officers = Vec::new();
+    for trust in trusts {
+        officers.push((trust, app.sign_in(Role::Officer, Some(trust)).await.1));
+    }
+    let app = Arc::new(app);
+    let officers = Arc::new(officers);
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let (app, officers) = (app.clone(), officers.clone());
+        clients.push(actix_web::rt::spawn(async move {
+            let mut random = XorShift(0x9E37_79B9_7F4A_7C15 ^ (client + 1));
+            let (trust, token) = &officers[(client as usize) % officers.len()];
+            let (mut net, mut claimed, mut released, mut refused) = (0i64, 0u64, 0u64, 0u64);
+            for _ in 0..CLAIMS_PER_CLIENT {
+                let quantity = 1 + random.below(6) as i64;
+                let response = claim(&app, token, e3, trust, quantity).await;
+                match response.status().as_u16() {
+                    201 => {
+                        claimed += 1;
+                        net += quantity;
+                        let allocation: Value = response.json().await.unwrap();
+                        if random.below(3) == 0 {
+                            let give_back = 1 + random.below(quantity as u64) as i64;
+                            let release = app
+                                .post(&format!("/v1/allocations/{}/release", allocation["id"]))
+                                .bearer_auth(token)
+                                .json(&json!({"quantity": give_back}))
+                                .send()
+                                .await
+                                .unwrap();
+                            assert_eq!(release.status(), 200);
+                            released += 1;
+                            net -= give_back;
+                        }
+                    }
+                    409 => refused += 1,
+                    other => {
+                        panic!("unexpected status {other}: {}", response.text().await.unwrap_or_default())
+                    }
+                }
+            }
+            (net, claimed, released, refused)
+        }));
+    }
+    let (mut net, mut claimed, mut released, mut refused) = (0i64, 0u64, 0u64, 0u64);
+    for client in clients {
+        let (n, c, r, x) = client.await.unwrap();
+        net += n;
+        claimed += c;
+        released += r;
+        refused += x;
+    }
+    assert_eq!(claimed + refused, CLIENTS * CLAIMS_PER_CLIENT, "every claim got 201 or 409");
+    assert!(
+        claimed > 0 && refused > 0,
+        "the cap was reached and claims were refused ({claimed} taken, {refused} refused)"
+    );
+    let (allocated, _) = seats(&app, &admin, e3).await;
+    let ledger = app.with_connection(|conn| db::ledger::live_total(conn, e3).unwrap());
+    assert_eq!(allocated, net, "the entitlement's total equals the successful responses");
+    assert_eq!(ledger, net, "the live allocations add up to the same");
+    assert!(allocated <= CAP, "never past the cap: {allocated} > {CAP}");
+    assert_eq!(
+        audit_events(&app, "allocation.claim") as u64,
+        claimed,
+        "one audit event per successful claim"
+    );
+    assert_eq!(audit_events(&app, "allocation.release") as u64, released, "one per successful release");
+}
+
+on_both_engines!(
+    an_officer_claims_seats_and_accepts_obligations,
+    claims_past_the_cap_are_refused_with_the_seats_left,
+    ineligible_claims_are_refused,
+    idempotent_retries_never_take_seats_twice,
+    seats_are_released_whole_or_in_part,
+    bulk_claims_are_all_or_nothing,
+    succession_moves_live_allocations_and_obligations,
+    the_cap_holds_under_concurrent_claims_and_releases,
+);
