@@ -1,6 +1,7 @@
 //! Every integration test, in one binary. Each module drives the real HTTP app (or the data
 //! layer) on SQLite and on PostgreSQL.
 
+mod advisories;
 mod auth;
 mod catalogue;
 mod foundation;
