@@ -49,8 +49,7 @@ async fn buy_device(app: &TestApp, organisation: &str, sku: &str, purchased_on: 
         .as_array()
         .unwrap()
         .iter()
-        .filter(|v| v["published_at"].as_str().is_some_and(|p| p[..10] <= *purchased_on))
-        .last()
+        .rfind(|v| v["published_at"].as_str().is_some_and(|p| p[..10] <= *purchased_on))
         .unwrap()["number"]
         .as_i64()
         .unwrap();
