@@ -515,7 +515,7 @@ async fn the_audit_log_filters_pages_and_exports(app: TestApp) {
     let ids: Vec<i64> = items.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
 
-    let first = get(format!("/v1/audit?entity=supplier&limit=2"), auditor.clone()).await;
+    let first = get("/v1/audit?entity=supplier&limit=2".to_owned(), auditor.clone()).await;
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
     let second = get(format!("/v1/audit?entity=supplier&limit=2&cursor={cursor}"), auditor.clone()).await;
     assert_eq!(first["items"].as_array().unwrap().len() + second["items"].as_array().unwrap().len(), 3);
