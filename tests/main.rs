@@ -10,3 +10,4 @@ mod ledger;
 mod openapi_contract;
 mod route_matrix;
 mod standards;
+mod synthetic;

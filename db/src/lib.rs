@@ -18,6 +18,7 @@ pub mod risk;
 pub mod schema;
 pub mod seed;
 pub mod standards;
+pub mod synthetic;
 pub mod users;
 pub mod vocabulary;
 
