@@ -206,3 +206,18 @@ on_both_databases!(
     audit_events_commit_exactly_with_their_write,
     audit_events_cannot_be_changed_or_deleted,
 );
+
+async fn metrics_and_docs_are_served(app: TestApp) {
+    app.get("/healthz").send().await.unwrap();
+    let metrics = app.get("/metrics").send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("catalogue_http_requests_total"), "{text}");
+    let docs = app.get("/docs/").send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let policy = docs.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("http"), "{policy}");
+    assert!(docs.text().await.unwrap().contains("swagger"), "the page is Swagger UI");
+}
+
+on_both_engines!(metrics_and_docs_are_served);

@@ -42,8 +42,18 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     documented_app().1
 }
 
+/// Prometheus metrics served at `/metrics`: request counts and latencies by route and status.
+/// Built once per server and shared by its workers.
+pub fn metrics() -> anyhow::Result<actix_web_prom::PrometheusMetrics> {
+    actix_web_prom::PrometheusMetricsBuilder::new("catalogue")
+        .endpoint("/metrics")
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))
+}
+
 pub fn build_app(
     state: AppState,
+    metrics: actix_web_prom::PrometheusMetrics,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -83,9 +93,17 @@ pub fn build_app(
         .wrap(security_headers())
         .wrap_fn(|request, service| {
             let request_id = request.extensions().get::<RequestId>().copied();
+            let is_docs = request.path().starts_with("/docs");
             let response = service.call(request);
             async move {
                 let mut response = response.await?;
+                if is_docs {
+                    // Swagger UI runs its own scripts and sets inline styles; everything it
+                    // loads comes from this server.
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_POLICY));
+                }
                 if let Some(id) = request_id
                     && let Ok(value) = HeaderValue::from_str(&id.to_string())
                 {
@@ -94,8 +112,12 @@ pub fn build_app(
                 Ok(response)
             }
         })
+        .wrap(metrics)
         .wrap(TracingLogger::default())
 }
+
+const DOCS_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                           script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
 
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()

@@ -24,7 +24,8 @@ pub fn bind(address: &str) -> anyhow::Result<TcpListener> {
 
 /// The running server on an already bound listener (tests pass port 0).
 pub fn start(listener: TcpListener, state: AppState, workers: Option<usize>) -> anyhow::Result<Server> {
-    let mut server = HttpServer::new(move || build_app(state.clone()));
+    let metrics = crate::app::metrics()?;
+    let mut server = HttpServer::new(move || build_app(state.clone(), metrics.clone()));
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
