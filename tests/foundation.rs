@@ -221,3 +221,19 @@ async fn metrics_and_docs_are_served(app: TestApp) {
 }
 
 on_both_engines!(metrics_and_docs_are_served);
+
+async fn cross_origin_calls_are_off_by_default(app: TestApp) {
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/me"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.headers().get("access-control-allow-origin").is_none());
+    let simple = app.get("/healthz").header("origin", "https://evil.example").send().await.unwrap();
+    assert!(simple.headers().get("access-control-allow-origin").is_none());
+}
+
+on_both_engines!(cross_origin_calls_are_off_by_default);

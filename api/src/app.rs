@@ -64,6 +64,7 @@ pub fn build_app(
     >,
 > {
     let (app, document) = documented_app();
+    let cors = cors(&state.cors_origins);
     let route_table = Arc::new(RouteTable::from_document(&document));
     let document_json = Arc::new(crate::openapi::to_pretty_json(&document));
 
@@ -112,12 +113,27 @@ pub fn build_app(
                 Ok(response)
             }
         })
+        .wrap(cors)
         .wrap(metrics)
         .wrap(TracingLogger::default())
 }
 
 const DOCS_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                            script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// Cross-origin calls from browsers: off unless origins are configured.
+fn cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cors::Cors> {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .allowed_header("idempotency-key")
+        .expose_headers([header::ETAG, header::HeaderName::from_static("x-request-id")])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    actix_web::middleware::Condition::new(!origins.is_empty(), cors)
+}
 
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()

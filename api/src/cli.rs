@@ -79,6 +79,9 @@ pub struct ServeOptions {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CATALOGUE_WORKERS")]
     pub workers: Option<usize>,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated; none by default.
+    #[arg(long, env = "CATALOGUE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Database connections in the pool.
     #[arg(long, env = "CATALOGUE_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,

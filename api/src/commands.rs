@@ -117,7 +117,7 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     let _poller = db::read_model::Poller::start(db.clone(), model);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
-    let state = AppState::new(db, auth);
+    let state = AppState::new(db, auth).with_cors_origins(options.cors_origins);
     actix_web::rt::System::new().block_on(async move {
         server::start(listener, state, options.workers)?.await?;
         Ok(())

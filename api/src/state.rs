@@ -14,11 +14,23 @@ pub struct AppState {
     pub db: Database,
     pub auth: Arc<AuthConfig>,
     pub throttle: Arc<Throttle>,
+    /// Origins allowed to call the API from a browser (CORS); none by default.
+    pub cors_origins: Arc<Vec<String>>,
 }
 
 impl AppState {
     pub fn new(db: Database, auth: AuthConfig) -> AppState {
-        AppState { db, auth: Arc::new(auth), throttle: Arc::new(Throttle::default()) }
+        AppState {
+            db,
+            auth: Arc::new(auth),
+            throttle: Arc::new(Throttle::default()),
+            cors_origins: Arc::default(),
+        }
+    }
+
+    pub fn with_cors_origins(mut self, origins: Vec<String>) -> AppState {
+        self.cors_origins = Arc::new(origins);
+        self
     }
 
     /// Runs blocking database work on the blocking thread pool, never on the event loop.

@@ -365,10 +365,15 @@ impl ReadModel {
         })
     }
 
+    /// A user's authorisation facts, if held (no database access: safe on an event loop).
+    pub fn cached_principal(&self, user_id: i64) -> Option<Principal> {
+        read(&self.principals).get(&user_id).cloned()
+    }
+
     /// A user's authorisation facts; read from the database (and cached) when not yet held.
     pub fn principal(&self, db: &Database, user_id: i64) -> DbResult<Option<Principal>> {
-        if let Some(principal) = read(&self.principals).get(&user_id) {
-            return Ok(Some(principal.clone()));
+        if let Some(principal) = self.cached_principal(user_id) {
+            return Ok(Some(principal));
         }
         let principal = db.read(|conn| users::principal(conn, user_id))?;
         if let Some(principal) = &principal {
