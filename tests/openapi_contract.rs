@@ -35,3 +35,25 @@ fn every_operation_has_an_id_a_tag_and_documented_responses() {
         }
     }
 }
+
+/// Every documented operation is served: without a token it gets 401 (or, for the public
+/// ones, an answer), never 404 or 405 from the router.
+#[actix_web::test]
+async fn every_documented_operation_is_served() {
+    let Some(app) = catalogue_tests::spawn_app(catalogue_tests::Engine::Sqlite).await else { return };
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let concrete = path.replace("{code}", "RR8").replace("{id}", "1").replace("{n}", "1");
+        for method in item.as_object().unwrap().keys() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let response = app.client.request(method.clone(), app.url(&concrete)).send().await.unwrap();
+            let status = response.status().as_u16();
+            assert!(status != 404 && status != 405, "{method} {path} is documented but answered {status}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked} operations");
+    // And an undocumented path under /v1 is not served.
+    assert_eq!(app.get("/v1/undocumented").send().await.unwrap().status(), 404);
+}
