@@ -1,0 +1,95 @@
+//! An organisation's page: its live allocations (with release forms), its open obligations and
+//! their deadlines. Officers and exemplars see only their own organisation's page; any other
+//! answers 404, as the API does.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use db::PageRequest;
+use serde::Deserialize;
+
+use crate::state::AppState;
+use crate::web::start::{AllocationView, can_act_for, live_allocations, words};
+use crate::web::{Chrome, Session, WebResult, long_date, render, today};
+
+pub struct ObligationRow {
+    pub description: String,
+    pub due_on: Option<String>,
+    pub overdue: bool,
+    pub entitlement_id: i64,
+}
+
+#[derive(Template)]
+#[template(path = "organisation.html")]
+struct OrganisationPage {
+    chrome: Chrome,
+    code: String,
+    name: String,
+    kind: String,
+    region: Option<String>,
+    exemplar: bool,
+    closed_on: Option<String>,
+    successor_code: Option<String>,
+    allocations: Vec<AllocationView>,
+    obligations: Vec<ObligationRow>,
+    can_release: bool,
+    notice: Option<String>,
+    return_to: String,
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+    n: Option<i64>,
+}
+
+pub async fn organisation_page(
+    state: web::Data<AppState>,
+    session: Session,
+    code: web::Path<String>,
+    query: web::Query<NoticeQuery>,
+) -> WebResult<HttpResponse> {
+    let code = code.into_inner().to_uppercase();
+    session.user.ensure_can_read(&code)?;
+    let lookup = code.clone();
+    let (organisation, allocations, obligations) = state
+        .run(move |db| {
+            db.read(|conn| {
+                let organisation = db::organisations::get(conn, &lookup)?;
+                let allocations = live_allocations(conn, &organisation.code)?;
+                let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
+                let obligations =
+                    db::reports::open_obligations(conn, Some(&organisation.code), today(), &page)?;
+                Ok((organisation, allocations, obligations.items))
+            })
+        })
+        .await?;
+    let notice = match (query.notice.as_deref(), query.n) {
+        (Some("released"), Some(n)) => Some(format!("You released {} seats.", crate::web::count(n))),
+        _ => None,
+    };
+    let page = OrganisationPage {
+        chrome: Chrome::for_session(organisation.name.clone(), &session, &format!("/organisations/{code}")),
+        can_release: can_act_for(&session, &organisation.code),
+        return_to: format!("/organisations/{}", organisation.code),
+        code: organisation.code,
+        name: organisation.name,
+        kind: words(organisation.kind.as_str()),
+        region: organisation.region,
+        exemplar: organisation.exemplar,
+        closed_on: organisation.closed_on.map(long_date),
+        successor_code: organisation.successor_code,
+        allocations,
+        obligations: obligations
+            .into_iter()
+            .map(|o| ObligationRow {
+                description: o.description,
+                due_on: o.due_on.map(long_date),
+                overdue: o.overdue,
+                entitlement_id: o.entitlement_id,
+            })
+            .collect(),
+        notice,
+    };
+    render(StatusCode::OK, &page)
+}
