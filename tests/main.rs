@@ -7,3 +7,4 @@ mod foundation;
 mod ledger;
 mod openapi_contract;
 mod route_matrix;
+mod web;

@@ -356,13 +356,13 @@ mod tests {
     use super::*;
     use crate::auth::Secret;
 
-    fn config() -> AuthConfig {
+    fn new_config() -> AuthConfig {
         AuthConfig::new(Secret::random()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn csrf_tokens_are_bound_to_their_session_and_purpose() {
-        let config = config();
+        let config = new_config();
         let token = csrf_token_for(&config, "session", "abc");
         assert!(csrf_token_matches(&config, "session", "abc", &token));
         assert!(!csrf_token_matches(&config, "session", "abd", &token));
@@ -370,6 +370,6 @@ mod tests {
         assert!(!csrf_token_matches(&config, "session", "abc", ""));
         assert!(!csrf_token_matches(&config, "session", "abc", "zz"));
         assert!(!csrf_token_matches(&config, "session", "abc", &token[..10]));
-        assert!(!csrf_token_matches(&config(), "session", "abc", &token), "another key");
+        assert!(!csrf_token_matches(&new_config(), "session", "abc", &token), "another key");
     }
 }
