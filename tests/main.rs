@@ -7,4 +7,5 @@ mod foundation;
 mod ledger;
 mod openapi_contract;
 mod route_matrix;
+mod standards;
 mod web;

@@ -59,12 +59,28 @@ const ACCESS: &[(&str, Access)] = &[
     ("record_succession", Roles(&[Admin])),
     ("utilisation_report", Roles(&[Admin, Auditor])),
     ("obligations_report", Roles(EVERYONE)),
+    ("compliance_report", Roles(EVERYONE)),
+    ("list_standards", Roles(EVERYONE)),
+    ("create_standard", Roles(&[Admin, Exemplar])),
+    ("get_standard", Roles(EVERYONE)),
+    ("get_standard_version", Roles(EVERYONE)),
+    ("create_standard_version", Roles(&[Admin, Exemplar])),
+    ("update_standard_version", Roles(&[Admin, Exemplar])),
+    ("publish_standard_version", Roles(&[Admin, Exemplar])),
+    ("withdraw_standard_version", Roles(&[Admin, Exemplar])),
+    ("create_assessment", Roles(&[Admin, Exemplar])),
+    ("list_assessments", Roles(EVERYONE)),
+    ("create_purchase", Roles(&[Admin, Officer])),
+    ("list_purchases", Roles(EVERYONE)),
 ];
 
 /// Operations that act on or reveal one organisation's private data: an officer of another
 /// organisation must get 404 (never the data). The value is the path with RR8 as the target.
-const ORGANISATION_SCOPED: &[&str] =
-    &["/v1/organisations/{code}/allocations", "/v1/organisations/{code}/succession"];
+const ORGANISATION_SCOPED: &[&str] = &[
+    "/v1/organisations/{code}/allocations",
+    "/v1/organisations/{code}/succession",
+    "/v1/organisations/{code}/purchases",
+];
 
 struct Operation {
     id: String,

@@ -26,6 +26,8 @@ use crate::error::{ApiError, Problem};
         (name = "agreements", description = "National licence agreements and their entitlement lines"),
         (name = "coverage", description = "Licensed nationally, buy locally against a standard, or no guidance"),
         (name = "allocations", description = "The seat ledger: claims, releases, bulk claims and successions"),
+        (name = "standards", description = "\"Buy against\" standards: versions, requirements and assessments"),
+        (name = "purchases", description = "Local purchases against a standard, with declarations"),
         (name = "reports", description = "Utilisation, obligations and other national reports"),
     )
 )]

@@ -11,9 +11,11 @@ pub mod ledger;
 pub mod organisations;
 pub mod page;
 pub mod products;
+pub mod purchases;
 pub mod reports;
 pub mod schema;
 pub mod seed;
+pub mod standards;
 pub mod users;
 pub mod vocabulary;
 

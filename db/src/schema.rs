@@ -310,6 +310,8 @@ diesel::joinable!(requirements -> standard_versions (version_id));
 diesel::joinable!(assessments -> standard_versions (version_id));
 diesel::joinable!(assessments -> products (product_id));
 diesel::joinable!(purchases -> standard_versions (version_id));
+diesel::joinable!(purchases -> organisations (organisation_code));
+diesel::joinable!(purchase_declarations -> requirements (requirement_id));
 diesel::joinable!(advisory_products -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> products (product_id));
 

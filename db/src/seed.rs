@@ -379,16 +379,18 @@ fn insert_standard(conn: &mut DbConnection, seed: &SeedStandard) -> DbResult<usi
         .returning(standards::id)
         .get_result(conn)
         .map_err(|e| seed_error("standard", &seed.title, e))?;
-    // Superseded versions first, so the published one never meets another published one.
-    for version in &seed.versions {
+    // Each version is written as a draft (only drafts take requirements), then moved to its
+    // status; a superseded version ends when the next version was published.
+    for (index, version) in seed.versions.iter().enumerate() {
         let published_at = version.published_at.map(|t| t.naive_utc());
+        let superseded_at =
+            seed.versions[index + 1..].iter().find_map(|later| later.published_at).map(|t| t.naive_utc());
         let version_id: i64 = diesel::insert_into(standard_versions::table)
             .values((
                 standard_versions::standard_id.eq(standard_id),
                 standard_versions::number.eq(version.number),
-                standard_versions::status.eq(&version.status),
+                standard_versions::status.eq("draft"),
                 standard_versions::summary.eq(&version.summary),
-                standard_versions::published_at.eq(published_at),
                 standard_versions::created_at.eq(stamp),
                 standard_versions::updated_at.eq(stamp),
             ))
@@ -408,6 +410,18 @@ fn insert_standard(conn: &mut DbConnection, seed: &SeedStandard) -> DbResult<usi
                 .execute(conn)
                 .map_err(|e| seed_error("requirement", &requirement.code, e))?;
         }
+        diesel::update(standard_versions::table.find(version_id))
+            .set((
+                standard_versions::status.eq(&version.status),
+                standard_versions::published_at.eq(published_at),
+                standard_versions::superseded_at.eq(if version.status == "superseded" {
+                    superseded_at
+                } else {
+                    None
+                }),
+            ))
+            .execute(conn)
+            .map_err(|e| seed_error("standard version", &format!("{} v{}", seed.title, version.number), e))?;
     }
     Ok(1)
 }

@@ -169,6 +169,8 @@ role_set! {
     AdminOrAuditor = [Admin, Auditor];
     /// Those who claim and release seats: the national team, and officers for their own organisation.
     AdminOrOfficer = [Admin, Officer];
+    /// Those who write standards: the national team, and exemplars for their own organisation.
+    AdminOrExemplar = [Admin, Exemplar];
     /// Any signed-in user; organisation scope is checked by the handler.
     AnyRole = [Admin, Exemplar, Officer, Auditor];
 }
@@ -200,5 +202,50 @@ pub fn check_role<R: RoleSet>(user: &CurrentUser) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!("the {} role may not do this", user.role().as_str())))
+    }
+}
+
+/// What a route does with the organisation named in its `{code}` path segment.
+pub trait Scope {
+    fn check(user: &CurrentUser, code: &str) -> ApiResult<()>;
+}
+
+/// Reads the organisation's private data.
+pub struct ReadsOrganisation;
+/// Acts for the organisation.
+pub struct ActsForOrganisation;
+
+impl Scope for ReadsOrganisation {
+    fn check(user: &CurrentUser, code: &str) -> ApiResult<()> {
+        user.ensure_can_read(code)
+    }
+}
+
+impl Scope for ActsForOrganisation {
+    fn check(user: &CurrentUser, code: &str) -> ApiResult<()> {
+        user.ensure_can_act_for(code)
+    }
+}
+
+/// The organisation of the `{code}` path segment, checked against the signed-in user before the
+/// body is read, so another organisation's route answers 404 whatever the body holds.
+pub struct OrganisationPath<S: Scope> {
+    pub user: CurrentUser,
+    /// The ODS code, upper-case.
+    pub code: String,
+    scope: PhantomData<S>,
+}
+
+impl<S: Scope + 'static> FromRequest for OrganisationPath<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<OrganisationPath<S>, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(request, payload).into_inner();
+        let code = request.match_info().get("code").unwrap_or_default().to_uppercase();
+        ready(user.and_then(|user| {
+            S::check(&user, &code)?;
+            Ok(OrganisationPath { user, code, scope: PhantomData })
+        }))
     }
 }

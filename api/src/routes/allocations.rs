@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
-use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole};
+use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
@@ -237,12 +237,11 @@ pub async fn list_entitlement_allocations(
 #[get("/organisations/{code}/allocations")]
 pub async fn list_organisation_allocations(
     state: web::Data<AppState>,
-    user: Authorised<AnyRole>,
-    code: web::Path<String>,
+    _role: Authorised<AnyRole>,
+    organisation: OrganisationPath<ReadsOrganisation>,
     query: web::Query<AllocationQuery>,
 ) -> ApiResult<web::Json<AllocationPage>> {
-    let (code, query) = (code.into_inner(), query.into_inner());
-    user.ensure_can_read(&code)?;
+    let (code, query) = (organisation.code, query.into_inner());
     let page = page_request(query.limit, query.cursor)?;
     let filter = AllocationFilter {
         entitlement_id: None,

@@ -12,7 +12,9 @@ pub mod health;
 pub mod me;
 pub mod organisations;
 pub mod products;
+pub mod purchases;
 pub mod reports;
+pub mod standards;
 pub mod users;
 
 /// Today's date (UTC), the default for questions asked "at a date".
@@ -56,6 +58,19 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(allocations::list_organisation_allocations)
             .service(allocations::record_succession)
             .service(reports::utilisation_report)
-            .service(reports::obligations_report),
+            .service(reports::obligations_report)
+            .service(reports::compliance_report)
+            .service(standards::list_standards)
+            .service(standards::create_standard)
+            .service(standards::get_standard)
+            .service(standards::get_standard_version)
+            .service(standards::create_standard_version)
+            .service(standards::update_standard_version)
+            .service(standards::publish_standard_version)
+            .service(standards::withdraw_standard_version)
+            .service(standards::create_assessment)
+            .service(standards::list_assessments)
+            .service(purchases::create_purchase)
+            .service(purchases::list_purchases),
     );
 }

@@ -101,3 +101,49 @@ pub async fn obligations_report(
         .await?;
     Ok(web::Json(ObligationPage { items: found.items, next_cursor: found.next_cursor }))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceQuery {
+    /// ODS code; officers and exemplars get their own organisation's whatever they ask.
+    pub organisation: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ComplianceReport {
+    pub lines: Vec<db::purchases::ComplianceLine>,
+}
+
+/// Local purchases per organisation, region and category: compliant, non-compliant, spend, and
+/// purchases made against versions since superseded.
+#[utoipa::path(
+    tag = "reports",
+    operation_id = "compliance_report",
+    security(("bearer" = [])),
+    params(ComplianceQuery),
+    responses((status = 200, body = ComplianceReport), ReadErrors)
+)]
+#[get("/reports/compliance")]
+pub async fn compliance_report(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    query: web::Query<ComplianceQuery>,
+) -> ApiResult<web::Json<ComplianceReport>> {
+    let query = query.into_inner();
+    let organisation = match user.role() {
+        db::users::Role::Admin | db::users::Role::Auditor => query.organisation,
+        _ => {
+            if let Some(asked) = &query.organisation {
+                user.ensure_can_read(asked)?;
+            }
+            user.organisation().map(str::to_owned)
+        }
+    };
+    let lines = state
+        .run(move |db| {
+            db.read(|conn| db::purchases::compliance(conn, organisation.as_deref(), query.region.as_deref()))
+        })
+        .await?;
+    Ok(web::Json(ComplianceReport { lines }))
+}

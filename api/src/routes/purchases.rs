@@ -1,0 +1,136 @@
+use actix_web::{HttpResponse, get, post, web};
+use chrono::NaiveDate;
+use db::purchases::{NewPurchase, Purchase};
+use db::standards::Outcome;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{
+    ActsForOrganisation, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation,
+};
+use crate::error::ApiResult;
+use crate::openapi::{ReadErrors, WriteErrors};
+use crate::preconditions::page_request;
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclarationInput {
+    /// The requirement's code.
+    pub requirement: String,
+    pub met: bool,
+    /// A link or reference to the evidence.
+    pub evidence: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePurchase {
+    /// A product in the catalogue; or give `description` instead.
+    pub product_id: Option<i64>,
+    pub description: Option<String>,
+    pub category: String,
+    pub standard_id: i64,
+    /// The version bought against: it must be the one published on `purchased_on`.
+    pub version: i32,
+    pub purchased_on: NaiveDate,
+    #[schema(minimum = 1)]
+    pub quantity: i64,
+    #[schema(minimum = 0)]
+    pub unit_cost_pence: i64,
+    pub order_reference: String,
+    /// One per MUST requirement (others optional). A MUST declared unmet is recorded as
+    /// non-compliant, not refused.
+    pub declarations: Vec<DeclarationInput>,
+    /// The purchase this one corrects (purchases never change).
+    pub supersedes: Option<i64>,
+}
+
+/// Record a local purchase against a standard version, with its declarations.
+#[utoipa::path(
+    tag = "purchases",
+    operation_id = "create_purchase",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code")),
+    request_body = CreatePurchase,
+    responses((status = 201, body = Purchase), WriteErrors)
+)]
+#[post("/organisations/{code}/purchases")]
+pub async fn create_purchase(
+    state: web::Data<AppState>,
+    _role: Authorised<AdminOrOfficer>,
+    organisation: OrganisationPath<ActsForOrganisation>,
+    body: web::Json<CreatePurchase>,
+) -> ApiResult<HttpResponse> {
+    let OrganisationPath { user, code, .. } = organisation;
+    let b = body.into_inner();
+    let new = NewPurchase {
+        organisation_code: code,
+        product_id: b.product_id,
+        description: b.description,
+        category: b.category,
+        standard_id: b.standard_id,
+        version: b.version,
+        purchased_on: b.purchased_on,
+        quantity: b.quantity,
+        unit_cost_pence: b.unit_cost_pence,
+        order_reference: b.order_reference,
+        evidence: b.declarations.iter().map(|d| d.evidence.clone()).collect(),
+        declarations: b
+            .declarations
+            .into_iter()
+            .map(|d| Outcome { requirement: d.requirement, met: d.met, evaluated: None, note: None })
+            .collect(),
+        supersedes_id: b.supersedes,
+    };
+    let actor = user.actor();
+    let purchase = state.run(move |db| db::purchases::record(db, &actor, new)).await?;
+    Ok(HttpResponse::Created().json(purchase))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseQuery {
+    /// Purchases replaced by a correction are left out unless this is true.
+    #[serde(default)]
+    pub include_superseded: bool,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PurchasePage {
+    pub items: Vec<Purchase>,
+    pub next_cursor: Option<String>,
+}
+
+/// An organisation's local purchases.
+#[utoipa::path(
+    tag = "purchases",
+    operation_id = "list_purchases",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code"), PurchaseQuery),
+    responses((status = 200, body = PurchasePage), ReadErrors)
+)]
+#[get("/organisations/{code}/purchases")]
+pub async fn list_purchases(
+    state: web::Data<AppState>,
+    _role: Authorised<AnyRole>,
+    organisation: OrganisationPath<ReadsOrganisation>,
+    query: web::Query<PurchaseQuery>,
+) -> ApiResult<web::Json<PurchasePage>> {
+    let (code, query) = (organisation.code, query.into_inner());
+    let page = page_request(query.limit, query.cursor)?;
+    let found = state
+        .run(move |db| {
+            db.read(|conn| {
+                db::organisations::get(conn, &code)?;
+                db::purchases::list(conn, &code, query.include_superseded, &page)
+            })
+        })
+        .await?;
+    Ok(web::Json(PurchasePage { items: found.items, next_cursor: found.next_cursor }))
+}
