@@ -11,7 +11,7 @@ use db::agreements::AgreementFilter;
 use crate::auth::extractors::AdminOrAuditor;
 use crate::state::AppState;
 use crate::web::chart::utilisation_svg;
-use crate::web::start::words;
+use crate::web::start::{kind_words, words};
 use crate::web::{Chrome, Session, WebResult, count, long_date, render, today};
 
 pub struct AgreementRow {
@@ -133,7 +133,7 @@ pub async fn agreement_page(
                 by_kind: line
                     .by_kind
                     .iter()
-                    .map(|g| (words(&g.key), count(g.seats), count(g.organisations)))
+                    .map(|g| (kind_words(&g.key), count(g.seats), count(g.organisations)))
                     .collect(),
             })
             .collect()
@@ -147,7 +147,12 @@ pub async fn agreement_page(
         framework_reference: agreement.framework_reference,
         status: words(agreement.status.as_str()),
         funding_model: words(agreement.funding_model.as_str()),
-        eligible: agreement.eligible_kinds.iter().map(|k| words(k.as_str())).collect::<Vec<_>>().join(", "),
+        eligible: agreement
+            .eligible_kinds
+            .iter()
+            .map(|k| kind_words(k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", "),
         entitlements: entitlements
             .into_iter()
             .map(|e| EntitlementRow {

@@ -49,7 +49,7 @@ pub fn utilisation_svg(line: &EntitlementUtilisation) -> String {
     }];
     for group in &line.by_kind {
         rows.push(Row {
-            label: crate::web::start::words(&group.key),
+            label: crate::web::start::kind_words(&group.key),
             seats: group.seats,
             value: count(group.seats),
         });

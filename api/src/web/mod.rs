@@ -20,6 +20,7 @@ pub mod chart;
 pub mod organisations;
 pub mod products;
 pub mod session;
+pub mod standards;
 pub mod start;
 pub mod users;
 
@@ -54,7 +55,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/products/{id}").route(web::get().to(products::product_page)))
         .service(web::resource("/agreements").route(web::get().to(agreements::agreements_page)))
         .service(web::resource("/agreements/{id}").route(web::get().to(agreements::agreement_page)))
-        .service(web::resource("/users").route(web::get().to(users::users_page)));
+        .service(web::resource("/users").route(web::get().to(users::users_page)))
+        .service(web::resource("/standards").route(web::get().to(standards::standards_page)))
+        .service(web::resource("/standards/{id}").route(web::get().to(standards::standard_page)))
+        .service(web::resource("/standards/{id}/versions").route(web::post().to(standards::new_draft)))
+        .service(
+            web::resource("/standards/{id}/versions/{n}/requirements")
+                .route(web::post().to(standards::add_requirement)),
+        )
+        .service(
+            web::resource("/standards/{id}/versions/{n}/publish")
+                .route(web::get().to(standards::publish_page))
+                .route(web::post().to(standards::publish)),
+        );
 }
 
 /// What every page shows around its content: the title, the header's account links and the
@@ -93,6 +106,7 @@ impl Chrome {
             });
         }
         nav.push(NavItem { label: "Agreements", href: "/agreements".into(), current: false });
+        nav.push(NavItem { label: "Standards", href: "/standards".into(), current: false });
         if matches!(user.role(), Role::Admin | Role::Auditor) {
             nav.push(NavItem { label: "Users", href: "/users".into(), current: false });
         }

@@ -9,7 +9,7 @@ use db::PageRequest;
 use serde::Deserialize;
 
 use crate::state::AppState;
-use crate::web::start::{AllocationView, can_act_for, live_allocations, words};
+use crate::web::start::{AllocationView, can_act_for, kind_words, live_allocations};
 use crate::web::{Chrome, Session, WebResult, long_date, render, today};
 
 pub struct ObligationRow {
@@ -74,7 +74,7 @@ pub async fn organisation_page(
         return_to: format!("/organisations/{}", organisation.code),
         code: organisation.code,
         name: organisation.name,
-        kind: words(organisation.kind.as_str()),
+        kind: kind_words(organisation.kind.as_str()),
         region: organisation.region,
         exemplar: organisation.exemplar,
         closed_on: organisation.closed_on.map(long_date),

@@ -104,6 +104,16 @@ pub fn words(slug: &str) -> String {
     }
 }
 
+/// Words for an organisation kind, with the NHS's own capitals (ICB, GP practice, CSU).
+pub fn kind_words(kind: &str) -> String {
+    match kind {
+        "icb" => "ICB".into(),
+        "gp_practice" => "GP practice".into(),
+        "csu" => "CSU".into(),
+        other => words(other),
+    }
+}
+
 /// Whether `user` may claim and release seats for `organisation`: the API's rule (the
 /// `AdminOrOfficer` role set, and `ensure_can_act_for`).
 pub fn can_act_for(session: &Session, organisation: &str) -> bool {
