@@ -185,7 +185,7 @@ test('an officer asks about Windows 10 Enterprise, sees it is licensed nationall
   }
 });
 
-test('an officer asks about medical device software and sees the standard to buy against', async () => {
+test('an officer asks about medical device software, sees the standard to buy against and records a purchase', async () => {
   const { page, problems, close } = await openBrowser();
   try {
     await signIn(page, USERS.officer);
@@ -197,6 +197,20 @@ test('an officer asks about medical device software and sees the standard to buy
     assert.match(answer, /MUST/);
     await screenshot(page, '06-buy-locally');
     await assertAccessible(page, 'buy locally');
+
+    // Record a purchase against the standard, declaring each requirement.
+    await page.getByRole('link', { name: /Record a local purchase against version/ }).first().click();
+    await page.getByRole('heading', { name: 'Record a local purchase' }).waitFor();
+    await assertAccessible(page, 'purchase form');
+    await screenshot(page, '07-purchase-form');
+    await page.getByLabel('Product').selectOption({ label: 'ExampleScan Ultrasound Cart 9.1' });
+    await page.getByLabel('Quantity').fill('2');
+    await page.getByLabel('Cost of one unit, in pounds').fill('48,500.00');
+    await page.getByLabel('Order reference').fill('PO-RR8-7781');
+    for (const box of await page.locator('input.nhsuk-checkboxes__input').all()) await box.check();
+    await page.getByRole('button', { name: 'Record the purchase' }).click();
+    await page.getByText('The purchase is recorded').waitFor();
+    assert.match(await page.locator('main').innerText(), /PO-RR8-7781/);
     assertNoConsoleProblems(problems);
   } finally {
     await close();
@@ -264,13 +278,13 @@ test('an exemplar publishes a new version of their standard, after a page that s
     );
     await page.getByRole('button', { name: 'Add requirement' }).click();
     await page.getByText('requirements of draft version 3 are saved').waitFor();
-    await screenshot(page, '07-standard-draft');
+    await screenshot(page, '08-standard-draft');
     await assertAccessible(page, 'standard with a draft');
 
     await page.getByRole('button', { name: 'Publish version 3' }).click();
     await page.getByRole('heading', { name: 'Publish version 3?' }).waitFor();
     assert.match(await page.locator('main').innerText(), /supersedes version 2, published on/);
-    await screenshot(page, '08-publish-confirmation');
+    await screenshot(page, '09-publish-confirmation');
     await assertAccessible(page, 'publish confirmation');
 
     await page.getByRole('button', { name: 'Publish version 3' }).click();
@@ -304,11 +318,11 @@ test('the national team sees a utilisation chart per entitlement', async () => {
     const charts = page.locator('svg.app-chart');
     assert.ok((await charts.count()) > 0, 'at least one chart');
     await page.locator(`#utilisation-${windowsEntitlement}`).scrollIntoViewIfNeeded();
-    await screenshot(page, '09-agreement-utilisation');
+    await screenshot(page, '10-agreement-utilisation');
     await assertAccessible(page, 'agreement');
     await page.getByRole('link', { name: 'Users' }).click();
     await assertAccessible(page, 'users');
-    await screenshot(page, '10-users');
+    await screenshot(page, '11-users');
     assertNoConsoleProblems(problems);
   } finally {
     await close();

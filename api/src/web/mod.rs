@@ -19,6 +19,7 @@ pub mod assets;
 pub mod chart;
 pub mod organisations;
 pub mod products;
+pub mod purchases;
 pub mod session;
 pub mod standards;
 pub mod start;
@@ -51,6 +52,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/allocations/{id}/release").route(web::post().to(start::release)))
         .service(
             web::resource("/organisations/{code}").route(web::get().to(organisations::organisation_page)),
+        )
+        .service(
+            web::resource("/organisations/{code}/purchases/new")
+                .route(web::get().to(purchases::new_purchase_page)),
+        )
+        .service(
+            web::resource("/organisations/{code}/purchases")
+                .route(web::post().to(purchases::record_purchase)),
         )
         .service(web::resource("/products/{id}").route(web::get().to(products::product_page)))
         .service(web::resource("/agreements").route(web::get().to(agreements::agreements_page)))

@@ -12,6 +12,17 @@ use crate::state::AppState;
 use crate::web::start::{AllocationView, can_act_for, kind_words, live_allocations};
 use crate::web::{Chrome, Session, WebResult, long_date, render, today};
 
+pub struct PurchaseRow {
+    pub what: String,
+    pub product_id: Option<i64>,
+    pub standard_id: i64,
+    pub version: i32,
+    pub purchased_on: String,
+    pub quantity: String,
+    pub order_reference: String,
+    pub compliant: bool,
+}
+
 pub struct ObligationRow {
     pub description: String,
     pub due_on: Option<String>,
@@ -32,6 +43,7 @@ struct OrganisationPage {
     successor_code: Option<String>,
     allocations: Vec<AllocationView>,
     obligations: Vec<ObligationRow>,
+    purchases: Vec<PurchaseRow>,
     can_release: bool,
     notice: Option<String>,
     return_to: String,
@@ -52,7 +64,7 @@ pub async fn organisation_page(
     let code = code.into_inner().to_uppercase();
     session.user.ensure_can_read(&code)?;
     let lookup = code.clone();
-    let (organisation, allocations, obligations) = state
+    let (organisation, allocations, obligations, purchases) = state
         .run(move |db| {
             db.read(|conn| {
                 let organisation = db::organisations::get(conn, &lookup)?;
@@ -60,12 +72,39 @@ pub async fn organisation_page(
                 let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
                 let obligations =
                     db::reports::open_obligations(conn, Some(&organisation.code), today(), &page)?;
-                Ok((organisation, allocations, obligations.items))
+                let purchases = db::purchases::list(conn, &organisation.code, false, &page)?
+                    .items
+                    .into_iter()
+                    .map(|p| {
+                        let what = match p.product_id {
+                            Some(id) => db::products::get(conn, id, today())?.label(),
+                            None => p.description.clone().unwrap_or_default(),
+                        };
+                        Ok(PurchaseRow {
+                            what,
+                            product_id: p.product_id,
+                            standard_id: p.standard_id,
+                            version: p.version,
+                            purchased_on: long_date(p.purchased_on),
+                            quantity: crate::web::count(p.quantity),
+                            order_reference: p.order_reference,
+                            compliant: p.compliant,
+                        })
+                    })
+                    .collect::<db::DbResult<Vec<_>>>()?;
+                Ok((organisation, allocations, obligations.items, purchases))
             })
         })
         .await?;
     let notice = match (query.notice.as_deref(), query.n) {
         (Some("released"), Some(n)) => Some(format!("You released {} seats.", crate::web::count(n))),
+        (Some("purchased"), _) => {
+            Some("The purchase is recorded: it meets every MUST requirement.".to_owned())
+        }
+        (Some("purchased-non-compliant"), _) => Some(
+            "The purchase is recorded, marked non-compliant: it does not meet every MUST requirement."
+                .to_owned(),
+        ),
         _ => None,
     };
     let page = OrganisationPage {
@@ -89,6 +128,7 @@ pub async fn organisation_page(
                 entitlement_id: o.entitlement_id,
             })
             .collect(),
+        purchases,
         notice,
     };
     render(StatusCode::OK, &page)
