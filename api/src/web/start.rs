@@ -28,6 +28,8 @@ pub struct CoverageView {
     pub organisation_name: String,
     /// What was asked about, in words: a product's label or a category.
     pub subject: String,
+    /// The same, to start a sentence with.
+    pub subject_capitalised: String,
     pub product_id: Option<i64>,
     pub licensed: bool,
     pub buy_locally: bool,
@@ -96,8 +98,12 @@ pub struct ChoiceView {
 
 /// Words for a vocabulary value: `national_provision` becomes "National provision".
 pub fn words(slug: &str) -> String {
-    let spaced = slug.replace(['_', '-'], " ");
-    let mut chars = spaced.chars();
+    capitalised(&slug.replace(['_', '-'], " "))
+}
+
+/// The text with its first letter a capital.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
@@ -219,11 +225,13 @@ pub fn coverage_view(
             }
         })
         .collect();
+    let subject = match &coverage.product {
+        Some(product) => product.label(),
+        None => words(&coverage.category).to_lowercase(),
+    };
     Ok(CoverageView {
-        subject: match &coverage.product {
-            Some(product) => product.label(),
-            None => words(&coverage.category).to_lowercase(),
-        },
+        subject_capitalised: capitalised(&subject),
+        subject,
         product_id: coverage.product.as_ref().map(|p| p.id),
         licensed: coverage.decision == Decision::NationallyLicensed,
         buy_locally: coverage.decision == Decision::BuyLocally,
