@@ -343,7 +343,95 @@ async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
     assert_eq!(national.get("/users").await.status, 200);
 }
 
+/// The id of the standard titled `title`, from the standards page.
+async fn standard_id(browser: &mut Browser<'_>, title: &str) -> String {
+    let list = browser.get("/standards").await;
+    assert_eq!(list.status, 200);
+    let at = list.body.find(&format!(">{title}</a>")).expect("the standard is listed");
+    let start = list.body[..at].rfind("/standards/").unwrap() + "/standards/".len();
+    list.body[start..at].split('"').next().unwrap_or_default().to_owned()
+}
+
+async fn only_the_publisher_drafts_and_publishes_a_standard(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let other_author = app.create_user(Role::Exemplar, Some("RRK"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let page = browser.get(&format!("/standards/{id}")).await;
+    let token = page.hidden("csrf_token");
+    let drafted = browser.post(&format!("/standards/{id}/versions"), &[("csrf_token", &token)]).await;
+    assert_eq!(drafted.status, 303, "{}", drafted.body);
+    assert!(drafted.location().contains("notice=drafted&n=3"));
+    let confirmation = browser.get(&format!("/standards/{id}/versions/3/publish")).await;
+    assert_eq!(confirmation.status, 200);
+    assert!(confirmation.body.contains("supersedes version 2"), "{}", confirmation.body);
+
+    // Another exemplar trust may neither see the confirmation nor publish.
+    let mut other = Browser::new(&app);
+    other.sign_in(&other_author).await;
+    assert_eq!(other.get(&format!("/standards/{id}/versions/3/publish")).await.status, 403);
+    let other_token = other.get("/standards").await.hidden("csrf_token");
+    let refused =
+        other.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &other_token)]).await;
+    assert_eq!(refused.status, 403);
+
+    let published =
+        browser.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &token)]).await;
+    assert_eq!(published.status, 303);
+    let after = browser.get(&published.location().to_owned()).await;
+    assert!(after.body.contains("Version 3: published"));
+    let published_twice =
+        browser.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &token)]).await;
+    assert_eq!(published_twice.status, 409, "a published version never changes");
+}
+
+async fn an_officer_records_a_purchase_against_the_published_version(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let form = browser.get(&format!("/organisations/RR8/purchases/new?standard={id}")).await;
+    assert_eq!(form.status, 200);
+    let token = form.hidden("csrf_token");
+    let version = form.hidden("version");
+    let base = vec![
+        ("csrf_token", token.as_str()),
+        ("standard_id", id.as_str()),
+        ("version", version.as_str()),
+        ("category", "medical-device-software"),
+        ("description", "Portable X-ray unit"),
+        ("purchased_on", "2026-11-02"),
+        ("quantity", "1"),
+        ("unit_cost", "12,000"),
+        ("order_reference", "PO-1"),
+        ("requirement_MDS-01", "1"),
+        ("met_MDS-01", "yes"),
+        ("requirement_MDS-02", "1"),
+        ("requirement_MDS-03", "1"),
+    ];
+    let recorded = browser.post("/organisations/RR8/purchases", &base).await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    assert_eq!(recorded.location(), "/organisations/RR8?notice=purchased-non-compliant");
+    let page = browser.get(recorded.location()).await;
+    assert!(page.body.contains("Portable X-ray unit"));
+    assert!(page.body.contains("Not compliant"));
+
+    let mut bad = base.clone();
+    bad.retain(|(name, _)| *name != "unit_cost");
+    bad.push(("unit_cost", "twelve"));
+    let refused = browser.post("/organisations/RR8/purchases", &bad).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Enter the cost of one unit in pounds"));
+    assert!(refused.body.contains("Portable X-ray unit"), "what was typed is kept");
+
+    assert_eq!(browser.get(&format!("/organisations/RJ1/purchases/new?standard={id}")).await.status, 404);
+    assert_eq!(browser.post("/organisations/RJ1/purchases", &base).await.status, 404);
+}
+
 on_both_engines!(
+    only_the_publisher_drafts_and_publishes_a_standard,
+    an_officer_records_a_purchase_against_the_published_version,
     sign_in_sets_a_strict_http_only_session_cookie,
     a_wrong_password_signs_no_one_in,
     forms_without_their_csrf_token_are_refused,
