@@ -429,7 +429,58 @@ async fn an_officer_records_a_purchase_against_the_published_version(app: TestAp
     assert_eq!(browser.post("/organisations/RJ1/purchases", &base).await.status, 404);
 }
 
+/// A session token issued `age` seconds ago, signed with the app's key.
+fn token_issued_ago(app: &TestApp, user_id: i64, age: u64) -> String {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({"sub": user_id.to_string(), "iat": now - age, "exp": now - age + 900,
+                                    "iss": "nhs-licence-catalogue", "aud": "nhs-licence-catalogue-api", "gen": 0});
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(&app.jwt_secret).unwrap()).unwrap()
+}
+
+async fn an_active_session_is_renewed_and_keeps_its_forms_valid(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    let session_id = "0123456789abcdef0123456789abcdef";
+
+    // A fresh token is not renewed.
+    browser.cookies.insert(
+        "catalogue_session".into(),
+        format!("{session_id}.{}", token_issued_ago(&app, officer.id, 10)),
+    );
+    let fresh = browser.get("/").await;
+    assert_eq!(fresh.status, 200);
+    assert!(fresh.set_cookies().is_empty(), "{:?}", fresh.set_cookies());
+    let token_before = fresh.hidden("csrf_token");
+
+    // Past half its life, the token is renewed under the same session id, so forms stay valid.
+    browser.cookies.insert(
+        "catalogue_session".into(),
+        format!("{session_id}.{}", token_issued_ago(&app, officer.id, 600)),
+    );
+    let renewed = browser.get("/").await;
+    assert_eq!(renewed.status, 200);
+    let cookie =
+        renewed.set_cookies().into_iter().find(|c| c.starts_with("catalogue_session=")).expect("renewed");
+    assert!(cookie.starts_with(&format!("catalogue_session={session_id}.")), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert_eq!(
+        renewed.hidden("csrf_token"),
+        token_before,
+        "the CSRF token belongs to the session, not the token"
+    );
+    assert_eq!(browser.get("/").await.set_cookies().len(), 0, "the renewed token is fresh");
+
+    // An expired token is not.
+    browser.cookies.insert(
+        "catalogue_session".into(),
+        format!("{session_id}.{}", token_issued_ago(&app, officer.id, 1000)),
+    );
+    assert_eq!(browser.get("/").await.status, 303);
+}
+
 on_both_engines!(
+    an_active_session_is_renewed_and_keeps_its_forms_valid,
     only_the_publisher_drafts_and_publishes_a_standard,
     an_officer_records_a_purchase_against_the_published_version,
     sign_in_sets_a_strict_http_only_session_cookie,
