@@ -1,6 +1,8 @@
 //! Every integration test, in one binary. Each module drives the real HTTP app (or the data
 //! layer) on SQLite and on PostgreSQL.
 
+mod advisories;
+mod audit;
 mod auth;
 mod catalogue;
 mod foundation;
@@ -8,4 +10,5 @@ mod ledger;
 mod openapi_contract;
 mod route_matrix;
 mod standards;
+mod synthetic;
 mod web;

@@ -72,6 +72,20 @@ const ACCESS: &[(&str, Access)] = &[
     ("list_assessments", Roles(EVERYONE)),
     ("create_purchase", Roles(&[Admin, Officer])),
     ("list_purchases", Roles(EVERYONE)),
+    ("list_advisories", Roles(EVERYONE)),
+    ("get_advisory", Roles(EVERYONE)),
+    ("create_advisory", Roles(&[Admin])),
+    ("update_advisory", Roles(&[Admin])),
+    ("get_advisory_exposure", Roles(&[Admin, Auditor])),
+    ("acknowledge_advisory", Roles(&[Admin, Officer])),
+    ("set_advisory_applicability", Roles(&[Admin, Officer])),
+    ("close_advisory", Roles(&[Admin, Officer])),
+    ("advisories_report", Roles(EVERYONE)),
+    ("unsupported_report", Roles(&[Admin, Auditor])),
+    ("create_risk_acceptance", Roles(&[Admin, Officer])),
+    ("list_risk_acceptances", Roles(EVERYONE)),
+    ("list_audit_events", Roles(&[Admin, Auditor])),
+    ("export_audit_events", Roles(&[Admin, Auditor])),
 ];
 
 /// Operations that act on or reveal one organisation's private data: an officer of another
@@ -80,6 +94,10 @@ const ORGANISATION_SCOPED: &[&str] = &[
     "/v1/organisations/{code}/allocations",
     "/v1/organisations/{code}/succession",
     "/v1/organisations/{code}/purchases",
+    "/v1/organisations/{code}/risk-acceptances",
+    "/v1/organisations/{code}/advisories/{id}/acknowledge",
+    "/v1/organisations/{code}/advisories/{id}/applicability",
+    "/v1/organisations/{code}/advisories/{id}/close",
 ];
 
 struct Operation {

@@ -85,4 +85,23 @@ pub struct ServeOptions {
 }
 
 #[derive(Args, Debug)]
-pub struct SeedOptions {}
+pub struct SeedOptions {
+    /// Generate a national-scale synthetic data set (for benchmarks) on top of the shipped seeds.
+    #[arg(long)]
+    pub synthetic: bool,
+    /// Synthetic organisations.
+    #[arg(long, default_value_t = 25_000, requires = "synthetic")]
+    pub organisations: usize,
+    /// Synthetic products.
+    #[arg(long, default_value_t = 20_000, requires = "synthetic")]
+    pub products: usize,
+    /// Synthetic entitlement lines (20 to an agreement).
+    #[arg(long, default_value_t = 500, requires = "synthetic")]
+    pub entitlements: usize,
+    /// Synthetic live allocations.
+    #[arg(long, default_value_t = 200_000, requires = "synthetic")]
+    pub allocations: usize,
+    /// Seed of the random generator: the same seed gives the same data set.
+    #[arg(long, default_value_t = 1, requires = "synthetic")]
+    pub seed: u64,
+}

@@ -119,9 +119,36 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     })
 }
 
-fn seed(database_url: &str, _options: SeedOptions) -> anyhow::Result<()> {
+fn seed(database_url: &str, options: SeedOptions) -> anyhow::Result<()> {
     let db = server::open_database(database_url, 2)?;
     let counts = load_shipped_seeds(&db)?;
+    if options.synthetic {
+        let size = db::synthetic::SyntheticSize {
+            organisations: options.organisations,
+            products: options.products,
+            entitlements: options.entitlements,
+            allocations: options.allocations,
+            seed: options.seed,
+        };
+        let bar = progress_bar("synthetic");
+        let started = std::time::Instant::now();
+        db::synthetic::generate(&db, size, &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+        bar.finish_and_clear();
+        eprintln!(
+            "Generated {} organisations, {} products, {} entitlements and {} allocations (seed {}) in {:.1}s.",
+            size.organisations,
+            size.products,
+            size.entitlements,
+            size.allocations,
+            size.seed,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     eprintln!(
         "Seeded {} organisations, {} products, {} agreements ({} entitlements), {} standards, {} advisories \
          (records already present were left as they were).",

@@ -28,6 +28,9 @@ use crate::error::{ApiError, Problem};
         (name = "allocations", description = "The seat ledger: claims, releases, bulk claims and successions"),
         (name = "standards", description = "\"Buy against\" standards: versions, requirements and assessments"),
         (name = "purchases", description = "Local purchases against a standard, with declarations"),
+        (name = "advisories", description = "Security advisories, exposure and organisations' responses"),
+        (name = "risk", description = "Risk acceptances for unsupported products"),
+        (name = "audit", description = "The append-only audit log (read-only)"),
         (name = "reports", description = "Utilisation, obligations and other national reports"),
     )
 )]

@@ -59,6 +59,18 @@ where
     serde::Deserialize::deserialize(deserializer).map(Some)
 }
 
+/// An optional JSON body: empty or `null` is `None`; anything else must be valid (400 when
+/// malformed, 422 when it does not fit), so a bad body is never mistaken for an absent one.
+pub fn optional_json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Option<T>>(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::Unprocessable(format!("invalid request body: {e}")),
+        _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+    })
+}
+
 /// A page request from `limit` and `cursor` query parameters, refusing a limit out of range.
 pub fn page_request(limit: Option<i64>, cursor: Option<String>) -> ApiResult<db::PageRequest> {
     if let Some(limit) = limit

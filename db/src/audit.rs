@@ -149,3 +149,60 @@ impl Database {
 pub fn count(conn: &mut DbConnection) -> DbResult<i64> {
     Ok(audit_events::table.count().get_result(conn)?)
 }
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub entity: Option<String>,
+    pub entity_id: Option<String>,
+    pub actor_user_id: Option<i64>,
+    pub organisation_code: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    /// Exclusive.
+    pub to: Option<NaiveDateTime>,
+}
+
+/// Events matching `filter` with an id above `after`, oldest first, at most `limit`.
+pub fn events_after(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> DbResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table.select(AuditEvent::as_select()).order(audit_events::id).into_boxed();
+    if let Some(entity) = &filter.entity {
+        query = query.filter(audit_events::entity.eq(entity.clone()));
+    }
+    if let Some(entity_id) = &filter.entity_id {
+        query = query.filter(audit_events::entity_id.eq(entity_id.clone()));
+    }
+    if let Some(actor) = filter.actor_user_id {
+        query = query.filter(audit_events::actor_user_id.eq(actor));
+    }
+    if let Some(code) = &filter.organisation_code {
+        query = query.filter(audit_events::organisation_code.eq(code.to_uppercase()));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_events::action.eq(action.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(audit_events::occurred_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(audit_events::occurred_at.lt(to));
+    }
+    if let Some(after) = after {
+        query = query.filter(audit_events::id.gt(after));
+    }
+    Ok(query.limit(limit).load(conn)?)
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    page: &crate::PageRequest,
+) -> DbResult<crate::Page<AuditEvent>> {
+    let limit = page.limit();
+    let rows = events_after(conn, filter, page.after_id()?, limit + 1)?;
+    Ok(crate::Page::from_rows(rows, limit, |e| e.id.to_string()))
+}

@@ -1,6 +1,7 @@
 //! The catalogue's data layer: one schema on SQLite and PostgreSQL, the transactional operations
 //! on it, and the audit mechanism they all use. Nothing here knows about HTTP.
 
+pub mod advisories;
 pub mod agreements;
 pub mod audit;
 pub mod connection;
@@ -13,9 +14,11 @@ pub mod page;
 pub mod products;
 pub mod purchases;
 pub mod reports;
+pub mod risk;
 pub mod schema;
 pub mod seed;
 pub mod standards;
+pub mod synthetic;
 pub mod users;
 pub mod vocabulary;
 

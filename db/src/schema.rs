@@ -314,6 +314,7 @@ diesel::joinable!(purchases -> organisations (organisation_code));
 diesel::joinable!(purchase_declarations -> requirements (requirement_id));
 diesel::joinable!(advisory_products -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> products (product_id));
+diesel::joinable!(risk_acceptances -> products (product_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,

@@ -9,7 +9,7 @@ use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{ReadErrors, WriteErrors};
-use crate::preconditions::page_request;
+use crate::preconditions::{optional_json_body, page_request};
 use crate::routes::today;
 use crate::state::AppState;
 
@@ -152,17 +152,7 @@ pub async fn release_seats(
 ) -> ApiResult<web::Json<Allocation>> {
     let id = id.into_inner();
     // The body is optional, but a body that is there must be valid: never "release all" by mistake.
-    let quantity = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let request: ReleaseRequest = serde_json::from_slice(&body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::Unprocessable(format!("invalid request body: {e}"))
-            }
-            _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
-        })?;
-        request.quantity
-    };
+    let quantity = optional_json_body::<ReleaseRequest>(&body)?.and_then(|request| request.quantity);
     let allocation = state.run(move |db| db.read(|conn| db::ledger::get_allocation(conn, id))).await?;
     user.ensure_can_act_for(&allocation.organisation_code)
         .map_err(|_| ApiError::NotFound("allocation not found".into()))?;

@@ -4,8 +4,10 @@
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+pub mod advisories;
 pub mod agreements;
 pub mod allocations;
+pub mod audit;
 pub mod auth;
 pub mod coverage;
 pub mod health;
@@ -14,6 +16,7 @@ pub mod organisations;
 pub mod products;
 pub mod purchases;
 pub mod reports;
+pub mod risk;
 pub mod standards;
 pub mod users;
 
@@ -71,6 +74,20 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(standards::create_assessment)
             .service(standards::list_assessments)
             .service(purchases::create_purchase)
-            .service(purchases::list_purchases),
+            .service(purchases::list_purchases)
+            .service(advisories::list_advisories)
+            .service(advisories::create_advisory)
+            .service(advisories::get_advisory)
+            .service(advisories::update_advisory)
+            .service(advisories::get_advisory_exposure)
+            .service(advisories::acknowledge_advisory)
+            .service(advisories::set_advisory_applicability)
+            .service(advisories::close_advisory)
+            .service(reports::advisories_report)
+            .service(reports::unsupported_report)
+            .service(risk::create_risk_acceptance)
+            .service(risk::list_risk_acceptances)
+            .service(audit::list_audit_events)
+            .service(audit::export_audit_events),
     );
 }

@@ -147,3 +147,81 @@ pub async fn compliance_report(
         .await?;
     Ok(web::Json(ComplianceReport { lines }))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UnsupportedQuery {
+    /// The date asked about (default today), e.g. 2020-01-14 for the end of Windows 7.
+    pub on: Option<NaiveDate>,
+    /// Also count products whose support ends within this many months of `on` (default 0).
+    #[param(maximum = 120)]
+    pub within_months: Option<u32>,
+}
+
+/// Who holds unsupported software at a date (or software whose support ends soon), with risk
+/// acceptances shown apart and expired ones flagged.
+#[utoipa::path(
+    tag = "reports",
+    operation_id = "unsupported_report",
+    security(("bearer" = [])),
+    params(UnsupportedQuery),
+    responses((status = 200, body = db::risk::UnsupportedReport), ReadErrors)
+)]
+#[get("/reports/unsupported")]
+pub async fn unsupported_report(
+    state: web::Data<AppState>,
+    _user: Authorised<AdminOrAuditor>,
+    query: web::Query<UnsupportedQuery>,
+) -> ApiResult<web::Json<db::risk::UnsupportedReport>> {
+    let query = query.into_inner();
+    let on = query.on.unwrap_or_else(today);
+    let months = query.within_months.unwrap_or(0);
+    if months > 120 {
+        return Err(crate::error::ApiError::BadRequest("within_months must be at most 120".into()));
+    }
+    Ok(web::Json(state.run(move |db| db.read(|conn| db::risk::unsupported_report(conn, on, months))).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisoryReportQuery {
+    /// ODS code; officers and exemplars get their own organisation's whatever they ask.
+    pub organisation: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdvisoryReport {
+    /// Overdue acknowledgements first.
+    pub lines: Vec<db::advisories::AdvisoryStanding>,
+}
+
+/// Responses to advisories by exposed organisations: overdue acknowledgements first.
+#[utoipa::path(
+    tag = "reports",
+    operation_id = "advisories_report",
+    security(("bearer" = [])),
+    params(AdvisoryReportQuery),
+    responses((status = 200, body = AdvisoryReport), ReadErrors)
+)]
+#[get("/reports/advisories")]
+pub async fn advisories_report(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    query: web::Query<AdvisoryReportQuery>,
+) -> ApiResult<web::Json<AdvisoryReport>> {
+    let query = query.into_inner();
+    let organisation = match user.role() {
+        db::users::Role::Admin | db::users::Role::Auditor => query.organisation,
+        _ => {
+            if let Some(asked) = &query.organisation {
+                user.ensure_can_read(asked)?;
+            }
+            user.organisation().map(str::to_owned)
+        }
+    };
+    let at = chrono::Utc::now().naive_utc();
+    let lines = state
+        .run(move |db| db.read(|conn| db::advisories::report(conn, organisation.as_deref(), at)))
+        .await?;
+    Ok(web::Json(AdvisoryReport { lines }))
+}

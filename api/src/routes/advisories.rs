@@ -1,0 +1,303 @@
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use db::advisories::{Advisory, AdvisoryFields, AdvisoryResponse, Exposure, Response, Severity};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{
+    ActsForOrganisation, AdminOnly, AdminOrAuditor, AdminOrOfficer, AnyRole, OrganisationPath,
+};
+use crate::error::ApiResult;
+use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
+use crate::preconditions::{IfMatch, optional_json_body, page_request, with_etag};
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisoryQuery {
+    pub severity: Option<Severity>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdvisoryPage {
+    pub items: Vec<Advisory>,
+    pub next_cursor: Option<String>,
+}
+
+/// List security advisories, ordered by id.
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "list_advisories",
+    security(("bearer" = [])),
+    params(AdvisoryQuery),
+    responses((status = 200, body = AdvisoryPage), ReadErrors)
+)]
+#[get("/advisories")]
+pub async fn list_advisories(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    query: web::Query<AdvisoryQuery>,
+) -> ApiResult<web::Json<AdvisoryPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let found =
+        state.run(move |db| db.read(|conn| db::advisories::list(conn, query.severity, &page))).await?;
+    Ok(web::Json(AdvisoryPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+/// One advisory.
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "get_advisory",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Advisory id")),
+    responses((status = 200, body = Advisory, headers(("ETag" = String))), ReadErrors)
+)]
+#[get("/advisories/{id}")]
+pub async fn get_advisory(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let advisory = state.run(move |db| db.read(|conn| db::advisories::get(conn, id))).await?;
+    Ok(with_etag(HttpResponse::Ok(), advisory.revision, &advisory))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAdvisory {
+    #[schema(example = "CC-2017-0001")]
+    pub reference: String,
+    pub title: String,
+    pub severity: Severity,
+    pub published_at: DateTime<Utc>,
+    pub remediation: String,
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// Product ids; at least one.
+    pub affected_product_ids: Vec<i64>,
+    pub source: Option<String>,
+}
+
+/// Publish a security advisory.
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "create_advisory",
+    security(("bearer" = [])),
+    request_body = CreateAdvisory,
+    responses((status = 201, body = Advisory, headers(("ETag" = String))), WriteErrors)
+)]
+#[post("/advisories")]
+pub async fn create_advisory(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    body: web::Json<CreateAdvisory>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let fields = AdvisoryFields {
+        reference: b.reference,
+        title: b.title,
+        severity: b.severity,
+        published_at: b.published_at.naive_utc(),
+        remediation: b.remediation,
+        links: b.links,
+        affected_product_ids: b.affected_product_ids,
+        source: b.source,
+    };
+    let actor = admin.actor();
+    let advisory = state.run(move |db| db::advisories::create(db, &actor, fields)).await?;
+    Ok(with_etag(HttpResponse::Created(), advisory.revision, &advisory))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAdvisory {
+    pub title: Option<String>,
+    pub severity: Option<Severity>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub remediation: Option<String>,
+    pub links: Option<Vec<String>>,
+    pub affected_product_ids: Option<Vec<i64>>,
+    pub source: Option<String>,
+}
+
+/// Update an advisory.
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "update_advisory",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "Advisory id"),
+        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+    ),
+    request_body = UpdateAdvisory,
+    responses((status = 200, body = Advisory, headers(("ETag" = String))), WriteErrors, PreconditionErrors)
+)]
+#[patch("/advisories/{id}")]
+pub async fn update_advisory(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    if_match: IfMatch,
+    body: web::Json<UpdateAdvisory>,
+) -> ApiResult<HttpResponse> {
+    let precondition = if_match.precondition()?;
+    let b = body.into_inner();
+    let change = move |f: &mut AdvisoryFields| {
+        if let Some(title) = b.title {
+            f.title = title;
+        }
+        if let Some(severity) = b.severity {
+            f.severity = severity;
+        }
+        if let Some(published_at) = b.published_at {
+            f.published_at = published_at.naive_utc();
+        }
+        if let Some(remediation) = b.remediation {
+            f.remediation = remediation;
+        }
+        if let Some(links) = b.links {
+            f.links = links;
+        }
+        if let Some(ids) = b.affected_product_ids {
+            f.affected_product_ids = ids;
+        }
+        if b.source.is_some() {
+            f.source = b.source;
+        }
+    };
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let advisory = state.run(move |db| db::advisories::update(db, &actor, id, change, precondition)).await?;
+    Ok(with_etag(HttpResponse::Ok(), advisory.revision, &advisory))
+}
+
+/// Every organisation holding an affected product (through live allocations or local
+/// purchases), with what it holds and its response; overdue first.
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "get_advisory_exposure",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Advisory id")),
+    responses((status = 200, body = Exposure), ReadErrors)
+)]
+#[get("/advisories/{id}/exposure")]
+pub async fn get_advisory_exposure(
+    state: web::Data<AppState>,
+    _user: Authorised<AdminOrAuditor>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<Exposure>> {
+    let id = id.into_inner();
+    let at = Utc::now().naive_utc();
+    Ok(web::Json(state.run(move |db| db.read(|conn| db::advisories::exposure(conn, id, at))).await?))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    /// Whether the advisory applies to the organisation, if already known.
+    pub applicable: Option<bool>,
+    pub reason: Option<String>,
+}
+
+/// Acknowledge an advisory for an organisation (high and critical: within 48 hours).
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "acknowledge_advisory",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code"), ("id" = i64, Path, description = "Advisory id")),
+    request_body(content = Option<Acknowledgement>, description = "Optional: applicability, if known"),
+    responses((status = 200, body = AdvisoryResponse), WriteErrors)
+)]
+#[post("/organisations/{code}/advisories/{id}/acknowledge")]
+pub async fn acknowledge_advisory(
+    state: web::Data<AppState>,
+    _role: Authorised<AdminOrOfficer>,
+    organisation: OrganisationPath<ActsForOrganisation>,
+    path: web::Path<(String, i64)>,
+    body: web::Bytes,
+) -> ApiResult<web::Json<AdvisoryResponse>> {
+    let acknowledgement: Acknowledgement = optional_json_body(&body)?.unwrap_or_default();
+    let response =
+        Response::Acknowledge { applicable: acknowledgement.applicable, reason: acknowledgement.reason };
+    respond(&state, organisation, path.into_inner().1, response).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Applicability {
+    pub applicable: bool,
+    pub reason: Option<String>,
+}
+
+/// State whether an acknowledged advisory applies to the organisation, and why.
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "set_advisory_applicability",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code"), ("id" = i64, Path, description = "Advisory id")),
+    request_body = Applicability,
+    responses((status = 200, body = AdvisoryResponse), WriteErrors)
+)]
+#[post("/organisations/{code}/advisories/{id}/applicability")]
+pub async fn set_advisory_applicability(
+    state: web::Data<AppState>,
+    _role: Authorised<AdminOrOfficer>,
+    organisation: OrganisationPath<ActsForOrganisation>,
+    path: web::Path<(String, i64)>,
+    body: web::Json<Applicability>,
+) -> ApiResult<web::Json<AdvisoryResponse>> {
+    let b = body.into_inner();
+    respond(
+        &state,
+        organisation,
+        path.into_inner().1,
+        Response::Applicability { applicable: b.applicable, reason: b.reason },
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Closure {
+    /// What was done to remediate.
+    pub remediation_note: String,
+}
+
+/// Close an acknowledged advisory for an organisation, with a remediation note.
+#[utoipa::path(
+    tag = "advisories",
+    operation_id = "close_advisory",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code"), ("id" = i64, Path, description = "Advisory id")),
+    request_body = Closure,
+    responses((status = 200, body = AdvisoryResponse), WriteErrors)
+)]
+#[post("/organisations/{code}/advisories/{id}/close")]
+pub async fn close_advisory(
+    state: web::Data<AppState>,
+    _role: Authorised<AdminOrOfficer>,
+    organisation: OrganisationPath<ActsForOrganisation>,
+    path: web::Path<(String, i64)>,
+    body: web::Json<Closure>,
+) -> ApiResult<web::Json<AdvisoryResponse>> {
+    let note = body.into_inner().remediation_note;
+    respond(&state, organisation, path.into_inner().1, Response::Close { remediation_note: note }).await
+}
+
+async fn respond(
+    state: &AppState,
+    organisation: OrganisationPath<ActsForOrganisation>,
+    advisory_id: i64,
+    response: Response,
+) -> ApiResult<web::Json<AdvisoryResponse>> {
+    let (actor, code) = (organisation.user.actor(), organisation.code);
+    Ok(web::Json(
+        state.run(move |db| db::advisories::respond(db, &actor, advisory_id, &code, response)).await?,
+    ))
+}

@@ -1,0 +1,566 @@
+//! Security advisories (CareCERT style): which products they affect, who is exposed (holds an
+//! affected product through live allocations or current local purchases), and each exposed
+//! organisation's response. High and critical advisories must be acknowledged within 48 hours.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Actor, Audited, Change, now};
+use crate::connection::{Database, DbConnection};
+use crate::error::{DbError, DbResult};
+use crate::organisations;
+use crate::page::{Page, PageRequest, Precondition};
+use crate::schema::{
+    advisories, advisory_products, advisory_responses, allocations, entitlements, organisations as orgs,
+    products, purchases,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    fn parse(text: &str) -> Severity {
+        match text {
+            "critical" => Severity::Critical,
+            "high" => Severity::High,
+            "medium" => Severity::Medium,
+            _ => Severity::Low,
+        }
+    }
+
+    /// High and critical advisories must be acknowledged within 48 hours of publication.
+    pub fn acknowledgement_deadline(self, published_at: NaiveDateTime) -> Option<NaiveDateTime> {
+        matches!(self, Severity::High | Severity::Critical).then(|| published_at + Duration::hours(48))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AffectedProduct {
+    pub product_id: i64,
+    pub product: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Advisory {
+    pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(example = "CC-2017-0001"))]
+    pub reference: String,
+    pub title: String,
+    pub severity: Severity,
+    pub published_at: NaiveDateTime,
+    /// For high and critical advisories: when acknowledgements fall due.
+    pub acknowledge_by: Option<NaiveDateTime>,
+    pub remediation: String,
+    pub links: Vec<String>,
+    pub affected_products: Vec<AffectedProduct>,
+    pub source: Option<String>,
+    #[serde(skip)]
+    pub revision: i64,
+}
+
+fn label(name: String, edition: String, version: String) -> String {
+    [name, edition, version].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn affected_products(conn: &mut DbConnection, advisory_id: i64) -> DbResult<Vec<AffectedProduct>> {
+    Ok(advisory_products::table
+        .inner_join(products::table)
+        .filter(advisory_products::advisory_id.eq(advisory_id))
+        .order(products::id)
+        .select((products::id, products::name, products::edition, products::version))
+        .load::<(i64, String, String, String)>(conn)?
+        .into_iter()
+        .map(|(product_id, name, edition, version)| AffectedProduct {
+            product_id,
+            product: label(name, edition, version),
+        })
+        .collect())
+}
+
+type AdvisoryRow = (i64, String, String, String, NaiveDateTime, String, String, Option<String>, i64);
+
+fn to_advisory(conn: &mut DbConnection, row: AdvisoryRow) -> DbResult<Advisory> {
+    let (id, reference, title, severity, published_at, remediation, links, source, revision) = row;
+    let severity = Severity::parse(&severity);
+    Ok(Advisory {
+        affected_products: affected_products(conn, id)?,
+        acknowledge_by: severity.acknowledgement_deadline(published_at),
+        id,
+        reference,
+        title,
+        severity,
+        published_at,
+        remediation,
+        links: serde_json::from_str(&links).unwrap_or_default(),
+        source,
+        revision,
+    })
+}
+
+macro_rules! advisory_columns {
+    () => {
+        (
+            advisories::id,
+            advisories::reference,
+            advisories::title,
+            advisories::severity,
+            advisories::published_at,
+            advisories::remediation,
+            advisories::links,
+            advisories::source,
+            advisories::revision,
+        )
+    };
+}
+
+pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Advisory> {
+    let row: AdvisoryRow = advisories::table
+        .find(id)
+        .select(advisory_columns!())
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("advisory"))?;
+    to_advisory(conn, row)
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    severity: Option<Severity>,
+    page: &PageRequest,
+) -> DbResult<Page<Advisory>> {
+    let mut query = advisories::table.select(advisory_columns!()).order(advisories::id).into_boxed();
+    if let Some(severity) = severity {
+        query = query.filter(advisories::severity.eq(severity.as_str()));
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(advisories::id.gt(after));
+    }
+    let limit = page.limit();
+    let rows: Vec<AdvisoryRow> = query.limit(limit + 1).load(conn)?;
+    let items = rows.into_iter().map(|row| to_advisory(conn, row)).collect::<DbResult<Vec<_>>>()?;
+    Ok(Page::from_rows(items, limit, |a| a.id.to_string()))
+}
+
+#[derive(Clone, Debug)]
+pub struct AdvisoryFields {
+    pub reference: String,
+    pub title: String,
+    pub severity: Severity,
+    pub published_at: NaiveDateTime,
+    pub remediation: String,
+    pub links: Vec<String>,
+    pub affected_product_ids: Vec<i64>,
+    pub source: Option<String>,
+}
+
+fn set_affected(conn: &mut DbConnection, advisory_id: i64, product_ids: &[i64]) -> DbResult<()> {
+    let mut ids = product_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let known: i64 = products::table.filter(products::id.eq_any(&ids)).count().get_result(conn)?;
+    if known != ids.len() as i64 {
+        return Err(DbError::Invalid("an affected product does not exist".into()));
+    }
+    diesel::delete(advisory_products::table.filter(advisory_products::advisory_id.eq(advisory_id)))
+        .execute(conn)?;
+    for product_id in ids {
+        diesel::insert_into(advisory_products::table)
+            .values((
+                advisory_products::advisory_id.eq(advisory_id),
+                advisory_products::product_id.eq(product_id),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn validate(fields: &AdvisoryFields) -> DbResult<()> {
+    if fields.reference.trim().is_empty()
+        || fields.title.trim().is_empty()
+        || fields.remediation.trim().is_empty()
+    {
+        return Err(DbError::Invalid("reference, title and remediation must not be empty".into()));
+    }
+    if fields.affected_product_ids.is_empty() {
+        return Err(DbError::Invalid("an advisory must name at least one affected product".into()));
+    }
+    Ok(())
+}
+
+pub fn create(db: &Database, actor: &Actor, fields: AdvisoryFields) -> DbResult<Advisory> {
+    validate(&fields)?;
+    db.write(actor, |conn| {
+        let taken: i64 = advisories::table
+            .filter(advisories::reference.eq(fields.reference.trim()))
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            return Err(DbError::Conflict(format!("advisory {} exists", fields.reference.trim())));
+        }
+        let stamp = now();
+        let id: i64 = diesel::insert_into(advisories::table)
+            .values((
+                advisories::reference.eq(fields.reference.trim()),
+                advisories::title.eq(fields.title.trim()),
+                advisories::severity.eq(fields.severity.as_str()),
+                advisories::published_at.eq(fields.published_at),
+                advisories::remediation.eq(fields.remediation.trim()),
+                advisories::links.eq(serde_json::to_string(&fields.links).unwrap_or_else(|_| "[]".into())),
+                advisories::source.eq(&fields.source),
+                advisories::created_at.eq(stamp),
+                advisories::updated_at.eq(stamp),
+            ))
+            .returning(advisories::id)
+            .get_result(conn)?;
+        set_affected(conn, id, &fields.affected_product_ids)?;
+        let advisory = get(conn, id)?;
+        Ok(Audited::one(advisory.clone(), Change::new("advisory.create", "advisory", id).after(&advisory)))
+    })
+}
+
+pub fn update(
+    db: &Database,
+    actor: &Actor,
+    id: i64,
+    change: impl FnOnce(&mut AdvisoryFields),
+    precondition: Precondition,
+) -> DbResult<Advisory> {
+    db.write(actor, |conn| {
+        let before = get(conn, id)?;
+        precondition.check(before.revision)?;
+        let mut fields = AdvisoryFields {
+            reference: before.reference.clone(),
+            title: before.title.clone(),
+            severity: before.severity,
+            published_at: before.published_at,
+            remediation: before.remediation.clone(),
+            links: before.links.clone(),
+            affected_product_ids: before.affected_products.iter().map(|p| p.product_id).collect(),
+            source: before.source.clone(),
+        };
+        change(&mut fields);
+        validate(&fields)?;
+        diesel::update(advisories::table.find(id))
+            .set((
+                advisories::title.eq(fields.title.trim()),
+                advisories::severity.eq(fields.severity.as_str()),
+                advisories::published_at.eq(fields.published_at),
+                advisories::remediation.eq(fields.remediation.trim()),
+                advisories::links.eq(serde_json::to_string(&fields.links).unwrap_or_else(|_| "[]".into())),
+                advisories::source.eq(&fields.source),
+                advisories::revision.eq(advisories::revision + 1),
+                advisories::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        set_affected(conn, id, &fields.affected_product_ids)?;
+        let after = get(conn, id)?;
+        Ok(Audited::one(
+            after.clone(),
+            Change::new("advisory.update", "advisory", id).before(&before).after(&after),
+        ))
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseStatus {
+    /// Not acknowledged, and the 48-hour deadline (high and critical) has passed.
+    Overdue,
+    NotAcknowledged,
+    Acknowledged,
+    Closed,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AdvisoryResponse {
+    pub acknowledged_at: Option<NaiveDateTime>,
+    /// Whether the advisory applies to the organisation, once it has said.
+    pub applicable: Option<bool>,
+    pub applicability_reason: Option<String>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub remediation_note: Option<String>,
+    /// Acknowledged after the 48-hour deadline.
+    pub acknowledged_late: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Holding {
+    pub product_id: i64,
+    /// `allocation` or `purchase`.
+    pub via: String,
+    pub quantity: i64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExposedOrganisation {
+    pub organisation_code: String,
+    pub name: String,
+    pub region: Option<String>,
+    pub holdings: Vec<Holding>,
+    pub status: ResponseStatus,
+    pub response: AdvisoryResponse,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Exposure {
+    pub advisory_id: i64,
+    pub reference: String,
+    pub severity: Severity,
+    pub acknowledge_by: Option<NaiveDateTime>,
+    /// Overdue first, then not acknowledged, acknowledged, closed; then by code.
+    pub organisations: Vec<ExposedOrganisation>,
+}
+
+fn response_of(conn: &mut DbConnection, advisory_id: i64, code: &str) -> DbResult<Option<AdvisoryResponse>> {
+    type Row = (Option<NaiveDateTime>, Option<bool>, Option<String>, Option<NaiveDateTime>, Option<String>);
+    let row: Option<Row> = advisory_responses::table
+        .find((advisory_id, code))
+        .select((
+            advisory_responses::acknowledged_at,
+            advisory_responses::applicable,
+            advisory_responses::applicability_reason,
+            advisory_responses::closed_at,
+            advisory_responses::remediation_note,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(acknowledged_at, applicable, applicability_reason, closed_at, remediation_note)| {
+        AdvisoryResponse {
+            acknowledged_at,
+            applicable,
+            applicability_reason,
+            closed_at,
+            remediation_note,
+            acknowledged_late: false,
+        }
+    }))
+}
+
+fn status_of(
+    response: &AdvisoryResponse,
+    deadline: Option<NaiveDateTime>,
+    at: NaiveDateTime,
+) -> ResponseStatus {
+    match (response.acknowledged_at, response.closed_at) {
+        (_, Some(_)) => ResponseStatus::Closed,
+        (Some(_), None) => ResponseStatus::Acknowledged,
+        (None, None) if deadline.is_some_and(|d| at > d) => ResponseStatus::Overdue,
+        (None, None) => ResponseStatus::NotAcknowledged,
+    }
+}
+
+/// Every organisation holding an affected product, with what it holds and how it responded.
+pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) -> DbResult<Exposure> {
+    let advisory = get(conn, advisory_id)?;
+    let affected: Vec<i64> = advisory.affected_products.iter().map(|p| p.product_id).collect();
+    let through_allocations: Vec<(String, i64, i64)> = allocations::table
+        .inner_join(entitlements::table)
+        .filter(entitlements::product_id.eq_any(&affected))
+        .filter(allocations::status.eq("live"))
+        .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
+        .load(conn)?;
+    let superseded: Vec<i64> = purchases::table
+        .filter(purchases::supersedes_id.is_not_null())
+        .select(purchases::supersedes_id.assume_not_null())
+        .load(conn)?;
+    let through_purchases: Vec<(String, Option<i64>, i64)> = purchases::table
+        .filter(purchases::product_id.eq_any(&affected))
+        .filter(purchases::id.ne_all(superseded))
+        .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
+        .load(conn)?;
+    let mut holdings: BTreeMap<String, BTreeMap<(i64, &'static str), i64>> = BTreeMap::new();
+    for (code, product_id, quantity) in through_allocations {
+        *holdings.entry(code).or_default().entry((product_id, "allocation")).or_default() += quantity;
+    }
+    for (code, product_id, quantity) in through_purchases {
+        if let Some(product_id) = product_id {
+            *holdings.entry(code).or_default().entry((product_id, "purchase")).or_default() += quantity;
+        }
+    }
+    let deadline = advisory.acknowledge_by;
+    let mut organisations = Vec::new();
+    for (code, held) in holdings {
+        let (name, region): (String, Option<String>) =
+            orgs::table.find(&code).select((orgs::name, orgs::region)).first(conn)?;
+        let mut response = response_of(conn, advisory_id, &code)?.unwrap_or_default();
+        response.acknowledged_late = match (response.acknowledged_at, deadline) {
+            (Some(acknowledged), Some(deadline)) => acknowledged > deadline,
+            _ => false,
+        };
+        organisations.push(ExposedOrganisation {
+            status: status_of(&response, deadline, at),
+            organisation_code: code,
+            name,
+            region,
+            holdings: held
+                .into_iter()
+                .map(|((product_id, via), quantity)| Holding { product_id, via: via.into(), quantity })
+                .collect(),
+            response,
+        });
+    }
+    organisations.sort_by(|a, b| (a.status, &a.organisation_code).cmp(&(b.status, &b.organisation_code)));
+    Ok(Exposure {
+        advisory_id,
+        reference: advisory.reference,
+        severity: advisory.severity,
+        acknowledge_by: deadline,
+        organisations,
+    })
+}
+
+pub enum Response {
+    Acknowledge { applicable: Option<bool>, reason: Option<String> },
+    Applicability { applicable: bool, reason: Option<String> },
+    Close { remediation_note: String },
+}
+
+/// Records an organisation's response to an advisory.
+pub fn respond(
+    db: &Database,
+    actor: &Actor,
+    advisory_id: i64,
+    code: &str,
+    response: Response,
+) -> DbResult<AdvisoryResponse> {
+    db.write(actor, |conn| {
+        get(conn, advisory_id)?;
+        let organisation = organisations::get(conn, code)?;
+        let before = response_of(conn, advisory_id, &organisation.code)?;
+        if before.is_none() {
+            diesel::insert_into(advisory_responses::table)
+                .values((
+                    advisory_responses::advisory_id.eq(advisory_id),
+                    advisory_responses::organisation_code.eq(&organisation.code),
+                ))
+                .execute(conn)?;
+        }
+        let current = before.clone().unwrap_or_default();
+        if current.closed_at.is_some() {
+            return Err(DbError::Conflict("the advisory is already closed for this organisation".into()));
+        }
+        let target = advisory_responses::table.find((advisory_id, organisation.code.as_str()));
+        let action = match response {
+            Response::Acknowledge { applicable, reason } => {
+                if current.acknowledged_at.is_some() {
+                    return Err(DbError::Conflict("the advisory is already acknowledged".into()));
+                }
+                diesel::update(target)
+                    .set((
+                        advisory_responses::acknowledged_at.eq(now()),
+                        advisory_responses::applicable.eq(applicable),
+                        advisory_responses::applicability_reason.eq(reason),
+                    ))
+                    .execute(conn)?;
+                "advisory.acknowledge"
+            }
+            Response::Applicability { applicable, reason } => {
+                if current.acknowledged_at.is_none() {
+                    return Err(DbError::Conflict("acknowledge the advisory first".into()));
+                }
+                diesel::update(target)
+                    .set((
+                        advisory_responses::applicable.eq(Some(applicable)),
+                        advisory_responses::applicability_reason.eq(reason),
+                    ))
+                    .execute(conn)?;
+                "advisory.applicability"
+            }
+            Response::Close { remediation_note } => {
+                if current.acknowledged_at.is_none() {
+                    return Err(DbError::Conflict("acknowledge the advisory before closing it".into()));
+                }
+                if remediation_note.trim().is_empty() {
+                    return Err(DbError::Invalid("closing needs a remediation note".into()));
+                }
+                diesel::update(target)
+                    .set((
+                        advisory_responses::closed_at.eq(now()),
+                        advisory_responses::remediation_note.eq(remediation_note.trim()),
+                    ))
+                    .execute(conn)?;
+                "advisory.close"
+            }
+        };
+        let after = response_of(conn, advisory_id, &organisation.code)?.unwrap_or_default();
+        let change = Change::new(action, "advisory_response", format!("{advisory_id}/{}", organisation.code))
+            .organisation(Some(&organisation.code))
+            .before(&before)
+            .after(&after);
+        Ok(Audited::one(after, change))
+    })
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AdvisoryStanding {
+    pub advisory_id: i64,
+    pub reference: String,
+    pub severity: Severity,
+    pub organisation_code: String,
+    pub status: ResponseStatus,
+    pub acknowledge_by: Option<NaiveDateTime>,
+    pub acknowledged_late: bool,
+}
+
+/// Every exposed organisation of every advisory (or of one organisation), overdue first.
+pub fn report(
+    conn: &mut DbConnection,
+    organisation: Option<&str>,
+    at: NaiveDateTime,
+) -> DbResult<Vec<AdvisoryStanding>> {
+    let ids: Vec<i64> = advisories::table.select(advisories::id).order(advisories::id).load(conn)?;
+    let mut lines = Vec::new();
+    for id in ids {
+        let exposure = exposure(conn, id, at)?;
+        for exposed in exposure.organisations {
+            if organisation.is_some_and(|code| !code.eq_ignore_ascii_case(&exposed.organisation_code)) {
+                continue;
+            }
+            lines.push(AdvisoryStanding {
+                advisory_id: id,
+                reference: exposure.reference.clone(),
+                severity: exposure.severity,
+                organisation_code: exposed.organisation_code,
+                status: exposed.status,
+                acknowledge_by: exposure.acknowledge_by,
+                acknowledged_late: exposed.response.acknowledged_late,
+            });
+        }
+    }
+    lines.sort_by(|a, b| {
+        (a.status, std::cmp::Reverse(a.severity), a.advisory_id, &a.organisation_code).cmp(&(
+            b.status,
+            std::cmp::Reverse(b.severity),
+            b.advisory_id,
+            &b.organisation_code,
+        ))
+    });
+    Ok(lines)
+}

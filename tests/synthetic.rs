@@ -1,0 +1,76 @@
+//! The synthetic national-scale data set: reproducible from its seed, and true to the ledger.
+
+use catalogue_tests::{TestDatabase, on_both_databases};
+use db::schema::{allocations, entitlements, organisations};
+use db::synthetic::{SyntheticSize, generate};
+use diesel::prelude::*;
+
+const SIZE: SyntheticSize =
+    SyntheticSize { organisations: 300, products: 200, entitlements: 20, allocations: 2_000, seed: 7 };
+
+/// (organisation code, entitlement's product, quantity) of every synthetic allocation, in order.
+fn fingerprint(test_db: &TestDatabase) -> Vec<(String, i64, i64)> {
+    test_db
+        .db
+        .read(|conn| {
+            Ok(allocations::table
+                .inner_join(entitlements::table)
+                .filter(allocations::reference.eq("synthetic"))
+                .order(allocations::id)
+                .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
+                .load(conn)?)
+        })
+        .unwrap()
+}
+
+fn the_same_seed_gives_the_same_data_and_a_true_ledger(test_db: TestDatabase) {
+    let mut calls = 0;
+    generate(&test_db.db, SIZE, &mut |done, total| {
+        calls += 1;
+        assert!(done <= total);
+    })
+    .unwrap();
+    assert!(calls > 0, "progress is reported");
+    let organisations_count: i64 = test_db
+        .db
+        .read(|conn| {
+            Ok(organisations::table.filter(organisations::source.eq("synthetic")).count().get_result(conn)?)
+        })
+        .unwrap();
+    assert_eq!(organisations_count, 300);
+    let first = fingerprint(&test_db);
+    assert_eq!(first.len(), 2_000);
+
+    // The ledger's totals equal the live allocations, within every cap.
+    let lines: Vec<(i64, Option<i64>, i64)> = test_db
+        .db
+        .read(|conn| {
+            Ok(entitlements::table
+                .filter(entitlements::source.eq("synthetic"))
+                .select((entitlements::id, entitlements::seat_cap, entitlements::seats_allocated))
+                .load(conn)?)
+        })
+        .unwrap();
+    assert_eq!(lines.len(), 20);
+    for (id, cap, allocated) in lines {
+        let live = test_db.db.read(|conn| db::ledger::live_total(conn, id)).unwrap();
+        assert_eq!(live, allocated, "entitlement {id}");
+        assert!(cap.is_none_or(|cap| allocated <= cap));
+    }
+
+    // A second run is refused; another database with the same seed gets the same data.
+    assert!(generate(&test_db.db, SIZE, &mut |_, _| {}).is_err());
+    let other = catalogue_tests::seeded_database(test_db_engine(&test_db)).unwrap();
+    generate(&other.db, SIZE, &mut |_, _| {}).unwrap();
+    let ids_differ_only_by_offset = fingerprint(&other);
+    assert_eq!(
+        first.iter().map(|(code, _, q)| (code.clone(), *q)).collect::<Vec<_>>(),
+        ids_differ_only_by_offset.iter().map(|(code, _, q)| (code.clone(), *q)).collect::<Vec<_>>()
+    );
+}
+
+fn test_db_engine(test_db: &TestDatabase) -> catalogue_tests::Engine {
+    test_db.db.engine()
+}
+
+on_both_databases!(the_same_seed_gives_the_same_data_and_a_true_ledger);
