@@ -479,7 +479,50 @@ async fn an_active_session_is_renewed_and_keeps_its_forms_valid(app: TestApp) {
     assert_eq!(browser.get("/").await.status, 303);
 }
 
+async fn an_officer_acknowledges_an_advisory_for_their_own_trust_only(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    // Holding Windows 10 Enterprise seats exposes RR8 to the Windows 10 end-of-support advisory.
+    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
+    let token = page.hidden("csrf_token");
+    let claimed = browser
+        .post(
+            &format!("/entitlements/{entitlement}/claim"),
+            &[("organisation", "RR8"), ("quantity", "10"), ("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(claimed.status, 303);
+    let organisation = browser.get("/organisations/RR8").await;
+    assert!(organisation.body.contains("CC-2025-0001"), "{}", organisation.body);
+    let marker = "/advisories/";
+    let at = organisation.body.find("/acknowledge\"").expect("an acknowledge form");
+    let start = organisation.body[..at].rfind(marker).unwrap() + marker.len();
+    let advisory = organisation.body[start..at].to_owned();
+    let path = format!("/organisations/RR8/advisories/{advisory}/acknowledge");
+
+    assert_eq!(browser.post(&path, &[("applicable", "yes")]).await.status, 403, "no CSRF token");
+    let other_trust = format!("/organisations/RJ1/advisories/{advisory}/acknowledge");
+    assert_eq!(browser.post(&other_trust, &[("csrf_token", &token)]).await.status, 404);
+    let acknowledged = browser
+        .post(&path, &[("csrf_token", &token), ("applicable", "yes"), ("return_to", "/organisations/RR8")])
+        .await;
+    assert_eq!(acknowledged.status, 303);
+    assert_eq!(acknowledged.location(), "/organisations/RR8?notice=acknowledged");
+    let after = browser.get(acknowledged.location()).await;
+    assert!(after.body.contains("The advisory is acknowledged."));
+    assert!(!after.body.contains("/acknowledge\""), "nothing left to acknowledge");
+
+    let admin = app.create_user(Role::Admin, None);
+    let mut national = Browser::new(&app);
+    national.sign_in(&admin).await;
+    let exposure = national.get(&format!("/advisories/{advisory}")).await;
+    assert!(exposure.body.contains("Exposure"));
+    assert!(exposure.body.contains("after the deadline"), "RR8 acknowledged late");
+}
+
 on_both_engines!(
+    an_officer_acknowledges_an_advisory_for_their_own_trust_only,
     an_active_session_is_renewed_and_keeps_its_forms_valid,
     only_the_publisher_drafts_and_publishes_a_standard,
     an_officer_records_a_purchase_against_the_published_version,

@@ -177,8 +177,14 @@ test('an officer asks about Windows 10 Enterprise, sees it is licensed nationall
     await page.getByRole('link', { name: 'Our organisation' }).click();
     await page.getByRole('heading', { name: 'Seats held' }).waitFor();
     assert.match(await page.locator('main').innerText(), /CHG-2026-114/);
+    // Windows 10 is named by an open advisory: holding it, RR8 must acknowledge it.
+    const main = await page.locator('main').innerText();
+    assert.match(main, /CC-2025-0001/);
     await screenshot(page, '05-organisation');
     await assertAccessible(page, 'organisation');
+    await page.getByLabel('Yes').first().check();
+    await page.getByRole('button', { name: 'Acknowledge CC-2025-0001' }).click();
+    await page.getByText('The advisory is acknowledged.').waitFor();
     assertNoConsoleProblems(problems);
   } finally {
     await close();
@@ -320,9 +326,17 @@ test('the national team sees a utilisation chart per entitlement', async () => {
     await page.locator(`#utilisation-${windowsEntitlement}`).scrollIntoViewIfNeeded();
     await screenshot(page, '10-agreement-utilisation');
     await assertAccessible(page, 'agreement');
+    // The advisory that RR8 acknowledged above: its exposure, overdue acknowledgements first.
+    await page.getByRole('link', { name: 'Advisories' }).click();
+    await assertAccessible(page, 'advisories');
+    await page.getByRole('link', { name: /Windows 10/ }).first().click();
+    await page.getByRole('heading', { name: 'Exposure' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /Leeds Teaching Hospitals NHS Trust \(RR8\)\s+250 via allocation\s+Acknowledged/);
+    await screenshot(page, '11-advisory-exposure');
+    await assertAccessible(page, 'advisory');
     await page.getByRole('link', { name: 'Users' }).click();
     await assertAccessible(page, 'users');
-    await screenshot(page, '11-users');
+    await screenshot(page, '12-users');
     assertNoConsoleProblems(problems);
   } finally {
     await close();

@@ -14,6 +14,7 @@ use db::users::Role;
 
 use crate::error::ApiError;
 
+pub mod advisories;
 pub mod agreements;
 pub mod assets;
 pub mod chart;
@@ -65,6 +66,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/agreements").route(web::get().to(agreements::agreements_page)))
         .service(web::resource("/agreements/{id}").route(web::get().to(agreements::agreement_page)))
         .service(web::resource("/users").route(web::get().to(users::users_page)))
+        .service(web::resource("/advisories").route(web::get().to(advisories::advisories_page)))
+        .service(web::resource("/advisories/{id}").route(web::get().to(advisories::advisory_page)))
+        .service(
+            web::resource("/organisations/{code}/advisories/{id}/acknowledge")
+                .route(web::post().to(advisories::acknowledge)),
+        )
         .service(web::resource("/standards").route(web::get().to(standards::standards_page)))
         .service(web::resource("/standards/{id}").route(web::get().to(standards::standard_page)))
         .service(web::resource("/standards/{id}/versions").route(web::post().to(standards::new_draft)))
@@ -116,6 +123,7 @@ impl Chrome {
         }
         nav.push(NavItem { label: "Agreements", href: "/agreements".into(), current: false });
         nav.push(NavItem { label: "Standards", href: "/standards".into(), current: false });
+        nav.push(NavItem { label: "Advisories", href: "/advisories".into(), current: false });
         if matches!(user.role(), Role::Admin | Role::Auditor) {
             nav.push(NavItem { label: "Users", href: "/users".into(), current: false });
         }

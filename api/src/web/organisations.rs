@@ -6,9 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use db::PageRequest;
+use db::advisories::ResponseStatus;
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::web::advisories::{date_time, status_tag};
 use crate::web::start::{AllocationView, can_act_for, kind_words, live_allocations};
 use crate::web::{Chrome, Session, WebResult, long_date, render, today};
 
@@ -21,6 +23,15 @@ pub struct PurchaseRow {
     pub quantity: String,
     pub order_reference: String,
     pub compliant: bool,
+}
+
+pub struct AdvisoryRow {
+    pub id: i64,
+    pub reference: String,
+    pub status: &'static str,
+    pub status_colour: &'static str,
+    pub acknowledge_by: Option<String>,
+    pub needs_acknowledging: bool,
 }
 
 pub struct ObligationRow {
@@ -44,6 +55,7 @@ struct OrganisationPage {
     allocations: Vec<AllocationView>,
     obligations: Vec<ObligationRow>,
     purchases: Vec<PurchaseRow>,
+    advisories: Vec<AdvisoryRow>,
     can_release: bool,
     notice: Option<String>,
     return_to: String,
@@ -64,7 +76,7 @@ pub async fn organisation_page(
     let code = code.into_inner().to_uppercase();
     session.user.ensure_can_read(&code)?;
     let lookup = code.clone();
-    let (organisation, allocations, obligations, purchases) = state
+    let (organisation, allocations, obligations, purchases, advisories) = state
         .run(move |db| {
             db.read(|conn| {
                 let organisation = db::organisations::get(conn, &lookup)?;
@@ -92,12 +104,15 @@ pub async fn organisation_page(
                         })
                     })
                     .collect::<db::DbResult<Vec<_>>>()?;
-                Ok((organisation, allocations, obligations.items, purchases))
+                let advisories =
+                    db::advisories::report(conn, Some(&organisation.code), chrono::Utc::now().naive_utc())?;
+                Ok((organisation, allocations, obligations.items, purchases, advisories))
             })
         })
         .await?;
     let notice = match (query.notice.as_deref(), query.n) {
         (Some("released"), Some(n)) => Some(format!("You released {} seats.", crate::web::count(n))),
+        (Some("acknowledged"), _) => Some("The advisory is acknowledged.".to_owned()),
         (Some("purchased"), _) => {
             Some("The purchase is recorded: it meets every MUST requirement.".to_owned())
         }
@@ -129,6 +144,24 @@ pub async fn organisation_page(
             })
             .collect(),
         purchases,
+        advisories: advisories
+            .into_iter()
+            .filter(|a| a.status != ResponseStatus::Closed)
+            .map(|a| {
+                let (status, status_colour) = status_tag(a.status);
+                AdvisoryRow {
+                    id: a.advisory_id,
+                    reference: a.reference,
+                    status,
+                    status_colour,
+                    acknowledge_by: a.acknowledge_by.map(date_time),
+                    needs_acknowledging: matches!(
+                        a.status,
+                        ResponseStatus::Overdue | ResponseStatus::NotAcknowledged
+                    ),
+                }
+            })
+            .collect(),
         notice,
     };
     render(StatusCode::OK, &page)
