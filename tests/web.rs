@@ -379,7 +379,7 @@ async fn only_the_publisher_drafts_and_publishes_a_standard(app: TestApp) {
     let published =
         browser.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &token)]).await;
     assert_eq!(published.status, 303);
-    let after = browser.get(&published.location().to_owned()).await;
+    let after = browser.get(published.location()).await;
     assert!(after.body.contains("Version 3: published"));
     let published_twice =
         browser.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &token)]).await;
