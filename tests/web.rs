@@ -341,6 +341,13 @@ async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
     }
     assert!(charts > 0, "at least one utilisation chart");
     assert_eq!(national.get("/users").await.status, 200);
+
+    // The unsupported-software report at a chosen date.
+    let report = national.get("/reports/unsupported?on=2020-01-14&within_months=6").await;
+    assert_eq!(report.status, 200);
+    assert!(report.body.contains("Unsupported software on 14 January 2020"));
+    assert_eq!(national.get("/reports/unsupported?on=14/01/2020").await.status, 422);
+    assert_eq!(browser.get("/reports/unsupported").await.status, 403, "officers do not see national reports");
 }
 
 /// The id of the standard titled `title`, from the standards page.

@@ -334,9 +334,15 @@ test('the national team sees a utilisation chart per entitlement', async () => {
     assert.match(await page.locator('main').innerText(), /Leeds Teaching Hospitals NHS Trust \(RR8\)\s+250 via allocation\s+Acknowledged/);
     await screenshot(page, '11-advisory-exposure');
     await assertAccessible(page, 'advisory');
+    // Who holds unsupported software today: RR8, with its Windows 10 seats.
+    await page.getByRole('link', { name: 'Unsupported software' }).click();
+    await page.getByRole('heading', { name: /Unsupported software on/ }).waitFor();
+    assert.match(await page.locator('main').innerText(), /Leeds Teaching Hospitals NHS Trust \(RR8\)/);
+    await assertAccessible(page, 'unsupported software');
+    await screenshot(page, '12-unsupported-software');
     await page.getByRole('link', { name: 'Users' }).click();
     await assertAccessible(page, 'users');
-    await screenshot(page, '12-users');
+    await screenshot(page, '13-users');
     assertNoConsoleProblems(problems);
   } finally {
     await close();

@@ -21,6 +21,7 @@ pub mod chart;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
+pub mod reports;
 pub mod session;
 pub mod standards;
 pub mod start;
@@ -67,6 +68,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/agreements/{id}").route(web::get().to(agreements::agreement_page)))
         .service(web::resource("/users").route(web::get().to(users::users_page)))
         .service(web::resource("/advisories").route(web::get().to(advisories::advisories_page)))
+        .service(web::resource("/reports/unsupported").route(web::get().to(reports::unsupported_page)))
         .service(web::resource("/advisories/{id}").route(web::get().to(advisories::advisory_page)))
         .service(
             web::resource("/organisations/{code}/advisories/{id}/acknowledge")
@@ -125,6 +127,11 @@ impl Chrome {
         nav.push(NavItem { label: "Standards", href: "/standards".into(), current: false });
         nav.push(NavItem { label: "Advisories", href: "/advisories".into(), current: false });
         if matches!(user.role(), Role::Admin | Role::Auditor) {
+            nav.push(NavItem {
+                label: "Unsupported software",
+                href: "/reports/unsupported".into(),
+                current: false,
+            });
             nav.push(NavItem { label: "Users", href: "/users".into(), current: false });
         }
         for item in &mut nav {
