@@ -8,6 +8,7 @@ mod catalogue;
 mod foundation;
 mod ledger;
 mod openapi_contract;
+mod read_model;
 mod route_matrix;
 mod standards;
 mod synthetic;

@@ -170,11 +170,9 @@ async fn every_route_denies_by_default(app: TestApp) {
     let (_, officer_token) = app.sign_in(Officer, Some("RR8")).await;
     let (_, exemplar_token) = app.sign_in(Exemplar, Some("RM3")).await;
     let (disabled, disabled_token) = app.sign_in(Officer, Some("RR8")).await;
-    app.with_connection(|conn| {
-        use db::schema::users;
-        use diesel::prelude::*;
-        diesel::update(users::table.find(disabled.id)).set(users::disabled.eq(true)).execute(conn).unwrap();
-    });
+    let disable = db::users::UserChanges { disabled: Some(true), ..Default::default() };
+    db::users::update(app.db(), &db::Actor::system("test"), disabled.id, disable, db::Precondition::Exists)
+        .unwrap();
     let mut tampered = admin_token.clone();
     tampered.insert(tampered.len() / 2, 'x');
     let expired = expired_token(&app, admin.id);

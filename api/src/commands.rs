@@ -111,6 +111,11 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     ensure_first_admin(&db)?;
     let auth = auth_config(&db, database_url)?;
     let listener = server::bind(&options.bind)?;
+    let started = std::time::Instant::now();
+    let model = std::sync::Arc::new(db::read_model::ReadModel::load(&db).map_err(|e| anyhow!("{e}"))?);
+    db.attach_read_model(model.clone());
+    let _poller = db::read_model::Poller::start(db.clone(), model);
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
     let state = AppState::new(db, auth);
     actix_web::rt::System::new().block_on(async move {

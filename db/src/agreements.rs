@@ -414,6 +414,22 @@ pub fn entitlements_of(
     Ok(Page::from_rows(to_entitlements(conn, rows)?, limit, |e| e.id.to_string()))
 }
 
+/// Every agreement, ended ones included (for the read model).
+pub fn all(conn: &mut DbConnection) -> DbResult<Vec<Agreement>> {
+    let rows: Vec<(AgreementRow, String)> = agreements::table
+        .inner_join(suppliers::table)
+        .select((AgreementRow::as_select(), suppliers::name))
+        .order(agreements::id)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(row, supplier)| to_agreement(row, supplier)).collect())
+}
+
+/// Every entitlement line (for the read model).
+pub fn all_entitlements(conn: &mut DbConnection) -> DbResult<Vec<Entitlement>> {
+    let rows = entitlement_query!().order(entitlements::id).load(conn)?;
+    to_entitlements(conn, rows)
+}
+
 /// Every entitlement line for a product, oldest first.
 pub fn entitlements_for_products(conn: &mut DbConnection, product_ids: &[i64]) -> DbResult<Vec<Entitlement>> {
     let rows = entitlement_query!()

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::read_model::Touched;
 use crate::schema::audit_events;
 
 /// Who is writing, and under which request.
@@ -132,16 +133,27 @@ impl Database {
         actor: &Actor,
         work: impl FnOnce(&mut DbConnection) -> DbResult<Audited<T>>,
     ) -> DbResult<T> {
-        self.transaction(|conn| {
+        let mut touched = Vec::new();
+        let value = self.transaction(|conn| {
             let Audited { value, changes, unchanged } = work(conn)?;
             if changes.is_empty() && !unchanged {
                 return Err(DbError::Internal("a write described no change for the audit log".into()));
             }
             for change in changes {
+                touched.push(Touched {
+                    entity: change.entity,
+                    entity_id: change.entity_id.clone(),
+                    after: change.after.clone(),
+                });
                 record(conn, actor, change)?;
             }
             Ok(value)
-        })
+        })?;
+        // Committed: the read model learns of it before the caller can answer anyone.
+        if let Some(model) = self.read_model() {
+            model.apply(self, &touched);
+        }
+        Ok(value)
     }
 }
 

@@ -102,6 +102,8 @@ pub struct Database {
     /// fail at once with SQLITE_BUSY when another writer got there first; holding this lock for
     /// every write transaction in the process makes writers queue instead.
     sqlite_writer: Arc<Mutex<()>>,
+    /// The in-memory read model, once attached: every committed write is applied to it.
+    read_model: Arc<std::sync::OnceLock<Arc<crate::read_model::ReadModel>>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -125,7 +127,21 @@ impl Database {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)
             .map_err(|error| DbError::Unavailable(connection_error_summary(&error.to_string())))?;
-        Ok(Database { pool, engine, sqlite_writer: Arc::new(Mutex::new(())) })
+        Ok(Database {
+            pool,
+            engine,
+            sqlite_writer: Arc::new(Mutex::new(())),
+            read_model: Arc::new(std::sync::OnceLock::new()),
+        })
+    }
+
+    /// Attaches the read model: from now on every committed write is applied to it.
+    pub fn attach_read_model(&self, model: Arc<crate::read_model::ReadModel>) {
+        let _ = self.read_model.set(model);
+    }
+
+    pub fn read_model(&self) -> Option<&Arc<crate::read_model::ReadModel>> {
+        self.read_model.get()
     }
 
     pub fn engine(&self) -> Engine {

@@ -5,15 +5,16 @@
 use chrono::{Months, NaiveDate};
 use serde::Serialize;
 
+use diesel::prelude::*;
+
 use crate::agreements::{self, Agreement, Entitlement, Obligation};
 use crate::connection::DbConnection;
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
 use crate::organisations::{self, Organisation};
-use crate::products::{self, Product};
+use crate::products::{self, Product, support_status};
 use crate::schema::products as products_table;
-use crate::vocabulary::{AgreementStatus, SupportStatus, Tier};
-use diesel::prelude::*;
+use crate::vocabulary::{AgreementStatus, OrganisationKind, SupportStatus, Tier};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -72,6 +73,82 @@ pub struct NationalLicence {
     pub obligations: Vec<Obligation>,
 }
 
+/// The organisation a coverage question is asked for.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AskingOrganisation {
+    pub code: String,
+    pub name: String,
+    pub kind: OrganisationKind,
+    pub closed: bool,
+    pub successor_code: Option<String>,
+}
+
+impl From<&Organisation> for AskingOrganisation {
+    fn from(organisation: &Organisation) -> AskingOrganisation {
+        AskingOrganisation {
+            code: organisation.code.clone(),
+            name: organisation.name.clone(),
+            kind: organisation.kind,
+            closed: organisation.closed,
+            successor_code: organisation.successor_code.clone(),
+        }
+    }
+}
+
+/// The product a coverage question is about, with its support status at the date asked.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CoveredProduct {
+    pub id: i64,
+    pub supplier_id: i64,
+    pub name: String,
+    pub edition: String,
+    pub version: String,
+    pub sku: Option<String>,
+    pub category: String,
+    pub mainstream_support_ends_on: Option<NaiveDate>,
+    pub extended_support_ends_on: Option<NaiveDate>,
+    /// Support status at the date asked about.
+    pub support_status: SupportStatus,
+}
+
+impl CoveredProduct {
+    pub fn from_product(product: &Product) -> CoveredProduct {
+        CoveredProduct {
+            id: product.id,
+            supplier_id: product.supplier_id,
+            name: product.name.clone(),
+            edition: product.edition.clone(),
+            version: product.version.clone(),
+            sku: product.sku.clone(),
+            category: product.category.clone(),
+            mainstream_support_ends_on: product.mainstream_support_ends_on,
+            extended_support_ends_on: product.extended_support_ends_on,
+            support_status: product.support_status,
+        }
+    }
+
+    /// The product as of `on` (its support status depends on the date).
+    pub fn at(mut self, on: NaiveDate) -> CoveredProduct {
+        self.support_status =
+            support_status(self.mainstream_support_ends_on, self.extended_support_ends_on, on);
+        self
+    }
+
+    pub fn label(&self) -> String {
+        [self.name.as_str(), self.edition.as_str(), self.version.as_str()]
+            .iter()
+            .filter(|part| !part.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn support_ends_on(&self) -> Option<NaiveDate> {
+        self.extended_support_ends_on.or(self.mainstream_support_ends_on)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coverage {
@@ -79,7 +156,7 @@ pub struct Coverage {
     pub organisation_code: String,
     pub organisation_name: String,
     /// The product asked about (absent when a category was asked about).
-    pub product: Option<Product>,
+    pub product: Option<CoveredProduct>,
     pub category: String,
     /// The date the answer is for.
     pub on: NaiveDate,
@@ -106,7 +183,7 @@ pub fn agreement_in_force(agreement: &Agreement, on: NaiveDate) -> bool {
     }
 }
 
-fn lifecycle_warnings(product: &Product, on: NaiveDate, warnings: &mut Vec<Warning>) {
+fn lifecycle_warnings(product: &CoveredProduct, on: NaiveDate, warnings: &mut Vec<Warning>) {
     let label = product.label();
     match product.support_status {
         SupportStatus::Unsupported => warnings.push(Warning {
@@ -129,27 +206,23 @@ fn lifecycle_warnings(product: &Product, on: NaiveDate, warnings: &mut Vec<Warni
     }
 }
 
-pub fn answer(
-    conn: &mut DbConnection,
-    organisation_code: &str,
-    subject: Subject,
-    on: NaiveDate,
+/// Everything a coverage answer is decided from, however it was gathered (from the database,
+/// or from the in-memory read model).
+pub struct Question<'a> {
+    pub organisation: AskingOrganisation,
+    pub product: Option<CoveredProduct>,
+    pub category: String,
+    /// Every entitlement line for the product (or the category's products), with its agreement.
+    pub lines: Vec<(&'a Agreement, Entitlement)>,
+    pub on: NaiveDate,
+}
+
+/// Decides the answer. `standards` is asked only when nothing is licensed nationally.
+pub fn decide(
+    question: Question<'_>,
+    standards: impl FnOnce(&str) -> DbResult<Vec<StandardGuidance>>,
 ) -> DbResult<Coverage> {
-    let organisation: Organisation = organisations::get(conn, organisation_code)?;
-    let (product, category, product_ids) = match subject {
-        Subject::Product(id) => {
-            let product = products::get(conn, id, on)?;
-            let category = product.category.clone();
-            (Some(product), category, vec![id])
-        }
-        Subject::Category(category) => {
-            let ids: Vec<i64> = products_table::table
-                .filter(products_table::category.eq(&category))
-                .select(products_table::id)
-                .load(conn)?;
-            (None, category, ids)
-        }
-    };
+    let Question { organisation, product, category, lines, on } = question;
     let mut warnings = Vec::new();
     if organisation.closed {
         warnings.push(Warning {
@@ -163,13 +236,10 @@ pub fn answer(
     if let Some(product) = &product {
         lifecycle_warnings(product, on, &mut warnings);
     }
-
-    let lines = agreements::entitlements_for_products(conn, &product_ids)?;
     let mut licences: Vec<(NationalLicence, bool)> = Vec::new();
     let (mut ineligible, mut ended) = (false, false);
-    for line in lines {
-        let agreement = agreements::get(conn, line.agreement_id)?;
-        if !(agreement_in_force(&agreement, on) && line.in_force_on(on)) {
+    for (agreement, line) in lines {
+        if !(agreement_in_force(agreement, on) && line.in_force_on(on)) {
             ended |= agreement.status != AgreementStatus::Draft && line.starts_on <= on;
             continue;
         }
@@ -181,7 +251,7 @@ pub fn answer(
             continue;
         }
         let has_seats = line.seats_remaining.is_none_or(|left| left > 0);
-        licences.push((licence(&agreement, line), has_seats));
+        licences.push((licence(agreement, line), has_seats));
     }
     // Best first: lines with seats left, national provision before top-ups and add-ons, then the most seats.
     licences.sort_by_key(|(licence, has_seats)| {
@@ -213,12 +283,11 @@ pub fn answer(
             message: "licensed nationally, but no seats remain under the cap".into(),
         });
     }
-
     let licences: Vec<NationalLicence> = licences.into_iter().map(|(licence, _)| licence).collect();
     let (decision, standards) = if !licences.is_empty() {
         (Decision::NationallyLicensed, Vec::new())
     } else {
-        let standards = guidance::published_for_category(conn, &category, on)?;
+        let standards = standards(&category)?;
         if standards.is_empty() {
             (Decision::NoGuidance, standards)
         } else {
@@ -236,6 +305,46 @@ pub fn answer(
         standards,
         warnings,
     })
+}
+
+/// The answer, gathered from the database.
+pub fn answer(
+    conn: &mut DbConnection,
+    organisation_code: &str,
+    subject: Subject,
+    on: NaiveDate,
+) -> DbResult<Coverage> {
+    let organisation = organisations::get(conn, organisation_code)?;
+    let (product, category, product_ids) = match subject {
+        Subject::Product(id) => {
+            let product = products::get(conn, id, on)?;
+            let category = product.category.clone();
+            (Some(CoveredProduct::from_product(&product)), category, vec![id])
+        }
+        Subject::Category(category) => {
+            category_known(conn, &category)?;
+            let ids: Vec<i64> = products_table::table
+                .filter(products_table::category.eq(&category))
+                .select(products_table::id)
+                .load(conn)?;
+            (None, category, ids)
+        }
+    };
+    let entitlements = agreements::entitlements_for_products(conn, &product_ids)?;
+    let mut agreement_ids: Vec<i64> = entitlements.iter().map(|e| e.agreement_id).collect();
+    agreement_ids.sort_unstable();
+    agreement_ids.dedup();
+    let agreements_by_id = agreement_ids
+        .into_iter()
+        .map(|id| agreements::get(conn, id))
+        .collect::<DbResult<Vec<Agreement>>>()?;
+    let lines = entitlements
+        .into_iter()
+        .filter_map(|line| agreements_by_id.iter().find(|a| a.id == line.agreement_id).map(|a| (a, line)))
+        .collect();
+    let question =
+        Question { organisation: AskingOrganisation::from(&organisation), product, category, lines, on };
+    decide(question, |category| guidance::published_for_category(conn, category, on))
 }
 
 fn licence(agreement: &Agreement, line: Entitlement) -> NationalLicence {

@@ -54,10 +54,21 @@ pub fn published_for_category(
     category: &str,
     on: NaiveDate,
 ) -> DbResult<Vec<StandardGuidance>> {
+    published(conn, Some(category), on)
+}
+
+/// The published versions of every standard (or of one category's), as of `on`, newest first.
+pub fn published(
+    conn: &mut DbConnection,
+    category: Option<&str>,
+    on: NaiveDate,
+) -> DbResult<Vec<StandardGuidance>> {
     let end_of_day = on.and_hms_opt(23, 59, 59).unwrap_or_default();
-    let versions: Vec<PublishedVersionRow> = standards::table
-        .inner_join(standard_versions::table)
-        .filter(standards::category.eq(category))
+    let mut query = standards::table.inner_join(standard_versions::table).into_boxed();
+    if let Some(category) = category {
+        query = query.filter(standards::category.eq(category.to_owned()));
+    }
+    let versions: Vec<PublishedVersionRow> = query
         .filter(standard_versions::status.eq("published"))
         .filter(standard_versions::published_at.le(end_of_day))
         .order(standard_versions::published_at.desc())

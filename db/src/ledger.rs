@@ -83,12 +83,20 @@ fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> Db
         e::entitlements.find(entitlement_id).select(e::over_allocation_policy).first(conn)?;
     let target = e::entitlements.filter(e::id.eq(entitlement_id));
     let updated = if policy == OverAllocationPolicy::AllowAndFlag.as_str() {
-        diesel::update(target).set(e::seats_allocated.eq(e::seats_allocated + quantity)).execute(conn)?
+        diesel::update(target)
+            .set((
+                e::seats_allocated.eq(e::seats_allocated + quantity),
+                e::seats_version.eq(e::seats_version + 1),
+            ))
+            .execute(conn)?
     } else {
         diesel::update(target.filter(
             e::seat_cap.is_null().or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
         ))
-        .set(e::seats_allocated.eq(e::seats_allocated + quantity))
+        .set((
+            e::seats_allocated.eq(e::seats_allocated + quantity),
+            e::seats_version.eq(e::seats_version + 1),
+        ))
         .execute(conn)?
     };
     if updated == 0 {
@@ -103,7 +111,10 @@ fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> Db
 fn give_back_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> DbResult<()> {
     use entitlements::dsl as e;
     diesel::update(e::entitlements.filter(e::id.eq(entitlement_id)))
-        .set(e::seats_allocated.eq(e::seats_allocated - quantity))
+        .set((
+            e::seats_allocated.eq(e::seats_allocated - quantity),
+            e::seats_version.eq(e::seats_version + 1),
+        ))
         .execute(conn)?;
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod organisations;
 pub mod page;
 pub mod products;
 pub mod purchases;
+pub mod read_model;
 pub mod reports;
 pub mod risk;
 pub mod schema;

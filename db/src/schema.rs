@@ -75,6 +75,7 @@ diesel::table! {
         seat_cap -> Nullable<BigInt>,
         seats_allocated -> BigInt,
         over_allocation_policy -> Text,
+        seats_version -> BigInt,
         eligible_kinds -> Text,
         starts_on -> Date,
         ends_on -> Nullable<Date>,

@@ -373,3 +373,30 @@ pub fn admin_exists(conn: &mut DbConnection) -> DbResult<bool> {
     let admins: i64 = users::table.filter(users::role.eq(Role::Admin.as_str())).count().get_result(conn)?;
     Ok(admins > 0)
 }
+
+/// Every user's authorisation facts (for the read model).
+pub fn all_principals(conn: &mut DbConnection) -> DbResult<Vec<Principal>> {
+    let rows: Vec<(i64, String, String, Option<String>, bool, i64)> = users::table
+        .select((
+            users::id,
+            users::email,
+            users::role,
+            users::organisation_code,
+            users::disabled,
+            users::token_generation,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(user_id, email, role, organisation_code, disabled, token_generation)| {
+            Some(Principal {
+                user_id,
+                email,
+                role: Role::parse(&role)?,
+                organisation_code,
+                disabled,
+                token_generation,
+            })
+        })
+        .collect())
+}

@@ -51,6 +51,8 @@ pub struct TestDatabase {
 enum Cleanup {
     SqliteFile(std::path::PathBuf),
     PostgresDatabase(String),
+    /// Another handle on a database someone else cleans up.
+    Nothing,
 }
 
 impl Drop for TestDatabase {
@@ -61,6 +63,7 @@ impl Drop for TestDatabase {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }
+            Cleanup::Nothing => {}
             Cleanup::PostgresDatabase(name) => {
                 if let Ok(mut conn) = diesel::PgConnection::establish(&postgres_admin_url()) {
                     let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
@@ -136,6 +139,8 @@ pub struct TestApp {
     pub engine: Engine,
     /// The token signing secret, so tests can forge tampered and expired tokens.
     pub jwt_secret: Vec<u8>,
+    /// Keeps the read model picking up changes made by other instances.
+    pub poller: Option<db::read_model::Poller>,
 }
 
 /// A user made for a test, with the test password.
@@ -211,13 +216,33 @@ pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
     Some(serve(database, engine))
 }
 
+/// A second instance of the app on the same database, as behind a load balancer: its own pool,
+/// read model and poller.
+pub fn second_instance(app: &TestApp) -> TestApp {
+    let db = Database::connect(&app.database.url, 8).unwrap_or_else(|e| panic!("second instance: {e}"));
+    let database = TestDatabase { db, url: app.database.url.clone(), cleanup: Cleanup::Nothing };
+    // Tokens must verify on every instance: they share the signing secret.
+    serve_with_secret(database, app.engine, app.jwt_secret.clone())
+}
+
 /// Starts the app on a database prepared by the caller.
 pub fn serve(database: TestDatabase, engine: Engine) -> TestApp {
+    let jwt_secret: Vec<u8> = (0..48).map(|_| rand_byte()).collect();
+    serve_with_secret(database, engine, jwt_secret)
+}
+
+fn serve_with_secret(database: TestDatabase, engine: Engine, jwt_secret: Vec<u8>) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let jwt_secret: Vec<u8> = (0..48).map(|_| rand_byte()).collect();
     let secret = api::auth::Secret::new(jwt_secret.clone()).unwrap();
     let auth = api::auth::AuthConfig::new(secret).unwrap();
+    // The same wiring as `catalogue serve`: the read model attached and polling. A database that
+    // has not been migrated (a readiness test) cannot be loaded and runs without one.
+    let poller = db::read_model::ReadModel::load(&database.db).ok().map(|model| {
+        let model = std::sync::Arc::new(model);
+        database.db.attach_read_model(model.clone());
+        db::read_model::Poller::start(database.db.clone(), model)
+    });
     let state = api::state::AppState::new(database.db.clone(), auth);
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
@@ -225,7 +250,7 @@ pub fn serve(database: TestDatabase, engine: Engine) -> TestApp {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|e| panic!("client: {e}"));
-    TestApp { address: format!("http://127.0.0.1:{port}"), client, database, engine, jwt_secret }
+    TestApp { address: format!("http://127.0.0.1:{port}"), client, database, engine, jwt_secret, poller }
 }
 
 fn rand_byte() -> u8 {

@@ -118,7 +118,11 @@ pub async fn authenticate(
 pub(crate) async fn resolve_token(state: &AppState, token: &str) -> Result<(Principal, Claims), ApiError> {
     let claims = claims::verify(&state.auth, token).ok_or(ApiError::Unauthorized)?;
     let user_id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthorized)?;
-    let principal = state.run(move |db| db.read(|conn| db::users::principal(conn, user_id))).await?;
+    // From the read model when there is one: no query on the hot path.
+    let principal = match state.db.read_model() {
+        Some(model) => model.principal(&state.db, user_id)?,
+        None => state.run(move |db| db.read(|conn| db::users::principal(conn, user_id))).await?,
+    };
     match principal {
         Some(principal) if !principal.disabled && principal.token_generation == claims.r#gen => {
             Ok((principal, claims))

@@ -1,0 +1,549 @@
+//! The in-memory read model of what the hot paths read: coverage (organisations, products,
+//! agreements, entitlement lines with their seats, published guidance) and authentication (each
+//! user's role, organisation, disabled flag and token generation).
+//!
+//! Freshness:
+//! - On the instance that writes: [`Database::write`] hands every committed change to
+//!   [`ReadModel::apply`] before it returns, so a request that begins after a write committed
+//!   reads it.
+//! - On other instances (scale-out behind a load balancer): [`ReadModel::poll`] runs every 250 ms.
+//!   It reads every entitlement's seat total and version (a few thousand rows), and the audit
+//!   events of the last [`EVENT_WINDOW`] that change what is cached, and reloads what they name.
+//!   The window is re-read on every poll (events already applied are skipped), so an event whose
+//!   transaction committed after a later one is not missed. Seat totals carry a version that only
+//!   grows, so an older read never replaces a newer one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::agreements::{self, Agreement, Entitlement};
+use crate::connection::{Database, DbConnection};
+use crate::coverage::{self, AskingOrganisation, Coverage, CoveredProduct, Question, Subject};
+use crate::error::{DbError, DbResult};
+use crate::guidance::{self, StandardGuidance};
+use crate::schema::{audit_events, entitlements, organisations, products};
+use crate::users::{self, Principal};
+use crate::vocabulary::{OrganisationKind, SupportStatus};
+
+/// How far back each poll re-reads the audit log; longer than any write transaction.
+pub const EVENT_WINDOW: Duration = Duration::from_secs(30);
+/// How often other instances' changes are picked up.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Entities whose changes alter what the read model holds (allocations change seat totals,
+/// which are polled directly).
+const CACHED_ENTITIES: [&str; 9] = [
+    "organisation",
+    "product",
+    "agreement",
+    "entitlement",
+    "standard",
+    "standard_version",
+    "assessment",
+    "user",
+    "seed",
+];
+
+/// A change committed by this instance, as the read model needs it.
+#[derive(Clone, Debug)]
+pub struct Touched {
+    pub entity: &'static str,
+    pub entity_id: String,
+    pub after: Option<serde_json::Value>,
+}
+
+struct CachedOrganisation {
+    code: Box<str>,
+    name: Box<str>,
+    kind: OrganisationKind,
+    closed: bool,
+    successor_code: Option<Box<str>>,
+}
+
+struct CachedProduct {
+    id: i64,
+    supplier_id: i64,
+    name: Box<str>,
+    edition: Box<str>,
+    version: Box<str>,
+    sku: Option<Box<str>>,
+    category: Arc<str>,
+    mainstream: Option<NaiveDate>,
+    extended: Option<NaiveDate>,
+}
+
+impl CachedProduct {
+    fn covered(&self, on: NaiveDate) -> CoveredProduct {
+        CoveredProduct {
+            id: self.id,
+            supplier_id: self.supplier_id,
+            name: self.name.to_string(),
+            edition: self.edition.to_string(),
+            version: self.version.to_string(),
+            sku: self.sku.as_ref().map(|s| s.to_string()),
+            category: self.category.to_string(),
+            mainstream_support_ends_on: self.mainstream,
+            extended_support_ends_on: self.extended,
+            support_status: SupportStatus::Supported,
+        }
+        .at(on)
+    }
+}
+
+type OrganisationRow = (String, String, String, Option<NaiveDate>, Option<String>);
+type ProductRow =
+    (i64, i64, String, String, String, Option<String>, String, Option<NaiveDate>, Option<NaiveDate>);
+
+#[derive(Default)]
+struct Products {
+    by_id: HashMap<i64, Arc<CachedProduct>>,
+    by_category: HashMap<Arc<str>, Vec<i64>>,
+    /// Interned category names: a few dozen strings shared by every product.
+    categories: HashSet<Arc<str>>,
+}
+
+impl Products {
+    fn insert(&mut self, row: ProductRow) {
+        let (id, supplier_id, name, edition, version, sku, category, mainstream, extended) = row;
+        self.remove(id);
+        let category: Arc<str> = match self.categories.get(category.as_str()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(category.as_str());
+                self.categories.insert(shared.clone());
+                shared
+            }
+        };
+        self.by_category.entry(category.clone()).or_default().push(id);
+        let product = CachedProduct {
+            id,
+            supplier_id,
+            name: name.into(),
+            edition: edition.into(),
+            version: version.into(),
+            sku: sku.map(Into::into),
+            category,
+            mainstream,
+            extended,
+        };
+        self.by_id.insert(id, Arc::new(product));
+    }
+
+    fn remove(&mut self, id: i64) {
+        if let Some(old) = self.by_id.remove(&id)
+            && let Some(ids) = self.by_category.get_mut(&old.category)
+        {
+            ids.retain(|other| *other != id);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Lines {
+    agreements: HashMap<i64, Arc<Agreement>>,
+    entitlements: HashMap<i64, Arc<Entitlement>>,
+    by_product: HashMap<i64, Vec<i64>>,
+}
+
+impl Lines {
+    fn insert_entitlement(&mut self, entitlement: Entitlement) {
+        self.remove_entitlement(entitlement.id);
+        self.by_product.entry(entitlement.product_id).or_default().push(entitlement.id);
+        self.entitlements.insert(entitlement.id, Arc::new(entitlement));
+    }
+
+    fn remove_entitlement(&mut self, id: i64) {
+        if let Some(old) = self.entitlements.remove(&id)
+            && let Some(ids) = self.by_product.get_mut(&old.product_id)
+        {
+            ids.retain(|other| *other != id);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ReadModel {
+    organisations: RwLock<HashMap<Box<str>, Arc<CachedOrganisation>>>,
+    products: RwLock<Products>,
+    lines: RwLock<Lines>,
+    /// Entitlement id -> (seats allocated, seats version).
+    seats: RwLock<HashMap<i64, (i64, i64)>>,
+    guidance: RwLock<Vec<Arc<StandardGuidance>>>,
+    /// Categories that have a standard in any state (they are known categories to ask about).
+    standard_categories: RwLock<HashSet<String>>,
+    principals: RwLock<HashMap<i64, Principal>>,
+    /// Audit events already applied by polling, with when they were seen.
+    applied_events: Mutex<HashMap<i64, Instant>>,
+    /// Set when a refresh failed: the next poll reloads everything.
+    stale: AtomicBool,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn load_organisations(conn: &mut DbConnection, code: Option<&str>) -> DbResult<Vec<OrganisationRow>> {
+    let mut query = organisations::table
+        .select((
+            organisations::code,
+            organisations::name,
+            organisations::kind,
+            organisations::closed_on,
+            organisations::successor_code,
+        ))
+        .into_boxed();
+    if let Some(code) = code {
+        query = query.filter(organisations::code.eq(code.to_owned()));
+    }
+    Ok(query.load(conn)?)
+}
+
+fn cached_organisation(row: OrganisationRow) -> (Box<str>, Arc<CachedOrganisation>) {
+    let (code, name, kind, closed_on, successor_code) = row;
+    let code: Box<str> = code.into();
+    let organisation = CachedOrganisation {
+        code: code.clone(),
+        name: name.into(),
+        kind: OrganisationKind::parse(&kind).unwrap_or(OrganisationKind::Other),
+        closed: closed_on.is_some(),
+        successor_code: successor_code.map(Into::into),
+    };
+    (code, Arc::new(organisation))
+}
+
+fn load_products(conn: &mut DbConnection, id: Option<i64>) -> DbResult<Vec<ProductRow>> {
+    let mut query = products::table
+        .select((
+            products::id,
+            products::supplier_id,
+            products::name,
+            products::edition,
+            products::version,
+            products::sku,
+            products::category,
+            products::mainstream_support_ends_on,
+            products::extended_support_ends_on,
+        ))
+        .into_boxed();
+    if let Some(id) = id {
+        query = query.filter(products::id.eq(id));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Guidance is cached as published "as of the far future"; questions about an earlier date
+/// filter it by publication date.
+fn far_future() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX)
+}
+
+impl ReadModel {
+    /// Loads everything the hot paths read.
+    pub fn load(db: &Database) -> DbResult<ReadModel> {
+        let model = ReadModel::default();
+        model.reload(db)?;
+        Ok(model)
+    }
+
+    /// Replaces every cached value with the database's.
+    pub fn reload(&self, db: &Database) -> DbResult<()> {
+        db.read(|conn| {
+            let organisation_rows = load_organisations(conn, None)?;
+            let product_rows = load_products(conn, None)?;
+            let agreement_list = agreements::all(conn)?;
+            let entitlement_list = agreements::all_entitlements(conn)?;
+            let seat_rows = seat_rows(conn)?;
+            let published = guidance::published(conn, None, far_future())?;
+            let categories = standard_categories(conn)?;
+            let principal_list = users::all_principals(conn)?;
+
+            *write(&self.organisations) = organisation_rows.into_iter().map(cached_organisation).collect();
+            let mut products = Products::default();
+            for row in product_rows {
+                products.insert(row);
+            }
+            *write(&self.products) = products;
+            let mut lines = Lines::default();
+            for agreement in agreement_list {
+                lines.agreements.insert(agreement.id, Arc::new(agreement));
+            }
+            for entitlement in entitlement_list {
+                lines.insert_entitlement(entitlement);
+            }
+            *write(&self.lines) = lines;
+            *write(&self.seats) =
+                seat_rows.into_iter().map(|(id, allocated, version)| (id, (allocated, version))).collect();
+            *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
+            *write(&self.standard_categories) = categories;
+            *write(&self.principals) = principal_list.into_iter().map(|p| (p.user_id, p)).collect();
+            Ok(())
+        })?;
+        self.stale.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The coverage answer, from memory.
+    pub fn coverage(&self, organisation_code: &str, subject: Subject, on: NaiveDate) -> DbResult<Coverage> {
+        let organisation = read(&self.organisations)
+            .get(organisation_code.to_uppercase().as_str())
+            .cloned()
+            .ok_or(DbError::NotFound("organisation"))?;
+        let (product, category, product_ids) = {
+            let products = read(&self.products);
+            match subject {
+                Subject::Product(id) => {
+                    let product = products.by_id.get(&id).ok_or(DbError::NotFound("product"))?;
+                    (Some(product.covered(on)), product.category.to_string(), vec![id])
+                }
+                Subject::Category(category) => {
+                    let ids = products.by_category.get(category.as_str()).cloned().unwrap_or_default();
+                    if ids.is_empty() && !read(&self.standard_categories).contains(&category) {
+                        return Err(DbError::NotFound("category"));
+                    }
+                    (None, category, ids)
+                }
+            }
+        };
+        let (agreements, entitlements) = {
+            let lines = read(&self.lines);
+            let seats = read(&self.seats);
+            let mut entitlements = Vec::new();
+            for product_id in &product_ids {
+                for id in lines.by_product.get(product_id).into_iter().flatten() {
+                    if let Some(line) = lines.entitlements.get(id) {
+                        let mut line = Entitlement::clone(line);
+                        if let Some((allocated, _)) = seats.get(id) {
+                            line.seats_allocated = *allocated;
+                            line.seats_remaining = line.seat_cap.map(|cap| (cap - allocated).max(0));
+                            line.seats_over_cap = line.seat_cap.map_or(0, |cap| (allocated - cap).max(0));
+                        }
+                        entitlements.push(line);
+                    }
+                }
+            }
+            let agreements: Vec<Arc<Agreement>> = entitlements
+                .iter()
+                .filter_map(|line| lines.agreements.get(&line.agreement_id).cloned())
+                .collect();
+            (agreements, entitlements)
+        };
+        let lines = entitlements
+            .into_iter()
+            .filter_map(|line| {
+                agreements.iter().find(|a| a.id == line.agreement_id).map(|a| (a.as_ref(), line))
+            })
+            .collect();
+        let question = Question {
+            organisation: AskingOrganisation {
+                code: organisation.code.to_string(),
+                name: organisation.name.to_string(),
+                kind: organisation.kind,
+                closed: organisation.closed,
+                successor_code: organisation.successor_code.as_ref().map(|c| c.to_string()),
+            },
+            product,
+            category,
+            lines,
+            on,
+        };
+        coverage::decide(question, |category| {
+            let end_of_day: NaiveDateTime = on.and_hms_opt(23, 59, 59).unwrap_or_default();
+            Ok(read(&self.guidance)
+                .iter()
+                .filter(|g| g.category == category && g.published_at <= end_of_day)
+                .map(|g| StandardGuidance::clone(g))
+                .collect())
+        })
+    }
+
+    /// A user's authorisation facts; read from the database (and cached) when not yet held.
+    pub fn principal(&self, db: &Database, user_id: i64) -> DbResult<Option<Principal>> {
+        if let Some(principal) = read(&self.principals).get(&user_id) {
+            return Ok(Some(principal.clone()));
+        }
+        let principal = db.read(|conn| users::principal(conn, user_id))?;
+        if let Some(principal) = &principal {
+            write(&self.principals).insert(user_id, principal.clone());
+        }
+        Ok(principal)
+    }
+
+    /// Applies changes this instance committed. A failure leaves the model marked stale, to be
+    /// reloaded whole by the next poll.
+    pub fn apply(&self, db: &Database, touched: &[Touched]) {
+        for change in touched {
+            if let Err(error) = self.refresh(db, change.entity, &change.entity_id, change.after.as_ref()) {
+                tracing::warn!(%error, entity = change.entity, "read model refresh failed; it will reload");
+                self.stale.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn refresh(
+        &self,
+        db: &Database,
+        entity: &str,
+        entity_id: &str,
+        after: Option<&serde_json::Value>,
+    ) -> DbResult<()> {
+        let id = || entity_id.parse::<i64>().ok();
+        match entity {
+            "organisation" => {
+                let rows = db.read(|conn| load_organisations(conn, Some(entity_id)))?;
+                let mut organisations = write(&self.organisations);
+                organisations.remove(entity_id);
+                organisations.extend(rows.into_iter().map(cached_organisation));
+            }
+            "product" => {
+                let Some(id) = id() else { return Ok(()) };
+                let rows = db.read(|conn| load_products(conn, Some(id)))?;
+                let mut products = write(&self.products);
+                products.remove(id);
+                for row in rows {
+                    products.insert(row);
+                }
+            }
+            "agreement" => {
+                let Some(id) = id() else { return Ok(()) };
+                let agreement = db.read(|conn| agreements::get(conn, id))?;
+                write(&self.lines).agreements.insert(id, Arc::new(agreement));
+            }
+            "entitlement" => {
+                let Some(id) = id() else { return Ok(()) };
+                let (entitlement, seats) =
+                    db.read(|conn| Ok((agreements::get_entitlement(conn, id)?, seat_row(conn, id)?)))?;
+                write(&self.lines).insert_entitlement(entitlement);
+                self.apply_seats([seats]);
+            }
+            "allocation" => {
+                let entitlement_id =
+                    after.and_then(|a| a.get("entitlement_id")).and_then(serde_json::Value::as_i64);
+                if let Some(entitlement_id) = entitlement_id {
+                    let seats = db.read(|conn| seat_row(conn, entitlement_id))?;
+                    self.apply_seats([seats]);
+                }
+            }
+            "standard" | "standard_version" | "assessment" => {
+                let (published, categories) = db.read(|conn| {
+                    Ok((guidance::published(conn, None, far_future())?, standard_categories(conn)?))
+                })?;
+                *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
+                *write(&self.standard_categories) = categories;
+            }
+            "user" => {
+                let Some(id) = id() else { return Ok(()) };
+                match db.read(|conn| users::principal(conn, id))? {
+                    Some(principal) => write(&self.principals).insert(id, principal),
+                    None => write(&self.principals).remove(&id),
+                };
+            }
+            "seed" => self.reload(db)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Applies seat totals that are at least as new as the cached ones.
+    fn apply_seats(&self, rows: impl IntoIterator<Item = (i64, i64, i64)>) {
+        let mut seats = write(&self.seats);
+        for (id, allocated, version) in rows {
+            let entry = seats.entry(id).or_insert((allocated, version));
+            if version >= entry.1 {
+                *entry = (allocated, version);
+            }
+        }
+    }
+
+    /// Picks up changes committed by other instances (see the module documentation).
+    pub fn poll(&self, db: &Database) -> DbResult<()> {
+        if self.stale.load(Ordering::Relaxed) {
+            return self.reload(db);
+        }
+        let since =
+            chrono::Utc::now().naive_utc() - chrono::Duration::from_std(EVENT_WINDOW).unwrap_or_default();
+        let (seat_list, events) = db.read(|conn| {
+            let events: Vec<(i64, String, String, Option<String>)> = audit_events::table
+                .filter(audit_events::occurred_at.ge(since))
+                .filter(audit_events::entity.eq_any(CACHED_ENTITIES))
+                .order(audit_events::id)
+                .select((
+                    audit_events::id,
+                    audit_events::entity,
+                    audit_events::entity_id,
+                    audit_events::after_state,
+                ))
+                .load(conn)?;
+            Ok((seat_rows(conn)?, events))
+        })?;
+        self.apply_seats(seat_list);
+        let fresh: Vec<_> = {
+            let mut applied = self.applied_events.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            applied.retain(|_, seen| now.duration_since(*seen) < EVENT_WINDOW * 2);
+            events.into_iter().filter(|(id, ..)| applied.insert(*id, now).is_none()).collect()
+        };
+        for (_, entity, entity_id, after) in fresh {
+            let after = after.and_then(|text| serde_json::from_str(&text).ok());
+            let entity = CACHED_ENTITIES.iter().find(|e| **e == entity).copied().unwrap_or("");
+            if let Err(error) = self.refresh(db, entity, &entity_id, after.as_ref()) {
+                tracing::warn!(%error, "read model poll failed; it will reload");
+                self.stale.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn standard_categories(conn: &mut DbConnection) -> DbResult<HashSet<String>> {
+    use crate::schema::standards;
+    Ok(standards::table.select(standards::category).distinct().load::<String>(conn)?.into_iter().collect())
+}
+
+fn seat_rows(conn: &mut DbConnection) -> DbResult<Vec<(i64, i64, i64)>> {
+    Ok(entitlements::table
+        .select((entitlements::id, entitlements::seats_allocated, entitlements::seats_version))
+        .load(conn)?)
+}
+
+fn seat_row(conn: &mut DbConnection, id: i64) -> DbResult<(i64, i64, i64)> {
+    Ok(entitlements::table
+        .find(id)
+        .select((entitlements::id, entitlements::seats_allocated, entitlements::seats_version))
+        .first(conn)?)
+}
+
+/// Polls for other instances' changes every [`POLL_INTERVAL`] until dropped.
+pub struct Poller {
+    stop: Arc<AtomicBool>,
+}
+
+impl Poller {
+    pub fn start(db: Database, model: Arc<ReadModel>) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(POLL_INTERVAL);
+                if let Err(error) = model.poll(&db) {
+                    tracing::debug!(%error, "read model poll failed");
+                }
+            }
+        });
+        Poller { stop }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

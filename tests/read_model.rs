@@ -1,0 +1,153 @@
+//! The in-memory read model: it answers exactly as the database does, a write is reflected at
+//! once on the instance that made it, and on another instance within one second.
+
+use std::time::{Duration, Instant};
+
+use catalogue_tests::{Role, TestApp, TestDatabase, on_both_databases, on_both_engines, second_instance};
+use db::coverage::Subject;
+use db::read_model::ReadModel;
+use serde_json::{Value, json};
+
+async fn get_json(app: &TestApp, token: &str, path: &str) -> Value {
+    let response = app.get(path).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+/// Waits until `check` holds, for at most one second; returns how long it took.
+async fn within_one_second<F, Fut>(mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "not reflected within one second");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn memory_answers_as_the_database_does(test_db: TestDatabase) {
+    let model = ReadModel::load(&test_db.db).unwrap();
+    let (organisations, products): (Vec<String>, Vec<i64>) = test_db
+        .db
+        .read(|conn| {
+            use diesel::prelude::*;
+            let organisations =
+                db::schema::organisations::table.select(db::schema::organisations::code).load(conn)?;
+            let products = db::schema::products::table.select(db::schema::products::id).load(conn)?;
+            Ok((organisations, products))
+        })
+        .unwrap();
+    let dates = ["2009-01-01", "2019-04-01", "2021-06-01", "2024-06-01", "2026-11-30", "2030-01-01"];
+    let mut compared = 0;
+    for on in dates.map(|d| d.parse().unwrap()) {
+        for organisation in organisations.iter().step_by(3) {
+            for product in &products {
+                let from_db = test_db
+                    .db
+                    .read(|conn| db::coverage::answer(conn, organisation, Subject::Product(*product), on));
+                let from_memory = model.coverage(organisation, Subject::Product(*product), on);
+                assert_eq!(
+                    format!("{from_db:?}"),
+                    format!("{from_memory:?}"),
+                    "{organisation} {product} {on}"
+                );
+                compared += 1;
+            }
+            for category in ["medical-device-software", "operating-system", "no-such-category"] {
+                let subject = || Subject::Category(category.to_owned());
+                let from_db = test_db.db.read(|conn| db::coverage::answer(conn, organisation, subject(), on));
+                assert_eq!(
+                    format!("{from_db:?}"),
+                    format!("{:?}", model.coverage(organisation, subject(), on))
+                );
+            }
+        }
+    }
+    assert!(compared > 1000, "compared {compared} answers");
+}
+
+on_both_databases!(memory_answers_as_the_database_does);
+
+async fn writes_are_reflected_at_once_here_and_within_a_second_elsewhere(app: TestApp) {
+    let other = second_instance(&app);
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (officer_user, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let products = get_json(&app, &admin, "/v1/products?q=MS-M365-E3").await;
+    let product =
+        products["items"].as_array().unwrap().iter().find(|p| p["sku"] == "MS-M365-E3").unwrap()["id"]
+            .clone();
+    let path = format!("/v1/coverage?organisation=RR8&product={product}");
+    let before = get_json(&other, &officer, &path).await;
+    let entitlement = before["licences"][0]["entitlement_id"].as_i64().unwrap();
+    let remaining = before["licences"][0]["seats_remaining"].as_i64().unwrap();
+
+    // A claim on this instance: the next request here sees it, and the other instance soon does.
+    let claim = app
+        .post(&format!("/v1/entitlements/{entitlement}/allocations"))
+        .bearer_auth(&officer)
+        .json(&json!({"organisation": "RR8", "quantity": 25}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claim.status(), 201);
+    let here = get_json(&app, &officer, &path).await;
+    assert_eq!(here["licences"][0]["seats_remaining"], remaining - 25, "at once on the writing instance");
+    let took = within_one_second(|| async {
+        get_json(&other, &officer, &path).await["licences"][0]["seats_remaining"] == remaining - 25
+    })
+    .await;
+    eprintln!("a claim reached the other instance in {took:?}");
+
+    // A change of an organisation's kind changes eligibility.
+    let patch = app
+        .client
+        .patch(app.url("/v1/organisations/RR8"))
+        .bearer_auth(&admin)
+        .header("if-match", "*")
+        .json(&json!({"kind": "gp_practice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 200);
+    let warned =
+        |answer: &Value| answer["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "not_eligible");
+    assert!(warned(&get_json(&app, &officer, &path).await), "at once on the writing instance");
+    within_one_second(|| async { warned(&get_json(&other, &officer, &path).await) }).await;
+
+    // Disabling a user ends their token here at once, and on the other instance within a second.
+    let disable = app
+        .client
+        .patch(app.url(&format!("/v1/users/{}", officer_user.id)))
+        .bearer_auth(&admin)
+        .header("if-match", "*")
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disable.status(), 200);
+    assert_eq!(app.get("/v1/me").bearer_auth(&officer).send().await.unwrap().status(), 401);
+    within_one_second(|| async {
+        other.get("/v1/me").bearer_auth(&officer).send().await.unwrap().status() == 401
+    })
+    .await;
+
+    // A new product and a newly published standard reach the other instance too.
+    let suppliers = get_json(&app, &admin, "/v1/suppliers").await;
+    let new = json!({"supplier_id": suppliers["items"][0]["id"], "name": "New scanner", "sku": "RM-NEW-1",
+                     "category": "medical-device-software"});
+    let created: Value =
+        app.post("/v1/products").bearer_auth(&admin).json(&new).send().await.unwrap().json().await.unwrap();
+    let new_path = format!("/v1/coverage?organisation=RJ1&product={}", created["id"]);
+    assert_eq!(get_json(&app, &admin, &new_path).await["decision"], "buy_locally");
+    within_one_second(|| async {
+        other.get(&new_path).bearer_auth(&admin).send().await.unwrap().status() == 200
+    })
+    .await;
+}
+
+on_both_engines!(writes_are_reflected_at_once_here_and_within_a_second_elsewhere);
