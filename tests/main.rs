@@ -12,3 +12,4 @@ mod read_model;
 mod route_matrix;
 mod standards;
 mod synthetic;
+mod web;

@@ -86,10 +86,13 @@ pub fn build_app(
             }),
         )
         .service(crate::docs::service())
+        // The web pages for people: outside `/v1` and not in the OpenAPI document.
+        .configure(crate::web::configure)
         .default_service(web::to(move |request: HttpRequest| {
             let route_table = route_table.clone();
             async move { Err::<HttpResponse, ApiError>(route_table.miss(request.method(), request.path())) }
         }))
+        .wrap(actix_web::middleware::from_fn(crate::web::session::renew_cookie))
         .wrap(actix_web::middleware::from_fn(crate::auth::extractors::authenticate))
         .wrap(security_headers())
         .wrap_fn(|request, service| {

@@ -243,6 +243,35 @@ pub fn list(
     Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
 }
 
+/// Products whose name, edition, version, SKU or supplier contains every word of `text`
+/// (case-insensitive), ordered by id, at most `limit`: how a person's "Windows 10 Enterprise"
+/// finds the product whose name is "Windows 10" and edition "Enterprise".
+pub fn search(conn: &mut DbConnection, text: &str, on: NaiveDate, limit: i64) -> DbResult<Vec<Product>> {
+    let words: Vec<&str> = text.split_whitespace().take(8).collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = products::table
+        .inner_join(suppliers::table)
+        .select((ProductRow::as_select(), suppliers::name))
+        .order(products::id)
+        .into_boxed();
+    for word in words {
+        let pattern = like_pattern(word);
+        query = query.filter(
+            lower(products::name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(products::edition).like(pattern.clone()).escape('\\'))
+                .or(lower(products::version).like(pattern.clone()).escape('\\'))
+                .or(lower(products::sku.assume_not_null()).like(pattern.clone()).escape('\\'))
+                .or(lower(suppliers::name).like(pattern).escape('\\')),
+        );
+    }
+    let rows: Vec<(ProductRow, String)> = query.limit(limit).load(conn)?;
+    Ok(rows.into_iter().map(|(row, supplier)| to_product(row, supplier, on)).collect())
+}
+
 pub fn get(conn: &mut DbConnection, id: i64, on: NaiveDate) -> DbResult<Product> {
     let (row, supplier): (ProductRow, String) = products::table
         .inner_join(suppliers::table)

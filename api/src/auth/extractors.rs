@@ -16,7 +16,7 @@ use db::users::{Principal, Role};
 use futures_util::future::{Ready, ready};
 use tracing_actix_web::RequestId;
 
-use crate::auth::claims;
+use crate::auth::claims::{self, Claims};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -28,6 +28,14 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The user that a resolved token (see [`resolve_token`]) stands for in this request.
+    pub(crate) fn new(principal: Principal, request: &HttpRequest) -> CurrentUser {
+        CurrentUser {
+            principal,
+            request_id: request.extensions().get::<RequestId>().map(|id| id.to_string()),
+        }
+    }
+
     pub fn id(&self) -> i64 {
         self.principal.user_id
     }
@@ -95,7 +103,7 @@ pub async fn authenticate(
     if let Some(token) = bearer_token(request.headers()) {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let outcome = match state {
-            Some(state) => resolve(&state, &token).await,
+            Some(state) => resolve_token(&state, &token).await.map(|(principal, _)| principal),
             None => Err(ApiError::Internal("application state missing".into())),
         };
         request.extensions_mut().insert(Authentication(outcome));
@@ -103,7 +111,11 @@ pub async fn authenticate(
     next.call(request).await
 }
 
-async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+/// The user a token stands for, with its claims: the signature and claims are checked, and the
+/// user is read fresh from the database, so a disabled user, or a token issued before a change of
+/// password, role or organisation, is refused at once. Bearer tokens and the web pages' session
+/// cookie are both resolved here.
+pub(crate) async fn resolve_token(state: &AppState, token: &str) -> Result<(Principal, Claims), ApiError> {
     let claims = claims::verify(&state.auth, token).ok_or(ApiError::Unauthorized)?;
     let user_id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthorized)?;
     // From the read model when it holds the user: no query on the hot path. Otherwise from the
@@ -121,7 +133,9 @@ async fn resolve(state: &AppState, token: &str) -> Result<Principal, ApiError> {
         }
     };
     match principal {
-        Some(principal) if !principal.disabled && principal.token_generation == claims.r#gen => Ok(principal),
+        Some(principal) if !principal.disabled && principal.token_generation == claims.r#gen => {
+            Ok((principal, claims))
+        }
         _ => Err(ApiError::Unauthorized),
     }
 }
@@ -190,13 +204,17 @@ impl<R: RoleSet + 'static> FromRequest for Authorised<R> {
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = CurrentUser::from_request(request, payload).into_inner();
-        ready(user.and_then(|user| {
-            if R::ROLES.contains(&user.role()) {
-                Ok(Authorised(user, PhantomData))
-            } else {
-                Err(ApiError::Forbidden(format!("the {} role may not do this", user.role().as_str())))
-            }
-        }))
+        ready(user.and_then(|user| check_role::<R>(&user).map(|()| Authorised(user, PhantomData))))
+    }
+}
+
+/// The role check of [`Authorised<R>`]: 403 unless the user's role is in `R` (the web pages ask
+/// it of their session user too).
+pub fn check_role<R: RoleSet>(user: &CurrentUser) -> ApiResult<()> {
+    if R::ROLES.contains(&user.role()) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("the {} role may not do this", user.role().as_str())))
     }
 }
 

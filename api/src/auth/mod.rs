@@ -5,6 +5,7 @@ pub mod claims;
 pub mod extractors;
 pub mod password;
 pub mod secret;
+pub mod sign_in;
 pub mod throttle;
 
 pub use extractors::{Authorised, CurrentUser};
@@ -22,6 +23,8 @@ pub struct AuthConfig {
     /// A hash of a random password with the pinned parameters: unknown emails are verified
     /// against it so that they take as long as a wrong password.
     pub(crate) dummy_hash: String,
+    /// Key for the web pages' CSRF tokens, derived from the secret (never the signing key itself).
+    pub(crate) csrf_key: [u8; 32],
 }
 
 impl AuthConfig {
@@ -36,6 +39,15 @@ impl AuthConfig {
             audience: Self::AUDIENCE.to_owned(),
             token_lifetime: Duration::from_secs(15 * 60),
             dummy_hash: password::hash(&password::random_password())?,
+            csrf_key: derive_key(secret.expose(), b"nhs-licence-catalogue/web-csrf/v1")?,
         })
     }
+}
+
+/// A subkey of `secret` for one purpose: HMAC-SHA256(secret, purpose).
+fn derive_key(secret: &[u8], purpose: &[u8]) -> anyhow::Result<[u8; 32]> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret)?;
+    mac.update(purpose);
+    Ok(mac.finalize().into_bytes().into())
 }

@@ -15,7 +15,11 @@ use crate::routes::today;
 use crate::state::AppState;
 
 /// Only the publisher's exemplars (or the national team) may change a standard.
-async fn ensure_publisher(state: &AppState, user: &CurrentUser, standard_id: i64) -> ApiResult<()> {
+pub(crate) async fn ensure_publisher(
+    state: &AppState,
+    user: &CurrentUser,
+    standard_id: i64,
+) -> ApiResult<()> {
     let publisher =
         state.run(move |db| db.read(|conn| db::standards::publisher_of(conn, standard_id))).await?;
     user.ensure_can_act_for(&publisher).map_err(|_| {

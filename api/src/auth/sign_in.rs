@@ -1,0 +1,42 @@
+//! Signing in with an email and password: the one path that the API's token endpoint and the web
+//! sign-in page both take, with the same throttle and the same timing for unknown emails.
+
+use actix_web::web;
+
+use crate::auth::claims::{self, IssuedToken};
+use crate::auth::password;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// A token for `email` and `password` from `address`, or 401 (wrong email, wrong password or
+/// disabled user: the same answer for each) or 429 while the email or address is throttled.
+pub async fn sign_in(
+    state: &AppState,
+    email: String,
+    password: String,
+    address: &str,
+) -> ApiResult<IssuedToken> {
+    if let Some(retry_after_seconds) = state.throttle.retry_after(&email, address) {
+        return Err(ApiError::TooManyRequests { retry_after_seconds });
+    }
+    let lookup_email = email.clone();
+    let credentials =
+        state.run(move |db| db.read(|conn| db::users::credentials(conn, &lookup_email))).await?;
+    // An unknown email is checked against a dummy hash, so both failures take the same time.
+    let (stored_hash, account) = match credentials {
+        Some(c) => (c.password_hash.clone(), Some(c)),
+        None => (state.auth.dummy_hash.clone(), None),
+    };
+    let matches = web::block(move || password::verify(&password, &stored_hash)).await?;
+    match account {
+        Some(account) if matches && !account.disabled => {
+            state.throttle.record_success(&email);
+            claims::issue(&state.auth, account.user_id, account.token_generation)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        }
+        _ => {
+            state.throttle.record_failure(&email, address);
+            Err(ApiError::Unauthorized)
+        }
+    }
+}

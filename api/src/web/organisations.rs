@@ -1,0 +1,168 @@
+//! An organisation's page: its live allocations (with release forms), its open obligations and
+//! their deadlines. Officers and exemplars see only their own organisation's page; any other
+//! answers 404, as the API does.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use db::PageRequest;
+use db::advisories::ResponseStatus;
+use serde::Deserialize;
+
+use crate::state::AppState;
+use crate::web::advisories::{date_time, status_tag};
+use crate::web::start::{AllocationView, can_act_for, kind_words, live_allocations};
+use crate::web::{Chrome, Session, WebResult, long_date, render, today};
+
+pub struct PurchaseRow {
+    pub what: String,
+    pub product_id: Option<i64>,
+    pub standard_id: i64,
+    pub version: i32,
+    pub purchased_on: String,
+    pub quantity: String,
+    pub order_reference: String,
+    pub compliant: bool,
+}
+
+pub struct AdvisoryRow {
+    pub id: i64,
+    pub reference: String,
+    pub status: &'static str,
+    pub status_colour: &'static str,
+    pub acknowledge_by: Option<String>,
+    pub needs_acknowledging: bool,
+}
+
+pub struct ObligationRow {
+    pub description: String,
+    pub due_on: Option<String>,
+    pub overdue: bool,
+    pub entitlement_id: i64,
+}
+
+#[derive(Template)]
+#[template(path = "organisation.html")]
+struct OrganisationPage {
+    chrome: Chrome,
+    code: String,
+    name: String,
+    kind: String,
+    region: Option<String>,
+    exemplar: bool,
+    closed_on: Option<String>,
+    successor_code: Option<String>,
+    allocations: Vec<AllocationView>,
+    obligations: Vec<ObligationRow>,
+    purchases: Vec<PurchaseRow>,
+    advisories: Vec<AdvisoryRow>,
+    can_release: bool,
+    notice: Option<String>,
+    return_to: String,
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+    n: Option<i64>,
+}
+
+pub async fn organisation_page(
+    state: web::Data<AppState>,
+    session: Session,
+    code: web::Path<String>,
+    query: web::Query<NoticeQuery>,
+) -> WebResult<HttpResponse> {
+    let code = code.into_inner().to_uppercase();
+    session.user.ensure_can_read(&code)?;
+    let lookup = code.clone();
+    let (organisation, allocations, obligations, purchases, advisories) = state
+        .run(move |db| {
+            db.read(|conn| {
+                let organisation = db::organisations::get(conn, &lookup)?;
+                let allocations = live_allocations(conn, &organisation.code)?;
+                let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
+                let obligations =
+                    db::reports::open_obligations(conn, Some(&organisation.code), today(), &page)?;
+                let purchases = db::purchases::list(conn, &organisation.code, false, &page)?
+                    .items
+                    .into_iter()
+                    .map(|p| {
+                        let what = match p.product_id {
+                            Some(id) => db::products::get(conn, id, today())?.label(),
+                            None => p.description.clone().unwrap_or_default(),
+                        };
+                        Ok(PurchaseRow {
+                            what,
+                            product_id: p.product_id,
+                            standard_id: p.standard_id,
+                            version: p.version,
+                            purchased_on: long_date(p.purchased_on),
+                            quantity: crate::web::count(p.quantity),
+                            order_reference: p.order_reference,
+                            compliant: p.compliant,
+                        })
+                    })
+                    .collect::<db::DbResult<Vec<_>>>()?;
+                let advisories =
+                    db::advisories::report(conn, Some(&organisation.code), chrono::Utc::now().naive_utc())?;
+                Ok((organisation, allocations, obligations.items, purchases, advisories))
+            })
+        })
+        .await?;
+    let notice = match (query.notice.as_deref(), query.n) {
+        (Some("released"), Some(n)) => Some(format!("You released {} seats.", crate::web::count(n))),
+        (Some("acknowledged"), _) => Some("The advisory is acknowledged.".to_owned()),
+        (Some("purchased"), _) => {
+            Some("The purchase is recorded: it meets every MUST requirement.".to_owned())
+        }
+        (Some("purchased-non-compliant"), _) => Some(
+            "The purchase is recorded, marked non-compliant: it does not meet every MUST requirement."
+                .to_owned(),
+        ),
+        _ => None,
+    };
+    let page = OrganisationPage {
+        chrome: Chrome::for_session(organisation.name.clone(), &session, &format!("/organisations/{code}")),
+        can_release: can_act_for(&session, &organisation.code),
+        return_to: format!("/organisations/{}", organisation.code),
+        code: organisation.code,
+        name: organisation.name,
+        kind: kind_words(organisation.kind.as_str()),
+        region: organisation.region,
+        exemplar: organisation.exemplar,
+        closed_on: organisation.closed_on.map(long_date),
+        successor_code: organisation.successor_code,
+        allocations,
+        obligations: obligations
+            .into_iter()
+            .map(|o| ObligationRow {
+                description: o.description,
+                due_on: o.due_on.map(long_date),
+                overdue: o.overdue,
+                entitlement_id: o.entitlement_id,
+            })
+            .collect(),
+        purchases,
+        advisories: advisories
+            .into_iter()
+            .filter(|a| a.status != ResponseStatus::Closed)
+            .map(|a| {
+                let (status, status_colour) = status_tag(a.status);
+                AdvisoryRow {
+                    id: a.advisory_id,
+                    reference: a.reference,
+                    status,
+                    status_colour,
+                    acknowledge_by: a.acknowledge_by.map(date_time),
+                    needs_acknowledging: matches!(
+                        a.status,
+                        ResponseStatus::Overdue | ResponseStatus::NotAcknowledged
+                    ),
+                }
+            })
+            .collect(),
+        notice,
+    };
+    render(StatusCode::OK, &page)
+}

@@ -1,0 +1,74 @@
+//! A product's page: its supplier, category and lifecycle, and (for a user with an
+//! organisation) the coverage answer for that organisation.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use db::coverage::Subject;
+
+use crate::state::AppState;
+use crate::web::start::{CoverageView, can_act_for, coverage_view, words};
+use crate::web::{Chrome, Session, WebResult, long_date, render, today};
+
+#[derive(Template)]
+#[template(path = "product.html")]
+struct ProductPage {
+    chrome: Chrome,
+    label: String,
+    supplier: String,
+    category: String,
+    sku: Option<String>,
+    support_status: String,
+    released_on: Option<String>,
+    mainstream_support_ends_on: Option<String>,
+    extended_support_ends_on: Option<String>,
+    dtac_passed: bool,
+    mds2_supplied: bool,
+    answer: Option<Box<CoverageView>>,
+    form_key: String,
+    return_to: String,
+    question: String,
+}
+
+pub async fn product_page(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> WebResult<HttpResponse> {
+    let id = id.into_inner();
+    let organisation = session.user.organisation().map(str::to_owned);
+    let can_claim = organisation.as_deref().is_some_and(|code| can_act_for(&session, code));
+    let (product, answer) = state
+        .run(move |db| {
+            db.read(|conn| {
+                let product = db::products::get(conn, id, today())?;
+                let answer = match &organisation {
+                    Some(code) => {
+                        Some(Box::new(coverage_view(conn, code, Subject::Product(id), today(), can_claim)?))
+                    }
+                    None => None,
+                };
+                Ok((product, answer))
+            })
+        })
+        .await?;
+    let label = product.label();
+    let page = ProductPage {
+        chrome: Chrome::for_session(label.clone(), &session, ""),
+        question: label.clone(),
+        return_to: format!("/products/{id}"),
+        label,
+        supplier: product.supplier,
+        category: words(&product.category),
+        sku: product.sku,
+        support_status: words(product.support_status.as_str()),
+        released_on: product.released_on.map(long_date),
+        mainstream_support_ends_on: product.mainstream_support_ends_on.map(long_date),
+        extended_support_ends_on: product.extended_support_ends_on.map(long_date),
+        dtac_passed: product.dtac_passed,
+        mds2_supplied: product.mds2_supplied,
+        answer,
+        form_key: uuid::Uuid::new_v4().to_string(),
+    };
+    render(StatusCode::OK, &page)
+}

@@ -1,0 +1,268 @@
+//! Recording a local purchase against a standard's published version, with a declaration per
+//! requirement, through `db::purchases::record` and the API's rules (the `AdminOrOfficer` role
+//! set, acting for one's own organisation). Whether it complies is the data layer's judgement.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::NaiveDate;
+use db::products::ProductFilter;
+use db::purchases::NewPurchase;
+use db::standards::Outcome;
+use db::{DbConnection, DbResult, PageRequest};
+use serde::Deserialize;
+
+use crate::auth::extractors::AdminOrOfficer;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::web::start::{ChoiceView, RequirementView, words};
+use crate::web::{Chrome, Session, Submitted, WebError, WebResult, long_date, render, see_other, today};
+
+#[derive(Template)]
+#[template(path = "purchase.html")]
+struct PurchasePage {
+    chrome: Chrome,
+    organisation: String,
+    standard_id: i64,
+    standard_title: String,
+    category: String,
+    category_words: String,
+    version: i32,
+    published_on: String,
+    requirements: Vec<RequirementView>,
+    products: Vec<ChoiceView>,
+    error: Option<String>,
+    values: HashMap<String, String>,
+}
+
+impl PurchasePage {
+    /// What the person typed before, when the form is shown again.
+    fn value(&self, name: &str) -> &str {
+        self.values.get(name).map_or("", String::as_str)
+    }
+
+    fn met(&self, code: &str) -> bool {
+        self.values.get(&format!("met_{code}")).is_some_and(|v| v == "yes")
+    }
+
+    fn evidence(&self, code: &str) -> &str {
+        self.values.get(&format!("evidence_{code}")).map_or("", String::as_str)
+    }
+
+    fn selected(&self, product_id: &i64) -> bool {
+        self.value("product_id") == product_id.to_string()
+    }
+}
+
+struct FormData {
+    standard_title: String,
+    category: String,
+    version: i32,
+    published_on: String,
+    requirements: Vec<RequirementView>,
+    products: Vec<ChoiceView>,
+}
+
+fn form_data(conn: &mut DbConnection, standard_id: i64) -> DbResult<Option<FormData>> {
+    let standard = db::standards::get(conn, standard_id)?;
+    let Some(version) = db::standards::published_on(conn, standard_id, today())? else {
+        return Ok(None);
+    };
+    let filter = ProductFilter { category: Some(standard.category.clone()), ..Default::default() };
+    let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
+    let products = db::products::list(conn, &filter, today(), &page)?;
+    Ok(Some(FormData {
+        standard_title: standard.title,
+        category: standard.category,
+        version: version.number,
+        published_on: version.published_at.map(|t| long_date(t.date())).unwrap_or_default(),
+        requirements: version
+            .requirements
+            .into_iter()
+            .map(|r| RequirementView { code: r.code, text: r.text, level: r.level.as_str().to_owned() })
+            .collect(),
+        products: products.items.iter().map(|p| ChoiceView { product_id: p.id, label: p.label() }).collect(),
+    }))
+}
+
+async fn render_form(
+    state: &AppState,
+    session: &Session,
+    organisation: String,
+    standard_id: i64,
+    values: HashMap<String, String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> WebResult<HttpResponse> {
+    let data = state.run(move |db| db.read(|conn| form_data(conn, standard_id))).await?;
+    let data =
+        data.ok_or_else(|| WebError::BadRequest("No version of this standard is published today".into()))?;
+    let page = PurchasePage {
+        chrome: Chrome::for_session("Record a local purchase", session, ""),
+        organisation,
+        standard_id,
+        category_words: words(&data.category).to_lowercase(),
+        standard_title: data.standard_title,
+        category: data.category,
+        version: data.version,
+        published_on: data.published_on,
+        requirements: data.requirements,
+        products: data.products,
+        error,
+        values,
+    };
+    render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct NewQuery {
+    standard: i64,
+}
+
+/// The form to record a purchase against the standard's published version.
+pub async fn new_purchase_page(
+    state: web::Data<AppState>,
+    session: Session,
+    code: web::Path<String>,
+    query: web::Query<NewQuery>,
+) -> WebResult<HttpResponse> {
+    let code = code.into_inner().to_uppercase();
+    let user = session.require::<AdminOrOfficer>()?;
+    user.ensure_can_act_for(&code)?;
+    let mut values = HashMap::new();
+    values.insert("purchased_on".to_owned(), today().to_string());
+    render_form(&state, &session, code, query.standard, values, None, StatusCode::OK).await
+}
+
+/// Reads the form into a purchase, or says what to correct.
+fn purchase_from(organisation: &str, form: &HashMap<String, String>) -> Result<NewPurchase, String> {
+    let field = |name: &str| form.get(name).map_or("", |v| v.trim());
+    let standard_id =
+        field("standard_id").parse::<i64>().map_err(|_| "The form is out of date".to_owned())?;
+    let version = field("version").parse::<i32>().map_err(|_| "The form is out of date".to_owned())?;
+    let purchased_on = NaiveDate::parse_from_str(field("purchased_on"), "%Y-%m-%d")
+        .map_err(|_| "Enter the purchase date as year-month-day, like 2026-11-30".to_owned())?;
+    let quantity = field("quantity")
+        .parse::<i64>()
+        .ok()
+        .filter(|q| *q >= 1)
+        .ok_or_else(|| "Enter the quantity as a whole number, 1 or more".to_owned())?;
+    let unit_cost_pence = pounds_to_pence(field("unit_cost"))
+        .ok_or_else(|| "Enter the cost of one unit in pounds, like 1250 or 1250.50".to_owned())?;
+    let product_id = match field("product_id") {
+        "" => None,
+        id => Some(id.parse::<i64>().map_err(|_| "Choose a product".to_owned())?),
+    };
+    let codes: Vec<String> =
+        form.keys().filter_map(|key| key.strip_prefix("requirement_").map(str::to_owned)).collect();
+    let mut codes = codes;
+    codes.sort();
+    let declarations: Vec<Outcome> = codes
+        .iter()
+        .map(|code| Outcome {
+            requirement: code.clone(),
+            met: field(&format!("met_{code}")) == "yes",
+            evaluated: None,
+            note: None,
+        })
+        .collect();
+    let evidence = codes
+        .iter()
+        .map(|code| Some(field(&format!("evidence_{code}")).to_owned()).filter(|e| !e.is_empty()))
+        .collect();
+    Ok(NewPurchase {
+        organisation_code: organisation.to_owned(),
+        product_id,
+        description: Some(field("description").to_owned()).filter(|d| !d.is_empty()),
+        category: field("category").to_owned(),
+        standard_id,
+        version,
+        purchased_on,
+        quantity,
+        unit_cost_pence,
+        order_reference: field("order_reference").to_owned(),
+        declarations,
+        evidence,
+        supersedes_id: None,
+    })
+}
+
+/// "1250", "1,250.5" or "£1250.50" in pence.
+fn pounds_to_pence(text: &str) -> Option<i64> {
+    let cleaned: String = text.trim().trim_start_matches('£').chars().filter(|c| *c != ',').collect();
+    let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
+    if whole.is_empty()
+        || fraction.len() > 2
+        || !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let pounds: i64 = whole.parse().ok()?;
+    let pence: i64 = format!("{fraction:0<2}").parse().ok()?;
+    pounds.checked_mul(100)?.checked_add(pence)
+}
+
+/// Records the purchase; the organisation's page then lists it, marked compliant or not.
+pub async fn record_purchase(
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    submitted: Submitted<HashMap<String, String>>,
+) -> WebResult<HttpResponse> {
+    let (code, session, form) = (code.into_inner().to_uppercase(), submitted.session, submitted.form);
+    let user = session.require::<AdminOrOfficer>()?;
+    user.ensure_can_act_for(&code)?;
+    let standard_id =
+        form.get("standard_id").and_then(|v| v.trim().parse::<i64>().ok()).ok_or(WebError::NotFound)?;
+    let new = match purchase_from(&code, &form) {
+        Ok(new) => new,
+        Err(message) => {
+            return render_form(
+                &state,
+                &session,
+                code,
+                standard_id,
+                form,
+                Some(message),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let actor = user.actor();
+    match state.run(move |db| db::purchases::record(db, &actor, new)).await {
+        Ok(purchase) => Ok(see_other(&format!(
+            "/organisations/{code}?notice={}",
+            if purchase.compliant { "purchased" } else { "purchased-non-compliant" }
+        ))),
+        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
+            render_form(
+                &state,
+                &session,
+                code,
+                standard_id,
+                form,
+                Some(detail),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pounds_read_as_pence() {
+        assert_eq!(pounds_to_pence("1250"), Some(125_000));
+        assert_eq!(pounds_to_pence("£1,250.5"), Some(125_050));
+        assert_eq!(pounds_to_pence("0.07"), Some(7));
+        for bad in ["", "abc", "1.234", "-5", "1.2.3", "."] {
+            assert_eq!(pounds_to_pence(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Signing in and out of the pages, the session cookie, and CSRF protection.
+//!
+//! The session cookie holds `<session id>.<access token>`: the token is issued by
+//! `auth::claims::issue` and resolved by `auth::extractors::resolve_token`, exactly as a bearer
+//! token is, so disabling a user or changing their password ends the session at once. While the
+//! user is active the token is renewed when half its life has passed (an idle session ends when
+//! the token expires). The session id is random per sign-in and survives renewals; every form
+//! carries `HMAC(key, session id)` as its CSRF token. The sign-in form, before any session,
+//! carries an HMAC of a random value kept in a short-lived cookie instead.
+//!
+//! Cookies are `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the connection is TLS.
+
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use askama::Template;
+use futures_util::future::LocalBoxFuture;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::Sha256;
+
+use crate::auth::extractors::{RoleSet, check_role, resolve_token};
+use crate::auth::sign_in::sign_in;
+use crate::auth::{AuthConfig, CurrentUser, claims};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::web::{Chrome, WebError, WebResult, local_path, render, see_other};
+
+pub const SESSION_COOKIE: &str = "catalogue_session";
+const SIGN_IN_COOKIE: &str = "catalogue_sign_in";
+/// The form field that carries the CSRF token.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// A signed-in user of the pages, with the CSRF token their forms must carry.
+pub struct Session {
+    pub user: CurrentUser,
+    pub csrf_token: String,
+}
+
+impl Session {
+    /// The same role check as the API's `Authorised<R>` extractor.
+    pub fn require<R: RoleSet>(&self) -> WebResult<&CurrentUser> {
+        check_role::<R>(&self.user)?;
+        Ok(&self.user)
+    }
+}
+
+/// A session renewed during this request; [`renew_cookie`] sends the new cookie.
+#[derive(Clone)]
+struct RenewedSession(Cookie<'static>);
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mac(config: &AuthConfig, purpose: &str, value: &str) -> Option<Hmac<Sha256>> {
+    // HMAC takes keys of any length: this never fails for the 32-byte key.
+    let mut mac = Hmac::<Sha256>::new_from_slice(&config.csrf_key).ok()?;
+    mac.update(purpose.as_bytes());
+    mac.update(b"\0");
+    mac.update(value.as_bytes());
+    Some(mac)
+}
+
+/// The CSRF token for forms of the session (or sign-in value) `value`.
+fn csrf_token_for(config: &AuthConfig, purpose: &str, value: &str) -> String {
+    mac(config, purpose, value)
+        .map(|mac| mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `token` is the CSRF token for `value`, compared in constant time.
+fn csrf_token_matches(config: &AuthConfig, purpose: &str, value: &str, token: &str) -> bool {
+    match (decode_hex(token), mac(config, purpose, value)) {
+        (Some(bytes), Some(mac)) => mac.verify_slice(&bytes).is_ok(),
+        _ => false,
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+}
+
+fn is_tls(request: &HttpRequest) -> bool {
+    request.connection_info().scheme() == "https"
+}
+
+/// A cookie with the flags every cookie of the pages has.
+fn cookie(name: &'static str, value: String, request: &HttpRequest) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(is_tls(request))
+        .finish()
+}
+
+/// The session cookie's name and path, to remove it.
+pub fn session_cookie_template() -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, "").path("/").finish()
+}
+
+fn state_of(request: &HttpRequest) -> WebResult<web::Data<AppState>> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| WebError::Internal("application state missing".into()))
+}
+
+/// Where to come back to after signing in: this page (GET), else the start page.
+fn return_path(request: &HttpRequest) -> String {
+    if request.method() == actix_web::http::Method::GET {
+        local_path(request.uri().path_and_query().map(|p| p.as_str()))
+    } else {
+        "/".into()
+    }
+}
+
+impl FromRequest for Session {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Session, WebError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let state = state_of(&request)?;
+            let sign_in = || WebError::SignIn { next: return_path(&request) };
+            let cookie = request.cookie(SESSION_COOKIE).ok_or_else(sign_in)?;
+            let (session_id, token) = cookie.value().split_once('.').ok_or_else(sign_in)?;
+            let (principal, claims) = resolve_token(&state, token).await.map_err(|error| match error {
+                ApiError::Unauthorized => sign_in(),
+                other => other.into(),
+            })?;
+            let half_life = state.auth.token_lifetime.as_secs() / 2;
+            if jsonwebtoken::get_current_timestamp() >= claims.iat + half_life
+                && let Ok(issued) = claims::issue(&state.auth, principal.user_id, principal.token_generation)
+            {
+                let renewed = cookie_for_session(&request, session_id, &issued.token);
+                request.extensions_mut().insert(RenewedSession(renewed));
+            }
+            Ok(Session {
+                csrf_token: csrf_token_for(&state.auth, "session", session_id),
+                user: CurrentUser::new(principal, &request),
+            })
+        })
+    }
+}
+
+fn cookie_for_session(request: &HttpRequest, session_id: &str, token: &str) -> Cookie<'static> {
+    cookie(SESSION_COOKIE, format!("{session_id}.{token}"), request)
+}
+
+/// Middleware: sends the renewed session cookie when the request renewed the session (and the
+/// handler did not set or remove the cookie itself, as signing out does).
+pub async fn renew_cookie(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(request).await?;
+    let renewed = response.request().extensions().get::<RenewedSession>().cloned();
+    if let Some(RenewedSession(cookie)) = renewed {
+        let handled = response.response().cookies().any(|c| c.name() == SESSION_COOKIE);
+        if !handled {
+            response.response_mut().add_cookie(&cookie)?;
+        }
+    }
+    Ok(response)
+}
+
+/// A form submitted by a signed-in user, with a valid CSRF token. A form without the token, or
+/// with a wrong one, is refused with 403 before its fields are looked at.
+pub struct Submitted<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+fn form_pairs(body: &[u8]) -> WebResult<Vec<(String, String)>> {
+    serde_urlencoded::from_bytes(body).map_err(|_| WebError::BadRequest("the form could not be read".into()))
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+fn ensure_form_content_type(request: &HttpRequest) -> WebResult<()> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    match content_type {
+        Some(value) if value.starts_with("application/x-www-form-urlencoded") => Ok(()),
+        _ => Err(WebError::BadRequest("the form must be sent as application/x-www-form-urlencoded".into())),
+    }
+}
+
+fn csrf_refused() -> WebError {
+    WebError::Forbidden(
+        "The form could not be accepted because its security token was missing or out of date. Go back, \
+         reload the page and try again."
+            .into(),
+    )
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Submitted<T> {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Submitted<T>, WebError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let session = Session::from_request(request, payload);
+        let body = web::Bytes::from_request(request, payload);
+        let request = request.clone();
+        Box::pin(async move {
+            let session = session.await?;
+            let state = state_of(&request)?;
+            let body = body.await.map_err(|_| WebError::BadRequest("the form is too large".into()))?;
+            ensure_form_content_type(&request)?;
+            let pairs = form_pairs(&body)?;
+            let cookie = request.cookie(SESSION_COOKIE);
+            let session_id = cookie.as_ref().and_then(|c| c.value().split_once('.')).map(|(id, _)| id);
+            let token = field(&pairs, CSRF_FIELD).unwrap_or_default();
+            if !session_id.is_some_and(|id| csrf_token_matches(&state.auth, "session", id, token)) {
+                return Err(csrf_refused());
+            }
+            let form = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
+            Ok(Submitted { session, form })
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    csrf_token: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+    signed_out: bool,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+/// The sign-in page. It sets a short-lived random cookie that its form's CSRF token is bound to.
+pub async fn login_page(request: HttpRequest, query: web::Query<LoginQuery>) -> WebResult<HttpResponse> {
+    let state = state_of(&request)?;
+    let query = query.into_inner();
+    let value = random_hex(16);
+    let page = LoginPage {
+        chrome: Chrome::anonymous("Sign in"),
+        csrf_token: csrf_token_for(&state.auth, "sign-in", &value),
+        next: local_path(query.next.as_deref()),
+        email: String::new(),
+        error: None,
+        signed_out: query.signed_out.is_some(),
+    };
+    let mut response = render(StatusCode::OK, &page)?;
+    let mut sign_in_cookie = cookie(SIGN_IN_COOKIE, value, &request);
+    sign_in_cookie.set_max_age(CookieDuration::hours(1));
+    response.add_cookie(&sign_in_cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Signs in through the same path as the API's token endpoint (`auth::sign_in`), then keeps
+/// the token in the session cookie.
+pub async fn login(request: HttpRequest, body: web::Bytes) -> WebResult<HttpResponse> {
+    let state = state_of(&request)?;
+    ensure_form_content_type(&request)?;
+    let form: LoginForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| WebError::BadRequest("the form could not be read".into()))?;
+    let bound = request.cookie(SIGN_IN_COOKIE);
+    let bound_value = bound.as_ref().map(|c| c.value().to_owned()).unwrap_or_default();
+    if bound_value.is_empty() || !csrf_token_matches(&state.auth, "sign-in", &bound_value, &form.csrf_token) {
+        return Err(csrf_refused());
+    }
+    let next = local_path(Some(&form.next));
+    let address = request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let email = form.email.trim().to_owned();
+    let failure = |message: &str| LoginPage {
+        chrome: Chrome::anonymous("Sign in"),
+        csrf_token: form.csrf_token.clone(),
+        next: next.clone(),
+        email: email.clone(),
+        error: Some(message.to_owned()),
+        signed_out: false,
+    };
+    if email.is_empty() || form.password.is_empty() {
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &failure("Enter your email address and password"));
+    }
+    match sign_in(&state, email.clone(), form.password, &address).await {
+        Ok(issued) => {
+            let session_id = random_hex(16);
+            let mut response = see_other(&next);
+            response
+                .add_cookie(&cookie_for_session(&request, &session_id, &issued.token))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            let _ = response.add_removal_cookie(&Cookie::build(SIGN_IN_COOKIE, "").path("/").finish());
+            Ok(response)
+        }
+        Err(ApiError::Unauthorized) => {
+            render(StatusCode::UNAUTHORIZED, &failure("The email address or password is not correct"))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage {
+    chrome: Chrome,
+}
+
+/// Asks to confirm signing out (signing out itself is a form post, so that it carries a token).
+pub async fn logout_page(session: Session) -> WebResult<HttpResponse> {
+    render(StatusCode::OK, &LogoutPage { chrome: Chrome::for_session("Sign out", &session, "/logout") })
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// Signs out: the cookie is removed. (The token itself lives until it expires, at most the
+/// token lifetime; it is only ever held in this HttpOnly cookie.)
+pub async fn logout(submitted: Submitted<NoFields>) -> WebResult<HttpResponse> {
+    let _ = submitted.session;
+    let mut response = see_other("/login?signed_out=1");
+    let _ = response.add_removal_cookie(&session_cookie_template());
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Secret;
+
+    fn new_config() -> AuthConfig {
+        AuthConfig::new(Secret::random()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn csrf_tokens_are_bound_to_their_session_and_purpose() {
+        let config = new_config();
+        let token = csrf_token_for(&config, "session", "abc");
+        assert!(csrf_token_matches(&config, "session", "abc", &token));
+        assert!(!csrf_token_matches(&config, "session", "abd", &token));
+        assert!(!csrf_token_matches(&config, "sign-in", "abc", &token));
+        assert!(!csrf_token_matches(&config, "session", "abc", ""));
+        assert!(!csrf_token_matches(&config, "session", "abc", "zz"));
+        assert!(!csrf_token_matches(&config, "session", "abc", &token[..10]));
+        assert!(!csrf_token_matches(&new_config(), "session", "abc", &token), "another key");
+    }
+}

@@ -1,0 +1,350 @@
+// Browser tests of the web pages, run by run.sh against a server it started: headless Debian
+// Chromium driven by playwright-core (no browser download), axe-core injected into each main page
+// (no violations allowed), screenshots of the main pages, and no CSP violations in the console.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.CATALOGUE_URL;
+const PASSWORD = process.env.BROWSER_PASSWORD;
+const SCREENSHOTS = process.env.SCREENSHOTS;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const USERS = {
+  officer: 'officer@rr8.test.nhs.uk',
+  otherOfficer: 'officer@rj1.test.nhs.uk',
+  exemplar: 'exemplar@rm3.test.nhs.uk',
+  admin: 'admin@x24.test.nhs.uk',
+};
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+assert.ok(BASE && PASSWORD && SCREENSHOTS, 'run these through run.sh');
+
+/** A fresh headless Chromium with its own profile; closed (and the profile removed) by `close`. */
+async function openBrowser({ javaScriptEnabled = true } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), 'catalogue-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    javaScriptEnabled,
+    viewport: { width: 1100, height: 900 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(String(error)));
+  return {
+    page,
+    problems,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+async function signIn(page, email) {
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel('Email address').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+}
+
+async function ask(page, question) {
+  await page.goto(`${BASE}/`);
+  await page.getByLabel('Can we use …?').fill(question);
+  await page.getByRole('button', { name: 'Ask' }).click();
+  await page.waitForLoadState('load');
+}
+
+/** axe-core in the page, under the page's own CSP (evaluated through the debugging protocol). */
+async function assertAccessible(page, name) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const outcome = await axe.run(document, { resultTypes: ['violations'] });
+    return outcome.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5),
+    }));
+  });
+  assert.deepEqual(result, [], `axe found violations on ${name}: ${JSON.stringify(result, null, 2)}`);
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+function assertNoConsoleProblems(problems) {
+  assert.deepEqual(problems, [], `console errors (CSP violations or script errors): ${problems.join('\n')}`);
+}
+
+/** The API, as the national team: caps the Windows 10 Enterprise line so that seats can be counted. */
+let windowsEntitlement;
+before(async () => {
+  const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
+  });
+  assert.equal(tokenResponse.status, 200);
+  const { access_token: token } = await tokenResponse.json();
+  const api = async (path, init = {}) => {
+    const response = await fetch(`${BASE}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+    });
+    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+    return response.json();
+  };
+  const products = await api('/v1/products?q=MS-WIN10-ENT');
+  const product = products.items.find((p) => p.sku === 'MS-WIN10-ENT');
+  const coverage = await api(`/v1/coverage?organisation=RR8&product=${product.id}`);
+  windowsEntitlement = coverage.licences[0].entitlement_id;
+  await api(`/v1/entitlements/${windowsEntitlement}`, {
+    method: 'PATCH',
+    headers: { 'if-match': '*' },
+    body: JSON.stringify({ seat_cap: 100000 }),
+  });
+});
+
+function seatsLeft(text) {
+  const match = /([\d,]+) seats left/.exec(text);
+  assert.ok(match, `no seat count in "${text}"`);
+  return Number(match[1].replaceAll(',', ''));
+}
+
+test('the sign-in page is accessible', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    const response = await page.goto(`${BASE}/login`);
+    assert.equal(response.status(), 200);
+    assert.match(response.headers()['content-security-policy'], /default-src 'self'/);
+    await screenshot(page, '01-sign-in');
+    await assertAccessible(page, 'sign-in');
+    assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});
+
+test('an officer asks about Windows 10 Enterprise, sees it is licensed nationally, claims seats and sees the count drop', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    await assertAccessible(page, 'start');
+    await screenshot(page, '02-start');
+
+    await ask(page, 'Windows 10 Enterprise');
+    await page.getByRole('heading', { name: 'Licensed nationally' }).waitFor();
+    // Windows 10 left support in October 2025: an NHS warning callout says so.
+    const warning = page.locator('.nhsuk-card--warning');
+    assert.match(await warning.first().innerText(), /unsupported/);
+    const seats = page.locator(`#seats-${windowsEntitlement}`);
+    const before = seatsLeft(await seats.innerText());
+    await screenshot(page, '03-licensed-nationally');
+    await assertAccessible(page, 'licensed nationally');
+
+    await page.locator(`#quantity-${windowsEntitlement}`).fill('250');
+    await page.locator(`#reference-${windowsEntitlement}`).fill('CHG-2026-114');
+    await page.getByRole('button', { name: /Claim seats/ }).first().click();
+    await page.getByText('You claimed 250 seats').waitFor();
+    const after = seatsLeft(await page.locator(`#seats-${windowsEntitlement}`).innerText());
+    assert.equal(after, before - 250, 'the seats left drop by the seats claimed');
+    await screenshot(page, '04-claimed');
+    await assertAccessible(page, 'after a claim');
+
+    // The organisation's page lists the allocation and the obligations taken on.
+    await page.getByRole('link', { name: 'Our organisation' }).click();
+    await page.getByRole('heading', { name: 'Seats held' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /CHG-2026-114/);
+    // Windows 10 is named by an open advisory: holding it, RR8 must acknowledge it.
+    const main = await page.locator('main').innerText();
+    assert.match(main, /CC-2025-0001/);
+    await screenshot(page, '05-organisation');
+    await assertAccessible(page, 'organisation');
+    await page.getByLabel('Yes').first().check();
+    await page.getByRole('button', { name: 'Acknowledge CC-2025-0001' }).click();
+    await page.getByText('The advisory is acknowledged.').waitFor();
+    assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});
+
+test('an officer asks about medical device software, sees the standard to buy against and records a purchase', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    await ask(page, 'medical device software');
+    await page.getByRole('heading', { name: 'Buy locally against a standard' }).waitFor();
+    const answer = await page.locator('main').innerText();
+    assert.match(answer, /Medical device security/);
+    assert.match(answer, /What a purchase must meet/);
+    assert.match(answer, /MUST/);
+    await screenshot(page, '06-buy-locally');
+    await assertAccessible(page, 'buy locally');
+
+    // Record a purchase against the standard, declaring each requirement.
+    await page.getByRole('link', { name: /Record a local purchase against version/ }).first().click();
+    await page.getByRole('heading', { name: 'Record a local purchase' }).waitFor();
+    await assertAccessible(page, 'purchase form');
+    await screenshot(page, '07-purchase-form');
+    await page.getByLabel('Product').selectOption({ label: 'ExampleScan Ultrasound Cart 9.1' });
+    await page.getByLabel('Quantity').fill('2');
+    await page.getByLabel('Cost of one unit, in pounds').fill('48,500.00');
+    await page.getByLabel('Order reference').fill('PO-RR8-7781');
+    for (const box of await page.locator('input.nhsuk-checkboxes__input').all()) await box.check();
+    await page.getByRole('button', { name: 'Record the purchase' }).click();
+    await page.getByText('The purchase is recorded').waitFor();
+    assert.match(await page.locator('main').innerText(), /PO-RR8-7781/);
+    assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});
+
+test('the pages work with JavaScript off', async () => {
+  const { page, close } = await openBrowser({ javaScriptEnabled: false });
+  try {
+    await signIn(page, USERS.officer);
+    await ask(page, 'Windows 10 Enterprise');
+    await page.getByRole('heading', { name: 'Licensed nationally' }).waitFor();
+  } finally {
+    await close();
+  }
+});
+
+test("an officer of one trust cannot see another trust's pages", async () => {
+  const { page, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    const theirs = await page.goto(`${BASE}/organisations/RJ1`);
+    assert.equal(theirs.status(), 404);
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+    assert.doesNotMatch(await page.locator('main').innerText(), /Guy's and St Thomas/);
+    const ours = await page.goto(`${BASE}/organisations/RR8`);
+    assert.equal(ours.status(), 200);
+  } finally {
+    await close();
+  }
+});
+
+test('a form posted without its CSRF token is refused', async () => {
+  const { page, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    await ask(page, 'Windows 10 Enterprise');
+    const form = page.locator(`form[action="/entitlements/${windowsEntitlement}/claim"]`);
+    await form.locator('input[name="csrf_token"]').evaluate((input) => input.remove());
+    await page.locator(`#quantity-${windowsEntitlement}`).fill('5');
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith(`/entitlements/${windowsEntitlement}/claim`)),
+      form.getByRole('button', { name: /Claim seats/ }).click(),
+    ]);
+    assert.equal(response.status(), 403);
+    await page.getByRole('heading', { name: 'You cannot do this' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /security token/);
+  } finally {
+    await close();
+  }
+});
+
+test('an exemplar publishes a new version of their standard, after a page that says what it supersedes', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.exemplar);
+    await page.getByRole('link', { name: 'Standards' }).click();
+    await page.getByRole('link', { name: 'Medical device security' }).click();
+    await page.getByRole('button', { name: 'Start a new version' }).click();
+    await page.getByText('is a draft').waitFor();
+    await page.getByLabel('Id').fill('MDS-09');
+    await page.getByLabel('Level').selectOption('MUST');
+    await page.getByLabel('Requirement', { exact: true }).fill(
+      'The supplier MUST provide a software bill of materials for the device.',
+    );
+    await page.getByRole('button', { name: 'Add requirement' }).click();
+    await page.getByText('requirements of draft version 3 are saved').waitFor();
+    await screenshot(page, '08-standard-draft');
+    await assertAccessible(page, 'standard with a draft');
+
+    await page.getByRole('button', { name: 'Publish version 3' }).click();
+    await page.getByRole('heading', { name: 'Publish version 3?' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /supersedes version 2, published on/);
+    await screenshot(page, '09-publish-confirmation');
+    await assertAccessible(page, 'publish confirmation');
+
+    await page.getByRole('button', { name: 'Publish version 3' }).click();
+    await page.getByText('Version 3 is published').waitFor();
+    await page.getByRole('heading', { name: 'Version 3: published' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /MDS-09/);
+    assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+
+  // Officers are now told to buy against version 3.
+  const officer = await openBrowser();
+  try {
+    await signIn(officer.page, USERS.officer);
+    await ask(officer.page, 'medical device software');
+    assert.match(await officer.page.locator('main').innerText(), /Medical device security, version 3/);
+  } finally {
+    await officer.close();
+  }
+});
+
+test('the national team sees a utilisation chart per entitlement', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.admin);
+    await page.getByRole('link', { name: 'Agreements' }).click();
+    await assertAccessible(page, 'agreements');
+    await page.getByRole('link', { name: /core software|RM6068/i }).first().click();
+    await page.getByRole('heading', { name: /Utilisation on/ }).waitFor();
+    const charts = page.locator('svg.app-chart');
+    assert.ok((await charts.count()) > 0, 'at least one chart');
+    await page.locator(`#utilisation-${windowsEntitlement}`).scrollIntoViewIfNeeded();
+    await screenshot(page, '10-agreement-utilisation');
+    await assertAccessible(page, 'agreement');
+    // The advisory that RR8 acknowledged above: its exposure, overdue acknowledgements first.
+    await page.getByRole('link', { name: 'Advisories' }).click();
+    await assertAccessible(page, 'advisories');
+    await page.getByRole('link', { name: /Windows 10/ }).first().click();
+    await page.getByRole('heading', { name: 'Exposure' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /Leeds Teaching Hospitals NHS Trust \(RR8\)\s+250 via allocation\s+Acknowledged/);
+    await screenshot(page, '11-advisory-exposure');
+    await assertAccessible(page, 'advisory');
+    // Who holds unsupported software today: RR8, with its Windows 10 seats.
+    await page.getByRole('link', { name: 'Unsupported software' }).click();
+    await page.getByRole('heading', { name: /Unsupported software on/ }).waitFor();
+    assert.match(await page.locator('main').innerText(), /Leeds Teaching Hospitals NHS Trust \(RR8\)/);
+    await assertAccessible(page, 'unsupported software');
+    await screenshot(page, '12-unsupported-software');
+    await page.getByRole('link', { name: 'Users' }).click();
+    await assertAccessible(page, 'users');
+    await screenshot(page, '13-users');
+    assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});

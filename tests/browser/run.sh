@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Browser tests of the web pages: builds the `catalogue` binary (respecting CARGO_TARGET_DIR),
+# serves it on a fresh SQLite database with known users made by `catalogue user add`, runs the
+# tests in headless Debian Chromium (playwright-core, with axe-core), and stops the server.
+# Screenshots go to ci-artifacts/screenshots/. Needs: Debian's `chromium` and `npm ci` here.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+cargo build --locked -p api --bin catalogue
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/catalogue"
+[ -d "$here/node_modules" ] || npm ci --prefix "$here" --no-audit --no-fund
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+export DATABASE_URL="$work/catalogue.db"
+export CATALOGUE_JWT_SECRET="browser-tests-only-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+export CATALOGUE_LOG_FORMAT=text RUST_LOG=warn
+export BROWSER_PASSWORD="browser test password"
+add_user() {
+    CATALOGUE_PASSWORD="$BROWSER_PASSWORD" "$bin" user add --email "$1" --role "$2" ${3:+--org "$3"} >/dev/null 2>&1
+}
+add_user officer@rr8.test.nhs.uk officer RR8
+add_user officer@rj1.test.nhs.uk officer RJ1
+add_user exemplar@rm3.test.nhs.uk exemplar RM3
+add_user admin@x24.test.nhs.uk admin
+
+port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+CATALOGUE_WORKERS=2 "$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+    sleep 0.2
+done
+
+export CATALOGUE_URL="http://127.0.0.1:$port"
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+export SCREENSHOTS="$root/ci-artifacts/screenshots"
+mkdir -p "$SCREENSHOTS"
+status=0
+(cd "$here" && node --test --test-concurrency=1 pages.test.mjs) || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "--- server log ---" >&2
+    tail -n 50 "$work/server.log" >&2
+fi
+exit "$status"

@@ -1,0 +1,542 @@
+//! The web pages on both engines: sign-in and the session cookie's flags, CSRF refusal on every
+//! kind of form, organisation scope (another trust's pages answer 404), a session that ends when
+//! its user is disabled, and the coverage answers an officer sees.
+
+use std::collections::HashMap;
+
+use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+
+/// A browser of one: keeps the cookies the app sets and sends them back.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    /// The value of the first hidden input called `name`.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!(r#"name="{name}" value=""#);
+        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in the page")) + marker.len();
+        self.body[start..].split('"').next().unwrap_or_default().to_owned()
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Browser<'a> {
+        Browser { app, cookies: HashMap::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn page(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let response = request.header("cookie", self.cookie_header()).send().await.unwrap();
+        let page = Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap_or_default(),
+        };
+        for cookie in page.set_cookies() {
+            let pair = cookie.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || cookie.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        page
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.app.get(path);
+        self.page(request).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded_pairs(fields);
+        let request =
+            self.app.post(path).header("content-type", "application/x-www-form-urlencoded").body(body);
+        self.page(request).await
+    }
+
+    /// Signs in through the sign-in page; returns the page the app redirected to.
+    async fn sign_in(&mut self, user: &TestUser) -> Page {
+        let login = self.get("/login").await;
+        assert_eq!(login.status, 200);
+        let token = login.hidden("csrf_token");
+        let signed_in = self
+            .post("/login", &[("email", &user.email), ("password", TEST_PASSWORD), ("csrf_token", &token)])
+            .await;
+        assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+        signed_in
+    }
+}
+
+fn serde_urlencoded_pairs(fields: &[(&str, &str)]) -> String {
+    fields.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_owned(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The Windows 10 Enterprise entitlement in force today, from the start page's claim form.
+async fn windows_10_claim_form(browser: &mut Browser<'_>) -> (String, Page) {
+    let page = browser.get("/?q=Windows+10+Enterprise").await;
+    assert_eq!(page.status, 200);
+    let marker = r#"action="/entitlements/"#;
+    let start = page.body.find(marker).expect("a claim form") + marker.len();
+    let id = page.body[start..].split('/').next().unwrap_or_default().to_owned();
+    (id, page)
+}
+
+async fn sign_in_sets_a_strict_http_only_session_cookie(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    let signed_in = browser.sign_in(&officer).await;
+    assert_eq!(signed_in.location(), "/");
+    let session = signed_in
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("catalogue_session="))
+        .expect("a session cookie");
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Strict"), "{session}");
+    assert!(session.contains("Path=/"), "{session}");
+    assert!(!session.contains("Secure"), "plain HTTP: no Secure flag: {session}");
+    let start = browser.get("/").await;
+    assert_eq!(start.status, 200);
+    assert!(start.body.contains("Can we use"));
+
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let mut tls = Browser::new(&app);
+    let login = tls.get("/login").await;
+    let token = login.hidden("csrf_token");
+    let request = app
+        .post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-proto", "https")
+        .body(serde_urlencoded_pairs(&[
+            ("email", &officer.email),
+            ("password", TEST_PASSWORD),
+            ("csrf_token", &token),
+        ]));
+    let signed_in = tls.page(request).await;
+    assert_eq!(signed_in.status, 303);
+    let session = signed_in.set_cookies().into_iter().find(|c| c.starts_with("catalogue_session=")).unwrap();
+    assert!(session.contains("Secure"), "{session}");
+}
+
+async fn a_wrong_password_signs_no_one_in(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    let login = browser.get("/login").await;
+    let token = login.hidden("csrf_token");
+    let refused = browser
+        .post(
+            "/login",
+            &[("email", &officer.email), ("password", "not the password"), ("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("The email address or password is not correct"));
+    assert!(!refused.set_cookies().iter().any(|c| c.starts_with("catalogue_session=")));
+    // Without a session every page sends people to sign in, and remembers where they were going.
+    let start = browser.get("/organisations/RR8").await;
+    assert_eq!(start.status, 303);
+    assert_eq!(start.location(), "/login?next=%2Forganisations%2FRR8");
+}
+
+async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+
+    // The sign-in form itself: no token, or a token not bound to this browser's sign-in cookie.
+    browser.get("/login").await;
+    let no_token = browser.post("/login", &[("email", &officer.email), ("password", TEST_PASSWORD)]).await;
+    assert_eq!(no_token.status, 403);
+    let forged = browser
+        .post(
+            "/login",
+            &[("email", &officer.email), ("password", TEST_PASSWORD), ("csrf_token", &"ab".repeat(32))],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+
+    browser.sign_in(&officer).await;
+    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
+    let token = page.hidden("csrf_token");
+    let claim_path = format!("/entitlements/{entitlement}/claim");
+    let fields = [("organisation", "RR8"), ("quantity", "5"), ("question", "Windows 10 Enterprise")];
+
+    let without = browser.post(&claim_path, &fields).await;
+    assert_eq!(without.status, 403, "a claim without a token");
+    assert!(without.headers["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
+    let mut wrong = fields.to_vec();
+    wrong.push(("csrf_token", "00"));
+    assert_eq!(browser.post(&claim_path, &wrong).await.status, 403, "a claim with a wrong token");
+    let allocations: i64 = app.with_connection(|conn| {
+        use db::schema::allocations::dsl::*;
+        use diesel::prelude::*;
+        allocations.count().get_result(conn).unwrap()
+    });
+    assert_eq!(allocations, 0, "no refused form claimed seats");
+
+    // Another user's token does not do either.
+    let other = app.create_user(Role::Officer, Some("RR8"));
+    let mut other_browser = Browser::new(&app);
+    other_browser.sign_in(&other).await;
+    let (_, other_page) = windows_10_claim_form(&mut other_browser).await;
+    let mut theirs = fields.to_vec();
+    let other_token = other_page.hidden("csrf_token");
+    theirs.push(("csrf_token", &other_token));
+    assert_eq!(browser.post(&claim_path, &theirs).await.status, 403, "a token of another session");
+
+    assert_eq!(browser.post("/logout", &[]).await.status, 403, "sign-out without a token");
+
+    let mut right = fields.to_vec();
+    right.push(("csrf_token", &token));
+    let claimed = browser.post(&claim_path, &right).await;
+    assert_eq!(claimed.status, 303, "{}", claimed.body);
+    assert!(claimed.location().contains("notice=claimed"));
+
+    let signed_out = browser.post("/logout", &[("csrf_token", &token)]).await;
+    assert_eq!(signed_out.status, 303);
+    let removed = signed_out
+        .set_cookies()
+        .into_iter()
+        .any(|c| c.starts_with("catalogue_session=") && c.contains("Max-Age=0"));
+    assert!(removed, "signing out removes the session cookie");
+    assert_eq!(browser.get("/").await.status, 303, "signed out");
+}
+
+async fn an_officer_cannot_see_another_trusts_pages(app: TestApp) {
+    let ours = app.create_user(Role::Officer, Some("RR8"));
+    let theirs = app.create_user(Role::Officer, Some("RJ1"));
+    let mut them = Browser::new(&app);
+    them.sign_in(&theirs).await;
+    let (entitlement, page) = windows_10_claim_form(&mut them).await;
+    let token = page.hidden("csrf_token");
+    let claimed = them
+        .post(
+            &format!("/entitlements/{entitlement}/claim"),
+            &[("organisation", "RJ1"), ("quantity", "3"), ("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(claimed.status, 303);
+    let their_allocation: i64 = app.with_connection(|conn| {
+        use db::schema::allocations::dsl::*;
+        use diesel::prelude::*;
+        allocations.select(id).first(conn).unwrap()
+    });
+
+    let mut us = Browser::new(&app);
+    us.sign_in(&ours).await;
+    assert_eq!(us.get("/organisations/RR8").await.status, 200);
+    for code in ["RJ1", "rj1"] {
+        let page = us.get(&format!("/organisations/{code}")).await;
+        assert_eq!(page.status, 404, "{code}");
+        assert!(!page.body.contains("Guy"), "nothing of the other trust is shown");
+    }
+    let asked_for_them = us.get("/?q=Windows+10+Enterprise&organisation=RJ1").await;
+    assert!(!asked_for_them.body.contains("RJ1"), "an officer's question is always for their own trust");
+    let (_, page) = windows_10_claim_form(&mut us).await;
+    let token = page.hidden("csrf_token");
+    let for_them = us
+        .post(
+            &format!("/entitlements/{entitlement}/claim"),
+            &[("organisation", "RJ1"), ("quantity", "3"), ("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(for_them.status, 404, "claiming for another trust");
+    let release =
+        us.post(&format!("/allocations/{their_allocation}/release"), &[("csrf_token", &token)]).await;
+    assert_eq!(release.status, 404, "releasing another trust's seats");
+    assert_eq!(us.get("/users").await.status, 403, "officers do not see the users list");
+}
+
+async fn disabling_a_user_ends_their_session(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    assert_eq!(browser.get("/organisations/RR8").await.status, 200);
+    let changes = db::users::UserChanges { disabled: Some(true), ..Default::default() };
+    db::users::update(app.db(), &db::Actor::system("test"), officer.id, changes, db::Precondition::Exists)
+        .unwrap();
+    let after = browser.get("/organisations/RR8").await;
+    assert_eq!(after.status, 303);
+    assert!(after.location().starts_with("/login"));
+}
+
+async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let windows = browser.get("/?q=windows+10+enterprise").await;
+    assert!(windows.body.contains("Licensed nationally"), "{}", windows.body);
+    assert!(windows.body.contains("nhsuk-card--warning"), "unsupported: a warning callout");
+    let csp = windows.headers["content-security-policy"].to_str().unwrap_or_default();
+    assert_eq!(csp, api::web::PAGE_CSP);
+    assert_eq!(windows.headers["cache-control"], "no-store");
+
+    let devices = browser.get("/?q=medical+device+software").await;
+    assert!(devices.body.contains("Buy locally against a standard"), "{}", devices.body);
+    assert!(devices.body.contains("Medical device security"));
+    assert!(devices.body.contains("MUST"));
+
+    let nothing = browser.get("/?q=no+such+product+anywhere").await;
+    assert!(nothing.body.contains("Nothing matches"));
+
+    // The stylesheet the page names is served from the binary, cacheable for a year.
+    let marker = r#"<link rel="stylesheet" href=""#;
+    let start = windows.body.find(marker).unwrap() + marker.len();
+    let css = windows.body[start..].split('"').next().unwrap_or_default().to_owned();
+    let response = app.get(&css).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["cache-control"].to_str().unwrap_or_default().contains("immutable"));
+    assert!(response.text().await.unwrap_or_default().contains("nhsuk"));
+
+    // The national team's agreement page draws a chart per entitlement.
+    let admin = app.create_user(Role::Admin, None);
+    let mut national = Browser::new(&app);
+    national.sign_in(&admin).await;
+    let agreements = national.get("/agreements").await;
+    assert_eq!(agreements.status, 200);
+    let marker = r#"<a href="/agreements/"#;
+    let ids: Vec<String> = agreements
+        .body
+        .match_indices(marker)
+        .map(|(at, _)| agreements.body[at + marker.len()..].split('"').next().unwrap_or_default().to_owned())
+        .collect();
+    let mut charts = 0;
+    for id in ids {
+        let page = national.get(&format!("/agreements/{id}")).await;
+        assert_eq!(page.status, 200);
+        charts += page.body.matches("<svg class=\"app-chart\"").count();
+    }
+    assert!(charts > 0, "at least one utilisation chart");
+    assert_eq!(national.get("/users").await.status, 200);
+
+    // The unsupported-software report at a chosen date.
+    let report = national.get("/reports/unsupported?on=2020-01-14&within_months=6").await;
+    assert_eq!(report.status, 200);
+    assert!(report.body.contains("Unsupported software on 14 January 2020"));
+    assert_eq!(national.get("/reports/unsupported?on=14/01/2020").await.status, 422);
+    assert_eq!(browser.get("/reports/unsupported").await.status, 403, "officers do not see national reports");
+}
+
+/// The id of the standard titled `title`, from the standards page.
+async fn standard_id(browser: &mut Browser<'_>, title: &str) -> String {
+    let list = browser.get("/standards").await;
+    assert_eq!(list.status, 200);
+    let at = list.body.find(&format!(">{title}</a>")).expect("the standard is listed");
+    let start = list.body[..at].rfind("/standards/").unwrap() + "/standards/".len();
+    list.body[start..at].split('"').next().unwrap_or_default().to_owned()
+}
+
+async fn only_the_publisher_drafts_and_publishes_a_standard(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let other_author = app.create_user(Role::Exemplar, Some("RRK"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let page = browser.get(&format!("/standards/{id}")).await;
+    let token = page.hidden("csrf_token");
+    let drafted = browser.post(&format!("/standards/{id}/versions"), &[("csrf_token", &token)]).await;
+    assert_eq!(drafted.status, 303, "{}", drafted.body);
+    assert!(drafted.location().contains("notice=drafted&n=3"));
+    let confirmation = browser.get(&format!("/standards/{id}/versions/3/publish")).await;
+    assert_eq!(confirmation.status, 200);
+    assert!(confirmation.body.contains("supersedes version 2"), "{}", confirmation.body);
+
+    // Another exemplar trust may neither see the confirmation nor publish.
+    let mut other = Browser::new(&app);
+    other.sign_in(&other_author).await;
+    assert_eq!(other.get(&format!("/standards/{id}/versions/3/publish")).await.status, 403);
+    let other_token = other.get("/standards").await.hidden("csrf_token");
+    let refused =
+        other.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &other_token)]).await;
+    assert_eq!(refused.status, 403);
+
+    let published =
+        browser.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &token)]).await;
+    assert_eq!(published.status, 303);
+    let after = browser.get(published.location()).await;
+    assert!(after.body.contains("Version 3: published"));
+    let published_twice =
+        browser.post(&format!("/standards/{id}/versions/3/publish"), &[("csrf_token", &token)]).await;
+    assert_eq!(published_twice.status, 409, "a published version never changes");
+}
+
+async fn an_officer_records_a_purchase_against_the_published_version(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let form = browser.get(&format!("/organisations/RR8/purchases/new?standard={id}")).await;
+    assert_eq!(form.status, 200);
+    let token = form.hidden("csrf_token");
+    let version = form.hidden("version");
+    let base = vec![
+        ("csrf_token", token.as_str()),
+        ("standard_id", id.as_str()),
+        ("version", version.as_str()),
+        ("category", "medical-device-software"),
+        ("description", "Portable X-ray unit"),
+        ("purchased_on", "2026-11-02"),
+        ("quantity", "1"),
+        ("unit_cost", "12,000"),
+        ("order_reference", "PO-1"),
+        ("requirement_MDS-01", "1"),
+        ("met_MDS-01", "yes"),
+        ("requirement_MDS-02", "1"),
+        ("requirement_MDS-03", "1"),
+    ];
+    let recorded = browser.post("/organisations/RR8/purchases", &base).await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    assert_eq!(recorded.location(), "/organisations/RR8?notice=purchased-non-compliant");
+    let page = browser.get(recorded.location()).await;
+    assert!(page.body.contains("Portable X-ray unit"));
+    assert!(page.body.contains("Not compliant"));
+
+    let mut bad = base.clone();
+    bad.retain(|(name, _)| *name != "unit_cost");
+    bad.push(("unit_cost", "twelve"));
+    let refused = browser.post("/organisations/RR8/purchases", &bad).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Enter the cost of one unit in pounds"));
+    assert!(refused.body.contains("Portable X-ray unit"), "what was typed is kept");
+
+    assert_eq!(browser.get(&format!("/organisations/RJ1/purchases/new?standard={id}")).await.status, 404);
+    assert_eq!(browser.post("/organisations/RJ1/purchases", &base).await.status, 404);
+}
+
+/// A session token issued `age` seconds ago, signed with the app's key.
+fn token_issued_ago(app: &TestApp, user_id: i64, age: u64) -> String {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({"sub": user_id.to_string(), "iat": now - age, "exp": now - age + 900,
+                                    "iss": "nhs-licence-catalogue", "aud": "nhs-licence-catalogue-api", "gen": 0});
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(&app.jwt_secret).unwrap()).unwrap()
+}
+
+async fn an_active_session_is_renewed_and_keeps_its_forms_valid(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    let session_id = "0123456789abcdef0123456789abcdef";
+
+    // A fresh token is not renewed.
+    browser.cookies.insert(
+        "catalogue_session".into(),
+        format!("{session_id}.{}", token_issued_ago(&app, officer.id, 10)),
+    );
+    let fresh = browser.get("/").await;
+    assert_eq!(fresh.status, 200);
+    assert!(fresh.set_cookies().is_empty(), "{:?}", fresh.set_cookies());
+    let token_before = fresh.hidden("csrf_token");
+
+    // Past half its life, the token is renewed under the same session id, so forms stay valid.
+    browser.cookies.insert(
+        "catalogue_session".into(),
+        format!("{session_id}.{}", token_issued_ago(&app, officer.id, 600)),
+    );
+    let renewed = browser.get("/").await;
+    assert_eq!(renewed.status, 200);
+    let cookie =
+        renewed.set_cookies().into_iter().find(|c| c.starts_with("catalogue_session=")).expect("renewed");
+    assert!(cookie.starts_with(&format!("catalogue_session={session_id}.")), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert_eq!(
+        renewed.hidden("csrf_token"),
+        token_before,
+        "the CSRF token belongs to the session, not the token"
+    );
+    assert_eq!(browser.get("/").await.set_cookies().len(), 0, "the renewed token is fresh");
+
+    // An expired token is not.
+    browser.cookies.insert(
+        "catalogue_session".into(),
+        format!("{session_id}.{}", token_issued_ago(&app, officer.id, 1000)),
+    );
+    assert_eq!(browser.get("/").await.status, 303);
+}
+
+async fn an_officer_acknowledges_an_advisory_for_their_own_trust_only(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    // Holding Windows 10 Enterprise seats exposes RR8 to the Windows 10 end-of-support advisory.
+    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
+    let token = page.hidden("csrf_token");
+    let claimed = browser
+        .post(
+            &format!("/entitlements/{entitlement}/claim"),
+            &[("organisation", "RR8"), ("quantity", "10"), ("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(claimed.status, 303);
+    let organisation = browser.get("/organisations/RR8").await;
+    assert!(organisation.body.contains("CC-2025-0001"), "{}", organisation.body);
+    let marker = "/advisories/";
+    let at = organisation.body.find("/acknowledge\"").expect("an acknowledge form");
+    let start = organisation.body[..at].rfind(marker).unwrap() + marker.len();
+    let advisory = organisation.body[start..at].to_owned();
+    let path = format!("/organisations/RR8/advisories/{advisory}/acknowledge");
+
+    assert_eq!(browser.post(&path, &[("applicable", "yes")]).await.status, 403, "no CSRF token");
+    let other_trust = format!("/organisations/RJ1/advisories/{advisory}/acknowledge");
+    assert_eq!(browser.post(&other_trust, &[("csrf_token", &token)]).await.status, 404);
+    let acknowledged = browser
+        .post(&path, &[("csrf_token", &token), ("applicable", "yes"), ("return_to", "/organisations/RR8")])
+        .await;
+    assert_eq!(acknowledged.status, 303);
+    assert_eq!(acknowledged.location(), "/organisations/RR8?notice=acknowledged");
+    let after = browser.get(acknowledged.location()).await;
+    assert!(after.body.contains("The advisory is acknowledged."));
+    assert!(!after.body.contains("/acknowledge\""), "nothing left to acknowledge");
+
+    let admin = app.create_user(Role::Admin, None);
+    let mut national = Browser::new(&app);
+    national.sign_in(&admin).await;
+    let exposure = national.get(&format!("/advisories/{advisory}")).await;
+    assert!(exposure.body.contains("Exposure"));
+    assert!(exposure.body.contains("after the deadline"), "RR8 acknowledged late");
+}
+
+on_both_engines!(
+    an_officer_acknowledges_an_advisory_for_their_own_trust_only,
+    an_active_session_is_renewed_and_keeps_its_forms_valid,
+    only_the_publisher_drafts_and_publishes_a_standard,
+    an_officer_records_a_purchase_against_the_published_version,
+    sign_in_sets_a_strict_http_only_session_cookie,
+    a_wrong_password_signs_no_one_in,
+    forms_without_their_csrf_token_are_refused,
+    an_officer_cannot_see_another_trusts_pages,
+    disabling_a_user_ends_their_session,
+    pages_answer_in_plain_words_under_a_page_csp,
+);
