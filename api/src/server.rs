@@ -25,7 +25,10 @@ pub fn bind(address: &str) -> anyhow::Result<TcpListener> {
 /// The running server on an already bound listener (tests pass port 0).
 pub fn start(listener: TcpListener, state: AppState, workers: Option<usize>) -> anyhow::Result<Server> {
     let metrics = crate::app::metrics()?;
-    let mut server = HttpServer::new(move || build_app(state.clone(), metrics.clone()));
+    // A request head must arrive within 15 s of connecting (actix's default is 5 s, which a
+    // saturated two-core machine can miss for a client that did nothing wrong).
+    let mut server = HttpServer::new(move || build_app(state.clone(), metrics.clone()))
+        .client_request_timeout(std::time::Duration::from_secs(15));
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
