@@ -57,36 +57,67 @@ pub struct Touched {
     pub after: Option<serde_json::Value>,
 }
 
+/// An ODS code stored inline (codes are at most 10 characters): no allocation per organisation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Code {
+    bytes: [u8; 10],
+    len: u8,
+}
+
+impl Code {
+    fn new(text: &str) -> Option<Code> {
+        let upper = text.to_ascii_uppercase();
+        let raw = upper.as_bytes();
+        if raw.is_empty() || raw.len() > 10 {
+            return None;
+        }
+        let mut bytes = [0u8; 10];
+        bytes[..raw.len()].copy_from_slice(raw);
+        Some(Code { bytes, len: raw.len() as u8 })
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+/// What coverage needs of an organisation; at national scale (250,000 of them) every byte counts.
 struct CachedOrganisation {
-    code: Box<str>,
     name: Box<str>,
     kind: OrganisationKind,
     closed: bool,
-    successor_code: Option<Box<str>>,
+    successor_code: Option<Code>,
 }
 
+/// What coverage needs of a product. Name, edition, version and SKU share one allocation.
 struct CachedProduct {
-    id: i64,
     supplier_id: i64,
-    name: Box<str>,
-    edition: Box<str>,
-    version: Box<str>,
-    sku: Option<Box<str>>,
-    category: Arc<str>,
+    /// `name \0 edition \0 version \0 sku`
+    text: Box<str>,
+    has_sku: bool,
+    category: u16,
     mainstream: Option<NaiveDate>,
     extended: Option<NaiveDate>,
 }
 
 impl CachedProduct {
-    fn covered(&self, on: NaiveDate) -> CoveredProduct {
+    fn parts(&self) -> (&str, &str, &str, Option<&str>) {
+        let mut parts = self.text.split('\0');
+        let (name, edition, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let sku = parts.next().filter(|_| self.has_sku);
+        (name, edition, version, sku)
+    }
+
+    fn covered(&self, id: i64, category: &str, on: NaiveDate) -> CoveredProduct {
+        let (name, edition, version, sku) = self.parts();
         CoveredProduct {
-            id: self.id,
+            id,
             supplier_id: self.supplier_id,
-            name: self.name.to_string(),
-            edition: self.edition.to_string(),
-            version: self.version.to_string(),
-            sku: self.sku.as_ref().map(|s| s.to_string()),
-            category: self.category.to_string(),
+            name: name.to_owned(),
+            edition: edition.to_owned(),
+            version: version.to_owned(),
+            sku: sku.map(str::to_owned),
+            category: category.to_owned(),
             mainstream_support_ends_on: self.mainstream,
             extended_support_ends_on: self.extended,
             support_status: SupportStatus::Supported,
@@ -96,42 +127,35 @@ impl CachedProduct {
 }
 
 type OrganisationRow = (String, String, String, Option<NaiveDate>, Option<String>);
-type ProductRow =
-    (i64, i64, String, String, String, Option<String>, String, Option<NaiveDate>, Option<NaiveDate>);
+type ProductRow = (i64, i64, String, String, String, Option<String>, String, Option<NaiveDate>, Option<NaiveDate>);
 
 #[derive(Default)]
 struct Products {
-    by_id: HashMap<i64, Arc<CachedProduct>>,
-    by_category: HashMap<Arc<str>, Vec<i64>>,
-    /// Interned category names: a few dozen strings shared by every product.
-    categories: HashSet<Arc<str>>,
+    by_id: HashMap<i64, CachedProduct>,
+    by_category: HashMap<u16, Vec<i64>>,
+    /// Category names, indexed by the number products hold.
+    categories: Vec<String>,
 }
 
 impl Products {
+    fn category_index(&mut self, category: &str) -> u16 {
+        match self.categories.iter().position(|c| c == category) {
+            Some(index) => index as u16,
+            None => {
+                self.categories.push(category.to_owned());
+                (self.categories.len() - 1) as u16
+            }
+        }
+    }
+
     fn insert(&mut self, row: ProductRow) {
         let (id, supplier_id, name, edition, version, sku, category, mainstream, extended) = row;
         self.remove(id);
-        let category: Arc<str> = match self.categories.get(category.as_str()) {
-            Some(shared) => shared.clone(),
-            None => {
-                let shared: Arc<str> = Arc::from(category.as_str());
-                self.categories.insert(shared.clone());
-                shared
-            }
-        };
-        self.by_category.entry(category.clone()).or_default().push(id);
-        let product = CachedProduct {
-            id,
-            supplier_id,
-            name: name.into(),
-            edition: edition.into(),
-            version: version.into(),
-            sku: sku.map(Into::into),
-            category,
-            mainstream,
-            extended,
-        };
-        self.by_id.insert(id, Arc::new(product));
+        let category = self.category_index(&category);
+        self.by_category.entry(category).or_default().push(id);
+        let has_sku = sku.is_some();
+        let text = format!("{name}\0{edition}\0{version}\0{}", sku.unwrap_or_default()).into_boxed_str();
+        self.by_id.insert(id, CachedProduct { supplier_id, text, has_sku, category, mainstream, extended });
     }
 
     fn remove(&mut self, id: i64) {
@@ -168,7 +192,7 @@ impl Lines {
 
 #[derive(Default)]
 pub struct ReadModel {
-    organisations: RwLock<HashMap<Box<str>, Arc<CachedOrganisation>>>,
+    organisations: RwLock<HashMap<Code, CachedOrganisation>>,
     products: RwLock<Products>,
     lines: RwLock<Lines>,
     /// Entitlement id -> (seats allocated, seats version).
@@ -191,7 +215,10 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn load_organisations(conn: &mut DbConnection, code: Option<&str>) -> DbResult<Vec<OrganisationRow>> {
+/// Rows are read a page at a time, so loading never holds a whole table of rows beside the cache.
+const LOAD_PAGE: i64 = 10_000;
+
+fn load_organisations(conn: &mut DbConnection, code: Option<&str>, after: Option<&str>) -> DbResult<Vec<OrganisationRow>> {
     let mut query = organisations::table
         .select((
             organisations::code,
@@ -200,27 +227,30 @@ fn load_organisations(conn: &mut DbConnection, code: Option<&str>) -> DbResult<V
             organisations::closed_on,
             organisations::successor_code,
         ))
+        .order(organisations::code)
+        .limit(LOAD_PAGE)
         .into_boxed();
     if let Some(code) = code {
         query = query.filter(organisations::code.eq(code.to_owned()));
     }
+    if let Some(after) = after {
+        query = query.filter(organisations::code.gt(after.to_owned()));
+    }
     Ok(query.load(conn)?)
 }
 
-fn cached_organisation(row: OrganisationRow) -> (Box<str>, Arc<CachedOrganisation>) {
+fn cached_organisation(row: OrganisationRow) -> Option<(Code, CachedOrganisation)> {
     let (code, name, kind, closed_on, successor_code) = row;
-    let code: Box<str> = code.into();
     let organisation = CachedOrganisation {
-        code: code.clone(),
-        name: name.into(),
+        name: name.into_boxed_str(),
         kind: OrganisationKind::parse(&kind).unwrap_or(OrganisationKind::Other),
         closed: closed_on.is_some(),
-        successor_code: successor_code.map(Into::into),
+        successor_code: successor_code.as_deref().and_then(Code::new),
     };
-    (code, Arc::new(organisation))
+    Some((Code::new(&code)?, organisation))
 }
 
-fn load_products(conn: &mut DbConnection, id: Option<i64>) -> DbResult<Vec<ProductRow>> {
+fn load_products(conn: &mut DbConnection, id: Option<i64>, after: Option<i64>) -> DbResult<Vec<ProductRow>> {
     let mut query = products::table
         .select((
             products::id,
@@ -233,9 +263,14 @@ fn load_products(conn: &mut DbConnection, id: Option<i64>) -> DbResult<Vec<Produ
             products::mainstream_support_ends_on,
             products::extended_support_ends_on,
         ))
+        .order(products::id)
+        .limit(LOAD_PAGE)
         .into_boxed();
     if let Some(id) = id {
         query = query.filter(products::id.eq(id));
+    }
+    if let Some(after) = after {
+        query = query.filter(products::id.gt(after));
     }
     Ok(query.load(conn)?)
 }
@@ -254,58 +289,88 @@ impl ReadModel {
         Ok(model)
     }
 
-    /// Replaces every cached value with the database's.
+    /// Replaces every cached value with the database's. Organisations and products are read a
+    /// page at a time into the new maps, which replace the old ones when complete.
     pub fn reload(&self, db: &Database) -> DbResult<()> {
-        db.read(|conn| {
-            let organisation_rows = load_organisations(conn, None)?;
-            let product_rows = load_products(conn, None)?;
-            let agreement_list = agreements::all(conn)?;
-            let entitlement_list = agreements::all_entitlements(conn)?;
-            let seat_rows = seat_rows(conn)?;
-            let published = guidance::published(conn, None, far_future())?;
-            let categories = standard_categories(conn)?;
-            let principal_list = users::all_principals(conn)?;
-
-            *write(&self.organisations) = organisation_rows.into_iter().map(cached_organisation).collect();
-            let mut products = Products::default();
-            for row in product_rows {
+        let mut organisations = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = db.read(|conn| load_organisations(conn, None, after.as_deref()))?;
+            after = page.last().map(|row| row.0.clone());
+            let last_page = (page.len() as i64) < LOAD_PAGE;
+            organisations.extend(page.into_iter().filter_map(cached_organisation));
+            if last_page {
+                break;
+            }
+        }
+        let mut products = Products::default();
+        let mut after: Option<i64> = None;
+        loop {
+            let page = db.read(|conn| load_products(conn, None, after))?;
+            after = page.last().map(|row| row.0);
+            let last_page = (page.len() as i64) < LOAD_PAGE;
+            for row in page {
                 products.insert(row);
             }
-            *write(&self.products) = products;
-            let mut lines = Lines::default();
-            for agreement in agreement_list {
-                lines.agreements.insert(agreement.id, Arc::new(agreement));
+            if last_page {
+                break;
             }
-            for entitlement in entitlement_list {
-                lines.insert_entitlement(entitlement);
-            }
-            *write(&self.lines) = lines;
-            *write(&self.seats) =
-                seat_rows.into_iter().map(|(id, allocated, version)| (id, (allocated, version))).collect();
-            *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
-            *write(&self.standard_categories) = categories;
-            *write(&self.principals) = principal_list.into_iter().map(|p| (p.user_id, p)).collect();
-            Ok(())
+        }
+        organisations.shrink_to_fit();
+        products.by_id.shrink_to_fit();
+        let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) = db.read(|conn| {
+            Ok((
+                agreements::all(conn)?,
+                agreements::all_entitlements(conn)?,
+                seat_rows(conn)?,
+                guidance::published(conn, None, far_future())?,
+                standard_categories(conn)?,
+                users::all_principals(conn)?,
+            ))
         })?;
+        *write(&self.organisations) = organisations;
+        *write(&self.products) = products;
+        let mut lines = Lines::default();
+        for agreement in agreement_list {
+            lines.agreements.insert(agreement.id, Arc::new(agreement));
+        }
+        for entitlement in entitlement_list {
+            lines.insert_entitlement(entitlement);
+        }
+        *write(&self.lines) = lines;
+        *write(&self.seats) = seat_rows.into_iter().map(|(id, allocated, version)| (id, (allocated, version))).collect();
+        *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
+        *write(&self.standard_categories) = categories;
+        *write(&self.principals) = principal_list.into_iter().map(|p| (p.user_id, p)).collect();
         self.stale.store(false, Ordering::Relaxed);
         Ok(())
     }
 
     /// The coverage answer, from memory.
     pub fn coverage(&self, organisation_code: &str, subject: Subject, on: NaiveDate) -> DbResult<Coverage> {
-        let organisation = read(&self.organisations)
-            .get(organisation_code.to_uppercase().as_str())
-            .cloned()
-            .ok_or(DbError::NotFound("organisation"))?;
+        let code = Code::new(organisation_code).ok_or(DbError::NotFound("organisation"))?;
+        let organisation = {
+            let organisations = read(&self.organisations);
+            let found = organisations.get(&code).ok_or(DbError::NotFound("organisation"))?;
+            AskingOrganisation {
+                code: code.as_str().to_owned(),
+                name: found.name.to_string(),
+                kind: found.kind,
+                closed: found.closed,
+                successor_code: found.successor_code.map(|c| c.as_str().to_owned()),
+            }
+        };
         let (product, category, product_ids) = {
             let products = read(&self.products);
             match subject {
                 Subject::Product(id) => {
                     let product = products.by_id.get(&id).ok_or(DbError::NotFound("product"))?;
-                    (Some(product.covered(on)), product.category.to_string(), vec![id])
+                    let category = products.categories.get(product.category as usize).cloned().unwrap_or_default();
+                    (Some(product.covered(id, &category, on)), category, vec![id])
                 }
                 Subject::Category(category) => {
-                    let ids = products.by_category.get(category.as_str()).cloned().unwrap_or_default();
+                    let index = products.categories.iter().position(|c| *c == category);
+                    let ids = index.and_then(|i| products.by_category.get(&(i as u16))).cloned().unwrap_or_default();
                     if ids.is_empty() && !read(&self.standard_categories).contains(&category) {
                         return Err(DbError::NotFound("category"));
                     }
@@ -343,13 +408,7 @@ impl ReadModel {
             })
             .collect();
         let question = Question {
-            organisation: AskingOrganisation {
-                code: organisation.code.to_string(),
-                name: organisation.name.to_string(),
-                kind: organisation.kind,
-                closed: organisation.closed,
-                successor_code: organisation.successor_code.as_ref().map(|c| c.to_string()),
-            },
+            organisation,
             product,
             category,
             lines,
@@ -403,14 +462,16 @@ impl ReadModel {
         let id = || entity_id.parse::<i64>().ok();
         match entity {
             "organisation" => {
-                let rows = db.read(|conn| load_organisations(conn, Some(entity_id)))?;
+                let rows = db.read(|conn| load_organisations(conn, Some(entity_id), None))?;
                 let mut organisations = write(&self.organisations);
-                organisations.remove(entity_id);
-                organisations.extend(rows.into_iter().map(cached_organisation));
+                if let Some(code) = Code::new(entity_id) {
+                    organisations.remove(&code);
+                }
+                organisations.extend(rows.into_iter().filter_map(cached_organisation));
             }
             "product" => {
                 let Some(id) = id() else { return Ok(()) };
-                let rows = db.read(|conn| load_products(conn, Some(id)))?;
+                let rows = db.read(|conn| load_products(conn, Some(id), None))?;
                 let mut products = write(&self.products);
                 products.remove(id);
                 for row in rows {
