@@ -161,6 +161,7 @@ impl From<DbError> for ApiError {
             DbError::SeatsExhausted { remaining } => ApiError::SeatsExhausted { remaining },
             DbError::Invalid(detail) => ApiError::Unprocessable(detail),
             DbError::StaleRevision => ApiError::PreconditionFailed,
+            DbError::InvalidCursor => ApiError::BadRequest(DbError::InvalidCursor.to_string()),
             DbError::Unavailable(cause) => ApiError::Unavailable(cause),
             DbError::Migration(cause) | DbError::Internal(cause) => ApiError::Internal(cause),
         }

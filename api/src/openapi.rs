@@ -15,6 +15,7 @@ use crate::error::{ApiError, Problem};
                        seats are left, and which \"buy against\" standard a local purchase must meet.",
         license(name = "MIT", identifier = "MIT"),
     ),
+    servers((url = "/", description = "This server")),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
     tags(

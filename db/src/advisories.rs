@@ -68,8 +68,10 @@ pub struct Advisory {
     pub reference: String,
     pub title: String,
     pub severity: Severity,
+    #[serde(serialize_with = "crate::time::utc")]
     pub published_at: NaiveDateTime,
     /// For high and critical advisories: when acknowledgements fall due.
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub acknowledge_by: Option<NaiveDateTime>,
     pub remediation: String,
     pub links: Vec<String>,
@@ -296,10 +298,12 @@ pub enum ResponseStatus {
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdvisoryResponse {
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub acknowledged_at: Option<NaiveDateTime>,
     /// Whether the advisory applies to the organisation, once it has said.
     pub applicable: Option<bool>,
     pub applicability_reason: Option<String>,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub closed_at: Option<NaiveDateTime>,
     pub remediation_note: Option<String>,
     /// Acknowledged after the 48-hour deadline.
@@ -332,6 +336,7 @@ pub struct Exposure {
     pub advisory_id: i64,
     pub reference: String,
     pub severity: Severity,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub acknowledge_by: Option<NaiveDateTime>,
     /// Overdue first, then not acknowledged, acknowledged, closed; then by code.
     pub organisations: Vec<ExposedOrganisation>,
@@ -525,6 +530,7 @@ pub struct AdvisoryStanding {
     pub severity: Severity,
     pub organisation_code: String,
     pub status: ResponseStatus,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub acknowledge_by: Option<NaiveDateTime>,
     pub acknowledged_late: bool,
 }

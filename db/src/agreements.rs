@@ -55,7 +55,9 @@ pub struct Agreement {
     pub source: Option<String>,
     #[serde(skip)]
     pub revision: i64,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::time::utc")]
     pub updated_at: NaiveDateTime,
 }
 
@@ -330,7 +332,9 @@ pub struct Entitlement {
     pub source: Option<String>,
     #[serde(skip)]
     pub revision: i64,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::time::utc")]
     pub updated_at: NaiveDateTime,
 }
 

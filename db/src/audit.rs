@@ -92,6 +92,7 @@ impl<T> Audited<T> {
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     pub id: i64,
+    #[serde(serialize_with = "crate::time::utc")]
     pub occurred_at: NaiveDateTime,
     pub actor_user_id: Option<i64>,
     pub actor: String,

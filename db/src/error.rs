@@ -17,6 +17,9 @@ pub enum DbError {
     /// A seat claim would take the entitlement past its cap.
     #[error("not enough seats remain: {remaining}")]
     SeatsExhausted { remaining: i64 },
+    /// A list's `cursor` is not one the list handed out.
+    #[error("cursor is not valid: pass a next_cursor from the previous page")]
+    InvalidCursor,
     /// The caller's copy is out of date (optimistic concurrency).
     #[error("the resource has changed since it was read")]
     StaleRevision,
@@ -43,6 +46,10 @@ impl From<DieselError> for DbError {
             DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _)
             | DieselError::DatabaseError(DatabaseErrorKind::NotNullViolation, _) => {
                 DbError::Invalid("the values break a rule of the catalogue".into())
+            }
+            // PostgreSQL refuses text it cannot store (a NUL character); the input was bad.
+            DieselError::DatabaseError(_, info) if info.message().contains("invalid byte sequence") => {
+                DbError::Invalid("text must not contain NUL characters".into())
             }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 DbError::Unavailable(info.message().to_owned())

@@ -39,6 +39,7 @@ pub struct StandardGuidance {
     /// The published version to buy against.
     pub version: i32,
     pub version_id: i64,
+    #[serde(serialize_with = "crate::time::utc")]
     pub published_at: NaiveDateTime,
     pub summary: Option<String>,
     pub requirements: Vec<RequirementSummary>,

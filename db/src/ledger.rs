@@ -44,7 +44,9 @@ pub struct Allocation {
     /// For a transferred allocation: the successor's allocation that took its seats.
     pub transferred_to_id: Option<i64>,
     pub created_by: Option<i64>,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::time::utc")]
     pub updated_at: NaiveDateTime,
 }
 

@@ -20,6 +20,7 @@ pub mod schema;
 pub mod seed;
 pub mod standards;
 pub mod synthetic;
+pub mod time;
 pub mod users;
 pub mod vocabulary;
 

@@ -51,7 +51,9 @@ pub struct Organisation {
     pub source: Option<String>,
     #[serde(skip)]
     pub revision: i64,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::time::utc")]
     pub updated_at: NaiveDateTime,
 }
 

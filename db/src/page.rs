@@ -22,7 +22,7 @@ impl PageRequest {
     pub fn after_id(&self) -> Result<Option<i64>, crate::DbError> {
         self.cursor
             .as_deref()
-            .map(|c| c.parse::<i64>().map_err(|_| crate::DbError::Invalid("cursor is not valid".into())))
+            .map(|c| c.parse::<i64>().map_err(|_| crate::DbError::InvalidCursor))
             .transpose()
     }
 }

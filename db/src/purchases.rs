@@ -74,6 +74,7 @@ pub struct Purchase {
     pub superseded_by_id: Option<i64>,
     pub declarations: Vec<Declaration>,
     pub created_by: Option<i64>,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
 }
 

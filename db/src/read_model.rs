@@ -103,7 +103,8 @@ struct CachedProduct {
 impl CachedProduct {
     fn parts(&self) -> (&str, &str, &str, Option<&str>) {
         let mut parts = self.text.split('\0');
-        let (name, edition, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (name, edition, version) =
+            (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let sku = parts.next().filter(|_| self.has_sku);
         (name, edition, version, sku)
     }
@@ -127,7 +128,8 @@ impl CachedProduct {
 }
 
 type OrganisationRow = (String, String, String, Option<NaiveDate>, Option<String>);
-type ProductRow = (i64, i64, String, String, String, Option<String>, String, Option<NaiveDate>, Option<NaiveDate>);
+type ProductRow =
+    (i64, i64, String, String, String, Option<String>, String, Option<NaiveDate>, Option<NaiveDate>);
 
 #[derive(Default)]
 struct Products {
@@ -218,7 +220,11 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// Rows are read a page at a time, so loading never holds a whole table of rows beside the cache.
 const LOAD_PAGE: i64 = 10_000;
 
-fn load_organisations(conn: &mut DbConnection, code: Option<&str>, after: Option<&str>) -> DbResult<Vec<OrganisationRow>> {
+fn load_organisations(
+    conn: &mut DbConnection,
+    code: Option<&str>,
+    after: Option<&str>,
+) -> DbResult<Vec<OrganisationRow>> {
     let mut query = organisations::table
         .select((
             organisations::code,
@@ -318,16 +324,17 @@ impl ReadModel {
         }
         organisations.shrink_to_fit();
         products.by_id.shrink_to_fit();
-        let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) = db.read(|conn| {
-            Ok((
-                agreements::all(conn)?,
-                agreements::all_entitlements(conn)?,
-                seat_rows(conn)?,
-                guidance::published(conn, None, far_future())?,
-                standard_categories(conn)?,
-                users::all_principals(conn)?,
-            ))
-        })?;
+        let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) =
+            db.read(|conn| {
+                Ok((
+                    agreements::all(conn)?,
+                    agreements::all_entitlements(conn)?,
+                    seat_rows(conn)?,
+                    guidance::published(conn, None, far_future())?,
+                    standard_categories(conn)?,
+                    users::all_principals(conn)?,
+                ))
+            })?;
         *write(&self.organisations) = organisations;
         *write(&self.products) = products;
         let mut lines = Lines::default();
@@ -338,7 +345,8 @@ impl ReadModel {
             lines.insert_entitlement(entitlement);
         }
         *write(&self.lines) = lines;
-        *write(&self.seats) = seat_rows.into_iter().map(|(id, allocated, version)| (id, (allocated, version))).collect();
+        *write(&self.seats) =
+            seat_rows.into_iter().map(|(id, allocated, version)| (id, (allocated, version))).collect();
         *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
         *write(&self.standard_categories) = categories;
         *write(&self.principals) = principal_list.into_iter().map(|p| (p.user_id, p)).collect();
@@ -365,12 +373,16 @@ impl ReadModel {
             match subject {
                 Subject::Product(id) => {
                     let product = products.by_id.get(&id).ok_or(DbError::NotFound("product"))?;
-                    let category = products.categories.get(product.category as usize).cloned().unwrap_or_default();
+                    let category =
+                        products.categories.get(product.category as usize).cloned().unwrap_or_default();
                     (Some(product.covered(id, &category, on)), category, vec![id])
                 }
                 Subject::Category(category) => {
                     let index = products.categories.iter().position(|c| *c == category);
-                    let ids = index.and_then(|i| products.by_category.get(&(i as u16))).cloned().unwrap_or_default();
+                    let ids = index
+                        .and_then(|i| products.by_category.get(&(i as u16)))
+                        .cloned()
+                        .unwrap_or_default();
                     if ids.is_empty() && !read(&self.standard_categories).contains(&category) {
                         return Err(DbError::NotFound("category"));
                     }
@@ -407,13 +419,7 @@ impl ReadModel {
                 agreements.iter().find(|a| a.id == line.agreement_id).map(|a| (a.as_ref(), line))
             })
             .collect();
-        let question = Question {
-            organisation,
-            product,
-            category,
-            lines,
-            on,
-        };
+        let question = Question { organisation, product, category, lines, on };
         coverage::decide(question, |category| {
             let end_of_day: NaiveDateTime = on.and_hms_opt(23, 59, 59).unwrap_or_default();
             Ok(read(&self.guidance)

@@ -30,6 +30,7 @@ pub struct RiskAcceptance {
     pub mds2_reference: Option<String>,
     pub expires_on: NaiveDate,
     pub created_by: Option<i64>,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
 }
 

@@ -152,8 +152,11 @@ struct VersionRow {
 pub struct VersionSummary {
     pub number: i32,
     pub status: VersionStatus,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub published_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub superseded_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub withdrawn_at: Option<NaiveDateTime>,
 }
 
@@ -165,12 +168,16 @@ pub struct StandardVersion {
     pub number: i32,
     pub status: VersionStatus,
     pub summary: Option<String>,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub published_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub superseded_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "crate::time::utc_option")]
     pub withdrawn_at: Option<NaiveDateTime>,
     pub requirements: Vec<Requirement>,
     #[serde(skip)]
     pub revision: i64,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
 }
 
@@ -186,6 +193,7 @@ pub struct Standard {
     /// The number of the published version, if one is.
     pub published_version: Option<i32>,
     pub versions: Vec<VersionSummary>,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
 }
 
@@ -628,6 +636,7 @@ pub struct Assessment {
     pub outcomes: Vec<Outcome>,
     pub evidence: Vec<String>,
     pub assessed_by: Option<i64>,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
 }
 

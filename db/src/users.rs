@@ -77,7 +77,9 @@ pub struct User {
     pub disabled: bool,
     #[serde(skip)]
     pub revision: i64,
+    #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::time::utc")]
     pub updated_at: NaiveDateTime,
 }
 

@@ -18,6 +18,7 @@ use crate::state::AppState;
 pub struct AdvisoryQuery {
     pub severity: Option<Severity>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -73,14 +74,18 @@ pub async fn get_advisory(
 #[serde(deny_unknown_fields)]
 pub struct CreateAdvisory {
     #[schema(example = "CC-2017-0001")]
+    #[schema(min_length = 1)]
     pub reference: String,
+    #[schema(min_length = 1)]
     pub title: String,
     pub severity: Severity,
     pub published_at: DateTime<Utc>,
+    #[schema(min_length = 1)]
     pub remediation: String,
     #[serde(default)]
     pub links: Vec<String>,
     /// Product ids; at least one.
+    #[schema(min_items = 1)]
     pub affected_product_ids: Vec<i64>,
     pub source: Option<String>,
 }
@@ -266,6 +271,7 @@ pub async fn set_advisory_applicability(
 #[serde(deny_unknown_fields)]
 pub struct Closure {
     /// What was done to remediate.
+    #[schema(min_length = 1)]
     pub remediation_note: String,
 }
 

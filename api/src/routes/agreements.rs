@@ -27,6 +27,7 @@ pub struct AgreementQuery {
     #[serde(default)]
     pub include_ended: bool,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -87,13 +88,16 @@ pub async fn get_agreement(
 #[serde(deny_unknown_fields)]
 pub struct CreateAgreement {
     pub supplier_id: i64,
+    #[schema(min_length = 1)]
     pub reference: String,
+    #[schema(min_length = 1)]
     pub title: String,
     pub framework_reference: Option<String>,
     pub starts_on: NaiveDate,
     pub ends_on: Option<NaiveDate>,
     pub funding_model: FundingModel,
     pub status: AgreementStatus,
+    #[schema(min_items = 1)]
     pub eligible_kinds: Vec<OrganisationKind>,
     pub source: Option<String>,
 }
@@ -224,9 +228,11 @@ pub struct CreateEntitlement {
     pub tier: Tier,
     pub metric: Metric,
     /// Null for no cap.
+    #[schema(minimum = 0)]
     pub seat_cap: Option<i64>,
     #[serde(default = "default_policy")]
     pub over_allocation_policy: OverAllocationPolicy,
+    #[schema(min_items = 1)]
     pub eligible_kinds: Vec<OrganisationKind>,
     pub starts_on: NaiveDate,
     pub ends_on: Option<NaiveDate>,

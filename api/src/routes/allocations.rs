@@ -91,6 +91,7 @@ pub async fn claim_seats(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkClaimRequest {
+    #[schema(min_items = 1)]
     pub claims: Vec<ClaimRequest>,
 }
 
@@ -167,6 +168,7 @@ pub struct AllocationQuery {
     #[serde(default)]
     pub include_ended: bool,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

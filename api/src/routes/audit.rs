@@ -31,6 +31,7 @@ pub struct AuditQuery {
     /// Up to this time (exclusive).
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -88,6 +89,7 @@ pub enum ExportFormat {
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `csv` (default) or `jsonl`.
+    #[param(inline)]
     pub format: Option<ExportFormat>,
     pub entity: Option<String>,
     pub entity_id: Option<String>,

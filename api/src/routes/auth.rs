@@ -30,6 +30,7 @@ pub struct TokenResponse {
 #[utoipa::path(
     tag = "auth",
     operation_id = "create_token",
+    security(()),
     request_body = TokenRequest,
     responses((status = 200, description = "A bearer token", body = TokenResponse), TokenErrors)
 )]

@@ -12,7 +12,8 @@ pub struct Health {
 }
 
 /// Liveness: 200 while the process serves.
-#[utoipa::path(tag = "health", operation_id = "healthz", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "health", operation_id = "healthz",
+    security(()), responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
@@ -22,6 +23,7 @@ pub async fn healthz() -> web::Json<Health> {
 #[utoipa::path(
     tag = "health",
     operation_id = "readyz",
+    security(()),
     responses(
         (status = 200, body = Health),
         (status = 503, description = "The database does not answer or migrations are pending", body = Health),

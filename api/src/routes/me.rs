@@ -28,6 +28,7 @@ pub struct PasswordChange {
     pub current_password: String,
     /// At least 12 characters.
     #[schema(format = Password)]
+    #[schema(min_length = 12)]
     pub new_password: String,
 }
 

@@ -23,6 +23,7 @@ pub struct OrganisationQuery {
     #[serde(default)]
     pub include_closed: bool,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -84,7 +85,9 @@ pub async fn get_organisation(
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganisation {
     /// ODS code: 3 to 10 letters and digits (stored upper-case).
+    #[schema(pattern = "^[A-Za-z0-9]{3,10}$")]
     pub code: String,
+    #[schema(min_length = 1)]
     pub name: String,
     pub kind: OrganisationKind,
     pub region: Option<String>,

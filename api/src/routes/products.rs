@@ -17,6 +17,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -51,6 +52,7 @@ pub async fn list_suppliers(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSupplier {
+    #[schema(min_length = 1)]
     pub name: String,
     pub source: Option<String>,
 }
@@ -90,6 +92,7 @@ pub struct ProductQuery {
     /// The date for support status and licensing (default today).
     pub on: Option<NaiveDate>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -160,6 +163,7 @@ pub async fn get_product(
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
     pub supplier_id: i64,
+    #[schema(min_length = 1)]
     pub name: String,
     #[serde(default)]
     pub edition: String,
@@ -167,6 +171,7 @@ pub struct CreateProduct {
     pub version: String,
     pub sku: Option<String>,
     /// A slug: lower-case letters, digits and hyphens.
+    #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: String,
     pub released_on: Option<NaiveDate>,
     pub mainstream_support_ends_on: Option<NaiveDate>,

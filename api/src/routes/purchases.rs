@@ -30,6 +30,7 @@ pub struct CreatePurchase {
     /// A product in the catalogue; or give `description` instead.
     pub product_id: Option<i64>,
     pub description: Option<String>,
+    #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: String,
     pub standard_id: i64,
     /// The version bought against: it must be the one published on `purchased_on`.
@@ -39,6 +40,7 @@ pub struct CreatePurchase {
     pub quantity: i64,
     #[schema(minimum = 0)]
     pub unit_cost_pence: i64,
+    #[schema(min_length = 1)]
     pub order_reference: String,
     /// One per MUST requirement (others optional). A MUST declared unmet is recorded as
     /// non-compliant, not refused.
@@ -96,6 +98,7 @@ pub struct PurchaseQuery {
     #[serde(default)]
     pub include_superseded: bool,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

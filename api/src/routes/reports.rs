@@ -56,6 +56,7 @@ pub struct ObligationQuery {
     /// The date that decides what is overdue (default today).
     pub on: Option<NaiveDate>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -38,6 +38,7 @@ pub struct StandardQuery {
     /// Standards with at least one version in this status.
     pub status: Option<VersionStatus>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -77,7 +78,9 @@ pub struct CreateStandard {
     /// ODS code of the publishing exemplar (exemplars: their own organisation).
     pub publisher: String,
     /// A category slug, e.g. `medical-device-software`.
+    #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: String,
+    #[schema(min_length = 1)]
     pub title: String,
     pub source: Option<String>,
     /// Summary of the first (draft) version.

@@ -21,6 +21,7 @@ pub struct UserQuery {
     #[serde(default)]
     pub include_disabled: bool,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -67,12 +68,14 @@ pub async fn list_users(
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub email: String,
+    #[schema(min_length = 1)]
     pub display_name: String,
     pub role: Role,
     /// Required for officers and exemplars (an exemplar organisation for the latter).
     pub organisation_code: Option<String>,
     /// At least 12 characters.
     #[schema(format = Password)]
+    #[schema(min_length = 12)]
     pub password: String,
 }
 
