@@ -98,8 +98,15 @@ pub fn build_app(
         .wrap_fn(|request, service| {
             let request_id = request.extensions().get::<RequestId>().copied();
             let is_docs = request.path().starts_with("/docs");
-            let response = service.call(request);
+            // A NUL character is never a valid path or query value (and PostgreSQL cannot store one).
+            let has_nul = request.uri().to_string().to_ascii_lowercase().contains("%00");
+            let response = if has_nul { None } else { Some(service.call(request)) };
             async move {
+                let Some(response) = response else {
+                    return Err(
+                        ApiError::BadRequest("the path or query contains a NUL character".into()).into()
+                    );
+                };
                 let mut response = response.await?;
                 if is_docs {
                     // Swagger UI runs its own scripts and sets inline styles; everything it

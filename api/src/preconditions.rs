@@ -65,14 +65,20 @@ pub fn optional_json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiRes
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<Option<T>>(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::Unprocessable(format!("invalid request body: {e}")),
-        _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
-    })
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    // serde would take a struct from an array of its fields; the document says object.
+    if !(value.is_object() || value.is_null()) {
+        return Err(ApiError::Unprocessable("the request body must be a JSON object".into()));
+    }
+    serde_json::from_value::<Option<T>>(value)
+        .map_err(|e| ApiError::Unprocessable(format!("invalid request body: {e}")))
 }
 
 /// A page request from `limit` and `cursor` query parameters, refusing a limit out of range.
+/// An empty cursor is the first page.
 pub fn page_request(limit: Option<i64>, cursor: Option<String>) -> ApiResult<db::PageRequest> {
+    let cursor = cursor.filter(|c| !c.is_empty());
     if let Some(limit) = limit
         && !(1..=db::page::MAX_LIMIT).contains(&limit)
     {

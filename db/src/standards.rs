@@ -20,13 +20,18 @@ use crate::vocabulary::is_slug;
 /// A check the service itself makes against a product record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+// Unknown fields inside a criterion are ignored rather than refused: the document cannot say
+// `additionalProperties: false` for the variants of a tagged enum.
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Criterion {
     /// Support (extended, else mainstream) lasts at least this many years after the purchase
     /// date; a product with no announced end passes.
     MinExtendedSupportYears { years: u32 },
     /// The product is in this category.
-    Category { category: String },
+    Category {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9-]+$"))]
+        category: String,
+    },
     /// The supplier has passed DTAC for the product.
     DtacPassed,
     /// The supplier has supplied an MDS2 form for the product.
@@ -96,7 +101,9 @@ pub struct Requirement {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequirementInput {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32, pattern = "\\S"))]
     pub code: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
     pub text: String,
     pub level: Level,
     pub criterion: Option<Criterion>,

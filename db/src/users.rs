@@ -141,7 +141,7 @@ pub fn normalise_email(email: &str) -> String {
 }
 
 fn validate_email(email: &str) -> DbResult<()> {
-    let valid = email.len() <= 254
+    let valid = email.chars().count() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })

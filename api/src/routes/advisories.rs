@@ -75,12 +75,15 @@ pub async fn get_advisory(
 pub struct CreateAdvisory {
     #[schema(example = "CC-2017-0001")]
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub reference: String,
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub title: String,
     pub severity: Severity,
     pub published_at: DateTime<Utc>,
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub remediation: String,
     #[serde(default)]
     pub links: Vec<String>,
@@ -272,6 +275,7 @@ pub async fn set_advisory_applicability(
 pub struct Closure {
     /// What was done to remediate.
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub remediation_note: String,
 }
 

@@ -89,8 +89,10 @@ pub async fn get_agreement(
 pub struct CreateAgreement {
     pub supplier_id: i64,
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub reference: String,
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub title: String,
     pub framework_reference: Option<String>,
     pub starts_on: NaiveDate,
@@ -217,6 +219,7 @@ pub async fn list_agreement_entitlements(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObligationInput {
+    #[schema(pattern = "\\S")]
     pub description: String,
     pub due_on: Option<NaiveDate>,
 }

@@ -37,7 +37,8 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Entitlement id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string (at most 255 characters) to make retries safe"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string (at most 255 characters) to make retries safe",
+            min_length = 1, max_length = 255, pattern = "^[ -~]+$"),
     ),
     request_body = ClaimRequest,
     responses(

@@ -53,6 +53,7 @@ pub async fn list_suppliers(
 #[serde(deny_unknown_fields)]
 pub struct CreateSupplier {
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub name: String,
     pub source: Option<String>,
 }
@@ -164,6 +165,7 @@ pub async fn get_product(
 pub struct CreateProduct {
     pub supplier_id: i64,
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub name: String,
     #[serde(default)]
     pub edition: String,
@@ -221,12 +223,14 @@ pub async fn create_product(
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
     pub supplier_id: Option<i64>,
+    #[schema(pattern = "\\S")]
     pub name: Option<String>,
     pub edition: Option<String>,
     pub version: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub sku: Option<Option<String>>,
+    #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<NaiveDate>)]
@@ -264,8 +268,15 @@ pub async fn update_product(
     if_match: IfMatch,
     body: web::Json<UpdateProduct>,
 ) -> ApiResult<HttpResponse> {
-    let precondition = if_match.precondition()?;
     let b = body.into_inner();
+    // The body is judged before the precondition: a bad body is 422 whatever the ETag.
+    if b.name.as_deref().is_some_and(|name| name.trim().is_empty()) {
+        return Err(crate::error::ApiError::Unprocessable("name must not be empty".into()));
+    }
+    if b.category.as_deref().is_some_and(|category| !db::vocabulary::is_slug(category)) {
+        return Err(crate::error::ApiError::Unprocessable("category must be a slug".into()));
+    }
+    let precondition = if_match.precondition()?;
     let change = move |f: &mut ProductFields| {
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(value) = b.$field { f.$field = value; })* };

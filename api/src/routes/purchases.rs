@@ -41,6 +41,7 @@ pub struct CreatePurchase {
     #[schema(minimum = 0)]
     pub unit_cost_pence: i64,
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub order_reference: String,
     /// One per MUST requirement (others optional). A MUST declared unmet is recorded as
     /// non-compliant, not refused.

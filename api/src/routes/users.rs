@@ -67,11 +67,17 @@ pub async fn list_users(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\u0000-\\u001F\\u007F-\\u009F]+@[^@\\s\\u0000-\\u001F\\u007F-\\u009F.][^@\\s\\u0000-\\u001F\\u007F-\\u009F]*\\.[^@\\s\\u0000-\\u001F\\u007F-\\u009F]*[^@\\s\\u0000-\\u001F\\u007F-\\u009F.]$"
+    )]
     pub email: String,
     #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub display_name: String,
     pub role: Role,
     /// Required for officers and exemplars (an exemplar organisation for the latter).
+    #[schema(pattern = "^[A-Za-z0-9]{3,10}$")]
     pub organisation_code: Option<String>,
     /// At least 12 characters.
     #[schema(format = Password)]
