@@ -71,6 +71,20 @@ impl CurrentUser {
         }
     }
 
+    /// The organisation a report is about: admins and auditors get what they ask for (or every
+    /// organisation); officers and exemplars always their own, and asking for another is 404.
+    pub fn report_scope(&self, asked: Option<String>) -> ApiResult<Option<String>> {
+        match self.role() {
+            Role::Admin | Role::Auditor => Ok(asked),
+            Role::Officer | Role::Exemplar => {
+                if let Some(asked) = &asked {
+                    self.ensure_can_read(asked)?;
+                }
+                Ok(self.organisation().map(str::to_owned))
+            }
+        }
+    }
+
     /// Acting for an organisation: admins for any; officers and exemplars for their own (another
     /// organisation answers 404, as for reads); auditors never (403).
     pub fn ensure_can_act_for(&self, code: &str) -> ApiResult<()> {

@@ -83,16 +83,7 @@ pub async fn obligations_report(
     query: web::Query<ObligationQuery>,
 ) -> ApiResult<web::Json<ObligationPage>> {
     let query = query.into_inner();
-    let organisation = match user.role() {
-        db::users::Role::Admin | db::users::Role::Auditor => query.organisation,
-        _ => {
-            let own = user.organisation().unwrap_or_default().to_owned();
-            if let Some(asked) = &query.organisation {
-                user.ensure_can_read(asked)?;
-            }
-            Some(own)
-        }
-    };
+    let organisation = user.report_scope(query.organisation)?;
     let page = page_request(query.limit, query.cursor)?;
     let on = query.on.unwrap_or_else(today);
     let found = state
@@ -132,15 +123,7 @@ pub async fn compliance_report(
     query: web::Query<ComplianceQuery>,
 ) -> ApiResult<web::Json<ComplianceReport>> {
     let query = query.into_inner();
-    let organisation = match user.role() {
-        db::users::Role::Admin | db::users::Role::Auditor => query.organisation,
-        _ => {
-            if let Some(asked) = &query.organisation {
-                user.ensure_can_read(asked)?;
-            }
-            user.organisation().map(str::to_owned)
-        }
-    };
+    let organisation = user.report_scope(query.organisation)?;
     let lines = state
         .run(move |db| {
             db.read(|conn| db::purchases::compliance(conn, organisation.as_deref(), query.region.as_deref()))
@@ -211,15 +194,7 @@ pub async fn advisories_report(
     query: web::Query<AdvisoryReportQuery>,
 ) -> ApiResult<web::Json<AdvisoryReport>> {
     let query = query.into_inner();
-    let organisation = match user.role() {
-        db::users::Role::Admin | db::users::Role::Auditor => query.organisation,
-        _ => {
-            if let Some(asked) = &query.organisation {
-                user.ensure_can_read(asked)?;
-            }
-            user.organisation().map(str::to_owned)
-        }
-    };
+    let organisation = user.report_scope(query.organisation)?;
     let at = chrono::Utc::now().naive_utc();
     let lines = state
         .run(move |db| db.read(|conn| db::advisories::report(conn, organisation.as_deref(), at)))
