@@ -81,10 +81,6 @@ pub struct Advisory {
     pub revision: i64,
 }
 
-fn label(name: String, edition: String, version: String) -> String {
-    [name, edition, version].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
-}
-
 fn affected_products(conn: &mut DbConnection, advisory_id: i64) -> DbResult<Vec<AffectedProduct>> {
     Ok(advisory_products::table
         .inner_join(products::table)
@@ -95,7 +91,7 @@ fn affected_products(conn: &mut DbConnection, advisory_id: i64) -> DbResult<Vec<
         .into_iter()
         .map(|(product_id, name, edition, version)| AffectedProduct {
             product_id,
-            product: label(name, edition, version),
+            product: crate::products::label(&name, &edition, &version),
         })
         .collect())
 }
@@ -390,10 +386,7 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
         .filter(allocations::status.eq("live"))
         .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
         .load(conn)?;
-    let superseded: Vec<i64> = purchases::table
-        .filter(purchases::supersedes_id.is_not_null())
-        .select(purchases::supersedes_id.assume_not_null())
-        .load(conn)?;
+    let superseded = crate::purchases::superseded_ids(conn)?;
     let through_purchases: Vec<(String, Option<i64>, i64)> = purchases::table
         .filter(purchases::product_id.eq_any(&affected))
         .filter(purchases::id.ne_all(superseded))

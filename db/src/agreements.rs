@@ -345,10 +345,6 @@ impl Entitlement {
     }
 }
 
-fn product_label(name: &str, edition: &str, version: &str) -> String {
-    [name, edition, version].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ")
-}
-
 fn to_entitlements(
     conn: &mut DbConnection,
     rows: Vec<(EntitlementRow, (String, String, String))>,
@@ -369,7 +365,7 @@ fn to_entitlements(
                 id: row.id,
                 agreement_id: row.agreement_id,
                 product_id: row.product_id,
-                product: product_label(&name, &edition, &version),
+                product: crate::products::label(&name, &edition, &version),
                 tier: Tier::parse(&row.tier).unwrap_or(Tier::NationalProvision),
                 metric: Metric::parse(&row.metric).unwrap_or(Metric::PerDevice),
                 seat_cap: row.seat_cap,

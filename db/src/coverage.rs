@@ -136,12 +136,7 @@ impl CoveredProduct {
     }
 
     pub fn label(&self) -> String {
-        [self.name.as_str(), self.edition.as_str(), self.version.as_str()]
-            .iter()
-            .filter(|part| !part.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ")
+        products::label(&self.name, &self.edition, &self.version)
     }
 
     pub fn support_ends_on(&self) -> Option<NaiveDate> {

@@ -113,13 +113,13 @@ impl Product {
 
     /// A short label: "Windows 10 Enterprise 22H2".
     pub fn label(&self) -> String {
-        [self.name.as_str(), self.edition.as_str(), self.version.as_str()]
-            .iter()
-            .filter(|part| !part.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ")
+        label(&self.name, &self.edition, &self.version)
     }
+}
+
+/// A product's name, edition and version as one label, leaving out the empty parts.
+pub fn label(name: &str, edition: &str, version: &str) -> String {
+    [name, edition, version].iter().filter(|part| !part.is_empty()).copied().collect::<Vec<_>>().join(" ")
 }
 
 /// Support at `on`: unsupported after the last day of support; extended after the last day of

@@ -260,7 +260,7 @@ pub fn record(db: &Database, actor: &Actor, new: NewPurchase) -> DbResult<Purcha
 }
 
 /// The purchases that a correction has replaced (few: loaded, rather than a self-join).
-fn superseded_ids(conn: &mut DbConnection) -> DbResult<Vec<i64>> {
+pub(crate) fn superseded_ids(conn: &mut DbConnection) -> DbResult<Vec<i64>> {
     Ok(purchases::table
         .filter(purchases::supersedes_id.is_not_null())
         .select(purchases::supersedes_id.assume_not_null())

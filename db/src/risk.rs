@@ -155,8 +155,7 @@ pub fn unsupported_report(
         if status == SupportStatus::Unsupported
             || (within_months > 0 && ends.is_some_and(|end| end <= horizon))
         {
-            let label =
-                [name, edition, version].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+            let label = products::label(&name, &edition, &version);
             risky.insert(id, (label, status, ends));
         }
     }
@@ -168,10 +167,7 @@ pub fn unsupported_report(
         .filter(allocations::status.eq("live").or(allocations::updated_at.gt(end_of_day)))
         .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
         .load(conn)?;
-    let superseded: Vec<i64> = purchases::table
-        .filter(purchases::supersedes_id.is_not_null())
-        .select(purchases::supersedes_id.assume_not_null())
-        .load(conn)?;
+    let superseded = crate::purchases::superseded_ids(conn)?;
     let bought: Vec<(String, Option<i64>, i64)> = purchases::table
         .filter(purchases::product_id.eq_any(&ids))
         .filter(purchases::purchased_on.le(on))

@@ -809,11 +809,7 @@ pub fn assessments_of(
                 standard_id,
                 version: number,
                 product_id,
-                product: [name, edition, version_label]
-                    .into_iter()
-                    .filter(|p| !p.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                product: products::label(&name, &edition, &version_label),
                 conforms,
                 outcomes: serde_json::from_str(&outcomes).unwrap_or_default(),
                 evidence: serde_json::from_str(&evidence).unwrap_or_default(),

@@ -215,11 +215,7 @@ pub fn coverage_view(
                     .into_iter()
                     .map(|p| ChoiceView {
                         product_id: p.product_id,
-                        label: [p.name, p.edition, p.version]
-                            .into_iter()
-                            .filter(|part| !part.is_empty())
-                            .collect::<Vec<_>>()
-                            .join(" "),
+                        label: db::products::label(&p.name, &p.edition, &p.version),
                     })
                     .collect(),
             }
