@@ -23,12 +23,15 @@ use diesel::prelude::*;
 
 use crate::agreements::{self, Agreement, Entitlement};
 use crate::connection::{Database, DbConnection};
-use crate::coverage::{self, AskingOrganisation, Coverage, CoveredProduct, Question, Subject};
+use crate::coverage::{self, AskingOrganisation, Coverage, Question, Subject};
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
 use crate::schema::{audit_events, entitlements, organisations, products};
 use crate::users::{self, Principal};
-use crate::vocabulary::{OrganisationKind, SupportStatus};
+
+mod compact;
+
+use compact::{Code, OrganisationRow, Organisations, ProductRow, Products};
 
 /// How far back each poll re-reads the audit log; longer than any write transaction.
 pub const EVENT_WINDOW: Duration = Duration::from_secs(30);
@@ -57,118 +60,6 @@ pub struct Touched {
     pub after: Option<serde_json::Value>,
 }
 
-/// An ODS code stored inline (codes are at most 10 characters): no allocation per organisation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Code {
-    bytes: [u8; 10],
-    len: u8,
-}
-
-impl Code {
-    fn new(text: &str) -> Option<Code> {
-        let upper = text.to_ascii_uppercase();
-        let raw = upper.as_bytes();
-        if raw.is_empty() || raw.len() > 10 {
-            return None;
-        }
-        let mut bytes = [0u8; 10];
-        bytes[..raw.len()].copy_from_slice(raw);
-        Some(Code { bytes, len: raw.len() as u8 })
-    }
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
-    }
-}
-
-/// What coverage needs of an organisation; at national scale (250,000 of them) every byte counts.
-struct CachedOrganisation {
-    name: Box<str>,
-    kind: OrganisationKind,
-    closed: bool,
-    successor_code: Option<Code>,
-}
-
-/// What coverage needs of a product. Name, edition, version and SKU share one allocation.
-struct CachedProduct {
-    supplier_id: i64,
-    /// `name \0 edition \0 version \0 sku`
-    text: Box<str>,
-    has_sku: bool,
-    category: u16,
-    mainstream: Option<NaiveDate>,
-    extended: Option<NaiveDate>,
-}
-
-impl CachedProduct {
-    fn parts(&self) -> (&str, &str, &str, Option<&str>) {
-        let mut parts = self.text.split('\0');
-        let (name, edition, version) =
-            (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let sku = parts.next().filter(|_| self.has_sku);
-        (name, edition, version, sku)
-    }
-
-    fn covered(&self, id: i64, category: &str, on: NaiveDate) -> CoveredProduct {
-        let (name, edition, version, sku) = self.parts();
-        CoveredProduct {
-            id,
-            supplier_id: self.supplier_id,
-            name: name.to_owned(),
-            edition: edition.to_owned(),
-            version: version.to_owned(),
-            sku: sku.map(str::to_owned),
-            category: category.to_owned(),
-            mainstream_support_ends_on: self.mainstream,
-            extended_support_ends_on: self.extended,
-            support_status: SupportStatus::Supported,
-        }
-        .at(on)
-    }
-}
-
-type OrganisationRow = (String, String, String, Option<NaiveDate>, Option<String>);
-type ProductRow =
-    (i64, i64, String, String, String, Option<String>, String, Option<NaiveDate>, Option<NaiveDate>);
-
-#[derive(Default)]
-struct Products {
-    by_id: HashMap<i64, CachedProduct>,
-    by_category: HashMap<u16, Vec<i64>>,
-    /// Category names, indexed by the number products hold.
-    categories: Vec<String>,
-}
-
-impl Products {
-    fn category_index(&mut self, category: &str) -> u16 {
-        match self.categories.iter().position(|c| c == category) {
-            Some(index) => index as u16,
-            None => {
-                self.categories.push(category.to_owned());
-                (self.categories.len() - 1) as u16
-            }
-        }
-    }
-
-    fn insert(&mut self, row: ProductRow) {
-        let (id, supplier_id, name, edition, version, sku, category, mainstream, extended) = row;
-        self.remove(id);
-        let category = self.category_index(&category);
-        self.by_category.entry(category).or_default().push(id);
-        let has_sku = sku.is_some();
-        let text = format!("{name}\0{edition}\0{version}\0{}", sku.unwrap_or_default()).into_boxed_str();
-        self.by_id.insert(id, CachedProduct { supplier_id, text, has_sku, category, mainstream, extended });
-    }
-
-    fn remove(&mut self, id: i64) {
-        if let Some(old) = self.by_id.remove(&id)
-            && let Some(ids) = self.by_category.get_mut(&old.category)
-        {
-            ids.retain(|other| *other != id);
-        }
-    }
-}
-
 #[derive(Default)]
 struct Lines {
     agreements: HashMap<i64, Arc<Agreement>>,
@@ -194,7 +85,7 @@ impl Lines {
 
 #[derive(Default)]
 pub struct ReadModel {
-    organisations: RwLock<HashMap<Code, CachedOrganisation>>,
+    organisations: RwLock<Organisations>,
     products: RwLock<Products>,
     lines: RwLock<Lines>,
     /// Entitlement id -> (seats allocated, seats version).
@@ -245,17 +136,6 @@ fn load_organisations(
     Ok(query.load(conn)?)
 }
 
-fn cached_organisation(row: OrganisationRow) -> Option<(Code, CachedOrganisation)> {
-    let (code, name, kind, closed_on, successor_code) = row;
-    let organisation = CachedOrganisation {
-        name: name.into_boxed_str(),
-        kind: OrganisationKind::parse(&kind).unwrap_or(OrganisationKind::Other),
-        closed: closed_on.is_some(),
-        successor_code: successor_code.as_deref().and_then(Code::new),
-    };
-    Some((Code::new(&code)?, organisation))
-}
-
 fn load_products(conn: &mut DbConnection, id: Option<i64>, after: Option<i64>) -> DbResult<Vec<ProductRow>> {
     let mut query = products::table
         .select((
@@ -298,32 +178,34 @@ impl ReadModel {
     /// Replaces every cached value with the database's. Organisations and products are read a
     /// page at a time into the new maps, which replace the old ones when complete.
     pub fn reload(&self, db: &Database) -> DbResult<()> {
-        let mut organisations = HashMap::new();
+        // Events committed before the load begins are reflected by it: marking them applied
+        // keeps the next poll from repeating their work (after a `catalogue seed` shortly
+        // before start-up, that work would be a second whole load, doubling peak memory).
+        let reflected = db.read(recent_events)?;
+        let mut organisations = Organisations::default();
         let mut after: Option<String> = None;
         loop {
             let page = db.read(|conn| load_organisations(conn, None, after.as_deref()))?;
             after = page.last().map(|row| row.0.clone());
             let last_page = (page.len() as i64) < LOAD_PAGE;
-            organisations.extend(page.into_iter().filter_map(cached_organisation));
+            organisations.load(page)?;
             if last_page {
                 break;
             }
         }
+        organisations.finish_loading();
         let mut products = Products::default();
         let mut after: Option<i64> = None;
         loop {
             let page = db.read(|conn| load_products(conn, None, after))?;
             after = page.last().map(|row| row.0);
             let last_page = (page.len() as i64) < LOAD_PAGE;
-            for row in page {
-                products.insert(row);
-            }
+            products.load(page)?;
             if last_page {
                 break;
             }
         }
-        organisations.shrink_to_fit();
-        products.by_id.shrink_to_fit();
+        products.finish_loading();
         let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) =
             db.read(|conn| {
                 Ok((
@@ -350,8 +232,14 @@ impl ReadModel {
         *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
         *write(&self.standard_categories) = categories;
         *write(&self.principals) = principal_list.into_iter().map(|p| (p.user_id, p)).collect();
+        let now = Instant::now();
+        self.applied().extend(reflected.into_iter().map(|(id, ..)| (id, now)));
         self.stale.store(false, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn applied(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Instant>> {
+        self.applied_events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The coverage answer, from memory.
@@ -362,7 +250,7 @@ impl ReadModel {
             let found = organisations.get(&code).ok_or(DbError::NotFound("organisation"))?;
             AskingOrganisation {
                 code: code.as_str().to_owned(),
-                name: found.name.to_string(),
+                name: organisations.name(found).to_owned(),
                 kind: found.kind,
                 closed: found.closed,
                 successor_code: found.successor_code.map(|c| c.as_str().to_owned()),
@@ -372,17 +260,12 @@ impl ReadModel {
             let products = read(&self.products);
             match subject {
                 Subject::Product(id) => {
-                    let product = products.by_id.get(&id).ok_or(DbError::NotFound("product"))?;
-                    let category =
-                        products.categories.get(product.category as usize).cloned().unwrap_or_default();
-                    (Some(product.covered(id, &category, on)), category, vec![id])
+                    let product = products.covered(id, on).ok_or(DbError::NotFound("product"))?;
+                    let category = product.category.clone();
+                    (Some(product), category, vec![id])
                 }
                 Subject::Category(category) => {
-                    let index = products.categories.iter().position(|c| *c == category);
-                    let ids = index
-                        .and_then(|i| products.by_category.get(&(i as u16)))
-                        .cloned()
-                        .unwrap_or_default();
+                    let ids = products.in_category(&category).map(<[i64]>::to_vec).unwrap_or_default();
                     if ids.is_empty() && !read(&self.standard_categories).contains(&category) {
                         return Err(DbError::NotFound("category"));
                     }
@@ -469,20 +352,12 @@ impl ReadModel {
         match entity {
             "organisation" => {
                 let rows = db.read(|conn| load_organisations(conn, Some(entity_id), None))?;
-                let mut organisations = write(&self.organisations);
-                if let Some(code) = Code::new(entity_id) {
-                    organisations.remove(&code);
-                }
-                organisations.extend(rows.into_iter().filter_map(cached_organisation));
+                write(&self.organisations).replace(entity_id, rows)?;
             }
             "product" => {
                 let Some(id) = id() else { return Ok(()) };
                 let rows = db.read(|conn| load_products(conn, Some(id), None))?;
-                let mut products = write(&self.products);
-                products.remove(id);
-                for row in rows {
-                    products.insert(row);
-                }
+                write(&self.products).replace(id, rows)?;
             }
             "agreement" => {
                 let Some(id) = id() else { return Ok(()) };
@@ -540,25 +415,10 @@ impl ReadModel {
         if self.stale.load(Ordering::Relaxed) {
             return self.reload(db);
         }
-        let since =
-            chrono::Utc::now().naive_utc() - chrono::Duration::from_std(EVENT_WINDOW).unwrap_or_default();
-        let (seat_list, events) = db.read(|conn| {
-            let events: Vec<(i64, String, String, Option<String>)> = audit_events::table
-                .filter(audit_events::occurred_at.ge(since))
-                .filter(audit_events::entity.eq_any(CACHED_ENTITIES))
-                .order(audit_events::id)
-                .select((
-                    audit_events::id,
-                    audit_events::entity,
-                    audit_events::entity_id,
-                    audit_events::after_state,
-                ))
-                .load(conn)?;
-            Ok((seat_rows(conn)?, events))
-        })?;
+        let (seat_list, events) = db.read(|conn| Ok((seat_rows(conn)?, recent_events(conn)?)))?;
         self.apply_seats(seat_list);
         let fresh: Vec<_> = {
-            let mut applied = self.applied_events.lock().unwrap_or_else(|p| p.into_inner());
+            let mut applied = self.applied();
             let now = Instant::now();
             applied.retain(|_, seen| now.duration_since(*seen) < EVENT_WINDOW * 2);
             events.into_iter().filter(|(id, ..)| applied.insert(*id, now).is_none()).collect()
@@ -573,6 +433,19 @@ impl ReadModel {
         }
         Ok(())
     }
+}
+
+type AuditEventRow = (i64, String, String, Option<String>);
+
+/// The audit events of the last [`EVENT_WINDOW`] that change what the model holds.
+fn recent_events(conn: &mut DbConnection) -> DbResult<Vec<AuditEventRow>> {
+    let since = chrono::Utc::now().naive_utc() - chrono::Duration::from_std(EVENT_WINDOW).unwrap_or_default();
+    Ok(audit_events::table
+        .filter(audit_events::occurred_at.ge(since))
+        .filter(audit_events::entity.eq_any(CACHED_ENTITIES))
+        .order(audit_events::id)
+        .select((audit_events::id, audit_events::entity, audit_events::entity_id, audit_events::after_state))
+        .load(conn)?)
 }
 
 fn standard_categories(conn: &mut DbConnection) -> DbResult<HashSet<String>> {
