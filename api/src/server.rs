@@ -25,10 +25,16 @@ pub fn bind(address: &str) -> anyhow::Result<TcpListener> {
 /// The running server on an already bound listener (tests pass port 0).
 pub fn start(listener: TcpListener, state: AppState, workers: Option<usize>) -> anyhow::Result<Server> {
     let metrics = crate::app::metrics()?;
+    // Blocking threads a worker may start: enough for every database slot and password slot
+    // (see `AppState`), no more. Tokio's default, 512 per server, let idle threads pile up,
+    // each holding its stack.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let blocking_threads = state.db.max_connections() as usize + cores;
     // A request head must arrive within 15 s of connecting (actix's default is 5 s, which a
     // saturated two-core machine can miss for a client that did nothing wrong).
     let mut server = HttpServer::new(move || build_app(state.clone(), metrics.clone()))
-        .client_request_timeout(std::time::Duration::from_secs(15));
+        .client_request_timeout(std::time::Duration::from_secs(15))
+        .worker_max_blocking_threads(blocking_threads);
     if let Some(workers) = workers {
         server = server.workers(workers);
     }

@@ -1,8 +1,6 @@
 //! Signing in with an email and password: the one path that the API's token endpoint and the web
 //! sign-in page both take, with the same throttle and the same timing for unknown emails.
 
-use actix_web::web;
-
 use crate::auth::claims::{self, IssuedToken};
 use crate::auth::password;
 use crate::error::{ApiError, ApiResult};
@@ -27,7 +25,7 @@ pub async fn sign_in(
         Some(c) => (c.password_hash.clone(), Some(c)),
         None => (state.auth.dummy_hash.clone(), None),
     };
-    let matches = web::block(move || password::verify(&password, &stored_hash)).await?;
+    let matches = state.run_password_work(move || password::verify(&password, &stored_hash)).await?;
     match account {
         Some(account) if matches && !account.disabled => {
             state.throttle.record_success(&email);

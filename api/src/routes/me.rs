@@ -52,16 +52,17 @@ pub async fn change_my_password(
     }
     let id = user.id();
     let stored = state.run(move |db| db.read(|conn| db::users::password_hash(conn, id))).await?;
-    let new_hash = web::block(move || {
-        if password::verify(&current_password, &stored) {
-            password::hash(&new_password).map(Some)
-        } else {
-            Ok(None)
-        }
-    })
-    .await?
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .ok_or_else(|| ApiError::Forbidden("the current password is not correct".into()))?;
+    let new_hash = state
+        .run_password_work(move || {
+            if password::verify(&current_password, &stored) {
+                password::hash(&new_password).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::Forbidden("the current password is not correct".into()))?;
     let actor = user.actor();
     state.run(move |db| db::users::set_password(db, &actor, id, &new_hash)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -107,8 +107,10 @@ pub async fn create_user(
         return Err(ApiError::Unprocessable(weakness));
     }
     let secret = body.password;
-    let password_hash =
-        web::block(move || password::hash(&secret)).await?.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let password_hash = state
+        .run_password_work(move || password::hash(&secret))
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let new = NewUser {
         email: body.email,
         display_name: body.display_name,
