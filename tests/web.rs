@@ -528,7 +528,40 @@ async fn an_officer_acknowledges_an_advisory_for_their_own_trust_only(app: TestA
     assert!(exposure.body.contains("after the deadline"), "RR8 acknowledged late");
 }
 
+async fn signing_out_ends_the_session_token_not_just_the_cookie(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let mut elsewhere = Browser::new(&app);
+    elsewhere.sign_in(&officer).await;
+    let page = browser.get("/logout").await;
+    assert!(page.body.contains("ends every session of your account"), "{}", page.body);
+    let token = page.hidden("csrf_token");
+    let old_cookie = browser.cookies["catalogue_session"].clone();
+
+    let signed_out = browser.post("/logout", &[("csrf_token", &token)]).await;
+    assert_eq!(signed_out.status, 303);
+    assert_eq!(signed_out.location(), "/login?signed_out=1");
+    assert!(
+        browser.get("/login?signed_out=1").await.body.contains("Every session of your account has ended")
+    );
+
+    // The cookie kept from before signing out (a copy, a stolen one) no longer signs anyone in.
+    let old_token = old_cookie.split_once('.').unwrap().1.to_owned();
+    browser.cookies.insert("catalogue_session".into(), old_cookie);
+    let refused = browser.get("/organisations/RR8").await;
+    assert_eq!(refused.status, 303);
+    assert!(refused.location().starts_with("/login"));
+    let response = app.get("/v1/me").bearer_auth(&old_token).send().await.unwrap();
+    assert_eq!(response.status(), 401, "the token is refused by the API too");
+    // Every other session of the account ends with it; signing in again works.
+    assert_eq!(elsewhere.get("/").await.status, 303);
+    browser.sign_in(&officer).await;
+    assert_eq!(browser.get("/organisations/RR8").await.status, 200);
+}
+
 on_both_engines!(
+    signing_out_ends_the_session_token_not_just_the_cookie,
     an_officer_acknowledges_an_advisory_for_their_own_trust_only,
     an_active_session_is_renewed_and_keeps_its_forms_valid,
     only_the_publisher_drafts_and_publishes_a_standard,
