@@ -528,6 +528,240 @@ async fn an_officer_acknowledges_an_advisory_for_their_own_trust_only(app: TestA
     assert!(exposure.body.contains("after the deadline"), "RR8 acknowledged late");
 }
 
+/// The value of the `<option>` labelled `label`.
+fn option_value(page: &Page, label: &str) -> String {
+    let at = page.body.find(&format!(">{label}</option>")).unwrap_or_else(|| panic!("no option {label}"));
+    let start = page.body[..at].rfind("value=\"").unwrap() + "value=\"".len();
+    page.body[start..at].split('"').next().unwrap_or_default().to_owned()
+}
+
+fn count_assessments(app: &TestApp) -> i64 {
+    app.with_connection(|conn| {
+        use db::schema::assessments::dsl::*;
+        use diesel::prelude::*;
+        assessments.count().get_result(conn).unwrap()
+    })
+}
+
+/// Borrows owned form fields for `Browser::post`.
+fn fields(owned: &[(String, String)]) -> Vec<(&str, &str)> {
+    owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+async fn the_publisher_assesses_products_against_the_published_version(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let standard = browser.get(&format!("/standards/{id}")).await;
+    let path = format!("/standards/{id}/versions/2/assessments");
+    assert!(standard.body.contains(&format!(r#"href="{path}""#)), "the standard links to its assessments");
+    let form = browser.get(&path).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("No product has been assessed against version 2."));
+    let token = form.hidden("csrf_token");
+    let ultrasound = option_value(&form, "ExampleScan Ultrasound Cart 9.1");
+    let analyser = option_value(&form, "ExampleLab Analyser Controller 2.0");
+    let every_requirement_met = |product: &str, token: &str| {
+        let mut owned =
+            vec![("csrf_token".to_owned(), token.to_owned()), ("product_id".into(), product.into())];
+        for code in ["MDS-01", "MDS-02", "MDS-03", "MDS-04", "MDS-05", "MDS-06"] {
+            owned.push((format!("requirement_{code}"), "1".into()));
+            owned.push((format!("met_{code}"), "yes".into()));
+        }
+        owned
+    };
+
+    // No product chosen: the form again, with what to correct, and nothing recorded.
+    let refused = browser.post(&path, &fields(&every_requirement_met("", &token))).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("nhsuk-error-summary"));
+    assert!(refused.body.contains("Choose the product you assessed"));
+    assert!(refused.body.contains(r#"name="met_MDS-01" type="checkbox" value="yes" checked"#), "kept");
+
+    // Without the CSRF token: refused before anything is read.
+    assert_eq!(browser.post(&path, &fields(&every_requirement_met(&ultrasound, ""))).await.status, 403);
+    assert_eq!(count_assessments(&app), 0);
+
+    let assessed = browser.post(&path, &fields(&every_requirement_met(&ultrasound, &token))).await;
+    assert_eq!(assessed.status, 303, "{}", assessed.body);
+    assert_eq!(assessed.location(), format!("{path}?notice=conforms&product={ultrasound}"));
+    let after = browser.get(assessed.location()).await;
+    assert!(after.body.contains("ExampleScan Ultrasound Cart 9.1 is assessed: it conforms to version 2."));
+
+    // The service's own check overrides the author: the analyser has no MDS2 form.
+    let failing = browser.post(&path, &fields(&every_requirement_met(&analyser, &token))).await;
+    assert_eq!(failing.status, 303, "{}", failing.body);
+    assert!(failing.location().contains("notice=does-not-conform"));
+    let after = browser.get(failing.location()).await;
+    assert!(after.body.contains("Does not conform"));
+    assert!(after.body.contains("MDS-01: not met (the service found the product record does not meet it)"));
+
+    let twice = browser.post(&path, &fields(&every_requirement_met(&ultrasound, &token))).await;
+    assert_eq!(twice.status, 409);
+    assert!(twice.body.contains("already been assessed against version 2"), "{}", twice.body);
+    assert_eq!(count_assessments(&app), 2);
+
+    // Only the published version is assessed: version 1 is superseded.
+    let superseded = browser.get(&format!("/standards/{id}/versions/1/assessments")).await;
+    assert_eq!(superseded.status, 200);
+    assert!(!superseded.body.contains("Record the assessment"));
+    assert_eq!(browser.get(&format!("/standards/{id}/versions/9/assessments")).await.status, 404);
+
+    // Another exemplar trust, and an officer, read the assessments but may not assess.
+    let other_author = app.create_user(Role::Exemplar, Some("RRK"));
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    for user in [&other_author, &officer] {
+        let mut other = Browser::new(&app);
+        other.sign_in(user).await;
+        let page = other.get(&path).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("ExampleScan Ultrasound Cart 9.1"));
+        assert!(!page.body.contains("Record the assessment"), "no form for those who may not assess");
+        let theirs = every_requirement_met(&analyser, &page.hidden("csrf_token"));
+        assert_eq!(other.post(&path, &fields(&theirs)).await.status, 403);
+    }
+    assert_eq!(count_assessments(&app), 2);
+}
+
+/// The requirements of a version, as (code, level, text), from the data layer.
+fn requirements_of(app: &TestApp, id: &str, number: i32) -> Vec<(String, String, String)> {
+    let id: i64 = id.parse().unwrap();
+    app.with_connection(|conn| {
+        db::standards::get_version(conn, id, number)
+            .unwrap()
+            .requirements
+            .into_iter()
+            .map(|r| (r.code, r.level.as_str().to_owned(), r.text))
+            .collect()
+    })
+}
+
+async fn the_publisher_changes_and_removes_draft_requirements(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let token = browser.get(&format!("/standards/{id}")).await.hidden("csrf_token");
+    let drafted = browser.post(&format!("/standards/{id}/versions"), &[("csrf_token", &token)]).await;
+    assert_eq!(drafted.status, 303);
+    let standard = browser.get(&format!("/standards/{id}")).await;
+    assert!(standard.body.contains("requirements/edit?code=MDS-03"), "each draft requirement can be changed");
+    let revision = standard.hidden("revision");
+    let edit_path = format!("/standards/{id}/versions/3/requirements/edit");
+    let remove_path = format!("/standards/{id}/versions/3/requirements/remove");
+
+    let form = browser.get(&format!("{edit_path}?code=MDS-03")).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("Change MDS-03"));
+    assert_eq!(form.hidden("original_code"), "MDS-03");
+    assert_eq!(browser.get(&format!("{edit_path}?code=NOPE-1")).await.status, 404);
+    assert_eq!(
+        browser.get(&format!("/standards/{id}/versions/2/requirements/edit?code=MDS-03")).await.status,
+        404
+    );
+
+    let edit = |text: &'static str, revision: String, token: String| {
+        vec![
+            ("csrf_token".to_owned(), token),
+            ("revision".to_owned(), revision),
+            ("original_code".to_owned(), "MDS-03".to_owned()),
+            ("code".to_owned(), "MDS-03".to_owned()),
+            ("level".to_owned(), "SHOULD".to_owned()),
+            ("text".to_owned(), text.to_owned()),
+        ]
+    };
+    let before = requirements_of(&app, &id, 3);
+
+    // Bad input: the form again with an error summary and what was typed; nothing changes.
+    let blank = browser.post(&edit_path, &fields(&edit("  ", revision.clone(), token.clone()))).await;
+    assert_eq!(blank.status, 422, "{}", blank.body);
+    assert!(blank.body.contains("nhsuk-error-summary"));
+    assert!(blank.body.contains("requirement MDS-03 needs text"));
+    assert!(blank.body.contains(r#"<option value="SHOULD" selected>"#), "what was chosen is kept");
+    let no_token =
+        browser.post(&edit_path, &fields(&edit("Changed.", revision.clone(), String::new()))).await;
+    assert_eq!(no_token.status, 403);
+    assert_eq!(requirements_of(&app, &id, 3), before);
+
+    let text = "The supplier SHOULD provide a software bill of materials in SPDX or CycloneDX.";
+    let saved = browser.post(&edit_path, &fields(&edit(text, revision.clone(), token.clone()))).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(saved.location(), format!("/standards/{id}?notice=saved&n=3"));
+    let changed = requirements_of(&app, &id, 3);
+    assert!(changed.contains(&("MDS-03".into(), "SHOULD".into(), text.into())), "{changed:?}");
+    assert_eq!(requirements_of(&app, &id, 2).len(), 6, "the published version never changes");
+
+    // The form shown before the change is out of date: refused, not a lost update.
+    let stale = browser.post(&edit_path, &fields(&edit("Stale.", revision.clone(), token.clone()))).await;
+    assert_eq!(stale.status, 409);
+    assert!(stale.body.contains("Someone changed the draft"));
+    let stale = browser
+        .post(&remove_path, &[("csrf_token", &token), ("code", "MDS-05"), ("revision", &revision)])
+        .await;
+    assert_eq!(stale.status, 409);
+
+    // Another exemplar trust and an officer may neither see the form nor change the draft.
+    for user in [app.create_user(Role::Exemplar, Some("RRK")), app.create_user(Role::Officer, Some("RR8"))] {
+        let mut other = Browser::new(&app);
+        other.sign_in(&user).await;
+        assert_eq!(other.get(&format!("{edit_path}?code=MDS-03")).await.status, 403);
+        let their_token = other.get("/standards").await.hidden("csrf_token");
+        let fresh = browser.get(&format!("/standards/{id}")).await.hidden("revision");
+        let removed = other
+            .post(&remove_path, &[("csrf_token", &their_token), ("code", "MDS-05"), ("revision", &fresh)])
+            .await;
+        assert_eq!(removed.status, 403);
+    }
+    assert_eq!(requirements_of(&app, &id, 3).len(), 6);
+
+    let fresh = browser.get(&format!("/standards/{id}")).await.hidden("revision");
+    assert_eq!(browser.post(&remove_path, &[("code", "MDS-05"), ("revision", &fresh)]).await.status, 403);
+    let removed =
+        browser.post(&remove_path, &[("csrf_token", &token), ("code", "MDS-05"), ("revision", &fresh)]).await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    let codes: Vec<String> = requirements_of(&app, &id, 3).into_iter().map(|(code, _, _)| code).collect();
+    assert_eq!(codes, ["MDS-01", "MDS-02", "MDS-03", "MDS-04", "MDS-06"]);
+}
+
+async fn the_publisher_withdraws_a_version_after_confirming(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let standard = browser.get(&format!("/standards/{id}")).await;
+    let path = format!("/standards/{id}/versions/2/withdraw");
+    assert!(standard.body.contains(&format!(r#"href="{path}""#)));
+    let token = standard.hidden("csrf_token");
+    let confirmation = browser.get(&path).await;
+    assert_eq!(confirmation.status, 200);
+    assert!(confirmation.body.contains("Withdraw version 2?"));
+    assert!(confirmation.body.contains("no version of this standard is published"), "{}", confirmation.body);
+    assert_eq!(browser.get(&format!("/standards/{id}/versions/1/withdraw")).await.status, 404, "superseded");
+
+    let other_author = app.create_user(Role::Exemplar, Some("RRK"));
+    let mut other = Browser::new(&app);
+    other.sign_in(&other_author).await;
+    assert_eq!(other.get(&path).await.status, 403);
+    let their_token = other.get("/standards").await.hidden("csrf_token");
+    assert_eq!(other.post(&path, &[("csrf_token", &their_token)]).await.status, 403);
+    assert_eq!(browser.post(&path, &[]).await.status, 403, "no CSRF token");
+    let published: i64 = app.with_connection(|conn| {
+        db::standards::get(conn, id.parse().unwrap()).unwrap().published_version.map_or(0, i64::from)
+    });
+    assert_eq!(published, 2, "nothing refused withdrew it");
+
+    let withdrawn = browser.post(&path, &[("csrf_token", &token)]).await;
+    assert_eq!(withdrawn.status, 303, "{}", withdrawn.body);
+    assert_eq!(withdrawn.location(), format!("/standards/{id}?notice=withdrawn&n=2"));
+    let after = browser.get(withdrawn.location()).await;
+    assert!(after.body.contains("Version 2 is withdrawn."));
+    assert!(after.body.contains("No version of this standard is published"));
+    let twice = browser.post(&path, &[("csrf_token", &token)]).await;
+    assert_eq!(twice.status, 409);
+    assert!(twice.body.contains("it cannot be withdrawn"), "{}", twice.body);
+}
+
 async fn signing_out_ends_the_session_token_not_just_the_cookie(app: TestApp) {
     let officer = app.create_user(Role::Officer, Some("RR8"));
     let mut browser = Browser::new(&app);
@@ -562,6 +796,9 @@ async fn signing_out_ends_the_session_token_not_just_the_cookie(app: TestApp) {
 
 on_both_engines!(
     signing_out_ends_the_session_token_not_just_the_cookie,
+    the_publisher_changes_and_removes_draft_requirements,
+    the_publisher_withdraws_a_version_after_confirming,
+    the_publisher_assesses_products_against_the_published_version,
     an_officer_acknowledges_an_advisory_for_their_own_trust_only,
     an_active_session_is_renewed_and_keeps_its_forms_valid,
     only_the_publisher_drafts_and_publishes_a_standard,

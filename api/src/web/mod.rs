@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 pub mod advisories;
 pub mod agreements;
+pub mod assessments;
 pub mod assets;
 pub mod chart;
 pub mod organisations;
@@ -82,9 +83,28 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(standards::add_requirement)),
         )
         .service(
+            web::resource("/standards/{id}/versions/{n}/requirements/edit")
+                .route(web::get().to(standards::edit_requirement_page))
+                .route(web::post().to(standards::edit_requirement)),
+        )
+        .service(
+            web::resource("/standards/{id}/versions/{n}/requirements/remove")
+                .route(web::post().to(standards::remove_requirement)),
+        )
+        .service(
+            web::resource("/standards/{id}/versions/{n}/withdraw")
+                .route(web::get().to(standards::withdraw_page))
+                .route(web::post().to(standards::withdraw)),
+        )
+        .service(
             web::resource("/standards/{id}/versions/{n}/publish")
                 .route(web::get().to(standards::publish_page))
                 .route(web::post().to(standards::publish)),
+        )
+        .service(
+            web::resource("/standards/{id}/versions/{n}/assessments")
+                .route(web::get().to(assessments::assessments_page))
+                .route(web::post().to(assessments::assess)),
         );
 }
 
