@@ -794,7 +794,115 @@ async fn signing_out_ends_the_session_token_not_just_the_cookie(app: TestApp) {
     assert_eq!(browser.get("/organisations/RR8").await.status, 200);
 }
 
+/// Claims Windows 10 Enterprise seats for RR8 (exposing it to advisory CC-2025-0001) and returns
+/// the advisory's id, from the organisation page.
+async fn exposed_to_the_windows_10_advisory(browser: &mut Browser<'_>) -> String {
+    let (entitlement, page) = windows_10_claim_form(browser).await;
+    let token = page.hidden("csrf_token");
+    let claimed = browser
+        .post(
+            &format!("/entitlements/{entitlement}/claim"),
+            &[("organisation", "RR8"), ("quantity", "10"), ("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(claimed.status, 303);
+    let organisation = browser.get("/organisations/RR8").await;
+    let at = organisation.body.find("/acknowledge\"").expect("an acknowledge form");
+    let start = organisation.body[..at].rfind("/advisories/").unwrap() + "/advisories/".len();
+    organisation.body[start..at].to_owned()
+}
+
+async fn an_officer_records_whether_an_advisory_applies_and_closes_it(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let advisory = exposed_to_the_windows_10_advisory(&mut browser).await;
+    let path = format!("/organisations/RR8/advisories/{advisory}");
+    let organisation = browser.get("/organisations/RR8").await;
+    assert!(organisation.body.contains(&format!(r#"href="{path}""#)), "the organisation page links to it");
+
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("CC-2025-0001: the response of RR8"));
+    assert!(page.body.contains("Acknowledge CC-2025-0001"), "not yet acknowledged");
+    assert!(!page.body.contains("/close\""), "closing waits for the acknowledgement");
+    let token = page.hidden("csrf_token");
+    let applicability = format!("{path}/applicability");
+    let close = format!("{path}/close");
+    let too_early = browser.post(&applicability, &[("csrf_token", &token), ("applicable", "yes")]).await;
+    assert_eq!(too_early.status, 409);
+    assert!(too_early.body.contains("acknowledge the advisory first"));
+
+    let acknowledged =
+        browser.post(&format!("{path}/acknowledge"), &[("csrf_token", &token), ("return_to", &path)]).await;
+    assert_eq!(acknowledged.status, 303);
+    assert_eq!(acknowledged.location(), format!("{path}?notice=acknowledged"));
+    let page = browser.get(acknowledged.location()).await;
+    assert!(page.body.contains("Record whether it applies"));
+    assert!(page.body.contains("Not known yet"));
+
+    // Bad input: the page again with an error summary and what was typed; nothing changes.
+    let unchosen = browser.post(&applicability, &[("csrf_token", &token), ("reason", "isolated ward")]).await;
+    assert_eq!(unchosen.status, 422);
+    assert!(unchosen.body.contains("nhsuk-error-summary"));
+    assert!(unchosen.body.contains("Choose whether the advisory applies"));
+    assert!(unchosen.body.contains(r#"value="isolated ward""#));
+    let blank = browser.post(&close, &[("csrf_token", &token), ("remediation_note", "  ")]).await;
+    assert_eq!(blank.status, 422);
+    assert!(blank.body.contains("closing needs a remediation note"), "{}", blank.body);
+    assert_eq!(browser.post(&close, &[("remediation_note", "Patched")]).await.status, 403, "no CSRF token");
+    assert!(browser.get(&path).await.body.contains("Not yet"), "still open");
+
+    let recorded = browser
+        .post(&applicability, &[("csrf_token", &token), ("applicable", "yes"), ("reason", "ten desktops")])
+        .await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    assert!(browser.get(recorded.location()).await.body.contains("Yes: ten desktops"));
+
+    // Another trust's officer, an exemplar and an auditor cannot respond for RR8.
+    let other = app.create_user(Role::Officer, Some("RJ1"));
+    let mut them = Browser::new(&app);
+    them.sign_in(&other).await;
+    assert_eq!(them.get(&path).await.status, 404);
+    let their_token = them.get("/").await.hidden("csrf_token");
+    let note = [("csrf_token", their_token.as_str()), ("remediation_note", "Not ours")];
+    assert_eq!(them.post(&close, &note).await.status, 404);
+    let exemplar = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut author = Browser::new(&app);
+    author.sign_in(&exemplar).await;
+    assert_eq!(author.get(&path).await.status, 404);
+    let auditor = app.create_user(Role::Auditor, None);
+    let mut audit = Browser::new(&app);
+    audit.sign_in(&auditor).await;
+    let seen = audit.get(&path).await;
+    assert_eq!(seen.status, 200, "auditors read every organisation's response");
+    assert!(!seen.body.contains("/close\""), "but cannot respond");
+    let audit_token = seen.hidden("csrf_token");
+    let note = [("csrf_token", audit_token.as_str()), ("remediation_note", "Audited")];
+    assert_eq!(audit.post(&close, &note).await.status, 403);
+
+    let closed = browser
+        .post(&close, &[("csrf_token", &token), ("remediation_note", "Upgraded to Windows 11 Enterprise")])
+        .await;
+    assert_eq!(closed.status, 303);
+    let page = browser.get(closed.location()).await;
+    assert!(page.body.contains("The advisory is closed"));
+    assert!(page.body.contains("Upgraded to Windows 11 Enterprise"));
+    assert!(!page.body.contains("/close\""), "nothing left to do");
+    let twice = browser.post(&close, &[("csrf_token", &token), ("remediation_note", "Again")]).await;
+    assert_eq!(twice.status, 409);
+
+    // The national team responds for any organisation, from the advisory's exposure table.
+    let admin = app.create_user(Role::Admin, None);
+    let mut national = Browser::new(&app);
+    national.sign_in(&admin).await;
+    let exposure = national.get(&format!("/advisories/{advisory}")).await;
+    assert!(exposure.body.contains(&format!(r#"href="{path}""#)));
+    assert_eq!(national.get(&path).await.status, 200);
+}
+
 on_both_engines!(
+    an_officer_records_whether_an_advisory_applies_and_closes_it,
     signing_out_ends_the_session_token_not_just_the_cookie,
     the_publisher_changes_and_removes_draft_requirements,
     the_publisher_withdraws_a_version_after_confirming,

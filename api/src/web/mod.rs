@@ -72,8 +72,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/reports/unsupported").route(web::get().to(reports::unsupported_page)))
         .service(web::resource("/advisories/{id}").route(web::get().to(advisories::advisory_page)))
         .service(
+            web::resource("/organisations/{code}/advisories/{id}")
+                .route(web::get().to(advisories::response_page)),
+        )
+        .service(
             web::resource("/organisations/{code}/advisories/{id}/acknowledge")
                 .route(web::post().to(advisories::acknowledge)),
+        )
+        .service(
+            web::resource("/organisations/{code}/advisories/{id}/applicability")
+                .route(web::post().to(advisories::set_applicability)),
+        )
+        .service(
+            web::resource("/organisations/{code}/advisories/{id}/close")
+                .route(web::post().to(advisories::close)),
         )
         .service(web::resource("/standards").route(web::get().to(standards::standards_page)))
         .service(web::resource("/standards/{id}").route(web::get().to(standards::standard_page)))
