@@ -901,7 +901,187 @@ async fn an_officer_records_whether_an_advisory_applies_and_closes_it(app: TestA
     assert_eq!(national.get(&path).await.status, 200);
 }
 
+fn count_rows(app: &TestApp, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    app.with_connection(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result::<Count>(conn).unwrap().n
+    })
+}
+
+async fn an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let form = browser.get(&format!("/organisations/RR8/purchases/new?standard={id}")).await;
+    let token = form.hidden("csrf_token");
+    let version = form.hidden("version");
+    let mut first: Vec<(String, String)> = [
+        ("csrf_token", token.as_str()),
+        ("standard_id", id.as_str()),
+        ("version", version.as_str()),
+        ("category", "medical-device-software"),
+        ("description", "Portable X-ray unit"),
+        ("purchased_on", "2026-11-02"),
+        ("quantity", "1"),
+        ("unit_cost", "12,000"),
+        ("order_reference", "PO-1"),
+        ("requirement_MDS-01", "1"),
+        ("met_MDS-01", "yes"),
+        ("requirement_MDS-02", "1"),
+        ("requirement_MDS-03", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(browser.post("/organisations/RR8/purchases", &fields(&first)).await.status, 303);
+    let old: i64 = app.with_connection(|conn| {
+        use db::schema::purchases::dsl::*;
+        use diesel::prelude::*;
+        purchases.select(id).first(conn).unwrap()
+    });
+    let organisation = browser.get("/organisations/RR8").await;
+    let path = format!("/organisations/RR8/purchases/new?standard={id}&corrects={old}");
+    assert!(organisation.body.contains(&path.replace('&', "&amp;")), "each purchase can be corrected");
+
+    let correction = browser.get(&path).await;
+    assert_eq!(correction.status, 200, "{}", correction.body);
+    assert!(correction.body.contains("Correct a local purchase"));
+    assert_eq!(correction.hidden("supersedes"), old.to_string());
+    assert!(correction.body.contains(r#"value="PO-1""#), "the form starts with what was recorded");
+    assert!(correction.body.contains(r#"value="12000.00""#));
+    assert!(correction.body.contains(r#"name="met_MDS-01" type="checkbox" value="yes" checked"#));
+
+    first.retain(|(k, _)| k != "order_reference");
+    first.push(("order_reference".into(), "PO-1A".into()));
+    first.push(("supersedes".into(), old.to_string()));
+    first.push(("met_MDS-02".into(), "yes".into()));
+    first.push(("met_MDS-03".into(), "yes".into()));
+    let mut no_token = first.clone();
+    no_token.retain(|(k, _)| k != "csrf_token");
+    assert_eq!(browser.post("/organisations/RR8/purchases", &fields(&no_token)).await.status, 403);
+    assert_eq!(count_rows(&app, "purchases"), 1);
+
+    let corrected = browser.post("/organisations/RR8/purchases", &fields(&first)).await;
+    assert_eq!(corrected.status, 303, "{}", corrected.body);
+    assert_eq!(corrected.location(), "/organisations/RR8?notice=corrected");
+    let page = browser.get(corrected.location()).await;
+    assert!(page.body.contains("The correction is recorded and replaces the earlier purchase"));
+    assert!(page.body.contains("PO-1A"));
+    assert!(page.body.contains("Corrects an earlier record"));
+    assert!(!page.body.contains(">PO-1<"), "the superseded purchase is no longer listed");
+
+    let again = browser.post("/organisations/RR8/purchases", &fields(&first)).await;
+    assert_eq!(again.status, 422, "a purchase is superseded once");
+    assert!(again.body.contains("already been superseded"), "{}", again.body);
+    assert!(again.body.contains("Correct a local purchase"), "the correction form again");
+    assert_eq!(count_rows(&app, "purchases"), 2);
+
+    // Another trust can neither open the correction nor correct RR8's purchase from its own page.
+    let other = app.create_user(Role::Officer, Some("RJ1"));
+    let mut them = Browser::new(&app);
+    them.sign_in(&other).await;
+    assert_eq!(them.get(&path).await.status, 404);
+    let theirs = format!("/organisations/RJ1/purchases/new?standard={id}&corrects={old}");
+    assert_eq!(them.get(&theirs).await.status, 404);
+    let their_token = them.get("/").await.hidden("csrf_token");
+    let mut stolen = first.clone();
+    stolen.retain(|(k, _)| k != "csrf_token" && k != "supersedes");
+    stolen.push(("csrf_token".into(), their_token));
+    let mut for_rr8 = stolen.clone();
+    for_rr8.push(("supersedes".into(), old.to_string()));
+    assert_eq!(them.post("/organisations/RR8/purchases", &fields(&for_rr8)).await.status, 404);
+    let mut from_rj1 = stolen;
+    from_rj1.push(("supersedes".into(), old.to_string()));
+    let refused = them.post("/organisations/RJ1/purchases", &fields(&from_rj1)).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("is not RJ1&#39;s"), "{}", refused.body);
+    assert_eq!(count_rows(&app, "purchases"), 2);
+}
+
+async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    exposed_to_the_windows_10_advisory(&mut browser).await;
+    let organisation = browser.get("/organisations/RR8").await;
+    assert!(organisation.body.contains("RR8 has recorded no risk acceptances."));
+    let path = "/organisations/RR8/risk-acceptances/new";
+    assert!(organisation.body.contains(&format!(r#"href="{path}""#)));
+    let form = browser.get(path).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let token = form.hidden("csrf_token");
+    let marker = r#"<option value=""#;
+    let start = form.body.find("Choose a product</option>").unwrap();
+    let at = form.body[start..].find(marker).expect("a product RR8 holds") + start + marker.len();
+    let product = form.body[at..].split('"').next().unwrap().to_owned();
+    let next_year = (chrono::Utc::now().date_naive() + chrono::Days::new(365)).to_string();
+    let acceptance = |product: &str, controls: &str, expires_on: &str, token: &str| {
+        vec![
+            ("csrf_token".to_owned(), token.to_owned()),
+            ("product_id".to_owned(), product.to_owned()),
+            ("compensating_controls".to_owned(), controls.to_owned()),
+            ("mds2_reference".to_owned(), "MDS2-W10-7".to_owned()),
+            ("expires_on".to_owned(), expires_on.to_owned()),
+        ]
+    };
+    let record = "/organisations/RR8/risk-acceptances";
+
+    // Bad input: the form again with an error summary and what was typed; nothing recorded.
+    for (fields_, message) in [
+        (acceptance("", "Isolated VLAN", &next_year, &token), "Choose the product the acceptance is for"),
+        (
+            acceptance(&product, "Isolated VLAN", "next year", &token),
+            "Enter the expiry date as year-month-day",
+        ),
+        (acceptance(&product, "Isolated VLAN", "2020-01-01", &token), "expires_on must be in the future"),
+        (acceptance(&product, " ", &next_year, &token), "describe the compensating controls"),
+    ] {
+        let refused = browser.post(record, &fields(&fields_)).await;
+        assert_eq!(refused.status, 422, "{message}");
+        assert!(refused.body.contains("nhsuk-error-summary"));
+        assert!(refused.body.contains(message), "{message}: {}", refused.body);
+        assert!(refused.body.contains(r#"value="MDS2-W10-7""#), "what was typed is kept");
+    }
+    let no_token = acceptance(&product, "Isolated VLAN", &next_year, "");
+    assert_eq!(browser.post(record, &fields(&no_token)).await.status, 403);
+    assert_eq!(count_rows(&app, "risk_acceptances"), 0);
+
+    // Another trust's officer, an auditor and an exemplar may not record one for RR8.
+    for (user, status) in [
+        (app.create_user(Role::Officer, Some("RJ1")), 404),
+        (app.create_user(Role::Auditor, None), 403),
+        (app.create_user(Role::Exemplar, Some("RM3")), 403),
+    ] {
+        let mut other = Browser::new(&app);
+        other.sign_in(&user).await;
+        assert_eq!(other.get(path).await.status, status);
+        let their_token = other.get("/").await.hidden("csrf_token");
+        let theirs = acceptance(&product, "Not ours", &next_year, &their_token);
+        assert_eq!(other.post(record, &fields(&theirs)).await.status, status);
+    }
+    assert_eq!(count_rows(&app, "risk_acceptances"), 0);
+
+    let recorded = browser
+        .post(record, &fields(&acceptance(&product, "Isolated VLAN, no internet", &next_year, &token)))
+        .await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    assert_eq!(recorded.location(), "/organisations/RR8?notice=risk-accepted");
+    let page = browser.get(recorded.location()).await;
+    assert!(page.body.contains("The risk acceptance is recorded."));
+    assert!(page.body.contains("Isolated VLAN, no internet"));
+    assert!(page.body.contains("MDS2-W10-7"));
+    assert_eq!(count_rows(&app, "risk_acceptances"), 1);
+}
+
 on_both_engines!(
+    an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it,
+    an_officer_records_a_risk_acceptance_from_the_organisation_page,
     an_officer_records_whether_an_advisory_applies_and_closes_it,
     signing_out_ends_the_session_token_not_just_the_cookie,
     the_publisher_changes_and_removes_draft_requirements,

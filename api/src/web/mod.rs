@@ -23,6 +23,7 @@ pub mod organisations;
 pub mod products;
 pub mod purchases;
 pub mod reports;
+pub mod risk;
 pub mod session;
 pub mod standards;
 pub mod start;
@@ -63,6 +64,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/organisations/{code}/purchases")
                 .route(web::post().to(purchases::record_purchase)),
+        )
+        .service(
+            web::resource("/organisations/{code}/risk-acceptances/new")
+                .route(web::get().to(risk::new_acceptance_page)),
+        )
+        .service(
+            web::resource("/organisations/{code}/risk-acceptances")
+                .route(web::post().to(risk::record_acceptance)),
         )
         .service(web::resource("/products/{id}").route(web::get().to(products::product_page)))
         .service(web::resource("/agreements").route(web::get().to(agreements::agreements_page)))
