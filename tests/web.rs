@@ -528,7 +528,565 @@ async fn an_officer_acknowledges_an_advisory_for_their_own_trust_only(app: TestA
     assert!(exposure.body.contains("after the deadline"), "RR8 acknowledged late");
 }
 
+/// The value of the `<option>` labelled `label`.
+fn option_value(page: &Page, label: &str) -> String {
+    let at = page.body.find(&format!(">{label}</option>")).unwrap_or_else(|| panic!("no option {label}"));
+    let start = page.body[..at].rfind("value=\"").unwrap() + "value=\"".len();
+    page.body[start..at].split('"').next().unwrap_or_default().to_owned()
+}
+
+fn count_assessments(app: &TestApp) -> i64 {
+    app.with_connection(|conn| {
+        use db::schema::assessments::dsl::*;
+        use diesel::prelude::*;
+        assessments.count().get_result(conn).unwrap()
+    })
+}
+
+/// Borrows owned form fields for `Browser::post`.
+fn fields(owned: &[(String, String)]) -> Vec<(&str, &str)> {
+    owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+async fn the_publisher_assesses_products_against_the_published_version(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let standard = browser.get(&format!("/standards/{id}")).await;
+    let path = format!("/standards/{id}/versions/2/assessments");
+    assert!(standard.body.contains(&format!(r#"href="{path}""#)), "the standard links to its assessments");
+    let form = browser.get(&path).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("No product has been assessed against version 2."));
+    let token = form.hidden("csrf_token");
+    let ultrasound = option_value(&form, "ExampleScan Ultrasound Cart 9.1");
+    let analyser = option_value(&form, "ExampleLab Analyser Controller 2.0");
+    let every_requirement_met = |product: &str, token: &str| {
+        let mut owned =
+            vec![("csrf_token".to_owned(), token.to_owned()), ("product_id".into(), product.into())];
+        for code in ["MDS-01", "MDS-02", "MDS-03", "MDS-04", "MDS-05", "MDS-06"] {
+            owned.push((format!("requirement_{code}"), "1".into()));
+            owned.push((format!("met_{code}"), "yes".into()));
+        }
+        owned
+    };
+
+    // No product chosen: the form again, with what to correct, and nothing recorded.
+    let refused = browser.post(&path, &fields(&every_requirement_met("", &token))).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("nhsuk-error-summary"));
+    assert!(refused.body.contains("Choose the product you assessed"));
+    assert!(refused.body.contains(r#"name="met_MDS-01" type="checkbox" value="yes" checked"#), "kept");
+
+    // Without the CSRF token: refused before anything is read.
+    assert_eq!(browser.post(&path, &fields(&every_requirement_met(&ultrasound, ""))).await.status, 403);
+    assert_eq!(count_assessments(&app), 0);
+
+    let assessed = browser.post(&path, &fields(&every_requirement_met(&ultrasound, &token))).await;
+    assert_eq!(assessed.status, 303, "{}", assessed.body);
+    assert_eq!(assessed.location(), format!("{path}?notice=conforms&product={ultrasound}"));
+    let after = browser.get(assessed.location()).await;
+    assert!(after.body.contains("ExampleScan Ultrasound Cart 9.1 is assessed: it conforms to version 2."));
+
+    // The service's own check overrides the author: the analyser has no MDS2 form.
+    let failing = browser.post(&path, &fields(&every_requirement_met(&analyser, &token))).await;
+    assert_eq!(failing.status, 303, "{}", failing.body);
+    assert!(failing.location().contains("notice=does-not-conform"));
+    let after = browser.get(failing.location()).await;
+    assert!(after.body.contains("Does not conform"));
+    assert!(after.body.contains("MDS-01: not met (the service found the product record does not meet it)"));
+
+    let twice = browser.post(&path, &fields(&every_requirement_met(&ultrasound, &token))).await;
+    assert_eq!(twice.status, 409);
+    assert!(twice.body.contains("already been assessed against version 2"), "{}", twice.body);
+    assert_eq!(count_assessments(&app), 2);
+
+    // Only the published version is assessed: version 1 is superseded.
+    let superseded = browser.get(&format!("/standards/{id}/versions/1/assessments")).await;
+    assert_eq!(superseded.status, 200);
+    assert!(!superseded.body.contains("Record the assessment"));
+    assert_eq!(browser.get(&format!("/standards/{id}/versions/9/assessments")).await.status, 404);
+
+    // Another exemplar trust, and an officer, read the assessments but may not assess.
+    let other_author = app.create_user(Role::Exemplar, Some("RRK"));
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    for user in [&other_author, &officer] {
+        let mut other = Browser::new(&app);
+        other.sign_in(user).await;
+        let page = other.get(&path).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("ExampleScan Ultrasound Cart 9.1"));
+        assert!(!page.body.contains("Record the assessment"), "no form for those who may not assess");
+        let theirs = every_requirement_met(&analyser, &page.hidden("csrf_token"));
+        assert_eq!(other.post(&path, &fields(&theirs)).await.status, 403);
+    }
+    assert_eq!(count_assessments(&app), 2);
+}
+
+/// The requirements of a version, as (code, level, text), from the data layer.
+fn requirements_of(app: &TestApp, id: &str, number: i32) -> Vec<(String, String, String)> {
+    let id: i64 = id.parse().unwrap();
+    app.with_connection(|conn| {
+        db::standards::get_version(conn, id, number)
+            .unwrap()
+            .requirements
+            .into_iter()
+            .map(|r| (r.code, r.level.as_str().to_owned(), r.text))
+            .collect()
+    })
+}
+
+async fn the_publisher_changes_and_removes_draft_requirements(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let token = browser.get(&format!("/standards/{id}")).await.hidden("csrf_token");
+    let drafted = browser.post(&format!("/standards/{id}/versions"), &[("csrf_token", &token)]).await;
+    assert_eq!(drafted.status, 303);
+    let standard = browser.get(&format!("/standards/{id}")).await;
+    assert!(standard.body.contains("requirements/edit?code=MDS-03"), "each draft requirement can be changed");
+    let revision = standard.hidden("revision");
+    let edit_path = format!("/standards/{id}/versions/3/requirements/edit");
+    let remove_path = format!("/standards/{id}/versions/3/requirements/remove");
+
+    let form = browser.get(&format!("{edit_path}?code=MDS-03")).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("Change MDS-03"));
+    assert_eq!(form.hidden("original_code"), "MDS-03");
+    assert_eq!(browser.get(&format!("{edit_path}?code=NOPE-1")).await.status, 404);
+    assert_eq!(
+        browser.get(&format!("/standards/{id}/versions/2/requirements/edit?code=MDS-03")).await.status,
+        404
+    );
+
+    let edit = |text: &'static str, revision: String, token: String| {
+        vec![
+            ("csrf_token".to_owned(), token),
+            ("revision".to_owned(), revision),
+            ("original_code".to_owned(), "MDS-03".to_owned()),
+            ("code".to_owned(), "MDS-03".to_owned()),
+            ("level".to_owned(), "SHOULD".to_owned()),
+            ("text".to_owned(), text.to_owned()),
+        ]
+    };
+    let before = requirements_of(&app, &id, 3);
+
+    // Bad input: the form again with an error summary and what was typed; nothing changes.
+    let blank = browser.post(&edit_path, &fields(&edit("  ", revision.clone(), token.clone()))).await;
+    assert_eq!(blank.status, 422, "{}", blank.body);
+    assert!(blank.body.contains("nhsuk-error-summary"));
+    assert!(blank.body.contains("requirement MDS-03 needs text"));
+    assert!(blank.body.contains(r#"<option value="SHOULD" selected>"#), "what was chosen is kept");
+    let no_token =
+        browser.post(&edit_path, &fields(&edit("Changed.", revision.clone(), String::new()))).await;
+    assert_eq!(no_token.status, 403);
+    assert_eq!(requirements_of(&app, &id, 3), before);
+
+    let text = "The supplier SHOULD provide a software bill of materials in SPDX or CycloneDX.";
+    let saved = browser.post(&edit_path, &fields(&edit(text, revision.clone(), token.clone()))).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(saved.location(), format!("/standards/{id}?notice=saved&n=3"));
+    let changed = requirements_of(&app, &id, 3);
+    assert!(changed.contains(&("MDS-03".into(), "SHOULD".into(), text.into())), "{changed:?}");
+    assert_eq!(requirements_of(&app, &id, 2).len(), 6, "the published version never changes");
+
+    // The form shown before the change is out of date: refused, not a lost update.
+    let stale = browser.post(&edit_path, &fields(&edit("Stale.", revision.clone(), token.clone()))).await;
+    assert_eq!(stale.status, 409);
+    assert!(stale.body.contains("Someone changed the draft"));
+    let stale = browser
+        .post(&remove_path, &[("csrf_token", &token), ("code", "MDS-05"), ("revision", &revision)])
+        .await;
+    assert_eq!(stale.status, 409);
+
+    // Another exemplar trust and an officer may neither see the form nor change the draft.
+    for user in [app.create_user(Role::Exemplar, Some("RRK")), app.create_user(Role::Officer, Some("RR8"))] {
+        let mut other = Browser::new(&app);
+        other.sign_in(&user).await;
+        assert_eq!(other.get(&format!("{edit_path}?code=MDS-03")).await.status, 403);
+        let their_token = other.get("/standards").await.hidden("csrf_token");
+        let fresh = browser.get(&format!("/standards/{id}")).await.hidden("revision");
+        let removed = other
+            .post(&remove_path, &[("csrf_token", &their_token), ("code", "MDS-05"), ("revision", &fresh)])
+            .await;
+        assert_eq!(removed.status, 403);
+    }
+    assert_eq!(requirements_of(&app, &id, 3).len(), 6);
+
+    let fresh = browser.get(&format!("/standards/{id}")).await.hidden("revision");
+    assert_eq!(browser.post(&remove_path, &[("code", "MDS-05"), ("revision", &fresh)]).await.status, 403);
+    let removed =
+        browser.post(&remove_path, &[("csrf_token", &token), ("code", "MDS-05"), ("revision", &fresh)]).await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    let codes: Vec<String> = requirements_of(&app, &id, 3).into_iter().map(|(code, _, _)| code).collect();
+    assert_eq!(codes, ["MDS-01", "MDS-02", "MDS-03", "MDS-04", "MDS-06"]);
+}
+
+async fn the_publisher_withdraws_a_version_after_confirming(app: TestApp) {
+    let author = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&author).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let standard = browser.get(&format!("/standards/{id}")).await;
+    let path = format!("/standards/{id}/versions/2/withdraw");
+    assert!(standard.body.contains(&format!(r#"href="{path}""#)));
+    let token = standard.hidden("csrf_token");
+    let confirmation = browser.get(&path).await;
+    assert_eq!(confirmation.status, 200);
+    assert!(confirmation.body.contains("Withdraw version 2?"));
+    assert!(confirmation.body.contains("no version of this standard is published"), "{}", confirmation.body);
+    assert_eq!(browser.get(&format!("/standards/{id}/versions/1/withdraw")).await.status, 404, "superseded");
+
+    let other_author = app.create_user(Role::Exemplar, Some("RRK"));
+    let mut other = Browser::new(&app);
+    other.sign_in(&other_author).await;
+    assert_eq!(other.get(&path).await.status, 403);
+    let their_token = other.get("/standards").await.hidden("csrf_token");
+    assert_eq!(other.post(&path, &[("csrf_token", &their_token)]).await.status, 403);
+    assert_eq!(browser.post(&path, &[]).await.status, 403, "no CSRF token");
+    let published: i64 = app.with_connection(|conn| {
+        db::standards::get(conn, id.parse().unwrap()).unwrap().published_version.map_or(0, i64::from)
+    });
+    assert_eq!(published, 2, "nothing refused withdrew it");
+
+    let withdrawn = browser.post(&path, &[("csrf_token", &token)]).await;
+    assert_eq!(withdrawn.status, 303, "{}", withdrawn.body);
+    assert_eq!(withdrawn.location(), format!("/standards/{id}?notice=withdrawn&n=2"));
+    let after = browser.get(withdrawn.location()).await;
+    assert!(after.body.contains("Version 2 is withdrawn."));
+    assert!(after.body.contains("No version of this standard is published"));
+    let twice = browser.post(&path, &[("csrf_token", &token)]).await;
+    assert_eq!(twice.status, 409);
+    assert!(twice.body.contains("it cannot be withdrawn"), "{}", twice.body);
+}
+
+async fn signing_out_ends_the_session_token_not_just_the_cookie(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let mut elsewhere = Browser::new(&app);
+    elsewhere.sign_in(&officer).await;
+    let page = browser.get("/logout").await;
+    assert!(page.body.contains("ends every session of your account"), "{}", page.body);
+    let token = page.hidden("csrf_token");
+    let old_cookie = browser.cookies["catalogue_session"].clone();
+
+    let signed_out = browser.post("/logout", &[("csrf_token", &token)]).await;
+    assert_eq!(signed_out.status, 303);
+    assert_eq!(signed_out.location(), "/login?signed_out=1");
+    assert!(
+        browser.get("/login?signed_out=1").await.body.contains("Every session of your account has ended")
+    );
+
+    // The cookie kept from before signing out (a copy, a stolen one) no longer signs anyone in.
+    let old_token = old_cookie.split_once('.').unwrap().1.to_owned();
+    browser.cookies.insert("catalogue_session".into(), old_cookie);
+    let refused = browser.get("/organisations/RR8").await;
+    assert_eq!(refused.status, 303);
+    assert!(refused.location().starts_with("/login"));
+    let response = app.get("/v1/me").bearer_auth(&old_token).send().await.unwrap();
+    assert_eq!(response.status(), 401, "the token is refused by the API too");
+    // Every other session of the account ends with it; signing in again works.
+    assert_eq!(elsewhere.get("/").await.status, 303);
+    browser.sign_in(&officer).await;
+    assert_eq!(browser.get("/organisations/RR8").await.status, 200);
+}
+
+/// Claims Windows 10 Enterprise seats for RR8 (exposing it to advisory CC-2025-0001) and returns
+/// the advisory's id, from the organisation page.
+async fn exposed_to_the_windows_10_advisory(browser: &mut Browser<'_>) -> String {
+    let (entitlement, page) = windows_10_claim_form(browser).await;
+    let token = page.hidden("csrf_token");
+    let claimed = browser
+        .post(
+            &format!("/entitlements/{entitlement}/claim"),
+            &[("organisation", "RR8"), ("quantity", "10"), ("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(claimed.status, 303);
+    let organisation = browser.get("/organisations/RR8").await;
+    let at = organisation.body.find("/acknowledge\"").expect("an acknowledge form");
+    let start = organisation.body[..at].rfind("/advisories/").unwrap() + "/advisories/".len();
+    organisation.body[start..at].to_owned()
+}
+
+async fn an_officer_records_whether_an_advisory_applies_and_closes_it(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let advisory = exposed_to_the_windows_10_advisory(&mut browser).await;
+    let path = format!("/organisations/RR8/advisories/{advisory}");
+    let organisation = browser.get("/organisations/RR8").await;
+    assert!(organisation.body.contains(&format!(r#"href="{path}""#)), "the organisation page links to it");
+
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("CC-2025-0001: the response of RR8"));
+    assert!(page.body.contains("Acknowledge CC-2025-0001"), "not yet acknowledged");
+    assert!(!page.body.contains("/close\""), "closing waits for the acknowledgement");
+    let token = page.hidden("csrf_token");
+    let applicability = format!("{path}/applicability");
+    let close = format!("{path}/close");
+    let too_early = browser.post(&applicability, &[("csrf_token", &token), ("applicable", "yes")]).await;
+    assert_eq!(too_early.status, 409);
+    assert!(too_early.body.contains("acknowledge the advisory first"));
+
+    let acknowledged =
+        browser.post(&format!("{path}/acknowledge"), &[("csrf_token", &token), ("return_to", &path)]).await;
+    assert_eq!(acknowledged.status, 303);
+    assert_eq!(acknowledged.location(), format!("{path}?notice=acknowledged"));
+    let page = browser.get(acknowledged.location()).await;
+    assert!(page.body.contains("Record whether it applies"));
+    assert!(page.body.contains("Not known yet"));
+
+    // Bad input: the page again with an error summary and what was typed; nothing changes.
+    let unchosen = browser.post(&applicability, &[("csrf_token", &token), ("reason", "isolated ward")]).await;
+    assert_eq!(unchosen.status, 422);
+    assert!(unchosen.body.contains("nhsuk-error-summary"));
+    assert!(unchosen.body.contains("Choose whether the advisory applies"));
+    assert!(unchosen.body.contains(r#"value="isolated ward""#));
+    let blank = browser.post(&close, &[("csrf_token", &token), ("remediation_note", "  ")]).await;
+    assert_eq!(blank.status, 422);
+    assert!(blank.body.contains("closing needs a remediation note"), "{}", blank.body);
+    assert_eq!(browser.post(&close, &[("remediation_note", "Patched")]).await.status, 403, "no CSRF token");
+    assert!(browser.get(&path).await.body.contains("Not yet"), "still open");
+
+    let recorded = browser
+        .post(&applicability, &[("csrf_token", &token), ("applicable", "yes"), ("reason", "ten desktops")])
+        .await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    assert!(browser.get(recorded.location()).await.body.contains("Yes: ten desktops"));
+
+    // Another trust's officer, an exemplar and an auditor cannot respond for RR8.
+    let other = app.create_user(Role::Officer, Some("RJ1"));
+    let mut them = Browser::new(&app);
+    them.sign_in(&other).await;
+    assert_eq!(them.get(&path).await.status, 404);
+    let their_token = them.get("/").await.hidden("csrf_token");
+    let note = [("csrf_token", their_token.as_str()), ("remediation_note", "Not ours")];
+    assert_eq!(them.post(&close, &note).await.status, 404);
+    let exemplar = app.create_user(Role::Exemplar, Some("RM3"));
+    let mut author = Browser::new(&app);
+    author.sign_in(&exemplar).await;
+    assert_eq!(author.get(&path).await.status, 404);
+    let auditor = app.create_user(Role::Auditor, None);
+    let mut audit = Browser::new(&app);
+    audit.sign_in(&auditor).await;
+    let seen = audit.get(&path).await;
+    assert_eq!(seen.status, 200, "auditors read every organisation's response");
+    assert!(!seen.body.contains("/close\""), "but cannot respond");
+    let audit_token = seen.hidden("csrf_token");
+    let note = [("csrf_token", audit_token.as_str()), ("remediation_note", "Audited")];
+    assert_eq!(audit.post(&close, &note).await.status, 403);
+
+    let closed = browser
+        .post(&close, &[("csrf_token", &token), ("remediation_note", "Upgraded to Windows 11 Enterprise")])
+        .await;
+    assert_eq!(closed.status, 303);
+    let page = browser.get(closed.location()).await;
+    assert!(page.body.contains("The advisory is closed"));
+    assert!(page.body.contains("Upgraded to Windows 11 Enterprise"));
+    assert!(!page.body.contains("/close\""), "nothing left to do");
+    let twice = browser.post(&close, &[("csrf_token", &token), ("remediation_note", "Again")]).await;
+    assert_eq!(twice.status, 409);
+
+    // The national team responds for any organisation, from the advisory's exposure table.
+    let admin = app.create_user(Role::Admin, None);
+    let mut national = Browser::new(&app);
+    national.sign_in(&admin).await;
+    let exposure = national.get(&format!("/advisories/{advisory}")).await;
+    assert!(exposure.body.contains(&format!(r#"href="{path}""#)));
+    assert_eq!(national.get(&path).await.status, 200);
+}
+
+fn count_rows(app: &TestApp, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    app.with_connection(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result::<Count>(conn).unwrap().n
+    })
+}
+
+async fn an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let id = standard_id(&mut browser, "Medical device security").await;
+    let form = browser.get(&format!("/organisations/RR8/purchases/new?standard={id}")).await;
+    let token = form.hidden("csrf_token");
+    let version = form.hidden("version");
+    let mut first: Vec<(String, String)> = [
+        ("csrf_token", token.as_str()),
+        ("standard_id", id.as_str()),
+        ("version", version.as_str()),
+        ("category", "medical-device-software"),
+        ("description", "Portable X-ray unit"),
+        ("purchased_on", "2026-11-02"),
+        ("quantity", "1"),
+        ("unit_cost", "12,000"),
+        ("order_reference", "PO-1"),
+        ("requirement_MDS-01", "1"),
+        ("met_MDS-01", "yes"),
+        ("requirement_MDS-02", "1"),
+        ("requirement_MDS-03", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(browser.post("/organisations/RR8/purchases", &fields(&first)).await.status, 303);
+    let old: i64 = app.with_connection(|conn| {
+        use db::schema::purchases::dsl::*;
+        use diesel::prelude::*;
+        purchases.select(id).first(conn).unwrap()
+    });
+    let organisation = browser.get("/organisations/RR8").await;
+    let path = format!("/organisations/RR8/purchases/new?standard={id}&corrects={old}");
+    assert!(organisation.body.contains(&path.replace('&', "&amp;")), "each purchase can be corrected");
+
+    let correction = browser.get(&path).await;
+    assert_eq!(correction.status, 200, "{}", correction.body);
+    assert!(correction.body.contains("Correct a local purchase"));
+    assert_eq!(correction.hidden("supersedes"), old.to_string());
+    assert!(correction.body.contains(r#"value="PO-1""#), "the form starts with what was recorded");
+    assert!(correction.body.contains(r#"value="12000.00""#));
+    assert!(correction.body.contains(r#"name="met_MDS-01" type="checkbox" value="yes" checked"#));
+
+    first.retain(|(k, _)| k != "order_reference");
+    first.push(("order_reference".into(), "PO-1A".into()));
+    first.push(("supersedes".into(), old.to_string()));
+    first.push(("met_MDS-02".into(), "yes".into()));
+    first.push(("met_MDS-03".into(), "yes".into()));
+    let mut no_token = first.clone();
+    no_token.retain(|(k, _)| k != "csrf_token");
+    assert_eq!(browser.post("/organisations/RR8/purchases", &fields(&no_token)).await.status, 403);
+    assert_eq!(count_rows(&app, "purchases"), 1);
+
+    let corrected = browser.post("/organisations/RR8/purchases", &fields(&first)).await;
+    assert_eq!(corrected.status, 303, "{}", corrected.body);
+    assert_eq!(corrected.location(), "/organisations/RR8?notice=corrected");
+    let page = browser.get(corrected.location()).await;
+    assert!(page.body.contains("The correction is recorded and replaces the earlier purchase"));
+    assert!(page.body.contains("PO-1A"));
+    assert!(page.body.contains("Corrects an earlier record"));
+    assert!(!page.body.contains(">PO-1<"), "the superseded purchase is no longer listed");
+
+    let again = browser.post("/organisations/RR8/purchases", &fields(&first)).await;
+    assert_eq!(again.status, 422, "a purchase is superseded once");
+    assert!(again.body.contains("already been superseded"), "{}", again.body);
+    assert!(again.body.contains("Correct a local purchase"), "the correction form again");
+    assert_eq!(count_rows(&app, "purchases"), 2);
+
+    // Another trust can neither open the correction nor correct RR8's purchase from its own page.
+    let other = app.create_user(Role::Officer, Some("RJ1"));
+    let mut them = Browser::new(&app);
+    them.sign_in(&other).await;
+    assert_eq!(them.get(&path).await.status, 404);
+    let theirs = format!("/organisations/RJ1/purchases/new?standard={id}&corrects={old}");
+    assert_eq!(them.get(&theirs).await.status, 404);
+    let their_token = them.get("/").await.hidden("csrf_token");
+    let mut stolen = first.clone();
+    stolen.retain(|(k, _)| k != "csrf_token" && k != "supersedes");
+    stolen.push(("csrf_token".into(), their_token));
+    let mut for_rr8 = stolen.clone();
+    for_rr8.push(("supersedes".into(), old.to_string()));
+    assert_eq!(them.post("/organisations/RR8/purchases", &fields(&for_rr8)).await.status, 404);
+    let mut from_rj1 = stolen;
+    from_rj1.push(("supersedes".into(), old.to_string()));
+    let refused = them.post("/organisations/RJ1/purchases", &fields(&from_rj1)).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("is not RJ1&#39;s"), "{}", refused.body);
+    assert_eq!(count_rows(&app, "purchases"), 2);
+}
+
+async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    exposed_to_the_windows_10_advisory(&mut browser).await;
+    let organisation = browser.get("/organisations/RR8").await;
+    assert!(organisation.body.contains("RR8 has recorded no risk acceptances."));
+    let path = "/organisations/RR8/risk-acceptances/new";
+    assert!(organisation.body.contains(&format!(r#"href="{path}""#)));
+    let form = browser.get(path).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let token = form.hidden("csrf_token");
+    let marker = r#"<option value=""#;
+    let start = form.body.find("Choose a product</option>").unwrap();
+    let at = form.body[start..].find(marker).expect("a product RR8 holds") + start + marker.len();
+    let product = form.body[at..].split('"').next().unwrap().to_owned();
+    let next_year = (chrono::Utc::now().date_naive() + chrono::Days::new(365)).to_string();
+    let acceptance = |product: &str, controls: &str, expires_on: &str, token: &str| {
+        vec![
+            ("csrf_token".to_owned(), token.to_owned()),
+            ("product_id".to_owned(), product.to_owned()),
+            ("compensating_controls".to_owned(), controls.to_owned()),
+            ("mds2_reference".to_owned(), "MDS2-W10-7".to_owned()),
+            ("expires_on".to_owned(), expires_on.to_owned()),
+        ]
+    };
+    let record = "/organisations/RR8/risk-acceptances";
+
+    // Bad input: the form again with an error summary and what was typed; nothing recorded.
+    for (fields_, message) in [
+        (acceptance("", "Isolated VLAN", &next_year, &token), "Choose the product the acceptance is for"),
+        (
+            acceptance(&product, "Isolated VLAN", "next year", &token),
+            "Enter the expiry date as year-month-day",
+        ),
+        (acceptance(&product, "Isolated VLAN", "2020-01-01", &token), "expires_on must be in the future"),
+        (acceptance(&product, " ", &next_year, &token), "describe the compensating controls"),
+    ] {
+        let refused = browser.post(record, &fields(&fields_)).await;
+        assert_eq!(refused.status, 422, "{message}");
+        assert!(refused.body.contains("nhsuk-error-summary"));
+        assert!(refused.body.contains(message), "{message}: {}", refused.body);
+        assert!(refused.body.contains(r#"value="MDS2-W10-7""#), "what was typed is kept");
+    }
+    let no_token = acceptance(&product, "Isolated VLAN", &next_year, "");
+    assert_eq!(browser.post(record, &fields(&no_token)).await.status, 403);
+    assert_eq!(count_rows(&app, "risk_acceptances"), 0);
+
+    // Another trust's officer, an auditor and an exemplar may not record one for RR8.
+    for (user, status) in [
+        (app.create_user(Role::Officer, Some("RJ1")), 404),
+        (app.create_user(Role::Auditor, None), 403),
+        (app.create_user(Role::Exemplar, Some("RM3")), 403),
+    ] {
+        let mut other = Browser::new(&app);
+        other.sign_in(&user).await;
+        assert_eq!(other.get(path).await.status, status);
+        let their_token = other.get("/").await.hidden("csrf_token");
+        let theirs = acceptance(&product, "Not ours", &next_year, &their_token);
+        assert_eq!(other.post(record, &fields(&theirs)).await.status, status);
+    }
+    assert_eq!(count_rows(&app, "risk_acceptances"), 0);
+
+    let recorded = browser
+        .post(record, &fields(&acceptance(&product, "Isolated VLAN, no internet", &next_year, &token)))
+        .await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    assert_eq!(recorded.location(), "/organisations/RR8?notice=risk-accepted");
+    let page = browser.get(recorded.location()).await;
+    assert!(page.body.contains("The risk acceptance is recorded."));
+    assert!(page.body.contains("Isolated VLAN, no internet"));
+    assert!(page.body.contains("MDS2-W10-7"));
+    assert_eq!(count_rows(&app, "risk_acceptances"), 1);
+}
+
 on_both_engines!(
+    an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it,
+    an_officer_records_a_risk_acceptance_from_the_organisation_page,
+    an_officer_records_whether_an_advisory_applies_and_closes_it,
+    signing_out_ends_the_session_token_not_just_the_cookie,
+    the_publisher_changes_and_removes_draft_requirements,
+    the_publisher_withdraws_a_version_after_confirming,
+    the_publisher_assesses_products_against_the_published_version,
     an_officer_acknowledges_an_advisory_for_their_own_trust_only,
     an_active_session_is_renewed_and_keeps_its_forms_valid,
     only_the_publisher_drafts_and_publishes_a_standard,

@@ -357,6 +357,21 @@ pub fn set_password(db: &Database, actor: &Actor, id: i64, password_hash: &str) 
     })
 }
 
+/// Ends every token the user holds (signing out of the web pages ends the session's token, and with
+/// it every other session and bearer token of the account): the next request with any of them is
+/// refused, on every instance, as after a change of password.
+pub fn end_sessions(db: &Database, actor: &Actor, id: i64) -> DbResult<()> {
+    db.write(actor, |conn| {
+        let updated = diesel::update(users::table.find(id))
+            .set(users::token_generation.eq(users::token_generation + 1))
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(DbError::NotFound("user"));
+        }
+        Ok(Audited::one((), Change::new("user.sign_out", "user", id)))
+    })
+}
+
 pub fn find_id_by_email(conn: &mut DbConnection, email: &str) -> DbResult<i64> {
     users::table
         .filter(users::email.eq(normalise_email(email)))

@@ -94,6 +94,11 @@ async function screenshot(page, name) {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
+/** The console's report of a form answered 422, as the tests of error summaries ask for on purpose. */
+function expectedRefusal(problem) {
+  return /status of 422 \(Unprocessable Entity\)/.test(problem);
+}
+
 function assertNoConsoleProblems(problems) {
   assert.deepEqual(problems, [], `console errors (CSP violations or script errors): ${problems.join('\n')}`);
 }
@@ -344,6 +349,125 @@ test('the national team sees a utilisation chart per entitlement', async () => {
     await assertAccessible(page, 'users');
     await screenshot(page, '13-users');
     assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});
+
+test('an exemplar assesses a product, changes a draft requirement and sees what withdrawing would do', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.exemplar);
+    await page.getByRole('link', { name: 'Standards' }).click();
+    await page.getByRole('link', { name: 'Medical device security' }).click();
+    await page.getByRole('link', { name: /Products assessed against version/ }).click();
+    await page.getByRole('heading', { name: /Assessments against version/ }).waitFor();
+    await page.getByLabel('Product', { exact: true }).selectOption({ label: 'ExampleScan Ultrasound Cart 9.1' });
+    for (const box of await page.locator('input.nhsuk-checkboxes__input').all()) await box.check();
+    await page.getByLabel('Evidence (optional)').fill('https://example.org/mds2/ultrasound-9.1');
+    await page.getByRole('button', { name: 'Record the assessment' }).click();
+    await page.getByText('ExampleScan Ultrasound Cart 9.1 is assessed: it conforms').waitFor();
+    await screenshot(page, '14-assessments');
+    await assertAccessible(page, 'assessments');
+
+    // A draft's requirement, changed on its own page.
+    await page.getByRole('link', { name: 'Medical device security' }).click();
+    await page.getByRole('button', { name: 'Start a new version' }).click();
+    await page.getByText('is a draft').waitFor();
+    await page.getByRole('link', { name: 'Change MDS-04' }).click();
+    await page.getByRole('heading', { name: 'Change MDS-04' }).waitFor();
+    await page.getByLabel('Requirement', { exact: true }).fill('');
+    await page.getByRole('button', { name: 'Save the requirement' }).click();
+    await page.locator('.nhsuk-error-summary').waitFor();
+    await screenshot(page, '15-change-requirement-error');
+    await assertAccessible(page, 'change a requirement, with an error');
+    await page.getByLabel('Level').selectOption('MUST');
+    await page.getByLabel('Requirement', { exact: true }).fill('The device MUST work on a segregated network segment (VLAN).');
+    await page.getByRole('button', { name: 'Save the requirement' }).click();
+    await page.getByText('requirements of draft version 4 are saved').waitFor();
+    await page.getByRole('button', { name: 'Remove MDS-06' }).click();
+    await page.getByText('requirements of draft version 4 are saved').waitFor();
+    assert.doesNotMatch(await page.locator('table').nth(1).innerText(), /MDS-06/);
+
+    // Withdrawing the published version: the confirmation page says what follows (not confirmed here).
+    await page.getByRole('link', { name: 'Withdraw version 3' }).click();
+    await page.getByRole('heading', { name: 'Withdraw version 3?' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /no version of this standard is published/);
+    await screenshot(page, '16-withdraw-confirmation');
+    await assertAccessible(page, 'withdraw confirmation');
+    await page.getByRole('link', { name: 'Cancel and go back to the standard' }).click();
+    await page.getByRole('link', { name: 'Withdraw draft version 4' }).click();
+    await page.getByRole('button', { name: 'Withdraw version 4' }).click();
+    await page.getByText('Version 4 is withdrawn.').waitFor();
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
+
+test('an officer records whether an advisory applies, closes it, records a risk acceptance and corrects a purchase', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    await page.getByRole('link', { name: 'Our organisation' }).click();
+    await page.getByRole('link', { name: 'The response of RR8 to CC-2025-0001' }).click();
+    await page.getByRole('heading', { name: 'CC-2025-0001: the response of RR8' }).waitFor();
+    await page.getByRole('button', { name: 'Close CC-2025-0001 for RR8' }).click();
+    await page.locator('.nhsuk-error-summary').getByText('closing needs a remediation note').waitFor();
+    await screenshot(page, '17-advisory-response');
+    await assertAccessible(page, 'advisory response');
+    await page.getByLabel('Yes').check();
+    await page.getByLabel('Why (optional)').fill('250 desktops on Windows 10 Enterprise');
+    await page.getByRole('button', { name: 'Record whether it applies' }).click();
+    await page.getByText('Whether the advisory applies is recorded.').waitFor();
+    await page.getByLabel('What was done').fill('Extended security updates bought; upgrade to Windows 11 planned.');
+    await page.getByRole('button', { name: 'Close CC-2025-0001 for RR8' }).click();
+    await page.getByText('The advisory is closed').waitFor();
+
+    await page.getByRole('link', { name: 'Leeds Teaching Hospitals NHS Trust', exact: true }).click();
+    await page.getByRole('link', { name: 'Record a risk acceptance' }).click();
+    await page.getByRole('heading', { name: 'Record a risk acceptance' }).waitFor();
+    await assertAccessible(page, 'risk acceptance form');
+    await screenshot(page, '18-risk-acceptance');
+    await page.getByLabel('Product', { exact: true }).selectOption({ index: 1 });
+    await page.getByLabel('Compensating controls').fill('Isolated VLAN; no internet access; monitored by the SOC.');
+    await page.getByLabel('Expires on').fill(`${new Date().getUTCFullYear() + 1}-03-31`);
+    await page.getByRole('button', { name: 'Record the risk acceptance' }).click();
+    await page.getByText('The risk acceptance is recorded.').waitFor();
+    assert.match(await page.locator('main').innerText(), /Isolated VLAN; no internet access/);
+
+    await page.getByRole('link', { name: 'Correct the purchase PO-RR8-7781' }).click();
+    await page.getByRole('heading', { name: 'Correct a local purchase' }).waitFor();
+    await assertAccessible(page, 'purchase correction');
+    await screenshot(page, '19-purchase-correction');
+    await page.getByLabel('Quantity').fill('3');
+    await page.getByLabel('Order reference').fill('PO-RR8-7781A');
+    await page.getByRole('button', { name: 'Record the correction' }).click();
+    await page.getByText('The correction is recorded').waitFor();
+    const main = await page.locator('main').innerText();
+    assert.match(main, /PO-RR8-7781A/);
+    assert.match(main, /Corrects an earlier record/);
+    await screenshot(page, '20-organisation-after-corrections');
+    await assertAccessible(page, 'organisation after corrections');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
+
+test('signing out ends the session: the old cookie no longer works', async () => {
+  const { page, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    const [cookie] = (await page.context().cookies()).filter((c) => c.name === 'catalogue_session');
+    assert.ok(cookie, 'a session cookie');
+    await page.goto(`${BASE}/logout`);
+    assert.match(await page.locator('main').innerText(), /ends every session of your account/);
+    await page.locator('main').getByRole('button', { name: 'Sign out' }).click();
+    await page.getByText('You have signed out').waitFor();
+    await page.context().addCookies([cookie]);
+    await page.goto(`${BASE}/organisations/RR8`);
+    assert.ok(new URL(page.url()).pathname.startsWith('/login'), `signed out, not ${page.url()}`);
   } finally {
     await close();
   }

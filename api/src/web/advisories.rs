@@ -1,7 +1,8 @@
 //! Security advisories: the list; one advisory with its remediation and (for the national team and
-//! auditors) its exposure with overdue acknowledgements; and acknowledging an advisory for one's
-//! own organisation, through `db::advisories` with the API's rules (the `AdminOrOfficer` role set,
-//! acting for one's own organisation).
+//! auditors) its exposure with overdue acknowledgements; one organisation's response to an
+//! advisory; and acknowledging an advisory, recording whether it applies and closing it with a
+//! remediation note, through `db::advisories::respond` with the API's rules (the `AdminOrOfficer`
+//! role set, acting for one's own organisation; the national team for any).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -15,7 +16,9 @@ use crate::auth::extractors::{AdminOrAuditor, AdminOrOfficer};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, words};
-use crate::web::{Chrome, Session, Submitted, WebResult, count, local_path, long_date, render, see_other};
+use crate::web::{
+    Chrome, Session, Submitted, WebError, WebResult, count, local_path, long_date, render, see_other,
+};
 
 fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
@@ -251,4 +254,245 @@ pub async fn acknowledge(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// An organisation's response to an advisory, as its page shows it.
+pub struct ResponseView {
+    pub status: &'static str,
+    pub status_colour: &'static str,
+    pub acknowledged: Option<String>,
+    pub applies: &'static str,
+    pub applicability_reason: Option<String>,
+    pub closed: Option<String>,
+    pub remediation_note: Option<String>,
+    pub holdings: String,
+}
+
+#[derive(Template)]
+#[template(path = "advisory_response.html")]
+struct ResponsePage {
+    chrome: Chrome,
+    id: i64,
+    reference: String,
+    title: String,
+    acknowledge_by: Option<String>,
+    code: String,
+    name: String,
+    /// `None`: the organisation holds no affected product now.
+    response: Option<ResponseView>,
+    can_acknowledge: bool,
+    can_respond: bool,
+    notice: Option<String>,
+    /// What to correct, and the id of the field it is about.
+    error: Option<(String, &'static str)>,
+    applicable: String,
+    reason: String,
+    remediation_note: String,
+    return_to: String,
+}
+
+/// What was typed into the page's forms, kept when the page is shown again.
+#[derive(Default)]
+struct Typed {
+    applicable: String,
+    reason: String,
+    remediation_note: String,
+}
+
+/// What the page shows besides the response: a notice after responding, or what to correct.
+#[derive(Default)]
+struct Shown {
+    notice: Option<String>,
+    error: Option<(String, &'static str)>,
+    typed: Typed,
+}
+
+async fn render_response(
+    state: &AppState,
+    session: &Session,
+    code: String,
+    id: i64,
+    shown: Shown,
+    status: StatusCode,
+) -> WebResult<HttpResponse> {
+    session.user.ensure_can_read(&code)?;
+    let lookup = code.clone();
+    let (organisation, advisory, exposure) = state
+        .run(move |db| {
+            db.read(|conn| {
+                Ok((
+                    db::organisations::get(conn, &lookup)?,
+                    db::advisories::get(conn, id)?,
+                    db::advisories::exposure(conn, id, now())?,
+                ))
+            })
+        })
+        .await?;
+    let exposed = exposure.organisations.into_iter().find(|o| o.organisation_code == organisation.code);
+    let can_act = crate::web::start::can_act_for(session, &organisation.code);
+    let response = exposed.map(|o| {
+        let (status, status_colour) = status_tag(o.status);
+        let r = o.response;
+        ResponseView {
+            status,
+            status_colour,
+            acknowledged: r.acknowledged_at.map(|at| match r.acknowledged_late {
+                true => format!("{}, after the deadline", date_time(at)),
+                false => date_time(at),
+            }),
+            applies: match r.applicable {
+                Some(true) => "Yes",
+                Some(false) => "No",
+                None => "Not known yet",
+            },
+            applicability_reason: r.applicability_reason,
+            closed: r.closed_at.map(date_time),
+            remediation_note: r.remediation_note,
+            holdings: o
+                .holdings
+                .iter()
+                .map(|h| format!("{} via {}", count(h.quantity), h.via))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    });
+    let (acknowledged, closed) =
+        response.as_ref().map_or((false, false), |r| (r.acknowledged.is_some(), r.closed.is_some()));
+    let page = ResponsePage {
+        chrome: Chrome::for_session(format!("{} at {}", advisory.reference, organisation.code), session, ""),
+        id,
+        reference: advisory.reference,
+        title: advisory.title,
+        acknowledge_by: advisory.acknowledge_by.map(date_time),
+        return_to: format!("/organisations/{}/advisories/{id}", organisation.code),
+        code: organisation.code,
+        name: organisation.name,
+        can_acknowledge: can_act && response.is_some() && !acknowledged,
+        can_respond: can_act && acknowledged && !closed,
+        response,
+        notice: shown.notice,
+        error: shown.error,
+        applicable: shown.typed.applicable,
+        reason: shown.typed.reason,
+        remediation_note: shown.typed.remediation_note,
+    };
+    render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct ResponseQuery {
+    notice: Option<String>,
+}
+
+/// One organisation's response to an advisory: acknowledged or not, whether it applies, closed
+/// with what note; and, for those who act for the organisation, the forms to respond.
+pub async fn response_page(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(String, i64)>,
+    query: web::Query<ResponseQuery>,
+) -> WebResult<HttpResponse> {
+    let (code, id) = path.into_inner();
+    let notice = match query.notice.as_deref() {
+        Some("acknowledged") => Some("The advisory is acknowledged.".to_owned()),
+        Some("applicability") => Some("Whether the advisory applies is recorded.".to_owned()),
+        Some("closed") => Some("The advisory is closed, with its remediation note.".to_owned()),
+        _ => None,
+    };
+    let shown = Shown { notice, ..Default::default() };
+    render_response(&state, &session, code.to_uppercase(), id, shown, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct ApplicabilityForm {
+    #[serde(default)]
+    applicable: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Records whether an acknowledged advisory applies, as
+/// `POST /v1/organisations/{code}/advisories/{id}/applicability` does.
+pub async fn set_applicability(
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    submitted: Submitted<ApplicabilityForm>,
+) -> WebResult<HttpResponse> {
+    let ((code, id), session, form) = (path.into_inner(), submitted.session, submitted.form);
+    let code = code.to_uppercase();
+    let user = session.require::<AdminOrOfficer>()?;
+    user.ensure_can_act_for(&code)?;
+    let typed =
+        Typed { applicable: form.applicable.clone(), reason: form.reason.clone(), ..Default::default() };
+    let applicable = match form.applicable.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => {
+            let error = Some(("Choose whether the advisory applies".to_owned(), "applicable-yes"));
+            let shown = Shown { notice: None, error, typed };
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return render_response(&state, &session, code, id, shown, status).await;
+        }
+    };
+    let reason = Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty());
+    let response = Response::Applicability { applicable, reason };
+    let answer = Answer { response, typed, field: "applicable-yes", notice: "applicability" };
+    respond(&state, &session, code, id, answer).await
+}
+
+#[derive(Deserialize)]
+pub struct ClosureForm {
+    #[serde(default)]
+    remediation_note: String,
+}
+
+/// Closes an acknowledged advisory with a remediation note, as
+/// `POST /v1/organisations/{code}/advisories/{id}/close` does.
+pub async fn close(
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    submitted: Submitted<ClosureForm>,
+) -> WebResult<HttpResponse> {
+    let ((code, id), session, form) = (path.into_inner(), submitted.session, submitted.form);
+    let code = code.to_uppercase();
+    let user = session.require::<AdminOrOfficer>()?;
+    user.ensure_can_act_for(&code)?;
+    let typed = Typed { remediation_note: form.remediation_note.clone(), ..Default::default() };
+    let response = Response::Close { remediation_note: form.remediation_note };
+    let answer = Answer { response, typed, field: "remediation_note", notice: "closed" };
+    respond(&state, &session, code, id, answer).await
+}
+
+/// A response from one of the page's forms.
+struct Answer {
+    response: Response,
+    /// What was typed, to show again if the response is refused.
+    typed: Typed,
+    /// The id of the field a refusal is about.
+    field: &'static str,
+    /// The notice to show once the response is recorded.
+    notice: &'static str,
+}
+
+/// Records the response; what the data layer refuses is shown on the page again, with what was
+/// typed, and nothing changes.
+async fn respond(
+    state: &AppState,
+    session: &Session,
+    code: String,
+    id: i64,
+    answer: Answer,
+) -> WebResult<HttpResponse> {
+    let Answer { response, typed, field, notice } = answer;
+    let (actor, organisation) = (session.user.actor(), code.clone());
+    let (detail, status) =
+        match state.run(move |db| db::advisories::respond(db, &actor, id, &organisation, response)).await {
+            Ok(_) => return Ok(see_other(&format!("/organisations/{code}/advisories/{id}?notice={notice}"))),
+            Err(ApiError::Unprocessable(detail)) => (detail, StatusCode::UNPROCESSABLE_ENTITY),
+            Err(ApiError::Conflict(detail)) => (detail, StatusCode::CONFLICT),
+            Err(ApiError::NotFound(_)) => return Err(WebError::NotFound),
+            Err(other) => return Err(other.into()),
+        };
+    let shown = Shown { notice: None, error: Some((detail, field)), typed };
+    render_response(state, session, code, id, shown, status).await
 }

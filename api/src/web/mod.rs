@@ -16,12 +16,14 @@ use crate::error::ApiError;
 
 pub mod advisories;
 pub mod agreements;
+pub mod assessments;
 pub mod assets;
 pub mod chart;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
 pub mod reports;
+pub mod risk;
 pub mod session;
 pub mod standards;
 pub mod start;
@@ -63,6 +65,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/organisations/{code}/purchases")
                 .route(web::post().to(purchases::record_purchase)),
         )
+        .service(
+            web::resource("/organisations/{code}/risk-acceptances/new")
+                .route(web::get().to(risk::new_acceptance_page)),
+        )
+        .service(
+            web::resource("/organisations/{code}/risk-acceptances")
+                .route(web::post().to(risk::record_acceptance)),
+        )
         .service(web::resource("/products/{id}").route(web::get().to(products::product_page)))
         .service(web::resource("/agreements").route(web::get().to(agreements::agreements_page)))
         .service(web::resource("/agreements/{id}").route(web::get().to(agreements::agreement_page)))
@@ -71,8 +81,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/reports/unsupported").route(web::get().to(reports::unsupported_page)))
         .service(web::resource("/advisories/{id}").route(web::get().to(advisories::advisory_page)))
         .service(
+            web::resource("/organisations/{code}/advisories/{id}")
+                .route(web::get().to(advisories::response_page)),
+        )
+        .service(
             web::resource("/organisations/{code}/advisories/{id}/acknowledge")
                 .route(web::post().to(advisories::acknowledge)),
+        )
+        .service(
+            web::resource("/organisations/{code}/advisories/{id}/applicability")
+                .route(web::post().to(advisories::set_applicability)),
+        )
+        .service(
+            web::resource("/organisations/{code}/advisories/{id}/close")
+                .route(web::post().to(advisories::close)),
         )
         .service(web::resource("/standards").route(web::get().to(standards::standards_page)))
         .service(web::resource("/standards/{id}").route(web::get().to(standards::standard_page)))
@@ -82,9 +104,28 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(standards::add_requirement)),
         )
         .service(
+            web::resource("/standards/{id}/versions/{n}/requirements/edit")
+                .route(web::get().to(standards::edit_requirement_page))
+                .route(web::post().to(standards::edit_requirement)),
+        )
+        .service(
+            web::resource("/standards/{id}/versions/{n}/requirements/remove")
+                .route(web::post().to(standards::remove_requirement)),
+        )
+        .service(
+            web::resource("/standards/{id}/versions/{n}/withdraw")
+                .route(web::get().to(standards::withdraw_page))
+                .route(web::post().to(standards::withdraw)),
+        )
+        .service(
             web::resource("/standards/{id}/versions/{n}/publish")
                 .route(web::get().to(standards::publish_page))
                 .route(web::post().to(standards::publish)),
+        )
+        .service(
+            web::resource("/standards/{id}/versions/{n}/assessments")
+                .route(web::get().to(assessments::assessments_page))
+                .route(web::post().to(assessments::assess)),
         );
 }
 

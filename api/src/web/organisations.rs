@@ -1,5 +1,5 @@
 //! An organisation's page: its live allocations (with release forms), its open obligations and
-//! their deadlines. Officers and exemplars see only their own organisation's page; any other
+//! their deadlines, its local purchases (with a link to correct each) and its risk acceptances. Officers and exemplars see only their own organisation's page; any other
 //! answers 404, as the API does.
 
 use actix_web::http::StatusCode;
@@ -15,6 +15,9 @@ use crate::web::start::{AllocationView, can_act_for, kind_words, live_allocation
 use crate::web::{Chrome, Session, WebResult, long_date, render, today};
 
 pub struct PurchaseRow {
+    pub id: i64,
+    /// This purchase corrects an earlier one.
+    pub corrects: bool,
     pub what: String,
     pub product_id: Option<i64>,
     pub standard_id: i64,
@@ -32,6 +35,15 @@ pub struct AdvisoryRow {
     pub status_colour: &'static str,
     pub acknowledge_by: Option<String>,
     pub needs_acknowledging: bool,
+}
+
+pub struct AcceptanceRow {
+    pub product_id: i64,
+    pub product: String,
+    pub compensating_controls: String,
+    pub mds2_reference: Option<String>,
+    pub expires_on: String,
+    pub recorded_on: String,
 }
 
 pub struct ObligationRow {
@@ -55,6 +67,7 @@ struct OrganisationPage {
     allocations: Vec<AllocationView>,
     obligations: Vec<ObligationRow>,
     purchases: Vec<PurchaseRow>,
+    acceptances: Vec<AcceptanceRow>,
     advisories: Vec<AdvisoryRow>,
     can_release: bool,
     notice: Option<String>,
@@ -76,7 +89,7 @@ pub async fn organisation_page(
     let code = code.into_inner().to_uppercase();
     session.user.ensure_can_read(&code)?;
     let lookup = code.clone();
-    let (organisation, allocations, obligations, purchases, advisories) = state
+    let (organisation, allocations, obligations, purchases, acceptances, advisories) = state
         .run(move |db| {
             db.read(|conn| {
                 let organisation = db::organisations::get(conn, &lookup)?;
@@ -93,6 +106,8 @@ pub async fn organisation_page(
                             None => p.description.clone().unwrap_or_default(),
                         };
                         Ok(PurchaseRow {
+                            id: p.id,
+                            corrects: p.supersedes_id.is_some(),
                             what,
                             product_id: p.product_id,
                             standard_id: p.standard_id,
@@ -104,9 +119,22 @@ pub async fn organisation_page(
                         })
                     })
                     .collect::<db::DbResult<Vec<_>>>()?;
+                let acceptances = db::risk::acceptances_of(conn, &organisation.code)?
+                    .into_iter()
+                    .map(|a| {
+                        Ok(AcceptanceRow {
+                            product: db::products::get(conn, a.product_id, today())?.label(),
+                            product_id: a.product_id,
+                            compensating_controls: a.compensating_controls,
+                            mds2_reference: a.mds2_reference,
+                            expires_on: long_date(a.expires_on),
+                            recorded_on: long_date(a.created_at.date()),
+                        })
+                    })
+                    .collect::<db::DbResult<Vec<_>>>()?;
                 let advisories =
                     db::advisories::report(conn, Some(&organisation.code), chrono::Utc::now().naive_utc())?;
-                Ok((organisation, allocations, obligations.items, purchases, advisories))
+                Ok((organisation, allocations, obligations.items, purchases, acceptances, advisories))
             })
         })
         .await?;
@@ -120,6 +148,16 @@ pub async fn organisation_page(
             "The purchase is recorded, marked non-compliant: it does not meet every MUST requirement."
                 .to_owned(),
         ),
+        (Some("corrected"), _) => Some(
+            "The correction is recorded and replaces the earlier purchase: it meets every MUST requirement."
+                .to_owned(),
+        ),
+        (Some("corrected-non-compliant"), _) => Some(
+            "The correction is recorded and replaces the earlier purchase, marked non-compliant: it does not \
+             meet every MUST requirement."
+                .to_owned(),
+        ),
+        (Some("risk-accepted"), _) => Some("The risk acceptance is recorded.".to_owned()),
         _ => None,
     };
     let page = OrganisationPage {
@@ -144,6 +182,7 @@ pub async fn organisation_page(
             })
             .collect(),
         purchases,
+        acceptances,
         advisories: advisories
             .into_iter()
             .filter(|a| a.status != ResponseStatus::Closed)

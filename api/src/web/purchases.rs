@@ -1,6 +1,8 @@
 //! Recording a local purchase against a standard's published version, with a declaration per
-//! requirement, through `db::purchases::record` and the API's rules (the `AdminOrOfficer` role
-//! set, acting for one's own organisation). Whether it complies is the data layer's judgement.
+//! requirement, and correcting one (purchases never change: a correction is a new purchase that
+//! supersedes the old, as the API's `supersedes` field records), through `db::purchases::record`
+//! and the API's rules (the `AdminOrOfficer` role set, acting for one's own organisation). Whether
+//! it complies is the data layer's judgement.
 
 use std::collections::HashMap;
 
@@ -35,6 +37,8 @@ struct PurchasePage {
     products: Vec<ChoiceView>,
     error: Option<String>,
     values: HashMap<String, String>,
+    /// The purchase this one corrects, if it is a correction.
+    corrects: Option<i64>,
 }
 
 impl PurchasePage {
@@ -65,9 +69,14 @@ struct FormData {
     products: Vec<ChoiceView>,
 }
 
-fn form_data(conn: &mut DbConnection, standard_id: i64) -> DbResult<Option<FormData>> {
+/// The form for the version published on the purchase date (if one was), else today's.
+fn form_data(conn: &mut DbConnection, standard_id: i64, on: Option<NaiveDate>) -> DbResult<Option<FormData>> {
     let standard = db::standards::get(conn, standard_id)?;
-    let Some(version) = db::standards::published_on(conn, standard_id, today())? else {
+    let then = match on {
+        Some(on) => db::standards::published_on(conn, standard_id, on)?,
+        None => None,
+    };
+    let Some(version) = then.or(db::standards::published_on(conn, standard_id, today())?) else {
         return Ok(None);
     };
     let filter = ProductFilter { category: Some(standard.category.clone()), ..Default::default() };
@@ -96,11 +105,14 @@ async fn render_form(
     error: Option<String>,
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
-    let data = state.run(move |db| db.read(|conn| form_data(conn, standard_id))).await?;
+    let on = values.get("purchased_on").and_then(|d| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok());
+    let data = state.run(move |db| db.read(|conn| form_data(conn, standard_id, on))).await?;
+    let corrects = values.get("supersedes").and_then(|id| id.trim().parse::<i64>().ok());
+    let title = if corrects.is_some() { "Correct a local purchase" } else { "Record a local purchase" };
     let data =
         data.ok_or_else(|| WebError::BadRequest("No version of this standard is published today".into()))?;
     let page = PurchasePage {
-        chrome: Chrome::for_session("Record a local purchase", session, ""),
+        chrome: Chrome::for_session(title, session, ""),
         organisation,
         standard_id,
         category_words: words(&data.category).to_lowercase(),
@@ -112,6 +124,7 @@ async fn render_form(
         products: data.products,
         error,
         values,
+        corrects,
     };
     render(status, &page)
 }
@@ -119,6 +132,33 @@ async fn render_form(
 #[derive(Deserialize)]
 pub struct NewQuery {
     standard: i64,
+    /// The purchase to correct: the form starts with what it recorded.
+    corrects: Option<i64>,
+}
+
+/// What a recorded purchase said, as the form's fields, to start a correction from.
+fn values_of(purchase: &db::purchases::Purchase) -> HashMap<String, String> {
+    let mut values = HashMap::from([
+        ("supersedes".to_owned(), purchase.id.to_string()),
+        ("product_id".to_owned(), purchase.product_id.map(|id| id.to_string()).unwrap_or_default()),
+        ("description".to_owned(), purchase.description.clone().unwrap_or_default()),
+        ("purchased_on".to_owned(), purchase.purchased_on.to_string()),
+        ("quantity".to_owned(), purchase.quantity.to_string()),
+        (
+            "unit_cost".to_owned(),
+            format!("{}.{:02}", purchase.unit_cost_pence / 100, purchase.unit_cost_pence % 100),
+        ),
+        ("order_reference".to_owned(), purchase.order_reference.clone()),
+    ]);
+    for declaration in &purchase.declarations {
+        if declaration.met {
+            values.insert(format!("met_{}", declaration.requirement), "yes".to_owned());
+        }
+        if let Some(evidence) = &declaration.evidence {
+            values.insert(format!("evidence_{}", declaration.requirement), evidence.clone());
+        }
+    }
+    values
 }
 
 /// The form to record a purchase against the standard's published version.
@@ -131,8 +171,17 @@ pub async fn new_purchase_page(
     let code = code.into_inner().to_uppercase();
     let user = session.require::<AdminOrOfficer>()?;
     user.ensure_can_act_for(&code)?;
-    let mut values = HashMap::new();
-    values.insert("purchased_on".to_owned(), today().to_string());
+    let values = match query.corrects {
+        Some(id) => {
+            let purchase = state.run(move |db| db.read(|conn| db::purchases::get(conn, id))).await?;
+            // Another organisation's purchase is not found, as its pages are not.
+            if purchase.organisation_code != code || purchase.standard_id != query.standard {
+                return Err(WebError::NotFound);
+            }
+            values_of(&purchase)
+        }
+        None => HashMap::from([("purchased_on".to_owned(), today().to_string())]),
+    };
     render_form(&state, &session, code, query.standard, values, None, StatusCode::OK).await
 }
 
@@ -154,6 +203,10 @@ fn purchase_from(organisation: &str, form: &HashMap<String, String>) -> Result<N
     let product_id = match field("product_id") {
         "" => None,
         id => Some(id.parse::<i64>().map_err(|_| "Choose a product".to_owned())?),
+    };
+    let supersedes_id = match field("supersedes") {
+        "" => None,
+        id => Some(id.parse::<i64>().map_err(|_| "The form is out of date".to_owned())?),
     };
     let codes: Vec<String> =
         form.keys().filter_map(|key| key.strip_prefix("requirement_").map(str::to_owned)).collect();
@@ -185,7 +238,7 @@ fn purchase_from(organisation: &str, form: &HashMap<String, String>) -> Result<N
         order_reference: field("order_reference").to_owned(),
         declarations,
         evidence,
-        supersedes_id: None,
+        supersedes_id,
     })
 }
 
@@ -234,7 +287,12 @@ pub async fn record_purchase(
     match state.run(move |db| db::purchases::record(db, &actor, new)).await {
         Ok(purchase) => Ok(see_other(&format!(
             "/organisations/{code}?notice={}",
-            if purchase.compliant { "purchased" } else { "purchased-non-compliant" }
+            match (purchase.supersedes_id.is_some(), purchase.compliant) {
+                (false, true) => "purchased",
+                (false, false) => "purchased-non-compliant",
+                (true, true) => "corrected",
+                (true, false) => "corrected-non-compliant",
+            }
         ))),
         Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
             render_form(

@@ -2,7 +2,8 @@
 //!
 //! The session cookie holds `<session id>.<access token>`: the token is issued by
 //! `auth::claims::issue` and resolved by `auth::extractors::resolve_token`, exactly as a bearer
-//! token is, so disabling a user or changing their password ends the session at once. While the
+//! token is, so disabling a user or changing their password ends the session at once. Signing out
+//! moves the account's token generation on, which ends every session of the account. While the
 //! user is active the token is renewed when half its life has passed (an idle session ends when
 //! the token expires). The session id is random per sign-in and survives renewals; every form
 //! carries `HMAC(key, session id)` as its CSRF token. The sign-in form, before any session,
@@ -342,10 +343,12 @@ pub async fn logout_page(session: Session) -> WebResult<HttpResponse> {
 #[derive(Deserialize)]
 pub struct NoFields {}
 
-/// Signs out: the cookie is removed. (The token itself lives until it expires, at most the
-/// token lifetime; it is only ever held in this HttpOnly cookie.)
-pub async fn logout(submitted: Submitted<NoFields>) -> WebResult<HttpResponse> {
-    let _ = submitted.session;
+/// Signs out: the account's token generation moves on, so the session's token (and every other
+/// token of the account, on every instance) is refused from now on, and the cookie is removed.
+pub async fn logout(state: web::Data<AppState>, submitted: Submitted<NoFields>) -> WebResult<HttpResponse> {
+    let user = &submitted.session.user;
+    let (actor, id) = (user.actor(), user.id());
+    state.run(move |db| db::users::end_sessions(db, &actor, id)).await?;
     let mut response = see_other("/login?signed_out=1");
     let _ = response.add_removal_cookie(&session_cookie_template());
     Ok(response)

@@ -1,6 +1,7 @@
 //! "Buy against" standards: the list (for an exemplar, their own), one standard with its
-//! versions, drafting requirements, and publishing a draft after a confirmation page that says
-//! which version it supersedes. Every write goes through `db::standards` with the API's rules
+//! versions, drafting requirements (adding, changing and removing them), publishing a draft after
+//! a confirmation page that says which version it supersedes, and withdrawing a version after a
+//! confirmation page that says what follows. Every write goes through `db::standards` with the API's rules
 //! (the `AdminOrExemplar` role set and `routes::standards::ensure_publisher`).
 
 use actix_web::http::StatusCode;
@@ -11,6 +12,7 @@ use db::{PageRequest, Precondition};
 use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrExemplar;
+use crate::error::ApiError;
 use crate::routes::standards::ensure_publisher;
 use crate::state::AppState;
 use crate::web::start::{RequirementView, words};
@@ -200,6 +202,7 @@ pub async fn standard_page(
             Some(format!("Version {n} is a draft: change its requirements, then publish it."))
         }
         (Some("saved"), Some(n)) => Some(format!("The requirements of draft version {n} are saved.")),
+        (Some("withdrawn"), Some(n)) => Some(format!("Version {n} is withdrawn.")),
         _ => None,
     };
     render_standard(&state, &session, id.into_inner(), notice, None, StatusCode::OK).await
@@ -220,7 +223,7 @@ pub async fn new_draft(
     let actor = user.actor();
     match state.run(move |db| db::standards::new_draft(db, &actor, id)).await {
         Ok(version) => Ok(see_other(&format!("/standards/{id}?notice=drafted&n={}", version.number))),
-        Err(crate::error::ApiError::Conflict(detail)) => {
+        Err(ApiError::Conflict(detail)) => {
             render_standard(&state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
         }
         Err(other) => Err(other.into()),
@@ -239,8 +242,74 @@ pub struct RequirementForm {
     revision: String,
 }
 
+fn level_from(text: &str) -> WebResult<Level> {
+    match text {
+        "MUST" => Ok(Level::Must),
+        "SHOULD" => Ok(Level::Should),
+        "MAY" => Ok(Level::May),
+        _ => Err(WebError::BadRequest("Choose MUST, SHOULD or MAY".into())),
+    }
+}
+
+fn revision_from(text: &str) -> WebResult<i64> {
+    text.trim().parse::<i64>().map_err(|_| WebError::BadRequest("the form is out of date".into()))
+}
+
+/// The draft's requirements as an author writes them, in order.
+async fn draft_requirements(state: &AppState, id: i64, number: i32) -> WebResult<Vec<RequirementInput>> {
+    let draft = state.run(move |db| db.read(|conn| db::standards::get_version(conn, id, number))).await?;
+    Ok(draft
+        .requirements
+        .into_iter()
+        .map(|r| RequirementInput { code: r.code, text: r.text, level: r.level, criterion: r.criterion })
+        .collect())
+}
+
+/// Replaces the draft's requirements, at the revision the form was shown with (never a lost
+/// update), as `PATCH /v1/standards/{id}/versions/{n}` does.
+async fn save_requirements(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+    number: i32,
+    revision: i64,
+    requirements: Vec<RequirementInput>,
+) -> Result<(), ApiError> {
+    let changes = db::standards::DraftChanges { summary: None, requirements: Some(requirements) };
+    let actor = session.user.actor();
+    state
+        .run(move |db| {
+            db::standards::edit_draft(db, &actor, id, number, changes, Precondition::Revision(revision))
+        })
+        .await
+        .map(|_| ())
+}
+
+const CHANGED_MEANWHILE: &str = "Someone changed the draft since you opened it: check it and try again";
+
+/// The standard's page again, saying why the draft was not saved.
+async fn draft_not_saved(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+    number: i32,
+    outcome: Result<(), ApiError>,
+) -> WebResult<HttpResponse> {
+    match outcome {
+        Ok(()) => Ok(see_other(&format!("/standards/{id}?notice=saved&n={number}"))),
+        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
+            render_standard(state, session, id, None, Some(detail), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(ApiError::PreconditionFailed) => {
+            let detail = CHANGED_MEANWHILE.to_owned();
+            render_standard(state, session, id, None, Some(detail), StatusCode::CONFLICT).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
 /// Adds a requirement to a draft (the draft's requirements are replaced with the old ones and
-/// the new one, at the revision the form was shown with: never a lost update).
+/// the new one).
 pub async fn add_requirement(
     state: web::Data<AppState>,
     path: web::Path<(i64, i32)>,
@@ -249,47 +318,151 @@ pub async fn add_requirement(
     let ((id, number), session, form) = (path.into_inner(), submitted.session, submitted.form);
     let user = session.require::<AdminOrExemplar>()?;
     ensure_publisher(&state, user, id).await?;
-    let level = match form.level.as_str() {
-        "MUST" => Level::Must,
-        "SHOULD" => Level::Should,
-        "MAY" => Level::May,
-        _ => return Err(WebError::BadRequest("Choose MUST, SHOULD or MAY".into())),
-    };
-    let revision = form
-        .revision
-        .trim()
-        .parse::<i64>()
-        .map_err(|_| WebError::BadRequest("the form is out of date".into()))?;
-    let draft = state.run(move |db| db.read(|conn| db::standards::get_version(conn, id, number))).await?;
-    let mut requirements: Vec<RequirementInput> = draft
-        .requirements
-        .into_iter()
-        .map(|r| RequirementInput { code: r.code, text: r.text, level: r.level, criterion: r.criterion })
-        .collect();
+    let level = level_from(&form.level)?;
+    let revision = revision_from(&form.revision)?;
+    let mut requirements = draft_requirements(&state, id, number).await?;
     requirements.push(RequirementInput {
         code: form.code.trim().to_owned(),
         text: form.text.trim().to_owned(),
         level,
         criterion: None,
     });
-    let changes = db::standards::DraftChanges { summary: None, requirements: Some(requirements) };
-    let actor = user.actor();
-    let outcome = state
-        .run(move |db| {
-            db::standards::edit_draft(db, &actor, id, number, changes, Precondition::Revision(revision))
-        })
-        .await;
-    match outcome {
-        Ok(_) => Ok(see_other(&format!("/standards/{id}?notice=saved&n={number}"))),
-        Err(crate::error::ApiError::Unprocessable(detail) | crate::error::ApiError::Conflict(detail)) => {
-            render_standard(&state, &session, id, None, Some(detail), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-        Err(crate::error::ApiError::PreconditionFailed) => {
-            let detail = "Someone changed the draft since you opened it: check it and try again".to_owned();
-            render_standard(&state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
-        }
-        Err(other) => Err(other.into()),
+    let outcome = save_requirements(&state, &session, id, number, revision, requirements).await;
+    draft_not_saved(&state, &session, id, number, outcome).await
+}
+
+#[derive(Template)]
+#[template(path = "requirement.html")]
+struct RequirementPage {
+    chrome: Chrome,
+    id: i64,
+    title: String,
+    number: i32,
+    revision: i64,
+    original_code: String,
+    code: String,
+    level: String,
+    text: String,
+    /// The service checks the requirement against product records; editing keeps the check.
+    checked_by_service: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RequirementQuery {
+    #[serde(default)]
+    code: String,
+}
+
+/// The form to change one requirement of a draft.
+pub async fn edit_requirement_page(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, i32)>,
+    query: web::Query<RequirementQuery>,
+) -> WebResult<HttpResponse> {
+    let (id, number) = path.into_inner();
+    let user = session.require::<AdminOrExemplar>()?;
+    ensure_publisher(&state, user, id).await?;
+    let (standard, _, draft) = load(&state, id).await?;
+    let draft = draft.filter(|d| d.number == number).ok_or(WebError::NotFound)?;
+    let requirement =
+        draft.requirements.into_iter().find(|r| r.code == query.code).ok_or(WebError::NotFound)?;
+    let page = RequirementPage {
+        chrome: Chrome::for_session(format!("Change {}", requirement.code), &session, ""),
+        id,
+        title: standard.title,
+        number,
+        revision: draft.revision,
+        original_code: requirement.code.clone(),
+        code: requirement.code,
+        level: requirement.level.as_str().to_owned(),
+        text: requirement.text,
+        checked_by_service: requirement.criterion.is_some(),
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct EditRequirementForm {
+    #[serde(default)]
+    original_code: String,
+    #[serde(flatten)]
+    requirement: RequirementForm,
+}
+
+/// Changes one requirement of a draft; its machine-checkable criterion, if any, is kept.
+pub async fn edit_requirement(
+    state: web::Data<AppState>,
+    path: web::Path<(i64, i32)>,
+    submitted: Submitted<EditRequirementForm>,
+) -> WebResult<HttpResponse> {
+    let ((id, number), session, form) = (path.into_inner(), submitted.session, submitted.form);
+    let user = session.require::<AdminOrExemplar>()?;
+    ensure_publisher(&state, user, id).await?;
+    let level = level_from(&form.requirement.level)?;
+    let revision = revision_from(&form.requirement.revision)?;
+    let mut requirements = draft_requirements(&state, id, number).await?;
+    let Some(changed) = requirements.iter_mut().find(|r| r.code == form.original_code) else {
+        return draft_not_saved(&state, &session, id, number, Err(ApiError::PreconditionFailed)).await;
+    };
+    let checked_by_service = changed.criterion.is_some();
+    changed.code = form.requirement.code.trim().to_owned();
+    changed.text = form.requirement.text.trim().to_owned();
+    changed.level = level;
+    let (error, status) = match save_requirements(&state, &session, id, number, revision, requirements).await
+    {
+        Ok(()) => return Ok(see_other(&format!("/standards/{id}?notice=saved&n={number}"))),
+        Err(ApiError::Unprocessable(detail)) => (detail, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(ApiError::PreconditionFailed) => (CHANGED_MEANWHILE.to_owned(), StatusCode::CONFLICT),
+        Err(ApiError::Conflict(detail)) => (detail, StatusCode::CONFLICT),
+        Err(other) => return Err(other.into()),
+    };
+    // The form again, with what was typed and what to correct.
+    let standard = state.run(move |db| db.read(|conn| db::standards::get(conn, id))).await?;
+    let page = RequirementPage {
+        chrome: Chrome::for_session(format!("Change {}", form.original_code), &session, ""),
+        id,
+        title: standard.title,
+        number,
+        revision,
+        original_code: form.original_code,
+        code: form.requirement.code,
+        level: level.as_str().to_owned(),
+        text: form.requirement.text,
+        checked_by_service,
+        error: Some(error),
+    };
+    render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct RemoveRequirementForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    revision: String,
+}
+
+/// Removes one requirement from a draft.
+pub async fn remove_requirement(
+    state: web::Data<AppState>,
+    path: web::Path<(i64, i32)>,
+    submitted: Submitted<RemoveRequirementForm>,
+) -> WebResult<HttpResponse> {
+    let ((id, number), session, form) = (path.into_inner(), submitted.session, submitted.form);
+    let user = session.require::<AdminOrExemplar>()?;
+    ensure_publisher(&state, user, id).await?;
+    let revision = revision_from(&form.revision)?;
+    let mut requirements = draft_requirements(&state, id, number).await?;
+    let before = requirements.len();
+    requirements.retain(|r| r.code != form.code);
+    if requirements.len() == before {
+        return draft_not_saved(&state, &session, id, number, Err(ApiError::PreconditionFailed)).await;
     }
+    let outcome = save_requirements(&state, &session, id, number, revision, requirements).await;
+    draft_not_saved(&state, &session, id, number, outcome).await
 }
 
 #[derive(Template)]
@@ -342,7 +515,65 @@ pub async fn publish(
     let actor = user.actor();
     match state.run(move |db| db::standards::publish(db, &actor, id, number)).await {
         Ok(_) => Ok(see_other(&format!("/standards/{id}?notice=published&n={number}"))),
-        Err(crate::error::ApiError::Unprocessable(detail) | crate::error::ApiError::Conflict(detail)) => {
+        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
+            render_standard(&state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "withdraw.html")]
+struct WithdrawPage {
+    chrome: Chrome,
+    id: i64,
+    title: String,
+    number: i32,
+    /// Withdrawing the published version (rather than a draft).
+    published: bool,
+    category: String,
+}
+
+/// Asks to confirm withdrawing the published version or the draft, saying what follows.
+pub async fn withdraw_page(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, i32)>,
+) -> WebResult<HttpResponse> {
+    let (id, number) = path.into_inner();
+    let user = session.require::<AdminOrExemplar>()?;
+    ensure_publisher(&state, user, id).await?;
+    let (standard, published, draft) = load(&state, id).await?;
+    // Only the published version and the draft can be withdrawn: any other has no such page.
+    let is_published = published.is_some_and(|p| p.number == number);
+    let is_draft = draft.is_some_and(|d| d.number == number);
+    if !(is_published || is_draft) {
+        return Err(WebError::NotFound);
+    }
+    let page = WithdrawPage {
+        chrome: Chrome::for_session(format!("Withdraw version {number}"), &session, ""),
+        id,
+        title: standard.title,
+        number,
+        published: is_published,
+        category: words(&standard.category).to_lowercase(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// Withdraws the version, as `POST /v1/standards/{id}/versions/{n}/withdraw` does.
+pub async fn withdraw(
+    state: web::Data<AppState>,
+    path: web::Path<(i64, i32)>,
+    submitted: Submitted<NoFields>,
+) -> WebResult<HttpResponse> {
+    let ((id, number), session) = (path.into_inner(), submitted.session);
+    let user = session.require::<AdminOrExemplar>()?;
+    ensure_publisher(&state, user, id).await?;
+    let actor = user.actor();
+    match state.run(move |db| db::standards::withdraw(db, &actor, id, number)).await {
+        Ok(_) => Ok(see_other(&format!("/standards/{id}?notice=withdrawn&n={number}"))),
+        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
             render_standard(&state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
         }
         Err(other) => Err(other.into()),
