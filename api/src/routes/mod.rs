@@ -28,6 +28,9 @@ pub fn today() -> chrono::NaiveDate {
 pub fn configure(config: &mut ServiceConfig) {
     config.service(health::healthz).service(health::readyz).service(
         scope::scope("/v1")
+            // The router tries resources in the order they are registered, testing each
+            // templated path (`/users/{id}`, ...) with a regex: the hot path comes first.
+            .service(coverage::get_coverage)
             .service(auth::create_token)
             .service(me::get_me)
             .service(me::change_my_password)
@@ -53,7 +56,6 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(agreements::create_entitlement)
             .service(agreements::get_entitlement)
             .service(agreements::update_entitlement)
-            .service(coverage::get_coverage)
             .service(allocations::claim_seats)
             .service(allocations::claim_seats_bulk)
             .service(allocations::list_entitlement_allocations)
