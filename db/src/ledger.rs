@@ -81,26 +81,16 @@ fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> Db
     if quantity <= 0 {
         return Err(DbError::Invalid("quantity must be at least 1".into()));
     }
-    let policy: String =
-        e::entitlements.find(entitlement_id).select(e::over_allocation_policy).first(conn)?;
-    let target = e::entitlements.filter(e::id.eq(entitlement_id));
-    let updated = if policy == OverAllocationPolicy::AllowAndFlag.as_str() {
-        diesel::update(target)
-            .set((
-                e::seats_allocated.eq(e::seats_allocated + quantity),
-                e::seats_version.eq(e::seats_version + 1),
-            ))
-            .execute(conn)?
-    } else {
-        diesel::update(target.filter(
-            e::seat_cap.is_null().or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
-        ))
-        .set((
-            e::seats_allocated.eq(e::seats_allocated + quantity),
-            e::seats_version.eq(e::seats_version + 1),
-        ))
-        .execute(conn)?
-    };
+    // One statement decides and takes: a line that allows over-allocation takes seats past its
+    // cap (and is flagged), any other only within it.
+    let updated = diesel::update(e::entitlements.filter(e::id.eq(entitlement_id)).filter(
+        e::over_allocation_policy
+            .eq(OverAllocationPolicy::AllowAndFlag.as_str())
+            .or(e::seat_cap.is_null())
+            .or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
+    ))
+    .set((e::seats_allocated.eq(e::seats_allocated + quantity), e::seats_version.eq(e::seats_version + 1)))
+    .execute(conn)?;
     if updated == 0 {
         let (cap, allocated): (Option<i64>, i64) =
             e::entitlements.find(entitlement_id).select((e::seat_cap, e::seats_allocated)).first(conn)?;

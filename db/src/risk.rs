@@ -127,13 +127,15 @@ pub struct UnsupportedReport {
     pub expired_acceptances: usize,
 }
 
-/// Who held unsupported software on `on` (or software whose support ends within `within_months`).
+/// Who held unsupported software on `on` (or software whose support ends within `within_months`):
+/// every organisation, or only `organisation`.
 /// Holdings on a past date: allocations made by then and not yet released or transferred (the
 /// time of a release is its last update), and local purchases made by then.
 pub fn unsupported_report(
     conn: &mut DbConnection,
     on: NaiveDate,
     within_months: u32,
+    organisation: Option<&str>,
 ) -> DbResult<UnsupportedReport> {
     let horizon = on.checked_add_months(Months::new(within_months)).unwrap_or(on);
     let end_of_day = on.and_hms_opt(23, 59, 59).unwrap_or_default();
@@ -160,20 +162,28 @@ pub fn unsupported_report(
         }
     }
     let ids: Vec<i64> = risky.keys().copied().collect();
-    let held: Vec<(String, i64, i64)> = allocations::table
+    let mut held = allocations::table
         .inner_join(entitlements::table)
         .filter(entitlements::product_id.eq_any(&ids))
         .filter(allocations::created_at.le(end_of_day))
         .filter(allocations::status.eq("live").or(allocations::updated_at.gt(end_of_day)))
         .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(code) = organisation {
+        held = held.filter(allocations::organisation_code.eq(code.to_owned()));
+    }
+    let held: Vec<(String, i64, i64)> = held.load(conn)?;
     let superseded = crate::purchases::superseded_ids(conn)?;
-    let bought: Vec<(String, Option<i64>, i64)> = purchases::table
+    let mut bought = purchases::table
         .filter(purchases::product_id.eq_any(&ids))
         .filter(purchases::purchased_on.le(on))
         .filter(purchases::id.ne_all(superseded))
         .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(code) = organisation {
+        bought = bought.filter(purchases::organisation_code.eq(code.to_owned()));
+    }
+    let bought: Vec<(String, Option<i64>, i64)> = bought.load(conn)?;
     let mut holdings: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
     for (code, product, quantity) in held {
         holdings.entry((code, product)).or_default().0 += quantity;

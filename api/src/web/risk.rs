@@ -55,7 +55,7 @@ pub struct NewQuery {
 }
 
 /// The products to choose from: what the organisation holds that is unsupported today or loses
-/// support within a year, from the same report as the national team's.
+/// support within a year, from the same report as the national team's, for this organisation only.
 async fn render_form(
     state: &AppState,
     session: &Session,
@@ -69,7 +69,8 @@ async fn render_form(
         .run(move |db| {
             db.read(|conn| {
                 let organisation = db::organisations::get(conn, &lookup)?;
-                Ok((organisation, db::risk::unsupported_report(conn, today(), WITHIN_MONTHS)?))
+                let report = db::risk::unsupported_report(conn, today(), WITHIN_MONTHS, Some(&organisation.code))?;
+                Ok((organisation, report))
             })
         })
         .await?;
@@ -77,7 +78,6 @@ async fn render_form(
         .at_risk
         .into_iter()
         .chain(report.accepted)
-        .filter(|h| h.organisation_code == organisation.code)
         .map(|h| ChoiceView { product_id: h.product_id, label: h.product })
         .collect();
     products.sort_by(|a, b| a.label.cmp(&b.label));
