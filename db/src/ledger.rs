@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
-use crate::agreements::{self, Entitlement};
+use crate::agreements::{self, Agreement, LineTerms};
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::coverage::agreement_in_force;
@@ -50,28 +50,26 @@ pub struct Allocation {
     pub updated_at: NaiveDateTime,
 }
 
-/// Whether `organisation` may draw on `entitlement` on `on`; the reason when it may not.
+/// Whether `organisation` may draw on entitlement `entitlement_id` (with `terms`, under
+/// `agreement`) on `on`; the reason when it may not.
 pub fn eligibility(
-    conn: &mut DbConnection,
-    entitlement: &Entitlement,
+    entitlement_id: i64,
+    terms: &LineTerms,
+    agreement: &Agreement,
     organisation: &Organisation,
     on: NaiveDate,
-) -> DbResult<Result<(), String>> {
-    let agreement = agreements::get(conn, entitlement.agreement_id)?;
+) -> Result<(), String> {
     if organisation.closed {
-        return Ok(Err(format!("organisation {} has closed", organisation.code)));
+        return Err(format!("organisation {} has closed", organisation.code));
     }
-    if !agreement_in_force(&agreement, on) || !entitlement.in_force_on(on) {
-        return Ok(Err(format!("entitlement {} is not in force on {on}", entitlement.id)));
+    if !agreement_in_force(agreement, on) || !terms.in_force_on(on) {
+        return Err(format!("entitlement {entitlement_id} is not in force on {on}"));
     }
     let kind = organisation.kind;
-    if !entitlement.eligible_kinds.contains(&kind) || !agreement.eligible_kinds.contains(&kind) {
-        return Ok(Err(format!(
-            "organisations of kind {kind} are not eligible for entitlement {}",
-            entitlement.id
-        )));
+    if !terms.eligible_kinds.contains(&kind) || !agreement.eligible_kinds.contains(&kind) {
+        return Err(format!("organisations of kind {kind} are not eligible for entitlement {entitlement_id}"));
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Takes `quantity` seats of an entitlement, or fails with the seats remaining. The only
@@ -162,11 +160,9 @@ fn claim_in(
     claim: &Claim,
     on: NaiveDate,
 ) -> DbResult<(Allocation, Change)> {
-    let entitlement = agreements::get_entitlement(conn, entitlement_id)?;
+    let (terms, agreement) = agreements::line_terms(conn, entitlement_id)?;
     let organisation = organisations::get(conn, &claim.organisation)?;
-    if let Err(reason) = eligibility(conn, &entitlement, &organisation, on)? {
-        return Err(DbError::Invalid(reason));
-    }
+    eligibility(entitlement_id, &terms, &agreement, &organisation, on).map_err(DbError::Invalid)?;
     take_seats(conn, entitlement_id, claim.quantity)?;
     let stamp = now();
     let id: i64 = diesel::insert_into(allocations::table)
