@@ -67,7 +67,9 @@ pub fn eligibility(
     }
     let kind = organisation.kind;
     if !terms.eligible_kinds.contains(&kind) || !agreement.eligible_kinds.contains(&kind) {
-        return Err(format!("organisations of kind {kind} are not eligible for entitlement {entitlement_id}"));
+        return Err(format!(
+            "organisations of kind {kind} are not eligible for entitlement {entitlement_id}"
+        ));
     }
     Ok(())
 }
@@ -81,12 +83,14 @@ fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> Db
     }
     // One statement decides and takes: a line that allows over-allocation takes seats past its
     // cap (and is flagged), any other only within it.
-    let updated = diesel::update(e::entitlements.filter(e::id.eq(entitlement_id)).filter(
-        e::over_allocation_policy
-            .eq(OverAllocationPolicy::AllowAndFlag.as_str())
-            .or(e::seat_cap.is_null())
-            .or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
-    ))
+    let updated = diesel::update(
+        e::entitlements.filter(e::id.eq(entitlement_id)).filter(
+            e::over_allocation_policy
+                .eq(OverAllocationPolicy::AllowAndFlag.as_str())
+                .or(e::seat_cap.is_null())
+                .or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
+        ),
+    )
     .set((e::seats_allocated.eq(e::seats_allocated + quantity), e::seats_version.eq(e::seats_version + 1)))
     .execute(conn)?;
     if updated == 0 {

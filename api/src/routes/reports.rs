@@ -163,7 +163,9 @@ pub async fn unsupported_report(
     if months > 120 {
         return Err(crate::error::ApiError::BadRequest("within_months must be at most 120".into()));
     }
-    Ok(web::Json(state.run(move |db| db.read(|conn| db::risk::unsupported_report(conn, on, months, None))).await?))
+    Ok(web::Json(
+        state.run(move |db| db.read(|conn| db::risk::unsupported_report(conn, on, months, None))).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

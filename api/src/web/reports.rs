@@ -94,8 +94,9 @@ pub async fn unsupported_page(
             }
         },
     };
-    let report =
-        state.run(move |db| db.read(|conn| db::risk::unsupported_report(conn, on, within_months, None))).await?;
+    let report = state
+        .run(move |db| db.read(|conn| db::risk::unsupported_report(conn, on, within_months, None)))
+        .await?;
     let page = UnsupportedPage {
         chrome: Chrome::for_session("Unsupported software", &session, "/reports/unsupported"),
         on: on.to_string(),

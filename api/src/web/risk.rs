@@ -69,7 +69,8 @@ async fn render_form(
         .run(move |db| {
             db.read(|conn| {
                 let organisation = db::organisations::get(conn, &lookup)?;
-                let report = db::risk::unsupported_report(conn, today(), WITHIN_MONTHS, Some(&organisation.code))?;
+                let report =
+                    db::risk::unsupported_report(conn, today(), WITHIN_MONTHS, Some(&organisation.code))?;
                 Ok((organisation, report))
             })
         })
