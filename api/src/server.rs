@@ -28,8 +28,7 @@ pub fn start(listener: TcpListener, state: AppState, workers: Option<usize>) -> 
     // Blocking threads a worker may start: enough for every database slot and password slot
     // (see `AppState`), no more. Tokio's default, 512 per server, let idle threads pile up,
     // each holding its stack.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let blocking_threads = state.db.max_connections() as usize + cores;
+    let blocking_threads = state.blocking_threads();
     // A request head must arrive within 15 s of connecting (actix's default is 5 s, which a
     // saturated two-core machine can miss for a client that did nothing wrong).
     let mut server = HttpServer::new(move || build_app(state.clone(), metrics.clone()))

@@ -26,14 +26,18 @@ pub struct AppState {
     /// Password hashing (argon2id: 19 MiB and tens of milliseconds each) runs at most one per
     /// core at a time: more at once is no faster, and each holds its memory while it runs.
     password_slots: Arc<Semaphore>,
+    /// The two slot counts added up (a semaphore does not tell its size).
+    blocking_threads: usize,
 }
 
 impl AppState {
     pub fn new(db: Database, auth: AuthConfig) -> AppState {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let database_slots = db.max_connections() as usize;
+        let password_slots = std::thread::available_parallelism().map_or(1, usize::from);
         AppState {
-            database_slots: Arc::new(Semaphore::new(db.max_connections() as usize)),
-            password_slots: Arc::new(Semaphore::new(cores)),
+            database_slots: Arc::new(Semaphore::new(database_slots)),
+            password_slots: Arc::new(Semaphore::new(password_slots)),
+            blocking_threads: database_slots + password_slots,
             db,
             auth: Arc::new(auth),
             throttle: Arc::new(Throttle::default()),
@@ -55,6 +59,12 @@ impl AppState {
         let _slot = self.database_slots.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         let db = self.db.clone();
         Ok(web::block(move || work(&db)).await??)
+    }
+
+    /// How many blocking threads the work above can use at once: one per database slot and one
+    /// per password slot. A worker needs no more.
+    pub fn blocking_threads(&self) -> usize {
+        self.blocking_threads
     }
 
     /// Runs password hashing or verification on the blocking thread pool, a few at a time.
