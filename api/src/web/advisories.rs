@@ -17,7 +17,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, words};
 use crate::web::{
-    Chrome, Session, Submitted, WebError, WebResult, count, local_path, long_date, render, see_other,
+    Chrome, Session, Submitted, WebError, WebResult, count, local_path, long_date, optional_text, render,
+    see_other,
 };
 
 fn now() -> NaiveDateTime {
@@ -227,6 +228,15 @@ pub struct AcknowledgeForm {
     return_to: String,
 }
 
+/// A yes/no radio answer; `None` when neither was chosen.
+fn yes_or_no(answer: &str) -> Option<bool> {
+    match answer {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
 /// Acknowledges an advisory for an organisation, as `POST /v1/organisations/{code}/advisories/{id}/acknowledge` does.
 pub async fn acknowledge(
     state: web::Data<AppState>,
@@ -235,14 +245,9 @@ pub async fn acknowledge(
 ) -> WebResult<HttpResponse> {
     let ((code, id), session, form) = (path.into_inner(), submitted.session, submitted.form);
     let code = code.to_uppercase();
-    let user = session.require::<AdminOrOfficer>()?;
-    user.ensure_can_act_for(&code)?;
-    let applicable = match form.applicable.as_str() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
-    };
-    let reason = Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty());
+    let user = session.require_acting_for::<AdminOrOfficer>(&code)?;
+    let applicable = yes_or_no(&form.applicable);
+    let reason = optional_text(&form.reason);
     let actor = user.actor();
     let response = Response::Acknowledge { applicable, reason };
     match state.run(move |db| db::advisories::respond(db, &actor, id, &code, response)).await {
@@ -420,21 +425,16 @@ pub async fn set_applicability(
 ) -> WebResult<HttpResponse> {
     let ((code, id), session, form) = (path.into_inner(), submitted.session, submitted.form);
     let code = code.to_uppercase();
-    let user = session.require::<AdminOrOfficer>()?;
-    user.ensure_can_act_for(&code)?;
+    session.require_acting_for::<AdminOrOfficer>(&code)?;
     let typed =
         Typed { applicable: form.applicable.clone(), reason: form.reason.clone(), ..Default::default() };
-    let applicable = match form.applicable.as_str() {
-        "yes" => true,
-        "no" => false,
-        _ => {
-            let error = Some(("Choose whether the advisory applies".to_owned(), "applicable-yes"));
-            let shown = Shown { notice: None, error, typed };
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return render_response(&state, &session, code, id, shown, status).await;
-        }
+    let Some(applicable) = yes_or_no(&form.applicable) else {
+        let error = Some(("Choose whether the advisory applies".to_owned(), "applicable-yes"));
+        let shown = Shown { notice: None, error, typed };
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return render_response(&state, &session, code, id, shown, status).await;
     };
-    let reason = Some(form.reason.trim().to_owned()).filter(|r| !r.is_empty());
+    let reason = optional_text(&form.reason);
     let response = Response::Applicability { applicable, reason };
     let answer = Answer { response, typed, field: "applicable-yes", notice: "applicability" };
     respond(&state, &session, code, id, answer).await
@@ -455,8 +455,7 @@ pub async fn close(
 ) -> WebResult<HttpResponse> {
     let ((code, id), session, form) = (path.into_inner(), submitted.session, submitted.form);
     let code = code.to_uppercase();
-    let user = session.require::<AdminOrOfficer>()?;
-    user.ensure_can_act_for(&code)?;
+    session.require_acting_for::<AdminOrOfficer>(&code)?;
     let typed = Typed { remediation_note: form.remediation_note.clone(), ..Default::default() };
     let response = Response::Close { remediation_note: form.remediation_note };
     let answer = Answer { response, typed, field: "remediation_note", notice: "closed" };

@@ -21,7 +21,7 @@ use crate::routes::standards::ensure_publisher;
 use crate::state::AppState;
 use crate::web::advisories::date_time;
 use crate::web::start::{ChoiceView, words};
-use crate::web::{Chrome, Session, Submitted, WebError, WebResult, render, see_other, today};
+use crate::web::{Chrome, Session, Submitted, WebError, WebResult, optional_text, render, see_other, today};
 
 pub struct AssessmentRow {
     pub product_id: i64,
@@ -246,7 +246,7 @@ fn assessment_from(form: &HashMap<String, String>) -> Result<NewAssessment, Stri
             requirement: code.clone(),
             met: field(&format!("met_{code}")) == "yes",
             evaluated: None,
-            note: Some(field(&format!("note_{code}")).to_owned()).filter(|n| !n.is_empty()),
+            note: optional_text(field(&format!("note_{code}"))),
         })
         .collect();
     let evidence =

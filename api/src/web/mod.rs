@@ -352,6 +352,11 @@ impl ResponseError for WebError {
     }
 }
 
+/// A form's free text, trimmed; `None` when nothing was typed.
+pub fn optional_text(text: &str) -> Option<String> {
+    Some(text.trim()).filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
 /// Today's date (UTC), as the API handlers use.
 pub fn today() -> chrono::NaiveDate {
     crate::routes::today()

@@ -20,7 +20,9 @@ use crate::auth::extractors::AdminOrOfficer;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, RequirementView, words};
-use crate::web::{Chrome, Session, Submitted, WebError, WebResult, long_date, render, see_other, today};
+use crate::web::{
+    Chrome, Session, Submitted, WebError, WebResult, long_date, optional_text, render, see_other, today,
+};
 
 #[derive(Template)]
 #[template(path = "purchase.html")]
@@ -169,8 +171,7 @@ pub async fn new_purchase_page(
     query: web::Query<NewQuery>,
 ) -> WebResult<HttpResponse> {
     let code = code.into_inner().to_uppercase();
-    let user = session.require::<AdminOrOfficer>()?;
-    user.ensure_can_act_for(&code)?;
+    session.require_acting_for::<AdminOrOfficer>(&code)?;
     let values = match query.corrects {
         Some(id) => {
             let purchase = state.run(move |db| db.read(|conn| db::purchases::get(conn, id))).await?;
@@ -221,14 +222,11 @@ fn purchase_from(organisation: &str, form: &HashMap<String, String>) -> Result<N
             note: None,
         })
         .collect();
-    let evidence = codes
-        .iter()
-        .map(|code| Some(field(&format!("evidence_{code}")).to_owned()).filter(|e| !e.is_empty()))
-        .collect();
+    let evidence = codes.iter().map(|code| optional_text(field(&format!("evidence_{code}")))).collect();
     Ok(NewPurchase {
         organisation_code: organisation.to_owned(),
         product_id,
-        description: Some(field("description").to_owned()).filter(|d| !d.is_empty()),
+        description: optional_text(field("description")),
         category: field("category").to_owned(),
         standard_id,
         version,
@@ -264,8 +262,7 @@ pub async fn record_purchase(
     submitted: Submitted<HashMap<String, String>>,
 ) -> WebResult<HttpResponse> {
     let (code, session, form) = (code.into_inner().to_uppercase(), submitted.session, submitted.form);
-    let user = session.require::<AdminOrOfficer>()?;
-    user.ensure_can_act_for(&code)?;
+    let user = session.require_acting_for::<AdminOrOfficer>(&code)?;
     let standard_id =
         form.get("standard_id").and_then(|v| v.trim().parse::<i64>().ok()).ok_or(WebError::NotFound)?;
     let new = match purchase_from(&code, &form) {

@@ -14,7 +14,7 @@ use crate::auth::extractors::AdminOrOfficer;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::ChoiceView;
-use crate::web::{Chrome, Session, Submitted, WebResult, render, see_other, today};
+use crate::web::{Chrome, Session, Submitted, WebResult, optional_text, render, see_other, today};
 
 /// Software whose support ends within this many months is offered too, not only unsupported.
 const WITHIN_MONTHS: u32 = 12;
@@ -104,8 +104,7 @@ pub async fn new_acceptance_page(
     query: web::Query<NewQuery>,
 ) -> WebResult<HttpResponse> {
     let code = code.into_inner().to_uppercase();
-    let user = session.require::<AdminOrOfficer>()?;
-    user.ensure_can_act_for(&code)?;
+    session.require_acting_for::<AdminOrOfficer>(&code)?;
     let values = RiskForm {
         product_id: query.product.map(|id| id.to_string()).unwrap_or_default(),
         ..Default::default()
@@ -126,7 +125,7 @@ fn acceptance_from(code: &str, form: &RiskForm) -> Result<NewRiskAcceptance, (St
         organisation_code: code.to_owned(),
         product_id,
         compensating_controls: form.compensating_controls.trim().to_owned(),
-        mds2_reference: Some(form.mds2_reference.trim().to_owned()).filter(|r| !r.is_empty()),
+        mds2_reference: optional_text(&form.mds2_reference),
         expires_on,
     })
 }
@@ -138,8 +137,7 @@ pub async fn record_acceptance(
     submitted: Submitted<RiskForm>,
 ) -> WebResult<HttpResponse> {
     let (code, session, form) = (code.into_inner().to_uppercase(), submitted.session, submitted.form);
-    let user = session.require::<AdminOrOfficer>()?;
-    user.ensure_can_act_for(&code)?;
+    let user = session.require_acting_for::<AdminOrOfficer>(&code)?;
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let new = match acceptance_from(&code, &form) {
         Ok(new) => new,

@@ -50,6 +50,14 @@ impl Session {
         check_role::<R>(&self.user)?;
         Ok(&self.user)
     }
+
+    /// The role check, and that the user acts for organisation `code`: the API's rule for
+    /// writes on an organisation's behalf.
+    pub fn require_acting_for<R: RoleSet>(&self, code: &str) -> WebResult<&CurrentUser> {
+        let user = self.require::<R>()?;
+        user.ensure_can_act_for(code)?;
+        Ok(user)
+    }
 }
 
 /// A session renewed during this request; [`renew_cookie`] sends the new cookie.

@@ -509,14 +509,25 @@ pub async fn publish(
     path: web::Path<(i64, i32)>,
     submitted: Submitted<NoFields>,
 ) -> WebResult<HttpResponse> {
-    let ((id, number), session) = (path.into_inner(), submitted.session);
+    change_version(&state, path.into_inner(), submitted.session, db::standards::publish, "published").await
+}
+
+/// A version's publication or withdrawal, once confirmed: the same checks, a different
+/// operation and notice.
+async fn change_version(
+    state: &AppState,
+    (id, number): (i64, i32),
+    session: Session,
+    operation: fn(&db::Database, &db::Actor, i64, i32) -> db::DbResult<StandardVersion>,
+    notice: &'static str,
+) -> WebResult<HttpResponse> {
     let user = session.require::<AdminOrExemplar>()?;
-    ensure_publisher(&state, user, id).await?;
+    ensure_publisher(state, user, id).await?;
     let actor = user.actor();
-    match state.run(move |db| db::standards::publish(db, &actor, id, number)).await {
-        Ok(_) => Ok(see_other(&format!("/standards/{id}?notice=published&n={number}"))),
+    match state.run(move |db| operation(db, &actor, id, number)).await {
+        Ok(_) => Ok(see_other(&format!("/standards/{id}?notice={notice}&n={number}"))),
         Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
-            render_standard(&state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
+            render_standard(state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
         }
         Err(other) => Err(other.into()),
     }
@@ -567,15 +578,5 @@ pub async fn withdraw(
     path: web::Path<(i64, i32)>,
     submitted: Submitted<NoFields>,
 ) -> WebResult<HttpResponse> {
-    let ((id, number), session) = (path.into_inner(), submitted.session);
-    let user = session.require::<AdminOrExemplar>()?;
-    ensure_publisher(&state, user, id).await?;
-    let actor = user.actor();
-    match state.run(move |db| db::standards::withdraw(db, &actor, id, number)).await {
-        Ok(_) => Ok(see_other(&format!("/standards/{id}?notice=withdrawn&n={number}"))),
-        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
-            render_standard(&state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
-        }
-        Err(other) => Err(other.into()),
-    }
+    change_version(&state, path.into_inner(), submitted.session, db::standards::withdraw, "withdrawn").await
 }

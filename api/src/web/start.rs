@@ -16,8 +16,8 @@ use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
 use crate::web::{
-    Chrome, Session, Submitted, WebError, WebResult, count, local_path, long_date, query_value, render,
-    see_other, today,
+    Chrome, Session, Submitted, WebError, WebResult, count, local_path, long_date, optional_text,
+    query_value, render, see_other, today,
 };
 
 /// At most this many products are offered when a question matches several.
@@ -123,7 +123,7 @@ pub fn kind_words(kind: &str) -> String {
 /// Whether `user` may claim and release seats for `organisation`: the API's rule (the
 /// `AdminOrOfficer` role set, and `ensure_can_act_for`).
 pub fn can_act_for(session: &Session, organisation: &str) -> bool {
-    session.require::<AdminOrOfficer>().is_ok() && session.user.ensure_can_act_for(organisation).is_ok()
+    session.require_acting_for::<AdminOrOfficer>(organisation).is_ok()
 }
 
 fn allocation_view(conn: &mut DbConnection, allocation: &Allocation) -> DbResult<AllocationView> {
@@ -473,7 +473,7 @@ pub async fn claim(
             .await;
         }
     };
-    let reference = Some(form.reference.trim().to_owned()).filter(|r| !r.is_empty());
+    let reference = optional_text(&form.reference);
     let key = Some(form.form_key.trim().to_owned()).filter(|k| (1..=255).contains(&k.len())).map(|key| {
         let digest = Sha256::digest(format!("{entitlement_id}\n{organisation}\n{quantity}\n{reference:?}"));
         IdempotencyKey {
