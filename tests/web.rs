@@ -402,10 +402,33 @@ async fn an_officer_records_a_purchase_against_the_published_version(app: TestAp
     assert_eq!(form.status, 200);
     let token = form.hidden("csrf_token");
     let version = form.hidden("version");
-    let base = vec![
-        ("csrf_token", token.as_str()),
-        ("standard_id", id.as_str()),
-        ("version", version.as_str()),
+    let base = x_ray_purchase(&token, &id, &version);
+    let recorded = browser.post("/organisations/RR8/purchases", &fields(&base)).await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    assert_eq!(recorded.location(), "/organisations/RR8?notice=purchased-non-compliant");
+    let page = browser.get(recorded.location()).await;
+    assert!(page.body.contains("Portable X-ray unit"));
+    assert!(page.body.contains("Not compliant"));
+
+    let mut bad = base.clone();
+    bad.retain(|(name, _)| name != "unit_cost");
+    bad.push(("unit_cost".into(), "twelve".into()));
+    let refused = browser.post("/organisations/RR8/purchases", &fields(&bad)).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Enter the cost of one unit in pounds"));
+    assert!(refused.body.contains("Portable X-ray unit"), "what was typed is kept");
+
+    assert_eq!(browser.get(&format!("/organisations/RJ1/purchases/new?standard={id}")).await.status, 404);
+    assert_eq!(browser.post("/organisations/RJ1/purchases", &fields(&base)).await.status, 404);
+}
+
+/// The form for a portable X-ray unit bought against the medical device standard, meeting one
+/// of its three MUST requirements.
+fn x_ray_purchase(csrf_token: &str, standard_id: &str, version: &str) -> Vec<(String, String)> {
+    [
+        ("csrf_token", csrf_token),
+        ("standard_id", standard_id),
+        ("version", version),
         ("category", "medical-device-software"),
         ("description", "Portable X-ray unit"),
         ("purchased_on", "2026-11-02"),
@@ -416,24 +439,10 @@ async fn an_officer_records_a_purchase_against_the_published_version(app: TestAp
         ("met_MDS-01", "yes"),
         ("requirement_MDS-02", "1"),
         ("requirement_MDS-03", "1"),
-    ];
-    let recorded = browser.post("/organisations/RR8/purchases", &base).await;
-    assert_eq!(recorded.status, 303, "{}", recorded.body);
-    assert_eq!(recorded.location(), "/organisations/RR8?notice=purchased-non-compliant");
-    let page = browser.get(recorded.location()).await;
-    assert!(page.body.contains("Portable X-ray unit"));
-    assert!(page.body.contains("Not compliant"));
-
-    let mut bad = base.clone();
-    bad.retain(|(name, _)| *name != "unit_cost");
-    bad.push(("unit_cost", "twelve"));
-    let refused = browser.post("/organisations/RR8/purchases", &bad).await;
-    assert_eq!(refused.status, 422);
-    assert!(refused.body.contains("Enter the cost of one unit in pounds"));
-    assert!(refused.body.contains("Portable X-ray unit"), "what was typed is kept");
-
-    assert_eq!(browser.get(&format!("/organisations/RJ1/purchases/new?standard={id}")).await.status, 404);
-    assert_eq!(browser.post("/organisations/RJ1/purchases", &base).await.status, 404);
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// A session token issued `age` seconds ago, signed with the app's key.
@@ -921,24 +930,7 @@ async fn an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it(app
     let form = browser.get(&format!("/organisations/RR8/purchases/new?standard={id}")).await;
     let token = form.hidden("csrf_token");
     let version = form.hidden("version");
-    let mut first: Vec<(String, String)> = [
-        ("csrf_token", token.as_str()),
-        ("standard_id", id.as_str()),
-        ("version", version.as_str()),
-        ("category", "medical-device-software"),
-        ("description", "Portable X-ray unit"),
-        ("purchased_on", "2026-11-02"),
-        ("quantity", "1"),
-        ("unit_cost", "12,000"),
-        ("order_reference", "PO-1"),
-        ("requirement_MDS-01", "1"),
-        ("met_MDS-01", "yes"),
-        ("requirement_MDS-02", "1"),
-        ("requirement_MDS-03", "1"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut first = x_ray_purchase(&token, &id, &version);
     assert_eq!(browser.post("/organisations/RR8/purchases", &fields(&first)).await.status, 303);
     let old: i64 = app.with_connection(|conn| {
         use db::schema::purchases::dsl::*;
