@@ -171,6 +171,7 @@ async fn ineligible_claims_are_refused(app: TestApp) {
 }
 
 async fn idempotent_retries_never_take_seats_twice(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
     let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
     let e3 = entitlement_for(&app, &officer, "MS-M365-E3").await;
     let send = |key: &'static str, quantity: i64| {
@@ -189,6 +190,21 @@ async fn idempotent_retries_never_take_seats_twice(app: TestApp) {
     assert_eq!(retry.json::<Value>().await.unwrap(), first, "the first result, again");
     assert_eq!(seats(&app, &officer, e3).await.0, 5);
     assert_eq!(send("order-1", 6).await.unwrap().status(), 422, "the key with another body");
+
+    // With no seats left, a retry still gets its first answer; only a new claim is refused.
+    set_cap(&app, &admin, e3, 5, "block").await;
+    let retry = send("order-1", 5).await.unwrap();
+    assert_eq!(retry.status(), 201, "a retry after the line filled up");
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    assert_eq!(send("order-1", 6).await.unwrap().status(), 422, "the key with another body, line full");
+    let refused = send("order-3", 1).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.json::<Value>().await.unwrap()["seats_remaining"], 0);
+    set_cap(&app, &admin, e3, 100, "block").await;
+    let granted = send("order-3", 1).await.unwrap();
+    assert_eq!(granted.status(), 201, "a refusal is not stored as the key's answer");
+    assert!(granted.headers().get("idempotent-replayed").is_none());
 
     // Many concurrent retries with one key: one allocation.
     let officer = Arc::new(officer);
@@ -216,8 +232,8 @@ async fn idempotent_retries_never_take_seats_twice(app: TestApp) {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every retry got the same allocation");
-    assert_eq!(seats(&app, &officer, e3).await.0, 7);
-    assert_eq!(audit_events(&app, "allocation.claim"), 2);
+    assert_eq!(seats(&app, &officer, e3).await.0, 8);
+    assert_eq!(audit_events(&app, "allocation.claim"), 3);
 }
 
 async fn seats_are_released_whole_or_in_part(app: TestApp) {

@@ -341,47 +341,13 @@ pub struct Entitlement {
 impl Entitlement {
     /// In force on `on` by its own dates (the agreement's are checked separately).
     pub fn in_force_on(&self, on: NaiveDate) -> bool {
-        in_force(self.starts_on, self.ends_on, on)
+        within_dates(self.starts_on, self.ends_on, on)
     }
 }
 
-fn in_force(starts_on: NaiveDate, ends_on: Option<NaiveDate>, on: NaiveDate) -> bool {
+/// Whether `on` falls within a start date and an optional (inclusive) end date.
+pub(crate) fn within_dates(starts_on: NaiveDate, ends_on: Option<NaiveDate>, on: NaiveDate) -> bool {
     starts_on <= on && ends_on.is_none_or(|end| on <= end)
-}
-
-/// What an entitlement line says about who may draw on it, and when.
-#[derive(Debug, Clone)]
-pub struct LineTerms {
-    pub eligible_kinds: Vec<OrganisationKind>,
-    pub starts_on: NaiveDate,
-    pub ends_on: Option<NaiveDate>,
-}
-
-impl LineTerms {
-    /// In force on `on` by the line's own dates (the agreement's are checked separately).
-    pub fn in_force_on(&self, on: NaiveDate) -> bool {
-        in_force(self.starts_on, self.ends_on, on)
-    }
-}
-
-/// An entitlement's terms and its agreement, in one statement: what a seat claim is checked
-/// against (a claim's transaction holds SQLite's writer lock, so its reads are kept few).
-pub fn line_terms(conn: &mut DbConnection, entitlement_id: i64) -> DbResult<(LineTerms, Agreement)> {
-    let (kinds, starts_on, ends_on, row, supplier) = entitlements::table
-        .inner_join(agreements::table.inner_join(suppliers::table))
-        .filter(entitlements::id.eq(entitlement_id))
-        .select((
-            entitlements::eligible_kinds,
-            entitlements::starts_on,
-            entitlements::ends_on,
-            AgreementRow::as_select(),
-            suppliers::name,
-        ))
-        .first::<(String, NaiveDate, Option<NaiveDate>, AgreementRow, String)>(conn)
-        .optional()?
-        .ok_or(DbError::NotFound("entitlement"))?;
-    let terms = LineTerms { eligible_kinds: parse_kinds(&kinds), starts_on, ends_on };
-    Ok((terms, to_agreement(row, supplier)))
 }
 
 fn to_entitlements(

@@ -170,11 +170,21 @@ pub enum Subject {
 /// An agreement was in force on a date within its dates unless it is a draft; an ended one
 /// (expired, terminated) only up to its recorded end date, so history questions get true answers.
 pub fn agreement_in_force(agreement: &Agreement, on: NaiveDate) -> bool {
-    let within_dates = agreement.starts_on <= on && agreement.ends_on.is_none_or(|end| on <= end);
-    match agreement.status {
+    agreement_dates_in_force(agreement.status, agreement.starts_on, agreement.ends_on, on)
+}
+
+/// [`agreement_in_force`] from the agreement's status and dates alone (what a seat claim reads).
+pub fn agreement_dates_in_force(
+    status: AgreementStatus,
+    starts_on: NaiveDate,
+    ends_on: Option<NaiveDate>,
+    on: NaiveDate,
+) -> bool {
+    let within_dates = crate::agreements::within_dates(starts_on, ends_on, on);
+    match status {
         AgreementStatus::Draft => false,
         AgreementStatus::Active => within_dates,
-        AgreementStatus::Expired | AgreementStatus::Terminated => agreement.ends_on.is_some() && within_dates,
+        AgreementStatus::Expired | AgreementStatus::Terminated => ends_on.is_some() && within_dates,
     }
 }
 

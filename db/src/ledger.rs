@@ -14,17 +14,18 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
-use crate::agreements::{self, Agreement, LineTerms};
+use crate::agreements::within_dates;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
-use crate::coverage::agreement_in_force;
+use crate::coverage::agreement_dates_in_force;
 use crate::error::{DbError, DbResult};
 use crate::organisations::{self, Organisation};
 use crate::page::{Page, PageRequest};
 use crate::schema::{
-    allocations, entitlements, idempotency_keys, obligation_acceptances, obligations, organisations as orgs,
+    agreements as agreement_rows, allocations, entitlements, idempotency_keys, obligation_acceptances,
+    obligations, organisations as orgs,
 };
-use crate::vocabulary::OverAllocationPolicy;
+use crate::vocabulary::{AgreementStatus, OrganisationKind, OverAllocationPolicy, parse_kinds};
 
 #[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -50,28 +51,91 @@ pub struct Allocation {
     pub updated_at: NaiveDateTime,
 }
 
-/// Whether `organisation` may draw on entitlement `entitlement_id` (with `terms`, under
-/// `agreement`) on `on`; the reason when it may not.
-pub fn eligibility(
-    entitlement_id: i64,
-    terms: &LineTerms,
-    agreement: &Agreement,
-    organisation: &Organisation,
-    on: NaiveDate,
-) -> Result<(), String> {
-    if organisation.closed {
-        return Err(format!("organisation {} has closed", organisation.code));
+/// What a claim is decided from, read in one statement (so from one snapshot): the line's
+/// dates, eligibility and seats, its agreement's status, dates and eligibility, and the claiming
+/// organisation. Only these columns: a claim's transaction holds SQLite's writer lock.
+#[derive(Queryable)]
+struct ClaimTerms {
+    line_kinds: String,
+    line_starts_on: NaiveDate,
+    line_ends_on: Option<NaiveDate>,
+    seat_cap: Option<i64>,
+    seats_allocated: i64,
+    over_allocation_policy: String,
+    agreement_status: String,
+    agreement_starts_on: NaiveDate,
+    agreement_ends_on: Option<NaiveDate>,
+    agreement_kinds: String,
+    organisation_code: String,
+    organisation_kind: String,
+    organisation_closed_on: Option<NaiveDate>,
+}
+
+fn claim_terms(conn: &mut DbConnection, entitlement_id: i64, organisation: &str) -> DbResult<ClaimTerms> {
+    use entitlements::dsl as e;
+    let organisation = organisation.to_uppercase();
+    let terms = e::entitlements
+        .inner_join(agreement_rows::table)
+        .inner_join(orgs::table.on(orgs::code.eq(&organisation)))
+        .filter(e::id.eq(entitlement_id))
+        .select((
+            e::eligible_kinds,
+            e::starts_on,
+            e::ends_on,
+            e::seat_cap,
+            e::seats_allocated,
+            e::over_allocation_policy,
+            agreement_rows::status,
+            agreement_rows::starts_on,
+            agreement_rows::ends_on,
+            agreement_rows::eligible_kinds,
+            orgs::code,
+            orgs::kind,
+            orgs::closed_on,
+        ))
+        .first::<ClaimTerms>(conn)
+        .optional()?;
+    match terms {
+        Some(terms) => Ok(terms),
+        None => {
+            let line_exists: i64 =
+                e::entitlements.filter(e::id.eq(entitlement_id)).count().get_result(conn)?;
+            Err(DbError::NotFound(if line_exists == 0 { "entitlement" } else { "organisation" }))
+        }
     }
-    if !agreement_in_force(agreement, on) || !terms.in_force_on(on) {
-        return Err(format!("entitlement {entitlement_id} is not in force on {on}"));
+}
+
+/// Decides a claim of `quantity` seats from `terms`: the organisation's eligibility on `on`, then
+/// the seats left. Inside the claim's transaction this is checked again by [`take_seats`]'s
+/// conditional UPDATE; before it, a refusal here needs no writer at all (see [`claim`]).
+fn check_claim(entitlement_id: i64, terms: &ClaimTerms, quantity: i64, on: NaiveDate) -> DbResult<()> {
+    let organisation = &terms.organisation_code;
+    if terms.organisation_closed_on.is_some() {
+        return Err(DbError::Invalid(format!("organisation {organisation} has closed")));
     }
-    let kind = organisation.kind;
-    if !terms.eligible_kinds.contains(&kind) || !agreement.eligible_kinds.contains(&kind) {
-        return Err(format!(
+    let agreement_status = AgreementStatus::parse(&terms.agreement_status).unwrap_or(AgreementStatus::Draft);
+    if !agreement_dates_in_force(agreement_status, terms.agreement_starts_on, terms.agreement_ends_on, on)
+        || !within_dates(terms.line_starts_on, terms.line_ends_on, on)
+    {
+        return Err(DbError::Invalid(format!("entitlement {entitlement_id} is not in force on {on}")));
+    }
+    let kind = OrganisationKind::parse(&terms.organisation_kind).unwrap_or(OrganisationKind::Other);
+    if !parse_kinds(&terms.line_kinds).contains(&kind) || !parse_kinds(&terms.agreement_kinds).contains(&kind)
+    {
+        return Err(DbError::Invalid(format!(
             "organisations of kind {kind} are not eligible for entitlement {entitlement_id}"
-        ));
+        )));
     }
-    Ok(())
+    if quantity <= 0 {
+        return Err(DbError::Invalid("quantity must be at least 1".into()));
+    }
+    let over_allocation_allowed = terms.over_allocation_policy == OverAllocationPolicy::AllowAndFlag.as_str();
+    match terms.seat_cap {
+        Some(cap) if !over_allocation_allowed && terms.seats_allocated + quantity > cap => {
+            Err(DbError::SeatsExhausted { remaining: (cap - terms.seats_allocated).max(0) })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Takes `quantity` seats of an entitlement, or fails with the seats remaining. The only
@@ -164,15 +228,15 @@ fn claim_in(
     claim: &Claim,
     on: NaiveDate,
 ) -> DbResult<(Allocation, Change)> {
-    let (terms, agreement) = agreements::line_terms(conn, entitlement_id)?;
-    let organisation = organisations::get(conn, &claim.organisation)?;
-    eligibility(entitlement_id, &terms, &agreement, &organisation, on).map_err(DbError::Invalid)?;
+    let terms = claim_terms(conn, entitlement_id, &claim.organisation)?;
+    check_claim(entitlement_id, &terms, claim.quantity, on)?;
     take_seats(conn, entitlement_id, claim.quantity)?;
+    let organisation_code = terms.organisation_code;
     let stamp = now();
     let id: i64 = diesel::insert_into(allocations::table)
         .values((
             allocations::entitlement_id.eq(entitlement_id),
-            allocations::organisation_code.eq(&organisation.code),
+            allocations::organisation_code.eq(&organisation_code),
             allocations::quantity.eq(claim.quantity),
             allocations::claimed_quantity.eq(claim.quantity),
             allocations::status.eq("live"),
@@ -183,10 +247,10 @@ fn claim_in(
         ))
         .returning(allocations::id)
         .get_result(conn)?;
-    accept_obligations(conn, entitlement_id, &organisation.code)?;
+    accept_obligations(conn, entitlement_id, &organisation_code)?;
     let allocation = get_allocation(conn, id)?;
     let change = Change::new("allocation.claim", "allocation", id)
-        .organisation(Some(&organisation.code))
+        .organisation(Some(&organisation_code))
         .after(&allocation);
     Ok((allocation, change))
 }
@@ -220,6 +284,23 @@ pub fn claim(
     on: NaiveDate,
     render: impl Fn(&Allocation) -> String,
 ) -> DbResult<ClaimOutcome> {
+    // On a contended line most claims are refused. A refusal is decided here from the last
+    // committed state, without a transaction: on SQLite it does not queue for the one writer, on
+    // PostgreSQL it takes no row lock. A claim that may succeed is decided again, inside its
+    // transaction, by the conditional UPDATE.
+    let refusal = db.read(|conn| {
+        let terms = claim_terms(conn, entitlement_id, &request.organisation)?;
+        check_claim(entitlement_id, &terms, request.quantity, on)
+    });
+    if let Err(refusal) = refusal {
+        // A retry of a claim that was made answers as it did then (or is refused for another body).
+        if let Some(key) = &key
+            && let Some(replay) = db.read(|conn| stored_response(conn, key))?
+        {
+            return Ok(replay);
+        }
+        return Err(refusal);
+    }
     let Some(key) = key else {
         return db.write(actor, |conn| {
             let (allocation, change) = claim_in(conn, actor, entitlement_id, &request, on)?;
