@@ -99,7 +99,10 @@ pub fn build_app(
             let request_id = request.extensions().get::<RequestId>().copied();
             let is_docs = request.path().starts_with("/docs");
             // A NUL character is never a valid path or query value (and PostgreSQL cannot store one).
-            let has_nul = request.uri().to_string().to_ascii_lowercase().contains("%00");
+            let has_nul = request
+                .uri()
+                .path_and_query()
+                .is_some_and(|target| target.as_str().as_bytes().windows(3).any(|w| w == b"%00"));
             let response = if has_nul { None } else { Some(service.call(request)) };
             async move {
                 let Some(response) = response else {

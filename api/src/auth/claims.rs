@@ -43,10 +43,15 @@ pub fn issue(config: &AuthConfig, user_id: i64, generation: i64) -> anyhow::Resu
 
 /// The claims of a valid token, or `None` for anything else (no reason is given to the caller).
 pub fn verify(config: &AuthConfig, token: &str) -> Option<Claims> {
+    decode::<Claims>(token, &config.decoding_key, &config.validation).ok().map(|data| data.claims)
+}
+
+/// What [`verify`] requires of a token: built once, at start-up, as it is the same for every request.
+pub(crate) fn validation(issuer: &str, audience: &str) -> Validation {
     let mut validation = Validation::new(ALGORITHM);
-    validation.set_issuer(&[&config.issuer]);
-    validation.set_audience(&[&config.audience]);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     validation.leeway = 5;
-    decode::<Claims>(token, &config.decoding_key, &validation).ok().map(|data| data.claims)
+    validation
 }

@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct AuthConfig {
     pub(crate) encoding_key: jsonwebtoken::EncodingKey,
     pub(crate) decoding_key: jsonwebtoken::DecodingKey,
+    /// The checks every bearer token must pass (algorithm, issuer, audience, required claims).
+    pub(crate) validation: jsonwebtoken::Validation,
     pub issuer: String,
     pub audience: String,
     pub token_lifetime: Duration,
@@ -35,6 +37,7 @@ impl AuthConfig {
         Ok(AuthConfig {
             encoding_key: jsonwebtoken::EncodingKey::from_secret(secret.expose())?,
             decoding_key: jsonwebtoken::DecodingKey::from_secret(secret.expose())?,
+            validation: claims::validation(Self::ISSUER, Self::AUDIENCE),
             issuer: Self::ISSUER.to_owned(),
             audience: Self::AUDIENCE.to_owned(),
             token_lifetime: Duration::from_secs(15 * 60),
