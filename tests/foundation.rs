@@ -31,6 +31,14 @@ async fn unknown_paths_and_methods_get_problem_responses(app: TestApp) {
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(wrong_method.headers()["allow"], "GET");
     assert_eq!(wrong_method.headers()["content-type"], "application/problem+json");
+
+    // A NUL character, escaped in the path or the query, is refused before any handler sees it.
+    for target in ["/v1/organisations/R%00R8", "/v1/products?q=a%00b", "/healthz?x=%00"] {
+        let refused = app.get(target).send().await.unwrap();
+        assert_eq!(refused.status(), 400, "{target}");
+        assert_eq!(refused.headers()["content-type"], "application/problem+json", "{target}");
+    }
+    assert_eq!(app.get("/healthz?x=%2500").send().await.unwrap().status(), 200, "an escaped percent sign");
 }
 
 async fn responses_carry_security_headers(app: TestApp) {
