@@ -278,6 +278,9 @@ async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
     );
     let rr8 = report["at_risk"].as_array().unwrap().iter().find(|h| h["organisation_code"] == "RR8").unwrap();
     assert_eq!(rr8["seats"], 1200);
+    let leeds = get_json(&app, &admin, "/v1/organisations/RR8").await;
+    assert_eq!(rr8["organisation_name"], leeds["name"]);
+    assert_eq!(rr8["region"], leeds["region"]);
     assert_eq!(rr8["support_status"], "unsupported");
     assert_eq!(report["organisations_at_risk"], 1);
 
@@ -328,6 +331,22 @@ async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
         expired["at_risk"].as_array().unwrap().iter().find(|h| h["organisation_code"] == "RJ1").unwrap();
     assert_eq!(flagged["acceptance"]["expired"], true);
     assert_eq!(expired["expired_acceptances"], 1);
+
+    // A renewed acceptance that runs longer is the one that counts.
+    let next_month = (chrono::Utc::now().date_naive() + chrono::Duration::days(30)).to_string();
+    let renewal = json!({"product_id": device, "compensating_controls": "Isolated VLAN, no internet",
+                         "expires_on": next_month});
+    let (status, renewed) = post(&app, &officer, "/v1/organisations/RJ1/risk-acceptances", renewal).await;
+    assert_eq!(status, 201, "{renewed}");
+    let renewed_report = get_json(&app, &admin, &format!("/v1/reports/unsupported?on={next_week}")).await;
+    let covered = renewed_report["accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["organisation_code"] == "RJ1")
+        .expect("the renewal covers next week");
+    assert_eq!(covered["acceptance"]["risk_acceptance_id"], renewed["id"]);
+    assert_eq!(renewed_report["expired_acceptances"], 0);
 }
 
 async fn the_wannacry_advisory_is_seeded_with_its_real_dates(app: TestApp) {

@@ -127,6 +127,9 @@ pub struct UnsupportedReport {
     pub expired_acceptances: usize,
 }
 
+/// Values bound in one `IN (...)` list: well under SQLite's limit of 32,766 and PostgreSQL's 65,535.
+const BINDS_PER_QUERY: usize = 10_000;
+
 /// Who held unsupported software on `on` (or software whose support ends within `within_months`):
 /// every organisation, or only `organisation`.
 /// Holdings on a past date: allocations made by then and not yet released or transferred (the
@@ -162,35 +165,50 @@ pub fn unsupported_report(
         }
     }
     let ids: Vec<i64> = risky.keys().copied().collect();
-    let mut held = allocations::table
-        .inner_join(entitlements::table)
-        .filter(entitlements::product_id.eq_any(&ids))
-        .filter(allocations::created_at.le(end_of_day))
-        .filter(allocations::status.eq("live").or(allocations::updated_at.gt(end_of_day)))
-        .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
-        .into_boxed();
-    if let Some(code) = organisation {
-        held = held.filter(allocations::organisation_code.eq(code.to_owned()));
-    }
-    let held: Vec<(String, i64, i64)> = held.load(conn)?;
     let superseded = crate::purchases::superseded_ids(conn)?;
-    let mut bought = purchases::table
-        .filter(purchases::product_id.eq_any(&ids))
-        .filter(purchases::purchased_on.le(on))
-        .filter(purchases::id.ne_all(superseded))
-        .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
-        .into_boxed();
-    if let Some(code) = organisation {
-        bought = bought.filter(purchases::organisation_code.eq(code.to_owned()));
-    }
-    let bought: Vec<(String, Option<i64>, i64)> = bought.load(conn)?;
     let mut holdings: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
-    for (code, product, quantity) in held {
-        holdings.entry((code, product)).or_default().0 += quantity;
-    }
-    for (code, product, quantity) in bought {
-        if let Some(product) = product {
-            holdings.entry((code, product)).or_default().1 += quantity;
+    // The latest acceptance of each holding: the one that runs longest (then the last recorded).
+    let mut latest: BTreeMap<(String, i64), (NaiveDate, i64)> = BTreeMap::new();
+    for ids in ids.chunks(BINDS_PER_QUERY) {
+        let mut held = allocations::table
+            .inner_join(entitlements::table)
+            .filter(entitlements::product_id.eq_any(ids))
+            .filter(allocations::created_at.le(end_of_day))
+            .filter(allocations::status.eq("live").or(allocations::updated_at.gt(end_of_day)))
+            .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
+            .into_boxed();
+        let mut bought = purchases::table
+            .filter(purchases::product_id.eq_any(ids))
+            .filter(purchases::purchased_on.le(on))
+            .filter(purchases::id.ne_all(&superseded))
+            .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
+            .into_boxed();
+        let mut accepted = risk_acceptances::table
+            .filter(risk_acceptances::product_id.eq_any(ids))
+            .filter(risk_acceptances::created_at.le(end_of_day))
+            .select((
+                risk_acceptances::organisation_code,
+                risk_acceptances::product_id,
+                risk_acceptances::id,
+                risk_acceptances::expires_on,
+            ))
+            .into_boxed();
+        if let Some(code) = organisation {
+            held = held.filter(allocations::organisation_code.eq(code.to_owned()));
+            bought = bought.filter(purchases::organisation_code.eq(code.to_owned()));
+            accepted = accepted.filter(risk_acceptances::organisation_code.eq(code.to_owned()));
+        }
+        for (code, product, quantity) in held.load::<(String, i64, i64)>(conn)? {
+            holdings.entry((code, product)).or_default().0 += quantity;
+        }
+        for (code, product, quantity) in bought.load::<(String, Option<i64>, i64)>(conn)? {
+            if let Some(product) = product {
+                holdings.entry((code, product)).or_default().1 += quantity;
+            }
+        }
+        for (code, product_id, id, expires_on) in accepted.load::<(String, i64, i64, NaiveDate)>(conn)? {
+            let entry = latest.entry((code, product_id)).or_insert((expires_on, id));
+            *entry = (*entry).max((expires_on, id));
         }
     }
     let mut report = UnsupportedReport {
@@ -201,25 +219,32 @@ pub fn unsupported_report(
         organisations_at_risk: 0,
         expired_acceptances: 0,
     };
+    // Names for every holding at once: a national report has a holding per organisation and
+    // product, far too many for a query each.
+    let codes: Vec<&str> = {
+        let mut codes: Vec<&str> = holdings.keys().map(|(code, _)| code.as_str()).collect();
+        codes.dedup();
+        codes
+    };
+    let mut names: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    for chunk in codes.chunks(BINDS_PER_QUERY) {
+        let rows: Vec<(String, String, Option<String>)> = orgs::table
+            .filter(orgs::code.eq_any(chunk))
+            .select((orgs::code, orgs::name, orgs::region))
+            .load(conn)?;
+        names.extend(rows.into_iter().map(|(code, name, region)| (code, (name, region))));
+    }
     for ((code, product_id), (seats, purchased)) in holdings {
-        let (organisation_name, region): (String, Option<String>) =
-            orgs::table.find(&code).select((orgs::name, orgs::region)).first(conn)?;
-        let latest: Option<(i64, NaiveDate)> = risk_acceptances::table
-            .filter(risk_acceptances::organisation_code.eq(&code))
-            .filter(risk_acceptances::product_id.eq(product_id))
-            .filter(risk_acceptances::created_at.le(end_of_day))
-            .order(risk_acceptances::expires_on.desc())
-            .select((risk_acceptances::id, risk_acceptances::expires_on))
-            .first(conn)
-            .optional()?;
-        let acceptance = latest.map(|(id, expires_on)| AcceptanceState {
+        let Some((product, support_status, support_ends_on)) = risky.get(&product_id).cloned() else {
+            continue;
+        };
+        let (organisation_name, region) =
+            names.get(&code).cloned().ok_or(DbError::NotFound("organisation"))?;
+        let acceptance = latest.get(&(code.clone(), product_id)).map(|&(expires_on, id)| AcceptanceState {
             risk_acceptance_id: id,
             expires_on,
             expired: expires_on < on,
         });
-        let Some((product, support_status, support_ends_on)) = risky.get(&product_id).cloned() else {
-            continue;
-        };
         let holding = RiskyHolding {
             organisation_code: code,
             organisation_name,
