@@ -573,6 +573,7 @@ async fn the_publisher_assesses_products_against_the_published_version(app: Test
     assert!(refused.body.contains("nhsuk-error-summary"));
     assert!(refused.body.contains("Choose the product you assessed"));
     assert!(refused.body.contains(r#"name="met_MDS-01" type="checkbox" value="yes" checked"#), "kept");
+    assert!(!refused.body.contains(" selected>"), "no product was chosen");
 
     // Without the CSRF token: refused before anything is read.
     assert_eq!(browser.post(&path, &fields(&every_requirement_met(&ultrasound, ""))).await.status, 403);
@@ -1026,6 +1027,8 @@ async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: Te
         assert!(refused.body.contains("nhsuk-error-summary"));
         assert!(refused.body.contains(message), "{message}: {}", refused.body);
         assert!(refused.body.contains(r#"value="MDS2-W10-7""#), "what was typed is kept");
+        let chosen = format!(r#"<option value="{}" selected>"#, fields_[1].1);
+        assert_eq!(refused.body.contains(&chosen), !fields_[1].1.is_empty(), "the product chosen is kept");
     }
     let no_token = acceptance(&product, "Isolated VLAN", &next_year, "");
     assert_eq!(browser.post(record, &fields(&no_token)).await.status, 403);
