@@ -129,7 +129,10 @@ pub async fn authenticate(
 /// user is read fresh from the database, so a disabled user, or a token issued before a change of
 /// password, role or organisation, is refused at once. Bearer tokens and the web pages' session
 /// cookie are both resolved here.
-pub(crate) async fn resolve_token(state: &AppState, token: &str) -> Result<(Principal, Claims), ApiError> {
+pub(crate) async fn resolve_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(Principal, std::sync::Arc<Claims>), ApiError> {
     let claims = claims::verify(&state.auth, token).ok_or(ApiError::Unauthorized)?;
     let user_id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthorized)?;
     // From the read model when it holds the user: no query on the hot path. Otherwise from the

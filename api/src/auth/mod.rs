@@ -19,6 +19,8 @@ pub struct AuthConfig {
     pub(crate) decoding_key: jsonwebtoken::DecodingKey,
     /// The checks every bearer token must pass (algorithm, issuer, audience, required claims).
     pub(crate) validation: jsonwebtoken::Validation,
+    /// Tokens already verified (see [`claims::VerifiedTokens`]).
+    pub(crate) verified_tokens: claims::VerifiedTokens,
     pub issuer: String,
     pub audience: String,
     pub token_lifetime: Duration,
@@ -38,6 +40,7 @@ impl AuthConfig {
             encoding_key: jsonwebtoken::EncodingKey::from_secret(secret.expose())?,
             decoding_key: jsonwebtoken::DecodingKey::from_secret(secret.expose())?,
             validation: claims::validation(Self::ISSUER, Self::AUDIENCE),
+            verified_tokens: claims::VerifiedTokens::new(claims::VERIFIED_TOKENS_HELD),
             issuer: Self::ISSUER.to_owned(),
             audience: Self::AUDIENCE.to_owned(),
             token_lifetime: Duration::from_secs(15 * 60),
