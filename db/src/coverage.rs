@@ -218,8 +218,17 @@ pub struct Question<'a> {
     pub product: Option<CoveredProduct>,
     pub category: String,
     /// Every entitlement line for the product (or the category's products), with its agreement.
-    pub lines: Vec<(&'a Agreement, Entitlement)>,
+    pub lines: Vec<Line<'a>>,
     pub on: NaiveDate,
+}
+
+/// An entitlement line as a coverage question sees it: borrowed from wherever it was gathered,
+/// with the seats left under its cap (the read model keeps seat totals apart from the lines).
+pub struct Line<'a> {
+    pub agreement: &'a Agreement,
+    pub entitlement: &'a Entitlement,
+    /// Null when the line is uncapped.
+    pub seats_remaining: Option<i64>,
 }
 
 /// Decides the answer. `standards` is asked only when nothing is licensed nationally.
@@ -243,7 +252,7 @@ pub fn decide(
     }
     let mut licences: Vec<(NationalLicence, bool)> = Vec::new();
     let (mut ineligible, mut ended) = (false, false);
-    for (agreement, line) in lines {
+    for Line { agreement, entitlement: line, seats_remaining } in lines {
         if !(agreement_in_force(agreement, on) && line.in_force_on(on)) {
             ended |= agreement.status != AgreementStatus::Draft && line.starts_on <= on;
             continue;
@@ -255,8 +264,8 @@ pub fn decide(
             ineligible = true;
             continue;
         }
-        let has_seats = line.seats_remaining.is_none_or(|left| left > 0);
-        licences.push((licence(agreement, line), has_seats));
+        let has_seats = seats_remaining.is_none_or(|left| left > 0);
+        licences.push((licence(agreement, line, seats_remaining), has_seats));
     }
     // Best first: lines with seats left, national provision before top-ups and add-ons, then the most seats.
     licences.sort_by_key(|(licence, has_seats)| {
@@ -344,15 +353,18 @@ pub fn answer(
         .map(|id| agreements::get(conn, id))
         .collect::<DbResult<Vec<Agreement>>>()?;
     let lines = entitlements
-        .into_iter()
-        .filter_map(|line| agreements_by_id.iter().find(|a| a.id == line.agreement_id).map(|a| (a, line)))
+        .iter()
+        .filter_map(|line| {
+            let agreement = agreements_by_id.iter().find(|a| a.id == line.agreement_id)?;
+            Some(Line { agreement, entitlement: line, seats_remaining: line.seats_remaining })
+        })
         .collect();
     let question =
         Question { organisation: AskingOrganisation::from(&organisation), product, category, lines, on };
     decide(question, |category| guidance::published_for_category(conn, category, on))
 }
 
-fn licence(agreement: &Agreement, line: Entitlement) -> NationalLicence {
+fn licence(agreement: &Agreement, line: &Entitlement, seats_remaining: Option<i64>) -> NationalLicence {
     NationalLicence {
         agreement_id: agreement.id,
         agreement_reference: agreement.reference.clone(),
@@ -360,13 +372,13 @@ fn licence(agreement: &Agreement, line: Entitlement) -> NationalLicence {
         framework_reference: agreement.framework_reference.clone(),
         entitlement_id: line.id,
         product_id: line.product_id,
-        product: line.product,
+        product: line.product.clone(),
         tier: line.tier,
         seat_cap: line.seat_cap,
-        seats_remaining: line.seats_remaining,
+        seats_remaining,
         ends_on: line.ends_on,
-        how_to_claim: line.how_to_claim,
-        obligations: line.obligations,
+        how_to_claim: line.how_to_claim.clone(),
+        obligations: line.obligations.clone(),
     }
 }
 

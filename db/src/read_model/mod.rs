@@ -23,7 +23,7 @@ use diesel::prelude::*;
 
 use crate::agreements::{self, Agreement, Entitlement};
 use crate::connection::{Database, DbConnection};
-use crate::coverage::{self, AskingOrganisation, Coverage, Question, Subject};
+use crate::coverage::{self, AskingOrganisation, Coverage, Line, Question, Subject};
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
 use crate::schema::{audit_events, entitlements, organisations, products};
@@ -273,33 +273,31 @@ impl ReadModel {
                 }
             }
         };
-        let (agreements, entitlements) = {
+        // The lines and their agreements are shared (`Arc`), so the locks are held only while
+        // they are looked up; seats left come from the seat totals, kept apart from the lines.
+        let held: Vec<(Arc<Agreement>, Arc<Entitlement>, Option<i64>)> = {
             let lines = read(&self.lines);
             let seats = read(&self.seats);
-            let mut entitlements = Vec::new();
+            let mut held = Vec::new();
             for product_id in &product_ids {
                 for id in lines.by_product.get(product_id).into_iter().flatten() {
-                    if let Some(line) = lines.entitlements.get(id) {
-                        let mut line = Entitlement::clone(line);
-                        if let Some((allocated, _)) = seats.get(id) {
-                            line.seats_allocated = *allocated;
-                            line.seats_remaining = line.seat_cap.map(|cap| (cap - allocated).max(0));
-                            line.seats_over_cap = line.seat_cap.map_or(0, |cap| (allocated - cap).max(0));
-                        }
-                        entitlements.push(line);
-                    }
+                    let Some(line) = lines.entitlements.get(id) else { continue };
+                    let Some(agreement) = lines.agreements.get(&line.agreement_id) else { continue };
+                    let seats_remaining = match seats.get(id) {
+                        Some((allocated, _)) => line.seat_cap.map(|cap| (cap - allocated).max(0)),
+                        None => line.seats_remaining,
+                    };
+                    held.push((agreement.clone(), line.clone(), seats_remaining));
                 }
             }
-            let agreements: Vec<Arc<Agreement>> = entitlements
-                .iter()
-                .filter_map(|line| lines.agreements.get(&line.agreement_id).cloned())
-                .collect();
-            (agreements, entitlements)
+            held
         };
-        let lines = entitlements
-            .into_iter()
-            .filter_map(|line| {
-                agreements.iter().find(|a| a.id == line.agreement_id).map(|a| (a.as_ref(), line))
+        let lines = held
+            .iter()
+            .map(|(agreement, entitlement, seats_remaining)| Line {
+                agreement,
+                entitlement,
+                seats_remaining: *seats_remaining,
             })
             .collect();
         let question = Question { organisation, product, category, lines, on };
