@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use catalogue_tests::{Role, TestApp, TestDatabase, on_both_databases, on_both_engines, second_instance};
 use db::coverage::Subject;
+use db::page::PageRequest;
+use db::products::ProductFilter;
 use db::read_model::ReadModel;
+use db::vocabulary::SupportStatus;
 use serde_json::{Value, json};
 
 async fn get_json(app: &TestApp, token: &str, path: &str) -> Value {
@@ -72,6 +75,65 @@ fn memory_answers_as_the_database_does(test_db: TestDatabase) {
 }
 
 on_both_databases!(memory_answers_as_the_database_does);
+
+/// Every page of the product list, as the database answers it and as the read model does.
+fn every_page(
+    test_db: &TestDatabase,
+    filter: &ProductFilter,
+    limit: i64,
+    from_memory: bool,
+) -> Vec<Vec<i64>> {
+    let on = "2026-11-30".parse().unwrap();
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = PageRequest { limit: Some(limit), cursor };
+        let found = if from_memory {
+            db::products::list_using_read_model(&test_db.db, filter, on, &page)
+        } else {
+            test_db.db.read(|conn| db::products::list(conn, filter, on, &page))
+        }
+        .unwrap();
+        pages.push(found.items.iter().map(|product| product.id).collect());
+        match found.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+fn product_text_search_from_memory_pages_as_the_database_does(test_db: TestDatabase) {
+    test_db.db.attach_read_model(std::sync::Arc::new(ReadModel::load(&test_db.db).unwrap()));
+    let texts =
+        ["windows", "WINDOWS", "MS-", "365", "e3", "Enterprise", "o", "", "100%", "a_b", "no such product"];
+    let mut matched = 0;
+    for text in texts {
+        let filters = [
+            ProductFilter { q: Some(text.into()), ..Default::default() },
+            ProductFilter {
+                q: Some(text.into()),
+                category: Some("operating-system".into()),
+                ..Default::default()
+            },
+            ProductFilter {
+                q: Some(text.into()),
+                support_status: Some(SupportStatus::Unsupported),
+                ..Default::default()
+            },
+            ProductFilter { q: Some(text.into()), nationally_licensed: Some(true), ..Default::default() },
+        ];
+        for filter in &filters {
+            for limit in [1, 3, 50] {
+                let from_db = every_page(&test_db, filter, limit, false);
+                assert_eq!(from_db, every_page(&test_db, filter, limit, true), "{filter:?}, {limit} a page");
+                matched += from_db.iter().map(Vec::len).sum::<usize>();
+            }
+        }
+    }
+    assert!(matched > 100, "the texts matched {matched} products in all");
+}
+
+on_both_databases!(product_text_search_from_memory_pages_as_the_database_does);
 
 async fn writes_are_reflected_at_once_here_and_within_a_second_elsewhere(app: TestApp) {
     let other = second_instance(&app);
@@ -148,6 +210,11 @@ async fn writes_are_reflected_at_once_here_and_within_a_second_elsewhere(app: Te
         other.get(&new_path).bearer_auth(&admin).send().await.unwrap().status() == 200
     })
     .await;
+    // The product list's text search (answered from memory) finds it as well.
+    let found = |page: Value| page["items"].as_array().unwrap().iter().any(|p| p["id"] == created["id"]);
+    assert!(found(get_json(&app, &admin, "/v1/products?q=new%20SCANNER").await), "at once here");
+    within_one_second(|| async { found(get_json(&other, &admin, "/v1/products?q=new%20SCANNER").await) })
+        .await;
 }
 
 on_both_engines!(writes_are_reflected_at_once_here_and_within_a_second_elsewhere);

@@ -176,6 +176,60 @@ pub fn list(
     on: NaiveDate,
     page: &PageRequest,
 ) -> DbResult<Page<Product>> {
+    let limit = page.limit();
+    let items = matching(conn, filter, None, on, page.after_id()?, limit + 1)?;
+    Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
+}
+
+/// [`list`], with the text filter `q` answered from the read model when the database has one:
+/// a scan of the products' texts in memory instead of a `LIKE` over every row (the benchmark
+/// measured the `LIKE` at under a hundredth of `/healthz`). The products it names are then
+/// read, and the other filters applied, by their ids.
+pub fn list_using_read_model(
+    db: &Database,
+    filter: &ProductFilter,
+    on: NaiveDate,
+    page: &PageRequest,
+) -> DbResult<Page<Product>> {
+    let (Some(model), Some(text)) = (db.read_model(), filter.q.as_deref()) else {
+        return db.read(|conn| list(conn, filter, on, page));
+    };
+    let limit = page.limit();
+    let wanted = limit as usize + 1;
+    let mut items = Vec::with_capacity(wanted);
+    let mut after = page.after_id()?;
+    // Without other filters every candidate is an answer, so the first batch is exactly a
+    // page; with them, batches grow until the page is full or the candidates run out.
+    let mut batch = wanted;
+    loop {
+        let candidates = model.products_containing(text, after, batch);
+        let Some(&last) = candidates.last() else { break };
+        let found = db.read(|conn| {
+            matching(conn, filter, Some(&candidates), on, None, (wanted - items.len()) as i64)
+        })?;
+        items.extend(found);
+        if items.len() >= wanted || candidates.len() < batch {
+            break;
+        }
+        after = Some(last);
+        batch = (batch * 4).min(CANDIDATES_PER_QUERY);
+    }
+    Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
+}
+
+/// The most product ids one query names (well under either engine's limit on bound values).
+const CANDIDATES_PER_QUERY: usize = 4_000;
+
+/// The products matching `filter`, in id order after `after`, at most `limit`; only among
+/// `candidates` when given, which then stand in for the text filter.
+fn matching(
+    conn: &mut DbConnection,
+    filter: &ProductFilter,
+    candidates: Option<&[i64]>,
+    on: NaiveDate,
+    after: Option<i64>,
+    limit: i64,
+) -> DbResult<Vec<Product>> {
     let mut query = products::table
         .inner_join(suppliers::table)
         .select((ProductRow::as_select(), suppliers::name))
@@ -187,7 +241,9 @@ pub fn list(
     if let Some(category) = &filter.category {
         query = query.filter(products::category.eq(category.clone()));
     }
-    if let Some(q) = &filter.q {
+    if let Some(candidates) = candidates {
+        query = query.filter(products::id.eq_any(candidates.to_vec()));
+    } else if let Some(q) = &filter.q {
         let pattern = like_pattern(q);
         query = query.filter(
             lower(products::name)
@@ -236,13 +292,11 @@ pub fn list(
         );
         query = if licensed { query.filter(in_force) } else { query.filter(diesel::dsl::not(in_force)) };
     }
-    if let Some(after) = page.after_id()? {
+    if let Some(after) = after {
         query = query.filter(products::id.gt(after));
     }
-    let limit = page.limit();
-    let rows: Vec<(ProductRow, String)> = query.limit(limit + 1).load(conn)?;
-    let items = rows.into_iter().map(|(row, supplier)| to_product(row, supplier, on)).collect();
-    Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
+    let rows: Vec<(ProductRow, String)> = query.limit(limit).load(conn)?;
+    Ok(rows.into_iter().map(|(row, supplier)| to_product(row, supplier, on)).collect())
 }
 
 /// Products whose name, edition, version, SKU or supplier contains every word of `text`

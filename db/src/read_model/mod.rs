@@ -311,6 +311,12 @@ impl ReadModel {
         })
     }
 
+    /// The ids, in order, of the products after `after` whose name, edition or SKU contains
+    /// `text` whatever its case; at most `at_most` of them.
+    pub fn products_containing(&self, text: &str, after: Option<i64>, at_most: usize) -> Vec<i64> {
+        read(&self.products).containing(text, after, at_most)
+    }
+
     /// A user's authorisation facts, if held (no database access: safe on an event loop).
     pub fn cached_principal(&self, user_id: i64) -> Option<Principal> {
         read(&self.principals).get(&user_id).cloned()
