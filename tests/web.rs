@@ -697,6 +697,22 @@ async fn the_publisher_changes_and_removes_draft_requirements(app: TestApp) {
         .await;
     assert_eq!(stale.status, 409);
 
+    // A published version never changes: refused with the API's status for it (409), not as bad input.
+    let published_revision = app.with_connection(|conn| {
+        db::standards::get_version(conn, id.parse().unwrap(), 2).unwrap().revision.to_string()
+    });
+    let add_to_published = [
+        ("csrf_token", token.as_str()),
+        ("revision", &published_revision),
+        ("code", "MDS-99"),
+        ("level", "MUST"),
+        ("text", "Never added."),
+    ];
+    let refused = browser.post(&format!("/standards/{id}/versions/2/requirements"), &add_to_published).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("only a draft can change"));
+    assert_eq!(requirements_of(&app, &id, 2).len(), 6);
+
     // Another exemplar trust and an officer may neither see the form nor change the draft.
     for user in [app.create_user(Role::Exemplar, Some("RRK")), app.create_user(Role::Officer, Some("RR8"))] {
         let mut other = Browser::new(&app);

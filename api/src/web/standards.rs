@@ -297,8 +297,12 @@ async fn draft_not_saved(
 ) -> WebResult<HttpResponse> {
     match outcome {
         Ok(()) => Ok(see_other(&format!("/standards/{id}?notice=saved&n={number}"))),
-        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
+        // The status the API gives the same refusal.
+        Err(ApiError::Unprocessable(detail)) => {
             render_standard(state, session, id, None, Some(detail), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(ApiError::Conflict(detail)) => {
+            render_standard(state, session, id, None, Some(detail), StatusCode::CONFLICT).await
         }
         Err(ApiError::PreconditionFailed) => {
             let detail = CHANGED_MEANWHILE.to_owned();
@@ -526,7 +530,11 @@ async fn change_version(
     let actor = user.actor();
     match state.run(move |db| operation(db, &actor, id, number)).await {
         Ok(_) => Ok(see_other(&format!("/standards/{id}?notice={notice}&n={number}"))),
-        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
+        // The status the API gives the same refusal.
+        Err(ApiError::Unprocessable(detail)) => {
+            render_standard(state, &session, id, None, Some(detail), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(ApiError::Conflict(detail)) => {
             render_standard(state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
         }
         Err(other) => Err(other.into()),
