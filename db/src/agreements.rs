@@ -345,6 +345,11 @@ impl Entitlement {
     }
 }
 
+/// Seats left under a cap (never negative), or `None` when the line is uncapped.
+pub(crate) fn seats_remaining(seat_cap: Option<i64>, seats_allocated: i64) -> Option<i64> {
+    seat_cap.map(|cap| (cap - seats_allocated).max(0))
+}
+
 /// Whether `on` falls within a start date and an optional (inclusive) end date.
 pub(crate) fn within_dates(starts_on: NaiveDate, ends_on: Option<NaiveDate>, on: NaiveDate) -> bool {
     starts_on <= on && ends_on.is_none_or(|end| on <= end)
@@ -363,7 +368,7 @@ fn to_entitlements(
     Ok(rows
         .into_iter()
         .map(|(row, (name, edition, version))| {
-            let seats_remaining = row.seat_cap.map(|cap| (cap - row.seats_allocated).max(0));
+            let seats_remaining = seats_remaining(row.seat_cap, row.seats_allocated);
             let seats_over_cap = row.seat_cap.map_or(0, |cap| (row.seats_allocated - cap).max(0));
             Entitlement {
                 obligations: all_obligations.iter().filter(|o| o.entitlement_id == row.id).cloned().collect(),

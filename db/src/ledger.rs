@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
-use crate::agreements::within_dates;
+use crate::agreements::{seats_remaining, within_dates};
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::coverage::agreement_dates_in_force;
@@ -132,7 +132,9 @@ fn check_claim(entitlement_id: i64, terms: &ClaimTerms, quantity: i64, on: Naive
     let over_allocation_allowed = terms.over_allocation_policy == OverAllocationPolicy::AllowAndFlag.as_str();
     match terms.seat_cap {
         Some(cap) if !over_allocation_allowed && terms.seats_allocated + quantity > cap => {
-            Err(DbError::SeatsExhausted { remaining: (cap - terms.seats_allocated).max(0) })
+            Err(DbError::SeatsExhausted {
+                remaining: seats_remaining(terms.seat_cap, terms.seats_allocated).unwrap_or(0),
+            })
         }
         _ => Ok(()),
     }
@@ -160,7 +162,7 @@ fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> Db
     if updated == 0 {
         let (cap, allocated): (Option<i64>, i64) =
             e::entitlements.find(entitlement_id).select((e::seat_cap, e::seats_allocated)).first(conn)?;
-        return Err(DbError::SeatsExhausted { remaining: cap.map_or(0, |cap| (cap - allocated).max(0)) });
+        return Err(DbError::SeatsExhausted { remaining: seats_remaining(cap, allocated).unwrap_or(0) });
     }
     Ok(())
 }

@@ -284,7 +284,7 @@ impl ReadModel {
                     let Some(line) = lines.entitlements.get(id) else { continue };
                     let Some(agreement) = lines.agreements.get(&line.agreement_id) else { continue };
                     let seats_remaining = match seats.get(id) {
-                        Some((allocated, _)) => line.seat_cap.map(|cap| (cap - allocated).max(0)),
+                        Some((allocated, _)) => agreements::seats_remaining(line.seat_cap, *allocated),
                         None => line.seats_remaining,
                     };
                     held.push((agreement.clone(), line.clone(), seats_remaining));
