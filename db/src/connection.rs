@@ -13,6 +13,9 @@ use crate::error::DbError;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Values bound in one `IN (...)` list: well under SQLite's limit of 32,766 and PostgreSQL's 65,535.
+pub(crate) const BINDS_PER_QUERY: usize = 10_000;
+
 /// A connection to either engine. Queries written once with diesel's DSL run on both.
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {

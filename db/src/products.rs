@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
-use crate::connection::{Database, DbConnection};
+use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations::{like_pattern, lower};
 use crate::page::{Page, PageRequest, Precondition};
@@ -212,13 +212,10 @@ pub fn list_using_read_model(
             break;
         }
         after = Some(last);
-        batch = (batch * 4).min(CANDIDATES_PER_QUERY);
+        batch = (batch * 4).min(BINDS_PER_QUERY);
     }
     Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
 }
-
-/// The most product ids one query names (well under either engine's limit on bound values).
-const CANDIDATES_PER_QUERY: usize = 4_000;
 
 /// The products matching `filter`, in id order after `after`, at most `limit`; only among
 /// `candidates` when given, which then stand in for the text filter.

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
-use crate::connection::{Database, DbConnection};
+use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations;
 use crate::products::{self, support_status};
@@ -126,9 +126,6 @@ pub struct UnsupportedReport {
     pub organisations_at_risk: usize,
     pub expired_acceptances: usize,
 }
-
-/// Values bound in one `IN (...)` list: well under SQLite's limit of 32,766 and PostgreSQL's 65,535.
-const BINDS_PER_QUERY: usize = 10_000;
 
 /// Who held unsupported software on `on` (or software whose support ends within `within_months`):
 /// every organisation, or only `organisation`.
