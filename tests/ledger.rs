@@ -448,7 +448,79 @@ async fn the_cap_holds_under_concurrent_claims_and_releases(app: TestApp) {
     assert_eq!(audit_events(&app, "allocation.release") as u64, released, "one per successful release");
 }
 
+/// The security test's High finding: 9223372036854775807 seats on an uncapped line answered 201,
+/// then every later claim 500 (PostgreSQL) or a float counter and negative seats (SQLite).
+async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let line = entitlement_for(&app, &officer, "MS-M365-E3").await;
+    // Uncapped, and then allowed past its cap: the two policies the overflow came through.
+    for body in [json!({"seat_cap": null}), json!({"seat_cap": 5, "over_allocation_policy": "allow_and_flag"})] {
+        let response = app
+            .client
+            .patch(app.url(&format!("/v1/entitlements/{line}")))
+            .bearer_auth(&admin)
+            .header("if-match", "*")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{body}");
+        for quantity in [i64::MAX, 10_000_001, 0, -1] {
+            let refused = claim(&app, &officer, line, "RR8", quantity).await;
+            assert_eq!(refused.status(), 422, "{quantity} seats on {body}");
+            let problem: Value = refused.json().await.unwrap();
+            assert!(problem["detail"].as_str().unwrap().contains("between 1 and 10000000"), "{problem}");
+        }
+        let bulk = app
+            .post(&format!("/v1/entitlements/{line}/allocations/bulk"))
+            .bearer_auth(&admin)
+            .json(&json!({"claims": [{"organisation": "RR8", "quantity": 1}, {"organisation": "RJ1", "quantity": i64::MAX}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bulk.status(), 422, "a bulk claim with one huge line is refused whole");
+        assert_eq!(seats(&app, &admin, line).await.0, 0);
+    }
+    // A line holds at most 1,000,000,000 seats, whatever its policy: 100 claims of the most one
+    // claim may take fill it, and the next claim, however small, is refused with a 409.
+    for _ in 0..100 {
+        assert_eq!(claim(&app, &admin, line, "RR8", 10_000_000).await.status(), 201);
+    }
+    let full = claim(&app, &officer, line, "RR8", 1).await;
+    assert_eq!(full.status(), 409);
+    let problem: Value = full.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("at most 1000000000 seats"), "{problem}");
+    let entitlement = get_json(&app, &admin, &format!("/v1/entitlements/{line}")).await;
+    assert_eq!(entitlement["seats_allocated"].as_i64(), Some(1_000_000_000), "an integer: {entitlement}");
+    assert_eq!(entitlement["seats_over_cap"].as_i64(), Some(1_000_000_000 - 5));
+    // The report adds the seats up: still an exact integer, never negative.
+    let report = get_json(&app, &admin, "/v1/reports/utilisation").await;
+    let reported = report["agreements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["entitlements"].as_array().unwrap())
+        .find(|e| e["entitlement_id"] == line)
+        .unwrap()
+        .clone();
+    assert_eq!(reported["seats_allocated"].as_i64(), Some(1_000_000_000));
+    assert_eq!(reported["by_kind"][0]["seats"].as_i64(), Some(1_000_000_000), "{reported}");
+    // A cap past the bound is refused too.
+    let response = app
+        .client
+        .patch(app.url(&format!("/v1/entitlements/{line}")))
+        .bearer_auth(&admin)
+        .header("if-match", "*")
+        .json(&json!({"seat_cap": 1_000_000_001_i64}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+}
+
 on_both_engines!(
+    seat_quantities_are_bounded_and_totals_never_overflow,
     an_officer_claims_seats_and_accepts_obligations,
     claims_past_the_cap_are_refused_with_the_seats_left,
     ineligible_claims_are_refused,

@@ -476,8 +476,11 @@ pub struct EntitlementFields {
 
 impl EntitlementFields {
     fn validate(&self, agreement: &Agreement) -> DbResult<()> {
-        if self.seat_cap.is_some_and(|cap| cap < 0) {
-            return Err(DbError::Invalid("seat_cap cannot be negative".into()));
+        if self.seat_cap.is_some_and(|cap| !(0..=crate::ledger::MAX_SEATS_PER_LINE).contains(&cap)) {
+            return Err(DbError::Invalid(format!(
+                "seat_cap must be between 0 and {}",
+                crate::ledger::MAX_SEATS_PER_LINE
+            )));
         }
         if self.ends_on.is_some_and(|end| end < self.starts_on) {
             return Err(DbError::Invalid("ends_on is before starts_on".into()));

@@ -27,6 +27,33 @@ use crate::schema::{
 };
 use crate::vocabulary::{AgreementStatus, OrganisationKind, OverAllocationPolicy, parse_kinds};
 
+/// The most seats one claim may take. The NHS has about 1.5 million staff and 2.1 million
+/// devices (Defender for Endpoint, October 2023): ten million is more than any real claim, and
+/// small enough that no sum of claims the ledger allows can overflow a 64-bit counter.
+pub const MAX_SEATS_PER_CLAIM: i64 = 10_000_000;
+
+/// The most seats one entitlement line may hold in all, capped or not (and the largest cap).
+/// A hundred times the NHS workforce; the bound keeps every total the ledger and the reports
+/// add up far inside 64 bits (SQLite turns an overflowing integer into a float; PostgreSQL fails).
+pub const MAX_SEATS_PER_LINE: i64 = 1_000_000_000;
+
+/// Refuses a claim or release quantity outside 1..=[`MAX_SEATS_PER_CLAIM`].
+pub fn check_quantity(quantity: i64) -> DbResult<()> {
+    if !(1..=MAX_SEATS_PER_CLAIM).contains(&quantity) {
+        return Err(DbError::Invalid(format!("quantity must be between 1 and {MAX_SEATS_PER_CLAIM}")));
+    }
+    Ok(())
+}
+
+/// The seats on a line after `quantity` more are taken, or why it cannot hold them.
+fn total_after_claim(seats_allocated: i64, quantity: i64) -> DbResult<i64> {
+    seats_allocated.checked_add(quantity).filter(|total| *total <= MAX_SEATS_PER_LINE).ok_or_else(|| {
+        DbError::Conflict(format!(
+            "an entitlement line holds at most {MAX_SEATS_PER_LINE} seats; {seats_allocated} are allocated"
+        ))
+    })
+}
+
 #[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[diesel(table_name = allocations)]
@@ -126,12 +153,11 @@ fn check_claim(entitlement_id: i64, terms: &ClaimTerms, quantity: i64, on: Naive
             "organisations of kind {kind} are not eligible for entitlement {entitlement_id}"
         )));
     }
-    if quantity <= 0 {
-        return Err(DbError::Invalid("quantity must be at least 1".into()));
-    }
+    check_quantity(quantity)?;
+    let total = total_after_claim(terms.seats_allocated, quantity)?;
     let over_allocation_allowed = terms.over_allocation_policy == OverAllocationPolicy::AllowAndFlag.as_str();
     match terms.seat_cap {
-        Some(cap) if !over_allocation_allowed && terms.seats_allocated + quantity > cap => {
+        Some(cap) if !over_allocation_allowed && total > cap => {
             Err(DbError::SeatsExhausted {
                 remaining: seats_remaining(terms.seat_cap, terms.seats_allocated).unwrap_or(0),
             })
@@ -144,24 +170,30 @@ fn check_claim(entitlement_id: i64, terms: &ClaimTerms, quantity: i64, on: Naive
 /// code that increases `seats_allocated`.
 fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> DbResult<()> {
     use entitlements::dsl as e;
-    if quantity <= 0 {
-        return Err(DbError::Invalid("quantity must be at least 1".into()));
+    // Bounded here too (a succession moves whole allocations): with both bounds the SQL below
+    // never computes past MAX_SEATS_PER_LINE, so neither engine can overflow.
+    if !(1..=MAX_SEATS_PER_LINE).contains(&quantity) {
+        return Err(DbError::Invalid(format!("quantity must be between 1 and {MAX_SEATS_PER_LINE}")));
     }
     // One statement decides and takes: a line that allows over-allocation takes seats past its
-    // cap (and is flagged), any other only within it.
+    // cap (and is flagged), any other only within it; no line past MAX_SEATS_PER_LINE.
     let updated = diesel::update(
-        e::entitlements.filter(e::id.eq(entitlement_id)).filter(
-            e::over_allocation_policy
-                .eq(OverAllocationPolicy::AllowAndFlag.as_str())
-                .or(e::seat_cap.is_null())
-                .or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
-        ),
+        e::entitlements
+            .filter(e::id.eq(entitlement_id))
+            .filter(e::seats_allocated.le(MAX_SEATS_PER_LINE - quantity))
+            .filter(
+                e::over_allocation_policy
+                    .eq(OverAllocationPolicy::AllowAndFlag.as_str())
+                    .or(e::seat_cap.is_null())
+                    .or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
+            ),
     )
     .set((e::seats_allocated.eq(e::seats_allocated + quantity), e::seats_version.eq(e::seats_version + 1)))
     .execute(conn)?;
     if updated == 0 {
         let (cap, allocated): (Option<i64>, i64) =
             e::entitlements.find(entitlement_id).select((e::seat_cap, e::seats_allocated)).first(conn)?;
+        total_after_claim(allocated, quantity)?;
         return Err(DbError::SeatsExhausted { remaining: seats_remaining(cap, allocated).unwrap_or(0) });
     }
     Ok(())
@@ -624,5 +656,8 @@ pub fn live_total(conn: &mut DbConnection, entitlement_id: i64) -> DbResult<i64>
         .filter(allocations::status.eq("live"))
         .select(allocations::quantity)
         .load(conn)?;
-    Ok(quantities.iter().sum())
+    quantities
+        .iter()
+        .try_fold(0i64, |total, quantity| total.checked_add(*quantity))
+        .ok_or_else(|| DbError::Internal(format!("live seats of entitlement {entitlement_id} overflow")))
 }

@@ -144,6 +144,11 @@ pub struct NewPurchase {
     pub supersedes_id: Option<i64>,
 }
 
+/// The dearest unit a purchase may record: GBP 100 million, in pence. With the quantity bound
+/// (`ledger::MAX_SEATS_PER_CLAIM`) a purchase's cost stays below 10^17 pence, and the compliance
+/// report adds costs with checked arithmetic.
+pub const MAX_UNIT_COST_PENCE: i64 = 10_000_000_000;
+
 pub fn record(db: &Database, actor: &Actor, new: NewPurchase) -> DbResult<Purchase> {
     if new.product_id.is_none() && new.description.as_deref().is_none_or(|d| d.trim().is_empty()) {
         return Err(DbError::Invalid(
@@ -153,8 +158,9 @@ pub fn record(db: &Database, actor: &Actor, new: NewPurchase) -> DbResult<Purcha
     if !is_slug(&new.category) {
         return Err(DbError::Invalid("category must be a slug".into()));
     }
-    if new.quantity <= 0 || new.unit_cost_pence < 0 {
-        return Err(DbError::Invalid("quantity must be at least 1 and unit_cost_pence not negative".into()));
+    crate::ledger::check_quantity(new.quantity)?;
+    if !(0..=MAX_UNIT_COST_PENCE).contains(&new.unit_cost_pence) {
+        return Err(DbError::Invalid(format!("unit_cost_pence must be between 0 and {MAX_UNIT_COST_PENCE}")));
     }
     if new.order_reference.trim().is_empty() {
         return Err(DbError::Invalid("order_reference must not be empty".into()));
@@ -349,7 +355,10 @@ pub fn compliance(
         } else {
             line.non_compliant += 1;
         }
-        line.spend_pence += quantity.saturating_mul(unit_cost);
+        line.spend_pence = quantity
+            .checked_mul(unit_cost)
+            .and_then(|cost| line.spend_pence.checked_add(cost))
+            .ok_or_else(|| DbError::Internal("the compliance report's spend overflows".into()))?;
         if version_status == "superseded" {
             line.against_superseded_versions += 1;
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::agreements::{self, Agreement};
 use crate::connection::DbConnection;
 use crate::coverage::agreement_in_force;
-use crate::error::DbResult;
+use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest};
 use crate::schema::{
     agreements as agreements_table, allocations, obligation_acceptances, obligations, organisations,
@@ -57,17 +57,21 @@ pub struct UtilisationReport {
     pub agreements: Vec<AgreementUtilisation>,
 }
 
-fn grouped(rows: &[(String, String, i64)], key: impl Fn(&(String, String, i64)) -> String) -> Vec<SeatsBy> {
+fn grouped(
+    rows: &[(String, String, i64)],
+    key: impl Fn(&(String, String, i64)) -> String,
+) -> DbResult<Vec<SeatsBy>> {
     let mut groups: BTreeMap<String, (i64, std::collections::BTreeSet<&str>)> = BTreeMap::new();
     for row in rows {
         let entry = groups.entry(key(row)).or_default();
-        entry.0 += row.2;
+        // The ledger bounds a line's seats far inside i64; a sum past it means corrupt data.
+        entry.0 = entry.0.checked_add(row.2).ok_or_else(|| DbError::Internal("seat total overflows".into()))?;
         entry.1.insert(row.0.as_str());
     }
-    groups
+    Ok(groups
         .into_iter()
         .map(|(key, (seats, orgs))| SeatsBy { key, seats, organisations: orgs.len() as i64 })
-        .collect()
+        .collect())
 }
 
 /// Utilisation per agreement and entitlement line; agreements not in force on `on` are left
@@ -126,8 +130,8 @@ pub fn utilisation(
                 seats_over_cap: line.seats_over_cap,
                 by_kind: grouped(&by_kind_rows, |r| {
                     OrganisationKind::parse(&r.1).map_or(r.1.clone(), |k| k.to_string())
-                }),
-                by_region: grouped(&by_region_rows, |r| r.1.clone()),
+                })?,
+                by_region: grouped(&by_region_rows, |r| r.1.clone())?,
             });
         }
         report.push(AgreementUtilisation {

@@ -230,8 +230,8 @@ pub struct CreateEntitlement {
     pub product_id: i64,
     pub tier: Tier,
     pub metric: Metric,
-    /// Null for no cap.
-    #[schema(minimum = 0)]
+    /// Null for no cap; at most 1,000,000,000 (`db::ledger::MAX_SEATS_PER_LINE`).
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub seat_cap: Option<i64>,
     #[serde(default = "default_policy")]
     pub over_allocation_policy: OverAllocationPolicy,
@@ -312,9 +312,9 @@ pub async fn get_entitlement(
 #[serde(deny_unknown_fields)]
 pub struct UpdateEntitlement {
     /// A lower cap is refused (409) while more seats are allocated, unless the policy is
-    /// `allow_and_flag`, which flags the excess for true-up.
+    /// `allow_and_flag`, which flags the excess for true-up. At most 1,000,000,000.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub seat_cap: Option<Option<i64>>,
     pub over_allocation_policy: Option<OverAllocationPolicy>,
     pub eligible_kinds: Option<Vec<OrganisationKind>>,

@@ -18,8 +18,9 @@ use crate::state::AppState;
 pub struct ClaimRequest {
     /// ODS code of the organisation the seats are for. Officers may claim only for their own.
     pub organisation: String,
-    /// Seats to take, at least 1.
-    #[schema(minimum = 1)]
+    /// Seats to take, 1 to 10,000,000 (`db::ledger::MAX_SEATS_PER_CLAIM`). A line holds at most
+    /// 1,000,000,000 seats in all, capped or not.
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub quantity: i64,
     /// The claimer's own reference (an order or change number).
     pub reference: Option<String>,
@@ -131,8 +132,8 @@ pub async fn claim_seats_bulk(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
-    /// Seats to give back; all of them when absent.
-    #[schema(minimum = 1)]
+    /// Seats to give back (at most those held); all of them when absent.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: Option<i64>,
 }
 

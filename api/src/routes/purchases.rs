@@ -36,9 +36,11 @@ pub struct CreatePurchase {
     /// The version bought against: it must be the one published on `purchased_on`.
     pub version: i32,
     pub purchased_on: NaiveDate,
-    #[schema(minimum = 1)]
+    /// Units bought, 1 to 10,000,000 (`db::ledger::MAX_SEATS_PER_CLAIM`).
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub quantity: i64,
-    #[schema(minimum = 0)]
+    /// Price of one unit in pence, 0 to 10,000,000,000 (GBP 100 million).
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     pub unit_cost_pence: i64,
     #[schema(min_length = 1)]
     #[schema(pattern = "\\S")]
