@@ -604,7 +604,47 @@ async fn no_route_changes_or_deletes_an_event(app: TestApp) {
     }
 }
 
+/// The security test's finding: cells starting with `=` were written as they were, so a
+/// spreadsheet opening the export ran them as formulas.
+async fn the_csv_export_never_writes_a_formula(app: TestApp) {
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    let dangerous =
+        ["=HYPERLINK(\"http://attacker.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"];
+    app.with_connection(|conn| {
+        use db::schema::audit_events::dsl::*;
+        use diesel::prelude::*;
+        for (index, text) in dangerous.iter().enumerate() {
+            diesel::insert_into(audit_events)
+                .values((
+                    occurred_at.eq(chrono::Utc::now().naive_utc()),
+                    actor.eq(*text),
+                    action.eq("formula.test"),
+                    entity.eq("formula"),
+                    entity_id.eq(*text),
+                    before_state.eq(Some(*text)),
+                    request_id.eq(Some(format!("r{index}"))),
+                ))
+                .execute(conn)
+                .unwrap();
+        }
+    });
+    let csv = app.get("/v1/audit/export?entity=formula").bearer_auth(&auditor).send().await.unwrap();
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    for text in dangerous {
+        // Each dangerous text appears only behind an apostrophe (quoted or not, as CSV needs).
+        let quoted = format!("\"'{}\"", text.replace('"', "\"\""));
+        let plain = format!("'{text}");
+        let neutralised = csv.matches(&quoted).count() + csv.matches(&plain).count();
+        assert!(neutralised >= 3, "{text:?} three times behind an apostrophe in {csv}");
+        assert!(!csv.contains(&format!(",{text}")), "{text:?} bare in {csv}");
+    }
+    // Numbers are left alone.
+    assert!(csv.lines().nth(1).unwrap().split(',').next().unwrap().parse::<i64>().is_ok());
+}
+
 on_both_engines!(
+    the_csv_export_never_writes_a_formula,
     every_write_route_is_audited_exactly_once,
     the_audit_log_filters_pages_and_exports,
     no_route_changes_or_deletes_an_event,

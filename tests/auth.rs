@@ -167,6 +167,158 @@ async fn repeated_failures_are_throttled(app: TestApp) {
     assert_eq!(response.headers()["content-type"], "application/problem+json");
 }
 
+async fn token_attempt(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    client: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.post("/v1/auth/token").json(&json!({"email": email, "password": password}));
+    if let Some(address) = client {
+        request = request.header("x-forwarded-for", address);
+    }
+    request.send().await.unwrap()
+}
+
+/// The security test's finding: 100 parallel guesses got 99 x 401 and 1 x 200, no 429, because
+/// failures were recorded only after the password was checked.
+async fn parallel_guesses_cannot_outrun_the_throttle(app: TestApp) {
+    let user = app.create_user(Role::Officer, Some("RR8"));
+    let guesses = (0..100).map(|i| {
+        let password = if i == 99 { TEST_PASSWORD } else { "wrong guess" };
+        token_attempt(&app, &user.email, password, None)
+    });
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(guesses).await.iter().map(|r| r.status().as_u16()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401 || **s == 200).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!((1..=5).contains(&checked), "at most 5 guesses checked: {statuses:?}");
+    assert_eq!(checked + throttled, 100, "{statuses:?}");
+}
+
+/// Two instances behind a load balancer count the same attempts (they are in the database).
+async fn the_throttle_holds_across_instances(app: TestApp) {
+    let other = catalogue_tests::second_instance(&app);
+    let user = app.create_user(Role::Officer, Some("RR8"));
+    for instance in [&app, &other, &app, &other, &app] {
+        assert_eq!(token_attempt(instance, &user.email, "wrong", None).await.status(), 401);
+    }
+    assert_eq!(token_attempt(&other, &user.email, TEST_PASSWORD, None).await.status(), 429);
+    assert_eq!(token_attempt(&app, &user.email, TEST_PASSWORD, None).await.status(), 429);
+}
+
+/// A success gives its attempt back: people signing in often from one address (a trust's NAT)
+/// are never throttled for it.
+async fn successes_never_throttle_an_address(app: TestApp) {
+    for _ in 0..25 {
+        let user = app.create_user(Role::Officer, Some("RR8"));
+        assert_eq!(token_attempt(&app, &user.email, TEST_PASSWORD, None).await.status(), 200);
+    }
+}
+
+/// Behind a trusted proxy the address throttle follows the client the proxy names; without one,
+/// a client's own X-Forwarded-For changes nothing.
+async fn the_address_throttle_keys_on_the_real_client(app: TestApp) {
+    let Some(behind_proxy) = catalogue_tests::spawn_app_behind_proxy(app.engine).await else { return };
+    for i in 0..20 {
+        let email = format!("nobody{i}@example.org");
+        let status = token_attempt(&behind_proxy, &email, "wrong", Some("203.0.113.9")).await.status();
+        assert_eq!(status, 401);
+    }
+    let throttled =
+        token_attempt(&behind_proxy, "nobody-else@example.org", "wrong", Some("203.0.113.9")).await;
+    assert_eq!(throttled.status(), 429, "the 21st failure from 203.0.113.9");
+    let other_client =
+        token_attempt(&behind_proxy, "nobody-else@example.org", "wrong", Some("203.0.113.10")).await;
+    assert_eq!(other_client.status(), 401, "another client behind the same proxy is not throttled");
+
+    // `app` trusts no proxy: the header is the client's own and is ignored.
+    for i in 0..20 {
+        let forged = format!("198.51.100.{i}");
+        let status =
+            token_attempt(&app, &format!("nobody{i}@example.org"), "wrong", Some(&forged)).await.status();
+        assert_eq!(status, 401);
+    }
+    let forged = token_attempt(&app, "nobody-else@example.org", "wrong", Some("198.51.100.200")).await;
+    assert_eq!(forged.status(), 429, "a forged X-Forwarded-For does not escape the address throttle");
+}
+
+/// A storm of sign-ins that all need a password check is refused quickly with 503 and
+/// Retry-After once the queue in front of the password threads is full, instead of queueing
+/// without bound (the security test saw 785 MB of resident memory after 300 of them).
+async fn a_sign_in_storm_is_bounded(app: TestApp) {
+    let Some(behind_proxy) = catalogue_tests::spawn_app_behind_proxy(app.engine).await else { return };
+    let attempts = (0..300).map(|i| {
+        let (email, client) = (format!("storm{i}@example.org"), format!("10.20.{}.{}", i / 200, i % 200));
+        let app = &behind_proxy;
+        async move { token_attempt(app, &email, "wrong password", Some(&client)).await }
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+    let mut busy = 0;
+    for response in &responses {
+        match response.status().as_u16() {
+            401 => {}
+            503 => {
+                busy += 1;
+                let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok());
+                assert_eq!(retry_after, Some("1"));
+                assert_eq!(response.headers()["content-type"], "application/problem+json");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(busy > 0, "300 password checks at once overflow the queue");
+    assert!(busy < 300, "some were checked");
+}
+
+/// A stolen session must not become a way to test passwords.
+async fn guesses_at_the_current_password_are_throttled(app: TestApp) {
+    let (_, token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let change = |current: &'static str| {
+        app.post("/v1/me/password")
+            .bearer_auth(&token)
+            .json(&json!({"current_password": current, "new_password": "tangerine otter on a bicycle"}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(change("wrong current").await.unwrap().status(), 403);
+    }
+    let throttled = change(TEST_PASSWORD).await.unwrap();
+    assert_eq!(throttled.status(), 429, "even the right password waits");
+    assert!(throttled.headers().contains_key("retry-after"));
+}
+
+/// NCSC and ASVS 2.1: common, predictable and personal passwords are refused.
+async fn weak_new_passwords_are_refused(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    for password in [
+        "            ",
+        "aaaaaaaaaaaa",
+        "123456789012",
+        "Password1234",
+        "new.officer@nhs.net",
+        "my catalogue pass 1",
+    ] {
+        let response = app
+            .post("/v1/users")
+            .bearer_auth(&admin)
+            .json(&json!({"email": "new.officer@nhs.net", "display_name": "New", "role": "auditor", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{password:?}");
+    }
+    let (_, token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let response = app
+        .post("/v1/me/password")
+        .bearer_auth(&token)
+        .json(&json!({"current_password": TEST_PASSWORD, "new_password": "Password1234"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+}
+
 async fn a_password_change_ends_old_tokens(app: TestApp) {
     let (user, old_token) = app.sign_in(Role::Officer, Some("RR8")).await;
     let change = |current: &str, new: &str, token: &str| {
@@ -359,6 +511,13 @@ on_both_engines!(
     forged_and_expired_tokens_are_refused,
     unknown_email_and_wrong_password_answer_alike,
     repeated_failures_are_throttled,
+    parallel_guesses_cannot_outrun_the_throttle,
+    the_throttle_holds_across_instances,
+    successes_never_throttle_an_address,
+    the_address_throttle_keys_on_the_real_client,
+    a_sign_in_storm_is_bounded,
+    guesses_at_the_current_password_are_throttled,
+    weak_new_passwords_are_refused,
     a_password_change_ends_old_tokens,
     disabling_or_changing_role_ends_tokens,
     users_are_administered_by_admins_with_etags,

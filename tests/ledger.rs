@@ -455,7 +455,9 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
     let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
     let line = entitlement_for(&app, &officer, "MS-M365-E3").await;
     // Uncapped, and then allowed past its cap: the two policies the overflow came through.
-    for body in [json!({"seat_cap": null}), json!({"seat_cap": 5, "over_allocation_policy": "allow_and_flag"})] {
+    for body in
+        [json!({"seat_cap": null}), json!({"seat_cap": 5, "over_allocation_policy": "allow_and_flag"})]
+    {
         let response = app
             .client
             .patch(app.url(&format!("/v1/entitlements/{line}")))

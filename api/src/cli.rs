@@ -82,6 +82,10 @@ pub struct ServeOptions {
     /// Origins allowed to call the API from a browser (CORS), comma-separated; none by default.
     #[arg(long, env = "CATALOGUE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For and
+    /// X-Forwarded-Proto are believed; from anyone else those headers are ignored. None by default.
+    #[arg(long, env = "CATALOGUE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client::TrustedProxies,
     /// Database connections in the pool.
     #[arg(long, env = "CATALOGUE_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,

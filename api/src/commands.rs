@@ -69,7 +69,7 @@ fn add_user(database_url: &str, options: UserAddOptions) -> anyhow::Result<()> {
         Ok(value) => value,
         Err(_) => rpassword::prompt_password(format!("Password for {}: ", options.email))?,
     };
-    if let Some(weakness) = password::weakness(&secret) {
+    if let Some(weakness) = password::weakness(&secret, &options.email) {
         anyhow::bail!("{weakness}");
     }
     let role =
@@ -117,7 +117,9 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     let _poller = db::read_model::Poller::start(db.clone(), model);
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
-    let state = AppState::new(db, auth).with_cors_origins(options.cors_origins);
+    let state = AppState::new(db, auth)?
+        .with_cors_origins(options.cors_origins)
+        .with_trusted_proxies(options.trusted_proxies);
     actix_web::rt::System::new().block_on(async move {
         server::start(listener, state, options.workers)?.await?;
         Ok(())

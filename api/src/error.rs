@@ -61,6 +61,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_seconds: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// Too much work is waiting (password checks in a storm): try again after the given time.
+    #[error("the service is busy; try again shortly")]
+    Busy { retry_after_seconds: u64 },
     /// Logged with its cause; the client sees only a bare 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::PreconditionRequired => "precondition-required",
             ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Busy { .. } => "busy",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -123,7 +127,7 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,7 +147,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, allow.as_str()));
             }
-            ApiError::TooManyRequests { retry_after_seconds } => {
+            ApiError::TooManyRequests { retry_after_seconds } | ApiError::Busy { retry_after_seconds } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
             }
             _ => {}
@@ -207,6 +211,7 @@ mod tests {
             (ApiError::PreconditionRequired, 428),
             (ApiError::TooManyRequests { retry_after_seconds: 5 }, 429),
             (ApiError::Unavailable("x".into()), 503),
+            (ApiError::Busy { retry_after_seconds: 1 }, 503),
             (ApiError::Internal("x".into()), 500),
         ];
         for (error, expected) in cases {
@@ -237,6 +242,8 @@ mod tests {
         assert_eq!(response.headers().get(header::ALLOW).map(|v| v.as_bytes()), Some(&b"GET, POST"[..]));
         let response = ApiError::TooManyRequests { retry_after_seconds: 7 }.error_response();
         assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"7"[..]));
+        let response = ApiError::Busy { retry_after_seconds: 2 }.error_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"2"[..]));
         let (_, problem) = problem_of(ApiError::SeatsExhausted { remaining: 4 }).await;
         assert_eq!(problem.seats_remaining, Some(4));
     }

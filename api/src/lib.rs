@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod docs;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod openapi;
 pub mod preconditions;
 pub mod routes;
 pub mod server;
+pub mod spreadsheet;
 pub mod state;
 pub mod telemetry;
 pub mod web;

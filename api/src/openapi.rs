@@ -119,14 +119,19 @@ impl RouteTable {
 /// Problem responses shared by operations, so that every status a client can receive is in the
 /// document with the problem schema.
 macro_rules! problem_responses {
-    ($($(#[$doc:meta])* $name:ident { $($variant:ident = $status:literal: $description:literal),+ $(,)? })*) => {
+    ($($(#[$doc:meta])* $name:ident { $($variant:ident = $status:literal $(+ $header:literal)?: $description:literal),+ $(,)? })*) => {
         $(
             $(#[$doc])*
             #[derive(utoipa::IntoResponses)]
             #[allow(dead_code)]
             pub enum $name {
                 $(
-                    #[response(status = $status, description = $description, content_type = "application/problem+json")]
+                    #[response(
+                        status = $status,
+                        description = $description,
+                        content_type = "application/problem+json"
+                        $(, headers(($header = u64, description = "Seconds to wait before trying again")))?
+                    )]
                     $variant(Problem),
                 )+
             }
@@ -142,6 +147,7 @@ problem_responses! {
         Forbidden = 403: "The caller's role may not do this",
         NotFound = 404: "No such resource, or not visible to the caller",
         Internal = 500: "An unexpected error; the detail shows nothing of it",
+        Unavailable = 503: "The database cannot be reached; try again later",
     }
     /// Errors of an authenticated write.
     WriteErrors {
@@ -154,6 +160,12 @@ problem_responses! {
         UnsupportedMediaType = 415: "The body is not application/json",
         Unprocessable = 422: "The body is well formed but not acceptable (unknown field, invalid value)",
         Internal = 500: "An unexpected error; the detail shows nothing of it",
+        Unavailable = 503: "The database cannot be reached; try again later",
+    }
+    /// Errors of a password change, beyond those of any write.
+    PasswordChangeErrors {
+        TooManyRequests = 429 + "Retry-After": "Too many wrong current passwords for this account; see Retry-After",
+        Busy = 503 + "Retry-After": "The database cannot be reached, or too many password checks are waiting (then with Retry-After)",
     }
     /// Errors of an update with optimistic concurrency, beyond those of any write.
     PreconditionErrors {
@@ -167,7 +179,8 @@ problem_responses! {
         PayloadTooLarge = 413: "The body is larger than the limit",
         UnsupportedMediaType = 415: "The body is not application/json",
         Unprocessable = 422: "The body is well formed but not acceptable",
-        TooManyRequests = 429: "Too many failed attempts for this email or address; see Retry-After",
+        TooManyRequests = 429 + "Retry-After": "Too many failed attempts for this email or address; see Retry-After",
         Internal = 500: "An unexpected error; the detail shows nothing of it",
+        Busy = 503 + "Retry-After": "The database cannot be reached, or too many password checks are waiting (then with Retry-After)",
     }
 }

@@ -7,14 +7,20 @@ use db::{Database, DbResult};
 use tokio::sync::Semaphore;
 
 use crate::auth::AuthConfig;
-use crate::auth::throttle::Throttle;
+use crate::auth::password_workers::PasswordWorkers;
+use crate::client::TrustedProxies;
 use crate::error::{ApiError, ApiResult};
+
+/// Password jobs that may wait for a password thread, per thread: with argon2id at tens of
+/// milliseconds a job, a full queue is well under a second of work. Past it: 503 and Retry-After.
+const PASSWORD_QUEUE_PER_THREAD: usize = 16;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
     pub auth: Arc<AuthConfig>,
-    pub throttle: Arc<Throttle>,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed; none by default.
+    pub trusted_proxies: Arc<TrustedProxies>,
     /// Origins allowed to call the API from a browser (CORS); none by default.
     pub cors_origins: Arc<Vec<String>>,
     /// Database work waits here for a slot, one per pooled connection, before it takes a
@@ -23,26 +29,35 @@ pub struct AppState {
     /// order (PostgreSQL showed a multi-second p99 tail). Slots are handed out first come, first
     /// served.
     database_slots: Arc<Semaphore>,
-    /// Password hashing (argon2id: 19 MiB and tens of milliseconds each) runs at most one per
-    /// core at a time: more at once is no faster, and each holds its memory while it runs.
-    password_slots: Arc<Semaphore>,
-    /// The two slot counts added up (a semaphore does not tell its size).
+    /// Password hashing (argon2id: 19 MiB and tens of milliseconds each) runs on one thread per
+    /// core, never more: more at once is no faster, and each holds its memory (see
+    /// [`PasswordWorkers`]).
+    password_workers: PasswordWorkers,
+    /// Blocking threads database work may use (a semaphore does not tell its size).
     blocking_threads: usize,
 }
 
 impl AppState {
-    pub fn new(db: Database, auth: AuthConfig) -> AppState {
+    pub fn new(db: Database, auth: AuthConfig) -> anyhow::Result<AppState> {
         let database_slots = db.max_connections() as usize;
-        let password_slots = std::thread::available_parallelism().map_or(1, usize::from);
-        AppState {
+        let password_threads = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(AppState {
             database_slots: Arc::new(Semaphore::new(database_slots)),
-            password_slots: Arc::new(Semaphore::new(password_slots)),
-            blocking_threads: database_slots + password_slots,
+            password_workers: PasswordWorkers::start(
+                password_threads,
+                password_threads * PASSWORD_QUEUE_PER_THREAD,
+            )?,
+            blocking_threads: database_slots,
             db,
             auth: Arc::new(auth),
-            throttle: Arc::new(Throttle::default()),
+            trusted_proxies: Arc::default(),
             cors_origins: Arc::default(),
-        }
+        })
+    }
+
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> AppState {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     pub fn with_cors_origins(mut self, origins: Vec<String>) -> AppState {
@@ -61,18 +76,18 @@ impl AppState {
         Ok(web::block(move || work(&db)).await??)
     }
 
-    /// How many blocking threads the work above can use at once: one per database slot and one
-    /// per password slot. A worker needs no more.
+    /// How many blocking threads the work above can use at once: one per database slot. A
+    /// worker needs no more (password work has threads of its own).
     pub fn blocking_threads(&self) -> usize {
         self.blocking_threads
     }
 
-    /// Runs password hashing or verification on the blocking thread pool, a few at a time.
+    /// Runs password hashing or verification on the password threads; 503 with `Retry-After`
+    /// when too many are waiting already.
     pub async fn run_password_work<T>(&self, work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T>
     where
         T: Send + 'static,
     {
-        let _slot = self.password_slots.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(web::block(work).await?)
+        self.password_workers.run(work).await.map_err(|_| ApiError::Busy { retry_after_seconds: 1 })
     }
 }

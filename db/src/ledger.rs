@@ -157,11 +157,9 @@ fn check_claim(entitlement_id: i64, terms: &ClaimTerms, quantity: i64, on: Naive
     let total = total_after_claim(terms.seats_allocated, quantity)?;
     let over_allocation_allowed = terms.over_allocation_policy == OverAllocationPolicy::AllowAndFlag.as_str();
     match terms.seat_cap {
-        Some(cap) if !over_allocation_allowed && total > cap => {
-            Err(DbError::SeatsExhausted {
-                remaining: seats_remaining(terms.seat_cap, terms.seats_allocated).unwrap_or(0),
-            })
-        }
+        Some(cap) if !over_allocation_allowed && total > cap => Err(DbError::SeatsExhausted {
+            remaining: seats_remaining(terms.seat_cap, terms.seats_allocated).unwrap_or(0),
+        }),
         _ => Ok(()),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod advisories;
 pub mod agreements;
+pub mod attempts;
 pub mod audit;
 pub mod connection;
 pub mod coverage;

@@ -209,10 +209,12 @@ pub fn record(db: &Database, actor: &Actor, new: NewPurchase) -> DbResult<Purcha
         let (outcomes, compliant) =
             standards::judge(&version, product.as_ref(), new.purchased_on, &new.declarations, false)?;
         if let Some(previous) = new.supersedes_id {
-            let old = get(conn, previous)
-                .map_err(|_| DbError::Invalid(format!("purchase {previous} does not exist")))?;
+            // Another organisation's purchase is answered as one that does not exist: the answer
+            // must not tell which purchase ids are taken.
+            let not_found = || DbError::Invalid(format!("purchase {previous} does not exist"));
+            let old = get(conn, previous).map_err(|_| not_found())?;
             if old.organisation_code != organisation.code {
-                return Err(DbError::Invalid(format!("purchase {previous} is not {}'s", organisation.code)));
+                return Err(not_found());
             }
         }
         let inserted = diesel::insert_into(purchases::table)

@@ -65,7 +65,8 @@ fn grouped(
     for row in rows {
         let entry = groups.entry(key(row)).or_default();
         // The ledger bounds a line's seats far inside i64; a sum past it means corrupt data.
-        entry.0 = entry.0.checked_add(row.2).ok_or_else(|| DbError::Internal("seat total overflows".into()))?;
+        entry.0 =
+            entry.0.checked_add(row.2).ok_or_else(|| DbError::Internal("seat total overflows".into()))?;
         entry.1.insert(row.0.as_str());
     }
     Ok(groups

@@ -151,6 +151,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    sign_in_attempts (throttle_key) {
+        throttle_key -> Text,
+        window_started -> Timestamp,
+        attempts -> Integer,
+    }
+}
+
+diesel::table! {
     standards (id) {
         id -> BigInt,
         publisher_code -> Text,
@@ -328,6 +336,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     allocations,
     obligation_acceptances,
     idempotency_keys,
+    sign_in_attempts,
     standards,
     standard_versions,
     requirements,

@@ -231,7 +231,25 @@ pub fn serve(database: TestDatabase, engine: Engine) -> TestApp {
     serve_with_secret(database, engine, jwt_secret)
 }
 
+/// Starts the app on a seeded database as it runs behind a reverse proxy on 127.0.0.1: the
+/// test's requests may name their client address in `X-Forwarded-For`.
+pub async fn spawn_app_behind_proxy(engine: Engine) -> Option<TestApp> {
+    let database = seeded_database(engine)?;
+    let jwt_secret: Vec<u8> = (0..48).map(|_| rand_byte()).collect();
+    let proxies = "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"));
+    Some(serve_with(database, engine, jwt_secret, proxies))
+}
+
 fn serve_with_secret(database: TestDatabase, engine: Engine, jwt_secret: Vec<u8>) -> TestApp {
+    serve_with(database, engine, jwt_secret, api::client::TrustedProxies::default())
+}
+
+fn serve_with(
+    database: TestDatabase,
+    engine: Engine,
+    jwt_secret: Vec<u8>,
+    trusted_proxies: api::client::TrustedProxies,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let secret = api::auth::Secret::new(jwt_secret.clone()).unwrap();
@@ -243,7 +261,9 @@ fn serve_with_secret(database: TestDatabase, engine: Engine, jwt_secret: Vec<u8>
         database.db.attach_read_model(model.clone());
         db::read_model::Poller::start(database.db.clone(), model)
     });
-    let state = api::state::AppState::new(database.db.clone(), auth);
+    let state = api::state::AppState::new(database.db.clone(), auth)
+        .unwrap_or_else(|e| panic!("state: {e}"))
+        .with_trusted_proxies(trusted_proxies);
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
     let client = reqwest::Client::builder()

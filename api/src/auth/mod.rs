@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod extractors;
 pub mod password;
+pub mod password_workers;
 pub mod secret;
 pub mod sign_in;
 pub mod throttle;

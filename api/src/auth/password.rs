@@ -29,14 +29,51 @@ pub fn verify(password: &str, phc: &str) -> bool {
     hasher().is_ok_and(|argon2| argon2.verify_password(password.as_bytes(), phc).is_ok())
 }
 
-/// Why a new password is not acceptable, if it is not.
-pub fn weakness(password: &str) -> Option<String> {
+/// Words that name this service: a password built on them is among the first an attacker tries.
+const SERVICE_WORDS: [&str; 3] = ["catalogue", "catalog", "licence catalogue"];
+
+/// The least zxcvbn score (0 to 4) a new password needs: 3 is "safely unguessable: moderate
+/// protection from offline slow-hash scenario" (about 10^8 guesses), right for argon2id hashes.
+const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Why a new password for `email` is not acceptable, if it is not. The rules follow NCSC password
+/// guidance and OWASP ASVS 2.1: at least 12 characters and up to 256 (long passphrases welcome),
+/// no composition rules, and nothing an attacker tries first: the common and breached passwords
+/// that zxcvbn carries in the binary (its password frequency list, English words, names and
+/// keyboard patterns, repeats and sequences such as `aaaaaaaaaaaa` or `123456789012`), or a
+/// password containing the user's email, its name part, or the service's name.
+pub fn weakness(password: &str, email: &str) -> Option<String> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
         return Some(format!("the password must have at least {MIN_PASSWORD_CHARS} characters"));
     }
     if chars > MAX_PASSWORD_CHARS {
         return Some(format!("the password must have at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    if password.trim().is_empty() {
+        return Some("the password must not be only spaces".into());
+    }
+    let lowered = password.to_lowercase();
+    let email = email.trim().to_lowercase();
+    let name_part = email.split('@').next().unwrap_or_default();
+    if (!email.is_empty() && lowered.contains(&email))
+        || (name_part.chars().count() >= 4 && lowered.contains(name_part))
+    {
+        return Some("the password must not contain your email address or its name part".into());
+    }
+    if SERVICE_WORDS.iter().any(|word| lowered.contains(word)) {
+        return Some("the password must not contain the service's name".into());
+    }
+    let estimate = zxcvbn::zxcvbn(password, &[email.as_str(), name_part, "nhs", "catalogue"]);
+    if estimate.score() < MIN_SCORE {
+        let advice = estimate
+            .feedback()
+            .and_then(|feedback| feedback.warning())
+            .map(|warning| format!(": {}", warning.to_string().trim_end_matches('.')))
+            .unwrap_or_default();
+        return Some(format!(
+            "the password is too easy to guess{advice}. A few unrelated words make a strong one"
+        ));
     }
     None
 }
@@ -65,7 +102,46 @@ mod tests {
 
     #[test]
     fn short_passwords_are_weak() {
-        assert!(weakness("short").is_some());
-        assert!(weakness("long enough password").is_none());
+        assert!(weakness("short", "a@nhs.net").is_some());
+    }
+
+    /// The passwords the security test found accepted, and others an attacker tries first.
+    #[test]
+    fn common_predictable_and_personal_passwords_are_refused() {
+        let email = "jane.smith@rr8.nhs.uk";
+        for password in [
+            "            ",
+            "aaaaaaaaaaaa",
+            "123456789012",
+            "Password1234",
+            "password1234",
+            "qwertyuiopas",
+            "iloveyou12345",
+            "jane.smith@rr8.nhs.uk",
+            "jane.smith-is-my-password-2026",
+            "my catalogue password 42",
+            "Catalogue2026!",
+            "nhsnhsnhsnhs",
+        ] {
+            assert!(weakness(password, email).is_some(), "{password:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn long_passphrases_and_random_passwords_are_accepted() {
+        let email = "jane.smith@rr8.nhs.uk";
+        for password in [
+            "correct horse battery staple",
+            "a long enough password",
+            "a brand new password",
+            "browser test password",
+            "tangerine otter on a bicycle in leeds",
+            &random_password(),
+            "the heron waited by the weir while seven barges of slate drifted past the lock keeper's \
+             cottage, and nobody on the towpath noticed the kingfisher at all that grey morning",
+        ] {
+            assert_eq!(weakness(password, email), None, "{password:?} was refused");
+        }
+        assert!(weakness(&"x".repeat(257), email).is_some(), "longer than 256 characters");
     }
 }

@@ -2,7 +2,7 @@
 //! sign-in page both take, with the same throttle and the same timing for unknown emails.
 
 use crate::auth::claims::{self, IssuedToken};
-use crate::auth::password;
+use crate::auth::{password, throttle};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -14,9 +14,13 @@ pub async fn sign_in(
     password: String,
     address: &str,
 ) -> ApiResult<IssuedToken> {
-    if let Some(retry_after_seconds) = state.throttle.retry_after(&email, address) {
-        return Err(ApiError::TooManyRequests { retry_after_seconds });
-    }
+    // Counted before the password is checked: parallel guesses cannot all slip in before the
+    // first failure is recorded.
+    let (throttle_email, throttle_address) = (email.clone(), address.to_owned());
+    let attempt = state
+        .run(move |db| throttle::sign_in_attempt(db, &throttle_email, &throttle_address))
+        .await?
+        .map_err(|retry_after_seconds| ApiError::TooManyRequests { retry_after_seconds })?;
     let lookup_email = email.clone();
     let credentials =
         state.run(move |db| db.read(|conn| db::users::credentials(conn, &lookup_email))).await?;
@@ -28,13 +32,11 @@ pub async fn sign_in(
     let matches = state.run_password_work(move || password::verify(&password, &stored_hash)).await?;
     match account {
         Some(account) if matches && !account.disabled => {
-            state.throttle.record_success(&email);
+            state.run(move |db| attempt.succeeded(db)).await?;
             claims::issue(&state.auth, account.user_id, account.token_generation)
                 .map_err(|e| ApiError::Internal(e.to_string()))
         }
-        _ => {
-            state.throttle.record_failure(&email, address);
-            Err(ApiError::Unauthorized)
-        }
+        // A failure keeps its count.
+        _ => Err(ApiError::Unauthorized),
     }
 }

@@ -9,6 +9,7 @@ use crate::auth::extractors::AdminOrAuditor;
 use crate::error::ApiResult;
 use crate::openapi::ReadErrors;
 use crate::preconditions::page_request;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 /// Events are read from the database in batches of this many while an export streams.
@@ -100,6 +101,21 @@ pub struct ExportQuery {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// The export's columns, in order: every field of an audit event.
+const CSV_COLUMNS: [&str; 11] = [
+    "id",
+    "occurred_at",
+    "actor_user_id",
+    "actor",
+    "action",
+    "entity",
+    "entity_id",
+    "organisation_code",
+    "before_state",
+    "after_state",
+    "request_id",
+];
+
 fn render(events: &[AuditEvent], format: ExportFormat, header: bool) -> Vec<u8> {
     match format {
         ExportFormat::Jsonl => {
@@ -113,25 +129,20 @@ fn render(events: &[AuditEvent], format: ExportFormat, header: bool) -> Vec<u8> 
         }
         ExportFormat::Csv => {
             let mut writer = csv::WriterBuilder::new()
-                .has_headers(header)
+                .has_headers(false)
                 .from_writer(Vec::with_capacity(events.len() * 256));
-            if header && events.is_empty() {
-                let _ = writer.write_record([
-                    "id",
-                    "occurred_at",
-                    "actor_user_id",
-                    "actor",
-                    "action",
-                    "entity",
-                    "entity_id",
-                    "organisation_code",
-                    "before_state",
-                    "after_state",
-                    "request_id",
-                ]);
+            if header {
+                let _ = writer.write_record(CSV_COLUMNS);
             }
+            // Written cell by cell so that text is neutralised for spreadsheets (see
+            // `crate::spreadsheet`): before and after states hold whatever users typed.
             for event in events {
-                let _ = writer.serialize(event);
+                let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) else { continue };
+                let _ = writer.write_record(
+                    CSV_COLUMNS
+                        .iter()
+                        .map(|column| fields.get(*column).map(spreadsheet::cell).unwrap_or_default()),
+                );
             }
             writer.into_inner().unwrap_or_default()
         }

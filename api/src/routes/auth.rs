@@ -41,7 +41,7 @@ pub async fn create_token(
     body: web::Json<TokenRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
     let TokenRequest { email, password } = body.into_inner();
-    let address = request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let address = state.trusted_proxies.address_key(&request);
     let issued = sign_in(&state, email, password, &address).await?;
     Ok(web::Json(TokenResponse {
         access_token: issued.token,

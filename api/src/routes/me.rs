@@ -2,9 +2,9 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{CurrentUser, password};
+use crate::auth::{CurrentUser, password, throttle};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{ReadErrors, WriteErrors};
+use crate::openapi::{PasswordChangeErrors, ReadErrors, WriteErrors};
 use crate::state::AppState;
 use db::users::User;
 
@@ -38,7 +38,7 @@ pub struct PasswordChange {
     operation_id = "change_my_password",
     security(("bearer" = [])),
     request_body = PasswordChange,
-    responses((status = 204, description = "Changed; sign in again"), WriteErrors)
+    responses((status = 204, description = "Changed; sign in again"), WriteErrors, PasswordChangeErrors)
 )]
 #[post("/me/password")]
 pub async fn change_my_password(
@@ -47,11 +47,20 @@ pub async fn change_my_password(
     body: web::Json<PasswordChange>,
 ) -> ApiResult<HttpResponse> {
     let PasswordChange { current_password, new_password } = body.into_inner();
-    if let Some(weakness) = password::weakness(&new_password) {
+    let id = user.id();
+    let email = state.run(move |db| db.read(|conn| db::users::get(conn, id))).await?.email;
+    if let Some(weakness) = password::weakness(&new_password, &email) {
         return Err(ApiError::Unprocessable(weakness));
     }
-    let id = user.id();
-    let stored = state.run(move |db| db.read(|conn| db::users::password_hash(conn, id))).await?;
+    // Guesses at the current password are counted before it is checked, like sign-ins: a stolen
+    // session must not become a way to test passwords.
+    let (stored, attempt) = state
+        .run(move |db| {
+            let attempt = throttle::password_change_attempt(db, id)?;
+            Ok((db.read(|conn| db::users::password_hash(conn, id))?, attempt))
+        })
+        .await?;
+    let attempt = attempt.map_err(|retry_after_seconds| ApiError::TooManyRequests { retry_after_seconds })?;
     let new_hash = state
         .run_password_work(move || {
             if password::verify(&current_password, &stored) {
@@ -63,6 +72,7 @@ pub async fn change_my_password(
         .await?
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or_else(|| ApiError::Forbidden("the current password is not correct".into()))?;
+    state.run(move |db| attempt.succeeded(db)).await?;
     let actor = user.actor();
     state.run(move |db| db::users::set_password(db, &actor, id, &new_hash)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -103,7 +103,7 @@ pub async fn create_user(
     body: web::Json<CreateUser>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    if let Some(weakness) = password::weakness(&body.password) {
+    if let Some(weakness) = password::weakness(&body.password, &body.email) {
         return Err(ApiError::Unprocessable(weakness));
     }
     let secret = body.password;

@@ -101,8 +101,10 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
 }
 
+/// Over TLS, or behind a trusted proxy that says so (`X-Forwarded-Proto` from anyone else is
+/// ignored: see `crate::client`).
 fn is_tls(request: &HttpRequest) -> bool {
-    request.connection_info().scheme() == "https"
+    request.app_data::<web::Data<AppState>>().is_some_and(|state| state.trusted_proxies.is_https(request))
 }
 
 /// A cookie with the flags every cookie of the pages has.
@@ -307,7 +309,7 @@ pub async fn login(request: HttpRequest, body: web::Bytes) -> WebResult<HttpResp
         return Err(csrf_refused());
     }
     let next = local_path(Some(&form.next));
-    let address = request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let address = state.trusted_proxies.address_key(&request);
     let email = form.email.trim().to_owned();
     let failure = |message: &str| LoginPage {
         chrome: Chrome::anonymous("Sign in"),
