@@ -217,10 +217,19 @@ on_both_databases!(
 
 async fn metrics_and_docs_are_served(app: TestApp) {
     app.get("/healthz").send().await.unwrap();
-    let metrics = app.get("/metrics").send().await.unwrap();
+    // Only the scraper's token opens /metrics; anyone else finds nothing there.
+    for refused in [app.get("/metrics"), app.get("/metrics").bearer_auth("a guess")] {
+        let response = refused.send().await.unwrap();
+        assert_eq!(response.status(), 404);
+        assert!(!response.text().await.unwrap().contains("catalogue_http"));
+    }
+    let metrics = app.get("/metrics").bearer_auth(catalogue_tests::METRICS_TOKEN).send().await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("catalogue_http_requests_total"), "{text}");
+    let bare = app.get("/docs").send().await.unwrap();
+    assert_eq!(bare.status(), 308, "/docs without the slash is redirected");
+    assert_eq!(bare.headers()["location"], "/docs/");
     let docs = app.get("/docs/").send().await.unwrap();
     assert_eq!(docs.status(), 200);
     let policy = docs.headers()["content-security-policy"].to_str().unwrap().to_owned();
@@ -228,7 +237,17 @@ async fn metrics_and_docs_are_served(app: TestApp) {
     assert!(docs.text().await.unwrap().contains("swagger"), "the page is Swagger UI");
 }
 
-on_both_engines!(metrics_and_docs_are_served);
+/// The SQLite file holds password hashes: only its owner may read it (the security test found 0644).
+async fn a_new_sqlite_file_is_private(app: TestApp) {
+    if app.engine != catalogue_tests::Engine::Sqlite {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&app.database.url).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+on_both_engines!(metrics_and_docs_are_served, a_new_sqlite_file_is_private);
 
 async fn cross_origin_calls_are_off_by_default(app: TestApp) {
     let preflight = app

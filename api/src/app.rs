@@ -65,6 +65,7 @@ pub fn build_app(
 > {
     let (app, document) = documented_app();
     let cors = cors(&state.cors_origins);
+    let metrics_token = state.metrics_token.clone();
     let route_table = Arc::new(RouteTable::from_document(&document));
     let document_json = Arc::new(crate::openapi::to_pretty_json(&document));
 
@@ -83,6 +84,13 @@ pub fn build_app(
             web::get().to(move || {
                 let body = document_json.clone();
                 async move { HttpResponse::Ok().content_type("application/json").body(body.as_ref().clone()) }
+            }),
+        )
+        // `/docs` is where people type; the page lives at `/docs/`.
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
             }),
         )
         .service(crate::docs::service())
@@ -128,6 +136,19 @@ pub fn build_app(
         })
         .wrap(cors)
         .wrap(metrics)
+        // Metrics tell an attacker which routes are used and how hard: only a scraper holding
+        // CATALOGUE_METRICS_TOKEN sees them; anyone else (and everyone, when no token is set)
+        // gets the 404 of a path that does not exist.
+        .wrap_fn(move |request, service| {
+            let refused = request.path() == "/metrics" && !metrics_token.allows(request.headers());
+            let response = if refused { None } else { Some(service.call(request)) };
+            async move {
+                match response {
+                    Some(response) => response.await,
+                    None => Err(ApiError::NotFound("no resource at /metrics".into()).into()),
+                }
+            }
+        })
         .wrap(TracingLogger::default())
 }
 

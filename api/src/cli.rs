@@ -86,6 +86,9 @@ pub struct ServeOptions {
     /// X-Forwarded-Proto are believed; from anyone else those headers are ignored. None by default.
     #[arg(long, env = "CATALOGUE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// Bearer token a Prometheus scraper presents for /metrics; without one /metrics is off.
+    #[arg(long, env = "CATALOGUE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Database connections in the pool.
     #[arg(long, env = "CATALOGUE_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,

@@ -119,7 +119,8 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
     let state = AppState::new(db, auth)?
         .with_cors_origins(options.cors_origins)
-        .with_trusted_proxies(options.trusted_proxies);
+        .with_trusted_proxies(options.trusted_proxies)
+        .with_metrics_token(options.metrics_token);
     actix_web::rt::System::new().block_on(async move {
         server::start(listener, state, options.workers)?.await?;
         Ok(())

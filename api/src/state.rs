@@ -21,6 +21,8 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed; none by default.
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// The bearer token a metrics scraper must present; `/metrics` is off without one.
+    pub metrics_token: Arc<MetricsToken>,
     /// Origins allowed to call the API from a browser (CORS); none by default.
     pub cors_origins: Arc<Vec<String>>,
     /// Database work waits here for a slot, one per pooled connection, before it takes a
@@ -51,8 +53,14 @@ impl AppState {
             db,
             auth: Arc::new(auth),
             trusted_proxies: Arc::default(),
+            metrics_token: Arc::default(),
             cors_origins: Arc::default(),
         })
+    }
+
+    pub fn with_metrics_token(mut self, token: Option<String>) -> AppState {
+        self.metrics_token = Arc::new(MetricsToken::new(token));
+        self
     }
 
     pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> AppState {
@@ -90,4 +98,30 @@ impl AppState {
     {
         self.password_workers.run(work).await.map_err(|_| ApiError::Busy { retry_after_seconds: 1 })
     }
+}
+
+/// The metrics scraper's token, held as its SHA-256 so that the comparison takes the same time
+/// whatever the guess.
+#[derive(Default)]
+pub struct MetricsToken(Option<[u8; 32]>);
+
+impl MetricsToken {
+    pub fn new(token: Option<String>) -> MetricsToken {
+        MetricsToken(token.filter(|t| !t.is_empty()).map(|t| digest(t.as_bytes())))
+    }
+
+    /// Whether the request carries `Authorization: Bearer <token>`.
+    pub fn allows(&self, headers: &actix_web::http::header::HeaderMap) -> bool {
+        let Some(expected) = &self.0 else { return false };
+        headers
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|presented| digest(presented.trim().as_bytes()) == *expected)
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

@@ -55,6 +55,24 @@ pub struct ConnectionManager {
     url: String,
 }
 
+/// Creates a new SQLite file readable by its owner only (0600): it holds password hashes.
+/// SQLite gives its `-wal` and `-shm` files the database file's permissions. An existing file is
+/// left as it is (its owner chose its mode).
+fn create_private_file(path: &str) -> Result<(), DbError> {
+    if path == ":memory:" || path.is_empty() || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(DbError::Unavailable(format!("cannot create the database file {path}: {error}"))),
+    }
+}
+
 /// The file a SQLite database URL names.
 pub fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
@@ -128,6 +146,9 @@ impl Database {
     /// server is reported at start-up in one line.
     pub fn connect(url: &str, max_connections: u32) -> Result<Database, DbError> {
         let engine = Engine::from_url(url);
+        if engine == Engine::Sqlite {
+            create_private_file(sqlite_path(url))?;
+        }
         let manager = ConnectionManager { engine, url: url.to_owned() };
         let pool = Pool::builder()
             .max_size(max_connections.max(1))

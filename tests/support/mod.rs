@@ -123,6 +123,9 @@ pub fn seeded_database(engine: Engine) -> Option<TestDatabase> {
     Some(test_db)
 }
 
+/// The token test apps want from a metrics scraper.
+pub const METRICS_TOKEN: &str = "test metrics scraper token";
+
 /// The password every test user has; its hash is computed once per test binary.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
@@ -263,7 +266,8 @@ fn serve_with(
     });
     let state = api::state::AppState::new(database.db.clone(), auth)
         .unwrap_or_else(|e| panic!("state: {e}"))
-        .with_trusted_proxies(trusted_proxies);
+        .with_trusted_proxies(trusted_proxies)
+        .with_metrics_token(Some(METRICS_TOKEN.to_owned()));
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
     let client = reqwest::Client::builder()
