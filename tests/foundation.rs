@@ -208,7 +208,31 @@ fn audit_events_cannot_be_changed_or_deleted(test_db: TestDatabase) {
     assert_eq!(still_there, 1);
 }
 
+/// `catalogue backup`: an online copy of the embedded database that opens and holds the same
+/// records, private to its owner; PostgreSQL is pointed to pg_dump.
+fn a_backup_copies_the_sqlite_database(database: TestDatabase) {
+    let target = std::env::temp_dir().join(format!("catalogue-backup-{}.db", uuid::Uuid::new_v4().simple()));
+    let copied = db::backup::sqlite_copy(&database.db, &target);
+    if database.db.engine() == Engine::Postgres {
+        assert!(matches!(copied, Err(db::DbError::Invalid(ref m)) if m.contains("pg_dump")), "{copied:?}");
+        return;
+    }
+    copied.unwrap();
+    let count = |db: &db::Database| -> i64 {
+        db.read(|conn| Ok(db::schema::products::table.count().get_result(conn)?)).unwrap()
+    };
+    let copy = db::Database::connect(&target.display().to_string(), 1).unwrap();
+    assert!(count(&copy) > 0);
+    assert_eq!(count(&copy), count(&database.db));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(db::backup::sqlite_copy(&database.db, &target).is_err(), "an existing file is never overwritten");
+    drop(copy);
+    let _ = std::fs::remove_file(&target);
+}
+
 on_both_databases!(
+    a_backup_copies_the_sqlite_database,
     migrations_are_idempotent_and_seeds_load_once,
     constraints_refuse_untrue_data,
     audit_events_commit_exactly_with_their_write,

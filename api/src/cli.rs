@@ -40,6 +40,12 @@ pub enum Command {
     Seed(SeedOptions),
     /// Print the OpenAPI document generated from the code.
     Openapi,
+    /// Copy the embedded SQLite database to FILE while the service runs (a consistent online copy,
+    /// made 0600). For PostgreSQL use pg_dump: see the README's "Running in production".
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: std::path::PathBuf,
+    },
     /// Manage users from the console (for the first admin, or when locked out).
     #[command(subcommand)]
     User(UserCommand),

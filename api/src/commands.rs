@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Seed(options) => seed(&database_url, options),
         Command::Serve(options) => serve(&database_url, options),
+        Command::Backup { file } => backup(&database_url, &file),
         Command::User(UserCommand::Add(options)) => add_user(&database_url, options),
         Command::User(UserCommand::Disable { email }) => disable_user(&database_url, &email),
     }
@@ -125,6 +126,13 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
         server::start(listener, state, options.workers)?.await?;
         Ok(())
     })
+}
+
+fn backup(database_url: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let db = server::open_database(database_url, 1)?;
+    db::backup::sqlite_copy(&db, file).map_err(|e| anyhow!("{e}"))?;
+    eprintln!("Backed up the database to {} (mode 0600).", file.display());
+    Ok(())
 }
 
 fn seed(database_url: &str, options: SeedOptions) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ pub mod advisories;
 pub mod agreements;
 pub mod attempts;
 pub mod audit;
+pub mod backup;
 pub mod connection;
 pub mod coverage;
 pub mod error;
