@@ -80,7 +80,7 @@ contract_start_server() {
     local label=$1 database_url=$2 port=$3
     local server_log="$ARTIFACTS/$label-server.log"
     BASE_URL="http://127.0.0.1:$port"
-    ADMIN_PASSWORD="ci-admin-$(random_hex 16)"
+    ADMIN_PASSWORD="$(random_hex 24)"
     export CATALOGUE_JWT_SECRET
     CATALOGUE_JWT_SECRET="$(random_hex 32)$(random_hex 32)"
     if curl -s -o /dev/null --max-time 2 "$BASE_URL/healthz"; then
