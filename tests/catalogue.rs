@@ -456,7 +456,40 @@ async fn coverage_is_scoped_to_the_officers_organisation(app: TestApp) {
     assert_eq!(get_json(&app, &officer, "/v1/coverage?organisation=RJ1&category=no-such-thing").await.0, 404);
 }
 
+/// The security test's finding: on SQLite dates past year 9999 compared as text, so the two
+/// engines answered `on=+10000-01-01` differently. Such dates are now refused everywhere.
+async fn dates_the_service_cannot_compare_are_refused(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    for path in [
+        "/v1/products?on=%2B10000-01-01",
+        "/v1/products?support_status=unsupported&on=%2B10000-01-01",
+        "/v1/coverage?organisation=RR8&product=1&on=%2B10000-01-01",
+        "/v1/reports/utilisation?on=%2B10000-01-01",
+        "/v1/reports/obligations?on=-0001-01-01",
+    ] {
+        let response = app.get(path).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+    }
+    let (status, _) = get_json(&app, &admin, "/v1/products?on=9999-12-31").await;
+    assert_eq!(status, 200, "the last comparable date is fine");
+    let product = product_id(&app, &admin, "MS-WIN10-ENT").await;
+    let response = app
+        .client
+        .patch(app.url(&format!("/v1/products/{product}")))
+        .bearer_auth(&admin)
+        .header("if-match", "*")
+        .json(&serde_json::json!({"extended_support_ends_on": "+10000-01-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert!([400, 422].contains(&response.status().as_u16()), "{}", response.status());
+    let (_, after) = get_json(&app, &admin, &format!("/v1/products/{product}")).await;
+    assert_ne!(after["extended_support_ends_on"], "+10000-01-01", "nothing was written");
+}
+
 on_both_engines!(
+    dates_the_service_cannot_compare_are_refused,
     organisations_are_listed_filtered_and_paged,
     admins_create_and_update_organisations,
     products_are_filtered_by_lifecycle_licensing_and_text,

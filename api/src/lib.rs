@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod dates;
 pub mod docs;
 pub mod error;
 pub mod openapi;

@@ -95,7 +95,9 @@ pub struct CreateAgreement {
     #[schema(pattern = "\\S")]
     pub title: String,
     pub framework_reference: Option<String>,
+    #[serde(deserialize_with = "crate::dates::required")]
     pub starts_on: NaiveDate,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub ends_on: Option<NaiveDate>,
     pub funding_model: FundingModel,
     pub status: AgreementStatus,
@@ -143,8 +145,9 @@ pub struct UpdateAgreement {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub framework_reference: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub starts_on: Option<NaiveDate>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::dates::double_optional")]
     #[schema(value_type = Option<NaiveDate>)]
     pub ends_on: Option<Option<NaiveDate>>,
     pub funding_model: Option<FundingModel>,
@@ -221,6 +224,7 @@ pub async fn list_agreement_entitlements(
 pub struct ObligationInput {
     #[schema(pattern = "\\S")]
     pub description: String,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub due_on: Option<NaiveDate>,
 }
 
@@ -237,7 +241,9 @@ pub struct CreateEntitlement {
     pub over_allocation_policy: OverAllocationPolicy,
     #[schema(min_items = 1)]
     pub eligible_kinds: Vec<OrganisationKind>,
+    #[serde(deserialize_with = "crate::dates::required")]
     pub starts_on: NaiveDate,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub ends_on: Option<NaiveDate>,
     pub how_to_claim: Option<String>,
     #[serde(default)]
@@ -318,7 +324,7 @@ pub struct UpdateEntitlement {
     pub seat_cap: Option<Option<i64>>,
     pub over_allocation_policy: Option<OverAllocationPolicy>,
     pub eligible_kinds: Option<Vec<OrganisationKind>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::dates::double_optional")]
     #[schema(value_type = Option<NaiveDate>)]
     pub ends_on: Option<Option<NaiveDate>>,
     #[serde(default, deserialize_with = "double_option")]

@@ -21,6 +21,7 @@ pub struct CoverageQuery {
     /// A category slug; give this or `product`.
     pub category: Option<String>,
     /// The date of the question (default today).
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
 }
 

@@ -91,6 +91,7 @@ pub struct ProductQuery {
     /// Case-insensitive part of the name, edition or SKU.
     pub q: Option<String>,
     /// The date for support status and licensing (default today).
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -137,6 +138,7 @@ pub async fn list_products(
 #[serde(deny_unknown_fields)]
 pub struct OnQuery {
     /// The date for the support status (default today).
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
 }
 
@@ -175,8 +177,11 @@ pub struct CreateProduct {
     /// A slug: lower-case letters, digits and hyphens.
     #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: String,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub released_on: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub mainstream_support_ends_on: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub extended_support_ends_on: Option<NaiveDate>,
     #[serde(default)]
     pub dtac_passed: bool,
@@ -232,13 +237,13 @@ pub struct UpdateProduct {
     pub sku: Option<Option<String>>,
     #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::dates::double_optional")]
     #[schema(value_type = Option<NaiveDate>)]
     pub released_on: Option<Option<NaiveDate>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::dates::double_optional")]
     #[schema(value_type = Option<NaiveDate>)]
     pub mainstream_support_ends_on: Option<Option<NaiveDate>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::dates::double_optional")]
     #[schema(value_type = Option<NaiveDate>)]
     pub extended_support_ends_on: Option<Option<NaiveDate>>,
     pub dtac_passed: Option<bool>,

@@ -35,6 +35,7 @@ pub struct CreatePurchase {
     pub standard_id: i64,
     /// The version bought against: it must be the one published on `purchased_on`.
     pub version: i32,
+    #[serde(deserialize_with = "crate::dates::required")]
     pub purchased_on: NaiveDate,
     /// Units bought, 1 to 10,000,000 (`db::ledger::MAX_SEATS_PER_CLAIM`).
     #[schema(minimum = 1, maximum = 10_000_000)]

@@ -20,6 +20,7 @@ pub struct UtilisationQuery {
     #[serde(default)]
     pub include_ended: bool,
     /// Default today.
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
 }
 
@@ -54,6 +55,7 @@ pub struct ObligationQuery {
     /// ODS code; officers and exemplars get their own organisation's whatever they ask.
     pub organisation: Option<String>,
     /// The date that decides what is overdue (default today).
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -136,6 +138,7 @@ pub async fn compliance_report(
 #[serde(deny_unknown_fields)]
 pub struct UnsupportedQuery {
     /// The date asked about (default today), e.g. 2020-01-14 for the end of Windows 7.
+    #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
     /// Also count products whose support ends within this many months of `on` (default 0).
     #[param(maximum = 120)]

@@ -24,6 +24,7 @@ pub struct CreateRiskAcceptance {
     /// Reference of the supplier's MDS2 form.
     pub mds2_reference: Option<String>,
     /// After this date the acceptance no longer covers the product.
+    #[serde(deserialize_with = "crate::dates::required")]
     pub expires_on: NaiveDate,
 }
 

@@ -107,7 +107,7 @@ async fn render_form(
     error: Option<String>,
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
-    let on = values.get("purchased_on").and_then(|d| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok());
+    let on = values.get("purchased_on").and_then(|d| crate::dates::parse(d));
     let data = state.run(move |db| db.read(|conn| form_data(conn, standard_id, on))).await?;
     let corrects = values.get("supersedes").and_then(|id| id.trim().parse::<i64>().ok());
     let title = if corrects.is_some() { "Correct a local purchase" } else { "Record a local purchase" };
@@ -192,8 +192,8 @@ fn purchase_from(organisation: &str, form: &HashMap<String, String>) -> Result<N
     let standard_id =
         field("standard_id").parse::<i64>().map_err(|_| "The form is out of date".to_owned())?;
     let version = field("version").parse::<i32>().map_err(|_| "The form is out of date".to_owned())?;
-    let purchased_on = NaiveDate::parse_from_str(field("purchased_on"), "%Y-%m-%d")
-        .map_err(|_| "Enter the purchase date as year-month-day, like 2026-11-30".to_owned())?;
+    let purchased_on = crate::dates::parse(field("purchased_on"))
+        .ok_or_else(|| "Enter the purchase date as year-month-day, like 2026-11-30".to_owned())?;
     let quantity = field("quantity")
         .parse::<i64>()
         .ok()

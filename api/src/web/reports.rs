@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::NaiveDate;
 use db::risk::RiskyHolding;
 use db::vocabulary::SupportStatus;
 use serde::Deserialize;
@@ -79,7 +78,7 @@ pub async fn unsupported_page(
     let mut error = None;
     let on = match query.on.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         None => today(),
-        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_else(|_| {
+        Some(text) => crate::dates::parse(text).unwrap_or_else(|| {
             error = Some("Enter the date as year-month-day, like 2020-01-14".to_owned());
             today()
         }),

@@ -6,7 +6,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::NaiveDate;
 use db::risk::NewRiskAcceptance;
 use serde::Deserialize;
 
@@ -119,8 +118,9 @@ fn acceptance_from(code: &str, form: &RiskForm) -> Result<NewRiskAcceptance, (St
         .trim()
         .parse::<i64>()
         .map_err(|_| ("Choose the product the acceptance is for".to_owned(), "product_id"))?;
-    let expires_on = NaiveDate::parse_from_str(form.expires_on.trim(), "%Y-%m-%d")
-        .map_err(|_| ("Enter the expiry date as year-month-day, like 2027-05-31".to_owned(), "expires_on"))?;
+    let expires_on = crate::dates::parse(&form.expires_on).ok_or_else(|| {
+        ("Enter the expiry date as year-month-day, like 2027-05-31".to_owned(), "expires_on")
+    })?;
     Ok(NewRiskAcceptance {
         organisation_code: code.to_owned(),
         product_id,
