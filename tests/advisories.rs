@@ -192,13 +192,24 @@ async fn high_severity_acknowledgements_are_due_within_48_hours(app: TestApp) {
 
     // RJ1 acknowledges the old one late; RTH acknowledges the fresh one in time.
     let (_, rj1) = app.sign_in(Role::Officer, Some("RJ1")).await;
-    post(
+    let (_, acknowledged) = post(
         &app,
         &rj1,
         &format!("/v1/organisations/RJ1/advisories/{}/acknowledge", old_high["id"]),
         json!(null),
     )
     .await;
+    // The acknowledgement's own answer says it was late, as the report and exposure do (it said
+    // false before while they said true).
+    assert_eq!(acknowledged["acknowledged_late"], true, "{acknowledged}");
+    let (_, closed) = post(
+        &app,
+        &rj1,
+        &format!("/v1/organisations/RJ1/advisories/{}/close", old_high["id"]),
+        json!({"remediation_note": "patched"}),
+    )
+    .await;
+    assert_eq!(closed["acknowledged_late"], true, "{closed}");
     let (_, rth) = app.sign_in(Role::Officer, Some("RTH")).await;
     post(
         &app,
@@ -219,8 +230,16 @@ async fn high_severity_acknowledgements_are_due_within_48_hours(app: TestApp) {
     assert_eq!(overdue, vec![(old_id, "RR8"), (old_id, "RTH")], "unacknowledged past 48 hours");
     assert!(lines.iter().take(2).all(|l| l["status"] == "overdue"), "overdue organisations come first");
     let late = lines.iter().find(|l| l["advisory_id"] == old_id && l["organisation_code"] == "RJ1").unwrap();
-    assert_eq!(late["status"], "acknowledged");
+    assert_eq!(late["status"], "closed");
     assert_eq!(late["acknowledged_late"], true);
+    let exposure = get_json(&app, &admin, &format!("/v1/advisories/{old_id}/exposure")).await;
+    let rj1_exposed = exposure["organisations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["organisation_code"] == "RJ1")
+        .unwrap();
+    assert_eq!(rj1_exposed["response"]["acknowledged_late"], true);
     let fresh = lines.iter().filter(|l| l["advisory_id"] == fresh_high["id"]).collect::<Vec<_>>();
     assert!(fresh.iter().all(|l| l["status"] != "overdue"), "47 hours is within the deadline");
     let low = lines.iter().filter(|l| l["advisory_id"] == old_low["id"]).collect::<Vec<_>>();

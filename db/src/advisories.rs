@@ -338,7 +338,14 @@ pub struct Exposure {
     pub organisations: Vec<ExposedOrganisation>,
 }
 
-fn response_of(conn: &mut DbConnection, advisory_id: i64, code: &str) -> DbResult<Option<AdvisoryResponse>> {
+/// An organisation's response, judged against the advisory's acknowledgement deadline: every
+/// answer that shows a response (acknowledge, close, exposure, report) says the same about lateness.
+fn response_of(
+    conn: &mut DbConnection,
+    advisory_id: i64,
+    code: &str,
+    deadline: Option<NaiveDateTime>,
+) -> DbResult<Option<AdvisoryResponse>> {
     type Row = (Option<NaiveDateTime>, Option<bool>, Option<String>, Option<NaiveDateTime>, Option<String>);
     let row: Option<Row> = advisory_responses::table
         .find((advisory_id, code))
@@ -358,7 +365,7 @@ fn response_of(conn: &mut DbConnection, advisory_id: i64, code: &str) -> DbResul
             applicability_reason,
             closed_at,
             remediation_note,
-            acknowledged_late: false,
+            acknowledged_late: acknowledged_at.zip(deadline).is_some_and(|(at, by)| at > by),
         }
     }))
 }
@@ -393,24 +400,24 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
         .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
         .load(conn)?;
     let mut holdings: BTreeMap<String, BTreeMap<(i64, &'static str), i64>> = BTreeMap::new();
+    let mut add = |code: String, product_id: i64, via: &'static str, quantity: i64| -> DbResult<()> {
+        let held = holdings.entry(code).or_default().entry((product_id, via)).or_default();
+        *held = held.checked_add(quantity).ok_or_else(|| DbError::Internal("held seats overflow".into()))?;
+        Ok(())
+    };
     for (code, product_id, quantity) in through_allocations {
-        *holdings.entry(code).or_default().entry((product_id, "allocation")).or_default() += quantity;
+        add(code, product_id, "allocation", quantity)?;
     }
-    for (code, product_id, quantity) in through_purchases {
-        if let Some(product_id) = product_id {
-            *holdings.entry(code).or_default().entry((product_id, "purchase")).or_default() += quantity;
-        }
+    for (code, product_id, quantity) in through_purchases.into_iter().filter_map(|(c, p, q)| Some((c, p?, q)))
+    {
+        add(code, product_id, "purchase", quantity)?;
     }
     let deadline = advisory.acknowledge_by;
     let mut organisations = Vec::new();
     for (code, held) in holdings {
         let (name, region): (String, Option<String>) =
             orgs::table.find(&code).select((orgs::name, orgs::region)).first(conn)?;
-        let mut response = response_of(conn, advisory_id, &code)?.unwrap_or_default();
-        response.acknowledged_late = match (response.acknowledged_at, deadline) {
-            (Some(acknowledged), Some(deadline)) => acknowledged > deadline,
-            _ => false,
-        };
+        let response = response_of(conn, advisory_id, &code, deadline)?.unwrap_or_default();
         organisations.push(ExposedOrganisation {
             status: status_of(&response, deadline, at),
             organisation_code: code,
@@ -448,9 +455,9 @@ pub fn respond(
     response: Response,
 ) -> DbResult<AdvisoryResponse> {
     db.write(actor, |conn| {
-        get(conn, advisory_id)?;
+        let deadline = get(conn, advisory_id)?.acknowledge_by;
         let organisation = organisations::get(conn, code)?;
-        let before = response_of(conn, advisory_id, &organisation.code)?;
+        let before = response_of(conn, advisory_id, &organisation.code, deadline)?;
         if before.is_none() {
             diesel::insert_into(advisory_responses::table)
                 .values((
@@ -506,7 +513,7 @@ pub fn respond(
                 "advisory.close"
             }
         };
-        let after = response_of(conn, advisory_id, &organisation.code)?.unwrap_or_default();
+        let after = response_of(conn, advisory_id, &organisation.code, deadline)?.unwrap_or_default();
         let change = Change::new(action, "advisory_response", format!("{advisory_id}/{}", organisation.code))
             .organisation(Some(&organisation.code))
             .before(&before)
