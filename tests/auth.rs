@@ -378,6 +378,39 @@ async fn disabling_or_changing_role_ends_tokens(app: TestApp) {
     assert_eq!(me_status(&app, &auditor_token).await, 401, "a role change ends old tokens");
 }
 
+/// An admin could disable their own account, and so the last admin: nobody could run the service.
+async fn no_admin_locks_the_service_out(app: TestApp) {
+    let (admin, token) = app.sign_in(Role::Admin, None).await;
+    let patch = |id: i64, body: Value, token: String| {
+        app.client
+            .patch(app.url(&format!("/v1/users/{id}")))
+            .bearer_auth(token)
+            .header("if-match", "*")
+            .json(&body)
+            .send()
+    };
+    for own in [json!({"disabled": true}), json!({"role": "auditor"})] {
+        let response = patch(admin.id, own.clone(), token.clone()).await.unwrap();
+        assert_eq!(response.status(), 409, "{own}");
+    }
+    assert_eq!(me_status(&app, &token).await, 200, "still an admin, still signed in");
+    // Another admin may be disabled while one stays.
+    let (other, _) = app.sign_in(Role::Admin, None).await;
+    assert_eq!(patch(other.id, json!({"disabled": true}), token.clone()).await.unwrap().status(), 200);
+    // The console (a system actor) cannot disable the last enabled admin either.
+    let last = db::users::update(
+        app.db(),
+        &db::Actor::system("cli"),
+        admin.id,
+        db::users::UserChanges { disabled: Some(true), ..Default::default() },
+        db::Precondition::Exists,
+    );
+    assert!(
+        matches!(last, Err(db::DbError::Conflict(ref m)) if m.contains("last enabled admin")),
+        "{last:?}"
+    );
+}
+
 async fn users_are_administered_by_admins_with_etags(app: TestApp) {
     let (_, admin) = app.sign_in(Role::Admin, None).await;
     let (_, auditor) = app.sign_in(Role::Auditor, None).await;
@@ -521,6 +554,7 @@ on_both_engines!(
     a_password_change_ends_old_tokens,
     disabling_or_changing_role_ends_tokens,
     users_are_administered_by_admins_with_etags,
+    no_admin_locks_the_service_out,
     bad_bodies_get_problem_responses_and_change_nothing,
     user_writes_are_audited_with_their_actor,
 );

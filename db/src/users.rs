@@ -316,6 +316,25 @@ pub fn update(
         if role != before.role || organisation != before.organisation_code {
             validate_assignment(conn, role, organisation.as_deref())?;
         }
+        let stays_admin = role == Role::Admin && !disabled;
+        if before.role == Role::Admin && !before.disabled && !stays_admin {
+            if actor.user_id == Some(id) {
+                return Err(DbError::Conflict(
+                    "you cannot disable your own account or give up your own admin role; ask another admin".into(),
+                ));
+            }
+            let other_admins: i64 = users::table
+                .filter(users::role.eq(Role::Admin.as_str()))
+                .filter(users::disabled.eq(false))
+                .filter(users::id.ne(id))
+                .count()
+                .get_result(conn)?;
+            if other_admins == 0 {
+                return Err(DbError::Conflict(
+                    "this is the last enabled admin: make another admin first, or nobody could run the service".into(),
+                ));
+            }
+        }
         // Any change to what the user may do ends every token they hold.
         let revoke =
             role != before.role || organisation != before.organisation_code || disabled != before.disabled;
