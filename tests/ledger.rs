@@ -151,7 +151,26 @@ async fn ineligible_claims_are_refused(app: TestApp) {
     assert_eq!(not_eligible.status(), 422);
     assert!(not_eligible.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("gp_practice"));
     assert_eq!(claim(&app, &admin, defender, "RBA", 1).await.status(), 422, "a closed organisation");
-    assert_eq!(claim(&app, &admin, defender, "NOPE1", 1).await.status(), 404);
+    // An organisation named in the body that does not exist is bad input (422), unlike the
+    // entitlement of the path (404), in a single claim and a bulk claim alike.
+    assert_eq!(claim(&app, &admin, defender, "NOPE1", 1).await.status(), 422);
+    assert_eq!(claim(&app, &admin, 999_999, "RR8", 1).await.status(), 404);
+    let bulk = |entitlement: i64, organisation: &'static str| {
+        app.post(&format!("/v1/entitlements/{entitlement}/allocations/bulk"))
+            .bearer_auth(&admin)
+            .json(&json!({"claims": [{"organisation": organisation, "quantity": 1}]}))
+            .send()
+    };
+    assert_eq!(bulk(999_999, "RR8").await.unwrap().status(), 404);
+    assert_eq!(bulk(defender, "NOPE1").await.unwrap().status(), 422);
+    let succession = app
+        .post("/v1/organisations/RR8/succession")
+        .bearer_auth(&admin)
+        .json(&json!({"successor": "NOPE1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(succession.status(), 422);
     // The 2018 Windows 10 line has ended.
     let agreements = get_json(&app, &admin, "/v1/agreements?status=expired").await;
     let w10_2018 = agreements["items"]

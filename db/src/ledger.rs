@@ -127,7 +127,13 @@ fn claim_terms(conn: &mut DbConnection, entitlement_id: i64, organisation: &str)
         None => {
             let line_exists: i64 =
                 e::entitlements.filter(e::id.eq(entitlement_id)).count().get_result(conn)?;
-            Err(DbError::NotFound(if line_exists == 0 { "entitlement" } else { "organisation" }))
+            // The entitlement is the resource asked for (404); the organisation is a value in
+            // the request's body, which is not acceptable when it names nothing (422).
+            if line_exists == 0 {
+                Err(DbError::NotFound("entitlement"))
+            } else {
+                Err(DbError::Invalid(format!("organisation {organisation} does not exist")))
+            }
         }
     }
 }
@@ -413,6 +419,8 @@ pub fn claim_bulk(
         return Err(DbError::Invalid("claims must not be empty".into()));
     }
     db.write(actor, |conn| {
+        // A missing entitlement is the resource asked for: 404, as for a single claim.
+        crate::agreements::get_entitlement(conn, entitlement_id)?;
         let mut created = Vec::with_capacity(claims.len());
         let mut changes = Vec::with_capacity(claims.len());
         for (index, claim) in claims.iter().enumerate() {
@@ -488,7 +496,12 @@ pub fn succeed(
 ) -> DbResult<Succession> {
     db.write(actor, |conn| {
         let before = organisations::get(conn, predecessor)?;
-        let heir = organisations::get(conn, successor)?;
+        // The successor is named in the body: one that does not exist is bad input (422), not
+        // the missing resource of the path (404).
+        let heir = organisations::get(conn, successor).map_err(|error| match error {
+            DbError::NotFound(_) => DbError::Invalid(format!("the successor {successor} does not exist")),
+            other => other,
+        })?;
         if before.code == heir.code {
             return Err(DbError::Invalid("an organisation cannot succeed itself".into()));
         }
