@@ -249,39 +249,183 @@ async fn high_severity_acknowledgements_are_due_within_48_hours(app: TestApp) {
     assert!(mine["lines"].as_array().unwrap().iter().all(|l| l["organisation_code"] == "RJ1"));
 }
 
-async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
-    let (_, admin) = app.sign_in(Role::Admin, None).await;
-    // A historical agreement line for Windows 7, claimed in 2019 (backdated: the ledger only
-    // records claims as they happen).
-    let (_, suppliers) = (0, get_json(&app, &admin, "/v1/suppliers").await);
+/// A national agreement line for Windows 7 (support ended 2020-01-14) from 2015: claims on it
+/// must be backdated to be history, as the ledger records claims when they happen.
+async fn windows_7_line(app: &TestApp, admin: &str) -> i64 {
+    let suppliers = get_json(app, admin, "/v1/suppliers").await;
     let microsoft = suppliers["items"].as_array().unwrap().iter().find(|s| s["name"] == "Microsoft").unwrap()
         ["id"]
         .clone();
-    let (_, agreement) = post(&app, &admin, "/v1/agreements", json!({"supplier_id": microsoft, "reference": "TEST-W7",
+    let (_, agreement) = post(app, admin, "/v1/agreements", json!({"supplier_id": microsoft, "reference": "TEST-W7",
         "title": "Windows 7 support", "starts_on": "2015-01-01", "ends_on": "2030-01-01", "funding_model": "central",
         "status": "active", "eligible_kinds": ["trust"]})).await;
-    let windows7 = product_id(&app, &admin, "MS-WIN7-ENT").await;
-    let (_, line) = post(&app, &admin, &format!("/v1/agreements/{}/entitlements", agreement["id"]), json!({"product_id": windows7,
+    let windows7 = product_id(app, admin, "MS-WIN7-ENT").await;
+    let (_, line) = post(app, admin, &format!("/v1/agreements/{}/entitlements", agreement["id"]), json!({"product_id": windows7,
         "tier": "national_provision", "metric": "per_device", "eligible_kinds": ["trust"], "starts_on": "2015-01-01",
         "ends_on": "2030-01-01"})).await;
-    let (_, allocation) = post(
-        &app,
-        &admin,
-        &format!("/v1/entitlements/{}/allocations", line["id"]),
-        json!({"organisation": "RR8", "quantity": 1200}),
+    line["id"].as_i64().unwrap()
+}
+
+/// A national agreement line for the CT workstation too, so that a trust can hold it both
+/// through allocations and through a local purchase (one holding, counted once).
+async fn device_line(app: &TestApp, admin: &str, device: i64) -> i64 {
+    let product = get_json(app, admin, &format!("/v1/products/{device}")).await;
+    let (_, agreement) = post(app, admin, "/v1/agreements", json!({"supplier_id": product["supplier_id"],
+        "reference": "TEST-CT", "title": "CT workstation support", "starts_on": "2015-01-01", "ends_on": "2030-01-01",
+        "funding_model": "central", "status": "active", "eligible_kinds": ["trust"]})).await;
+    let (_, line) = post(app, admin, &format!("/v1/agreements/{}/entitlements", agreement["id"]), json!({"product_id": device,
+        "tier": "national_provision", "metric": "per_device", "eligible_kinds": ["trust"], "starts_on": "2015-01-01",
+        "ends_on": "2030-01-01"})).await;
+    line["id"].as_i64().unwrap_or_else(|| panic!("{line}"))
+}
+
+/// Claims `quantity` seats of the entitlement for `organisation`; returns the allocation's id.
+async fn claim(app: &TestApp, admin: &str, entitlement: i64, organisation: &str, quantity: i64) -> i64 {
+    let (status, allocation) = post(
+        app,
+        admin,
+        &format!("/v1/entitlements/{entitlement}/allocations"),
+        json!({"organisation": organisation, "quantity": quantity}),
     )
     .await;
-    let allocation_id = allocation["id"].as_i64().unwrap();
+    assert_eq!(status, 201, "{allocation}");
+    allocation["id"].as_i64().unwrap()
+}
+
+fn at(text: &str) -> chrono::NaiveDateTime {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+}
+
+/// Rewrites when an allocation was made and last changed (released), as if long ago.
+fn backdate_allocation(app: &TestApp, allocation: i64, created: &str, updated: Option<&str>) {
     app.with_connection(|conn| {
         use db::schema::allocations::dsl::*;
         use diesel::prelude::*;
-        let then = chrono::NaiveDate::from_ymd_opt(2019, 6, 1).unwrap().and_hms_opt(9, 0, 0).unwrap();
-        diesel::update(allocations.find(allocation_id)).set(created_at.eq(then)).execute(conn).unwrap();
+        diesel::update(allocations.find(allocation)).set(created_at.eq(at(created))).execute(conn).unwrap();
+        if let Some(updated) = updated {
+            diesel::update(allocations.find(allocation))
+                .set(updated_at.eq(at(updated)))
+                .execute(conn)
+                .unwrap();
+        }
     });
+}
+
+/// Records a risk acceptance through the API, then rewrites when it was recorded and when it
+/// expires (the API only takes expiries in the future).
+async fn accept_risk(app: &TestApp, organisation: &str, product: i64, recorded: &str, expires: &str) {
+    let (_, officer) = app.sign_in(Role::Officer, Some(organisation)).await;
+    let next_year = (chrono::Utc::now().date_naive() + chrono::Duration::days(365)).to_string();
+    let body =
+        json!({"product_id": product, "compensating_controls": "Isolated VLAN", "expires_on": next_year});
+    let (status, acceptance) =
+        post(app, &officer, &format!("/v1/organisations/{organisation}/risk-acceptances"), body).await;
+    assert_eq!(status, 201, "{acceptance}");
+    let acceptance = acceptance["id"].as_i64().unwrap();
+    app.with_connection(|conn| {
+        use db::schema::risk_acceptances::dsl::*;
+        use diesel::prelude::*;
+        let expiry = chrono::NaiveDate::parse_from_str(expires, "%Y-%m-%d").unwrap();
+        diesel::update(risk_acceptances.find(acceptance))
+            .set((created_at.eq(at(recorded)), expires_on.eq(expiry)))
+            .execute(conn)
+            .unwrap();
+    });
+}
+
+/// Who held software at risk on 2021-01-01, after Windows 7 (2020-01-14) and the CT workstation
+/// (2020-10-13) lost support: Windows 7 seats at seven trusts (RR8 through two claims), the
+/// workstation bought by RJ1 (risk accepted until June) and RR8 (its acceptance expired in
+/// December), each of which also holds seats of it. RGR claimed in the last second of 1 January and RRK released then; RTH's
+/// acceptance was recorded later. Returns the ids of Windows 7 and the workstation.
+async fn risky_estate(app: &TestApp) -> (i64, i64) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let line = windows_7_line(app, &admin).await;
+    for (code, quantity) in
+        [("RR8", 300), ("RR8", 900), ("RTH", 10), ("RGT", 20), ("RTD", 30), ("RM3", 40), ("RBL", 50)]
+    {
+        let allocation = claim(app, &admin, line, code, quantity).await;
+        backdate_allocation(app, allocation, "2019-06-01 09:00:00", None);
+    }
+    let last_second = "2021-01-01 23:59:59.500";
+    let late = claim(app, &admin, line, "RGR", 60).await;
+    backdate_allocation(app, late, last_second, None);
+    let released = claim(app, &admin, line, "RRK", 70).await;
+    let (status, _) = post(app, &admin, &format!("/v1/allocations/{released}/release"), json!(null)).await;
+    assert_eq!(status, 200);
+    backdate_allocation(app, released, "2019-06-01 09:00:00", Some(last_second));
+    buy_device(app, "RJ1", "EXIMG-CTWS-4", "2020-02-01").await;
+    buy_device(app, "RR8", "EXIMG-CTWS-4", "2020-03-01").await;
+    let windows7 = product_id(app, &admin, "MS-WIN7-ENT").await;
+    let device = product_id(app, &admin, "EXIMG-CTWS-4").await;
+    let devices = device_line(app, &admin, device).await;
+    for (code, quantity) in [("RJ1", 5), ("RR8", 7)] {
+        let allocation = claim(app, &admin, devices, code, quantity).await;
+        backdate_allocation(app, allocation, "2019-06-01 09:00:00", None);
+    }
+    accept_risk(app, "RJ1", device, "2020-12-01 10:00:00", "2021-06-01").await;
+    accept_risk(app, "RR8", device, "2020-11-01 10:00:00", "2020-12-15").await;
+    accept_risk(app, "RTH", windows7, "2021-02-01 10:00:00", "2021-12-31").await;
+    (windows7, device)
+}
+
+/// Reads every page of `path` (which sets a `limit`): the holdings in order, the totals (on the
+/// first page only) and how many pages there were.
+async fn every_page(app: &TestApp, token: &str, path: &str) -> (Vec<Value>, Value, usize) {
+    let (mut items, mut totals, mut pages) = (Vec::new(), Value::Null, 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut request = app.get(path).bearer_auth(token);
+        if let Some(cursor) = &cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path} after {cursor:?}");
+        let page: Value = response.json().await.unwrap();
+        pages += 1;
+        if pages == 1 {
+            totals = page["totals"].clone();
+            assert!(totals.is_object(), "the first page has the whole report's totals");
+        } else {
+            assert!(page["totals"].is_null(), "later pages do not count the whole report again");
+        }
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => {
+                assert!(!page["items"].as_array().unwrap().is_empty(), "a page before the end has holdings");
+                cursor = Some(next.to_owned());
+            }
+            None => break,
+        }
+        assert!(pages < 100, "the cursor moves on");
+    }
+    (items, totals, pages)
+}
+
+fn holding_keys(items: &[Value]) -> Vec<(String, i64)> {
+    items
+        .iter()
+        .map(|h| (h["organisation_code"].as_str().unwrap().to_owned(), h["product_id"].as_i64().unwrap()))
+        .collect()
+}
+
+fn find<'a>(items: &'a [Value], code: &str, product: i64) -> &'a Value {
+    items
+        .iter()
+        .find(|h| h["organisation_code"] == code && h["product_id"] == product)
+        .unwrap_or_else(|| panic!("no holding of {product} at {code}"))
+}
+
+async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let line = windows_7_line(&app, &admin).await;
+    let allocation = claim(&app, &admin, line, "RR8", 1200).await;
+    backdate_allocation(&app, allocation, "2019-06-01 09:00:00", None);
     buy_device(&app, "RJ1", "EXIMG-CTWS-4", "2020-02-01").await;
 
     let report = get_json(&app, &admin, "/v1/reports/unsupported?on=2020-01-15").await;
-    let held: Vec<(&str, &str)> = report["at_risk"]
+    assert_eq!(report["status"], "at_risk", "at risk unless asked otherwise");
+    let held: Vec<(&str, &str)> = report["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -295,21 +439,23 @@ async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
         !held.iter().any(|(code, _)| *code == "RJ1"),
         "the device was bought later, and still supported then"
     );
-    let rr8 = report["at_risk"].as_array().unwrap().iter().find(|h| h["organisation_code"] == "RR8").unwrap();
+    let rr8 = report["items"].as_array().unwrap().iter().find(|h| h["organisation_code"] == "RR8").unwrap();
     assert_eq!(rr8["seats"], 1200);
     let leeds = get_json(&app, &admin, "/v1/organisations/RR8").await;
     assert_eq!(rr8["organisation_name"], leeds["name"]);
     assert_eq!(rr8["region"], leeds["region"]);
     assert_eq!(rr8["support_status"], "unsupported");
-    assert_eq!(report["organisations_at_risk"], 1);
+    assert_eq!(report["totals"]["organisations_at_risk"], 1);
+    assert_eq!(report["totals"]["holdings_at_risk"], 1);
 
     let before = get_json(&app, &admin, "/v1/reports/unsupported?on=2019-12-01").await;
-    assert!(before["at_risk"].as_array().unwrap().is_empty(), "Windows 7 was still supported");
+    assert!(before["items"].as_array().unwrap().is_empty(), "Windows 7 was still supported");
     let soon = get_json(&app, &admin, "/v1/reports/unsupported?on=2019-12-01&within_months=2").await;
-    assert_eq!(soon["at_risk"][0]["organisation_code"], "RR8", "support ending within two months");
+    assert_eq!(soon["items"][0]["organisation_code"], "RR8", "support ending within two months");
+    assert_eq!(soon["items"][0]["support_status"], "extended");
     let later = get_json(&app, &admin, "/v1/reports/unsupported?on=2021-01-01").await;
     assert!(
-        later["at_risk"]
+        later["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -325,7 +471,7 @@ async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
         400
     );
 
-    // Risk acceptances: shown apart while in force, flagged once expired.
+    // Risk acceptances: listed apart while in force, flagged once expired.
     let (_, officer) = app.sign_in(Role::Officer, Some("RJ1")).await;
     let device = product_id(&app, &officer, "EXIMG-CTWS-4").await;
     let tomorrow = (chrono::Utc::now().date_naive() + chrono::Duration::days(1)).to_string();
@@ -342,14 +488,16 @@ async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
     let today = get_json(&app, &admin, "/v1/reports/unsupported").await;
-    assert!(today["accepted"].as_array().unwrap().iter().any(|h| h["organisation_code"] == "RJ1"));
-    assert!(!today["at_risk"].as_array().unwrap().iter().any(|h| h["organisation_code"] == "RJ1"));
+    assert!(!today["items"].as_array().unwrap().iter().any(|h| h["organisation_code"] == "RJ1"));
+    assert_eq!(today["totals"]["holdings_accepted"], 1);
+    let accepted = get_json(&app, &admin, "/v1/reports/unsupported?status=accepted").await;
+    assert!(accepted["items"].as_array().unwrap().iter().any(|h| h["organisation_code"] == "RJ1"));
     let next_week = (chrono::Utc::now().date_naive() + chrono::Duration::days(7)).to_string();
     let expired = get_json(&app, &admin, &format!("/v1/reports/unsupported?on={next_week}")).await;
     let flagged =
-        expired["at_risk"].as_array().unwrap().iter().find(|h| h["organisation_code"] == "RJ1").unwrap();
+        expired["items"].as_array().unwrap().iter().find(|h| h["organisation_code"] == "RJ1").unwrap();
     assert_eq!(flagged["acceptance"]["expired"], true);
-    assert_eq!(expired["expired_acceptances"], 1);
+    assert_eq!(expired["totals"]["expired_acceptances"], 1);
 
     // A renewed acceptance that runs longer is the one that counts.
     let next_month = (chrono::Utc::now().date_naive() + chrono::Duration::days(30)).to_string();
@@ -357,15 +505,119 @@ async fn the_unsupported_report_answers_for_a_date(app: TestApp) {
                          "expires_on": next_month});
     let (status, renewed) = post(&app, &officer, "/v1/organisations/RJ1/risk-acceptances", renewal).await;
     assert_eq!(status, 201, "{renewed}");
-    let renewed_report = get_json(&app, &admin, &format!("/v1/reports/unsupported?on={next_week}")).await;
-    let covered = renewed_report["accepted"]
+    let renewed_report =
+        get_json(&app, &admin, &format!("/v1/reports/unsupported?on={next_week}&status=accepted")).await;
+    let covered = renewed_report["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|h| h["organisation_code"] == "RJ1")
         .expect("the renewal covers next week");
     assert_eq!(covered["acceptance"]["risk_acceptance_id"], renewed["id"]);
-    assert_eq!(renewed_report["expired_acceptances"], 0);
+    assert_eq!(renewed_report["totals"]["expired_acceptances"], 0);
+}
+
+async fn the_unsupported_report_pages_through_every_holding_once(app: TestApp) {
+    let (windows7, device) = risky_estate(&app).await;
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    let (items, totals, pages) =
+        every_page(&app, &auditor, "/v1/reports/unsupported?on=2021-01-01&limit=3").await;
+    let mut expected: Vec<(String, i64)> = ["RBL", "RGR", "RGT", "RM3", "RR8", "RTD", "RTH"]
+        .into_iter()
+        .map(|code| (code.to_owned(), windows7))
+        .chain([("RR8".to_owned(), device)])
+        .collect();
+    expected.sort();
+    assert_eq!(holding_keys(&items), expected, "each holding once, by organisation then product");
+    assert_eq!(pages, 3, "eight holdings, three to a page");
+    assert_eq!(
+        totals,
+        json!({"holdings_at_risk": 8, "holdings_accepted": 1, "organisations_at_risk": 7, "expired_acceptances": 1})
+    );
+    let whole = get_json(&app, &auditor, "/v1/reports/unsupported?on=2021-01-01&limit=500").await;
+    assert_eq!(whole["items"], Value::Array(items.clone()), "small pages add up to one big one");
+    assert!(whole["next_cursor"].is_null());
+
+    let rr8 = find(&items, "RR8", windows7);
+    assert_eq!(
+        (rr8["seats"].as_i64(), rr8["purchased"].as_i64()),
+        (Some(1200), Some(0)),
+        "two claims, one holding"
+    );
+    let rr8_device = find(&items, "RR8", device);
+    assert_eq!(
+        (rr8_device["seats"].as_i64(), rr8_device["purchased"].as_i64()),
+        (Some(7), Some(3)),
+        "claimed and bought: one holding"
+    );
+    assert_eq!(rr8_device["acceptance"]["expired"], true);
+    assert_eq!(rr8_device["acceptance"]["expires_on"], "2020-12-15");
+    assert!(find(&items, "RTH", windows7)["acceptance"].is_null(), "recorded after the date");
+
+    let (accepted, accepted_totals, _) =
+        every_page(&app, &auditor, "/v1/reports/unsupported?on=2021-01-01&status=accepted&limit=1").await;
+    assert_eq!(holding_keys(&accepted), vec![("RJ1".to_owned(), device)]);
+    assert_eq!(accepted[0]["acceptance"]["expired"], false);
+    assert_eq!((accepted[0]["seats"].as_i64(), accepted[0]["purchased"].as_i64()), (Some(5), Some(3)));
+    assert_eq!(accepted_totals, totals, "the totals do not depend on the status listed");
+
+    // A day ends at the next midnight: the claim made in the last second of 1 January counts on
+    // it and the release made then still leaves the seats held; a day earlier it is the other
+    // way round.
+    let eve = get_json(&app, &auditor, "/v1/reports/unsupported?on=2020-12-31&limit=500").await;
+    let eve_codes: Vec<&str> =
+        eve["items"].as_array().unwrap().iter().map(|h| h["organisation_code"].as_str().unwrap()).collect();
+    assert!(eve_codes.contains(&"RRK") && !eve_codes.contains(&"RGR"), "{eve_codes:?}");
+    assert!(!holding_keys(&items).iter().any(|(code, _)| code == "RRK"));
+}
+
+async fn problem(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let response = app.get(path).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"].to_str().unwrap_or_default().to_owned();
+    assert_eq!(content_type, "application/problem+json", "{path}");
+    (status, response.json().await.unwrap())
+}
+
+async fn the_unsupported_report_filters_by_status_organisation_and_region(app: TestApp) {
+    let (windows7, device) = risky_estate(&app).await;
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let report = |query: &str| format!("/v1/reports/unsupported?on=2021-01-01&limit=500&{query}");
+
+    let leeds = get_json(&app, &admin, &report("organisation=rr8")).await;
+    let mut expected = vec![("RR8".to_owned(), windows7), ("RR8".to_owned(), device)];
+    expected.sort();
+    assert_eq!(holding_keys(leeds["items"].as_array().unwrap()), expected);
+    assert_eq!(
+        leeds["totals"],
+        json!({"holdings_at_risk": 2, "holdings_accepted": 0, "organisations_at_risk": 1, "expired_acceptances": 1})
+    );
+    let none_accepted = get_json(&app, &admin, &report("organisation=RR8&status=accepted")).await;
+    assert!(none_accepted["items"].as_array().unwrap().is_empty());
+
+    let north_west = get_json(&app, &admin, &report("region=North West")).await;
+    assert_eq!(
+        holding_keys(north_west["items"].as_array().unwrap()),
+        vec![("RBL".to_owned(), windows7), ("RM3".to_owned(), windows7)]
+    );
+    assert_eq!(north_west["totals"]["organisations_at_risk"], 2);
+    let london = get_json(&app, &admin, &report("region=London")).await;
+    assert!(london["items"].as_array().unwrap().is_empty(), "London's one holding is covered");
+    assert_eq!(london["totals"]["holdings_accepted"], 1);
+    let london_accepted = get_json(&app, &admin, &report("region=London&status=accepted")).await;
+    assert_eq!(holding_keys(london_accepted["items"].as_array().unwrap()), vec![("RJ1".to_owned(), device)]);
+    let both = get_json(&app, &admin, &report("region=London&organisation=RR8")).await;
+    assert!(both["items"].as_array().unwrap().is_empty(), "RR8 is not in London");
+
+    // Questions that cannot be answered are 400 problems, not empty pages.
+    for bad in ["status=unsupported", "cursor=RR8", "cursor=RR8:first", "limit=0", "limit=501", "colour=red"]
+    {
+        let (status, body) =
+            problem(&app, &admin, &format!("/v1/reports/unsupported?on=2021-01-01&{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    assert_eq!(problem(&app, &officer, &report("organisation=RR8")).await.0, 403, "national report");
 }
 
 async fn the_wannacry_advisory_is_seeded_with_its_real_dates(app: TestApp) {
@@ -392,5 +644,7 @@ on_both_engines!(
     exposure_covers_allocations_and_purchases,
     high_severity_acknowledgements_are_due_within_48_hours,
     the_unsupported_report_answers_for_a_date,
+    the_unsupported_report_pages_through_every_holding_once,
+    the_unsupported_report_filters_by_status_organisation_and_region,
     the_wannacry_advisory_is_seeded_with_its_real_dates,
 );

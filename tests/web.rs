@@ -356,6 +356,76 @@ async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
     assert_eq!(browser.get("/reports/unsupported").await.status, 403, "officers do not see national reports");
 }
 
+/// Claims Windows 10 Enterprise seats (unsupported since 2025-10-14) today for each organisation,
+/// through the API.
+async fn hold_windows_10(app: &TestApp, organisations: &[&str]) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let get = |path: String| {
+        let request = app.get(&path).bearer_auth(&admin);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let products = get("/v1/products?q=MS-WIN10-ENT".to_owned()).await;
+    let product = products["items"][0]["id"].as_i64().unwrap();
+    for code in organisations {
+        let coverage = get(format!("/v1/coverage?organisation={code}&product={product}")).await;
+        let entitlement = coverage["licences"][0]["entitlement_id"].as_i64().unwrap();
+        let response = app
+            .post(&format!("/v1/entitlements/{entitlement}/allocations"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"organisation": code, "quantity": 10}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+}
+
+/// The address a page's link marked `rel` leads to, with the HTML escapes undone.
+fn link(page: &Page, rel: &str) -> Option<String> {
+    let end = page.body.find(&format!(r#"" rel="{rel}""#))?;
+    let start = page.body[..end].rfind(r#"href=""#)? + r#"href=""#.len();
+    Some(page.body[start..end].replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+async fn the_unsupported_software_page_shows_one_page_at_a_time(app: TestApp) {
+    hold_windows_10(&app, &["RR8", "RTH", "RGT"]).await;
+    let admin = app.create_user(Role::Admin, None);
+    let mut national = Browser::new(&app);
+    national.sign_in(&admin).await;
+    let rows = |page: &Page| page.body.matches(r#"scope="row""#).count();
+
+    let first = national.get("/reports/unsupported?limit=2").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(rows(&first), 2, "one page of two holdings");
+    assert!(first.body.contains("(RGT)") && first.body.contains("(RR8)") && !first.body.contains("(RTH)"));
+    assert!(first.body.contains("3 holdings at risk, 0 covered by a risk acceptance."), "{}", first.body);
+    assert!(first.body.contains("3 organisations held unsupported software"));
+    assert!(!first.body.contains("First page"));
+    let next = link(&first, "next").expect("a link to the next page");
+    assert!(
+        next.contains("status=at_risk") && next.contains("limit=2") && next.contains("cursor=RR8"),
+        "{next}"
+    );
+
+    let second = national.get(&next).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(rows(&second), 1);
+    assert!(second.body.contains("(RTH)") && !second.body.contains("(RR8)"));
+    assert!(second.body.contains("3 holdings at risk"), "the whole report's totals on every page");
+    assert!(link(&second, "next").is_none(), "the last page");
+    assert!(second.body.contains("First page"));
+
+    // The same filters as the API, from the form.
+    let accepted = national.get("/reports/unsupported?status=accepted").await;
+    assert_eq!(rows(&accepted), 0);
+    assert!(accepted.body.contains("No holdings covered by a risk acceptance"));
+    let region = national.get("/reports/unsupported?region=South+East&organisation=").await;
+    assert_eq!(rows(&region), 1);
+    assert!(region.body.contains("(RTH)") && region.body.contains("1 holding at risk"), "{}", region.body);
+    assert_eq!(national.get("/reports/unsupported?cursor=nonsense").await.status, 400);
+    assert_eq!(national.get("/reports/unsupported?status=everything").await.status, 422);
+}
+
 /// The id of the standard titled `title`, from the standards page.
 async fn standard_id(browser: &mut Browser<'_>, title: &str) -> String {
     let list = browser.get("/standards").await;
@@ -1108,4 +1178,5 @@ on_both_engines!(
     an_officer_cannot_see_another_trusts_pages,
     disabling_a_user_ends_their_session,
     pages_answer_in_plain_words_under_a_page_csp,
+    the_unsupported_software_page_shows_one_page_at_a_time,
 );

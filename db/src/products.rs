@@ -136,6 +136,15 @@ pub fn support_status(
     }
 }
 
+/// Products whose support (extended, else mainstream) ends before `day`, as SQL: with `day` the
+/// date asked about, the products [`support_status`] calls unsupported on it.
+#[diesel::dsl::auto_type]
+pub(crate) fn support_ends_before(day: NaiveDate) -> _ {
+    let extended: products::extended_support_ends_on = products::extended_support_ends_on;
+    let mainstream: products::mainstream_support_ends_on = products::mainstream_support_ends_on;
+    extended.lt(day).or(extended.is_null().and(mainstream.lt(day)))
+}
+
 fn to_product(row: ProductRow, supplier: String, on: NaiveDate) -> Product {
     Product {
         support_status: support_status(row.mainstream_support_ends_on, row.extended_support_ends_on, on),
@@ -254,9 +263,7 @@ fn matching(
     let support_end = products::extended_support_ends_on;
     let mainstream_end = products::mainstream_support_ends_on;
     match filter.support_status {
-        Some(SupportStatus::Unsupported) => {
-            query = query.filter(support_end.lt(on).or(support_end.is_null().and(mainstream_end.lt(on))));
-        }
+        Some(SupportStatus::Unsupported) => query = query.filter(support_ends_before(on)),
         Some(SupportStatus::Extended) => {
             query = query.filter(mainstream_end.lt(on).and(support_end.ge(on)));
         }

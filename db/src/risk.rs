@@ -1,22 +1,34 @@
 //! Lifecycle risk: who holds software that is unsupported (or soon will be) at a date, and the
 //! risk acceptances organisations record for unsupported products they cannot yet replace
 //! (typically medical devices), with compensating controls and an expiry.
+//!
+//! The national report is read a page at a time: holdings in (organisation, product) order after
+//! a cursor, found with SQL `DISTINCT` and `LIMIT`, and the whole report's counts from aggregate
+//! queries. Built whole it was 36 MB of JSON at national scale, and eight requests at once took
+//! the server to 1 GB; now what a request holds follows the page size, not the number of holdings.
+//! On the 1x synthetic data set (129,066 holdings at risk) a page of 50 is 14 KB and its rows are
+//! found in under 10 ms on either engine; the totals, a scan of every holding in the database,
+//! take 0.6-0.8 s (`sqlite3` and `psql` on the shared 2-core machine).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Months, NaiveDate, NaiveDateTime};
+use diesel::dsl::{self, case_when, count, exists, not};
 use diesel::prelude::*;
+use diesel::query_source::{Alias, AliasedField};
+use diesel::sql_types::Text;
 use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
-use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
+use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations;
-use crate::products::{self, support_status};
+use crate::page::{Page, PageRequest};
+use crate::products::{self, support_ends_before, support_status};
 use crate::schema::{
     allocations, entitlements, organisations as orgs, products as products_table, purchases, risk_acceptances,
 };
-use crate::vocabulary::SupportStatus;
+use crate::vocabulary::{RiskStatus, SupportStatus};
 
 #[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -113,34 +125,335 @@ pub struct RiskyHolding {
     pub acceptance: Option<AcceptanceState>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct UnsupportedReport {
+/// Which holdings the report is about.
+#[derive(Clone, Debug)]
+pub struct UnsupportedFilter {
+    /// The date asked about.
     pub on: NaiveDate,
-    /// Products whose support ends within this many months also count (0: only unsupported).
+    /// Products whose support ends within this many months of `on` also count (0: only
+    /// unsupported ones).
     pub within_months: u32,
-    /// Holdings with no acceptance in force (expired acceptances are flagged in each).
-    pub at_risk: Vec<RiskyHolding>,
-    /// Holdings covered by an acceptance in force on the date.
-    pub accepted: Vec<RiskyHolding>,
-    pub organisations_at_risk: usize,
-    pub expired_acceptances: usize,
+    /// Only holdings in this state; both when `None`. The totals always count both.
+    pub status: Option<RiskStatus>,
+    /// Only this organisation's holdings (ODS code).
+    pub organisation: Option<String>,
+    /// Only holdings of organisations in this region.
+    pub region: Option<String>,
 }
 
-/// Who held unsupported software on `on` (or software whose support ends within `within_months`):
-/// every organisation, or only `organisation`.
-/// Holdings on a past date: allocations made by then and not yet released or transferred (the
-/// time of a release is its last update), and local purchases made by then.
-pub fn unsupported_report(
-    conn: &mut DbConnection,
+/// The whole report's counts under a filter's date, organisation and region, whatever its
+/// status and whichever page is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnsupportedTotals {
+    /// Holdings with no risk acceptance in force.
+    pub holdings_at_risk: i64,
+    /// Holdings covered by a risk acceptance in force.
+    pub holdings_accepted: i64,
+    /// Organisations with at least one holding at risk.
+    pub organisations_at_risk: i64,
+    /// Holdings at risk whose latest acceptance had expired.
+    pub expired_acceptances: i64,
+}
+
+/// A holding: the organisation's code and the product's id, the report's order.
+type HoldingKey = (String, i64);
+
+type Backend = <DbConnection as Connection>::Backend;
+
+/// A filter as the queries compare it, with a window of holding keys.
+#[derive(Clone)]
+struct Scope {
     on: NaiveDate,
-    within_months: u32,
-    organisation: Option<&str>,
-) -> DbResult<UnsupportedReport> {
-    let horizon = on.checked_add_months(Months::new(within_months)).unwrap_or(on);
-    let end_of_day = on.and_hms_opt(23, 59, 59).unwrap_or_default();
+    /// What happened on `on` happened before this.
+    day_ends: NaiveDateTime,
+    /// Products whose support ends before this day are at risk.
+    risk_before: NaiveDate,
+    status: Option<RiskStatus>,
+    organisation: Option<String>,
+    region: Option<String>,
+    /// Only holdings after this key,
+    after: Option<HoldingKey>,
+    /// and up to this one.
+    through: Option<HoldingKey>,
+}
+
+impl Scope {
+    fn of(filter: &UnsupportedFilter) -> Scope {
+        let on = filter.on;
+        // Support that ends within the months counts when it ends by the horizon's last day.
+        let risk_before = match filter.within_months {
+            0 => on,
+            months => on
+                .checked_add_months(Months::new(months))
+                .and_then(|horizon| horizon.succ_opt())
+                .unwrap_or(NaiveDate::MAX),
+        };
+        Scope {
+            on,
+            day_ends: crate::time::end_of(on),
+            risk_before,
+            status: filter.status,
+            organisation: filter.organisation.as_deref().map(str::to_uppercase),
+            region: filter.region.clone(),
+            after: None,
+            through: None,
+        }
+    }
+}
+
+/// Allocations that held seats at the end of the day: made by then, and not released or
+/// transferred by then (the time of a release is the allocation's last update).
+#[dsl::auto_type]
+fn allocation_held(day_ends: NaiveDateTime) -> _ {
+    let made: dsl::Lt<allocations::created_at, NaiveDateTime> = allocations::created_at.lt(day_ends);
+    let live: dsl::Eq<allocations::status, &'static str> = allocations::status.eq("live");
+    made.and(live.or(allocations::updated_at.ge(day_ends)))
+}
+
+diesel::alias! {
+    const REPLACEMENTS: Alias<Replacements> = purchases as replacements;
+}
+
+type Replaced = dsl::Select<
+    dsl::Filter<Alias<Replacements>, dsl::IsNotNull<AliasedField<Replacements, purchases::supersedes_id>>>,
+    dsl::AssumeNotNull<AliasedField<Replacements, purchases::supersedes_id>>,
+>;
+
+/// The ids of purchases a later purchase corrected (superseded), as a subquery.
+fn replaced_purchases() -> Replaced {
+    let replaced = REPLACEMENTS.field(purchases::supersedes_id);
+    REPLACEMENTS.filter(replaced.is_not_null()).select(replaced.assume_not_null())
+}
+
+/// Purchases that stood on the day: made by then and not superseded.
+#[dsl::auto_type]
+fn purchase_standing(on: NaiveDate) -> _ {
+    let made: dsl::LtEq<purchases::purchased_on, NaiveDate> = purchases::purchased_on.le(on);
+    let replaced: Replaced = replaced_purchases();
+    made.and(purchases::id.ne_all(replaced))
+}
+
+/// `EXISTS` a risk acceptance of the holding of `$organisation` (a column) and `products.id`
+/// recorded by the end of the day; `in_force`: one that had not expired on the day. The latest
+/// acceptance (the longest running) is in force exactly when any is. A macro because
+/// allocations and purchases name the organisation in columns that diesel types apart.
+macro_rules! acceptance {
+    (recorded, $organisation:expr, $scope:expr) => {
+        exists(acceptance!(@rows $organisation, $scope))
+    };
+    (in_force, $organisation:expr, $scope:expr) => {
+        exists(acceptance!(@rows $organisation, $scope).filter(risk_acceptances::expires_on.ge($scope.on)))
+    };
+    (@rows $organisation:expr, $scope:expr) => {
+        risk_acceptances::table
+            .filter(risk_acceptances::organisation_code.eq($organisation))
+            .filter(risk_acceptances::product_id.eq(products_table::id))
+            .filter(risk_acceptances::created_at.lt($scope.day_ends))
+    };
+}
+
+/// Narrows a boxed query of holdings (the organisation in `$organisation`, the product in
+/// `products.id`) to a scope's organisation, region, status and window of keys.
+macro_rules! narrowed {
+    ($query:expr, $organisation:expr, $scope:expr) => {{
+        let scope: &Scope = $scope;
+        let mut query = $query;
+        if let Some(code) = &scope.organisation {
+            query = query.filter($organisation.eq(code.clone()));
+        }
+        if let Some(region) = &scope.region {
+            let codes = orgs::table.filter(orgs::region.eq(region.clone())).select(orgs::code);
+            query = query.filter($organisation.eq_any(codes));
+        }
+        match scope.status {
+            Some(RiskStatus::Accepted) => query = query.filter(acceptance!(in_force, $organisation, scope)),
+            Some(RiskStatus::AtRisk) => {
+                query = query.filter(not(acceptance!(in_force, $organisation, scope)))
+            }
+            None => {}
+        }
+        if let Some((code, product)) = &scope.after {
+            query = query.filter(
+                $organisation
+                    .gt(code.clone())
+                    .or($organisation.eq(code.clone()).and(products_table::id.gt(*product))),
+            );
+        }
+        if let Some((code, product)) = &scope.through {
+            query = query.filter(
+                $organisation
+                    .lt(code.clone())
+                    .or($organisation.eq(code.clone()).and(products_table::id.le(*product))),
+            );
+        }
+        query
+    }};
+}
+
+type HeldQuery = dsl::IntoBoxed<
+    'static,
+    dsl::InnerJoin<allocations::table, dsl::InnerJoin<entitlements::table, products_table::table>>,
+    Backend,
+>;
+
+/// Allocations of products at risk held at the end of the day, within the scope.
+fn held(scope: &Scope) -> HeldQuery {
+    let query = allocations::table
+        .inner_join(entitlements::table.inner_join(products_table::table))
+        .filter(allocation_held(scope.day_ends))
+        .filter(support_ends_before(scope.risk_before))
+        .into_boxed();
+    narrowed!(query, allocations::organisation_code, scope)
+}
+
+type BoughtQuery = dsl::IntoBoxed<
+    'static,
+    dsl::InnerJoinOn<
+        purchases::table,
+        products_table::table,
+        dsl::Eq<purchases::product_id, dsl::Nullable<products_table::id>>,
+    >,
+    Backend,
+>;
+
+/// Local purchases of products at risk made by the day and not superseded, within the scope.
+fn bought(scope: &Scope) -> BoughtQuery {
+    let query = purchases::table
+        .inner_join(products_table::table.on(purchases::product_id.eq(products_table::id.nullable())))
+        .filter(purchase_standing(scope.on))
+        .filter(support_ends_before(scope.risk_before))
+        .into_boxed();
+    narrowed!(query, purchases::organisation_code, scope)
+}
+
+// `a || b`: text joined to text or to a number (both engines write the number as text).
+diesel::infix_operator!(Joined, " || ", Text);
+
+/// A cursor names the last holding of a page: `CODE:PRODUCT_ID`.
+fn cursor_of((code, product): &HoldingKey) -> String {
+    format!("{code}:{product}")
+}
+
+fn parse_cursor(cursor: &str) -> DbResult<HoldingKey> {
+    let (code, product) = cursor.rsplit_once(':').ok_or(DbError::InvalidCursor)?;
+    let product = product.parse::<i64>().map_err(|_| DbError::InvalidCursor)?;
+    if code.is_empty() {
+        return Err(DbError::InvalidCursor);
+    }
+    Ok((code.to_owned(), product))
+}
+
+/// The most rows [`first_keys`] reads at once.
+const LARGEST_BATCH: i64 = 10_000;
+
+/// The first `wanted` holdings of one source after the scope's cursor, in order, from `read`
+/// (the source's keys after the scope's, one per row, in order, at most a batch of them). The
+/// rows are read in batches and made distinct here: with `DISTINCT` SQLite read every row of the
+/// report before answering (880 ms for the first page at national scale, against 9 ms for
+/// ordered rows, which it sorts one organisation at a time and stops reading at the limit).
+fn first_keys(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    wanted: usize,
+    read: impl Fn(&mut DbConnection, &Scope, i64) -> DbResult<Vec<HoldingKey>>,
+) -> DbResult<Vec<HoldingKey>> {
+    let mut keys: Vec<HoldingKey> = Vec::with_capacity(wanted);
+    let mut scope = scope.clone();
+    // Most holdings are a row or two: two rows a holding usually fill the page at once.
+    let mut batch = (wanted as i64).saturating_mul(2).min(LARGEST_BATCH);
+    loop {
+        let rows = read(conn, &scope, batch)?;
+        let more = rows.len() as i64 == batch;
+        for key in rows {
+            if keys.last() != Some(&key) {
+                keys.push(key);
+                if keys.len() == wanted {
+                    return Ok(keys);
+                }
+            }
+        }
+        // The rest of the last holding read does not matter: it is already found.
+        match keys.last() {
+            Some(last) if more => scope.after = Some(last.clone()),
+            _ => return Ok(keys),
+        }
+        batch = batch.saturating_mul(4).min(LARGEST_BATCH);
+    }
+}
+
+/// Adds `quantity` to a holding's total, refusing a total past `i64`.
+fn add_to(totals: &mut BTreeMap<HoldingKey, i64>, key: HoldingKey, quantity: i64) -> DbResult<()> {
+    let total = totals.entry(key).or_default();
+    *total = total
+        .checked_add(quantity)
+        .ok_or_else(|| DbError::Internal("a holding's quantities add up past the largest integer".into()))?;
+    Ok(())
+}
+
+/// One page of who held software at risk on the filter's date: holdings in (organisation code,
+/// product id) order after the page's cursor. A holding is an organisation's allocations of a
+/// product held at the end of the day and its local purchases made by the day and not
+/// superseded; the product is at risk when unsupported on the day, or when its support ends
+/// within the filter's months. Each query reads at most a page of holdings.
+pub fn unsupported_holdings(
+    conn: &mut DbConnection,
+    filter: &UnsupportedFilter,
+    page: &PageRequest,
+) -> DbResult<Page<RiskyHolding>> {
+    let mut scope = Scope::of(filter);
+    scope.after = page.cursor.as_deref().map(parse_cursor).transpose()?;
+    let limit = page.limit();
+    let wanted = limit as usize + 1;
+    // The first keys of the two sources in order: the page's are among them.
+    let mut keys: BTreeSet<HoldingKey> = first_keys(conn, &scope, wanted, |conn, scope, batch| {
+        Ok(held(scope)
+            .select((allocations::organisation_code, products_table::id))
+            .order((allocations::organisation_code, products_table::id))
+            .limit(batch)
+            .load(conn)?)
+    })?
+    .into_iter()
+    .collect();
+    keys.extend(first_keys(conn, &scope, wanted, |conn, scope, batch| {
+        Ok(bought(scope)
+            .select((purchases::organisation_code, products_table::id))
+            .order((purchases::organisation_code, products_table::id))
+            .limit(batch)
+            .load(conn)?)
+    })?);
+    let more = keys.len() as i64 > limit;
+    let keys: Vec<HoldingKey> = keys.into_iter().take(limit as usize).collect();
+    let Some(last) = keys.last().cloned() else {
+        return Ok(Page { items: Vec::new(), next_cursor: None });
+    };
+    // Every row between the cursor and the page's last key belongs to a holding on the page.
+    scope.through = Some(last.clone());
+    let mut seats = BTreeMap::new();
+    for (code, product, quantity) in held(&scope)
+        .select((allocations::organisation_code, products_table::id, allocations::quantity))
+        .load::<(String, i64, i64)>(conn)?
+    {
+        add_to(&mut seats, (code, product), quantity)?;
+    }
+    let mut purchased = BTreeMap::new();
+    for (code, product, quantity) in bought(&scope)
+        .select((purchases::organisation_code, products_table::id, purchases::quantity))
+        .load::<(String, i64, i64)>(conn)?
+    {
+        add_to(&mut purchased, (code, product), quantity)?;
+    }
+    let codes: BTreeSet<&str> = keys.iter().map(|(code, _)| code.as_str()).collect();
+    let product_ids: BTreeSet<i64> = keys.iter().map(|&(_, product)| product).collect();
+    let names: BTreeMap<String, (String, Option<String>)> = orgs::table
+        .filter(orgs::code.eq_any(&codes))
+        .select((orgs::code, orgs::name, orgs::region))
+        .load::<(String, String, Option<String>)>(conn)?
+        .into_iter()
+        .map(|(code, name, region)| (code, (name, region)))
+        .collect();
     type ProductRow = (i64, String, String, String, Option<NaiveDate>, Option<NaiveDate>);
-    let candidates: Vec<ProductRow> = products_table::table
+    let products: BTreeMap<i64, (String, SupportStatus, Option<NaiveDate>)> = products_table::table
+        .filter(products_table::id.eq_any(&product_ids))
         .select((
             products_table::id,
             products_table::name,
@@ -149,123 +462,160 @@ pub fn unsupported_report(
             products_table::mainstream_support_ends_on,
             products_table::extended_support_ends_on,
         ))
-        .load(conn)?;
-    let mut risky: BTreeMap<i64, (String, SupportStatus, Option<NaiveDate>)> = BTreeMap::new();
-    for (id, name, edition, version, mainstream, extended) in candidates {
-        let status = support_status(mainstream, extended, on);
-        let ends = extended.or(mainstream);
-        if status == SupportStatus::Unsupported
-            || (within_months > 0 && ends.is_some_and(|end| end <= horizon))
-        {
+        .load::<ProductRow>(conn)?
+        .into_iter()
+        .map(|(id, name, edition, version, mainstream, extended)| {
             let label = products::label(&name, &edition, &version);
-            risky.insert(id, (label, status, ends));
-        }
-    }
-    let ids: Vec<i64> = risky.keys().copied().collect();
-    let superseded = crate::purchases::superseded_ids(conn)?;
-    let mut holdings: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+            (id, (label, support_status(mainstream, extended, scope.on), extended.or(mainstream)))
+        })
+        .collect();
     // The latest acceptance of each holding: the one that runs longest (then the last recorded).
-    let mut latest: BTreeMap<(String, i64), (NaiveDate, i64)> = BTreeMap::new();
-    for ids in ids.chunks(BINDS_PER_QUERY) {
-        let mut held = allocations::table
-            .inner_join(entitlements::table)
-            .filter(entitlements::product_id.eq_any(ids))
-            .filter(allocations::created_at.le(end_of_day))
-            .filter(allocations::status.eq("live").or(allocations::updated_at.gt(end_of_day)))
-            .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
-            .into_boxed();
-        let mut bought = purchases::table
-            .filter(purchases::product_id.eq_any(ids))
-            .filter(purchases::purchased_on.le(on))
-            .filter(purchases::id.ne_all(&superseded))
-            .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
-            .into_boxed();
-        let mut accepted = risk_acceptances::table
-            .filter(risk_acceptances::product_id.eq_any(ids))
-            .filter(risk_acceptances::created_at.le(end_of_day))
-            .select((
-                risk_acceptances::organisation_code,
-                risk_acceptances::product_id,
-                risk_acceptances::id,
-                risk_acceptances::expires_on,
-            ))
-            .into_boxed();
-        if let Some(code) = organisation {
-            held = held.filter(allocations::organisation_code.eq(code.to_owned()));
-            bought = bought.filter(purchases::organisation_code.eq(code.to_owned()));
-            accepted = accepted.filter(risk_acceptances::organisation_code.eq(code.to_owned()));
-        }
-        for (code, product, quantity) in held.load::<(String, i64, i64)>(conn)? {
-            holdings.entry((code, product)).or_default().0 += quantity;
-        }
-        for (code, product, quantity) in bought.load::<(String, Option<i64>, i64)>(conn)? {
-            if let Some(product) = product {
-                holdings.entry((code, product)).or_default().1 += quantity;
-            }
-        }
-        for (code, product_id, id, expires_on) in accepted.load::<(String, i64, i64, NaiveDate)>(conn)? {
-            let entry = latest.entry((code, product_id)).or_insert((expires_on, id));
-            *entry = (*entry).max((expires_on, id));
-        }
+    let mut latest: BTreeMap<HoldingKey, (NaiveDate, i64)> = BTreeMap::new();
+    for (code, product, id, expires_on) in risk_acceptances::table
+        .filter(risk_acceptances::organisation_code.eq_any(&codes))
+        .filter(risk_acceptances::product_id.eq_any(&product_ids))
+        .filter(risk_acceptances::created_at.lt(scope.day_ends))
+        .select((
+            risk_acceptances::organisation_code,
+            risk_acceptances::product_id,
+            risk_acceptances::id,
+            risk_acceptances::expires_on,
+        ))
+        .load::<(String, i64, i64, NaiveDate)>(conn)?
+    {
+        let entry = latest.entry((code, product)).or_insert((expires_on, id));
+        *entry = (*entry).max((expires_on, id));
     }
-    let mut report = UnsupportedReport {
+    let items = keys
+        .into_iter()
+        .map(|key| {
+            let (organisation_name, region) =
+                names.get(&key.0).cloned().ok_or(DbError::NotFound("organisation"))?;
+            let (product, support_status, support_ends_on) =
+                products.get(&key.1).cloned().ok_or(DbError::NotFound("product"))?;
+            let acceptance = latest.get(&key).map(|&(expires_on, id)| AcceptanceState {
+                risk_acceptance_id: id,
+                expires_on,
+                expired: expires_on < scope.on,
+            });
+            Ok(RiskyHolding {
+                seats: seats.get(&key).copied().unwrap_or(0),
+                purchased: purchased.get(&key).copied().unwrap_or(0),
+                organisation_code: key.0,
+                organisation_name,
+                region,
+                product_id: key.1,
+                product,
+                support_status,
+                support_ends_on,
+                acceptance,
+            })
+        })
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok(Page { items, next_cursor: more.then(|| cursor_of(&last)) })
+}
+
+/// The whole report's counts under the filter's date, organisation and region (not its status):
+/// aggregate queries, whatever the number of holdings.
+pub fn unsupported_totals(
+    conn: &mut DbConnection,
+    filter: &UnsupportedFilter,
+) -> DbResult<UnsupportedTotals> {
+    let scope = Scope { status: None, ..Scope::of(filter) };
+    // Holdings are counted by a text key per organisation and product: `COUNT(DISTINCT ...)`
+    // takes one expression on SQLite.
+    let key = Joined::new(allocations::organisation_code.concat(":"), products_table::id);
+    let in_force = || acceptance!(in_force, allocations::organisation_code, scope);
+    let recorded = || acceptance!(recorded, allocations::organisation_code, scope);
+    let (held_at_risk, held_accepted, held_expired): (i64, i64, i64) = held(&scope)
+        .select((
+            count(case_when(not(in_force()), key)).aggregate_distinct(),
+            count(case_when(in_force(), key)).aggregate_distinct(),
+            count(case_when(not(in_force()).and(recorded()), key)).aggregate_distinct(),
+        ))
+        .get_result(conn)?;
+    // Holdings only bought, not held through allocations (those are counted above).
+    let key = Joined::new(purchases::organisation_code.concat(":"), products_table::id);
+    let in_force = || acceptance!(in_force, purchases::organisation_code, scope);
+    let recorded = || acceptance!(recorded, purchases::organisation_code, scope);
+    let also_held = exists(
+        allocations::table
+            .inner_join(entitlements::table)
+            .filter(allocations::organisation_code.eq(purchases::organisation_code))
+            .filter(entitlements::product_id.nullable().eq(purchases::product_id))
+            .filter(allocation_held(scope.day_ends)),
+    );
+    let (bought_at_risk, bought_accepted, bought_expired): (i64, i64, i64) = bought(&scope)
+        .filter(not(also_held))
+        .select((
+            count(case_when(not(in_force()), key)).aggregate_distinct(),
+            count(case_when(in_force(), key)).aggregate_distinct(),
+            count(case_when(not(in_force()).and(recorded()), key)).aggregate_distinct(),
+        ))
+        .get_result(conn)?;
+    // Organisations with a holding at risk, of either kind.
+    let held_at_risk_by = exists(
+        allocations::table
+            .inner_join(entitlements::table.inner_join(products_table::table))
+            .filter(allocations::organisation_code.eq(orgs::code))
+            .filter(allocation_held(scope.day_ends))
+            .filter(support_ends_before(scope.risk_before))
+            .filter(not(acceptance!(in_force, allocations::organisation_code, scope))),
+    );
+    let bought_at_risk_by = exists(
+        purchases::table
+            .inner_join(products_table::table.on(purchases::product_id.eq(products_table::id.nullable())))
+            .filter(purchases::organisation_code.eq(orgs::code))
+            .filter(purchase_standing(scope.on))
+            .filter(support_ends_before(scope.risk_before))
+            .filter(not(acceptance!(in_force, purchases::organisation_code, scope))),
+    );
+    let mut organisations = orgs::table.filter(held_at_risk_by.or(bought_at_risk_by)).into_boxed();
+    if let Some(code) = &scope.organisation {
+        organisations = organisations.filter(orgs::code.eq(code.clone()));
+    }
+    if let Some(region) = &scope.region {
+        organisations = organisations.filter(orgs::region.eq(region.clone()));
+    }
+    let organisations_at_risk: i64 = organisations.count().get_result(conn)?;
+    let sum = |a: i64, b: i64| {
+        a.checked_add(b).ok_or_else(|| DbError::Internal("the report's counts overflow".into()))
+    };
+    Ok(UnsupportedTotals {
+        holdings_at_risk: sum(held_at_risk, bought_at_risk)?,
+        holdings_accepted: sum(held_accepted, bought_accepted)?,
+        organisations_at_risk,
+        expired_acceptances: sum(held_expired, bought_expired)?,
+    })
+}
+
+/// The products an organisation held on `on` that were unsupported or lose support within
+/// `within_months`, with or without a risk acceptance: (id, label) by label. One row per product,
+/// however many allocations and purchases.
+pub fn products_at_risk(
+    conn: &mut DbConnection,
+    organisation: &str,
+    on: NaiveDate,
+    within_months: u32,
+) -> DbResult<Vec<(i64, String)>> {
+    let filter = UnsupportedFilter {
         on,
         within_months,
-        at_risk: Vec::new(),
-        accepted: Vec::new(),
-        organisations_at_risk: 0,
-        expired_acceptances: 0,
+        status: None,
+        organisation: Some(organisation.to_owned()),
+        region: None,
     };
-    // Names for every holding at once: a national report has a holding per organisation and
-    // product, far too many for a query each.
-    let codes: Vec<&str> = {
-        let mut codes: Vec<&str> = holdings.keys().map(|(code, _)| code.as_str()).collect();
-        codes.dedup();
-        codes
-    };
-    let mut names: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
-    for chunk in codes.chunks(BINDS_PER_QUERY) {
-        let rows: Vec<(String, String, Option<String>)> = orgs::table
-            .filter(orgs::code.eq_any(chunk))
-            .select((orgs::code, orgs::name, orgs::region))
-            .load(conn)?;
-        names.extend(rows.into_iter().map(|(code, name, region)| (code, (name, region))));
-    }
-    for ((code, product_id), (seats, purchased)) in holdings {
-        let Some((product, support_status, support_ends_on)) = risky.get(&product_id).cloned() else {
-            continue;
-        };
-        let (organisation_name, region) =
-            names.get(&code).cloned().ok_or(DbError::NotFound("organisation"))?;
-        let acceptance = latest.get(&(code.clone(), product_id)).map(|&(expires_on, id)| AcceptanceState {
-            risk_acceptance_id: id,
-            expires_on,
-            expired: expires_on < on,
-        });
-        let holding = RiskyHolding {
-            organisation_code: code,
-            organisation_name,
-            region,
-            product_id,
-            product,
-            support_status,
-            support_ends_on,
-            seats,
-            purchased,
-            acceptance,
-        };
-        match &holding.acceptance {
-            Some(state) if !state.expired => report.accepted.push(holding),
-            state => {
-                if state.as_ref().is_some_and(|s| s.expired) {
-                    report.expired_acceptances += 1;
-                }
-                report.at_risk.push(holding);
-            }
-        }
-    }
-    let mut at_risk_codes: Vec<&str> = report.at_risk.iter().map(|h| h.organisation_code.as_str()).collect();
-    at_risk_codes.dedup();
-    report.organisations_at_risk = at_risk_codes.len();
-    Ok(report)
+    let scope = Scope::of(&filter);
+    type Named = (i64, String, String, String);
+    let columns =
+        (products_table::id, products_table::name, products_table::edition, products_table::version);
+    let mut found: Vec<Named> = held(&scope).select(columns).distinct().load(conn)?;
+    found.extend(bought(&scope).select(columns).distinct().load::<Named>(conn)?);
+    let mut products: Vec<(i64, String)> = found
+        .into_iter()
+        .map(|(id, name, edition, version)| (id, products::label(&name, &edition, &version)))
+        .collect();
+    products.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    products.dedup_by_key(|p| p.0);
+    Ok(products)
 }

@@ -81,6 +81,15 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Where a holding of software at risk stands: no risk acceptance in force on the date
+    /// (an expired one does not count), or covered by one.
+    RiskStatus {
+        AtRisk = "at_risk",
+        Accepted = "accepted",
+    }
+);
+
 /// Parses a stored comma-separated list of organisation kinds (unknown entries are ignored:
 /// the writers below only store known ones).
 pub fn parse_kinds(text: &str) -> Vec<OrganisationKind> {

@@ -1,12 +1,14 @@
 use actix_web::{get, web};
 use chrono::NaiveDate;
 use db::reports::{OpenObligation, UtilisationReport};
+use db::risk::{RiskyHolding, UnsupportedFilter};
+use db::vocabulary::RiskStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOrAuditor, AnyRole};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::openapi::ReadErrors;
 use crate::preconditions::page_request;
 use crate::routes::today;
@@ -134,6 +136,9 @@ pub async fn compliance_report(
     Ok(web::Json(ComplianceReport { lines }))
 }
 
+/// The longest look-ahead of the unsupported-software report, in months.
+pub const MAX_WITHIN_MONTHS: u32 = 120;
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UnsupportedQuery {
@@ -143,32 +148,115 @@ pub struct UnsupportedQuery {
     /// Also count products whose support ends within this many months of `on` (default 0).
     #[param(maximum = 120)]
     pub within_months: Option<u32>,
+    /// Which holdings to list: `at_risk` (the default), those with no risk acceptance in force
+    /// on `on` (an expired acceptance is flagged on the holding), or `accepted`, those covered by
+    /// one. The totals count both.
+    pub status: Option<RiskStatus>,
+    /// ODS code: only this organisation's holdings (and totals).
+    pub organisation: Option<String>,
+    /// Only holdings (and totals) of organisations in this region.
+    pub region: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
-/// Who holds unsupported software at a date (or software whose support ends soon), with risk
-/// acceptances shown apart and expired ones flagged.
+/// The whole report's counts under `on`, `within_months`, `organisation` and `region`, whatever
+/// the status and the page asked for.
+#[derive(Serialize, ToSchema)]
+pub struct UnsupportedTotals {
+    /// Holdings with no risk acceptance in force.
+    pub holdings_at_risk: i64,
+    /// Holdings covered by a risk acceptance in force.
+    pub holdings_accepted: i64,
+    /// Organisations with at least one holding at risk.
+    pub organisations_at_risk: i64,
+    /// Holdings at risk whose latest risk acceptance had expired.
+    pub expired_acceptances: i64,
+}
+
+impl From<db::risk::UnsupportedTotals> for UnsupportedTotals {
+    fn from(totals: db::risk::UnsupportedTotals) -> Self {
+        UnsupportedTotals {
+            holdings_at_risk: totals.holdings_at_risk,
+            holdings_accepted: totals.holdings_accepted,
+            organisations_at_risk: totals.organisations_at_risk,
+            expired_acceptances: totals.expired_acceptances,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UnsupportedReportPage {
+    /// The date asked about.
+    pub on: NaiveDate,
+    /// Products whose support ends within this many months also count (0: only unsupported).
+    pub within_months: u32,
+    /// The holdings listed: `at_risk` or `accepted`.
+    pub status: RiskStatus,
+    /// Holdings (an organisation and a product) in order of organisation code, then product id.
+    pub items: Vec<RiskyHolding>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// The whole report's counts (for either status), on the first page only (no `cursor`):
+    /// they take a pass over every holding, and a client walking the pages needs them once.
+    pub totals: Option<UnsupportedTotals>,
+}
+
+/// Who holds unsupported software at a date (or software whose support ends soon), a page at a
+/// time: the holdings at risk, or with `status=accepted` those covered by a risk acceptance, with
+/// the whole report's totals on the first page.
 #[utoipa::path(
     tag = "reports",
     operation_id = "unsupported_report",
     security(("bearer" = [])),
     params(UnsupportedQuery),
-    responses((status = 200, body = db::risk::UnsupportedReport), ReadErrors)
+    responses(
+        (status = 200, description = "One page of holdings, with the totals of the whole report", body = UnsupportedReportPage),
+        ReadErrors
+    )
 )]
 #[get("/reports/unsupported")]
 pub async fn unsupported_report(
     state: web::Data<AppState>,
     _user: Authorised<AdminOrAuditor>,
     query: web::Query<UnsupportedQuery>,
-) -> ApiResult<web::Json<db::risk::UnsupportedReport>> {
+) -> ApiResult<web::Json<UnsupportedReportPage>> {
     let query = query.into_inner();
-    let on = query.on.unwrap_or_else(today);
-    let months = query.within_months.unwrap_or(0);
-    if months > 120 {
-        return Err(crate::error::ApiError::BadRequest("within_months must be at most 120".into()));
+    let within_months = query.within_months.unwrap_or(0);
+    if within_months > MAX_WITHIN_MONTHS {
+        return Err(ApiError::BadRequest(format!("within_months must be at most {MAX_WITHIN_MONTHS}")));
     }
-    Ok(web::Json(
-        state.run(move |db| db.read(|conn| db::risk::unsupported_report(conn, on, months, None))).await?,
-    ))
+    let page = page_request(query.limit, query.cursor)?;
+    let (on, status) = (query.on.unwrap_or_else(today), query.status.unwrap_or(RiskStatus::AtRisk));
+    let filter = UnsupportedFilter {
+        on,
+        within_months,
+        status: Some(status),
+        organisation: query.organisation,
+        region: query.region,
+    };
+    let first_page = page.cursor.is_none();
+    let (found, totals) = state
+        .run(move |db| {
+            db.read(|conn| {
+                let found = db::risk::unsupported_holdings(conn, &filter, &page)?;
+                let totals =
+                    if first_page { Some(db::risk::unsupported_totals(conn, &filter)?) } else { None };
+                Ok((found, totals))
+            })
+        })
+        .await?;
+    Ok(web::Json(UnsupportedReportPage {
+        on,
+        within_months,
+        status,
+        items: found.items,
+        next_cursor: found.next_cursor,
+        totals: totals.map(UnsupportedTotals::from),
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

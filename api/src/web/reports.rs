@@ -1,20 +1,22 @@
 //! The unsupported-software report at a chosen date, for the national team and auditors (the
-//! API's `AdminOrAuditor` report, from `db::risk::unsupported_report`).
+//! API's `AdminOrAuditor` report, from `db::risk`). Like the API it shows one page of holdings
+//! at a time, with the whole report's totals: the page rendered every holding in the country at
+//! once, 81 MB of HTML at national scale.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use db::risk::RiskyHolding;
-use db::vocabulary::SupportStatus;
+use db::PageRequest;
+use db::risk::{RiskyHolding, UnsupportedFilter, UnsupportedTotals};
+use db::vocabulary::{RiskStatus, SupportStatus};
 use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrAuditor;
+use crate::preconditions::page_request;
+use crate::routes::reports::MAX_WITHIN_MONTHS;
 use crate::state::AppState;
 use crate::web::start::words;
-use crate::web::{Chrome, Session, WebResult, count, long_date, render, today};
-
-/// The longest look-ahead the API allows.
-const MAX_MONTHS: u32 = 120;
+use crate::web::{Chrome, Session, WebResult, count, long_date, optional_text, query_value, render, today};
 
 pub struct HoldingRow {
     pub code: String,
@@ -49,23 +51,85 @@ fn row(holding: RiskyHolding) -> HoldingRow {
     }
 }
 
+/// "1 holding", "1,200 holdings".
+fn counted(n: i64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
+/// The sentences that sum up the whole report.
+fn summary(totals: &UnsupportedTotals) -> Vec<String> {
+    let mut lines = vec![match totals.organisations_at_risk {
+        1 => "1 organisation held unsupported software with no risk acceptance in force.".to_owned(),
+        n => {
+            format!("{} organisations held unsupported software with no risk acceptance in force.", count(n))
+        }
+    }];
+    lines.push(format!(
+        "{} at risk, {} covered by a risk acceptance.",
+        counted(totals.holdings_at_risk, "holding", "holdings"),
+        count(totals.holdings_accepted)
+    ));
+    if totals.expired_acceptances > 0 {
+        lines.push(format!(
+            "{} at risk had a risk acceptance that has expired.",
+            counted(totals.expired_acceptances, "holding", "holdings")
+        ));
+    }
+    lines
+}
+
 #[derive(Template)]
 #[template(path = "unsupported.html")]
 struct UnsupportedPage {
     chrome: Chrome,
     on: String,
     on_words: String,
-    within_months: u32,
-    error: Option<String>,
-    at_risk: Vec<HoldingRow>,
-    accepted: Vec<HoldingRow>,
-    summary: String,
+    within_months: String,
+    /// `at_risk` or `accepted`.
+    status: &'static str,
+    organisation: String,
+    region: String,
+    /// What to correct, and the id of the field.
+    error: Option<(String, &'static str)>,
+    caption: &'static str,
+    holdings: Vec<HoldingRow>,
+    summary: Vec<String>,
+    /// The link to the first page, when this is a later one.
+    first_page: Option<String>,
+    next_page: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct UnsupportedQuery {
     on: Option<String>,
     within_months: Option<String>,
+    status: Option<String>,
+    organisation: Option<String>,
+    region: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The report's address for these answers, at `cursor` (the first page without one).
+fn link(filter: &UnsupportedFilter, limit: Option<i64>, cursor: Option<&str>) -> String {
+    let mut href = format!(
+        "/reports/unsupported?on={}&within_months={}&status={}",
+        filter.on,
+        filter.within_months,
+        filter.status.unwrap_or(RiskStatus::AtRisk)
+    );
+    for (name, value) in [("organisation", &filter.organisation), ("region", &filter.region)] {
+        if let Some(value) = value {
+            href.push_str(&format!("&{name}={}", query_value(value)));
+        }
+    }
+    if let Some(limit) = limit {
+        href.push_str(&format!("&limit={limit}"));
+    }
+    if let Some(cursor) = cursor {
+        href.push_str(&format!("&cursor={}", query_value(cursor)));
+    }
+    href
 }
 
 pub async fn unsupported_page(
@@ -75,40 +139,74 @@ pub async fn unsupported_page(
 ) -> WebResult<HttpResponse> {
     session.require::<AdminOrAuditor>()?;
     let query = query.into_inner();
+    let typed = |text: &Option<String>| text.as_deref().and_then(optional_text);
     let mut error = None;
-    let on = match query.on.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    let on = match typed(&query.on) {
         None => today(),
-        Some(text) => crate::dates::parse(text).unwrap_or_else(|| {
-            error = Some("Enter the date as year-month-day, like 2020-01-14".to_owned());
+        Some(text) => crate::dates::parse(&text).unwrap_or_else(|| {
+            error = Some(("Enter the date as year-month-day, like 2020-01-14".to_owned(), "on"));
             today()
         }),
     };
-    let within_months = match query.within_months.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    let within_months = match typed(&query.within_months) {
         None => 0,
         Some(text) => match text.parse::<u32>() {
-            Ok(months) if months <= MAX_MONTHS => months,
+            Ok(months) if months <= MAX_WITHIN_MONTHS => months,
             _ => {
-                error = Some(format!("Enter a whole number of months, from 0 to {MAX_MONTHS}"));
+                error = Some((
+                    format!("Enter a whole number of months, from 0 to {MAX_WITHIN_MONTHS}"),
+                    "within_months",
+                ));
                 0
             }
         },
     };
-    let report = state
-        .run(move |db| db.read(|conn| db::risk::unsupported_report(conn, on, within_months, None)))
-        .await?;
-    let page = UnsupportedPage {
+    let status = match typed(&query.status) {
+        None => RiskStatus::AtRisk,
+        Some(text) => RiskStatus::parse(&text).unwrap_or_else(|| {
+            error = Some(("Choose at risk or covered by a risk acceptance".to_owned(), "status-at_risk"));
+            RiskStatus::AtRisk
+        }),
+    };
+    // A page of answers that were not understood would not be the page asked for: start again.
+    let cursor = if error.is_some() { None } else { query.cursor };
+    let page: PageRequest = page_request(query.limit, cursor)?;
+    let filter = UnsupportedFilter {
+        on,
+        within_months,
+        status: Some(status),
+        organisation: typed(&query.organisation).map(|code| code.to_uppercase()),
+        region: typed(&query.region),
+    };
+    let (found, totals) = {
+        let (filter, page) = (filter.clone(), page.clone());
+        state
+            .run(move |db| {
+                db.read(|conn| {
+                    let found = db::risk::unsupported_holdings(conn, &filter, &page)?;
+                    Ok((found, db::risk::unsupported_totals(conn, &filter)?))
+                })
+            })
+            .await?
+    };
+    let view = UnsupportedPage {
         chrome: Chrome::for_session("Unsupported software", &session, "/reports/unsupported"),
         on: on.to_string(),
         on_words: long_date(on),
-        within_months,
+        within_months: within_months.to_string(),
+        status: status.as_str(),
+        organisation: filter.organisation.clone().unwrap_or_default(),
+        region: filter.region.clone().unwrap_or_default(),
         error,
-        summary: match report.organisations_at_risk {
-            1 => "1 organisation held unsupported software with no risk acceptance in force.".to_owned(),
-            n => format!("{n} organisations held unsupported software with no risk acceptance in force."),
+        caption: match status {
+            RiskStatus::AtRisk => "At risk: no risk acceptance in force",
+            RiskStatus::Accepted => "Covered by a risk acceptance",
         },
-        at_risk: report.at_risk.into_iter().map(row).collect(),
-        accepted: report.accepted.into_iter().map(row).collect(),
+        holdings: found.items.into_iter().map(row).collect(),
+        summary: summary(&totals),
+        first_page: page.cursor.is_some().then(|| link(&filter, query.limit, None)),
+        next_page: found.next_cursor.map(|cursor| link(&filter, query.limit, Some(&cursor))),
     };
-    let status = if page.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    render(status, &page)
+    let status = if view.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    render(status, &view)
 }

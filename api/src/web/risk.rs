@@ -54,7 +54,7 @@ pub struct NewQuery {
 }
 
 /// The products to choose from: what the organisation holds that is unsupported today or loses
-/// support within a year, from the same report as the national team's, for this organisation only.
+/// support within a year, by the national report's rules, with or without a risk acceptance.
 async fn render_form(
     state: &AppState,
     session: &Session,
@@ -64,24 +64,17 @@ async fn render_form(
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
     let lookup = code.clone();
-    let (organisation, report) = state
+    let (organisation, held) = state
         .run(move |db| {
             db.read(|conn| {
                 let organisation = db::organisations::get(conn, &lookup)?;
-                let report =
-                    db::risk::unsupported_report(conn, today(), WITHIN_MONTHS, Some(&organisation.code))?;
-                Ok((organisation, report))
+                let held = db::risk::products_at_risk(conn, &organisation.code, today(), WITHIN_MONTHS)?;
+                Ok((organisation, held))
             })
         })
         .await?;
-    let mut products: Vec<ChoiceView> = report
-        .at_risk
-        .into_iter()
-        .chain(report.accepted)
-        .map(|h| ChoiceView { product_id: h.product_id, label: h.product })
-        .collect();
-    products.sort_by(|a, b| a.label.cmp(&b.label));
-    products.dedup_by_key(|p| p.product_id);
+    let products: Vec<ChoiceView> =
+        held.into_iter().map(|(product_id, label)| ChoiceView { product_id, label }).collect();
     let example = today().checked_add_months(chrono::Months::new(6)).unwrap_or_else(today);
     let page = AcceptancePage {
         chrome: Chrome::for_session("Record a risk acceptance", session, ""),

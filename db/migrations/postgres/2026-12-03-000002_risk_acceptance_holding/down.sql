@@ -1,0 +1,1 @@
+DROP INDEX risk_acceptances_holding;
