@@ -52,6 +52,18 @@ async fn claim(
         .unwrap()
 }
 
+async fn claim_raw(app: &TestApp, token: &str, entitlement: i64, body: &'static str) -> u16 {
+    app.post(&format!("/v1/entitlements/{entitlement}/allocations"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn seats(app: &TestApp, token: &str, entitlement: i64) -> (i64, Option<i64>) {
     let line = get_json(app, token, &format!("/v1/entitlements/{entitlement}")).await;
     (line["seats_allocated"].as_i64().unwrap(), line["seats_remaining"].as_i64())
@@ -503,6 +515,30 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
         assert_eq!(bulk.status(), 422, "a bulk claim with one huge line is refused whole");
         assert_eq!(seats(&app, &admin, line).await.0, 0);
     }
+    // JSON Schema's integers include 342.0: a whole number written with a fraction is taken,
+    // a fraction is not.
+    assert_eq!(
+        app.post(&format!("/v1/entitlements/{line}/allocations"))
+            .bearer_auth(&officer)
+            .header("content-type", "application/json")
+            .body(r#"{"organisation": "RR8", "quantity": 3.0}"#)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(claim_raw(&app, &officer, line, r#"{"organisation": "RR8", "quantity": 2.5}"#).await, 422);
+    // Given back, so the bound below is reached from zero.
+    for allocation in
+        get_json(&app, &admin, "/v1/organisations/RR8/allocations").await["items"].as_array().unwrap()
+    {
+        let id = allocation["id"].as_i64().unwrap();
+        let response =
+            app.post(&format!("/v1/allocations/{id}/release")).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(seats(&app, &admin, line).await.0, 0);
     // A line holds at most 1,000,000,000 seats, whatever its policy: 100 claims of the most one
     // claim may take fill it, and the next claim, however small, is refused with a 409.
     for _ in 0..100 {

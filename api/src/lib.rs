@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -580,7 +580,6 @@ pub fn update_entitlement(
 ) -> DbResult<Entitlement> {
     db.write(actor, |conn| {
         let before = get_entitlement(conn, id)?;
-        precondition.check(before.revision)?;
         let agreement = get(conn, before.agreement_id)?;
         let fields = EntitlementFields {
             product_id: before.product_id,
@@ -594,7 +593,9 @@ pub fn update_entitlement(
             how_to_claim: changes.how_to_claim.clone().unwrap_or_else(|| before.how_to_claim.clone()),
             source: changes.source.clone().unwrap_or_else(|| before.source.clone()),
         };
+        // Bad input is refused as such (422) before a stale If-Match is (412).
         fields.validate(&agreement)?;
+        precondition.check(before.revision)?;
         // Checked against the row as it stands inside this transaction; the table's check
         // constraint holds the same rule against any concurrent claim.
         let allocated: i64 =

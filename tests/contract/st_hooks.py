@@ -29,10 +29,9 @@ UNKNOWN_USER_ID = 9_000_000_000
 # (pattern of the problem's `detail`, why no schema can express it)
 INHERENT_REJECTIONS: list[tuple[str, str]] = [
     # References: a generated id or code names no record.
-    (r"\b(supplier|product|standard|purchase|organisation) \S+ does not exist\b", "reference to a missing record"),
+    (r"\b(supplier|product|standard|purchase|organisation|successor) \S+ does not exist\b", "reference to a missing record"),
     (r"^a referenced record does not exist$", "reference to a missing record"),
     (r"^an affected product does not exist$", "reference to a missing record"),
-    (r" not found$", "reference to a missing record (a bulk claim's line)"),
     # The cursor is opaque: only a value the API returned as next_cursor is one.
     (r"^cursor is not valid", "opaque cursor"),
     # Rules across parameters or fields.
@@ -56,7 +55,6 @@ INHERENT_REJECTIONS: list[tuple[str, str]] = [
     (r"^standard \d+ is for \S+, not \S+$", "category of the stored standard"),
     (r"^product \d+ is in category \S+, not \S+$", "category of the stored product"),
     (r"^no version of standard \d+ was published on ", "publication history"),
-    (r"^purchase \d+ is not \S+'s$", "owner of the stored purchase"),
     (r"is not a requirement of version \d+$", "requirements of the stored version"),
     (r"^a version needs at least one requirement to be published$", "stored version's requirements"),
     (r"^this Idempotency-Key was used with a different request", "key reused with another body"),
@@ -65,10 +63,9 @@ INHERENT_REJECTIONS: list[tuple[str, str]] = [
     # (SQLite stores it: the engines differ here, noted in the issue.)
     (r"^text must not contain NUL characters$", "NUL in text on PostgreSQL"),
     (r"^the path or query contains a NUL character$", "NUL in a path or query: refused at the edge on both engines"),
-    # Not a rule of the API but of JSON numbers: JSON Schema counts 5.0 as an integer, serde's i64
-    # does not. No client sends 5.0 for an integer field; accepting it would need a custom
-    # deserializer on every integer field.
-    (r"^invalid request body: invalid type: floating point `-?\d+\.0`, expected i(32|64)", "5.0 as an integer"),
+    # The password policy (NCSC, ASVS 2.1): common, predictable and personal passwords are refused.
+    # The field's description says so; a list of breached passwords is no JSON Schema keyword.
+    (r"^the password (is too easy to guess|must not contain|must not be only spaces)", "password policy"),
 ]
 _INHERENT = [(re.compile(pattern), why) for pattern, why in INHERENT_REJECTIONS]
 

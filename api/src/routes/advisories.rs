@@ -8,6 +8,7 @@ use crate::auth::Authorised;
 use crate::auth::extractors::{
     ActsForOrganisation, AdminOnly, AdminOrAuditor, AdminOrOfficer, AnyRole, OrganisationPath,
 };
+use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, optional_json_body, page_request, with_etag};
@@ -105,7 +106,7 @@ pub struct CreateAdvisory {
 pub async fn create_advisory(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
-    body: web::Json<CreateAdvisory>,
+    body: Json<CreateAdvisory>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let fields = AdvisoryFields {
@@ -153,7 +154,7 @@ pub async fn update_advisory(
     admin: Authorised<AdminOnly>,
     id: web::Path<i64>,
     if_match: IfMatch,
-    body: web::Json<UpdateAdvisory>,
+    body: Json<UpdateAdvisory>,
 ) -> ApiResult<HttpResponse> {
     let precondition = if_match.precondition()?;
     let b = body.into_inner();
@@ -258,7 +259,7 @@ pub async fn set_advisory_applicability(
     _role: Authorised<AdminOrOfficer>,
     organisation: OrganisationPath<ActsForOrganisation>,
     path: web::Path<(String, i64)>,
-    body: web::Json<Applicability>,
+    body: Json<Applicability>,
 ) -> ApiResult<web::Json<AdvisoryResponse>> {
     let b = body.into_inner();
     respond(
@@ -294,7 +295,7 @@ pub async fn close_advisory(
     _role: Authorised<AdminOrOfficer>,
     organisation: OrganisationPath<ActsForOrganisation>,
     path: web::Path<(String, i64)>,
-    body: web::Json<Closure>,
+    body: Json<Closure>,
 ) -> ApiResult<web::Json<AdvisoryResponse>> {
     let note = body.into_inner().remediation_note;
     respond(&state, organisation, path.into_inner().1, Response::Close { remediation_note: note }).await

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole};
+use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
@@ -118,7 +119,7 @@ pub struct CreateAgreement {
 pub async fn create_agreement(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
-    body: web::Json<CreateAgreement>,
+    body: Json<CreateAgreement>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let fields = AgreementFields {
@@ -177,7 +178,7 @@ pub async fn update_agreement(
     admin: Authorised<AdminOnly>,
     id: web::Path<i64>,
     if_match: IfMatch,
-    body: web::Json<UpdateAgreement>,
+    body: Json<UpdateAgreement>,
 ) -> ApiResult<HttpResponse> {
     let precondition = if_match.precondition()?;
     let b = body.into_inner();
@@ -269,7 +270,7 @@ pub async fn create_entitlement(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
     id: web::Path<i64>,
-    body: web::Json<CreateEntitlement>,
+    body: Json<CreateEntitlement>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let fields = EntitlementFields {
@@ -353,7 +354,7 @@ pub async fn update_entitlement(
     admin: Authorised<AdminOnly>,
     id: web::Path<i64>,
     if_match: IfMatch,
-    body: web::Json<UpdateEntitlement>,
+    body: Json<UpdateEntitlement>,
 ) -> ApiResult<HttpResponse> {
     let precondition = if_match.precondition()?;
     let b = body.into_inner();

@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation};
+use crate::body::Json;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::{optional_json_body, page_request};
@@ -53,7 +54,7 @@ pub async fn claim_seats(
     user: Authorised<AdminOrOfficer>,
     id: web::Path<i64>,
     request: HttpRequest,
-    body: web::Json<ClaimRequest>,
+    body: Json<ClaimRequest>,
 ) -> ApiResult<HttpResponse> {
     let (entitlement_id, body) = (id.into_inner(), body.into_inner());
     user.ensure_can_act_for(&body.organisation)?;
@@ -112,7 +113,7 @@ pub async fn claim_seats_bulk(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
     id: web::Path<i64>,
-    body: web::Json<BulkClaimRequest>,
+    body: Json<BulkClaimRequest>,
 ) -> ApiResult<HttpResponse> {
     let claims: Vec<Claim> = body
         .into_inner()
@@ -275,7 +276,7 @@ pub async fn record_succession(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
     code: web::Path<String>,
-    body: web::Json<SuccessionRequest>,
+    body: Json<SuccessionRequest>,
 ) -> ApiResult<web::Json<Succession>> {
     let (code, successor, actor) = (code.into_inner(), body.into_inner().successor, admin.actor());
     Ok(web::Json(state.run(move |db| db::ledger::succeed(db, &actor, &code, &successor, today())).await?))

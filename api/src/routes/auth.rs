@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::sign_in::sign_in;
+use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::TokenErrors;
 use crate::state::AppState;
@@ -38,7 +39,7 @@ pub struct TokenResponse {
 pub async fn create_token(
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Json<TokenRequest>,
+    body: Json<TokenRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
     let TokenRequest { email, password } = body.into_inner();
     let address = state.trusted_proxies.address_key(&request);

@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole};
+use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
@@ -109,7 +110,7 @@ pub struct CreateOrganisation {
 pub async fn create_organisation(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
-    body: web::Json<CreateOrganisation>,
+    body: Json<CreateOrganisation>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let new = NewOrganisation {
@@ -157,7 +158,7 @@ pub async fn update_organisation(
     admin: Authorised<AdminOnly>,
     code: web::Path<String>,
     if_match: IfMatch,
-    body: web::Json<UpdateOrganisation>,
+    body: Json<UpdateOrganisation>,
 ) -> ApiResult<HttpResponse> {
     let precondition = if_match.precondition()?;
     let body = body.into_inner();

@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole};
+use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
@@ -70,7 +71,7 @@ pub struct CreateSupplier {
 pub async fn create_supplier(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
-    body: web::Json<CreateSupplier>,
+    body: Json<CreateSupplier>,
 ) -> ApiResult<HttpResponse> {
     let CreateSupplier { name, source } = body.into_inner();
     let actor = admin.actor();
@@ -202,7 +203,7 @@ pub struct CreateProduct {
 pub async fn create_product(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
-    body: web::Json<CreateProduct>,
+    body: Json<CreateProduct>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let fields = ProductFields {
@@ -271,7 +272,7 @@ pub async fn update_product(
     admin: Authorised<AdminOnly>,
     id: web::Path<i64>,
     if_match: IfMatch,
-    body: web::Json<UpdateProduct>,
+    body: Json<UpdateProduct>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     // The body is judged before the precondition: a bad body is 422 whatever the ETag.

@@ -9,6 +9,7 @@ use crate::auth::Authorised;
 use crate::auth::extractors::{
     ActsForOrganisation, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation,
 };
+use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
@@ -67,7 +68,7 @@ pub async fn create_purchase(
     state: web::Data<AppState>,
     _role: Authorised<AdminOrOfficer>,
     organisation: OrganisationPath<ActsForOrganisation>,
-    body: web::Json<CreatePurchase>,
+    body: Json<CreatePurchase>,
 ) -> ApiResult<HttpResponse> {
     let OrganisationPath { user, code, .. } = organisation;
     let b = body.into_inner();

@@ -8,6 +8,7 @@ use crate::auth::Authorised;
 use crate::auth::extractors::{
     ActsForOrganisation, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation,
 };
+use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::routes::today;
@@ -42,7 +43,7 @@ pub async fn create_risk_acceptance(
     state: web::Data<AppState>,
     _role: Authorised<AdminOrOfficer>,
     organisation: OrganisationPath<ActsForOrganisation>,
-    body: web::Json<CreateRiskAcceptance>,
+    body: Json<CreateRiskAcceptance>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let new = NewRiskAcceptance {

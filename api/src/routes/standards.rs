@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::extractors::{AdminOrExemplar, AnyRole};
 use crate::auth::{Authorised, CurrentUser};
+use crate::body::Json;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
@@ -102,7 +103,7 @@ pub struct CreateStandard {
 pub async fn create_standard(
     state: web::Data<AppState>,
     user: Authorised<AdminOrExemplar>,
-    body: web::Json<CreateStandard>,
+    body: Json<CreateStandard>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     user.ensure_can_act_for(&b.publisher)
@@ -207,7 +208,7 @@ pub async fn update_standard_version(
     user: Authorised<AdminOrExemplar>,
     path: web::Path<(i64, i32)>,
     if_match: IfMatch,
-    body: web::Json<UpdateDraft>,
+    body: Json<UpdateDraft>,
 ) -> ApiResult<HttpResponse> {
     let precondition = if_match.precondition()?;
     let (id, number) = path.into_inner();
@@ -294,7 +295,7 @@ pub async fn create_assessment(
     state: web::Data<AppState>,
     user: Authorised<AdminOrExemplar>,
     path: web::Path<(i64, i32)>,
-    body: web::Json<CreateAssessment>,
+    body: Json<CreateAssessment>,
 ) -> ApiResult<HttpResponse> {
     let (id, number) = path.into_inner();
     ensure_publisher(&state, &user, id).await?;

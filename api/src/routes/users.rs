@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::auth::{Authorised, password};
+use crate::body::Json;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
@@ -79,9 +80,13 @@ pub struct CreateUser {
     /// Required for officers and exemplars (an exemplar organisation for the latter).
     #[schema(pattern = "^[A-Za-z0-9]{3,10}$")]
     pub organisation_code: Option<String>,
-    /// At least 12 characters.
+    /// 12 to 256 characters; long passphrases are welcome and there are no composition rules.
+    /// Refused with 422 (NCSC password guidance, OWASP ASVS 2.1): common and breached passwords,
+    /// dictionary words and names, keyboard patterns, repeats and sequences (`aaaaaaaaaaaa`,
+    /// `123456789012`, `Password1234`), and passwords containing the user's email, its name part
+    /// or the service's name.
     #[schema(format = Password)]
-    #[schema(min_length = 12)]
+    #[schema(min_length = 12, max_length = 256)]
     pub password: String,
 }
 
@@ -100,7 +105,7 @@ pub struct CreateUser {
 pub async fn create_user(
     state: web::Data<AppState>,
     admin: Authorised<AdminOnly>,
-    body: web::Json<CreateUser>,
+    body: Json<CreateUser>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     if let Some(weakness) = password::weakness(&body.password, &body.email) {
@@ -177,7 +182,7 @@ pub async fn update_user(
     admin: Authorised<AdminOnly>,
     id: web::Path<i64>,
     if_match: IfMatch,
-    body: web::Json<UpdateUser>,
+    body: Json<UpdateUser>,
 ) -> ApiResult<HttpResponse> {
     let precondition = if_match.precondition()?;
     let body = body.into_inner();
