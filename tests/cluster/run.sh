@@ -17,7 +17,7 @@ cd "$root"
 
 log() { echo "cluster: $*" >&2; }
 
-bin="${CATALOGUE_BIN:-target/debug/catalogue}"
+bin="${CATALOGUE_BIN:-${CARGO_TARGET_DIR:-target}/debug/catalogue}"
 case "$bin" in /*) ;; *) bin="$root/$bin" ;; esac
 admin_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 artifacts="$root/ci-artifacts/cluster"
