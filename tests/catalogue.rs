@@ -124,6 +124,16 @@ async fn admins_create_and_update_organisations(app: TestApp) {
     let stale =
         app.client.patch(&url).bearer_auth(&admin).header("if-match", &etag).json(&json!({"name": "Lost"}));
     assert_eq!(stale.send().await.unwrap().status(), 412);
+    // A malformed If-Match is the client's bug (400), not a stale copy (412).
+    for malformed in ["", "abc", "\"1", "*, \"1\""] {
+        let request = app
+            .client
+            .patch(&url)
+            .bearer_auth(&admin)
+            .header("if-match", malformed)
+            .json(&json!({"name": "Lost"}));
+        assert_eq!(request.send().await.unwrap().status(), 400, "{malformed:?}");
+    }
     let (_, after) = get_json(&app, &admin, "/v1/organisations/R0A").await;
     assert_eq!(after["name"], "Manchester University NHS FT", "the stale update changed nothing");
 }

@@ -51,7 +51,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 }
 
 /// Turns every number with a zero fraction that fits an `i64` (`342.0`, `1e3`) into an integer.
-fn whole_numbers_as_integers(value: &mut Value) {
+pub(crate) fn whole_numbers_as_integers(value: &mut Value) {
     match value {
         Value::Number(number) if !number.is_i64() && !number.is_u64() => {
             if let Some(float) = number.as_f64()

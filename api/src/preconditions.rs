@@ -29,6 +29,19 @@ impl IfMatch {
         if value == "*" {
             return Ok(Precondition::Exists);
         }
+        // RFC 9110: `*` or a list of entity tags. Anything else (an empty header, a bare word) is
+        // a malformed request (400), not a stale one (412): the client has a bug to fix, not a
+        // resource to fetch again.
+        let is_tag = |tag: &str| {
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag.len() >= 2
+                && tag.starts_with('"')
+                && tag.ends_with('"')
+                && !tag[1..tag.len() - 1].contains('"')
+        };
+        if !value.split(',').map(str::trim).all(is_tag) {
+            return Err(ApiError::BadRequest("If-Match must be * or entity tags such as \"3\"".into()));
+        }
         // Strong comparison: a weak tag never matches. Of several tags the first of ours is used;
         // one that is not ours can never match, so it yields a revision no resource has.
         let revision = value
@@ -65,8 +78,9 @@ pub fn optional_json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiRes
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    crate::body::whole_numbers_as_integers(&mut value);
     // serde would take a struct from an array of its fields; the document says object.
     if !(value.is_object() || value.is_null()) {
         return Err(ApiError::Unprocessable("the request body must be a JSON object".into()));

@@ -29,7 +29,7 @@ UNKNOWN_USER_ID = 9_000_000_000
 # (pattern of the problem's `detail`, why no schema can express it)
 INHERENT_REJECTIONS: list[tuple[str, str]] = [
     # References: a generated id or code names no record.
-    (r"\b(supplier|product|standard|purchase|organisation|successor) \S+ does not exist\b", "reference to a missing record"),
+    (r"\b(supplier|product|standard|purchase|organisation|successor) \S* ?does not exist\b", "reference to a missing record"),
     (r"^a referenced record does not exist$", "reference to a missing record"),
     (r"^an affected product does not exist$", "reference to a missing record"),
     # The cursor is opaque: only a value the API returned as next_cursor is one.
