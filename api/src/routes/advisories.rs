@@ -143,7 +143,7 @@ pub struct UpdateAdvisory {
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Advisory id"),
-        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+        ("If-Match" = String, Header, description = "The ETag from GET (a quoted entity tag such as \"3\"; several may be listed), or *; anything else is refused with 400", pattern = r#"^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$"#),
     ),
     request_body = UpdateAdvisory,
     responses((status = 200, body = Advisory, headers(("ETag" = String))), WriteErrors, PreconditionErrors)

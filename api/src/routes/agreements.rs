@@ -168,7 +168,7 @@ pub struct UpdateAgreement {
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Agreement id"),
-        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+        ("If-Match" = String, Header, description = "The ETag from GET (a quoted entity tag such as \"3\"; several may be listed), or *; anything else is refused with 400", pattern = r#"^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$"#),
     ),
     request_body = UpdateAgreement,
     responses((status = 200, body = Agreement, headers(("ETag" = String))), WriteErrors, PreconditionErrors)
@@ -345,7 +345,7 @@ pub struct UpdateEntitlement {
     security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "Entitlement id"),
-        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+        ("If-Match" = String, Header, description = "The ETag from GET (a quoted entity tag such as \"3\"; several may be listed), or *; anything else is refused with 400", pattern = r#"^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$"#),
     ),
     request_body = UpdateEntitlement,
     responses((status = 200, body = Entitlement, headers(("ETag" = String))), WriteErrors, PreconditionErrors)

@@ -18,6 +18,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     /// ODS code of the organisation the seats are for. Officers may claim only for their own.
+    #[schema(pattern = "^[A-Za-z0-9]{3,10}$")]
     pub organisation: String,
     /// Seats to take, 1 to 10,000,000 (`db::ledger::MAX_SEATS_PER_CLAIM`). A line holds at most
     /// 1,000,000,000 seats in all, capped or not.
@@ -258,6 +259,7 @@ pub async fn list_organisation_allocations(
 #[serde(deny_unknown_fields)]
 pub struct SuccessionRequest {
     /// ODS code of the organisation that takes over.
+    #[schema(pattern = "^[A-Za-z0-9]{3,10}$")]
     pub successor: String,
 }
 

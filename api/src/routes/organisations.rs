@@ -147,7 +147,7 @@ pub struct UpdateOrganisation {
     security(("bearer" = [])),
     params(
         ("code" = String, Path, description = "ODS code"),
-        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+        ("If-Match" = String, Header, description = "The ETag from GET (a quoted entity tag such as \"3\"; several may be listed), or *; anything else is refused with 400", pattern = r#"^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$"#),
     ),
     request_body = UpdateOrganisation,
     responses((status = 200, body = Organisation, headers(("ETag" = String))), WriteErrors, PreconditionErrors)

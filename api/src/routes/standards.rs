@@ -197,7 +197,7 @@ pub struct UpdateDraft {
     params(
         ("id" = i64, Path, description = "Standard id"),
         ("n" = i32, Path, description = "Version number"),
-        ("If-Match" = String, Header, description = "The ETag from GET, or *"),
+        ("If-Match" = String, Header, description = "The ETag from GET (a quoted entity tag such as \"3\"; several may be listed), or *; anything else is refused with 400", pattern = r#"^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$"#),
     ),
     request_body = UpdateDraft,
     responses((status = 200, body = StandardVersion, headers(("ETag" = String))), WriteErrors, PreconditionErrors)
