@@ -164,6 +164,20 @@ async fn an_exemplar_runs_the_whole_lifecycle(app: TestApp) {
     );
 }
 
+/// A requirement code's maxLength (32) is counted in characters, as JSON Schema counts it: the
+/// server counted bytes and refused 32 accented letters that the document allows.
+async fn requirement_codes_are_counted_in_characters(app: TestApp) {
+    let (_, author) = app.sign_in(Role::Exemplar, Some("RTH")).await;
+    let with_code = |code: String| {
+        json!({"publisher": "RTH", "category": "imaging-device", "title": "Codes",
+               "requirements": [{"code": code, "text": "Encrypts data at rest", "level": "MUST"}]})
+    };
+    let (status, body) = post(&app, &author, "/v1/standards", with_code("É".repeat(32))).await;
+    assert_eq!(status, 201, "32 characters of 2 bytes each: {body}");
+    let (status, _) = post(&app, &author, "/v1/standards", with_code("A".repeat(33))).await;
+    assert_eq!(status, 422, "33 characters");
+}
+
 async fn only_the_publishers_exemplars_may_publish(app: TestApp) {
     let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
     let (_, other_exemplar) = app.sign_in(Role::Exemplar, Some("RGT")).await;
@@ -468,6 +482,7 @@ async fn the_compliance_report_adds_up(app: TestApp) {
 }
 
 on_both_engines!(
+    requirement_codes_are_counted_in_characters,
     an_exemplar_runs_the_whole_lifecycle,
     only_the_publishers_exemplars_may_publish,
     two_concurrent_publishes_leave_one_published_version,

@@ -334,7 +334,9 @@ fn validate_requirements(requirements: &[RequirementInput]) -> DbResult<()> {
     let mut codes = std::collections::HashSet::new();
     for requirement in requirements {
         let code = requirement.code.trim();
-        if code.is_empty() || code.len() > 32 {
+        // Counted in characters, as the document's maxLength is (JSON Schema counts characters;
+        // bytes refused a 32-character code of accented letters that the document allows).
+        if code.is_empty() || requirement.code.chars().count() > 32 {
             return Err(DbError::Invalid("a requirement code must have 1 to 32 characters".into()));
         }
         if requirement.text.trim().is_empty() {
