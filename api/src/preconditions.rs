@@ -32,24 +32,35 @@ impl IfMatch {
         // RFC 9110: `*` or a list of entity tags. Anything else (an empty header, a bare word) is
         // a malformed request (400), not a stale one (412): the client has a bug to fix, not a
         // resource to fetch again.
-        let is_tag = |tag: &str| {
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            tag.len() >= 2
-                && tag.starts_with('"')
-                && tag.ends_with('"')
-                && !tag[1..tag.len() - 1].contains('"')
-        };
-        if !value.split(',').map(str::trim).all(is_tag) {
-            return Err(ApiError::BadRequest("If-Match must be * or entity tags such as \"3\"".into()));
-        }
+        let tags = entity_tags(value)
+            .ok_or_else(|| ApiError::BadRequest("If-Match must be * or entity tags such as \"3\"".into()))?;
         // Strong comparison: a weak tag never matches. Of several tags the first of ours is used;
         // one that is not ours can never match, so it yields a revision no resource has.
-        let revision = value
-            .split(',')
-            .map(str::trim)
-            .find_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse::<i64>().ok())
+        let revision = tags
+            .iter()
+            .filter(|(weak, _)| !weak)
+            .find_map(|(_, opaque)| opaque.parse::<i64>().ok())
             .unwrap_or(-1);
         Ok(Precondition::Revision(revision))
+    }
+}
+
+/// The entity tags of a list (`"3", W/"x"`) as (weak, opaque text), or `None` when the list is
+/// not one. A tag's quotes may hold commas, so the list is read tag by tag, not split.
+fn entity_tags(list: &str) -> Option<Vec<(bool, &str)>> {
+    let mut tags = Vec::new();
+    let mut rest = list.trim_start();
+    loop {
+        let weak = rest.starts_with("W/");
+        let quoted = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = quoted.find('"')?;
+        tags.push((weak, &quoted[..end]));
+        rest = quoted[end + 1..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(next) => rest = next.trim_start(),
+            None if rest.is_empty() => return Some(tags),
+            None => return None,
+        }
     }
 }
 
@@ -104,6 +115,15 @@ pub fn page_request(limit: Option<i64>, cursor: Option<String>) -> ApiResult<db:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_tag_lists_are_read_tag_by_tag() {
+        assert_eq!(entity_tags("\"3\""), Some(vec![(false, "3")]));
+        assert_eq!(entity_tags(" W/\"a,b\" ,\t\"4\" "), Some(vec![(true, "a,b"), (false, "4")]));
+        for malformed in ["", "abc", "\"1", "*, \"1\"", "\"1\" \"2\"", "\"1\","] {
+            assert_eq!(entity_tags(malformed), None, "{malformed:?}");
+        }
+    }
 
     fn precondition(value: Option<&str>) -> ApiResult<Precondition> {
         IfMatch(value.map(str::to_owned)).precondition()
