@@ -101,9 +101,9 @@ pub struct Requirement {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequirementInput {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32, pattern = "\\S"))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32, pattern = "[^\\s\\u0085]"))]
     pub code: String,
-    #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = "[^\\s\\u0085]"))]
     pub text: String,
     pub level: Level,
     pub criterion: Option<Criterion>,

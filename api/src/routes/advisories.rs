@@ -76,15 +76,15 @@ pub async fn get_advisory(
 pub struct CreateAdvisory {
     #[schema(example = "CC-2017-0001")]
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub reference: String,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub title: String,
     pub severity: Severity,
     pub published_at: DateTime<Utc>,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub remediation: String,
     #[serde(default)]
     pub links: Vec<String>,
@@ -276,7 +276,7 @@ pub async fn set_advisory_applicability(
 pub struct Closure {
     /// What was done to remediate.
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub remediation_note: String,
 }
 

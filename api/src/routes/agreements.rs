@@ -90,10 +90,10 @@ pub async fn get_agreement(
 pub struct CreateAgreement {
     pub supplier_id: i64,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub reference: String,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub title: String,
     pub framework_reference: Option<String>,
     #[serde(deserialize_with = "crate::dates::required")]
@@ -224,7 +224,7 @@ pub async fn list_agreement_entitlements(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObligationInput {
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub description: String,
     #[serde(default, deserialize_with = "crate::dates::optional")]
     pub due_on: Option<NaiveDate>,

@@ -89,7 +89,7 @@ pub struct CreateOrganisation {
     #[schema(pattern = "^[A-Za-z0-9]{3,10}$")]
     pub code: String,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub name: String,
     pub kind: OrganisationKind,
     pub region: Option<String>,

@@ -54,7 +54,7 @@ pub async fn list_suppliers(
 #[serde(deny_unknown_fields)]
 pub struct CreateSupplier {
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub name: String,
     pub source: Option<String>,
 }
@@ -168,7 +168,7 @@ pub async fn get_product(
 pub struct CreateProduct {
     pub supplier_id: i64,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub name: String,
     #[serde(default)]
     pub edition: String,
@@ -229,7 +229,7 @@ pub async fn create_product(
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
     pub supplier_id: Option<i64>,
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub name: Option<String>,
     pub edition: Option<String>,
     pub version: Option<String>,

@@ -45,7 +45,7 @@ pub struct CreatePurchase {
     #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     pub unit_cost_pence: i64,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub order_reference: String,
     /// One per MUST requirement (others optional). A MUST declared unmet is recorded as
     /// non-compliant, not refused.

@@ -20,7 +20,7 @@ pub struct CreateRiskAcceptance {
     pub product_id: i64,
     /// What keeps the risk down meanwhile (network isolation, monitoring, ...).
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub compensating_controls: String,
     /// Reference of the supplier's MDS2 form.
     pub mds2_reference: Option<String>,

@@ -82,7 +82,7 @@ pub struct CreateStandard {
     #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: String,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub title: String,
     pub source: Option<String>,
     /// Summary of the first (draft) version.

@@ -74,7 +74,7 @@ pub struct CreateUser {
     )]
     pub email: String,
     #[schema(min_length = 1)]
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub display_name: String,
     pub role: Role,
     /// Required for officers and exemplars (an exemplar organisation for the latter).
