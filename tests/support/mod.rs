@@ -3,7 +3,7 @@
 //!
 //! PostgreSQL comes from `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! each test creates and later drops its own database there. When it does not answer, tests fail
-//! under `CI=true` and elsewhere say loudly that the PostgreSQL half was skipped.
+//! under `CI=true` or `CI=1` and elsewhere say loudly that the PostgreSQL half was skipped.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -28,12 +28,21 @@ fn postgres_available() -> bool {
     *AVAILABLE.get_or_init(|| match diesel::PgConnection::establish(&postgres_admin_url()) {
         Ok(_) => true,
         Err(error) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("PostgreSQL does not answer at TEST_DATABASE_URL and CI=true: {error}");
+            if in_ci() {
+                panic!(
+                    "PostgreSQL does not answer at TEST_DATABASE_URL and this is CI (CI={}): {error}",
+                    std::env::var("CI").unwrap_or_default()
+                );
             }
             false
         }
     })
+}
+
+/// Whether this is a CI run (`CI=true` or `CI=1`, as CI services set it): PostgreSQL must answer.
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|value| matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
 /// Written straight to the process's standard error, past the test harness's capture.
