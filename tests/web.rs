@@ -270,6 +270,9 @@ async fn an_officer_cannot_see_another_trusts_pages(app: TestApp) {
         assert!(!page.body.contains("Guy"), "nothing of the other trust is shown");
     }
     let asked_for_them = us.get("/?q=Windows+10+Enterprise&organisation=RJ1").await;
+    // An answered page, for RR8 (an error page would pass the absence check alone).
+    assert_eq!(asked_for_them.status, 200);
+    assert!(asked_for_them.body.contains("RR8"), "the answer is for the officer's own trust");
     assert!(!asked_for_them.body.contains("RJ1"), "an officer's question is always for their own trust");
     let (_, page) = windows_10_claim_form(&mut us).await;
     let token = page.hidden("csrf_token");
