@@ -80,6 +80,10 @@ fn audit_events(app: &TestApp, action_name: &str) -> i64 {
 async fn an_officer_claims_seats_and_accepts_obligations(app: TestApp) {
     let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
     let defender = entitlement_for(&app, &officer, "MS-MDE-P2").await;
+    // Another trust holds seats and obligations on the same line, so the officer's views below
+    // are scoped for real (with RR8's data alone, an unscoped list would pass too).
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    assert_eq!(claim(&app, &admin, defender, "RJ1", 7).await.status(), 201);
     let (before, _) = seats(&app, &officer, defender).await;
     let response = claim(&app, &officer, defender, "rr8", 40).await;
     assert_eq!(response.status(), 201);
@@ -99,7 +103,17 @@ async fn an_officer_claims_seats_and_accepts_obligations(app: TestApp) {
         get_json(&app, &officer, &format!("/v1/entitlements/{defender}/allocations")).await["items"][0]["id"],
         allocation["id"]
     );
-    assert_eq!(audit_events(&app, "allocation.claim"), 1);
+    assert_eq!(
+        get_json(&app, &officer, &format!("/v1/entitlements/{defender}/allocations")).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "RJ1's allocation on the same line is not the officer's to see"
+    );
+    let everyone = get_json(&app, &admin, "/v1/reports/obligations").await;
+    assert!(everyone["items"].as_array().unwrap().iter().any(|o| o["organisation_code"] == "RJ1"));
+    assert_eq!(audit_events(&app, "allocation.claim"), 2);
 }
 
 async fn claims_past_the_cap_are_refused_with_the_seats_left(app: TestApp) {
