@@ -107,11 +107,19 @@ fn constraints_refuse_untrue_data(test_db: TestDatabase) {
         .execute(&mut conn);
     assert!(matches!(DbError::from(bad_kind.unwrap_err()), DbError::Invalid(_)));
 
-    // A successor that does not exist.
+    // A successor that does not exist. (The closing date was NaiveDate::MIN, which PostgreSQL
+    // refused as out of range: the check passed there without reaching the foreign key.)
     let dangling = diesel::update(organisations::table.find("RR8"))
-        .set((organisations::successor_code.eq("NOPE"), organisations::closed_on.eq(chrono::NaiveDate::MIN)))
+        .set((
+            organisations::successor_code.eq("NOPE"),
+            organisations::closed_on.eq(chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()),
+        ))
         .execute(&mut conn);
-    assert!(dangling.is_err(), "foreign keys are enforced");
+    let dangling = DbError::from(dangling.unwrap_err());
+    assert!(
+        matches!(&dangling, DbError::Invalid(m) if m.contains("referenced record")),
+        "foreign keys: {dangling:?}"
+    );
 
     // More seats allocated than the cap on a `block` entitlement.
     let capped: (i64, i64) = entitlements::table
@@ -123,7 +131,8 @@ fn constraints_refuse_untrue_data(test_db: TestDatabase) {
     let over = diesel::update(entitlements::table.find(capped.0))
         .set(entitlements::seats_allocated.eq(capped.1 + 1))
         .execute(&mut conn);
-    assert!(over.is_err(), "the database refuses allocation past the cap");
+    let over = DbError::from(over.unwrap_err());
+    assert!(matches!(&over, DbError::Invalid(m) if m.contains("rule")), "the cap's CHECK: {over:?}");
 
     // Two published versions of one standard.
     let standard: i64 = standards::table.select(standards::id).first(&mut conn).unwrap();
@@ -149,7 +158,11 @@ fn constraints_refuse_untrue_data(test_db: TestDatabase) {
     if published_already == 0 {
         insert_published(&mut conn, 90).unwrap();
     }
-    assert!(insert_published(&mut conn, 91).is_err(), "at most one published version");
+    let second = DbError::from(insert_published(&mut conn, 91).unwrap_err());
+    assert!(
+        matches!(second, DbError::Conflict(_)),
+        "at most one published version (a unique index): {second:?}"
+    );
 }
 
 fn audit_events_commit_exactly_with_their_write(test_db: TestDatabase) {
@@ -175,7 +188,7 @@ fn audit_events_commit_exactly_with_their_write(test_db: TestDatabase) {
             .execute(conn)?;
         Err::<Audited<()>, _>(DbError::Conflict("refused after the change".into()))
     });
-    assert!(failed.is_err());
+    assert!(matches!(failed, Err(DbError::Conflict(ref m)) if m == "refused after the change"), "{failed:?}");
     assert_eq!(count(), start + 1);
     let name: String = db
         .read(|conn| Ok(organisations::table.find("RR8").select(organisations::name).first(conn)?))
@@ -189,7 +202,10 @@ fn audit_events_commit_exactly_with_their_write(test_db: TestDatabase) {
             .execute(conn)?;
         Ok(Audited::many((), vec![]))
     });
-    assert!(silent.is_err());
+    assert!(
+        matches!(silent, Err(DbError::Internal(ref m)) if m.contains("described no change")),
+        "{silent:?}"
+    );
     assert_eq!(count(), start + 1);
 }
 
@@ -200,9 +216,13 @@ fn audit_events_cannot_be_changed_or_deleted(test_db: TestDatabase) {
     let update = diesel::update(audit_events::table.find(id))
         .set(audit_events::actor.eq("someone else"))
         .execute(&mut conn);
-    assert!(update.is_err(), "audit events cannot be updated");
+    // Refused by the append-only trigger, not by any other error.
+    let refused_by_trigger = |result: diesel::QueryResult<usize>| {
+        result.is_err_and(|e| e.to_string().contains("audit events are append-only"))
+    };
+    assert!(refused_by_trigger(update), "audit events cannot be updated");
     let delete = diesel::delete(audit_events::table.find(id)).execute(&mut conn);
-    assert!(delete.is_err(), "audit events cannot be deleted");
+    assert!(refused_by_trigger(delete), "audit events cannot be deleted");
     let still_there: i64 =
         audit_events::table.filter(audit_events::id.eq(id)).count().get_result(&mut conn).unwrap();
     assert_eq!(still_there, 1);
