@@ -439,6 +439,12 @@ async fn the_compliance_report_adds_up(app: TestApp) {
     // The weak product fails DTAC and support length: non-compliant although declared met.
     let (_, second) = post(&app, &officer, "/v1/organisations/RR8/purchases", buy(weak, 10, 300)).await;
     assert_eq!(second["compliant"], false);
+    // Another trust buys too, so "officers see their own" below is a real scoping check.
+    let (_, rj1_officer) = app.sign_in(Role::Officer, Some("RJ1")).await;
+    let (status, _) = post(&app, &rj1_officer, "/v1/organisations/RJ1/purchases", buy(good, 5, 500)).await;
+    assert_eq!(status, 201);
+    let national = get_json(&app, &admin, "/v1/reports/compliance").await;
+    assert!(national["lines"].as_array().unwrap().iter().any(|l| l["organisation_code"] == "RJ1"));
 
     let report = get_json(&app, &admin, "/v1/reports/compliance?organisation=RR8").await;
     let line = report["lines"]
@@ -478,7 +484,8 @@ async fn the_compliance_report_adds_up(app: TestApp) {
         "officers see their own"
     );
     let regional = get_json(&app, &admin, "/v1/reports/compliance?region=London").await;
-    assert!(regional["lines"].as_array().unwrap().is_empty());
+    let regional = regional["lines"].as_array().unwrap();
+    assert!(!regional.is_empty() && regional.iter().all(|l| l["organisation_code"] == "RJ1"), "{regional:?}");
 }
 
 on_both_engines!(
