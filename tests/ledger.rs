@@ -493,6 +493,36 @@ async fn the_cap_holds_under_concurrent_claims_and_releases(app: TestApp) {
     assert_eq!(audit_events(&app, "allocation.release") as u64, released, "one per successful release");
 }
 
+/// Every kind of bad input to a claim gets its own problem status and takes no seat.
+async fn bad_claims_get_their_problem_and_take_nothing(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let line = entitlement_for(&app, &officer, "MS-MDE-P2").await;
+    let (before, _) = seats(&app, &officer, line).await;
+    let url = format!("/v1/entitlements/{line}/allocations");
+    let send = |content_type: &'static str, body: &'static str, key: Option<String>| {
+        let mut request =
+            app.post(&url).bearer_auth(&officer).header("content-type", content_type).body(body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send()
+    };
+    let good = r#"{"organisation": "RR8", "quantity": 1}"#;
+    for (content_type, body, key, expected) in [
+        ("application/json", good, Some("k".repeat(256)), 400),
+        ("application/json", good, Some("tab\there".to_owned()), 400),
+        ("application/json", r#"{"organisation": "RR8", "quantity": 1"#, None, 400),
+        ("application/json", r#"{"organisation": "RR8", "quantity": 1, "seats": 2}"#, None, 422),
+        ("application/json", r#"{"organisation": "RR8"}"#, None, 422),
+        ("text/plain", good, None, 415),
+    ] {
+        let response = send(content_type, body, key.clone()).await.unwrap();
+        assert_eq!(response.status(), expected, "{content_type} {body} {key:?}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(seats(&app, &officer, line).await.0, before, "no seat was taken");
+}
+
 /// The security test's High finding: 9223372036854775807 seats on an uncapped line answered 201,
 /// then every later claim 500 (PostgreSQL) or a float counter and negative seats (SQLite).
 async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
@@ -591,6 +621,7 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
 }
 
 on_both_engines!(
+    bad_claims_get_their_problem_and_take_nothing,
     seat_quantities_are_bounded_and_totals_never_overflow,
     an_officer_claims_seats_and_accepts_obligations,
     claims_past_the_cap_are_refused_with_the_seats_left,

@@ -62,9 +62,12 @@ pub async fn claim_seats(
     let key = match request.headers().get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
-            let key = value.to_str().ok().filter(|k| (1..=255).contains(&k.len())).ok_or_else(|| {
-                ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible characters".into())
-            })?;
+            // The document's pattern, `^[ -~]+$`: printable ASCII only (a header may carry a tab).
+            let printable = |k: &&str| k.bytes().all(|b| (b' '..=b'~').contains(&b));
+            let key =
+                value.to_str().ok().filter(|k| (1..=255).contains(&k.len())).filter(printable).ok_or_else(
+                    || ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible characters".into()),
+                )?;
             let canonical = serde_json::to_string(&body).unwrap_or_default();
             let digest = Sha256::digest(format!("{entitlement_id}\n{canonical}").as_bytes());
             let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
