@@ -493,6 +493,29 @@ async fn the_cap_holds_under_concurrent_claims_and_releases(app: TestApp) {
     assert_eq!(audit_events(&app, "allocation.release") as u64, released, "one per successful release");
 }
 
+/// Ten releases of one allocation at once: one gives the seats back, the others are told it is no
+/// longer live (409), and the line's total drops once.
+async fn concurrent_releases_give_seats_back_once(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let line = entitlement_for(&app, &officer, "MS-MDE-P2").await;
+    for round in 0..5 {
+        let response = claim(&app, &officer, line, "RR8", 10).await;
+        assert_eq!(response.status(), 201);
+        let allocation: Value = response.json().await.unwrap();
+        let (before, _) = seats(&app, &officer, line).await;
+        let url = format!("/v1/allocations/{}/release", allocation["id"]);
+        let releases = (0..10).map(|_| app.post(&url).bearer_auth(&officer).send());
+        let statuses: Vec<u16> = futures_util::future::join_all(releases)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "round {round}: {statuses:?}");
+        assert_eq!(seats(&app, &officer, line).await.0, before - 10, "round {round}: given back once");
+    }
+}
+
 /// Every kind of bad input to a claim gets its own problem status and takes no seat.
 async fn bad_claims_get_their_problem_and_take_nothing(app: TestApp) {
     let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
@@ -621,6 +644,7 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
 }
 
 on_both_engines!(
+    concurrent_releases_give_seats_back_once,
     bad_claims_get_their_problem_and_take_nothing,
     seat_quantities_are_bounded_and_totals_never_overflow,
     an_officer_claims_seats_and_accepts_obligations,

@@ -456,15 +456,28 @@ pub fn release(
         if quantity <= 0 || quantity > before.quantity {
             return Err(DbError::Invalid(format!("quantity must be between 1 and {}", before.quantity)));
         }
-        give_back_seats(conn, before.entitlement_id, quantity)?;
         let remaining = before.quantity - quantity;
-        diesel::update(allocations::table.find(allocation_id))
-            .set((
-                allocations::quantity.eq(remaining),
-                allocations::status.eq(if remaining == 0 { "released" } else { "live" }),
-                allocations::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
+        // Conditional on the allocation being as it was read: two releases at once on PostgreSQL
+        // both read it live, and both gave its seats back (the line's total dropped twice). The
+        // second now waits for the first's row lock, finds the row changed and gives nothing back.
+        let released = diesel::update(
+            allocations::table
+                .find(allocation_id)
+                .filter(allocations::status.eq("live"))
+                .filter(allocations::quantity.eq(before.quantity)),
+        )
+        .set((
+            allocations::quantity.eq(remaining),
+            allocations::status.eq(if remaining == 0 { "released" } else { "live" }),
+            allocations::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+        if released == 0 {
+            return Err(DbError::Conflict(format!(
+                "allocation {allocation_id} was changed by another request; read it again"
+            )));
+        }
+        give_back_seats(conn, before.entitlement_id, quantity)?;
         let after = get_allocation(conn, allocation_id)?;
         let change = Change::new("allocation.release", "allocation", allocation_id)
             .organisation(Some(&after.organisation_code))
