@@ -145,14 +145,20 @@ async fn unknown_email_and_wrong_password_answer_alike(app: TestApp) {
         unknown_median * 3 >= wrong_median,
         "unknown email {unknown_median:?} vs wrong password {wrong_median:?}"
     );
-    // And a wrong password really is checked: the answer takes at least half of one argon2
-    // check timed here, in the same process (1 ms, the old bound, proved nothing).
+    // And a wrong password really is checked: the answer takes at least a quarter of the
+    // quickest of three argon2 checks timed here, in the same process (1 ms, the old bound,
+    // proved nothing; the loose factor leaves room for a machine busy with other tests).
     let stored = api::auth::password::hash("a password to time").unwrap();
-    let started = Instant::now();
-    assert!(!api::auth::password::verify("another password", &stored));
-    let one_check = started.elapsed();
+    let one_check = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            assert!(!api::auth::password::verify("another password", &stored));
+            started.elapsed()
+        })
+        .min()
+        .unwrap();
     assert!(
-        wrong_median * 2 >= one_check,
+        wrong_median * 4 >= one_check,
         "wrong password {wrong_median:?} vs one argon2 check {one_check:?}"
     );
 }

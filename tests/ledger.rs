@@ -516,6 +516,49 @@ async fn concurrent_releases_give_seats_back_once(app: TestApp) {
     }
 }
 
+/// Releases and claims racing a succession: whatever wins, every seat is counted once (the line's
+/// total equals its live allocations) and nothing is left live on the closed predecessor.
+async fn releases_and_claims_during_a_succession_keep_the_ledger(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let line = entitlement_for(&app, &admin, "MS-MDE-P2").await;
+    let mut allocations = Vec::new();
+    for _ in 0..6 {
+        let allocation: Value = claim(&app, &admin, line, "RR8", 5).await.json().await.unwrap();
+        allocations.push(allocation["id"].as_i64().unwrap());
+    }
+    let releases = allocations
+        .iter()
+        .map(|id| app.post(&format!("/v1/allocations/{id}/release")).bearer_auth(&admin).send());
+    let claims = (0..4).map(|_| claim(&app, &admin, line, "RR8", 2));
+    let succession = app
+        .post("/v1/organisations/RR8/succession")
+        .bearer_auth(&admin)
+        .json(&json!({"successor": "RJ1"}))
+        .send();
+    let (released, claimed, succeeded) = futures_util::join!(
+        futures_util::future::join_all(releases),
+        futures_util::future::join_all(claims),
+        succession
+    );
+    assert_eq!(succeeded.unwrap().status(), 200);
+    for response in released {
+        let status = response.unwrap().status().as_u16();
+        assert!([200, 409].contains(&status), "a release answered {status}");
+    }
+    for response in claimed {
+        let status = response.status().as_u16();
+        assert!([201, 422].contains(&status), "a claim answered {status} (422: RR8 has closed)");
+    }
+    let (total, _) = seats(&app, &admin, line).await;
+    let live = app.with_connection(|conn| db::ledger::live_total(conn, line).unwrap());
+    assert_eq!(total, live, "the line's total is its live allocations");
+    let left_on_rr8 = get_json(&app, &admin, "/v1/organisations/RR8/allocations").await;
+    assert!(
+        left_on_rr8["items"].as_array().unwrap().is_empty(),
+        "nothing live on the predecessor: {left_on_rr8}"
+    );
+}
+
 /// Every kind of bad input to a claim gets its own problem status and takes no seat.
 async fn bad_claims_get_their_problem_and_take_nothing(app: TestApp) {
     let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
@@ -645,6 +688,7 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
 
 on_both_engines!(
     concurrent_releases_give_seats_back_once,
+    releases_and_claims_during_a_succession_keep_the_ledger,
     bad_claims_get_their_problem_and_take_nothing,
     seat_quantities_are_bounded_and_totals_never_overflow,
     an_officer_claims_seats_and_accepts_obligations,

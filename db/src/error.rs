@@ -51,6 +51,14 @@ impl From<DieselError> for DbError {
             DieselError::DatabaseError(_, info) if info.message().contains("invalid byte sequence") => {
                 DbError::Invalid("text must not contain NUL characters".into())
             }
+            // PostgreSQL ends one of two transactions that wait on each other; the other goes on.
+            // The request can be retried as it was.
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("deadlock detected")
+                    || info.message().contains("could not serialize") =>
+            {
+                DbError::Conflict("a concurrent change to the same records won; try again".into())
+            }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 DbError::Unavailable(info.message().to_owned())
             }

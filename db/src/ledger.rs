@@ -203,6 +203,16 @@ fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> Db
     Ok(())
 }
 
+/// Takes the line's row lock (PostgreSQL) without changing it, so that ledger transactions lock
+/// a line before its allocations; on SQLite the one writer already orders them.
+fn lock_line(conn: &mut DbConnection, entitlement_id: i64) -> DbResult<()> {
+    use entitlements::dsl as e;
+    diesel::update(e::entitlements.filter(e::id.eq(entitlement_id)))
+        .set(e::seats_allocated.eq(e::seats_allocated))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Gives `quantity` seats back to an entitlement. The only code that decreases it.
 fn give_back_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> DbResult<()> {
     use entitlements::dsl as e;
@@ -268,6 +278,17 @@ fn claim_in(
 ) -> DbResult<(Allocation, Change)> {
     let terms = claim_terms(conn, entitlement_id, &claim.organisation)?;
     check_claim(entitlement_id, &terms, claim.quantity, on)?;
+    // The organisation's row lock, held to the commit: a succession closing it waits for this
+    // claim (and then moves its seats), or this claim waits for the succession and is refused.
+    // Locks are taken organisation, line, allocation, in every ledger transaction.
+    let open = diesel::update(
+        orgs::table.filter(orgs::code.eq(&terms.organisation_code)).filter(orgs::closed_on.is_null()),
+    )
+    .set(orgs::code.eq(orgs::code))
+    .execute(conn)?;
+    if open == 0 {
+        return Err(DbError::Invalid(format!("organisation {} has closed", terms.organisation_code)));
+    }
     take_seats(conn, entitlement_id, claim.quantity)?;
     let organisation_code = terms.organisation_code;
     let stamp = now();
@@ -452,6 +473,10 @@ pub fn release(
                 before.status
             )));
         }
+        // The line first, then the allocation: the order every ledger transaction takes its row
+        // locks in (a succession gives seats back, taking the line, before it touches an
+        // allocation). In the other order a release and a succession deadlocked on PostgreSQL.
+        lock_line(conn, before.entitlement_id)?;
         let quantity = quantity.unwrap_or(before.quantity);
         if quantity <= 0 || quantity > before.quantity {
             return Err(DbError::Invalid(format!("quantity must be between 1 and {}", before.quantity)));
@@ -524,15 +549,28 @@ pub fn succeed(
         if heir.closed {
             return Err(DbError::Invalid(format!("the successor {} has closed", heir.code)));
         }
+        // Closed first: a claim for the predecessor that has not yet read it is refused from now
+        // on, and one that has waits for this row's lock (below) or is moved with the rest.
+        diesel::update(orgs::table.find(&before.code))
+            .set((orgs::closed_on.eq(on), orgs::successor_code.eq(&heir.code)))
+            .execute(conn)?;
+        // By line, so that two successions take the lines' locks in one order.
         let live: Vec<Allocation> = allocations::table
             .filter(allocations::organisation_code.eq(&before.code))
             .filter(allocations::status.eq("live"))
-            .order(allocations::id)
+            .order((allocations::entitlement_id, allocations::id))
             .select(Allocation::as_select())
             .load(conn)?;
         let mut changes = Vec::new();
         let mut moved = Vec::new();
-        for allocation in live {
+        for listed in live {
+            // Read again under the line's lock: a release that committed since the list was
+            // read has given these seats back already (moving them too counted them twice).
+            lock_line(conn, listed.entitlement_id)?;
+            let allocation = get_allocation(conn, listed.id)?;
+            if allocation.status != "live" {
+                continue;
+            }
             // Through the ledger: the seats are given back and taken again for the successor,
             // so the totals and the cap check are the ledger's own.
             give_back_seats(conn, allocation.entitlement_id, allocation.quantity)?;
