@@ -34,7 +34,13 @@ fn documented_app() -> (
     >,
     utoipa::openapi::OpenApi,
 ) {
-    App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts()
+    let (app, mut document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::configure)
+        .split_for_parts();
+    crate::permissions::publish(&mut document);
+    (app, document)
 }
 
 /// The OpenAPI document as the code describes it.

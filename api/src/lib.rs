@@ -11,6 +11,7 @@ pub mod dates;
 pub mod docs;
 pub mod error;
 pub mod openapi;
+pub mod permissions;
 pub mod preconditions;
 pub mod routes;
 pub mod server;

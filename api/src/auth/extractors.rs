@@ -1,7 +1,8 @@
 //! Authorisation as extractors: a handler that asks for [`CurrentUser`] gets a signed-in, enabled
 //! user whose token is current; one that asks for `Authorised<AdminOnly>` (or another role set)
-//! also gets the role check. Deny by default: a route that asks for neither is public, and the
-//! route matrix test lists the few that are.
+//! also gets the role check. Deny by default: a route that asks for neither is public. Who may
+//! call each operation is published from `crate::permissions`, and the route matrix test proves
+//! that table against these extractors by calling every operation as every role.
 
 use std::marker::PhantomData;
 use std::ops::Deref;
