@@ -391,7 +391,8 @@ async fn coverage_answers_the_three_decisions_with_warnings(app: TestApp) {
     let (_, in_2030) =
         get_json(&app, &officer, &format!("/v1/coverage?organisation=RR8&product={win10}&on=2030-01-01"))
             .await;
-    assert_ne!(in_2030["decision"], "nationally_licensed");
+    // No agreement and no standard for operating systems: no guidance (issue 17 makes this a stop).
+    assert_eq!(in_2030["decision"], "no_guidance");
     assert!(in_2030["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "entitlement_ended"));
 
     // Windows 7 warns it is unsupported.
@@ -434,16 +435,35 @@ async fn coverage_warns_about_eligibility_and_closure(app: TestApp) {
     );
     let (_, answer) =
         get_json(&app, &admin, &format!("/v1/coverage?organisation=Y99999&product={defender}")).await;
-    assert_ne!(answer["decision"], "nationally_licensed", "Defender for Endpoint is not for GP practices");
+    // Defender for Endpoint is not for GP practices: they buy against the endpoint standard.
+    assert_eq!(answer["decision"], "buy_locally", "Defender for Endpoint is not for GP practices");
     assert!(answer["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "not_eligible"));
     let (_, trust) =
         get_json(&app, &admin, &format!("/v1/coverage?organisation=RR8&product={defender}")).await;
     assert_eq!(trust["decision"], "nationally_licensed");
+    assert!(!trust["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "no_seats_remaining"));
+    // A line with no seats left is still the answer, with the warning.
+    let line = trust["licences"][0]["entitlement_id"].as_i64().unwrap();
+    let full = app
+        .client
+        .patch(app.url(&format!("/v1/entitlements/{line}")))
+        .bearer_auth(&admin)
+        .header("if-match", "*")
+        .json(&json!({"seat_cap": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(full.status(), 200);
+    let (_, full) =
+        get_json(&app, &admin, &format!("/v1/coverage?organisation=RR8&product={defender}")).await;
+    assert_eq!(full["decision"], "nationally_licensed");
+    assert_eq!(full["licences"][0]["seats_remaining"], 0);
+    assert!(full["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "no_seats_remaining"), "{full}");
 
     let (_, closed) =
         get_json(&app, &admin, &format!("/v1/coverage?organisation=RBA&product={defender}")).await;
     assert!(closed["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "organisation_closed"));
-    assert_ne!(closed["decision"], "nationally_licensed", "a closed organisation claims nothing");
+    assert_eq!(closed["decision"], "buy_locally", "a closed organisation claims nothing");
 }
 
 async fn coverage_is_scoped_to_the_officers_organisation(app: TestApp) {
