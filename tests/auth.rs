@@ -396,6 +396,22 @@ async fn disabling_or_changing_role_ends_tokens(app: TestApp) {
     assert_eq!(me_status(&app, &auditor_token).await, 200, "a new name revokes nothing");
     assert_eq!(patch(auditor.id, json!({"role": "admin"})).await.unwrap().status(), 200);
     assert_eq!(me_status(&app, &auditor_token).await, 401, "a role change ends old tokens");
+
+    // Moved to another trust: the old token (which acted for RR8) stops at once, and a new one
+    // acts for RJ1 only.
+    let (mover, mover_token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    assert_eq!(
+        app.get("/v1/organisations/RR8/allocations").bearer_auth(&mover_token).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(patch(mover.id, json!({"organisation_code": "RJ1"})).await.unwrap().status(), 200);
+    assert_eq!(me_status(&app, &mover_token).await, 401, "moving organisation ends old tokens");
+    let moved_token = app.token_for(&mover).await;
+    let own = |code: &'static str| {
+        app.get(&format!("/v1/organisations/{code}/allocations")).bearer_auth(&moved_token).send()
+    };
+    assert_eq!(own("RJ1").await.unwrap().status(), 200);
+    assert_eq!(own("RR8").await.unwrap().status(), 404, "no longer RR8's officer");
 }
 
 /// An admin could disable their own account, and so the last admin: nobody could run the service.
