@@ -280,11 +280,12 @@ fn claim_in(
     check_claim(entitlement_id, &terms, claim.quantity, on)?;
     // The organisation's row lock, held to the commit: a succession closing it waits for this
     // claim (and then moves its seats), or this claim waits for the succession and is refused.
-    // Locks are taken organisation, line, allocation, in every ledger transaction.
+    // Locks are taken organisation, line, allocation, in every ledger transaction. A column that
+    // is not the key is "changed", so the lock does not block rows that merely refer to it.
     let open = diesel::update(
         orgs::table.filter(orgs::code.eq(&terms.organisation_code)).filter(orgs::closed_on.is_null()),
     )
-    .set(orgs::code.eq(orgs::code))
+    .set(orgs::name.eq(orgs::name))
     .execute(conn)?;
     if open == 0 {
         return Err(DbError::Invalid(format!("organisation {} has closed", terms.organisation_code)));
