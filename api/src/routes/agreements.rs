@@ -142,6 +142,8 @@ pub async fn create_agreement(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgreement {
+    #[schema(min_length = 1)]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]

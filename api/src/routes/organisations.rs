@@ -129,6 +129,8 @@ pub async fn create_organisation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganisation {
+    #[schema(min_length = 1)]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub name: Option<String>,
     pub kind: Option<OrganisationKind>,
     #[serde(default, deserialize_with = "double_option")]

@@ -229,6 +229,7 @@ pub async fn create_product(
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
     pub supplier_id: Option<i64>,
+    #[schema(min_length = 1)]
     #[schema(pattern = "[^\\s\\u0085]")]
     pub name: Option<String>,
     pub edition: Option<String>,

@@ -150,6 +150,8 @@ pub async fn get_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(min_length = 1)]
+    #[schema(pattern = "[^\\s\\u0085]")]
     pub display_name: Option<String>,
     pub role: Option<Role>,
     /// An ODS code, or null to remove it (admins and auditors only).
