@@ -44,6 +44,7 @@ INHERENT_REJECTIONS: list[tuple[str, str]] = [
     (r"^a user with role \S+ needs an organisation$", "field required by the value of another"),
     (r"^the agreement does not admit organisations of kind ", "entitlement kinds against its agreement's"),
     (r"^quantity must be between 1 and \d+$", "bound from the stored allocation"),
+    (r"^requirement code [\s\S]+ appears twice$", "codes unique across requirements (uniqueItems compares whole items)"),
     # Rules on the stored state, or on today's date.
     (r"was not the published version on \d{4}-\d{2}-\d{2}: version \d+ was", "publication history"),
     (r"^expires_on must be in the future$", "a date against today"),
