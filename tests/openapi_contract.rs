@@ -57,3 +57,44 @@ async fn every_documented_operation_is_served() {
     // And an undocumented path under /v1 is not served.
     assert_eq!(app.get("/v1/undocumented").send().await.unwrap().status(), 404);
 }
+
+/// Response fields are always sent (null when empty), so clients may rely on every key: a
+/// response schema's nullable fields are required. Request schemas keep them optional, and a
+/// field serde skips when empty stays optional.
+#[test]
+fn response_fields_that_are_always_sent_are_required() {
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let required = |schema: &str| -> Vec<String> {
+        schemas[schema]["required"]
+            .as_array()
+            .map(|names| names.iter().map(|name| name.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    for (schema, nullable) in [
+        ("Allocation", &["reference", "created_by", "transferred_to_id"][..]),
+        ("Organisation", &["region", "closed_on", "successor_code", "source"][..]),
+        ("AllocationPage", &["next_cursor"][..]),
+        ("Coverage", &["product"][..]),
+    ] {
+        for field in nullable {
+            assert!(required(schema).iter().any(|name| name == field), "{schema}.{field} is not required");
+        }
+    }
+    // Every property of a response-only schema is required, but what serde skips when empty.
+    for schema in ["Allocation", "Organisation", "Product", "StandardVersion", "AuditEvent"] {
+        let properties = schemas[schema]["properties"].as_object().unwrap();
+        let mut all: Vec<&String> = properties.keys().collect();
+        let mut listed = required(schema);
+        all.sort();
+        listed.sort();
+        assert_eq!(all, listed.iter().collect::<Vec<_>>(), "{schema}");
+    }
+    assert!(
+        !required("Problem").contains(&"seats_remaining".to_owned()),
+        "seats_remaining is skipped when empty"
+    );
+    // Request bodies are as utoipa describes them: an optional field may be left out.
+    assert_eq!(required("ClaimRequest"), ["organisation", "quantity"]);
+    assert!(schemas["UpdateProduct"].get("required").is_none());
+}
