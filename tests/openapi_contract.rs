@@ -98,3 +98,26 @@ fn response_fields_that_are_always_sent_are_required() {
     assert_eq!(required("ClaimRequest"), ["organisation", "quantity"]);
     assert!(schemas["UpdateProduct"].get("required").is_none());
 }
+
+/// A status sent as text lists its values, the ones the code writes (tests/ledger.rs and
+/// tests/advisories.rs see them written).
+#[test]
+fn status_fields_list_their_values() {
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    for (schema, field, values) in [
+        ("Allocation", "status", &["live", "released", "transferred"][..]),
+        ("Holding", "via", &["allocation", "purchase"][..]),
+        ("RequirementSummary", "level", &["MUST", "SHOULD", "MAY"][..]),
+        ("Health", "status", &["ok", "unavailable"][..]),
+        ("TokenResponse", "token_type", &["Bearer"][..]),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        let target = property["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/"));
+        let listed = match target {
+            Some(name) => &schemas[name]["enum"],
+            None => &property["enum"],
+        };
+        assert_eq!(listed, &serde_json::json!(values), "{schema}.{field}");
+    }
+}
