@@ -121,3 +121,27 @@ fn status_fields_list_their_values() {
         assert_eq!(listed, &serde_json::json!(values), "{schema}.{field}");
     }
 }
+
+/// An update refuses what the create refuses (empty text, an empty list, a malformed code): the
+/// server validates the merged record with the same rule, so the update schema says the same.
+#[test]
+fn update_schemas_constrain_fields_as_the_create_schemas_do() {
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    const CONSTRAINTS: &[&str] =
+        &["minLength", "maxLength", "pattern", "minItems", "maxItems", "minimum", "maximum"];
+    for resource in ["Advisory", "Agreement", "Entitlement", "Organisation", "Product", "User"] {
+        let create = schemas[format!("Create{resource}")]["properties"].as_object().unwrap();
+        let update = schemas[format!("Update{resource}")]["properties"].as_object().unwrap();
+        for (field, updated) in update {
+            let Some(created) = create.get(field) else { continue };
+            for constraint in CONSTRAINTS {
+                assert_eq!(
+                    updated.get(*constraint),
+                    created.get(*constraint),
+                    "Update{resource}.{field} {constraint} differs from Create{resource}'s"
+                );
+            }
+        }
+    }
+}

@@ -126,11 +126,17 @@ pub async fn create_advisory(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAdvisory {
+    #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub title: Option<String>,
     pub severity: Option<Severity>,
     pub published_at: Option<DateTime<Utc>>,
+    #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub remediation: Option<String>,
     pub links: Option<Vec<String>>,
+    /// Product ids; at least one. Replaces the affected products.
+    #[schema(min_items = 1)]
     pub affected_product_ids: Option<Vec<i64>>,
     pub source: Option<String>,
 }

@@ -141,6 +141,8 @@ pub async fn create_agreement(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgreement {
+    #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -153,6 +155,7 @@ pub struct UpdateAgreement {
     pub funding_model: Option<FundingModel>,
     /// Forward only: draft to active or terminated; active to expired or terminated.
     pub status: Option<AgreementStatus>,
+    #[schema(min_items = 1)]
     pub eligible_kinds: Option<Vec<OrganisationKind>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -323,6 +326,7 @@ pub struct UpdateEntitlement {
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub seat_cap: Option<Option<i64>>,
     pub over_allocation_policy: Option<OverAllocationPolicy>,
+    #[schema(min_items = 1)]
     pub eligible_kinds: Option<Vec<OrganisationKind>>,
     #[serde(default, deserialize_with = "crate::dates::double_optional")]
     #[schema(value_type = Option<NaiveDate>)]

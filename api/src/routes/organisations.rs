@@ -128,6 +128,8 @@ pub async fn create_organisation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganisation {
+    #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub name: Option<String>,
     pub kind: Option<OrganisationKind>,
     #[serde(default, deserialize_with = "double_option")]

@@ -228,6 +228,7 @@ pub async fn create_product(
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
     pub supplier_id: Option<i64>,
+    #[schema(min_length = 1)]
     #[schema(pattern = "\\S")]
     pub name: Option<String>,
     pub edition: Option<String>,

@@ -145,11 +145,13 @@ pub async fn get_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(min_length = 1)]
+    #[schema(pattern = "\\S")]
     pub display_name: Option<String>,
     pub role: Option<Role>,
     /// An ODS code, or null to remove it (admins and auditors only).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9]{3,10}$")]
     pub organisation_code: Option<Option<String>>,
     pub disabled: Option<bool>,
 }
