@@ -57,3 +57,91 @@ async fn every_documented_operation_is_served() {
     // And an undocumented path under /v1 is not served.
     assert_eq!(app.get("/v1/undocumented").send().await.unwrap().status(), 404);
 }
+
+/// Response fields are always sent (null when empty), so clients may rely on every key: a
+/// response schema's nullable fields are required. Request schemas keep them optional, and a
+/// field serde skips when empty stays optional.
+#[test]
+fn response_fields_that_are_always_sent_are_required() {
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let required = |schema: &str| -> Vec<String> {
+        schemas[schema]["required"]
+            .as_array()
+            .map(|names| names.iter().map(|name| name.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    for (schema, nullable) in [
+        ("Allocation", &["reference", "created_by", "transferred_to_id"][..]),
+        ("Organisation", &["region", "closed_on", "successor_code", "source"][..]),
+        ("AllocationPage", &["next_cursor"][..]),
+        ("Coverage", &["product"][..]),
+    ] {
+        for field in nullable {
+            assert!(required(schema).iter().any(|name| name == field), "{schema}.{field} is not required");
+        }
+    }
+    // Every property of a response-only schema is required, but what serde skips when empty.
+    for schema in ["Allocation", "Organisation", "Product", "StandardVersion", "AuditEvent"] {
+        let properties = schemas[schema]["properties"].as_object().unwrap();
+        let mut all: Vec<&String> = properties.keys().collect();
+        let mut listed = required(schema);
+        all.sort();
+        listed.sort();
+        assert_eq!(all, listed.iter().collect::<Vec<_>>(), "{schema}");
+    }
+    assert!(
+        !required("Problem").contains(&"seats_remaining".to_owned()),
+        "seats_remaining is skipped when empty"
+    );
+    // Request bodies are as utoipa describes them: an optional field may be left out.
+    assert_eq!(required("ClaimRequest"), ["organisation", "quantity"]);
+    assert!(schemas["UpdateProduct"].get("required").is_none());
+}
+
+/// A status sent as text lists its values, the ones the code writes (tests/ledger.rs and
+/// tests/advisories.rs see them written).
+#[test]
+fn status_fields_list_their_values() {
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    for (schema, field, values) in [
+        ("Allocation", "status", &["live", "released", "transferred"][..]),
+        ("Holding", "via", &["allocation", "purchase"][..]),
+        ("RequirementSummary", "level", &["MUST", "SHOULD", "MAY"][..]),
+        ("Health", "status", &["ok", "unavailable"][..]),
+        ("TokenResponse", "token_type", &["Bearer"][..]),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        let target = property["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/"));
+        let listed = match target {
+            Some(name) => &schemas[name]["enum"],
+            None => &property["enum"],
+        };
+        assert_eq!(listed, &serde_json::json!(values), "{schema}.{field}");
+    }
+}
+
+/// An update refuses what the create refuses (empty text, an empty list, a malformed code): the
+/// server validates the merged record with the same rule, so the update schema says the same.
+#[test]
+fn update_schemas_constrain_fields_as_the_create_schemas_do() {
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    const CONSTRAINTS: &[&str] =
+        &["minLength", "maxLength", "pattern", "minItems", "maxItems", "minimum", "maximum"];
+    for resource in ["Advisory", "Agreement", "Entitlement", "Organisation", "Product", "User"] {
+        let create = schemas[format!("Create{resource}")]["properties"].as_object().unwrap();
+        let update = schemas[format!("Update{resource}")]["properties"].as_object().unwrap();
+        for (field, updated) in update {
+            let Some(created) = create.get(field) else { continue };
+            for constraint in CONSTRAINTS {
+                assert_eq!(
+                    updated.get(*constraint),
+                    created.get(*constraint),
+                    "Update{resource}.{field} {constraint} differs from Create{resource}'s"
+                );
+            }
+        }
+    }
+}

@@ -40,6 +40,7 @@ fn documented_app() -> (
         .configure(routes::configure)
         .split_for_parts();
     crate::permissions::publish(&mut document);
+    crate::openapi::require_sent_fields(&mut document);
     (app, document)
 }
 

@@ -1,7 +1,13 @@
-//! The OpenAPI document: its top level, and the route table derived from it that answers
+//! The OpenAPI document: its top level, the corrections made to what utoipa generates (response
+//! fields that are always sent are required), and the route table derived from it that answers
 //! unsupported methods on known paths with 405 and `Allow`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use actix_web::http::Method;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -55,6 +61,155 @@ pub fn to_pretty_json(document: &utoipa::openapi::OpenApi) -> String {
     let mut json = document.to_pretty_json().unwrap_or_default();
     json.push('\n');
     json
+}
+
+/// Response fields that serde leaves out when they are empty (`skip_serializing_if`), by schema
+/// and property. Every other field of a response is always sent (null when empty), so
+/// [`require_sent_fields`] marks it required; these stay optional because they really can be
+/// absent. A unit test counts the attribute in the sources, so a new one cannot be missed.
+const SKIPPED_WHEN_EMPTY: &[(&str, &str)] = &[("Problem", "seats_remaining")];
+
+/// Marks every property of a response-only schema required. utoipa makes `Option<T>` fields
+/// optional, which is right for request bodies (a client may leave them out) but wrong for
+/// responses: serde sends every field, null when empty, and clients generated from the document
+/// should be able to rely on the key. A schema reachable from a request body or a parameter is
+/// left alone, since there an omitted field is allowed.
+pub fn require_sent_fields(document: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = document.components.as_mut() else { return };
+    let mut sent = Vec::new();
+    let mut received = Vec::new();
+    for item in document.paths.paths.values() {
+        for parameter in item.parameters.iter().flatten() {
+            collect_refs(parameter.schema.as_ref(), &mut received);
+        }
+        for operation in operations(item) {
+            for parameter in operation.parameters.iter().flatten() {
+                collect_refs(parameter.schema.as_ref(), &mut received);
+            }
+            for content in operation.request_body.iter().flat_map(|body| body.content.values()) {
+                collect_refs(content.schema.as_ref(), &mut received);
+            }
+            for response in operation.responses.responses.values() {
+                let response = match response {
+                    RefOr::T(response) => Some(response),
+                    RefOr::Ref(reference) => reference
+                        .ref_location
+                        .strip_prefix("#/components/responses/")
+                        .and_then(|name| components.responses.get(name))
+                        .and_then(|shared| match shared {
+                            RefOr::T(response) => Some(response),
+                            RefOr::Ref(_) => None,
+                        }),
+                };
+                for content in response.iter().flat_map(|response| response.content.values()) {
+                    collect_refs(content.schema.as_ref(), &mut sent);
+                }
+            }
+        }
+    }
+    let sent = reachable(&components.schemas, sent);
+    let received = reachable(&components.schemas, received);
+    for name in sent.difference(&received) {
+        if let Some(RefOr::T(schema)) = components.schemas.get_mut(name) {
+            require_all(name, schema);
+        }
+    }
+}
+
+/// The operations of a path item, whatever their method.
+fn operations(item: &PathItem) -> impl Iterator<Item = &Operation> {
+    [&item.get, &item.put, &item.post, &item.delete, &item.options, &item.head, &item.patch, &item.trace]
+        .into_iter()
+        .flatten()
+}
+
+/// The component schemas named in `pending`, and every schema those refer to, transitively.
+fn reachable(schemas: &BTreeMap<String, RefOr<Schema>>, mut pending: Vec<String>) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if found.insert(name.clone()) {
+            collect_refs(schemas.get(&name), &mut pending);
+        }
+    }
+    found
+}
+
+/// The names of the component schemas `schema` refers to, directly or through inline schemas.
+fn collect_refs(schema: Option<&RefOr<Schema>>, names: &mut Vec<String>) {
+    match schema {
+        None => {}
+        Some(RefOr::Ref(reference)) => {
+            if let Some(name) = reference.ref_location.strip_prefix("#/components/schemas/") {
+                names.push(name.to_owned());
+            }
+        }
+        Some(RefOr::T(schema)) => collect_inline_refs(schema, names),
+    }
+}
+
+fn collect_inline_refs(schema: &Schema, names: &mut Vec<String>) {
+    match schema {
+        Schema::Object(object) => {
+            for property in object.properties.values() {
+                collect_refs(Some(property), names);
+            }
+            if let Some(additional) = object.additional_properties.as_deref()
+                && let AdditionalProperties::RefOr(additional) = additional
+            {
+                collect_refs(Some(additional), names);
+            }
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &array.items {
+                collect_refs(Some(items), names);
+            }
+            for item in &array.prefix_items {
+                collect_inline_refs(item, names);
+            }
+        }
+        Schema::OneOf(one_of) => one_of.items.iter().for_each(|item| collect_refs(Some(item), names)),
+        Schema::AllOf(all_of) => all_of.items.iter().for_each(|item| collect_refs(Some(item), names)),
+        Schema::AnyOf(any_of) => any_of.items.iter().for_each(|item| collect_refs(Some(item), names)),
+        _ => {}
+    }
+}
+
+/// Makes every property of `schema` (a component named `name`) and of the objects inlined in it
+/// required, but for those serde skips when empty.
+fn require_all(name: &str, schema: &mut Schema) {
+    match schema {
+        Schema::Object(object) => {
+            for property in object.properties.keys() {
+                let skipped = SKIPPED_WHEN_EMPTY.contains(&(name, property.as_str()));
+                if !skipped && !object.required.contains(property) {
+                    object.required.push(property.clone());
+                }
+            }
+            for property in object.properties.values_mut() {
+                if let RefOr::T(inline) = property {
+                    require_all(name, inline);
+                }
+            }
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items
+                && let RefOr::T(inline) = items.as_mut()
+            {
+                require_all(name, inline);
+            }
+        }
+        Schema::OneOf(one_of) => inline_items(&mut one_of.items).for_each(|item| require_all(name, item)),
+        Schema::AllOf(all_of) => inline_items(&mut all_of.items).for_each(|item| require_all(name, item)),
+        Schema::AnyOf(any_of) => inline_items(&mut any_of.items).for_each(|item| require_all(name, item)),
+        _ => {}
+    }
+}
+
+fn inline_items(items: &mut [RefOr<Schema>]) -> impl Iterator<Item = &mut Schema> {
+    items.iter_mut().filter_map(|item| match item {
+        RefOr::T(schema) => Some(schema),
+        RefOr::Ref(_) => None,
+    })
 }
 
 /// Every documented path template with the methods it serves.
@@ -182,5 +337,63 @@ problem_responses! {
         TooManyRequests = 429 + "Retry-After": "Too many failed attempts for this email or address; see Retry-After",
         Internal = 500: "An unexpected error; the detail shows nothing of it",
         Busy = 503 + "Retry-After": "The database cannot be reached, or too many password checks are waiting (then with Retry-After)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// How many fields of the wire types (the API's routes and errors, and the data layer's
+    /// types) serde skips when empty.
+    fn skipped_fields_in(directory: &Path, count: &mut usize) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(directory)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                // The web pages are not in the document.
+                if path.file_name().is_some_and(|name| name != "web") {
+                    skipped_fields_in(&path, count)?;
+                }
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path)?;
+                *count += text
+                    .lines()
+                    .filter(|line| {
+                        line.trim_start().starts_with("#[serde(") && line.contains("skip_serializing_if")
+                    })
+                    .count();
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_field_skipped_when_empty_is_listed() -> std::io::Result<()> {
+        let api = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut count = 0;
+        skipped_fields_in(&api.join("src"), &mut count)?;
+        skipped_fields_in(&api.join("../db/src"), &mut count)?;
+        assert_eq!(
+            count,
+            SKIPPED_WHEN_EMPTY.len(),
+            "a field uses skip_serializing_if: if it is sent in a response, list it in SKIPPED_WHEN_EMPTY \
+             (api/src/openapi.rs) so the document does not call it required"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_field_skipped_when_empty_is_absent_from_the_json() {
+        let problem = Problem {
+            problem_type: "urn:test".into(),
+            title: "Conflict".into(),
+            status: 409,
+            detail: "no".into(),
+            seats_remaining: None,
+        };
+        let json = serde_json::to_value(&problem).unwrap_or_default();
+        assert!(json.get("seats_remaining").is_none() && json.get("detail").is_some());
     }
 }

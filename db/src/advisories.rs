@@ -306,11 +306,24 @@ pub struct AdvisoryResponse {
     pub acknowledged_late: bool,
 }
 
+// Only the schema of this type is used, so that the document lists the values; `Holding::via`
+// stays the text that `exposure` writes (`allocation` or `purchase`, nothing else).
+/// How an organisation holds a product: through live allocations of a national entitlement
+/// (`allocation`), or local purchases (`purchase`).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum HoldingVia {
+    Allocation,
+    Purchase,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Holding {
     pub product_id: i64,
     /// `allocation` or `purchase`.
+    #[cfg_attr(feature = "openapi", schema(value_type = HoldingVia))]
     pub via: String,
     pub quantity: i64,
 }

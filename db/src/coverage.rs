@@ -150,7 +150,7 @@ pub struct Coverage {
     pub decision: Decision,
     pub organisation_code: String,
     pub organisation_name: String,
-    /// The product asked about (absent when a category was asked about).
+    /// The product asked about (null when a category was asked about).
     pub product: Option<CoveredProduct>,
     pub category: String,
     /// The date the answer is for.

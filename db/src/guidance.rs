@@ -16,6 +16,8 @@ pub struct RequirementSummary {
     pub code: String,
     pub text: String,
     /// `MUST`, `SHOULD` or `MAY` (RFC 2119).
+    // Stored from a requirement's `Level`, so its schema is the same.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::standards::Level))]
     pub level: String,
 }
 

@@ -54,6 +54,21 @@ fn total_after_claim(seats_allocated: i64, quantity: i64) -> DbResult<i64> {
     })
 }
 
+// Only the schema of this type is used, so that the document lists the values;
+// `Allocation::status` stays the text the ledger reads and writes. The values are those the ledger
+// writes: a claim and a successor's allocation are `live`, a release of every seat `released`, a
+// succession's predecessor `transferred` (the database's CHECK allows the same three).
+/// An allocation's status: `live` (holds seats), `released` (all seats given back) or
+/// `transferred` (its seats moved to a successor's allocation).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum AllocationStatus {
+    Live,
+    Released,
+    Transferred,
+}
+
 #[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[diesel(table_name = allocations)]
@@ -67,6 +82,7 @@ pub struct Allocation {
     /// Seats the claim first took.
     pub claimed_quantity: i64,
     /// `live`, `released` (all seats given back) or `transferred` (to a successor).
+    #[cfg_attr(feature = "openapi", schema(value_type = AllocationStatus))]
     pub status: String,
     pub reference: Option<String>,
     /// For a transferred allocation: the successor's allocation that took its seats.

@@ -17,12 +17,18 @@ pub struct TokenRequest {
     pub password: String,
 }
 
+// A type rather than a string so that the document lists the one value the handler can send.
+/// The kind of token issued: always a bearer token (RFC 6750).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub enum TokenType {
+    Bearer,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `Bearer`.
-    #[schema(example = "Bearer")]
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Seconds until the token expires.
     pub expires_in: u64,
 }
@@ -46,7 +52,7 @@ pub async fn create_token(
     let issued = sign_in(&state, email, password, &address).await?;
     Ok(web::Json(TokenResponse {
         access_token: issued.token,
-        token_type: "Bearer".into(),
+        token_type: TokenType::Bearer,
         expires_in: issued.expires_in,
     }))
 }

@@ -8,7 +8,16 @@ use crate::state::AppState;
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `unavailable` when the database does not answer or migrations are pending.
-    pub status: &'static str,
+    pub status: HealthStatus,
+}
+
+// A type rather than a string so that the document lists the values the handlers can send.
+/// Whether the service can serve requests.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    Unavailable,
 }
 
 /// Liveness: 200 while the process serves.
@@ -16,7 +25,7 @@ pub struct Health {
     security(()), responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok" })
+    web::Json(Health { status: HealthStatus::Ok })
 }
 
 /// Readiness: 200 only when the database answers and every migration is applied.
@@ -33,8 +42,8 @@ pub async fn healthz() -> web::Json<Health> {
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let ready = state.run(|db| Ok(db.is_ready())).await?;
     Ok(if ready {
-        HttpResponse::Ok().json(Health { status: "ok" })
+        HttpResponse::Ok().json(Health { status: HealthStatus::Ok })
     } else {
-        HttpResponse::ServiceUnavailable().json(Health { status: "unavailable" })
+        HttpResponse::ServiceUnavailable().json(Health { status: HealthStatus::Unavailable })
     })
 }

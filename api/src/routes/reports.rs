@@ -198,7 +198,7 @@ pub struct UnsupportedReportPage {
     pub status: RiskStatus,
     /// Holdings (an organisation and a product) in order of organisation code, then product id.
     pub items: Vec<RiskyHolding>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+    /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
     /// The whole report's counts (for either status), on the first page only (no `cursor`):
     /// they take a pass over every holding, and a client walking the pages needs them once.

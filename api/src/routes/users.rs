@@ -156,7 +156,7 @@ pub struct UpdateUser {
     pub role: Option<Role>,
     /// An ODS code, or null to remove it (admins and auditors only).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9]{3,10}$")]
     pub organisation_code: Option<Option<String>>,
     pub disabled: Option<bool>,
 }
