@@ -205,14 +205,14 @@ impl Database {
         work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let mut conn = self.connection()?;
-        let _writer = match self.engine {
-            Engine::Sqlite => {
-                Some(self.sqlite_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-            }
-            Engine::Postgres => None,
-        };
         let conn: &mut DbConnection = &mut conn;
-        conn.transaction(work)
+        match self.engine {
+            Engine::Sqlite => {
+                let _writer = self.sqlite_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                immediate_transaction(conn, work)
+            }
+            Engine::Postgres => conn.transaction(work),
+        }
     }
 
     pub fn migrate(&self) -> Result<usize, DbError> {
@@ -233,6 +233,33 @@ impl Database {
             Engine::Postgres => conn.has_pending_migration(POSTGRES_MIGRATIONS),
         };
         matches!(pending, Ok(false))
+    }
+}
+
+/// A SQLite write transaction that takes the write lock when it begins (`BEGIN IMMEDIATE`).
+/// Another process (or another pool on the same file) may be writing: a deferred transaction
+/// that has read and then writes fails at once with SQLITE_BUSY, without waiting, whereas
+/// `BEGIN IMMEDIATE` waits for the lock up to the busy timeout. The in-process writer lock
+/// cannot help across processes.
+fn immediate_transaction<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(work);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+            Err(rollback_error) => Err(rollback_error.into()),
+        },
     }
 }
 

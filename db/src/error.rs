@@ -59,6 +59,11 @@ impl From<DieselError> for DbError {
             {
                 DbError::Conflict("a concurrent change to the same records won; try again".into())
             }
+            // SQLite: another process held the write lock past the busy timeout. Nothing was
+            // written; the request can be retried.
+            DieselError::DatabaseError(_, info) if info.message().contains("database is locked") => {
+                DbError::Unavailable("the database is busy with another writer".into())
+            }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 DbError::Unavailable(info.message().to_owned())
             }
