@@ -686,7 +686,133 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
     assert_eq!(response.status(), 422);
 }
 
+/// A claim on a line that is not in force on the day (its agreement a draft, or the line not
+/// begun) is refused with 422, singly and in bulk, and takes nothing.
+async fn claims_on_lines_not_in_force_are_refused(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let suppliers = get_json(&app, &admin, "/v1/suppliers").await;
+    let supplier = suppliers["items"][0]["id"].clone();
+    let product =
+        json!({"supplier_id": supplier, "name": "Pager", "sku": "PAGER-1", "category": "workforce"});
+    let product: Value = app
+        .post("/v1/products")
+        .bearer_auth(&admin)
+        .json(&product)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    for (reference, status, line_starts_on) in
+        [("PAGER-DRAFT", "draft", "2020-01-01"), ("PAGER-LATER", "active", "2999-01-01")]
+    {
+        let agreement = json!({"supplier_id": supplier, "reference": reference, "title": "Pagers", "starts_on": "2020-01-01",
+                               "funding_model": "central", "status": status, "eligible_kinds": ["trust"]});
+        let agreement: Value = app
+            .post("/v1/agreements")
+            .bearer_auth(&admin)
+            .json(&agreement)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let line = json!({"product_id": product["id"], "tier": "national_provision", "metric": "per_user", "seat_cap": 10,
+                          "eligible_kinds": ["trust"], "starts_on": line_starts_on});
+        let response = app
+            .post(&format!("/v1/agreements/{}/entitlements", agreement["id"]))
+            .bearer_auth(&admin)
+            .json(&line)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{reference}");
+        lines.push((reference, response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()));
+    }
+    for (reference, line) in lines {
+        let single = claim(&app, &admin, line, "RR8", 1).await;
+        assert_eq!(single.status(), 422, "{reference}");
+        let problem: Value = single.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().contains("is not in force on"), "{reference}: {problem}");
+        let bulk = app
+            .post(&format!("/v1/entitlements/{line}/allocations/bulk"))
+            .bearer_auth(&admin)
+            .json(&json!({"claims": [{"organisation": "RR8", "quantity": 1}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bulk.status(), 422, "{reference} in bulk");
+        assert_eq!(seats(&app, &admin, line).await.0, 0, "{reference}: nothing taken");
+    }
+}
+
+/// Single claims and bulk claims racing on one capped line: the cap holds, no request fails with
+/// a server error, and the line's total equals the seats of the successful responses (a bulk
+/// claim's seats counted whole or not at all).
+async fn bulk_and_single_claims_together_keep_the_cap(app: TestApp) {
+    const CAP: i64 = 40;
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let line = entitlement_for(&app, &admin, "MS-M365-E3").await;
+    set_cap(&app, &admin, line, CAP, "block").await;
+    let singles = (0..12).map(|_| async {
+        let response = claim(&app, &admin, line, "RR8", 2).await;
+        (response.status().as_u16(), 2)
+    });
+    let bulks = (0..8).map(|_| async {
+        let response = app
+            .post(&format!("/v1/entitlements/{line}/allocations/bulk"))
+            .bearer_auth(&admin)
+            .json(&json!({"claims": [{"organisation": "RJ1", "quantity": 2}, {"organisation": "RTH", "quantity": 1}]}))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), 3)
+    });
+    let (singles, bulks) =
+        futures_util::join!(futures_util::future::join_all(singles), futures_util::future::join_all(bulks));
+    let outcomes: Vec<(u16, i64)> = singles.into_iter().chain(bulks).collect();
+    assert!(outcomes.iter().all(|(status, _)| *status == 201 || *status == 409), "{outcomes:?}");
+    let taken: i64 = outcomes.iter().filter(|(status, _)| *status == 201).map(|(_, seats)| seats).sum();
+    assert!(outcomes.iter().any(|(status, _)| *status == 409), "the cap was never reached: {outcomes:?}");
+    let (allocated, _) = seats(&app, &admin, line).await;
+    assert_eq!(allocated, taken, "the line's total is the successful responses' seats");
+    assert!(allocated <= CAP, "{allocated} seats past the cap of {CAP}");
+    let live = app.with_connection(|conn| db::ledger::live_total(conn, line).unwrap());
+    assert_eq!(live, taken, "the live allocations add up to the same");
+}
+
+/// Two instances writing to one SQLite file (two processes' worth of pools, as when a second
+/// `catalogue serve` is started on the same file): claims through both keep the cap and the
+/// ledger, and a write that meets the other instance's lock waits rather than failing.
+#[actix_web::test]
+async fn two_instances_on_one_sqlite_file_keep_the_ledger() {
+    const CAP: i64 = 60;
+    let app = catalogue_tests::spawn_app(catalogue_tests::Engine::Sqlite).await.expect("SQLite");
+    let other = catalogue_tests::second_instance(&app);
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let line = entitlement_for(&app, &admin, "MS-M365-E3").await;
+    set_cap(&app, &admin, line, CAP, "block").await;
+    let claims = (0..50).map(|n| {
+        let (instance, trust) = if n % 2 == 0 { (&app, "RR8") } else { (&other, "RJ1") };
+        let admin = admin.clone();
+        async move { (claim(instance, &admin, line, trust, 2).await.status().as_u16(), 2) }
+    });
+    let outcomes: Vec<(u16, i64)> = futures_util::future::join_all(claims).await;
+    assert!(outcomes.iter().all(|(status, _)| *status == 201 || *status == 409), "{outcomes:?}");
+    let taken: i64 = outcomes.iter().filter(|(status, _)| *status == 201).map(|(_, seats)| seats).sum();
+    assert_eq!(taken, CAP, "the line fills exactly: {outcomes:?}");
+    assert_eq!(seats(&app, &admin, line).await.0, taken);
+    assert_eq!(seats(&other, &admin, line).await.0, taken, "the other instance reads the same total");
+    let live = app.with_connection(|conn| db::ledger::live_total(conn, line).unwrap());
+    assert_eq!(live, taken);
+}
+
 on_both_engines!(
+    claims_on_lines_not_in_force_are_refused,
+    bulk_and_single_claims_together_keep_the_cap,
     concurrent_releases_give_seats_back_once,
     releases_and_claims_during_a_succession_keep_the_ledger,
     bad_claims_get_their_problem_and_take_nothing,
