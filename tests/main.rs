@@ -5,6 +5,7 @@ mod advisories;
 mod audit;
 mod auth;
 mod catalogue;
+mod coverage_rules;
 mod foundation;
 mod ledger;
 mod openapi_contract;

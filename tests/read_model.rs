@@ -4,10 +4,12 @@
 use std::time::{Duration, Instant};
 
 use catalogue_tests::{Role, TestApp, TestDatabase, on_both_databases, on_both_engines, second_instance};
+
+use crate::coverage_rules::{Asked, Record};
 use db::coverage::Subject;
 use db::page::PageRequest;
 use db::products::ProductFilter;
-use db::read_model::ReadModel;
+use db::read_model::{ReadModel, Touched};
 use db::vocabulary::SupportStatus;
 use serde_json::{Value, json};
 
@@ -313,3 +315,266 @@ on_both_engines!(
     writes_are_reflected_at_once_here_and_within_a_second_elsewhere,
     every_cached_kind_reaches_the_other_instance
 );
+
+/// Every answer for every organisation, every product and a few categories on dates across the
+/// record's history, from the database, from this instance's read model and from a second
+/// instance's, compared with the rules restated in `coverage_rules` (written apart from
+/// `db::coverage::decide`). Returns how many answers of each decision and warning were seen.
+fn answers_follow_the_rules(app: &TestApp, other: &TestApp) -> std::collections::BTreeMap<String, usize> {
+    let record = Record::read(app.db());
+    let here = app.db().read_model().expect("a read model on the app").clone();
+    let there = other.db().read_model().expect("a read model on the second instance").clone();
+    let dates = ["2009-01-01", "2019-04-01", "2021-06-01", "2026-11-30", "2030-01-01"];
+    let mut asked: Vec<Asked> = record.product_ids().into_iter().map(Asked::Product).collect();
+    asked.extend(["operating-system", "office-productivity"].map(|c| Asked::Category(c.to_owned())));
+    let mut seen = std::collections::BTreeMap::new();
+    let mut differences = Vec::new();
+    for on in dates.map(|d| d.parse().unwrap()) {
+        for organisation in record.organisation_codes() {
+            for question in &asked {
+                let subject = || match question {
+                    Asked::Product(id) => Subject::Product(*id),
+                    Asked::Category(category) => Subject::Category(category.clone()),
+                };
+                let answers = [
+                    (
+                        "database",
+                        app.db().read(|conn| db::coverage::answer(conn, &organisation, subject(), on)),
+                    ),
+                    ("read model", here.coverage(&organisation, subject(), on)),
+                    ("second instance", there.coverage(&organisation, subject(), on)),
+                ];
+                for (source, answer) in answers {
+                    let answer =
+                        serde_json::to_value(answer.unwrap_or_else(|e| panic!("{source}: {e}"))).unwrap();
+                    if let Err(difference) = record.check(&organisation, question, on, &answer) {
+                        differences.push(format!("{source}: {difference}"));
+                    }
+                    if source == "database" {
+                        *seen.entry(answer["decision"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+                        for warning in answer["warnings"].as_array().unwrap() {
+                            *seen.entry(warning["code"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} answers differ from the rules, first: {:#?}",
+        differences.len(),
+        &differences[..differences.len().min(5)]
+    );
+    seen
+}
+
+/// The answers follow the rules on the seed data, and again after writes that change every input
+/// of a decision: lines of each tier with and without seats left, a terminated agreement, a
+/// closed organisation, an organisation of another kind. The best-first order is checked
+/// exactly on lines made for it.
+async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
+    let other = second_instance(&app);
+    let before = answers_follow_the_rules(&app, &other);
+    for expected in [
+        "nationally_licensed",
+        "buy_locally",
+        "no_guidance",
+        "unsupported",
+        "support_ending",
+        "not_eligible",
+        "entitlement_ended",
+        "organisation_closed",
+    ] {
+        assert!(before.contains_key(expected), "the seed data never answers {expected}: {before:?}");
+    }
+
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let send = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let suppliers = get_json(&app, &admin, "/v1/suppliers").await;
+    let supplier = suppliers["items"][0]["id"].clone();
+    let mut products = Vec::new();
+    for sku in ["BED-1", "BED-2"] {
+        let body = json!({"supplier_id": supplier, "name": format!("Bed manager {sku}"), "sku": sku, "category": "workforce"});
+        let (status, product) = send(app.post("/v1/products").bearer_auth(&admin).json(&body)).await;
+        assert_eq!(status, 201, "{product}");
+        products.push(product["id"].as_i64().unwrap());
+    }
+    // Three agreements (one a draft): an agreement holds one line per product and tier.
+    let mut agreements = Vec::new();
+    for (reference, status) in [("BED-2026", "active"), ("BED-2027", "active"), ("BED-DRAFT", "draft")] {
+        let agreement = json!({"supplier_id": supplier, "reference": reference, "title": "Bed management",
+                               "starts_on": "2020-01-01", "funding_model": "central", "status": status,
+                               "eligible_kinds": ["trust", "icb"]});
+        let (status, agreement) = send(app.post("/v1/agreements").bearer_auth(&admin).json(&agreement)).await;
+        assert_eq!(status, 201, "{agreement}");
+        agreements.push(agreement["id"].as_i64().unwrap());
+    }
+    // (agreement, product, tier, cap, kind, starts on): for the first product, the order for a
+    // trust must be best first whatever the order made; the second is licensed only from 2028
+    // (before that, a draft's line neither licenses it nor has "ended").
+    let made = [
+        (agreements[0], products[0], "national_provision", Some(5), "trust", "2020-01-01"),
+        (agreements[0], products[0], "top_up", Some(100), "trust", "2020-01-01"),
+        (agreements[0], products[0], "add_on", None, "trust", "2020-01-01"),
+        (agreements[1], products[0], "national_provision", Some(50), "trust", "2020-01-01"),
+        (agreements[1], products[0], "top_up", Some(1000), "icb", "2020-01-01"),
+        (agreements[2], products[1], "national_provision", None, "trust", "2020-01-01"),
+        (agreements[1], products[1], "national_provision", Some(10), "trust", "2028-01-01"),
+    ];
+    let mut lines = Vec::new();
+    for (agreement, product, tier, cap, kind, starts_on) in made {
+        let line = json!({"product_id": product, "tier": tier, "metric": "per_user", "seat_cap": cap,
+                          "eligible_kinds": [kind], "starts_on": starts_on});
+        let (status, line) = send(
+            app.post(&format!("/v1/agreements/{agreement}/entitlements")).bearer_auth(&admin).json(&line),
+        )
+        .await;
+        assert_eq!(status, 201, "{line}");
+        lines.push(line["id"].as_i64().unwrap());
+    }
+    let claim = json!({"organisation": "RR8", "quantity": 5});
+    let (status, claimed) = send(
+        app.post(&format!("/v1/entitlements/{}/allocations", lines[0])).bearer_auth(&officer).json(&claim),
+    )
+    .await;
+    assert_eq!(status, 201, "{claimed}");
+    let coverage = format!("/v1/coverage?organisation=RR8&product={}", products[0]);
+    let answer = get_json(&app, &officer, &coverage).await;
+    let order: Vec<i64> = answer["licences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["entitlement_id"].as_i64().unwrap())
+        .collect();
+    // National provision with seats, then the uncapped add-on, then the top-up, then the full line.
+    assert_eq!(order, [lines[3], lines[2], lines[1], lines[0]], "best first: {answer}");
+
+    // A seeded agreement terminated last year, an organisation closed into its successor, and an
+    // organisation that became another kind.
+    let listed = get_json(&app, &admin, "/v1/agreements?limit=100").await;
+    let active = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["status"] == "active" && !agreements.contains(&a["id"].as_i64().unwrap()))
+        .unwrap();
+    let (status, ended) = send(
+        app.patch_any_version(&format!("/v1/agreements/{}", active["id"]))
+            .bearer_auth(&admin)
+            .json(&json!({"status": "terminated", "ends_on": "2025-12-31"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{ended}");
+    let (status, closed) = send(
+        app.post("/v1/organisations/RJ1/succession").bearer_auth(&admin).json(&json!({"successor": "RR8"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{closed}");
+    let (status, changed) = send(
+        app.patch_any_version("/v1/organisations/RTH").bearer_auth(&admin).json(&json!({"kind": "csu"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+
+    // The second instance picks these up by polling; poll once more so that the comparison does
+    // not race the poller.
+    other.db().read_model().unwrap().poll(other.db()).unwrap();
+    let after = answers_follow_the_rules(&app, &other);
+    for changed in ["organisation_closed", "entitlement_ended", "not_eligible"] {
+        assert!(after[changed] > before[changed], "{changed}: {before:?} then {after:?}");
+    }
+}
+
+fn product_with_sku(db: &db::Database, sku: &str) -> i64 {
+    use db::schema::products::dsl;
+    use diesel::prelude::*;
+    db.read(|conn| Ok(dsl::products.filter(dsl::sku.eq(sku)).select(dsl::id).first(conn)?)).unwrap()
+}
+
+/// A refresh that fails marks the model stale, and the next poll reloads it whole: a change the
+/// model was never told of (written here without an audit event) is then in its answers.
+fn a_failed_refresh_is_followed_by_a_full_reload(test_db: TestDatabase) {
+    let db = &test_db.db;
+    let model = ReadModel::load(db).unwrap();
+    let on = "2026-11-30".parse().unwrap();
+    let product = product_with_sku(db, "MS-M365-E3");
+    let kind_of = |model: &ReadModel| {
+        let answer = model.coverage("RR8", Subject::Product(product), on).unwrap();
+        serde_json::to_value(answer).unwrap()["warnings"].to_string()
+    };
+    let before = kind_of(&model);
+    let change_behind_its_back = |kind: &str| {
+        db.transaction(|conn| {
+            use db::schema::organisations::dsl;
+            use diesel::prelude::*;
+            Ok(diesel::update(dsl::organisations.find("RR8")).set(dsl::kind.eq(kind)).execute(conn)?)
+        })
+        .unwrap()
+    };
+    assert_eq!(change_behind_its_back("gp_practice"), 1);
+    // Polling alone does not see it: no audit event names it.
+    model.poll(db).unwrap();
+    assert_eq!(kind_of(&model), before, "the change was seen without a reload");
+    // A refresh that fails (an agreement that does not exist), then a poll: a full reload.
+    model.apply(db, &[Touched { entity: "agreement", entity_id: "9000000000".into(), after: None }]);
+    model.poll(db).unwrap();
+    assert_ne!(kind_of(&model), before, "a poll after a failed refresh did not reload");
+    assert!(kind_of(&model).contains("not_eligible"), "{}", kind_of(&model));
+}
+
+/// Seat totals carry a version that only grows: a poll that reads an older total (as a slow read
+/// racing a claim can) never replaces a newer one.
+fn seat_totals_are_applied_in_version_order(test_db: TestDatabase) {
+    use db::schema::entitlements::dsl;
+    use diesel::prelude::*;
+    let db = &test_db.db;
+    let model = ReadModel::load(db).unwrap();
+    let on = "2026-11-30".parse().unwrap();
+    // RR8's national licence for Microsoft 365 E3, which is capped.
+    let product = product_with_sku(db, "MS-M365-E3");
+    let answer = serde_json::to_value(model.coverage("RR8", Subject::Product(product), on).unwrap()).unwrap();
+    let line = answer["licences"][0]["entitlement_id"].as_i64().expect("RR8 holds a line");
+    let version: i64 =
+        db.read(|conn| Ok(dsl::entitlements.find(line).select(dsl::seats_version).first(conn)?)).unwrap();
+    let set_seats = |allocated: i64, version: i64| {
+        db.transaction(|conn| {
+            Ok(diesel::update(dsl::entitlements.find(line))
+                .set((dsl::seats_allocated.eq(allocated), dsl::seats_version.eq(version)))
+                .execute(conn)?)
+        })
+        .unwrap();
+    };
+    let seats_left = |model: &ReadModel| {
+        let answer =
+            serde_json::to_value(model.coverage("RR8", Subject::Product(product), on).unwrap()).unwrap();
+        answer["licences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["entitlement_id"] == line)
+            .map(|l| l["seats_remaining"].clone())
+    };
+    let original = seats_left(&model).expect("RR8 holds the capped line");
+    // A newer total is taken.
+    set_seats(7, version + 2);
+    model.poll(db).unwrap();
+    let newer = seats_left(&model).unwrap();
+    assert_ne!(newer, original, "a newer seat total was not applied");
+    // An older one (a lower version) is not, even though it is what the database now says.
+    set_seats(3, version + 1);
+    model.poll(db).unwrap();
+    assert_eq!(seats_left(&model).unwrap(), newer, "an older seat total replaced a newer one");
+    // The same version again is taken (a retry of the same read).
+    set_seats(4, version + 2);
+    model.poll(db).unwrap();
+    assert_ne!(seats_left(&model).unwrap(), newer, "a total of the same version was not applied");
+}
+
+on_both_engines!(answers_follow_the_rules_before_and_after_writes);
+on_both_databases!(a_failed_refresh_is_followed_by_a_full_reload, seat_totals_are_applied_in_version_order);

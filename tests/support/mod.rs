@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use db::{Database, DbConnection};
 use diesel::Connection;
@@ -43,6 +44,29 @@ fn postgres_available() -> bool {
 fn in_ci() -> bool {
     std::env::var("CI")
         .is_ok_and(|value| matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// PostgreSQL halves skipped in this test binary. The test harness counts each as passed, so the
+/// count is written after its summary, when the process exits.
+static SKIPPED_POSTGRES_HALVES: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn report_skipped_postgres_halves() {
+    let skipped = SKIPPED_POSTGRES_HALVES.load(Ordering::SeqCst);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** {skipped} PostgreSQL halves were SKIPPED (PostgreSQL did not answer at TEST_DATABASE_URL) \
+         and are counted as passed in the summary above ***\n"
+    );
+}
+
+fn count_skipped_postgres_half() {
+    if SKIPPED_POSTGRES_HALVES.fetch_add(1, Ordering::SeqCst) == 0 {
+        // SAFETY: registers a function that takes nothing and only reads an atomic and writes
+        // to standard error; it runs once, at exit.
+        unsafe {
+            libc::atexit(report_skipped_postgres_halves);
+        }
+    }
 }
 
 /// Written straight to the process's standard error, past the test harness's capture.
@@ -97,6 +121,7 @@ pub fn empty_database(engine: Engine) -> Option<TestDatabase> {
                 shout(
                     "PostgreSQL does not answer at TEST_DATABASE_URL: the PostgreSQL half of this test was SKIPPED",
                 );
+                count_skipped_postgres_half();
                 return None;
             }
             let name = format!("catalogue_test_{unique}");
@@ -179,6 +204,12 @@ impl TestApp {
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path))
+    }
+
+    /// A PATCH that applies whatever the record's current version (`If-Match: *`), for tests
+    /// whose subject is not the precondition.
+    pub fn patch_any_version(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.patch(self.url(path)).header("if-match", "*")
     }
 
     /// Creates a user directly in the database (audited as a test actor).
