@@ -14,3 +14,4 @@ mod route_matrix;
 mod standards;
 mod synthetic;
 mod web;
+mod web_route_matrix;

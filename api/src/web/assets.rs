@@ -53,11 +53,8 @@ pub fn prefix() -> &'static str {
     })
 }
 
-pub fn service() -> actix_web::Resource {
-    web::resource("/assets/{digest}/{path:.*}").route(web::get().to(serve))
-}
-
-async fn serve(path: web::Path<(String, String)>) -> HttpResponse {
+/// `GET /assets/{digest}/{path}` (registered in `web::ROUTES`): the asset, if `digest` is this build's.
+pub async fn serve(path: web::Path<(String, String)>) -> HttpResponse {
     let (digest, path) = path.into_inner();
     let current = prefix().rsplit('/').next().unwrap_or_default();
     match ASSETS.iter().find(|asset| asset.path == path) {

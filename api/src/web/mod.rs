@@ -8,7 +8,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, ResponseError, Route, web};
 use askama::Template;
 use db::users::Role;
 
@@ -36,97 +36,102 @@ pub use session::{Session, Submitted};
 pub const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                             frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-/// Registers every page. Called by `app::build_app`, outside the documented `/v1` scope.
+/// How a page route is called: pages are read with GET and their forms sent with POST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageMethod {
+    Get,
+    Post,
+}
+
+impl PageMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageMethod::Get => "GET",
+            PageMethod::Post => "POST",
+        }
+    }
+}
+
+/// One route of the pages: a path pattern, a method and its handler.
+pub struct PageRoute {
+    pub method: PageMethod,
+    pub path: &'static str,
+    to: fn(Route) -> Route,
+}
+
+const fn get(path: &'static str, to: fn(Route) -> Route) -> PageRoute {
+    PageRoute { method: PageMethod::Get, path, to }
+}
+
+const fn post(path: &'static str, to: fn(Route) -> Route) -> PageRoute {
+    PageRoute { method: PageMethod::Post, path, to }
+}
+
+/// Every route of the pages. [`configure`] registers exactly these, and the web route matrix test
+/// (`tests/web_route_matrix.rs`) calls each of them as every role and fails on a route its own
+/// table does not name, so a new page cannot be added without saying who may use it.
+pub const ROUTES: &[PageRoute] = &[
+    get("/assets/{digest}/{path:.*}", |r| r.to(assets::serve)),
+    get("/", |r| r.to(start::start_page)),
+    get("/login", |r| r.to(session::login_page)),
+    post("/login", |r| r.to(session::login)),
+    get("/logout", |r| r.to(session::logout_page)),
+    post("/logout", |r| r.to(session::logout)),
+    post("/entitlements/{id}/claim", |r| r.to(start::claim)),
+    post("/allocations/{id}/release", |r| r.to(start::release)),
+    get("/organisations/{code}", |r| r.to(organisations::organisation_page)),
+    get("/organisations/{code}/purchases/new", |r| r.to(purchases::new_purchase_page)),
+    post("/organisations/{code}/purchases", |r| r.to(purchases::record_purchase)),
+    get("/organisations/{code}/risk-acceptances/new", |r| r.to(risk::new_acceptance_page)),
+    post("/organisations/{code}/risk-acceptances", |r| r.to(risk::record_acceptance)),
+    get("/products/{id}", |r| r.to(products::product_page)),
+    get("/agreements", |r| r.to(agreements::agreements_page)),
+    get("/agreements/{id}", |r| r.to(agreements::agreement_page)),
+    get("/users", |r| r.to(users::users_page)),
+    get("/advisories", |r| r.to(advisories::advisories_page)),
+    get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
+    get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
+    get("/organisations/{code}/advisories/{id}", |r| r.to(advisories::response_page)),
+    post("/organisations/{code}/advisories/{id}/acknowledge", |r| r.to(advisories::acknowledge)),
+    post("/organisations/{code}/advisories/{id}/applicability", |r| r.to(advisories::set_applicability)),
+    post("/organisations/{code}/advisories/{id}/close", |r| r.to(advisories::close)),
+    get("/standards", |r| r.to(standards::standards_page)),
+    get("/standards/{id}", |r| r.to(standards::standard_page)),
+    post("/standards/{id}/versions", |r| r.to(standards::new_draft)),
+    post("/standards/{id}/versions/{n}/requirements", |r| r.to(standards::add_requirement)),
+    get("/standards/{id}/versions/{n}/requirements/edit", |r| r.to(standards::edit_requirement_page)),
+    post("/standards/{id}/versions/{n}/requirements/edit", |r| r.to(standards::edit_requirement)),
+    post("/standards/{id}/versions/{n}/requirements/remove", |r| r.to(standards::remove_requirement)),
+    get("/standards/{id}/versions/{n}/withdraw", |r| r.to(standards::withdraw_page)),
+    post("/standards/{id}/versions/{n}/withdraw", |r| r.to(standards::withdraw)),
+    get("/standards/{id}/versions/{n}/publish", |r| r.to(standards::publish_page)),
+    post("/standards/{id}/versions/{n}/publish", |r| r.to(standards::publish)),
+    get("/standards/{id}/versions/{n}/assessments", |r| r.to(assessments::assessments_page)),
+    post("/standards/{id}/versions/{n}/assessments", |r| r.to(assessments::assess)),
+];
+
+/// Registers every page of [`ROUTES`]. Called by `app::build_app`, outside the documented `/v1`
+/// scope. The methods of one path share one resource: actix answers a path from the first
+/// resource that matches it (405 for a method that resource lacks), never from a later one.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .app_data(web::FormConfig::default().limit(crate::app::MAX_BODY_BYTES))
-        .service(assets::service())
-        .service(web::resource("/").route(web::get().to(start::start_page)))
-        .service(
-            web::resource("/login")
-                .route(web::get().to(session::login_page))
-                .route(web::post().to(session::login)),
-        )
-        .service(
-            web::resource("/logout")
-                .route(web::get().to(session::logout_page))
-                .route(web::post().to(session::logout)),
-        )
-        .service(web::resource("/entitlements/{id}/claim").route(web::post().to(start::claim)))
-        .service(web::resource("/allocations/{id}/release").route(web::post().to(start::release)))
-        .service(
-            web::resource("/organisations/{code}").route(web::get().to(organisations::organisation_page)),
-        )
-        .service(
-            web::resource("/organisations/{code}/purchases/new")
-                .route(web::get().to(purchases::new_purchase_page)),
-        )
-        .service(
-            web::resource("/organisations/{code}/purchases")
-                .route(web::post().to(purchases::record_purchase)),
-        )
-        .service(
-            web::resource("/organisations/{code}/risk-acceptances/new")
-                .route(web::get().to(risk::new_acceptance_page)),
-        )
-        .service(
-            web::resource("/organisations/{code}/risk-acceptances")
-                .route(web::post().to(risk::record_acceptance)),
-        )
-        .service(web::resource("/products/{id}").route(web::get().to(products::product_page)))
-        .service(web::resource("/agreements").route(web::get().to(agreements::agreements_page)))
-        .service(web::resource("/agreements/{id}").route(web::get().to(agreements::agreement_page)))
-        .service(web::resource("/users").route(web::get().to(users::users_page)))
-        .service(web::resource("/advisories").route(web::get().to(advisories::advisories_page)))
-        .service(web::resource("/reports/unsupported").route(web::get().to(reports::unsupported_page)))
-        .service(web::resource("/advisories/{id}").route(web::get().to(advisories::advisory_page)))
-        .service(
-            web::resource("/organisations/{code}/advisories/{id}")
-                .route(web::get().to(advisories::response_page)),
-        )
-        .service(
-            web::resource("/organisations/{code}/advisories/{id}/acknowledge")
-                .route(web::post().to(advisories::acknowledge)),
-        )
-        .service(
-            web::resource("/organisations/{code}/advisories/{id}/applicability")
-                .route(web::post().to(advisories::set_applicability)),
-        )
-        .service(
-            web::resource("/organisations/{code}/advisories/{id}/close")
-                .route(web::post().to(advisories::close)),
-        )
-        .service(web::resource("/standards").route(web::get().to(standards::standards_page)))
-        .service(web::resource("/standards/{id}").route(web::get().to(standards::standard_page)))
-        .service(web::resource("/standards/{id}/versions").route(web::post().to(standards::new_draft)))
-        .service(
-            web::resource("/standards/{id}/versions/{n}/requirements")
-                .route(web::post().to(standards::add_requirement)),
-        )
-        .service(
-            web::resource("/standards/{id}/versions/{n}/requirements/edit")
-                .route(web::get().to(standards::edit_requirement_page))
-                .route(web::post().to(standards::edit_requirement)),
-        )
-        .service(
-            web::resource("/standards/{id}/versions/{n}/requirements/remove")
-                .route(web::post().to(standards::remove_requirement)),
-        )
-        .service(
-            web::resource("/standards/{id}/versions/{n}/withdraw")
-                .route(web::get().to(standards::withdraw_page))
-                .route(web::post().to(standards::withdraw)),
-        )
-        .service(
-            web::resource("/standards/{id}/versions/{n}/publish")
-                .route(web::get().to(standards::publish_page))
-                .route(web::post().to(standards::publish)),
-        )
-        .service(
-            web::resource("/standards/{id}/versions/{n}/assessments")
-                .route(web::get().to(assessments::assessments_page))
-                .route(web::post().to(assessments::assess)),
-        );
+    config.app_data(web::FormConfig::default().limit(crate::app::MAX_BODY_BYTES));
+    let mut paths: Vec<&'static str> = Vec::new();
+    for route in ROUTES {
+        if !paths.contains(&route.path) {
+            paths.push(route.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        for route in ROUTES.iter().filter(|route| route.path == path) {
+            let method = match route.method {
+                PageMethod::Get => web::get(),
+                PageMethod::Post => web::post(),
+            };
+            resource = resource.route((route.to)(method));
+        }
+        config.service(resource);
+    }
 }
 
 /// What every page shows around its content: the title, the header's account links and the

@@ -1,0 +1,929 @@
+//! Deny by default over every web page, as `route_matrix.rs` is for the API. The routes are
+//! `api::web::ROUTES`, the table the router itself registers, and the test fails on a route its own
+//! table below does not name (and on a row naming no route). Each route is called, GET and form
+//! POST alike, by someone signed out, by a disabled user's session, by each role, and by an
+//! officer and an exemplar of another trust, and must get exactly what the table says: the
+//! sign-in page, 403, 404, or the page (200) and, for a form, the change it asks for (303).
+//!
+//! Forms carry the caller's own valid CSRF token and a body that would succeed for a caller who
+//! may send it, so only authorisation can refuse them. A refused form must also leave the data
+//! alone: the audit log (every write adds to it, in the write's transaction) and one value the
+//! form would change are read before and after; an accepted form must change both, which shows
+//! the value watched is the right one.
+//!
+//! The trust whose records the pages concern is RM3 (Salford Royal, an exemplar trust that
+//! publishes the medical device standard); the other trust's callers are an officer of RJ1 and an
+//! exemplar of RRK.
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+
+use api::web::PageMethod;
+use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
+use db::standards::{Level, RequirementInput, StandardVersion, VersionStatus};
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+
+/// The trust whose records the pages concern.
+const TRUST: &str = "RM3";
+/// Another trust, whose officer must not reach `TRUST`'s records.
+const OTHER_TRUST: &str = "RJ1";
+/// Another exemplar trust, whose exemplar must not change `TRUST`'s standard.
+const OTHER_EXEMPLAR_TRUST: &str = "RRK";
+
+/// Who calls, in the order of every row of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    /// An officer of `TRUST` who signed in and was then disabled.
+    Disabled,
+    Admin,
+    Auditor,
+    /// An officer of `TRUST`.
+    Officer,
+    /// An officer of `OTHER_TRUST`.
+    OtherOfficer,
+    /// An exemplar author of `TRUST`, the standard's publisher.
+    Exemplar,
+    /// An exemplar author of `OTHER_EXEMPLAR_TRUST`.
+    OtherExemplar,
+}
+
+const CALLERS: [Who; 8] = [
+    Who::Anonymous,
+    Who::Disabled,
+    Who::Admin,
+    Who::Auditor,
+    Who::Officer,
+    Who::OtherOfficer,
+    Who::Exemplar,
+    Who::OtherExemplar,
+];
+
+/// What a call must get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// 303 to the sign-in page, which remembers the page asked for (a form: the start page).
+    SignIn,
+    /// The page (200); for a form, 303 to a page of the site, with the change made.
+    Ok,
+    /// 403, the "You cannot do this" page.
+    Forbidden,
+    /// 404, the "Page not found" page: another trust's records are not there.
+    NotFound,
+    /// 401 on the sign-in form: these credentials sign no one in.
+    WrongCredentials,
+}
+
+use Expect::{Forbidden as NO, NotFound as NF, Ok as OK, SignIn as IN, WrongCredentials as BAD};
+
+// Columns: signed out, disabled, admin, auditor, officer, other trust's officer, exemplar (the
+// publisher), other trust's exemplar.
+/// Anyone, signed in or not.
+const PUBLIC: [Expect; 8] = [OK, OK, OK, OK, OK, OK, OK, OK];
+/// Any signed-in user.
+const SIGNED_IN: [Expect; 8] = [IN, IN, OK, OK, OK, OK, OK, OK];
+/// The national team and auditors (the API's `AdminOrAuditor`).
+const READERS: [Expect; 8] = [IN, IN, OK, OK, NO, NO, NO, NO];
+/// Reading `TRUST`'s private data (`ensure_can_read`): another trust's callers get 404.
+const READS_TRUST: [Expect; 8] = [IN, IN, OK, OK, OK, NF, OK, NF];
+/// Acting for `TRUST` (`AdminOrOfficer` and `ensure_can_act_for`): roles that never may get 403
+/// (the role is checked first), another trust's officer 404.
+const ACTS_FOR_TRUST: [Expect; 8] = [IN, IN, OK, NO, OK, NF, NO, NO];
+/// Changing the standard `TRUST` publishes (`AdminOrExemplar` and `ensure_publisher`): the
+/// standard is public, so others get 403, not 404.
+const PUBLISHER: [Expect; 8] = [IN, IN, OK, NO, NO, NO, OK, NO];
+/// A draft, seen only by those who may change it: for everyone else it is not there.
+const PUBLISHERS_DRAFT: [Expect; 8] = [IN, IN, OK, NF, NF, NF, OK, NF];
+/// The other trust's purchase form correcting `TRUST`'s purchase: acting for the other trust is
+/// allowed to its officer and the national team, but the purchase is not the other trust's.
+const TRUSTS_RECORD_ELSEWHERE: [Expect; 8] = [IN, IN, NF, NO, NF, NF, NO, NO];
+/// The sign-in form, sent with the caller's own credentials (signed out: an unknown email).
+const SIGN_IN_FORM: [Expect; 8] = [BAD, BAD, OK, OK, OK, OK, OK, OK];
+
+/// The forms, each prepared afresh before every call (see [`prepare`]).
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    SignIn,
+    SignOut,
+    Claim,
+    Release,
+    Purchase,
+    RiskAcceptance,
+    Acknowledge,
+    Applicability,
+    Close,
+    NewDraft,
+    AddRequirement,
+    EditRequirement,
+    RemoveRequirement,
+    Withdraw,
+    Publish,
+    Assess,
+}
+
+enum Send {
+    Get(String),
+    Post(Form),
+}
+
+/// One row of the matrix: a route of `api::web::ROUTES`, a request to it, and what each caller
+/// must get.
+struct Case {
+    pattern: &'static str,
+    send: Send,
+    expect: [Expect; 8],
+    /// Part of an allowed page that only some of those who see the page may see: a marker in
+    /// the page, and for each caller whether it must be there.
+    shows: Option<(&'static str, [bool; 8])>,
+}
+
+impl Case {
+    fn method(&self) -> PageMethod {
+        match self.send {
+            Send::Get(_) => PageMethod::Get,
+            Send::Post(_) => PageMethod::Post,
+        }
+    }
+}
+
+fn get(pattern: &'static str, url: String, expect: [Expect; 8]) -> Case {
+    Case { pattern, send: Send::Get(url), expect, shows: None }
+}
+
+fn post(pattern: &'static str, form: Form, expect: [Expect; 8]) -> Case {
+    Case { pattern, send: Send::Post(form), expect, shows: None }
+}
+
+/// Records of `TRUST` and the catalogue that the requests name.
+struct Fixture {
+    /// Windows 10 Enterprise, which `TRUST` holds (unsupported: advisory CC-2025-0001 applies).
+    product: i64,
+    /// The national entitlement to it that `TRUST` claims from, and its agreement.
+    entitlement: i64,
+    agreement: i64,
+    /// `TRUST`'s allocation of that entitlement.
+    allocation: i64,
+    /// The medical device security standard, published by `TRUST`, its category and published
+    /// version when the test starts, and a draft.
+    standard: i64,
+    category: String,
+    published: i32,
+    draft: i32,
+    /// Advisory CC-2025-0001.
+    advisory: i64,
+    /// A purchase `TRUST` recorded against the standard.
+    purchase: i64,
+    /// Makes names unique (order references, requirement codes, advisory references).
+    serial: Cell<u32>,
+}
+
+impl Fixture {
+    fn next(&self) -> u32 {
+        self.serial.set(self.serial.get() + 1);
+        self.serial.get()
+    }
+}
+
+fn cases(f: &Fixture) -> Vec<Case> {
+    let (s, draft, published) = (f.standard, f.draft, f.published);
+    let assets = format!("{}/app/app.css", api::web::assets::prefix());
+    let admins_and_auditors = [false, false, true, true, false, false, false, false];
+    let publishers = [false, false, true, false, false, false, true, false];
+    let those_acting_for_trust = [false, false, true, false, true, false, false, false];
+    vec![
+        get("/assets/{digest}/{path:.*}", assets, PUBLIC),
+        get("/", "/".into(), SIGNED_IN),
+        get("/login", "/login".into(), PUBLIC),
+        post("/login", Form::SignIn, SIGN_IN_FORM),
+        get("/logout", "/logout".into(), SIGNED_IN),
+        post("/logout", Form::SignOut, SIGNED_IN),
+        post("/entitlements/{id}/claim", Form::Claim, ACTS_FOR_TRUST),
+        post("/allocations/{id}/release", Form::Release, ACTS_FOR_TRUST),
+        Case {
+            shows: Some((r#"/release" method="post""#, those_acting_for_trust)),
+            ..get("/organisations/{code}", format!("/organisations/{TRUST}"), READS_TRUST)
+        },
+        get(
+            "/organisations/{code}/purchases/new",
+            format!("/organisations/{TRUST}/purchases/new?standard={s}"),
+            ACTS_FOR_TRUST,
+        ),
+        get(
+            "/organisations/{code}/purchases/new",
+            format!("/organisations/{TRUST}/purchases/new?standard={s}&corrects={}", f.purchase),
+            ACTS_FOR_TRUST,
+        ),
+        get(
+            "/organisations/{code}/purchases/new",
+            format!("/organisations/{OTHER_TRUST}/purchases/new?standard={s}&corrects={}", f.purchase),
+            TRUSTS_RECORD_ELSEWHERE,
+        ),
+        post("/organisations/{code}/purchases", Form::Purchase, ACTS_FOR_TRUST),
+        get(
+            "/organisations/{code}/risk-acceptances/new",
+            format!("/organisations/{TRUST}/risk-acceptances/new"),
+            ACTS_FOR_TRUST,
+        ),
+        post("/organisations/{code}/risk-acceptances", Form::RiskAcceptance, ACTS_FOR_TRUST),
+        get("/products/{id}", format!("/products/{}", f.product), SIGNED_IN),
+        get("/agreements", "/agreements".into(), SIGNED_IN),
+        Case {
+            shows: Some((r#"<svg class="app-chart""#, admins_and_auditors)),
+            ..get("/agreements/{id}", format!("/agreements/{}", f.agreement), SIGNED_IN)
+        },
+        get("/users", "/users".into(), READERS),
+        get("/advisories", "/advisories".into(), SIGNED_IN),
+        get("/reports/unsupported", "/reports/unsupported".into(), READERS),
+        Case {
+            shows: Some(("<h2>Exposure</h2>", admins_and_auditors)),
+            ..get("/advisories/{id}", format!("/advisories/{}", f.advisory), SIGNED_IN)
+        },
+        get(
+            "/organisations/{code}/advisories/{id}",
+            format!("/organisations/{TRUST}/advisories/{}", f.advisory),
+            READS_TRUST,
+        ),
+        post("/organisations/{code}/advisories/{id}/acknowledge", Form::Acknowledge, ACTS_FOR_TRUST),
+        post("/organisations/{code}/advisories/{id}/applicability", Form::Applicability, ACTS_FOR_TRUST),
+        post("/organisations/{code}/advisories/{id}/close", Form::Close, ACTS_FOR_TRUST),
+        get("/standards", "/standards".into(), SIGNED_IN),
+        Case {
+            shows: Some((": draft</h2>", publishers)),
+            ..get("/standards/{id}", format!("/standards/{s}"), SIGNED_IN)
+        },
+        post("/standards/{id}/versions", Form::NewDraft, PUBLISHER),
+        post("/standards/{id}/versions/{n}/requirements", Form::AddRequirement, PUBLISHER),
+        get(
+            "/standards/{id}/versions/{n}/requirements/edit",
+            format!("/standards/{s}/versions/{draft}/requirements/edit?code=MDS-03"),
+            PUBLISHER,
+        ),
+        post("/standards/{id}/versions/{n}/requirements/edit", Form::EditRequirement, PUBLISHER),
+        post("/standards/{id}/versions/{n}/requirements/remove", Form::RemoveRequirement, PUBLISHER),
+        get(
+            "/standards/{id}/versions/{n}/withdraw",
+            format!("/standards/{s}/versions/{published}/withdraw"),
+            PUBLISHER,
+        ),
+        post("/standards/{id}/versions/{n}/withdraw", Form::Withdraw, PUBLISHER),
+        get(
+            "/standards/{id}/versions/{n}/publish",
+            format!("/standards/{s}/versions/{draft}/publish"),
+            PUBLISHER,
+        ),
+        post("/standards/{id}/versions/{n}/publish", Form::Publish, PUBLISHER),
+        get(
+            "/standards/{id}/versions/{n}/assessments",
+            format!("/standards/{s}/versions/{published}/assessments"),
+            SIGNED_IN,
+        ),
+        get(
+            "/standards/{id}/versions/{n}/assessments",
+            format!("/standards/{s}/versions/{draft}/assessments"),
+            PUBLISHERS_DRAFT,
+        ),
+        post("/standards/{id}/versions/{n}/assessments", Form::Assess, PUBLISHER),
+    ]
+}
+
+/// A caller of the pages: the session cookie it sends (none when signed out) and the CSRF token
+/// of that session, which its forms carry.
+struct Caller {
+    who: Who,
+    user: Option<TestUser>,
+    cookie: Option<String>,
+    csrf_token: String,
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next()?.split_once('='))
+            .find(|(n, v)| *n == name && !v.is_empty())
+            .map(|(n, v)| format!("{n}={v}"))
+    }
+
+    /// The value of the first hidden input called `name`.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!(r#"name="{name}" value=""#);
+        let start =
+            self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in {}", self.body)) + marker.len();
+        self.body[start..].split('"').next().unwrap_or_default().to_owned()
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder, cookie: Option<&str>) -> Answer {
+    let request = match cookie {
+        Some(cookie) => request.header("cookie", cookie),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap_or_default(),
+    }
+}
+
+async fn get_page(app: &TestApp, cookie: Option<&str>, url: &str) -> Answer {
+    send(app.get(url), cookie).await
+}
+
+async fn post_form(app: &TestApp, cookie: Option<&str>, url: &str, fields: &[(String, String)]) -> Answer {
+    send(app.post(url).form(fields), cookie).await
+}
+
+/// Signs in through the sign-in page, as a browser does.
+async fn sign_in_form(app: &TestApp, email: &str) -> Answer {
+    let login = get_page(app, None, "/login").await;
+    assert_eq!(login.status, 200);
+    let bound = login.cookie("catalogue_sign_in").expect("the sign-in page's cookie");
+    let fields = [("email", email), ("password", TEST_PASSWORD), ("csrf_token", &login.hidden("csrf_token"))]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    post_form(app, Some(&bound), "/login", &fields).await
+}
+
+async fn signed_in(app: &TestApp, who: Who, user: TestUser) -> Caller {
+    let answer = sign_in_form(app, &user.email).await;
+    assert_eq!(answer.status, 303, "{who:?} signs in: {}", answer.body);
+    let cookie = answer.cookie("catalogue_session").expect("a session cookie");
+    let start = get_page(app, Some(&cookie), "/").await;
+    assert_eq!(start.status, 200, "{who:?}");
+    Caller { who, csrf_token: start.hidden("csrf_token"), cookie: Some(cookie), user: Some(user) }
+}
+
+/// A user like `who` (same role and organisation), made for one call.
+fn user_like(app: &TestApp, who: Who) -> TestUser {
+    match who {
+        Who::Anonymous => unreachable!("no user"),
+        Who::Admin => app.create_user(Role::Admin, None),
+        Who::Auditor => app.create_user(Role::Auditor, None),
+        Who::Officer | Who::Disabled => app.create_user(Role::Officer, Some(TRUST)),
+        Who::OtherOfficer => app.create_user(Role::Officer, Some(OTHER_TRUST)),
+        Who::Exemplar => app.create_user(Role::Exemplar, Some(TRUST)),
+        Who::OtherExemplar => app.create_user(Role::Exemplar, Some(OTHER_EXEMPLAR_TRUST)),
+    }
+}
+
+async fn callers(app: &TestApp) -> Vec<Caller> {
+    let mut callers = Vec::new();
+    for who in CALLERS {
+        let caller = match who {
+            Who::Anonymous => Caller { who, user: None, cookie: None, csrf_token: String::new() },
+            _ => signed_in(app, who, user_like(app, who)).await,
+        };
+        callers.push(caller);
+    }
+    // Disabled after signing in: the session (and the CSRF token its forms carry) is one the
+    // user really had.
+    let disabled = callers[1].user.as_ref().map(|u| u.id).unwrap_or_default();
+    let changes = db::users::UserChanges { disabled: Some(true), ..Default::default() };
+    db::users::update(app.db(), &db::Actor::system("test"), disabled, changes, db::Precondition::Exists)
+        .unwrap();
+    callers
+}
+
+/// One value of the database, as text.
+fn value(app: &TestApp, sql: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    app.with_connection(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(sql).get_result::<Value>(conn).unwrap_or_else(|e| panic!("{sql}: {e}")).value
+    })
+}
+
+fn id(app: &TestApp, sql: &str) -> i64 {
+    value(app, sql).parse().unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn audit_events(app: &TestApp) -> String {
+    value(app, "SELECT CAST(COUNT(*) AS TEXT) AS value FROM audit_events")
+}
+
+fn system() -> db::Actor {
+    db::Actor::system("test")
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn version(app: &TestApp, standard: i64, number: i32) -> StandardVersion {
+    app.with_connection(|conn| db::standards::get_version(conn, standard, number).unwrap())
+}
+
+/// The standard's draft, started from its latest version when it has none.
+fn draft(app: &TestApp, standard: i64) -> StandardVersion {
+    let current = app.with_connection(|conn| db::standards::get(conn, standard).unwrap());
+    match current.versions.iter().find(|v| v.status == VersionStatus::Draft) {
+        Some(draft) => version(app, standard, draft.number),
+        None => db::standards::new_draft(app.db(), &system(), standard).unwrap(),
+    }
+}
+
+fn published(app: &TestApp, standard: i64) -> StandardVersion {
+    let current = app.with_connection(|conn| db::standards::get(conn, standard).unwrap());
+    version(app, standard, current.published_version.expect("a published version"))
+}
+
+/// An advisory on the product `TRUST` holds, new for one call; acknowledged for `TRUST` if asked.
+fn fresh_advisory(app: &TestApp, f: &Fixture, acknowledged: bool) -> i64 {
+    let fields = db::advisories::AdvisoryFields {
+        reference: format!("CC-TEST-{:04}", f.next()),
+        title: "Matrix advisory".into(),
+        severity: db::advisories::Severity::High,
+        published_at: chrono::Utc::now().naive_utc(),
+        remediation: "Upgrade.".into(),
+        links: Vec::new(),
+        affected_product_ids: vec![f.product],
+        source: None,
+    };
+    let advisory = db::advisories::create(app.db(), &system(), fields).unwrap();
+    if acknowledged {
+        let response = db::advisories::Response::Acknowledge { applicable: None, reason: None };
+        db::advisories::respond(app.db(), &system(), advisory.id, TRUST, response).unwrap();
+    }
+    advisory.id
+}
+
+fn responses(advisory: i64, condition: &str) -> String {
+    format!(
+        "SELECT CAST(COUNT(*) AS TEXT) AS value FROM advisory_responses WHERE advisory_id = {advisory} \
+         AND organisation_code = '{TRUST}' AND {condition}"
+    )
+}
+
+fn version_column(standard: i64, number: i32, column: &str) -> String {
+    format!(
+        "SELECT CAST({column} AS TEXT) AS value FROM standard_versions WHERE standard_id = {standard} \
+         AND number = {number}"
+    )
+}
+
+/// Declares every requirement of `version` met.
+fn every_requirement_met(version: &StandardVersion, fields: &mut Vec<(String, String)>) {
+    for requirement in &version.requirements {
+        fields.push((format!("requirement_{}", requirement.code), "1".into()));
+        fields.push((format!("met_{}", requirement.code), "yes".into()));
+    }
+}
+
+/// A form ready to send: where, its fields (without the CSRF token), and a query of the one
+/// value it changes when it is accepted.
+struct Prepared {
+    url: String,
+    fields: Vec<(String, String)>,
+    watch: Option<String>,
+}
+
+fn pairs(fields: &[(&str, &str)]) -> Vec<(String, String)> {
+    fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Prepares `form` so that it would succeed for a caller who may send it: forms that can be
+/// sent once (acknowledging, publishing, ...) get a target of their own each time.
+fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
+    let s = f.standard;
+    let (url, fields, watch) = match form {
+        Form::SignIn | Form::SignOut => unreachable!("prepared by the caller"),
+        Form::Claim => (
+            format!("/entitlements/{}/claim", f.entitlement),
+            pairs(&[("organisation", TRUST), ("quantity", "1"), ("question", "Windows 10 Enterprise")]),
+            format!(
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM allocations WHERE organisation_code = '{TRUST}'"
+            ),
+        ),
+        Form::Release => (
+            format!("/allocations/{}/release", f.allocation),
+            pairs(&[("quantity", "1"), ("return_to", &format!("/organisations/{TRUST}"))]),
+            format!("SELECT CAST(quantity AS TEXT) AS value FROM allocations WHERE id = {}", f.allocation),
+        ),
+        Form::Purchase => {
+            let version = published(app, s);
+            let mut fields = pairs(&[
+                ("standard_id", &s.to_string()),
+                ("version", &version.number.to_string()),
+                ("category", &f.category),
+                ("description", "Portable X-ray unit"),
+                ("purchased_on", &today().to_string()),
+                ("quantity", "1"),
+                ("unit_cost", "12000"),
+                ("order_reference", &format!("PO-M{}", f.next())),
+            ]);
+            every_requirement_met(&version, &mut fields);
+            (
+                format!("/organisations/{TRUST}/purchases"),
+                fields,
+                format!(
+                    "SELECT CAST(COUNT(*) AS TEXT) AS value FROM purchases WHERE organisation_code = '{TRUST}'"
+                ),
+            )
+        }
+        Form::RiskAcceptance => (
+            format!("/organisations/{TRUST}/risk-acceptances"),
+            pairs(&[
+                ("product_id", &f.product.to_string()),
+                ("compensating_controls", "Isolated VLAN"),
+                ("mds2_reference", ""),
+                ("expires_on", &(today() + chrono::Days::new(365)).to_string()),
+            ]),
+            format!(
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM risk_acceptances WHERE organisation_code = '{TRUST}'"
+            ),
+        ),
+        Form::Acknowledge => {
+            let advisory = fresh_advisory(app, f, false);
+            (
+                format!("/organisations/{TRUST}/advisories/{advisory}/acknowledge"),
+                pairs(&[("applicable", "yes"), ("return_to", &format!("/organisations/{TRUST}"))]),
+                responses(advisory, "acknowledged_at IS NOT NULL"),
+            )
+        }
+        Form::Applicability => {
+            let advisory = fresh_advisory(app, f, true);
+            (
+                format!("/organisations/{TRUST}/advisories/{advisory}/applicability"),
+                pairs(&[("applicable", "no"), ("reason", "isolated ward")]),
+                responses(advisory, "applicable IS NOT NULL"),
+            )
+        }
+        Form::Close => {
+            let advisory = fresh_advisory(app, f, true);
+            (
+                format!("/organisations/{TRUST}/advisories/{advisory}/close"),
+                pairs(&[("remediation_note", "Upgraded")]),
+                responses(advisory, "closed_at IS NOT NULL"),
+            )
+        }
+        Form::NewDraft => {
+            let current = app.with_connection(|conn| db::standards::get(conn, s).unwrap());
+            if let Some(draft) = current.versions.iter().find(|v| v.status == VersionStatus::Draft) {
+                db::standards::withdraw(app.db(), &system(), s, draft.number).unwrap();
+            }
+            (
+                format!("/standards/{s}/versions"),
+                Vec::new(),
+                format!(
+                    "SELECT CAST(COUNT(*) AS TEXT) AS value FROM standard_versions WHERE standard_id = {s}"
+                ),
+            )
+        }
+        Form::AddRequirement => {
+            let draft = draft(app, s);
+            (
+                format!("/standards/{s}/versions/{}/requirements", draft.number),
+                pairs(&[
+                    ("code", &format!("ADD-{}", f.next())),
+                    ("level", "MAY"),
+                    ("text", "The supplier MAY say more."),
+                    ("revision", &draft.revision.to_string()),
+                ]),
+                version_column(s, draft.number, "revision"),
+            )
+        }
+        Form::EditRequirement => {
+            let draft = draft(app, s);
+            let requirement = draft.requirements.iter().find(|r| r.code == "MDS-03").expect("MDS-03");
+            (
+                format!("/standards/{s}/versions/{}/requirements/edit", draft.number),
+                pairs(&[
+                    ("original_code", "MDS-03"),
+                    ("code", "MDS-03"),
+                    ("level", requirement.level.as_str()),
+                    ("text", &format!("{} (edit {})", requirement.text, f.next())),
+                    ("revision", &draft.revision.to_string()),
+                ]),
+                version_column(s, draft.number, "revision"),
+            )
+        }
+        Form::RemoveRequirement => {
+            let draft = draft(app, s);
+            let code = format!("TMP-{}", f.next());
+            let mut requirements: Vec<RequirementInput> = draft
+                .requirements
+                .iter()
+                .map(|r| RequirementInput {
+                    code: r.code.clone(),
+                    text: r.text.clone(),
+                    level: r.level,
+                    criterion: r.criterion.clone(),
+                })
+                .collect();
+            requirements.push(RequirementInput {
+                code: code.clone(),
+                text: "To be removed.".into(),
+                level: Level::May,
+                criterion: None,
+            });
+            let changes = db::standards::DraftChanges { summary: None, requirements: Some(requirements) };
+            let precondition = db::Precondition::Revision(draft.revision);
+            let draft =
+                db::standards::edit_draft(app.db(), &system(), s, draft.number, changes, precondition)
+                    .unwrap();
+            (
+                format!("/standards/{s}/versions/{}/requirements/remove", draft.number),
+                pairs(&[("code", &code), ("revision", &draft.revision.to_string())]),
+                version_column(s, draft.number, "revision"),
+            )
+        }
+        Form::Withdraw | Form::Publish => {
+            let draft = draft(app, s);
+            let action = if matches!(form, Form::Withdraw) { "withdraw" } else { "publish" };
+            (
+                format!("/standards/{s}/versions/{}/{action}", draft.number),
+                Vec::new(),
+                version_column(s, draft.number, "status"),
+            )
+        }
+        Form::Assess => {
+            let version = published(app, s);
+            let product = id(
+                app,
+                &format!(
+                    "SELECT CAST(MIN(id) AS TEXT) AS value FROM products WHERE id NOT IN (SELECT a.product_id \
+                     FROM assessments a JOIN standard_versions v ON v.id = a.version_id \
+                     WHERE v.standard_id = {s} AND v.number = {})",
+                    version.number
+                ),
+            );
+            let mut fields = pairs(&[("product_id", &product.to_string())]);
+            every_requirement_met(&version, &mut fields);
+            (
+                format!("/standards/{s}/versions/{}/assessments", version.number),
+                fields,
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM assessments".to_owned(),
+            )
+        }
+    };
+    Prepared { url, fields, watch: Some(watch) }
+}
+
+/// Whether a request path matches a route pattern (`{name}` is one segment, `{name:.*}` the rest).
+fn matches(pattern: &str, url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or_default();
+    let (mut patterns, mut segments) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (patterns.next(), segments.next()) {
+            (None, None) => return true,
+            (Some(p), Some(_)) if p.starts_with('{') && p.ends_with(":.*}") => return true,
+            (Some(p), Some(s)) if p.starts_with('{') => {
+                if s.is_empty() {
+                    return false;
+                }
+            }
+            (Some(p), Some(s)) if p == s => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Checks one answer against what was expected; says what is wrong, if anything.
+fn judge(answer: &Answer, expect: Expect, method: PageMethod, url: &str) -> Option<String> {
+    let (status, location) = (answer.status, answer.location());
+    let (right, wanted) = match expect {
+        Expect::SignIn => {
+            let next = match method {
+                PageMethod::Get => api::web::query_value(url),
+                PageMethod::Post => "%2F".to_owned(),
+            };
+            let wanted = format!("/login?next={next}");
+            (status == 303 && location == wanted, format!("303 to {wanted}"))
+        }
+        Expect::Ok if method == PageMethod::Get => (status == 200, "200".to_owned()),
+        Expect::Ok => (
+            status == 303 && location.starts_with('/') && !location.starts_with("/login?next="),
+            "303 to a page of the site".to_owned(),
+        ),
+        Expect::Forbidden => (
+            status == 403 && answer.body.contains("You cannot do this"),
+            "403 \"You cannot do this\"".to_owned(),
+        ),
+        Expect::NotFound => {
+            (status == 404 && answer.body.contains("Page not found"), "404 \"Page not found\"".to_owned())
+        }
+        Expect::WrongCredentials => (
+            status == 401 && answer.body.contains("The email address or password is not correct"),
+            "401 \"The email address or password is not correct\"".to_owned(),
+        ),
+    };
+    (!right).then(|| format!("expected {wanted}, got {status} {location}"))
+}
+
+/// Sends `form` as `caller`; returns where it went, the answer and what was wrong with the data.
+async fn call_form(
+    app: &TestApp,
+    f: &Fixture,
+    caller: &Caller,
+    form: Form,
+    expect: Expect,
+) -> (String, Answer, Vec<String>) {
+    let mut problems = Vec::new();
+    match form {
+        // Sent from a browser of its own, with the caller's own credentials.
+        Form::SignIn => {
+            let email = caller.user.as_ref().map_or("nobody@test.nhs.uk", |user| user.email.as_str());
+            let answer = sign_in_form(app, email).await;
+            if expect == Expect::Ok && answer.cookie("catalogue_session").is_none() {
+                problems.push("signed in without a session cookie".to_owned());
+            }
+            ("/login".into(), answer, problems)
+        }
+        // Signing out ends every session of the account: a caller who may sign out does so from
+        // a session of a user like them, made for this call.
+        Form::SignOut => {
+            let own;
+            let caller = if expect == Expect::Ok {
+                own = signed_in(app, caller.who, user_like(app, caller.who)).await;
+                &own
+            } else {
+                caller
+            };
+            let watch = caller.user.as_ref().map(|user| {
+                format!("SELECT CAST(token_generation AS TEXT) AS value FROM users WHERE id = {}", user.id)
+            });
+            let prepared = Prepared {
+                url: "/logout".into(),
+                fields: pairs(&[("csrf_token", &caller.csrf_token)]),
+                watch,
+            };
+            let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
+            (url, answer, problems)
+        }
+        _ => {
+            let mut prepared = prepare(app, f, form);
+            prepared.fields.push(("csrf_token".into(), caller.csrf_token.clone()));
+            let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
+            (url, answer, problems)
+        }
+    }
+}
+
+/// Sends a prepared form; checks that the audit log and the watched value changed exactly when
+/// the form was to be accepted.
+async fn post_checked(
+    app: &TestApp,
+    caller: &Caller,
+    prepared: Prepared,
+    expect: Expect,
+    problems: &mut Vec<String>,
+) -> (String, Answer) {
+    let watched = |app: &TestApp| prepared.watch.as_deref().map(|sql| value(app, sql));
+    let (audit_before, before) = (audit_events(app), watched(app));
+    let answer = post_form(app, caller.cookie.as_deref(), &prepared.url, &prepared.fields).await;
+    let (audit_after, after) = (audit_events(app), watched(app));
+    let accepted = expect == Expect::Ok;
+    if (audit_after != audit_before) != accepted {
+        problems.push(format!("audit events {audit_before} -> {audit_after}"));
+    }
+    if before.is_some() && (after != before) != accepted {
+        problems.push(format!(
+            "{} {:?} -> {:?}",
+            prepared.watch.as_deref().unwrap_or_default(),
+            before.unwrap_or_default(),
+            after.unwrap_or_default()
+        ));
+    }
+    (prepared.url, answer)
+}
+
+/// Records of `TRUST` for the requests to name, made through the API and the data layer.
+async fn fixture(app: &TestApp, admin: &Caller) -> Fixture {
+    let (_, token) = app.sign_in(Role::Admin, None).await;
+    let product = id(app, "SELECT CAST(id AS TEXT) AS value FROM products WHERE sku = 'MS-WIN10-ENT'");
+    let coverage = app.with_connection(|conn| {
+        db::coverage::answer(conn, TRUST, db::coverage::Subject::Product(product), today()).unwrap()
+    });
+    let licence = coverage.licences.first().expect("Windows 10 Enterprise is licensed nationally");
+    let (entitlement, agreement) = (licence.entitlement_id, licence.agreement_id);
+    let response = app
+        .post(&format!("/v1/entitlements/{entitlement}/allocations"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"organisation": TRUST, "quantity": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let allocation = response.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let standard =
+        id(app, &format!("SELECT CAST(id AS TEXT) AS value FROM standards WHERE publisher_code = '{TRUST}'"));
+    let category = value(app, &format!("SELECT category AS value FROM standards WHERE id = {standard}"));
+    let mut fixture = Fixture {
+        product,
+        entitlement,
+        agreement,
+        allocation,
+        standard,
+        category,
+        published: published(app, standard).number,
+        draft: 0,
+        advisory: id(
+            app,
+            "SELECT CAST(id AS TEXT) AS value FROM advisories WHERE reference = 'CC-2025-0001'",
+        ),
+        purchase: 0,
+        serial: Cell::new(0),
+    };
+    let mut purchase = prepare(app, &fixture, Form::Purchase);
+    purchase.fields.push(("csrf_token".into(), admin.csrf_token.clone()));
+    let recorded = post_form(app, admin.cookie.as_deref(), &purchase.url, &purchase.fields).await;
+    assert_eq!(recorded.status, 303, "{}", recorded.body);
+    fixture.purchase = id(
+        app,
+        &format!("SELECT CAST(MAX(id) AS TEXT) AS value FROM purchases WHERE organisation_code = '{TRUST}'"),
+    );
+    fixture.draft = draft(app, standard).number;
+    fixture
+}
+
+async fn every_page_denies_by_default(app: TestApp) {
+    let callers = callers(&app).await;
+    let fixture = fixture(&app, &callers[2]).await;
+    let cases = cases(&fixture);
+
+    // Every route the app registers has a row, and every row is a route the app registers.
+    let routes: BTreeSet<(&str, &str)> =
+        api::web::ROUTES.iter().map(|r| (r.method.as_str(), r.path)).collect();
+    let rows: BTreeSet<(&str, &str)> = cases.iter().map(|c| (c.method().as_str(), c.pattern)).collect();
+    let missing: Vec<_> = routes.difference(&rows).collect();
+    assert!(
+        missing.is_empty(),
+        "page routes with no row in the matrix (add one saying who may use each): {missing:?}"
+    );
+    let unknown: Vec<_> = rows.difference(&routes).collect();
+    assert!(unknown.is_empty(), "rows of the matrix for routes not in api::web::ROUTES: {unknown:?}");
+
+    let mut failures = Vec::new();
+    // Pages first, while the fixture's draft is still the draft; then the forms, which change
+    // what they are sent to.
+    let (pages, forms): (Vec<&Case>, Vec<&Case>) = cases.iter().partition(|c| matches!(c.send, Send::Get(_)));
+    for case in pages.into_iter().chain(forms) {
+        for (caller, &expect) in callers.iter().zip(&case.expect) {
+            let (url, answer, problems) = match case.send {
+                Send::Get(ref url) => {
+                    let answer = get_page(&app, caller.cookie.as_deref(), url).await;
+                    (url.clone(), answer, Vec::new())
+                }
+                Send::Post(form) => call_form(&app, &fixture, caller, form, expect).await,
+            };
+            let method = case.method();
+            assert!(matches(case.pattern, &url), "{url} is not a request to {}", case.pattern);
+            let mut problems = problems;
+            problems.extend(judge(&answer, expect, method, &url));
+            if let (Some((marker, shown)), Expect::Ok) = (case.shows, expect) {
+                let index = CALLERS.iter().position(|w| *w == caller.who).unwrap_or_default();
+                if answer.body.contains(marker) != shown[index] {
+                    problems.push(format!("{marker:?} shown: {}, expected {}", !shown[index], shown[index]));
+                }
+            }
+            for problem in problems {
+                failures.push(format!("{} {url} as {:?}: {problem}", method.as_str(), caller.who));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+on_both_engines!(every_page_denies_by_default);
+
+#[test]
+fn pages_are_registered_only_from_the_route_table() {
+    // `configure` builds each resource from `api::web::ROUTES`; a page registered any other way
+    // would escape the matrix, so no other registration may appear in the web module.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/src/web");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for needle in ["web::resource(", "web::scope(", ".service(", "web::get()", "web::post()", ".route("] {
+            for _ in source.matches(needle) {
+                found.push(format!("{}: {needle}", path.file_name().unwrap().to_string_lossy()));
+            }
+        }
+    }
+    found.sort();
+    let expected = [
+        "mod.rs: .route(",
+        "mod.rs: .service(",
+        "mod.rs: web::get()",
+        "mod.rs: web::post()",
+        "mod.rs: web::resource(",
+    ];
+    assert_eq!(found, expected, "pages must be registered through api::web::ROUTES");
+}
