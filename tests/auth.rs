@@ -375,12 +375,7 @@ async fn disabling_or_changing_role_ends_tokens(app: TestApp) {
     let (auditor, auditor_token) = app.sign_in(Role::Auditor, None).await;
 
     let patch = |id: i64, body: Value| {
-        app.client
-            .patch(app.url(&format!("/v1/users/{id}")))
-            .bearer_auth(&admin)
-            .header("if-match", "*")
-            .json(&body)
-            .send()
+        app.patch_any_version(&format!("/v1/users/{id}")).bearer_auth(&admin).json(&body).send()
     };
     assert_eq!(patch(officer.id, json!({"disabled": true})).await.unwrap().status(), 200);
     assert_eq!(me_status(&app, &officer_token).await, 401, "a disabled user's token stops at once");
@@ -418,12 +413,7 @@ async fn disabling_or_changing_role_ends_tokens(app: TestApp) {
 async fn no_admin_locks_the_service_out(app: TestApp) {
     let (admin, token) = app.sign_in(Role::Admin, None).await;
     let patch = |id: i64, body: Value, token: String| {
-        app.client
-            .patch(app.url(&format!("/v1/users/{id}")))
-            .bearer_auth(token)
-            .header("if-match", "*")
-            .json(&body)
-            .send()
+        app.patch_any_version(&format!("/v1/users/{id}")).bearer_auth(token).json(&body).send()
     };
     for own in [json!({"disabled": true}), json!({"role": "auditor"})] {
         let response = patch(admin.id, own.clone(), token.clone()).await.unwrap();

@@ -26,10 +26,8 @@ async fn entitlement_for(app: &TestApp, token: &str, sku: &str) -> i64 {
 async fn set_cap(app: &TestApp, admin: &str, entitlement: i64, cap: i64, policy: &str) {
     let body = json!({"seat_cap": cap, "over_allocation_policy": policy});
     let response = app
-        .client
-        .patch(app.url(&format!("/v1/entitlements/{entitlement}")))
+        .patch_any_version(&format!("/v1/entitlements/{entitlement}"))
         .bearer_auth(admin)
-        .header("if-match", "*")
         .json(&body)
         .send()
         .await
@@ -137,10 +135,8 @@ async fn claims_past_the_cap_are_refused_with_the_seats_left(app: TestApp) {
 
     // The cap cannot drop below what is allocated, unless over-allocation is allowed and flagged.
     let lower = app
-        .client
-        .patch(app.url(&format!("/v1/entitlements/{e3}")))
+        .patch_any_version(&format!("/v1/entitlements/{e3}"))
         .bearer_auth(&admin)
-        .header("if-match", "*")
         .json(&json!({"seat_cap": 5}))
         .send()
         .await
@@ -600,10 +596,8 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
         [json!({"seat_cap": null}), json!({"seat_cap": 5, "over_allocation_policy": "allow_and_flag"})]
     {
         let response = app
-            .client
-            .patch(app.url(&format!("/v1/entitlements/{line}")))
+            .patch_any_version(&format!("/v1/entitlements/{line}"))
             .bearer_auth(&admin)
-            .header("if-match", "*")
             .json(&body)
             .send()
             .await
@@ -675,10 +669,8 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
     assert_eq!(reported["by_kind"][0]["seats"].as_i64(), Some(1_000_000_000), "{reported}");
     // A cap past the bound is refused too.
     let response = app
-        .client
-        .patch(app.url(&format!("/v1/entitlements/{line}")))
+        .patch_any_version(&format!("/v1/entitlements/{line}"))
         .bearer_auth(&admin)
-        .header("if-match", "*")
         .json(&json!({"seat_cap": 1_000_000_001_i64}))
         .send()
         .await
@@ -690,47 +682,22 @@ async fn seat_quantities_are_bounded_and_totals_never_overflow(app: TestApp) {
 /// begun) is refused with 422, singly and in bulk, and takes nothing.
 async fn claims_on_lines_not_in_force_are_refused(app: TestApp) {
     let (_, admin) = app.sign_in(Role::Admin, None).await;
-    let suppliers = get_json(&app, &admin, "/v1/suppliers").await;
-    let supplier = suppliers["items"][0]["id"].clone();
+    let supplier = app.any_supplier_id(&admin).await;
     let product =
         json!({"supplier_id": supplier, "name": "Pager", "sku": "PAGER-1", "category": "workforce"});
-    let product: Value = app
-        .post("/v1/products")
-        .bearer_auth(&admin)
-        .json(&product)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product = app.created(&admin, "/v1/products", &product).await;
     let mut lines = Vec::new();
     for (reference, status, line_starts_on) in
         [("PAGER-DRAFT", "draft", "2020-01-01"), ("PAGER-LATER", "active", "2999-01-01")]
     {
         let agreement = json!({"supplier_id": supplier, "reference": reference, "title": "Pagers", "starts_on": "2020-01-01",
                                "funding_model": "central", "status": status, "eligible_kinds": ["trust"]});
-        let agreement: Value = app
-            .post("/v1/agreements")
-            .bearer_auth(&admin)
-            .json(&agreement)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let agreement = app.created(&admin, "/v1/agreements", &agreement).await;
         let line = json!({"product_id": product["id"], "tier": "national_provision", "metric": "per_user", "seat_cap": 10,
                           "eligible_kinds": ["trust"], "starts_on": line_starts_on});
-        let response = app
-            .post(&format!("/v1/agreements/{}/entitlements", agreement["id"]))
-            .bearer_auth(&admin)
-            .json(&line)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "{reference}");
-        lines.push((reference, response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()));
+        let line =
+            app.created(&admin, &format!("/v1/agreements/{}/entitlements", agreement["id"]), &line).await;
+        lines.push((reference, line["id"].as_i64().unwrap()));
     }
     for (reference, line) in lines {
         let single = claim(&app, &admin, line, "RR8", 1).await;

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use catalogue_tests::{Role, TestApp, TestDatabase, on_both_databases, on_both_engines, second_instance};
+use catalogue_tests::{
+    Role, TestApp, TestDatabase, on_both_databases, on_both_engines, second_instance, status_and_json,
+};
 
 use crate::coverage_rules::{Asked, Record};
 use db::coverage::Subject;
@@ -169,10 +171,8 @@ async fn writes_are_reflected_at_once_here_and_within_a_second_elsewhere(app: Te
 
     // A change of an organisation's kind changes eligibility.
     let patch = app
-        .client
-        .patch(app.url("/v1/organisations/RR8"))
+        .patch_any_version("/v1/organisations/RR8")
         .bearer_auth(&admin)
-        .header("if-match", "*")
         .json(&json!({"kind": "gp_practice"}))
         .send()
         .await
@@ -185,10 +185,8 @@ async fn writes_are_reflected_at_once_here_and_within_a_second_elsewhere(app: Te
 
     // Disabling a user ends their token here at once, and on the other instance within a second.
     let disable = app
-        .client
-        .patch(app.url(&format!("/v1/users/{}", officer_user.id)))
+        .patch_any_version(&format!("/v1/users/{}", officer_user.id))
         .bearer_auth(&admin)
-        .header("if-match", "*")
         .json(&json!({"disabled": true}))
         .send()
         .await
@@ -226,19 +224,11 @@ async fn every_cached_kind_reaches_the_other_instance(app: TestApp) {
     let other = second_instance(&app);
     let (_, admin) = app.sign_in(Role::Admin, None).await;
     let (_, author) = app.sign_in(Role::Exemplar, Some("RTH")).await;
-    let send = |request: reqwest::RequestBuilder| async move {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.unwrap_or(Value::Null))
-    };
-    let suppliers = get_json(&app, &admin, "/v1/suppliers").await;
-    let supplier = suppliers["items"][0]["id"].clone();
+    let supplier = app.any_supplier_id(&admin).await;
     let mut products = Vec::new();
     for sku in ["ROTA-A", "ROTA-B"] {
         let body = json!({"supplier_id": supplier, "name": format!("Rota {sku}"), "sku": sku, "category": "workforce"});
-        let (status, product) = send(app.post("/v1/products").bearer_auth(&admin).json(&body)).await;
-        assert_eq!(status, 201, "{product}");
-        products.push(product["id"].as_i64().unwrap());
+        products.push(app.created(&admin, "/v1/products", &body).await["id"].as_i64().unwrap());
     }
     let coverage = |product: i64| format!("/v1/coverage?organisation=RR8&product={product}");
     let both = |path: String, check: fn(&Value) -> bool| {
@@ -258,53 +248,41 @@ async fn every_cached_kind_reaches_the_other_instance(app: TestApp) {
     let agreement = json!({"supplier_id": supplier, "reference": "ROTA-2026", "title": "Rota agreement",
                            "starts_on": "2020-01-01", "funding_model": "central", "status": "draft",
                            "eligible_kinds": ["trust"]});
-    let (status, agreement) = send(app.post("/v1/agreements").bearer_auth(&admin).json(&agreement)).await;
-    assert_eq!(status, 201, "{agreement}");
+    let agreement = app.created(&admin, "/v1/agreements", &agreement).await;
     let line = json!({"product_id": products[0], "tier": "national_provision", "metric": "per_user",
                       "seat_cap": 10, "eligible_kinds": ["trust"], "starts_on": "2020-01-01"});
-    let (status, line) = send(
-        app.post(&format!("/v1/agreements/{}/entitlements", agreement["id"])).bearer_auth(&admin).json(&line),
-    )
-    .await;
-    assert_eq!(status, 201, "{line}");
+    let line = app.created(&admin, &format!("/v1/agreements/{}/entitlements", agreement["id"]), &line).await;
     both(coverage(products[0]), |answer| answer["decision"] == "no_guidance").await;
 
     // The agreement made active: licensed nationally everywhere.
     let activate = app
-        .client
-        .patch(app.url(&format!("/v1/agreements/{}", agreement["id"])))
+        .patch_any_version(&format!("/v1/agreements/{}", agreement["id"]))
         .bearer_auth(&admin)
-        .header("if-match", "*")
         .json(&json!({"status": "active"}));
-    assert_eq!(send(activate).await.0, 200);
+    assert_eq!(status_and_json(activate).await.0, 200);
     both(coverage(products[0]), |answer| answer["decision"] == "nationally_licensed").await;
 
     // The line's cap changed: the seats left follow.
     let cap = app
-        .client
-        .patch(app.url(&format!("/v1/entitlements/{}", line["id"])))
+        .patch_any_version(&format!("/v1/entitlements/{}", line["id"]))
         .bearer_auth(&admin)
-        .header("if-match", "*")
         .json(&json!({"seat_cap": 7}));
-    assert_eq!(send(cap).await.0, 200);
+    assert_eq!(status_and_json(cap).await.0, 200);
     both(coverage(products[0]), |answer| answer["licences"][0]["seats_remaining"] == 7).await;
 
     // A standard for the category, published: the second product is bought against it.
     both(coverage(products[1]), |answer| answer["decision"] == "no_guidance").await;
     let standard = json!({"publisher": "RTH", "category": "workforce", "title": "Rota systems",
                           "requirements": [{"code": "ROTA-01", "text": "Exports rotas as CSV", "level": "MUST"}]});
-    let (status, standard) = send(app.post("/v1/standards").bearer_auth(&author).json(&standard)).await;
-    assert_eq!(status, 201, "{standard}");
+    let standard = app.created(&author, "/v1/standards", &standard).await;
     let version = format!("/v1/standards/{}/versions/1", standard["id"]);
-    assert_eq!(send(app.post(&format!("{version}/publish")).bearer_auth(&author)).await.0, 200);
+    assert_eq!(status_and_json(app.post(&format!("{version}/publish")).bearer_auth(&author)).await.0, 200);
     both(coverage(products[1]), |answer| answer["decision"] == "buy_locally").await;
 
     // An assessment: the product is listed as conforming.
     let assessment =
         json!({"product_id": products[1], "outcomes": [{"requirement": "ROTA-01", "met": true}]});
-    let (status, assessed) =
-        send(app.post(&format!("{version}/assessments")).bearer_auth(&author).json(&assessment)).await;
-    assert_eq!(status, 201, "{assessed}");
+    app.created(&author, &format!("{version}/assessments"), &assessment).await;
     both(coverage(products[1]), |answer| {
         answer["standards"][0]["conforming_products"].as_array().is_some_and(|p| !p.is_empty())
     })
@@ -391,19 +369,11 @@ async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
 
     let (_, admin) = app.sign_in(Role::Admin, None).await;
     let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
-    let send = |request: reqwest::RequestBuilder| async move {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.unwrap_or(Value::Null))
-    };
-    let suppliers = get_json(&app, &admin, "/v1/suppliers").await;
-    let supplier = suppliers["items"][0]["id"].clone();
+    let supplier = app.any_supplier_id(&admin).await;
     let mut products = Vec::new();
     for sku in ["BED-1", "BED-2"] {
         let body = json!({"supplier_id": supplier, "name": format!("Bed manager {sku}"), "sku": sku, "category": "workforce"});
-        let (status, product) = send(app.post("/v1/products").bearer_auth(&admin).json(&body)).await;
-        assert_eq!(status, 201, "{product}");
-        products.push(product["id"].as_i64().unwrap());
+        products.push(app.created(&admin, "/v1/products", &body).await["id"].as_i64().unwrap());
     }
     // Three agreements (one a draft): an agreement holds one line per product and tier.
     let mut agreements = Vec::new();
@@ -411,9 +381,7 @@ async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
         let agreement = json!({"supplier_id": supplier, "reference": reference, "title": "Bed management",
                                "starts_on": "2020-01-01", "funding_model": "central", "status": status,
                                "eligible_kinds": ["trust", "icb"]});
-        let (status, agreement) = send(app.post("/v1/agreements").bearer_auth(&admin).json(&agreement)).await;
-        assert_eq!(status, 201, "{agreement}");
-        agreements.push(agreement["id"].as_i64().unwrap());
+        agreements.push(app.created(&admin, "/v1/agreements", &agreement).await["id"].as_i64().unwrap());
     }
     // (agreement, product, tier, cap, kind, starts on): for the first product, the order for a
     // trust must be best first whatever the order made; the second is licensed only from 2028
@@ -431,19 +399,11 @@ async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
     for (agreement, product, tier, cap, kind, starts_on) in made {
         let line = json!({"product_id": product, "tier": tier, "metric": "per_user", "seat_cap": cap,
                           "eligible_kinds": [kind], "starts_on": starts_on});
-        let (status, line) = send(
-            app.post(&format!("/v1/agreements/{agreement}/entitlements")).bearer_auth(&admin).json(&line),
-        )
-        .await;
-        assert_eq!(status, 201, "{line}");
+        let line = app.created(&admin, &format!("/v1/agreements/{agreement}/entitlements"), &line).await;
         lines.push(line["id"].as_i64().unwrap());
     }
     let claim = json!({"organisation": "RR8", "quantity": 5});
-    let (status, claimed) = send(
-        app.post(&format!("/v1/entitlements/{}/allocations", lines[0])).bearer_auth(&officer).json(&claim),
-    )
-    .await;
-    assert_eq!(status, 201, "{claimed}");
+    app.created(&officer, &format!("/v1/entitlements/{}/allocations", lines[0]), &claim).await;
     let coverage = format!("/v1/coverage?organisation=RR8&product={}", products[0]);
     let answer = get_json(&app, &officer, &coverage).await;
     let order: Vec<i64> = answer["licences"]
@@ -464,19 +424,19 @@ async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
         .iter()
         .find(|a| a["status"] == "active" && !agreements.contains(&a["id"].as_i64().unwrap()))
         .unwrap();
-    let (status, ended) = send(
+    let (status, ended) = status_and_json(
         app.patch_any_version(&format!("/v1/agreements/{}", active["id"]))
             .bearer_auth(&admin)
             .json(&json!({"status": "terminated", "ends_on": "2025-12-31"})),
     )
     .await;
     assert_eq!(status, 200, "{ended}");
-    let (status, closed) = send(
+    let (status, closed) = status_and_json(
         app.post("/v1/organisations/RJ1/succession").bearer_auth(&admin).json(&json!({"successor": "RR8"})),
     )
     .await;
     assert_eq!(status, 200, "{closed}");
-    let (status, changed) = send(
+    let (status, changed) = status_and_json(
         app.patch_any_version("/v1/organisations/RTH").bearer_auth(&admin).json(&json!({"kind": "csu"})),
     )
     .await;

@@ -212,6 +212,21 @@ impl TestApp {
         self.client.patch(self.url(path)).header("if-match", "*")
     }
 
+    /// POSTs `body` to `path` as `token`'s holder and returns the record made; a status other
+    /// than 201 fails the test with the problem response.
+    pub async fn created(&self, token: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let (status, record) = status_and_json(self.post(path).bearer_auth(token).json(body)).await;
+        assert_eq!(status, 201, "POST {path} {body}: {record}");
+        record
+    }
+
+    /// The id of a seeded supplier, for records a test makes.
+    pub async fn any_supplier_id(&self, token: &str) -> i64 {
+        let (status, suppliers) = status_and_json(self.get("/v1/suppliers").bearer_auth(token)).await;
+        assert_eq!(status, 200, "{suppliers}");
+        suppliers["items"][0]["id"].as_i64().unwrap_or_else(|| panic!("no supplier: {suppliers}"))
+    }
+
     /// Creates a user directly in the database (audited as a test actor).
     pub fn create_user(&self, role: Role, organisation: Option<&str>) -> TestUser {
         let email = format!("{}-{}@test.nhs.uk", role.as_str(), uuid::Uuid::new_v4().simple());
@@ -257,6 +272,13 @@ impl TestApp {
 pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
     let database = seeded_database(engine)?;
     Some(serve(database, engine))
+}
+
+/// Sends a request and returns its status and JSON body (null when the body is not JSON).
+pub async fn status_and_json(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap_or_else(|e| panic!("request: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// A second instance of the app on the same database, as behind a load balancer: its own pool,
