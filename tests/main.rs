@@ -11,6 +11,7 @@ mod ledger;
 mod openapi_contract;
 mod read_model;
 mod route_matrix;
+mod schema_file;
 mod standards;
 mod synthetic;
 mod web;
