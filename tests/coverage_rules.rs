@@ -228,10 +228,11 @@ impl Record {
         } else if licensed.iter().all(|line| remaining(line) == Some(0)) {
             warnings.insert("no_seats_remaining".to_owned());
         }
-        let end_of_day = on.and_hms_opt(23, 59, 59).expect("a time");
+        // A day ends at the next midnight (times are stored to the microsecond).
+        let end_of_day = on.succ_opt().expect("a next day").and_time(chrono::NaiveTime::MIN);
         let decision = if !licensed.is_empty() {
             "nationally_licensed"
-        } else if self.published.iter().any(|(c, at)| c == category && *at <= end_of_day) {
+        } else if self.published.iter().any(|(c, at)| c == category && *at < end_of_day) {
             "buy_locally"
         } else {
             "no_guidance"

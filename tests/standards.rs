@@ -497,3 +497,64 @@ on_both_engines!(
     purchases_are_validated_against_the_current_version,
     the_compliance_report_adds_up,
 );
+
+/// A version published in the last second of a day (times are stored to the microsecond) was
+/// published on that day: it is the guidance for that day, from the database and from the read
+/// model, and the version an assessment dated that day is held to.
+async fn a_version_published_in_a_days_last_second_counts_for_that_day(app: TestApp) {
+    use db::schema::{standard_versions, standards};
+    use diesel::prelude::*;
+    let (version_id, standard_id, category): (i64, i64, String) = app
+        .db()
+        .read(|conn| {
+            Ok(standard_versions::table
+                .inner_join(standards::table)
+                .filter(standard_versions::status.eq("published"))
+                // A category no national line covers, so that coverage lists its standards.
+                .filter(standards::category.eq("medical-device-software"))
+                .select((standard_versions::id, standards::id, standards::category))
+                .first(conn)?)
+        })
+        .unwrap();
+    let day: chrono::NaiveDate = "2019-06-30".parse().unwrap();
+    let last_second = day.and_hms_micro_opt(23, 59, 59, 500_000).unwrap();
+    app.db()
+        .transaction(|conn| {
+            diesel::update(standard_versions::table.find(version_id))
+                .set(standard_versions::published_at.eq(last_second))
+                .execute(conn)?;
+            Ok(())
+        })
+        .unwrap();
+    let published = |on: chrono::NaiveDate| {
+        app.db()
+            .read(|conn| db::guidance::published_for_category(conn, &category, on))
+            .unwrap()
+            .iter()
+            .any(|g| g.version_id == version_id)
+    };
+    assert!(published(day), "published at {last_second}, it is guidance on {day}");
+    assert!(!published(day.pred_opt().unwrap()), "but not the day before");
+    let held_to = app.db().read(|conn| db::standards::published_on(conn, standard_id, day)).unwrap();
+    assert_eq!(held_to.map(|v| v.id), Some(version_id), "the version an assessment on {day} is held to");
+    // The read model, reloaded, agrees.
+    let model = db::read_model::ReadModel::load(app.db()).unwrap();
+    let product: Option<i64> = app
+        .db()
+        .read(|conn| {
+            use db::schema::products;
+            Ok(products::table
+                .filter(products::category.eq(&category))
+                .select(products::id)
+                .first(conn)
+                .optional()?)
+        })
+        .unwrap();
+    let answer = model.coverage("RR8", db::coverage::Subject::Product(product.unwrap()), day).unwrap();
+    assert!(
+        answer.standards.iter().any(|g| g.version_id == version_id),
+        "the read model on {day}: {answer:?}"
+    );
+}
+
+on_both_engines!(a_version_published_in_a_days_last_second_counts_for_that_day);

@@ -66,14 +66,14 @@ pub fn published(
     category: Option<&str>,
     on: NaiveDate,
 ) -> DbResult<Vec<StandardGuidance>> {
-    let end_of_day = on.and_hms_opt(23, 59, 59).unwrap_or_default();
+    let end_of_day = crate::time::end_of(on);
     let mut query = standards::table.inner_join(standard_versions::table).into_boxed();
     if let Some(category) = category {
         query = query.filter(standards::category.eq(category.to_owned()));
     }
     let versions: Vec<PublishedVersionRow> = query
         .filter(standard_versions::status.eq("published"))
-        .filter(standard_versions::published_at.le(end_of_day))
+        .filter(standard_versions::published_at.lt(end_of_day))
         .order(standard_versions::published_at.desc())
         .select((
             standards::id,

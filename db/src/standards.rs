@@ -828,13 +828,13 @@ pub fn published_on(
     standard_id: i64,
     on: NaiveDate,
 ) -> DbResult<Option<StandardVersion>> {
-    let end_of_day = on.and_hms_opt(23, 59, 59).unwrap_or_default();
+    let end_of_day = crate::time::end_of(on);
     let row = standard_versions::table
         .filter(standard_versions::standard_id.eq(standard_id))
         .filter(standard_versions::status.eq_any(["published", "superseded"]))
-        .filter(standard_versions::published_at.le(end_of_day))
+        .filter(standard_versions::published_at.lt(end_of_day))
         .filter(
-            standard_versions::superseded_at.is_null().or(standard_versions::superseded_at.gt(end_of_day)),
+            standard_versions::superseded_at.is_null().or(standard_versions::superseded_at.ge(end_of_day)),
         )
         .order(standard_versions::number.desc())
         .select(VersionRow::as_select())

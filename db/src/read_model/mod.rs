@@ -302,10 +302,10 @@ impl ReadModel {
             .collect();
         let question = Question { organisation, product, category, lines, on };
         coverage::decide(question, |category| {
-            let end_of_day: NaiveDateTime = on.and_hms_opt(23, 59, 59).unwrap_or_default();
+            let end_of_day: NaiveDateTime = crate::time::end_of(on);
             Ok(read(&self.guidance)
                 .iter()
-                .filter(|g| g.category == category && g.published_at <= end_of_day)
+                .filter(|g| g.category == category && g.published_at < end_of_day)
                 .map(|g| StandardGuidance::clone(g))
                 .collect())
         })
