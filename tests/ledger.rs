@@ -231,6 +231,18 @@ async fn idempotent_retries_never_take_seats_twice(app: TestApp) {
     assert_eq!(retry.json::<Value>().await.unwrap(), first, "the first result, again");
     assert_eq!(seats(&app, &officer, e3).await.0, 5);
     assert_eq!(send("order-1", 6).await.unwrap().status(), 422, "the key with another body");
+    // The ledger reads the organisation code upper-cased: written in lower case it is the same
+    // claim, so the same key replays it (one fingerprint for the API and the web pages).
+    let lower_case = app
+        .post(&format!("/v1/entitlements/{e3}/allocations"))
+        .bearer_auth(&officer)
+        .header("idempotency-key", "order-1")
+        .json(&json!({"organisation": "rr8", "quantity": 5, "reference": "PO-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower_case.status(), 201, "the same claim with the code in lower case");
+    assert_eq!(lower_case.headers()["idempotent-replayed"], "true");
 
     // With no seats left, a retry still gets its first answer; only a new claim is refused.
     set_cap(&app, &admin, e3, 5, "block").await;

@@ -340,6 +340,23 @@ pub struct IdempotencyKey {
     pub fingerprint: String,
 }
 
+impl IdempotencyKey {
+    /// The key for a claim, from the API or from a web form: one fingerprint for both, a digest
+    /// of the entitlement and the claim as the ledger reads it (organisation code upper-cased),
+    /// so "the same request" means the same thing wherever it came from.
+    pub fn for_claim(user_id: i64, key: String, entitlement_id: i64, claim: &Claim) -> IdempotencyKey {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!({
+            "entitlement_id": entitlement_id,
+            "organisation": claim.organisation.to_uppercase(),
+            "quantity": claim.quantity,
+            "reference": claim.reference,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        IdempotencyKey { user_id, key, fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect() }
+    }
+}
+
 pub enum ClaimOutcome {
     Created(Allocation),
     /// A retry: the first response, as it was sent.

@@ -2,7 +2,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey, Succession};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
@@ -59,6 +58,11 @@ pub async fn claim_seats(
 ) -> ApiResult<HttpResponse> {
     let (entitlement_id, body) = (id.into_inner(), body.into_inner());
     user.ensure_can_act_for(&body.organisation)?;
+    let claim = Claim {
+        organisation: body.organisation.to_uppercase(),
+        quantity: body.quantity,
+        reference: body.reference,
+    };
     let key = match request.headers().get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
@@ -68,16 +72,8 @@ pub async fn claim_seats(
                 value.to_str().ok().filter(|k| (1..=255).contains(&k.len())).filter(printable).ok_or_else(
                     || ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible characters".into()),
                 )?;
-            let canonical = serde_json::to_string(&body).unwrap_or_default();
-            let digest = Sha256::digest(format!("{entitlement_id}\n{canonical}").as_bytes());
-            let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
-            Some(IdempotencyKey { user_id: user.id(), key: key.to_owned(), fingerprint })
+            Some(IdempotencyKey::for_claim(user.id(), key.to_owned(), entitlement_id, &claim))
         }
-    };
-    let claim = Claim {
-        organisation: body.organisation.to_uppercase(),
-        quantity: body.quantity,
-        reference: body.reference,
     };
     let actor = user.actor();
     let render = |allocation: &Allocation| serde_json::to_string(allocation).unwrap_or_default();

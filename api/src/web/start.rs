@@ -10,7 +10,6 @@ use db::coverage::{Coverage, Decision, Subject};
 use db::ledger::{Allocation, AllocationFilter, Claim, IdempotencyKey};
 use db::{DbConnection, DbError, DbResult, PageRequest};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
@@ -474,15 +473,10 @@ pub async fn claim(
         }
     };
     let reference = optional_text(&form.reference);
-    let key = Some(form.form_key.trim().to_owned()).filter(|k| (1..=255).contains(&k.len())).map(|key| {
-        let digest = Sha256::digest(format!("{entitlement_id}\n{organisation}\n{quantity}\n{reference:?}"));
-        IdempotencyKey {
-            user_id: user.id(),
-            key,
-            fingerprint: digest.iter().map(|b| format!("{b:02x}")).collect(),
-        }
-    });
     let claim = Claim { organisation: organisation.clone(), quantity, reference };
+    let key = Some(form.form_key.trim().to_owned())
+        .filter(|k| (1..=255).contains(&k.len()))
+        .map(|key| IdempotencyKey::for_claim(user.id(), key, entitlement_id, &claim));
     let actor = user.actor();
     let render_body = |allocation: &Allocation| serde_json::to_string(allocation).unwrap_or_default();
     let outcome = state
