@@ -12,13 +12,11 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
+use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::openapi::{ApiDoc, RouteTable};
 use crate::routes;
 use crate::state::AppState;
-
-/// Request bodies larger than this are refused with 413 before they are read.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The documented application, before it is given state: used by the server, by
 /// `catalogue openapi` and by the test that keeps `openapi/openapi.json` equal to the code.

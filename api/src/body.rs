@@ -17,6 +17,10 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// Request bodies (JSON, and the web pages' forms) larger than this are refused with 413 before
+/// they are read.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// A request body of type `T`, read from JSON (see the module's comment).
 pub struct Json<T>(pub T);
 

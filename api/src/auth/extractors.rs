@@ -280,3 +280,14 @@ impl<S: Scope + 'static> FromRequest for OrganisationPath<S> {
         }))
     }
 }
+
+/// Only the publisher's exemplars (or the national team) may change a standard.
+pub async fn ensure_publisher(state: &AppState, user: &CurrentUser, standard_id: i64) -> ApiResult<()> {
+    let publisher =
+        state.run(move |db| db.read(|conn| db::standards::publisher_of(conn, standard_id))).await?;
+    user.ensure_can_act_for(&publisher).map_err(|_| {
+        ApiError::Forbidden(format!(
+            "only {publisher}'s exemplars or the national team may change this standard"
+        ))
+    })
+}

@@ -9,7 +9,7 @@ pub mod secret;
 pub mod sign_in;
 pub mod throttle;
 
-pub use extractors::{Authorised, CurrentUser};
+pub use extractors::{Authorised, CurrentUser, ensure_publisher};
 pub use secret::Secret;
 
 use std::time::Duration;

@@ -6,29 +6,15 @@ use db::standards::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Authorised;
+use crate::auth::ensure_publisher;
 use crate::auth::extractors::{AdminOrExemplar, AnyRole};
-use crate::auth::{Authorised, CurrentUser};
 use crate::body::Json;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::today;
 use crate::state::AppState;
-
-/// Only the publisher's exemplars (or the national team) may change a standard.
-pub(crate) async fn ensure_publisher(
-    state: &AppState,
-    user: &CurrentUser,
-    standard_id: i64,
-) -> ApiResult<()> {
-    let publisher =
-        state.run(move |db| db.read(|conn| db::standards::publisher_of(conn, standard_id))).await?;
-    user.ensure_can_act_for(&publisher).map_err(|_| {
-        ApiError::Forbidden(format!(
-            "only {publisher}'s exemplars or the national team may change this standard"
-        ))
-    })
-}
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

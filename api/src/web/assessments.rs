@@ -15,9 +15,9 @@ use db::products::ProductFilter;
 use db::standards::{NewAssessment, Outcome, VersionStatus};
 use serde::Deserialize;
 
+use crate::auth::ensure_publisher;
 use crate::auth::extractors::AdminOrExemplar;
 use crate::error::ApiError;
-use crate::routes::standards::ensure_publisher;
 use crate::state::AppState;
 use crate::web::advisories::date_time;
 use crate::web::start::{ChoiceView, words};

@@ -114,7 +114,7 @@ pub const ROUTES: &[PageRoute] = &[
 /// scope. The methods of one path share one resource: actix answers a path from the first
 /// resource that matches it (405 for a method that resource lacks), never from a later one.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.app_data(web::FormConfig::default().limit(crate::app::MAX_BODY_BYTES));
+    config.app_data(web::FormConfig::default().limit(crate::body::MAX_BODY_BYTES));
     let mut paths: Vec<&'static str> = Vec::new();
     for route in ROUTES {
         if !paths.contains(&route.path) {

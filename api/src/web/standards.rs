@@ -2,7 +2,7 @@
 //! versions, drafting requirements (adding, changing and removing them), publishing a draft after
 //! a confirmation page that says which version it supersedes, and withdrawing a version after a
 //! confirmation page that says what follows. Every write goes through `db::standards` with the API's rules
-//! (the `AdminOrExemplar` role set and `routes::standards::ensure_publisher`).
+//! (the `AdminOrExemplar` role set and `auth::ensure_publisher`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -11,9 +11,9 @@ use db::standards::{Level, RequirementInput, Standard, StandardFilter, StandardV
 use db::{PageRequest, Precondition};
 use serde::Deserialize;
 
+use crate::auth::ensure_publisher;
 use crate::auth::extractors::AdminOrExemplar;
 use crate::error::ApiError;
-use crate::routes::standards::ensure_publisher;
 use crate::state::AppState;
 use crate::web::start::{RequirementView, words};
 use crate::web::{Chrome, Session, Submitted, WebError, WebResult, long_date, render, see_other};
