@@ -8,10 +8,11 @@ use catalogue_tests::{
 };
 
 use crate::coverage_rules::{Asked, Record};
+use db::connection::Committed;
 use db::coverage::Subject;
 use db::page::PageRequest;
 use db::products::ProductFilter;
-use db::read_model::{ReadModel, Touched};
+use db::read_model::ReadModel;
 use db::vocabulary::SupportStatus;
 use serde_json::{Value, json};
 
@@ -85,15 +86,15 @@ fn every_page(
     test_db: &TestDatabase,
     filter: &ProductFilter,
     limit: i64,
-    from_memory: bool,
+    memory: Option<&ReadModel>,
 ) -> Vec<Vec<i64>> {
     let on = "2026-11-30".parse().unwrap();
     let mut pages = Vec::new();
     let mut cursor = None;
     loop {
         let page = PageRequest { limit: Some(limit), cursor };
-        let found = if from_memory {
-            db::products::list_using_read_model(&test_db.db, filter, on, &page)
+        let found = if let Some(model) = memory {
+            db::products::list_using_index(&test_db.db, Some(model), filter, on, &page)
         } else {
             test_db.db.read(|conn| db::products::list(conn, filter, on, &page))
         }
@@ -107,7 +108,7 @@ fn every_page(
 }
 
 fn product_text_search_from_memory_pages_as_the_database_does(test_db: TestDatabase) {
-    test_db.db.attach_read_model(std::sync::Arc::new(ReadModel::load(&test_db.db).unwrap()));
+    let model = ReadModel::load(&test_db.db).unwrap();
     let texts =
         ["windows", "WINDOWS", "MS-", "365", "e3", "Enterprise", "o", "", "100%", "a_b", "no such product"];
     let mut matched = 0;
@@ -128,8 +129,12 @@ fn product_text_search_from_memory_pages_as_the_database_does(test_db: TestDatab
         ];
         for filter in &filters {
             for limit in [1, 3, 50] {
-                let from_db = every_page(&test_db, filter, limit, false);
-                assert_eq!(from_db, every_page(&test_db, filter, limit, true), "{filter:?}, {limit} a page");
+                let from_db = every_page(&test_db, filter, limit, None);
+                assert_eq!(
+                    from_db,
+                    every_page(&test_db, filter, limit, Some(&model)),
+                    "{filter:?}, {limit} a page"
+                );
                 matched += from_db.iter().map(Vec::len).sum::<usize>();
             }
         }
@@ -300,8 +305,8 @@ on_both_engines!(
 /// `db::coverage::decide`). Returns how many answers of each decision and warning were seen.
 fn answers_follow_the_rules(app: &TestApp, other: &TestApp) -> std::collections::BTreeMap<String, usize> {
     let record = Record::read(app.db());
-    let here = app.db().read_model().expect("a read model on the app").clone();
-    let there = other.db().read_model().expect("a read model on the second instance").clone();
+    let here = app.read_model.clone().expect("a read model on the app");
+    let there = other.read_model.clone().expect("a read model on the second instance");
     let dates = ["2009-01-01", "2019-04-01", "2021-06-01", "2026-11-30", "2030-01-01"];
     let mut asked: Vec<Asked> = record.product_ids().into_iter().map(Asked::Product).collect();
     asked.extend(["operating-system", "office-productivity"].map(|c| Asked::Category(c.to_owned())));
@@ -444,7 +449,7 @@ async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
 
     // The second instance picks these up by polling; poll once more so that the comparison does
     // not race the poller.
-    other.db().read_model().unwrap().poll(other.db()).unwrap();
+    other.read_model.as_ref().unwrap().poll(other.db()).unwrap();
     let after = answers_follow_the_rules(&app, &other);
     for changed in ["organisation_closed", "entitlement_ended", "not_eligible"] {
         assert!(after[changed] > before[changed], "{changed}: {before:?} then {after:?}");
@@ -482,7 +487,7 @@ fn a_failed_refresh_is_followed_by_a_full_reload(test_db: TestDatabase) {
     model.poll(db).unwrap();
     assert_eq!(kind_of(&model), before, "the change was seen without a reload");
     // A refresh that fails (an agreement that does not exist), then a poll: a full reload.
-    model.apply(db, &[Touched { entity: "agreement", entity_id: "9000000000".into(), after: None }]);
+    model.apply(db, &[Committed { entity: "agreement", entity_id: "9000000000".into(), after: None }]);
     model.poll(db).unwrap();
     assert_ne!(kind_of(&model), before, "a poll after a failed refresh did not reload");
     assert!(kind_of(&model).contains("not_eligible"), "{}", kind_of(&model));

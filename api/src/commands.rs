@@ -114,11 +114,11 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     let listener = server::bind(&options.bind)?;
     let started = std::time::Instant::now();
     let model = std::sync::Arc::new(db::read_model::ReadModel::load(&db).map_err(|e| anyhow!("{e}"))?);
-    db.attach_read_model(model.clone());
-    let _poller = db::read_model::Poller::start(db.clone(), model);
+    let _poller = db::read_model::Poller::start(db.clone(), model.clone());
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
     let state = AppState::new(db, auth)?
+        .with_read_model(model)
         .with_cors_origins(options.cors_origins)
         .with_trusted_proxies(options.trusted_proxies)
         .with_metrics_token(options.metrics_token);

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod dates;
 pub mod docs;
 pub mod error;
+pub mod hot_reads;
 pub mod openapi;
 pub mod permissions;
 pub mod preconditions;

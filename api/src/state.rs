@@ -1,8 +1,10 @@
-//! What every handler can reach: the database and the authentication settings.
+//! What every handler can reach: the database, the read model when one is kept, and the
+//! authentication settings. `hot_reads.rs` decides where the hot reads are answered from.
 
 use std::sync::Arc;
 
 use actix_web::web;
+use db::read_model::ReadModel;
 use db::{Database, DbResult};
 use tokio::sync::Semaphore;
 
@@ -18,6 +20,9 @@ const PASSWORD_QUEUE_PER_THREAD: usize = 16;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
+    /// The in-memory read model of the hot reads, when the service keeps one (`catalogue serve`
+    /// does); it hears of every committed write through the database's commit listener.
+    pub(crate) read_model: Option<Arc<ReadModel>>,
     pub auth: Arc<AuthConfig>,
     /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed; none by default.
     pub trusted_proxies: Arc<TrustedProxies>,
@@ -51,11 +56,20 @@ impl AppState {
             )?,
             blocking_threads: database_slots,
             db,
+            read_model: None,
             auth: Arc::new(auth),
             trusted_proxies: Arc::default(),
             metrics_token: Arc::default(),
             cors_origins: Arc::default(),
         })
+    }
+
+    /// Answers the hot reads from `model`, which from now on hears of every write committed
+    /// through this state's database.
+    pub fn with_read_model(mut self, model: Arc<ReadModel>) -> AppState {
+        self.db.on_commit(model.clone());
+        self.read_model = Some(model);
+        self
     }
 
     pub fn with_metrics_token(mut self, token: Option<String>) -> AppState {

@@ -15,6 +15,11 @@ use crate::vocabulary::{
     parse_kinds,
 };
 
+/// The most seats one entitlement line may hold in all, capped or not (and the largest cap).
+/// A hundred times the NHS workforce; the bound keeps every total the ledger and the reports
+/// add up far inside 64 bits (SQLite turns an overflowing integer into a float; PostgreSQL fails).
+pub const MAX_SEATS_PER_LINE: i64 = 1_000_000_000;
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = agreements)]
 struct AgreementRow {
@@ -476,11 +481,8 @@ pub struct EntitlementFields {
 
 impl EntitlementFields {
     fn validate(&self, agreement: &Agreement) -> DbResult<()> {
-        if self.seat_cap.is_some_and(|cap| !(0..=crate::ledger::MAX_SEATS_PER_LINE).contains(&cap)) {
-            return Err(DbError::Invalid(format!(
-                "seat_cap must be between 0 and {}",
-                crate::ledger::MAX_SEATS_PER_LINE
-            )));
+        if self.seat_cap.is_some_and(|cap| !(0..=MAX_SEATS_PER_LINE).contains(&cap)) {
+            return Err(DbError::Invalid(format!("seat_cap must be between 0 and {}", MAX_SEATS_PER_LINE)));
         }
         if self.ends_on.is_some_and(|end| end < self.starts_on) {
             return Err(DbError::Invalid("ends_on is before starts_on".into()));

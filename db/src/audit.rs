@@ -6,9 +6,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::connection::{Database, DbConnection};
+use crate::connection::{Committed, Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::read_model::Touched;
 use crate::schema::audit_events;
 
 /// Who is writing, and under which request.
@@ -141,7 +140,7 @@ impl Database {
                 return Err(DbError::Internal("a write described no change for the audit log".into()));
             }
             for change in changes {
-                touched.push(Touched {
+                touched.push(Committed {
                     entity: change.entity,
                     entity_id: change.entity_id.clone(),
                     after: change.after.clone(),
@@ -150,10 +149,8 @@ impl Database {
             }
             Ok(value)
         })?;
-        // Committed: the read model learns of it before the caller can answer anyone.
-        if let Some(model) = self.read_model() {
-            model.apply(self, &touched);
-        }
+        // Committed: the read model (if one listens) learns of it before the caller can answer anyone.
+        self.publish(&touched);
         Ok(value)
     }
 }

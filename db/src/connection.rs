@@ -131,8 +131,23 @@ pub struct Database {
     /// fail at once with SQLITE_BUSY when another writer got there first; holding this lock for
     /// every write transaction in the process makes writers queue instead.
     sqlite_writer: Arc<Mutex<()>>,
-    /// The in-memory read model, once attached: every committed write is applied to it.
-    read_model: Arc<std::sync::OnceLock<Arc<crate::read_model::ReadModel>>>,
+    /// Told of every committed write's changes (the in-memory read model, when one is kept).
+    listener: Arc<std::sync::OnceLock<Arc<dyn CommitListener>>>,
+}
+
+/// A change a committed write made, as those who keep a copy of the data need to hear of it.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub entity: &'static str,
+    pub entity_id: String,
+    pub after: Option<serde_json::Value>,
+}
+
+/// Hears of each write's changes once they are committed, before the write returns to its
+/// caller (so a request that begins after a write sees it). The data layer knows only this
+/// trait; what listens (the read model) is wired up above it.
+pub trait CommitListener: Send + Sync {
+    fn committed(&self, db: &Database, changes: &[Committed]);
 }
 
 impl std::fmt::Debug for Database {
@@ -166,17 +181,21 @@ impl Database {
             pool,
             engine,
             sqlite_writer: Arc::new(Mutex::new(())),
-            read_model: Arc::new(std::sync::OnceLock::new()),
+            listener: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
-    /// Attaches the read model: from now on every committed write is applied to it.
-    pub fn attach_read_model(&self, model: Arc<crate::read_model::ReadModel>) {
-        let _ = self.read_model.set(model);
+    /// From now on `listener` hears of every committed write, on this database and its clones.
+    /// There is one listener; a second is refused (false).
+    pub fn on_commit(&self, listener: Arc<dyn CommitListener>) -> bool {
+        self.listener.set(listener).is_ok()
     }
 
-    pub fn read_model(&self) -> Option<&Arc<crate::read_model::ReadModel>> {
-        self.read_model.get()
+    /// Tells the listener, if any, of changes just committed.
+    pub(crate) fn publish(&self, changes: &[Committed]) {
+        if let Some(listener) = self.listener.get() {
+            listener.committed(self, changes);
+        }
     }
 
     /// The most connections the pool opens.
@@ -199,7 +218,8 @@ impl Database {
     }
 
     /// Runs `work` in one transaction: everything it does commits together or not at all.
-    /// Write operations use [`crate::audit::audited`] inside it so the audit event commits with them.
+    /// Write operations use `Database::write` (in the audit module) around it, so that the audit
+    /// event commits with them.
     pub fn transaction<T>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,

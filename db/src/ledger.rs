@@ -32,10 +32,7 @@ use crate::vocabulary::{AgreementStatus, OrganisationKind, OverAllocationPolicy,
 /// small enough that no sum of claims the ledger allows can overflow a 64-bit counter.
 pub const MAX_SEATS_PER_CLAIM: i64 = 10_000_000;
 
-/// The most seats one entitlement line may hold in all, capped or not (and the largest cap).
-/// A hundred times the NHS workforce; the bound keeps every total the ledger and the reports
-/// add up far inside 64 bits (SQLite turns an overflowing integer into a float; PostgreSQL fails).
-pub const MAX_SEATS_PER_LINE: i64 = 1_000_000_000;
+pub use crate::agreements::MAX_SEATS_PER_LINE;
 
 /// Refuses a claim or release quantity outside 1..=[`MAX_SEATS_PER_CLAIM`].
 pub fn check_quantity(quantity: i64) -> DbResult<()> {

@@ -190,17 +190,25 @@ pub fn list(
     Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
 }
 
-/// [`list`], with the text filter `q` answered from the read model when the database has one:
-/// a scan of the products' texts in memory instead of a `LIKE` over every row (the benchmark
+/// Finds products by text in memory (the read model keeps one).
+pub trait ProductTextIndex {
+    /// The ids, in order, of the products after `after` whose name, edition or SKU contains
+    /// `text` whatever its case; at most `at_most` of them.
+    fn products_containing(&self, text: &str, after: Option<i64>, at_most: usize) -> Vec<i64>;
+}
+
+/// [`list`], with the text filter `q` answered from an in-memory index when there is one: a
+/// scan of the products' texts in memory instead of a `LIKE` over every row (the benchmark
 /// measured the `LIKE` at under a hundredth of `/healthz`). The products it names are then
 /// read, and the other filters applied, by their ids.
-pub fn list_using_read_model(
+pub fn list_using_index(
     db: &Database,
+    index: Option<&dyn ProductTextIndex>,
     filter: &ProductFilter,
     on: NaiveDate,
     page: &PageRequest,
 ) -> DbResult<Page<Product>> {
-    let (Some(model), Some(text)) = (db.read_model(), filter.q.as_deref()) else {
+    let (Some(index), Some(text)) = (index, filter.q.as_deref()) else {
         return db.read(|conn| list(conn, filter, on, page));
     };
     let limit = page.limit();
@@ -211,7 +219,7 @@ pub fn list_using_read_model(
     // page; with them, batches grow until the page is full or the candidates run out.
     let mut batch = wanted;
     loop {
-        let candidates = model.products_containing(text, after, batch);
+        let candidates = index.products_containing(text, after, batch);
         let Some(&last) = candidates.last() else { break };
         let found = db.read(|conn| {
             matching(conn, filter, Some(&candidates), on, None, (wanted - items.len()) as i64)

@@ -176,6 +176,8 @@ pub struct TestApp {
     pub engine: Engine,
     /// The token signing secret, so tests can forge tampered and expired tokens.
     pub jwt_secret: Vec<u8>,
+    /// The instance's read model (none on a database that could not be loaded).
+    pub read_model: Option<std::sync::Arc<db::read_model::ReadModel>>,
     /// Keeps the read model picking up changes made by other instances.
     pub poller: Option<db::read_model::Poller>,
 }
@@ -321,22 +323,30 @@ fn serve_with(
     let auth = api::auth::AuthConfig::new(secret).unwrap();
     // The same wiring as `catalogue serve`: the read model attached and polling. A database that
     // has not been migrated (a readiness test) cannot be loaded and runs without one.
-    let poller = db::read_model::ReadModel::load(&database.db).ok().map(|model| {
-        let model = std::sync::Arc::new(model);
-        database.db.attach_read_model(model.clone());
-        db::read_model::Poller::start(database.db.clone(), model)
-    });
-    let state = api::state::AppState::new(database.db.clone(), auth)
-        .unwrap_or_else(|e| panic!("state: {e}"))
-        .with_trusted_proxies(trusted_proxies)
-        .with_metrics_token(Some(METRICS_TOKEN.to_owned()));
+    let read_model = db::read_model::ReadModel::load(&database.db).ok().map(std::sync::Arc::new);
+    let poller = read_model.clone().map(|model| db::read_model::Poller::start(database.db.clone(), model));
+    let mut state =
+        api::state::AppState::new(database.db.clone(), auth).unwrap_or_else(|e| panic!("state: {e}"));
+    if let Some(model) = &read_model {
+        state = state.with_read_model(model.clone());
+    }
+    let state =
+        state.with_trusted_proxies(trusted_proxies).with_metrics_token(Some(METRICS_TOKEN.to_owned()));
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|e| panic!("client: {e}"));
-    TestApp { address: format!("http://127.0.0.1:{port}"), client, database, engine, jwt_secret, poller }
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client,
+        database,
+        engine,
+        jwt_secret,
+        read_model,
+        poller,
+    }
 }
 
 fn rand_byte() -> u8 {

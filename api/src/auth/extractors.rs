@@ -138,18 +138,7 @@ pub(crate) async fn resolve_token(
     let user_id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthorized)?;
     // From the read model when it holds the user: no query on the hot path. Otherwise from the
     // database, off the event loop (and cached for next time).
-    let cached = state.db.read_model().and_then(|model| model.cached_principal(user_id));
-    let principal = match cached {
-        Some(principal) => Some(principal),
-        None => {
-            state
-                .run(move |db| match db.read_model() {
-                    Some(model) => model.principal(db, user_id),
-                    None => db.read(|conn| db::users::principal(conn, user_id)),
-                })
-                .await?
-        }
-    };
+    let principal = state.principal(user_id).await?;
     match principal {
         Some(principal) if !principal.disabled && principal.token_generation == claims.r#gen => {
             Ok((principal, claims))

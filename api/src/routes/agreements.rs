@@ -238,7 +238,7 @@ pub struct CreateEntitlement {
     pub product_id: i64,
     pub tier: Tier,
     pub metric: Metric,
-    /// Null for no cap; at most 1,000,000,000 (`db::ledger::MAX_SEATS_PER_LINE`).
+    /// Null for no cap; at most 1,000,000,000 (`db::agreements::MAX_SEATS_PER_LINE`).
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub seat_cap: Option<i64>,
     #[serde(default = "default_policy")]

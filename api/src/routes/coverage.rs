@@ -49,14 +49,5 @@ pub async fn get_coverage(
     };
     let on = query.on.unwrap_or_else(today);
     let organisation = query.organisation;
-    // Answered from the in-memory read model when there is one: no query, no blocking.
-    let coverage = match state.db.read_model() {
-        Some(model) => model.coverage(&organisation, subject, on)?,
-        None => {
-            state
-                .run(move |db| db.read(|conn| db::coverage::answer(conn, &organisation, subject, on)))
-                .await?
-        }
-    };
-    Ok(web::Json(coverage))
+    Ok(web::Json(state.coverage(organisation, subject, on).await?))
 }

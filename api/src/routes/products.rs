@@ -131,7 +131,7 @@ pub async fn list_products(
         nationally_licensed: query.nationally_licensed,
         q: query.q,
     };
-    let found = state.run(move |db| db::products::list_using_read_model(db, &filter, on, &page)).await?;
+    let found = state.products(filter, on, page).await?;
     Ok(web::Json(ProductPage { items: found.items, next_cursor: found.next_cursor }))
 }
 

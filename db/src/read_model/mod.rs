@@ -22,7 +22,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::agreements::{self, Agreement, Entitlement};
-use crate::connection::{Database, DbConnection};
+use crate::connection::{CommitListener, Committed, Database, DbConnection};
 use crate::coverage::{self, AskingOrganisation, Coverage, Line, Question, Subject};
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
@@ -51,14 +51,6 @@ const CACHED_ENTITIES: [&str; 9] = [
     "user",
     "seed",
 ];
-
-/// A change committed by this instance, as the read model needs it.
-#[derive(Clone, Debug)]
-pub struct Touched {
-    pub entity: &'static str,
-    pub entity_id: String,
-    pub after: Option<serde_json::Value>,
-}
 
 #[derive(Default)]
 struct Lines {
@@ -311,12 +303,6 @@ impl ReadModel {
         })
     }
 
-    /// The ids, in order, of the products after `after` whose name, edition or SKU contains
-    /// `text` whatever its case; at most `at_most` of them.
-    pub fn products_containing(&self, text: &str, after: Option<i64>, at_most: usize) -> Vec<i64> {
-        read(&self.products).containing(text, after, at_most)
-    }
-
     /// A user's authorisation facts, if held (no database access: safe on an event loop).
     pub fn cached_principal(&self, user_id: i64) -> Option<Principal> {
         read(&self.principals).get(&user_id).cloned()
@@ -336,7 +322,7 @@ impl ReadModel {
 
     /// Applies changes this instance committed. A failure leaves the model marked stale, to be
     /// reloaded whole by the next poll.
-    pub fn apply(&self, db: &Database, touched: &[Touched]) {
+    pub fn apply(&self, db: &Database, touched: &[Committed]) {
         for change in touched {
             if let Err(error) = self.refresh(db, change.entity, &change.entity_id, change.after.as_ref()) {
                 tracing::warn!(%error, entity = change.entity, "read model refresh failed; it will reload");
@@ -494,5 +480,17 @@ impl Poller {
 impl Drop for Poller {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl CommitListener for ReadModel {
+    fn committed(&self, db: &Database, changes: &[Committed]) {
+        self.apply(db, changes);
+    }
+}
+
+impl crate::products::ProductTextIndex for ReadModel {
+    fn products_containing(&self, text: &str, after: Option<i64>, at_most: usize) -> Vec<i64> {
+        read(&self.products).containing(text, after, at_most)
     }
 }

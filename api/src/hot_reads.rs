@@ -1,0 +1,59 @@
+//! The hot reads (coverage, the signed-in user, the product search) and the one place that
+//! decides where each is answered from: the in-memory read model when the service keeps one,
+//! the database otherwise.
+
+use chrono::NaiveDate;
+use db::coverage::{Coverage, Subject};
+use db::page::{Page, PageRequest};
+use db::products::{Product, ProductFilter, ProductTextIndex};
+use db::users::Principal;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+impl AppState {
+    /// The coverage answer: from memory without blocking, or from the database off the event loop.
+    pub async fn coverage(
+        &self,
+        organisation: String,
+        subject: Subject,
+        on: NaiveDate,
+    ) -> ApiResult<Coverage> {
+        match &self.read_model {
+            Some(model) => Ok(model.coverage(&organisation, subject, on)?),
+            None => {
+                self.run(move |db| db.read(|conn| db::coverage::answer(conn, &organisation, subject, on)))
+                    .await
+            }
+        }
+    }
+
+    /// The user a token names, as authentication needs them: from memory when cached (no query
+    /// on the hot path), else from the database (and then cached).
+    pub async fn principal(&self, user_id: i64) -> ApiResult<Option<Principal>> {
+        if let Some(principal) = self.read_model.as_ref().and_then(|model| model.cached_principal(user_id)) {
+            return Ok(Some(principal));
+        }
+        let model = self.read_model.clone();
+        self.run(move |db| match model {
+            Some(model) => model.principal(db, user_id),
+            None => db.read(|conn| db::users::principal(conn, user_id)),
+        })
+        .await
+    }
+
+    /// A page of the product list, its text filter answered from memory when it can be.
+    pub async fn products(
+        &self,
+        filter: ProductFilter,
+        on: NaiveDate,
+        page: PageRequest,
+    ) -> ApiResult<Page<Product>> {
+        let model = self.read_model.clone();
+        self.run(move |db| {
+            let index = model.as_deref().map(|model| model as &dyn ProductTextIndex);
+            db::products::list_using_index(db, index, &filter, on, &page)
+        })
+        .await
+    }
+}
