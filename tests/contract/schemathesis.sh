@@ -31,9 +31,11 @@ contract_start_server "schemathesis-$engine" "$database_url" "$port"
 server_pid=${CONTRACT_PIDS[-1]}
 
 CATALOGUE_TOKEN=$(contract_admin_token)
-CATALOGUE_ADMIN_ID=$(curl -sS --fail -H "Authorization: Bearer $CATALOGUE_TOKEN" "$BASE_URL/v1/me" \
+CATALOGUE_USER_ID=$(curl -sS --fail -H "Authorization: Bearer $CATALOGUE_TOKEN" "$BASE_URL/v1/me" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-export CATALOGUE_TOKEN CATALOGUE_ADMIN_ID
+CATALOGUE_ENGINE=$engine
+CONTRACT_ST_EXCUSED="$out/excused.txt"
+export CATALOGUE_TOKEN CATALOGUE_USER_ID CATALOGUE_ENGINE CONTRACT_ST_EXCUSED
 export SCHEMATHESIS_HOOKS="$CONTRACT_DIR/st_hooks.py"
 
 seed_args=()
@@ -58,7 +60,8 @@ timeout 1200 "$VENV/bin/schemathesis" --config-file "$CONTRACT_DIR/schemathesis.
 cd "$REPO_ROOT"
 
 # The summary of the run; then each distinct failure once, with a curl reproduction
-# (ci-artifacts/schemathesis-ENGINE/failures.txt; the full text is in output.txt).
+# (ci-artifacts/schemathesis-ENGINE/failures.txt; the full text is in output.txt; the
+# refusals the hooks excused, each with its rule's reason, are in excused.txt).
 sed -n '/^=* SUMMARY =*$/,$p' "$out/output.txt" >&2
 if [ "$status" -ne 0 ]; then
     if grep -q '^=* FAILURES =*$' "$out/output.txt"; then
