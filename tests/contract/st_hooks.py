@@ -1,6 +1,7 @@
 """Schemathesis hooks for the catalogue's contract run (loaded through SCHEMATHESIS_HOOKS).
 
-1. The run signs in once as an admin (CATALOGUE_USER_ID is the signed-in user's id). `PATCH /v1/users/{id}` aimed at that user could disable it or change its
+1. The run signs in once (as an admin, or as the officer of one trust: CATALOGUE_USER_ID is the
+   signed-in user's id). `PATCH /v1/users/{id}` aimed at that user could disable it or change its
    role, which ends its token and turns the rest of the run into 401s that prove nothing. Such a
    request is re-aimed at a user id that does not exist, so the operation is still exercised on
    every other user (and answers 404 for that one). `POST /v1/me/password` needs the current
@@ -18,7 +19,8 @@
 
    A 404 is excused only where it is the answer to a generated path parameter naming no record
    (the detail names the resource of that path segment, e.g. `standard version not found`), or
-   where NOT_FOUND_BEYOND_PATH says (a query parameter naming no record). A foreign-key violation that reaches the
+   where NOT_FOUND_BEYOND_PATH says (a query parameter naming no record; another organisation's
+   data, which officers and exemplars are answered 404 for, never revealing it). A foreign-key violation that reaches the
    database (`a referenced record does not exist`) or a check violation is never excused: every
    reference a client sends is checked by name before anything is written, so either one means a
    missing check.
@@ -38,8 +40,10 @@ import schemathesis
 
 SIGNED_IN_USER_ID = os.environ.get("CATALOGUE_USER_ID", "")
 UNKNOWN_USER_ID = 9_000_000_000
-# sqlite or postgres: the engine of the server under test (schemathesis.sh sets it).
+# sqlite or postgres: the engine of the server under test; admin or officer: the signed-in
+# user's role (schemathesis.sh sets both).
 ENGINE = os.environ.get("CATALOGUE_ENGINE", "")
+ROLE = os.environ.get("CATALOGUE_ROLE", "")
 EXCUSED_LOG = os.environ.get("CONTRACT_ST_EXCUSED", "")
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text())
@@ -174,9 +178,23 @@ RESOURCE_OF_SEGMENT = {
     "users": "user",
 }
 # Other 404s, each where the server answers it: (operations, resources, why).
+REPORTS_BY_ORGANISATION = {
+    "GET /v1/reports/advisories",
+    "GET /v1/reports/compliance",
+    "GET /v1/reports/obligations",
+    "GET /v1/reports/unsupported",
+}
 NOT_FOUND_BEYOND_PATH = [
-    ({COVERAGE}, ("organisation", "product", "category"), "a query parameter names no record"),
+    ({COVERAGE}, ("organisation", "product", "category"), "a query parameter names no record (or another organisation)"),
 ]
+if ROLE in ("officer", "exemplar"):
+    # Another organisation's data answers 404 to officers and exemplars, never revealing it; an
+    # admin gets 404 only for what does not exist, or 422 when a body names it.
+    NOT_FOUND_BEYOND_PATH += [
+        (REPORTS_BY_ORGANISATION, ("organisation",), "another organisation's report (never revealed)"),
+        ({CLAIM}, ("organisation",), "a claim for another organisation (never revealed)"),
+        ({RELEASE}, ("organisation",), "another organisation's allocation (never revealed)"),
+    ]
 
 
 def _not_found_rules() -> list[tuple[str, frozenset[str], str]]:
