@@ -45,6 +45,7 @@ server_pid=${CONTRACT_PIDS[-1]}
 
 CATALOGUE_TOKEN=$(contract_admin_token)
 config="$CONTRACT_DIR/schemathesis.toml"
+own=""
 if [ "$role" = officer ]; then
     own=RJ1
     CATALOGUE_TOKEN=$(contract_user_token "$CATALOGUE_TOKEN" officer "$own")
@@ -67,8 +68,9 @@ CATALOGUE_USER_ID=$(curl -sS --fail -H "Authorization: Bearer $CATALOGUE_TOKEN" 
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 CATALOGUE_ENGINE=$engine
 CATALOGUE_ROLE=$role
+CATALOGUE_ORGANISATION=$own
 CONTRACT_ST_EXCUSED="$out/excused.txt"
-export CATALOGUE_TOKEN CATALOGUE_USER_ID CATALOGUE_ENGINE CATALOGUE_ROLE CONTRACT_ST_EXCUSED
+export CATALOGUE_TOKEN CATALOGUE_USER_ID CATALOGUE_ENGINE CATALOGUE_ROLE CATALOGUE_ORGANISATION CONTRACT_ST_EXCUSED
 export SCHEMATHESIS_HOOKS="$CONTRACT_DIR/st_hooks.py"
 
 seed_args=()
