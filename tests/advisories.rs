@@ -647,4 +647,16 @@ on_both_engines!(
     the_unsupported_report_pages_through_every_holding_once,
     the_unsupported_report_filters_by_status_organisation_and_region,
     the_wannacry_advisory_is_seeded_with_its_real_dates,
+    an_affected_product_that_does_not_exist_is_named,
 );
+
+/// A client sends several product ids: the refusal says which one names no product.
+async fn an_affected_product_that_does_not_exist_is_named(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let windows = product_id(&app, &admin, "MS-WIN10-ENT").await;
+    let body = json!({"reference": "CC-T-9", "title": "Test", "severity": "low", "published_at": hours_ago(1),
+                      "remediation": "Patch", "affected_product_ids": [windows, 987_654_321]});
+    let (status, problem) = post(&app, &admin, "/v1/advisories", body).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["detail"], "affected product 987654321 does not exist");
+}

@@ -145,3 +145,29 @@ fn update_schemas_constrain_fields_as_the_create_schemas_do() {
         }
     }
 }
+
+/// Rules across the fields of one request body are in the document as JSON Schema `if`/`then`,
+/// naming fields the schema has (a renamed field would leave a rule that never applies).
+#[test]
+fn rules_across_fields_are_in_the_request_schemas() {
+    let document = serde_json::to_value(api::app::openapi_document()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    for (schema, condition, consequence) in [
+        ("CreatePurchase", "product_id", "description"),
+        ("CreateUser", "role", "organisation_code"),
+        ("UpdateUser", "role", "organisation_code"),
+    ] {
+        let rule = &schemas[schema]["allOf"][0];
+        assert!(rule["if"]["properties"].get(condition).is_some(), "{schema}: if {condition}");
+        assert!(rule["then"]["properties"].get(consequence).is_some(), "{schema}: then {consequence}");
+        for part in ["if", "then"] {
+            for field in rule[part]["properties"].as_object().unwrap().keys() {
+                assert!(schemas[schema]["properties"].get(field).is_some(), "{schema} has no {field}");
+            }
+        }
+    }
+    let user = &schemas["CreateUser"]["allOf"][0];
+    assert_eq!(user["if"]["properties"]["role"]["enum"], serde_json::json!(["exemplar", "officer"]));
+    assert_eq!(user["then"]["required"], serde_json::json!(["organisation_code"]));
+    assert_eq!(schemas["CreatePurchase"]["allOf"][0]["then"]["required"], serde_json::json!(["description"]));
+}

@@ -192,6 +192,10 @@ async fn only_the_publishers_exemplars_may_publish(app: TestApp) {
     let non_exemplar = json!({"publisher": "RR8", "category": "imaging-device", "title": "X"});
     let (_, admin) = app.sign_in(Role::Admin, None).await;
     assert_eq!(post(&app, &admin, "/v1/standards", non_exemplar).await.0, 422, "RR8 is not an exemplar");
+    // The publisher is a value in the body: naming no organisation is bad input, not a 404.
+    let nobody = json!({"publisher": "ZZZ99", "category": "imaging-device", "title": "X"});
+    let (status, problem) = post(&app, &admin, "/v1/standards", nobody).await;
+    assert_eq!((status, problem["detail"].as_str()), (422, Some("the publisher ZZZ99 does not exist")));
 
     let devices = seeded_standard(&app, &own_exemplar, "Medical device security").await;
     let id = devices["id"].as_i64().unwrap();

@@ -39,6 +39,7 @@ fn documented_app() -> (
         .split_for_parts();
     crate::permissions::publish(&mut document);
     crate::openapi::require_sent_fields(&mut document);
+    crate::openapi::add_conditional_rules(&mut document);
     (app, document)
 }
 

@@ -1,10 +1,13 @@
 //! The OpenAPI document: its top level, the corrections made to what utoipa generates (response
-//! fields that are always sent are required), and the route table derived from it that answers
-//! unsupported methods on known paths with 405 and `Allow`.
+//! fields that are always sent are required; rules across the fields of a request body), and the
+//! route table derived from it that answers unsupported methods on known paths with 405 and
+//! `Allow`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::http::Method;
+use db::users::Role;
+use serde_json::{Value, json};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema};
@@ -210,6 +213,73 @@ fn inline_items(items: &mut [RefOr<Schema>]) -> impl Iterator<Item = &mut Schema
         RefOr::T(schema) => Some(schema),
         RefOr::Ref(_) => None,
     })
+}
+
+/// What the API counts as blank text (Rust's `trim` also strips U+0085, which ECMA-262's `\s`
+/// does not match), as the request schemas' `pattern` on required text says.
+const NOT_BLANK: &str = "[^\\s\\u0085]";
+
+/// Rules across the fields of one request body, by schema: each an `if`/`then` of JSON Schema
+/// 2020-12 (the dialect of OpenAPI 3.1), written from the rule the data layer enforces, so that
+/// a client and a contract test see the rule instead of meeting a 422.
+/// - `CreatePurchase`: without a `product_id` (absent or null), a `description` that is not blank
+///   (`db::purchases::record`).
+/// - `CreateUser`: a role that acts for one organisation (`Role::needs_organisation`) needs an
+///   `organisation_code` (`db::users::validate_assignment`).
+/// - `UpdateUser`: a change to such a role cannot also remove the organisation (null). Whether
+///   the merged record has one depends on the stored user, which no schema knows.
+///
+/// Rules across query parameters, and rules on the stored state or on today's date, stay in the
+/// operations' descriptions.
+fn conditional_rules() -> Vec<(&'static str, Value)> {
+    let acting_for_one: Vec<&str> =
+        Role::ALL.into_iter().filter(|role| role.needs_organisation()).map(Role::as_str).collect();
+    let role_acts_for_one =
+        json!({ "required": ["role"], "properties": { "role": { "enum": acting_for_one } } });
+    vec![
+        (
+            "CreatePurchase",
+            json!({
+                "if": { "properties": { "product_id": { "type": "null" } } },
+                "then": {
+                    "required": ["description"],
+                    "properties": { "description": { "type": "string", "pattern": NOT_BLANK } }
+                }
+            }),
+        ),
+        (
+            "CreateUser",
+            json!({
+                "if": role_acts_for_one,
+                "then": {
+                    "required": ["organisation_code"],
+                    "properties": { "organisation_code": { "type": "string" } }
+                }
+            }),
+        ),
+        (
+            "UpdateUser",
+            json!({
+                "if": role_acts_for_one,
+                "then": { "properties": { "organisation_code": { "type": "string" } } }
+            }),
+        ),
+    ]
+}
+
+/// Adds [`conditional_rules`] to their schemas, each as the one item of an `allOf` beside the
+/// schema's properties. utoipa has no field for `if`/`then`, so the keyword goes in through the
+/// object's map of extra keys; a single key keeps the document's order stable (the map is a
+/// `HashMap`). An `allOf` of `if`/`then` items is JSON Schema's usual form for such rules, and
+/// generated clients ignore an `allOf` item without properties (openapi-python-client builds the
+/// model from the properties alone; an `anyOf` here would have turned the model into a union).
+pub fn add_conditional_rules(document: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = document.components.as_mut() else { return };
+    for (name, rule) in conditional_rules() {
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+            object.extensions.get_or_insert_with(Default::default).insert("allOf".to_owned(), json!([rule]));
+        }
+    }
 }
 
 /// Every documented path template with the methods it serves.

@@ -176,9 +176,12 @@ fn set_affected(conn: &mut DbConnection, advisory_id: i64, product_ids: &[i64]) 
     let mut ids = product_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    let known: i64 = products::table.filter(products::id.eq_any(&ids)).count().get_result(conn)?;
-    if known != ids.len() as i64 {
-        return Err(DbError::Invalid("an affected product does not exist".into()));
+    let mut known: Vec<i64> =
+        products::table.filter(products::id.eq_any(&ids)).select(products::id).load(conn)?;
+    known.sort_unstable();
+    // Named, so that the client knows which of its ids is wrong.
+    if let Some(missing) = ids.iter().find(|id| known.binary_search(id).is_err()) {
+        return Err(DbError::Invalid(format!("affected product {missing} does not exist")));
     }
     diesel::delete(advisory_products::table.filter(advisory_products::advisory_id.eq(advisory_id)))
         .execute(conn)?;

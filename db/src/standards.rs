@@ -393,7 +393,14 @@ pub fn create(db: &Database, actor: &Actor, new: NewStandard) -> DbResult<Standa
     }
     validate_requirements(&new.requirements)?;
     db.write(actor, |conn| {
-        let publisher = organisations::get(conn, &new.publisher_code)?;
+        // The publisher is named in the body: one that does not exist is bad input (422), not the
+        // missing resource of the path (404), as for a succession's successor.
+        let publisher = organisations::get(conn, &new.publisher_code).map_err(|error| match error {
+            DbError::NotFound(_) => {
+                DbError::Invalid(format!("the publisher {} does not exist", new.publisher_code))
+            }
+            other => other,
+        })?;
         let may_publish =
             publisher.exemplar || publisher.kind == crate::vocabulary::OrganisationKind::NationalBody;
         if !may_publish || publisher.closed {

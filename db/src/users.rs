@@ -26,6 +26,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Exemplar, Role::Officer, Role::Auditor];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",

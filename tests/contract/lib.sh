@@ -117,3 +117,21 @@ contract_admin_token() {
         || { log "sign-in failed: $body"; return 1; }
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$body"
 }
+
+# contract_user_token ADMIN_TOKEN ROLE ORGANISATION: creates a user of ROLE for ORGANISATION through
+# the API (as the admin whose token is given, the way a national team would) and prints a fresh
+# access token of that user.
+contract_user_token() {
+    local admin_token=$1 role=$2 organisation=$3
+    local email="$role.$(random_hex 4)@ci.nhs.uk" password body
+    password="$(random_hex 24)"
+    body=$(curl -sS --fail-with-body -X POST "$BASE_URL/v1/users" \
+        -H "Authorization: Bearer $admin_token" -H 'content-type: application/json' \
+        --data "{\"email\":\"$email\",\"display_name\":\"CI $role\",\"role\":\"$role\",\"organisation_code\":\"$organisation\",\"password\":\"$password\"}") \
+        || { log "creating the $role failed: $body"; return 1; }
+    body=$(curl -sS --fail-with-body -X POST "$BASE_URL/v1/auth/token" \
+        -H 'content-type: application/json' \
+        --data "{\"email\":\"$email\",\"password\":\"$password\"}") \
+        || { log "the $role's sign-in failed: $body"; return 1; }
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$body"
+}

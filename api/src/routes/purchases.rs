@@ -30,6 +30,8 @@ pub struct DeclarationInput {
 pub struct CreatePurchase {
     /// A product in the catalogue; or give `description` instead.
     pub product_id: Option<i64>,
+    /// What was bought, for a product not in the catalogue: required, and not blank, when
+    /// `product_id` is not given.
     pub description: Option<String>,
     #[schema(pattern = "^[a-z0-9-]+$")]
     pub category: String,
