@@ -119,7 +119,8 @@ fn to_advisories(conn: &mut DbConnection, rows: Vec<AdvisoryRow>) -> DbResult<Ve
     rows.into_iter()
         .map(|(id, reference, title, severity, published_at, remediation, links, source, revision)| {
             let severity = Severity::parse(&severity);
-            let links = serde_json::from_str(&links).unwrap_or_default();
+            let links = serde_json::from_str(&links)
+                .map_err(|error| DbError::corrupt_json(format!("advisory {id}"), "links", &error))?;
             Ok(Advisory {
                 affected_products: affected.remove(&id).unwrap_or_default(),
                 acknowledge_by: severity.acknowledgement_deadline(published_at),
@@ -226,6 +227,10 @@ fn validate(fields: &AdvisoryFields) -> DbResult<()> {
     Ok(())
 }
 
+fn links_json(links: &[String]) -> DbResult<String> {
+    serde_json::to_string(links).map_err(|error| DbError::unwritable_json("an advisory's links", &error))
+}
+
 pub fn create(db: &Database, actor: &Actor, fields: AdvisoryFields) -> DbResult<Advisory> {
     validate(&fields)?;
     db.write(actor, |conn| {
@@ -244,7 +249,7 @@ pub fn create(db: &Database, actor: &Actor, fields: AdvisoryFields) -> DbResult<
                 advisories::severity.eq(fields.severity.as_str()),
                 advisories::published_at.eq(fields.published_at),
                 advisories::remediation.eq(fields.remediation.trim()),
-                advisories::links.eq(serde_json::to_string(&fields.links).unwrap_or_else(|_| "[]".into())),
+                advisories::links.eq(links_json(&fields.links)?),
                 advisories::source.eq(&fields.source),
                 advisories::created_at.eq(stamp),
                 advisories::updated_at.eq(stamp),
@@ -285,7 +290,7 @@ pub fn update(
                 advisories::severity.eq(fields.severity.as_str()),
                 advisories::published_at.eq(fields.published_at),
                 advisories::remediation.eq(fields.remediation.trim()),
-                advisories::links.eq(serde_json::to_string(&fields.links).unwrap_or_else(|_| "[]".into())),
+                advisories::links.eq(links_json(&fields.links)?),
                 advisories::source.eq(&fields.source),
                 advisories::revision.eq(advisories::revision + 1),
                 advisories::updated_at.eq(now()),
