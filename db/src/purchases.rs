@@ -269,7 +269,12 @@ pub fn record(db: &Database, actor: &Actor, new: NewPurchase) -> DbResult<Purcha
                 .iter()
                 .find(|r| r.code == outcome.requirement)
                 .map(|r| r.id)
-                .unwrap_or_default();
+                .ok_or_else(|| {
+                    DbError::Internal(format!(
+                        "standard version {}: judged requirement {} is not one of its requirements",
+                        version.id, outcome.requirement
+                    ))
+                })?;
             let position = new.declarations.iter().position(|d| d.requirement == outcome.requirement);
             let evidence = position.and_then(|p| new.evidence.get(p).cloned().flatten());
             diesel::insert_into(purchase_declarations::table)
