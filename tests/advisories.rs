@@ -1,7 +1,7 @@
 //! Security advisories, exposure, responses, the 48-hour rule, lifecycle risk and risk
 //! acceptances, on both engines.
 
-use catalogue_tests::{Role, TestApp, on_both_engines};
+use catalogue_tests::{Role, TestApp, expect_bare_internal_error, on_both_engines};
 use serde_json::{Value, json};
 
 async fn get_json(app: &TestApp, token: &str, path: &str) -> Value {
@@ -640,6 +640,37 @@ async fn the_wannacry_advisory_is_seeded_with_its_real_dates(app: TestApp) {
     assert!(affected.iter().any(|p| p.starts_with("Windows 7")));
 }
 
+/// Links that no longer read back as a list are a corrupt record: reading it is an internal
+/// error (never an advisory with no links), and the other advisories still read.
+async fn an_advisory_with_corrupt_stored_links_is_an_internal_error(app: TestApp) {
+    use db::schema::advisories;
+    use diesel::prelude::*;
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    let listed = get_json(&app, &auditor, "/v1/advisories").await;
+    let ids: Vec<i64> =
+        listed["items"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert!(ids.len() >= 2, "{listed}");
+    let (corrupt, sound) = (ids[0], ids[1]);
+    let stored = r#"["https://example.nhs.uk/corrupt-link-7f3a", 42"#;
+    app.with_connection(|conn| {
+        diesel::update(advisories::table.find(corrupt)).set(advisories::links.eq(stored)).execute(conn)
+    })
+    .unwrap();
+
+    for path in [
+        format!("/v1/advisories/{corrupt}"),
+        format!("/v1/advisories/{corrupt}/exposure"),
+        "/v1/advisories".to_owned(),
+    ] {
+        expect_bare_internal_error(app.get(&path).bearer_auth(&auditor), "corrupt-link-7f3a").await;
+    }
+    let other = get_json(&app, &auditor, &format!("/v1/advisories/{sound}")).await;
+    assert_eq!(other["id"], sound);
+    assert_eq!(other["links"], listed["items"][1]["links"]);
+    let after = get_json(&app, &auditor, &format!("/v1/advisories?cursor={corrupt}")).await;
+    assert_eq!(after["items"].as_array().unwrap().len(), ids.len() - 1, "the page after it reads");
+}
+
 on_both_engines!(
     exposure_covers_allocations_and_purchases,
     high_severity_acknowledgements_are_due_within_48_hours,
@@ -648,6 +679,7 @@ on_both_engines!(
     the_unsupported_report_filters_by_status_organisation_and_region,
     the_wannacry_advisory_is_seeded_with_its_real_dates,
     an_affected_product_that_does_not_exist_is_named,
+    an_advisory_with_corrupt_stored_links_is_an_internal_error,
 );
 
 /// A client sends several product ids: the refusal says which one names no product.

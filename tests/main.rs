@@ -9,6 +9,7 @@ mod coverage_rules;
 mod foundation;
 mod ledger;
 mod openapi_contract;
+mod query_counts;
 mod read_model;
 mod route_matrix;
 mod schema_file;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use catalogue_tests::{Role, TestApp, on_both_engines};
+use catalogue_tests::{Role, TestApp, expect_bare_internal_error, on_both_engines};
 use serde_json::{Value, json};
 
 async fn get_json(app: &TestApp, token: &str, path: &str) -> Value {
@@ -492,6 +492,81 @@ async fn the_compliance_report_adds_up(app: TestApp) {
     assert!(!regional.is_empty() && regional.iter().all(|l| l["organisation_code"] == "RJ1"), "{regional:?}");
 }
 
+/// Assesses `sku` against the published version of the seeded standard `title`, every
+/// requirement declared met; answers the standard's id, the version and the assessment's id.
+async fn assessed(app: &TestApp, exemplar: &str, title: &str, sku: &str) -> (i64, i64, i64) {
+    let standard = seeded_standard(app, exemplar, title).await;
+    let (id, version) = (standard["id"].as_i64().unwrap(), standard["published_version"].as_i64().unwrap());
+    let detail = get_json(app, exemplar, &format!("/v1/standards/{id}/versions/{version}")).await;
+    let outcomes: Vec<Value> = detail["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"requirement": r["code"], "met": true}))
+        .collect();
+    let product = product_id(app, exemplar, sku).await;
+    let body = json!({"product_id": product, "outcomes": outcomes, "evidence": ["assessment.pdf"]});
+    let assessment =
+        app.created(exemplar, &format!("/v1/standards/{id}/versions/{version}/assessments"), &body).await;
+    (id, version, assessment["id"].as_i64().unwrap())
+}
+
+/// Stored JSON that no longer reads back (an assessment's outcomes, a requirement's criterion)
+/// is a corrupt record: reading it is an internal error, never an empty list or a requirement
+/// with no check, and the other standards' records still read.
+async fn corrupt_stored_assessments_and_criteria_are_internal_errors(app: TestApp) {
+    use db::schema::{assessments, requirements};
+    use diesel::prelude::*;
+    let (_, devices_author) = app.sign_in(Role::Exemplar, Some("RM3")).await;
+    let (_, endpoint_author) = app.sign_in(Role::Exemplar, Some("RRK")).await;
+    let (devices, devices_version, corrupt) =
+        assessed(&app, &devices_author, "Medical device security", "EXIMG-US-9").await;
+    let (endpoint, endpoint_version, sound) =
+        assessed(&app, &endpoint_author, "Endpoint protection for locally managed devices", "EXSEC-EPS-7")
+            .await;
+    let assessments_of = |id: i64, version: i64| format!("/v1/standards/{id}/versions/{version}/assessments");
+
+    app.with_connection(|conn| {
+        diesel::update(assessments::table.find(corrupt))
+            .set(assessments::outcomes.eq(r#"[{"requirement": "corrupt-outcome-51c2", "met": "#))
+            .execute(conn)
+    })
+    .unwrap();
+    let path = format!("{}?include_nonconforming=true", assessments_of(devices, devices_version));
+    expect_bare_internal_error(app.get(&path).bearer_auth(&devices_author), "corrupt-outcome-51c2").await;
+    let others = get_json(&app, &endpoint_author, &assessments_of(endpoint, endpoint_version)).await;
+    assert_eq!(others.as_array().unwrap().len(), 1, "{others}");
+    assert_eq!(others[0]["id"], sound);
+    assert!(!others[0]["outcomes"].as_array().unwrap().is_empty());
+
+    // The requirements of a published version never change (a trigger refuses it): corrupt a
+    // draft's, copied from the published version.
+    let (_, draft) =
+        post(&app, &devices_author, &format!("/v1/standards/{devices}/versions"), json!(null)).await;
+    let draft_number = draft["number"].as_i64().unwrap();
+    app.with_connection(|conn| {
+        let requirement: i64 = requirements::table
+            .inner_join(db::schema::standard_versions::table)
+            .filter(db::schema::standard_versions::standard_id.eq(devices))
+            .filter(db::schema::standard_versions::number.eq(draft_number as i32))
+            .filter(requirements::code.eq("MDS-01"))
+            .select(requirements::id)
+            .first(conn)?;
+        diesel::update(requirements::table.find(requirement))
+            .set(requirements::criterion.eq(Some(r#"{"kind": "corrupt-criterion-9e0d"}"#)))
+            .execute(conn)
+    })
+    .unwrap();
+    let draft_path = format!("/v1/standards/{devices}/versions/{draft_number}");
+    expect_bare_internal_error(app.get(&draft_path).bearer_auth(&devices_author), "corrupt-criterion-9e0d")
+        .await;
+    let published =
+        get_json(&app, &devices_author, &format!("/v1/standards/{devices}/versions/{devices_version}")).await;
+    let mds_01 =
+        published["requirements"].as_array().unwrap().iter().find(|r| r["code"] == "MDS-01").unwrap();
+    assert_eq!(mds_01["criterion"], json!({"kind": "mds2_supplied"}), "{published}");
+}
+
 on_both_engines!(
     requirement_codes_are_counted_in_characters,
     an_exemplar_runs_the_whole_lifecycle,
@@ -500,6 +575,7 @@ on_both_engines!(
     assessments_evaluate_machine_checkable_criteria,
     purchases_are_validated_against_the_current_version,
     the_compliance_report_adds_up,
+    corrupt_stored_assessments_and_criteria_are_internal_errors,
 );
 
 /// A version published in the last second of a day (times are stored to the microsecond) was

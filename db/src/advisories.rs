@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Actor, Audited, Change, now};
-use crate::connection::{Database, DbConnection};
+use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations;
 use crate::page::{Page, PageRequest, Precondition};
@@ -81,39 +81,61 @@ pub struct Advisory {
     pub revision: i64,
 }
 
-fn affected_products(conn: &mut DbConnection, advisory_id: i64) -> DbResult<Vec<AffectedProduct>> {
-    Ok(advisory_products::table
-        .inner_join(products::table)
-        .filter(advisory_products::advisory_id.eq(advisory_id))
-        .order(products::id)
-        .select((products::id, products::name, products::edition, products::version))
-        .load::<(i64, String, String, String)>(conn)?
-        .into_iter()
-        .map(|(product_id, name, edition, version)| AffectedProduct {
-            product_id,
-            product: crate::products::label(&name, &edition, &version),
-        })
-        .collect())
+/// The products that each of `advisory_ids` affects, in one statement, by advisory id.
+fn affected_products(
+    conn: &mut DbConnection,
+    advisory_ids: &[i64],
+) -> DbResult<BTreeMap<i64, Vec<AffectedProduct>>> {
+    let mut affected: BTreeMap<i64, Vec<AffectedProduct>> = BTreeMap::new();
+    for chunk in advisory_ids.chunks(BINDS_PER_QUERY) {
+        let rows = advisory_products::table
+            .inner_join(products::table)
+            .filter(advisory_products::advisory_id.eq_any(chunk))
+            .order((advisory_products::advisory_id, products::id))
+            .select((
+                advisory_products::advisory_id,
+                products::id,
+                products::name,
+                products::edition,
+                products::version,
+            ))
+            .load::<(i64, i64, String, String, String)>(conn)?;
+        for (advisory_id, product_id, name, edition, version) in rows {
+            affected.entry(advisory_id).or_default().push(AffectedProduct {
+                product_id,
+                product: crate::products::label(&name, &edition, &version),
+            });
+        }
+    }
+    Ok(affected)
 }
 
 type AdvisoryRow = (i64, String, String, String, NaiveDateTime, String, String, Option<String>, i64);
 
-fn to_advisory(conn: &mut DbConnection, row: AdvisoryRow) -> DbResult<Advisory> {
-    let (id, reference, title, severity, published_at, remediation, links, source, revision) = row;
-    let severity = Severity::parse(&severity);
-    Ok(Advisory {
-        affected_products: affected_products(conn, id)?,
-        acknowledge_by: severity.acknowledgement_deadline(published_at),
-        id,
-        reference,
-        title,
-        severity,
-        published_at,
-        remediation,
-        links: serde_json::from_str(&links).unwrap_or_default(),
-        source,
-        revision,
-    })
+/// Assembles advisories from their rows in one more statement, however many rows.
+fn to_advisories(conn: &mut DbConnection, rows: Vec<AdvisoryRow>) -> DbResult<Vec<Advisory>> {
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let mut affected = affected_products(conn, &ids)?;
+    rows.into_iter()
+        .map(|(id, reference, title, severity, published_at, remediation, links, source, revision)| {
+            let severity = Severity::parse(&severity);
+            let links = serde_json::from_str(&links)
+                .map_err(|error| DbError::corrupt_json(format!("advisory {id}"), "links", &error))?;
+            Ok(Advisory {
+                affected_products: affected.remove(&id).unwrap_or_default(),
+                acknowledge_by: severity.acknowledgement_deadline(published_at),
+                id,
+                reference,
+                title,
+                severity,
+                published_at,
+                remediation,
+                links,
+                source,
+                revision,
+            })
+        })
+        .collect()
 }
 
 macro_rules! advisory_columns {
@@ -139,7 +161,7 @@ pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Advisory> {
         .first(conn)
         .optional()?
         .ok_or(DbError::NotFound("advisory"))?;
-    to_advisory(conn, row)
+    to_advisories(conn, vec![row])?.pop().ok_or(DbError::NotFound("advisory"))
 }
 
 pub fn list(
@@ -156,8 +178,7 @@ pub fn list(
     }
     let limit = page.limit();
     let rows: Vec<AdvisoryRow> = query.limit(limit + 1).load(conn)?;
-    let items = rows.into_iter().map(|row| to_advisory(conn, row)).collect::<DbResult<Vec<_>>>()?;
-    Ok(Page::from_rows(items, limit, |a| a.id.to_string()))
+    Ok(Page::from_rows(to_advisories(conn, rows)?, limit, |a| a.id.to_string()))
 }
 
 #[derive(Clone, Debug)]
@@ -209,6 +230,10 @@ fn validate(fields: &AdvisoryFields) -> DbResult<()> {
     Ok(())
 }
 
+fn links_json(links: &[String]) -> DbResult<String> {
+    serde_json::to_string(links).map_err(|error| DbError::unwritable_json("an advisory's links", &error))
+}
+
 pub fn create(db: &Database, actor: &Actor, fields: AdvisoryFields) -> DbResult<Advisory> {
     validate(&fields)?;
     db.write(actor, |conn| {
@@ -227,7 +252,7 @@ pub fn create(db: &Database, actor: &Actor, fields: AdvisoryFields) -> DbResult<
                 advisories::severity.eq(fields.severity.as_str()),
                 advisories::published_at.eq(fields.published_at),
                 advisories::remediation.eq(fields.remediation.trim()),
-                advisories::links.eq(serde_json::to_string(&fields.links).unwrap_or_else(|_| "[]".into())),
+                advisories::links.eq(links_json(&fields.links)?),
                 advisories::source.eq(&fields.source),
                 advisories::created_at.eq(stamp),
                 advisories::updated_at.eq(stamp),
@@ -268,7 +293,7 @@ pub fn update(
                 advisories::severity.eq(fields.severity.as_str()),
                 advisories::published_at.eq(fields.published_at),
                 advisories::remediation.eq(fields.remediation.trim()),
-                advisories::links.eq(serde_json::to_string(&fields.links).unwrap_or_else(|_| "[]".into())),
+                advisories::links.eq(links_json(&fields.links)?),
                 advisories::source.eq(&fields.source),
                 advisories::revision.eq(advisories::revision + 1),
                 advisories::updated_at.eq(now()),

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
-use crate::connection::{Database, DbConnection};
+use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{agreements, entitlements, obligations, products, suppliers};
@@ -138,6 +138,22 @@ pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Agreement> {
         .optional()?
         .ok_or(DbError::NotFound("agreement"))?;
     Ok(to_agreement(row, supplier))
+}
+
+/// The agreements of `ids` that exist, ordered by id, in one statement (per 10,000 ids).
+pub(crate) fn get_many(conn: &mut DbConnection, ids: &[i64]) -> DbResult<Vec<Agreement>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(BINDS_PER_QUERY) {
+        let rows: Vec<(AgreementRow, String)> = agreements::table
+            .inner_join(suppliers::table)
+            .filter(agreements::id.eq_any(chunk))
+            .select((AgreementRow::as_select(), suppliers::name))
+            .order(agreements::id)
+            .load(conn)?;
+        found.extend(rows.into_iter().map(|(row, supplier)| to_agreement(row, supplier)));
+    }
+    found.sort_by_key(|agreement| agreement.id);
+    Ok(found)
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -348,10 +348,10 @@ pub fn answer(
     let mut agreement_ids: Vec<i64> = entitlements.iter().map(|e| e.agreement_id).collect();
     agreement_ids.sort_unstable();
     agreement_ids.dedup();
-    let agreements_by_id = agreement_ids
-        .into_iter()
-        .map(|id| agreements::get(conn, id))
-        .collect::<DbResult<Vec<Agreement>>>()?;
+    let agreements_by_id = agreements::get_many(conn, &agreement_ids)?;
+    if agreements_by_id.len() != agreement_ids.len() {
+        return Err(DbError::NotFound("agreement"));
+    }
     let lines = entitlements
         .iter()
         .filter_map(|line| {

@@ -72,4 +72,27 @@ impl From<DieselError> for DbError {
     }
 }
 
+impl DbError {
+    /// A JSON column that does not read back as its type: the record is corrupt. The message
+    /// names the record and the column and says where the text breaks, never what it holds
+    /// (serde's own message quotes the offending value).
+    pub(crate) fn corrupt_json(
+        record: impl std::fmt::Display,
+        column: &str,
+        error: &serde_json::Error,
+    ) -> DbError {
+        DbError::Internal(format!(
+            "{record} is corrupt: its stored {column} is not valid ({:?} error at line {}, column {})",
+            error.classify(),
+            error.line(),
+            error.column()
+        ))
+    }
+
+    /// A value that cannot be written as JSON (never expected: the types written serialise).
+    pub(crate) fn unwritable_json(what: &str, error: &serde_json::Error) -> DbError {
+        DbError::Internal(format!("{what} cannot be written as JSON: {error}"))
+    }
+}
+
 pub type DbResult<T> = Result<T, DbError>;

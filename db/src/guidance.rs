@@ -49,7 +49,7 @@ pub struct StandardGuidance {
 }
 
 /// standard id, title, publisher, category, version id, number, published at, summary.
-type PublishedVersionRow = (i64, String, String, String, i64, i32, Option<NaiveDateTime>, Option<String>);
+type PublishedVersionRow = (i64, String, String, String, i64, i32, NaiveDateTime, Option<String>);
 
 /// The published versions of the standards for `category`, as of `on`, newest first.
 pub fn published_for_category(
@@ -82,7 +82,8 @@ pub fn published(
             standards::category,
             standard_versions::id,
             standard_versions::number,
-            standard_versions::published_at,
+            // Never null: the filter above leaves out versions with no publication time.
+            standard_versions::published_at.assume_not_null(),
             standard_versions::summary,
         ))
         .load(conn)?;
@@ -119,7 +120,7 @@ pub fn published(
             category,
             version: number,
             version_id,
-            published_at: published_at.unwrap_or_default(),
+            published_at,
             summary,
             requirements,
             conforming_products,

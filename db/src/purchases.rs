@@ -11,7 +11,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
-use crate::connection::{Database, DbConnection};
+use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations;
 use crate::page::{Page, PageRequest};
@@ -39,7 +39,6 @@ struct PurchaseRow {
     product_id: Option<i64>,
     description: Option<String>,
     category: String,
-    version_id: i64,
     purchased_on: NaiveDate,
     quantity: i64,
     unit_cost_pence: i64,
@@ -78,54 +77,77 @@ pub struct Purchase {
     pub created_at: NaiveDateTime,
 }
 
-fn to_purchase(conn: &mut DbConnection, row: PurchaseRow) -> DbResult<Purchase> {
-    let (standard_id, version): (i64, i32) = standard_versions::table
-        .find(row.version_id)
-        .select((standard_versions::standard_id, standard_versions::number))
-        .first(conn)?;
-    let declarations = purchase_declarations::table
-        .inner_join(requirements::table)
-        .filter(purchase_declarations::purchase_id.eq(row.id))
-        .order(requirements::position)
-        .select((requirements::code, purchase_declarations::met, purchase_declarations::evidence))
-        .load::<(String, bool, Option<String>)>(conn)?
+/// Purchase rows with the standard and number of the version each was bought against.
+type PurchaseWithVersion = (PurchaseRow, (i64, i32));
+
+macro_rules! purchase_query {
+    () => {
+        purchases::table
+            .inner_join(standard_versions::table)
+            .select((PurchaseRow::as_select(), (standard_versions::standard_id, standard_versions::number)))
+    };
+}
+
+/// Assembles purchases from their rows in three statements, however many rows: the version came
+/// with each row (a join); every row's declarations and corrections are read in one batch each.
+fn to_purchases(conn: &mut DbConnection, rows: Vec<PurchaseWithVersion>) -> DbResult<Vec<Purchase>> {
+    let ids: Vec<i64> = rows.iter().map(|(row, _)| row.id).collect();
+    let mut declarations: BTreeMap<i64, Vec<Declaration>> = BTreeMap::new();
+    for chunk in ids.chunks(BINDS_PER_QUERY) {
+        let found = purchase_declarations::table
+            .inner_join(requirements::table)
+            .filter(purchase_declarations::purchase_id.eq_any(chunk))
+            .order((purchase_declarations::purchase_id, requirements::position, requirements::id))
+            .select((
+                purchase_declarations::purchase_id,
+                requirements::code,
+                purchase_declarations::met,
+                purchase_declarations::evidence,
+            ))
+            .load::<(i64, String, bool, Option<String>)>(conn)?;
+        for (purchase_id, requirement, met, evidence) in found {
+            declarations.entry(purchase_id).or_default().push(Declaration { requirement, met, evidence });
+        }
+    }
+    let mut superseded_by: BTreeMap<i64, i64> = BTreeMap::new();
+    for chunk in ids.chunks(BINDS_PER_QUERY) {
+        let found = purchases::table
+            .filter(purchases::supersedes_id.eq_any(chunk))
+            .select((purchases::supersedes_id.assume_not_null(), purchases::id))
+            .load::<(i64, i64)>(conn)?;
+        superseded_by.extend(found);
+    }
+    Ok(rows
         .into_iter()
-        .map(|(requirement, met, evidence)| Declaration { requirement, met, evidence })
-        .collect();
-    let superseded_by_id = purchases::table
-        .filter(purchases::supersedes_id.eq(row.id))
-        .select(purchases::id)
-        .first(conn)
-        .optional()?;
-    Ok(Purchase {
-        id: row.id,
-        organisation_code: row.organisation_code,
-        product_id: row.product_id,
-        description: row.description,
-        category: row.category,
-        standard_id,
-        version,
-        purchased_on: row.purchased_on,
-        quantity: row.quantity,
-        unit_cost_pence: row.unit_cost_pence,
-        order_reference: row.order_reference,
-        compliant: row.compliant,
-        supersedes_id: row.supersedes_id,
-        superseded_by_id,
-        declarations,
-        created_by: row.created_by,
-        created_at: row.created_at,
-    })
+        .map(|(row, (standard_id, version))| Purchase {
+            superseded_by_id: superseded_by.get(&row.id).copied(),
+            declarations: declarations.remove(&row.id).unwrap_or_default(),
+            id: row.id,
+            organisation_code: row.organisation_code,
+            product_id: row.product_id,
+            description: row.description,
+            category: row.category,
+            standard_id,
+            version,
+            purchased_on: row.purchased_on,
+            quantity: row.quantity,
+            unit_cost_pence: row.unit_cost_pence,
+            order_reference: row.order_reference,
+            compliant: row.compliant,
+            supersedes_id: row.supersedes_id,
+            created_by: row.created_by,
+            created_at: row.created_at,
+        })
+        .collect())
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Purchase> {
-    let row = purchases::table
-        .find(id)
-        .select(PurchaseRow::as_select())
+    let row = purchase_query!()
+        .filter(purchases::id.eq(id))
         .first(conn)
         .optional()?
         .ok_or(DbError::NotFound("purchase"))?;
-    to_purchase(conn, row)
+    to_purchases(conn, vec![row])?.pop().ok_or(DbError::NotFound("purchase"))
 }
 
 pub struct NewPurchase {
@@ -247,7 +269,12 @@ pub fn record(db: &Database, actor: &Actor, new: NewPurchase) -> DbResult<Purcha
                 .iter()
                 .find(|r| r.code == outcome.requirement)
                 .map(|r| r.id)
-                .unwrap_or_default();
+                .ok_or_else(|| {
+                    DbError::Internal(format!(
+                        "standard version {}: judged requirement {} is not one of its requirements",
+                        version.id, outcome.requirement
+                    ))
+                })?;
             let position = new.declarations.iter().position(|d| d.requirement == outcome.requirement);
             let evidence = position.and_then(|p| new.evidence.get(p).cloned().flatten());
             diesel::insert_into(purchase_declarations::table)
@@ -281,9 +308,8 @@ pub fn list(
     include_superseded: bool,
     page: &PageRequest,
 ) -> DbResult<Page<Purchase>> {
-    let mut query = purchases::table
+    let mut query = purchase_query!()
         .filter(purchases::organisation_code.eq(organisation_code.to_uppercase()))
-        .select(PurchaseRow::as_select())
         .order(purchases::id)
         .into_boxed();
     if !include_superseded {
@@ -294,8 +320,7 @@ pub fn list(
     }
     let limit = page.limit();
     let rows = query.limit(limit + 1).load(conn)?;
-    let items = rows.into_iter().map(|row| to_purchase(conn, row)).collect::<DbResult<Vec<_>>>()?;
-    Ok(Page::from_rows(items, limit, |p| p.id.to_string()))
+    Ok(Page::from_rows(to_purchases(conn, rows)?, limit, |p| p.id.to_string()))
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]

@@ -216,16 +216,15 @@ fn load_requirements(conn: &mut DbConnection, version_id: i64) -> DbResult<Vec<R
             requirements::criterion,
         ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, code, text, level, criterion)| Requirement {
-            id,
-            code,
-            text,
-            level: Level::parse(&level),
-            criterion: criterion.and_then(|c| serde_json::from_str(&c).ok()),
+    rows.into_iter()
+        .map(|(id, code, text, level, criterion)| {
+            let criterion = criterion
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(|error| DbError::corrupt_json(format!("requirement {id}"), "criterion", &error))?;
+            Ok(Requirement { id, code, text, level: Level::parse(&level), criterion })
         })
-        .collect())
+        .collect()
 }
 
 fn to_version(conn: &mut DbConnection, row: VersionRow) -> DbResult<StandardVersion> {
@@ -362,8 +361,12 @@ fn insert_requirements(conn: &mut DbConnection, version_id: i64, list: &[Require
                 requirements::code.eq(requirement.code.trim()),
                 requirements::text.eq(requirement.text.trim()),
                 requirements::level.eq(requirement.level.as_str()),
-                requirements::criterion
-                    .eq(requirement.criterion.as_ref().and_then(|c| serde_json::to_string(c).ok())),
+                requirements::criterion.eq(requirement
+                    .criterion
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|error| DbError::unwritable_json("a requirement's criterion", &error))?),
                 requirements::position.eq(position as i32),
             ))
             .execute(conn)?;
@@ -729,13 +732,17 @@ pub fn assess(
         let product = products::get(conn, new.product_id, today)
             .map_err(|_| DbError::Invalid(format!("product {} does not exist", new.product_id)))?;
         let (outcomes, conforms) = judge(&version, Some(&product), today, &new.outcomes, true)?;
+        let outcomes_json = serde_json::to_string(&outcomes)
+            .map_err(|error| DbError::unwritable_json("an assessment's outcomes", &error))?;
+        let evidence_json = serde_json::to_string(&new.evidence)
+            .map_err(|error| DbError::unwritable_json("an assessment's evidence", &error))?;
         let inserted = diesel::insert_into(assessments::table)
             .values((
                 assessments::version_id.eq(version.id),
                 assessments::product_id.eq(product.id),
                 assessments::conforms.eq(conforms),
-                assessments::outcomes.eq(serde_json::to_string(&outcomes).unwrap_or_default()),
-                assessments::evidence.eq(serde_json::to_string(&new.evidence).unwrap_or_default()),
+                assessments::outcomes.eq(outcomes_json),
+                assessments::evidence.eq(evidence_json),
                 assessments::assessed_by.eq(actor.user_id),
                 assessments::created_at.eq(now()),
             ))
@@ -801,8 +808,7 @@ pub fn assessments_of(
     }
     type Row = (i64, i64, (String, String, String), bool, String, String, Option<i64>, NaiveDateTime);
     let rows: Vec<Row> = query.load(conn)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(
             |(
                 id,
@@ -813,20 +819,25 @@ pub fn assessments_of(
                 evidence,
                 assessed_by,
                 created_at,
-            )| Assessment {
-                id,
-                standard_id,
-                version: number,
-                product_id,
-                product: products::label(&name, &edition, &version_label),
-                conforms,
-                outcomes: serde_json::from_str(&outcomes).unwrap_or_default(),
-                evidence: serde_json::from_str(&evidence).unwrap_or_default(),
-                assessed_by,
-                created_at,
+            )| {
+                let record = || format!("assessment {id}");
+                Ok(Assessment {
+                    id,
+                    standard_id,
+                    version: number,
+                    product_id,
+                    product: products::label(&name, &edition, &version_label),
+                    conforms,
+                    outcomes: serde_json::from_str(&outcomes)
+                        .map_err(|error| DbError::corrupt_json(record(), "outcomes", &error))?,
+                    evidence: serde_json::from_str(&evidence)
+                        .map_err(|error| DbError::corrupt_json(record(), "evidence", &error))?,
+                    assessed_by,
+                    created_at,
+                })
             },
         )
-        .collect())
+        .collect()
 }
 
 /// The version of a standard that was published on `on`, if any.

@@ -283,6 +283,20 @@ pub async fn status_and_json(request: reqwest::RequestBuilder) -> (u16, serde_js
     (status, response.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Sends a request that must fail as an internal error: a bare 500 problem response that says
+/// nothing of the cause, and in particular does not contain `hidden` (what the corrupt record holds).
+pub async fn expect_bare_internal_error(request: reqwest::RequestBuilder, hidden: &str) {
+    let response = request.send().await.unwrap_or_else(|e| panic!("request: {e}"));
+    let url = response.url().to_string();
+    assert_eq!(response.status().as_u16(), 500, "{url}");
+    assert_eq!(response.headers()["content-type"], "application/problem+json", "{url}");
+    let body = response.text().await.unwrap_or_else(|e| panic!("body: {e}"));
+    assert!(!body.contains(hidden), "{url} shows the stored value: {body}");
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(problem["type"], "urn:nhs-catalogue:problem:internal", "{url}: {body}");
+    assert_eq!(problem["detail"], "an unexpected error occurred; it has been logged", "{url}: {body}");
+}
+
 /// A second instance of the app on the same database, as behind a load balancer: its own pool,
 /// read model and poller.
 pub fn second_instance(app: &TestApp) -> TestApp {

@@ -1,0 +1,242 @@
+//! Lists are read in a fixed number of SQL statements, however many rows they hold: each row's
+//! related records come from a join or from one batched read, never from a query per row. Each
+//! test counts the statements diesel starts (`InstrumentationEvent::StartQuery`) for a small
+//! list and for a larger one, on both engines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use catalogue_tests::{TestDatabase, on_both_databases};
+use chrono::{NaiveDate, NaiveDateTime};
+use db::advisories::{AdvisoryFields, Severity};
+use db::agreements::{AgreementFields, EntitlementFields};
+use db::coverage::Subject;
+use db::purchases::NewPurchase;
+use db::standards::Outcome;
+use db::vocabulary::{AgreementStatus, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier};
+use db::{Actor, Database, DbConnection, PageRequest};
+use diesel::connection::{Connection, InstrumentationEvent};
+use diesel::prelude::*;
+
+/// Runs `work` on one connection and counts the SQL statements it starts.
+fn count_statements<T>(db: &Database, work: impl FnOnce(&mut DbConnection) -> T) -> (T, usize) {
+    let mut conn = db.connection().unwrap_or_else(|e| panic!("connection: {e}"));
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let result = work(&mut conn);
+    // The connection goes back to the pool: leave it as it was.
+    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    (result, started.load(Ordering::SeqCst))
+}
+
+fn actor() -> Actor {
+    Actor::system("query-count test")
+}
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn big_page() -> PageRequest {
+    PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None }
+}
+
+const ORGANISATION: &str = "RR8";
+
+/// Records a purchase for [`ORGANISATION`] against a published standard, declaring every MUST
+/// met; every third one corrects the one before it.
+fn buy(db: &Database, serial: usize, supersedes_id: Option<i64>) -> i64 {
+    let guidance = db
+        .read(|conn| db::guidance::published(conn, None, today()))
+        .unwrap_or_else(|e| panic!("published standards: {e}"));
+    let standard = guidance.first().unwrap_or_else(|| panic!("the seeds publish a standard"));
+    let declarations: Vec<Outcome> = standard
+        .requirements
+        .iter()
+        .filter(|r| r.level == "MUST")
+        .map(|r| Outcome { requirement: r.code.clone(), met: true, evaluated: None, note: None })
+        .collect();
+    let evidence = declarations.iter().map(|_| Some("https://example.nhs.uk/evidence".to_owned())).collect();
+    let new = NewPurchase {
+        organisation_code: ORGANISATION.into(),
+        product_id: None,
+        description: Some(format!("Test item {serial}")),
+        category: standard.category.clone(),
+        standard_id: standard.standard_id,
+        version: standard.version,
+        purchased_on: today(),
+        quantity: 1 + serial as i64,
+        unit_cost_pence: 100,
+        order_reference: format!("PO-{serial}"),
+        declarations,
+        evidence,
+        supersedes_id,
+    };
+    db::purchases::record(db, &actor(), new).unwrap_or_else(|e| panic!("purchase {serial}: {e}")).id
+}
+
+/// Grows the organisation's purchases to `total`, and answers the rows and statements of its
+/// list with superseded purchases and without.
+fn purchases_grown_to(db: &Database, total: usize, made: &mut Vec<i64>) -> [(usize, usize); 2] {
+    while made.len() < total {
+        let serial = made.len();
+        let supersedes = (serial % 3 == 2).then(|| made[serial - 1]);
+        made.push(buy(db, serial, supersedes));
+    }
+    [true, false].map(|include_superseded| {
+        let (page, statements) = count_statements(db, |conn| {
+            db::purchases::list(conn, ORGANISATION, include_superseded, &big_page())
+        });
+        let page = page.unwrap_or_else(|e| panic!("list purchases: {e}"));
+        // The batched list answers exactly what reading each purchase alone does.
+        for purchase in &page.items {
+            let alone = db.read(|conn| db::purchases::get(conn, purchase.id));
+            assert_eq!(alone.as_ref().ok(), Some(purchase));
+        }
+        (page.items.len(), statements)
+    })
+}
+
+fn listing_purchases_takes_the_same_statements_for_few_rows_or_many(test_db: TestDatabase) {
+    let db = &test_db.db;
+    let mut made = Vec::new();
+    let counts: Vec<[(usize, usize); 2]> = [1, 5, 30].map(|n| purchases_grown_to(db, n, &mut made)).to_vec();
+    assert_eq!(counts.iter().map(|[all, _]| all.0).collect::<Vec<_>>(), [1, 5, 30]);
+    let superseded =
+        db.read(|conn| db::purchases::get(conn, made[1])).unwrap_or_else(|e| panic!("{e}")).superseded_by_id;
+    assert_eq!(superseded, Some(made[2]), "the list shows corrections");
+    for series in [0, 1] {
+        let statements: Vec<(usize, usize)> = counts.iter().map(|pair| pair[series]).collect();
+        assert!(
+            statements.iter().all(|(_, count)| *count == statements[0].1),
+            "(purchases, statements) with superseded ones {}: {statements:?}",
+            if series == 0 { "listed" } else { "left out" }
+        );
+    }
+}
+
+fn any_product_ids(db: &Database, how_many: i64) -> Vec<i64> {
+    db.read(|conn| {
+        Ok(db::schema::products::table
+            .select(db::schema::products::id)
+            .order(db::schema::products::id)
+            .limit(how_many)
+            .load(conn)?)
+    })
+    .unwrap_or_else(|e| panic!("products: {e}"))
+}
+
+fn listing_advisories_takes_the_same_statements_for_few_rows_or_many(test_db: TestDatabase) {
+    let db = &test_db.db;
+    let products = any_product_ids(db, 3);
+    let seeded = db
+        .read(|conn| db::advisories::list(conn, None, &big_page()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .items
+        .len();
+    let published_at: NaiveDateTime =
+        NaiveDate::from_ymd_opt(2026, 1, 5).and_then(|d| d.and_hms_opt(9, 0, 0)).unwrap_or_default();
+    let mut counts = Vec::new();
+    let mut made = 0;
+    for added in [0, 5, 25] {
+        while made < added {
+            let fields = AdvisoryFields {
+                reference: format!("TEST-{made:04}"),
+                title: format!("Test advisory {made}"),
+                severity: Severity::High,
+                published_at,
+                remediation: "Patch.".into(),
+                links: vec![format!("https://example.nhs.uk/advisories/{made}")],
+                affected_product_ids: products[..1 + made % products.len()].to_vec(),
+                source: None,
+            };
+            db::advisories::create(db, &actor(), fields).unwrap_or_else(|e| panic!("advisory: {e}"));
+            made += 1;
+        }
+        let (page, statements) = count_statements(db, |conn| db::advisories::list(conn, None, &big_page()));
+        let page = page.unwrap_or_else(|e| panic!("list advisories: {e}"));
+        assert_eq!(page.items.len(), seeded + added);
+        for advisory in &page.items {
+            let alone = db.read(|conn| db::advisories::get(conn, advisory.id));
+            assert_eq!(alone.as_ref().ok(), Some(advisory));
+        }
+        counts.push((page.items.len(), statements));
+    }
+    assert!(
+        counts.iter().all(|(_, count)| *count == counts[0].1),
+        "(advisories listed, statements): {counts:?}"
+    );
+}
+
+fn coverage_takes_the_same_statements_for_one_agreement_or_many(test_db: TestDatabase) {
+    let db = &test_db.db;
+    let product = any_product_ids(db, 1)[0];
+    let supplier_id: i64 = db
+        .read(|conn| {
+            Ok(db::schema::products::table
+                .find(product)
+                .select(db::schema::products::supplier_id)
+                .first(conn)?)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let starts_on = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default();
+    let mut counts = Vec::new();
+    let mut made = 0;
+    for added in [1, 4, 12] {
+        while made < added {
+            let agreement = db::agreements::create(
+                db,
+                &actor(),
+                AgreementFields {
+                    supplier_id,
+                    reference: format!("TEST-AGR-{made}"),
+                    title: format!("Test agreement {made}"),
+                    framework_reference: None,
+                    starts_on,
+                    ends_on: None,
+                    funding_model: FundingModel::Central,
+                    status: AgreementStatus::Active,
+                    eligible_kinds: OrganisationKind::ALL.to_vec(),
+                    source: None,
+                },
+            )
+            .unwrap_or_else(|e| panic!("agreement: {e}"));
+            let line = EntitlementFields {
+                product_id: product,
+                tier: Tier::TopUp,
+                metric: Metric::PerDevice,
+                seat_cap: Some(10 + made as i64),
+                over_allocation_policy: OverAllocationPolicy::Block,
+                eligible_kinds: OrganisationKind::ALL.to_vec(),
+                starts_on,
+                ends_on: None,
+                how_to_claim: None,
+                source: None,
+            };
+            db::agreements::create_entitlement(db, &actor(), agreement.id, line, Vec::new())
+                .unwrap_or_else(|e| panic!("entitlement: {e}"));
+            made += 1;
+        }
+        let (coverage, statements) = count_statements(db, |conn| {
+            db::coverage::answer(conn, ORGANISATION, Subject::Product(product), today())
+        });
+        let coverage = coverage.unwrap_or_else(|e| panic!("coverage: {e}"));
+        assert!(coverage.licences.len() >= added, "{added} agreements: {coverage:?}");
+        counts.push((added, statements));
+    }
+    assert!(
+        counts.iter().all(|(_, count)| *count == counts[0].1),
+        "(agreements added with a line for the product, statements): {counts:?}"
+    );
+}
+
+on_both_databases!(
+    listing_purchases_takes_the_same_statements_for_few_rows_or_many,
+    listing_advisories_takes_the_same_statements_for_few_rows_or_many,
+    coverage_takes_the_same_statements_for_one_agreement_or_many,
+);
