@@ -2,16 +2,40 @@
 //! decides where each is answered from: the in-memory read model when the service keeps one,
 //! the database otherwise.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use db::coverage::{Coverage, Subject};
 use db::page::{Page, PageRequest};
 use db::products::{Product, ProductFilter, ProductTextIndex};
+use db::read_model::ReadModel;
 use db::users::Principal;
+use db::{DbConnection, DbResult};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
 
+/// The coverage answer where a connection is already held (the web pages gather more around
+/// it): from the read model when there is one, else from the database.
+pub fn coverage_on(
+    model: Option<&ReadModel>,
+    conn: &mut DbConnection,
+    organisation: &str,
+    subject: Subject,
+    on: NaiveDate,
+) -> DbResult<Coverage> {
+    match model {
+        Some(model) => model.coverage(organisation, subject, on),
+        None => db::coverage::answer(conn, organisation, subject, on),
+    }
+}
+
 impl AppState {
+    /// The read model, for work that takes it into a blocking closure.
+    pub fn read_model(&self) -> Option<Arc<ReadModel>> {
+        self.read_model.clone()
+    }
+
     /// The coverage answer: from memory without blocking, or from the database off the event loop.
     pub async fn coverage(
         &self,
@@ -22,8 +46,7 @@ impl AppState {
         match &self.read_model {
             Some(model) => Ok(model.coverage(&organisation, subject, on)?),
             None => {
-                self.run(move |db| db.read(|conn| db::coverage::answer(conn, &organisation, subject, on)))
-                    .await
+                self.run(move |db| db.read(|conn| coverage_on(None, conn, &organisation, subject, on))).await
             }
         }
     }

@@ -38,14 +38,20 @@ pub async fn product_page(
     let id = id.into_inner();
     let organisation = session.user.organisation().map(str::to_owned);
     let can_claim = organisation.as_deref().is_some_and(|code| can_act_for(&session, code));
+    let model = state.read_model();
     let (product, answer) = state
         .run(move |db| {
             db.read(|conn| {
                 let product = db::products::get(conn, id, today())?;
                 let answer = match &organisation {
-                    Some(code) => {
-                        Some(Box::new(coverage_view(conn, code, Subject::Product(id), today(), can_claim)?))
-                    }
+                    Some(code) => Some(Box::new(coverage_view(
+                        conn,
+                        model.as_deref(),
+                        code,
+                        Subject::Product(id),
+                        today(),
+                        can_claim,
+                    )?)),
                     None => None,
                 };
                 Ok((product, answer))

@@ -8,6 +8,7 @@ use askama::Template;
 use chrono::NaiveDate;
 use db::coverage::{Coverage, Decision, Subject};
 use db::ledger::{Allocation, AllocationFilter, Claim, IdempotencyKey};
+use db::read_model::ReadModel;
 use db::{DbConnection, DbError, DbResult, PageRequest};
 use serde::Deserialize;
 
@@ -155,12 +156,13 @@ pub fn live_allocations(conn: &mut DbConnection, organisation: &str) -> DbResult
 /// The coverage answer for `organisation`, as words for the page.
 pub fn coverage_view(
     conn: &mut DbConnection,
+    model: Option<&ReadModel>,
     organisation: &str,
     subject: Subject,
     on: NaiveDate,
     can_claim: bool,
 ) -> DbResult<CoverageView> {
-    let coverage: Coverage = db::coverage::answer(conn, organisation, subject, on)?;
+    let coverage: Coverage = crate::hot_reads::coverage_on(model, conn, organisation, subject, on)?;
     let held = live_allocations(conn, &coverage.organisation_code)?;
     let licences = coverage
         .licences
@@ -265,6 +267,7 @@ enum Found {
 /// the products to choose from.
 fn answer_question(
     conn: &mut DbConnection,
+    model: Option<&ReadModel>,
     organisation: &str,
     question: &str,
     on: NaiveDate,
@@ -291,6 +294,7 @@ fn answer_question(
     if let Some(id) = chosen {
         return Ok(Found::Answer(Box::new(coverage_view(
             conn,
+            model,
             organisation,
             Subject::Product(id),
             on,
@@ -306,6 +310,7 @@ fn answer_question(
     match db::coverage::category_known(conn, &category) {
         Ok(()) => Ok(Found::Answer(Box::new(coverage_view(
             conn,
+            model,
             organisation,
             Subject::Category(category),
             on,
@@ -396,9 +401,12 @@ async fn render_start(
         if !organisation.is_empty() {
             user.ensure_can_read(&organisation)?;
             let can_claim = can_act_for(session, &organisation);
+            let model = state.read_model();
             let found = state
                 .run(move |db| {
-                    db.read(|conn| answer_question(conn, &organisation, &text, today(), can_claim))
+                    db.read(|conn| {
+                        answer_question(conn, model.as_deref(), &organisation, &text, today(), can_claim)
+                    })
                 })
                 .await?;
             match found {
