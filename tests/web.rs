@@ -14,19 +14,20 @@ struct Browser<'a> {
     cookies: HashMap<String, String>,
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+/// A page as the app answered it (also read by `web_route_matrix`).
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
     /// The value of the first hidden input called `name`.
-    fn hidden(&self, name: &str) -> String {
+    pub(crate) fn hidden(&self, name: &str) -> String {
         let marker = format!(r#"name="{name}" value=""#);
         let start = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in the page")) + marker.len();
         self.body[start..].split('"').next().unwrap_or_default().to_owned()
@@ -34,6 +35,15 @@ impl Page {
 
     fn set_cookies(&self) -> Vec<String> {
         self.headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+    }
+
+    /// `name=value` of the cookie called `name` that this answer sets (not one it clears).
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .iter()
+            .filter_map(|c| c.split(';').next()?.split_once('='))
+            .find(|(n, v)| *n == name && !v.is_empty())
+            .map(|(n, v)| format!("{n}={v}"))
     }
 }
 

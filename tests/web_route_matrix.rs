@@ -18,10 +18,10 @@
 use std::cell::Cell;
 use std::collections::BTreeSet;
 
+use crate::web::Page as Answer;
 use api::web::PageMethod;
 use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
 use db::standards::{Level, RequirementInput, StandardVersion, VersionStatus};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
 /// The trust whose records the pages concern.
 const TRUST: &str = "RM3";
@@ -295,36 +295,6 @@ struct Caller {
     csrf_token: String,
 }
 
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn location(&self) -> &str {
-        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
-    }
-
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|c| c.split(';').next()?.split_once('='))
-            .find(|(n, v)| *n == name && !v.is_empty())
-            .map(|(n, v)| format!("{n}={v}"))
-    }
-
-    /// The value of the first hidden input called `name`.
-    fn hidden(&self, name: &str) -> String {
-        let marker = format!(r#"name="{name}" value=""#);
-        let start =
-            self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in {}", self.body)) + marker.len();
-        self.body[start..].split('"').next().unwrap_or_default().to_owned()
-    }
-}
-
 async fn send(request: reqwest::RequestBuilder, cookie: Option<&str>) -> Answer {
     let request = match cookie {
         Some(cookie) => request.header("cookie", cookie),
@@ -332,7 +302,7 @@ async fn send(request: reqwest::RequestBuilder, cookie: Option<&str>) -> Answer 
     };
     let response = request.send().await.unwrap();
     Answer {
-        status: response.status().as_u16(),
+        status: response.status(),
         headers: response.headers().clone(),
         body: response.text().await.unwrap_or_default(),
     }
