@@ -90,6 +90,11 @@ pub struct ReadModel {
     applied_events: Mutex<HashMap<i64, Instant>>,
     /// Set when a refresh failed: the next poll reloads everything.
     stale: AtomicBool,
+    /// Held by each refresh from its read to its write: the poller and a write on this instance
+    /// may refresh the same record at once, and without it the one that read first (an older
+    /// state) could write last and undo the newer one (seen: a superseded standard version back
+    /// in the guidance after a publish). Seat totals carry versions and need no lock.
+    refreshing: Mutex<()>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -338,6 +343,7 @@ impl ReadModel {
         entity_id: &str,
         after: Option<&serde_json::Value>,
     ) -> DbResult<()> {
+        let _refreshing = self.refreshing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let id = || entity_id.parse::<i64>().ok();
         match entity {
             "organisation" => {
