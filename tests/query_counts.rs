@@ -223,7 +223,7 @@ fn coverage_takes_the_same_statements_for_one_agreement_or_many(test_db: TestDat
             made += 1;
         }
         let (coverage, statements) = count_statements(db, |conn| {
-            db::coverage::answer(conn, ORGANISATION, Subject::Product(product), today())
+            db::coverage::answer(conn, ORGANISATION, Subject::Product(product, None), today())
         });
         let coverage = coverage.unwrap_or_else(|e| panic!("coverage: {e}"));
         assert!(coverage.licences.len() >= added, "{added} agreements: {coverage:?}");

@@ -55,10 +55,10 @@ fn memory_answers_as_the_database_does(test_db: TestDatabase) {
     for on in dates.map(|d| d.parse().unwrap()) {
         for organisation in organisations.iter().step_by(3) {
             for product in &products {
-                let from_db = test_db
-                    .db
-                    .read(|conn| db::coverage::answer(conn, organisation, Subject::Product(*product), on));
-                let from_memory = model.coverage(organisation, Subject::Product(*product), on);
+                let from_db = test_db.db.read(|conn| {
+                    db::coverage::answer(conn, organisation, Subject::Product(*product, None), on)
+                });
+                let from_memory = model.coverage(organisation, Subject::Product(*product, None), on);
                 assert_eq!(
                     format!("{from_db:?}"),
                     format!("{from_memory:?}"),
@@ -316,7 +316,7 @@ fn answers_follow_the_rules(app: &TestApp, other: &TestApp) -> std::collections:
         for organisation in record.organisation_codes() {
             for question in &asked {
                 let subject = || match question {
-                    Asked::Product(id) => Subject::Product(*id),
+                    Asked::Product(id) => Subject::Product(*id, None),
                     Asked::Category(category) => Subject::Category(category.clone()),
                 };
                 let answers = [
@@ -470,7 +470,7 @@ fn a_failed_refresh_is_followed_by_a_full_reload(test_db: TestDatabase) {
     let on = "2026-11-30".parse().unwrap();
     let product = product_with_sku(db, "MS-M365-E3");
     let kind_of = |model: &ReadModel| {
-        let answer = model.coverage("RR8", Subject::Product(product), on).unwrap();
+        let answer = model.coverage("RR8", Subject::Product(product, None), on).unwrap();
         serde_json::to_value(answer).unwrap()["warnings"].to_string()
     };
     let before = kind_of(&model);
@@ -503,7 +503,8 @@ fn seat_totals_are_applied_in_version_order(test_db: TestDatabase) {
     let on = "2026-11-30".parse().unwrap();
     // RR8's national licence for Microsoft 365 E3, which is capped.
     let product = product_with_sku(db, "MS-M365-E3");
-    let answer = serde_json::to_value(model.coverage("RR8", Subject::Product(product), on).unwrap()).unwrap();
+    let answer =
+        serde_json::to_value(model.coverage("RR8", Subject::Product(product, None), on).unwrap()).unwrap();
     let line = answer["licences"][0]["entitlement_id"].as_i64().expect("RR8 holds a line");
     let version: i64 =
         db.read(|conn| Ok(dsl::entitlements.find(line).select(dsl::seats_version).first(conn)?)).unwrap();
@@ -517,7 +518,8 @@ fn seat_totals_are_applied_in_version_order(test_db: TestDatabase) {
     };
     let seats_left = |model: &ReadModel| {
         let answer =
-            serde_json::to_value(model.coverage("RR8", Subject::Product(product), on).unwrap()).unwrap();
+            serde_json::to_value(model.coverage("RR8", Subject::Product(product, None), on).unwrap())
+                .unwrap();
         answer["licences"]
             .as_array()
             .unwrap()

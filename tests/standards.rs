@@ -630,7 +630,7 @@ async fn a_version_published_in_a_days_last_second_counts_for_that_day(app: Test
                 .optional()?)
         })
         .unwrap();
-    let answer = model.coverage("RR8", db::coverage::Subject::Product(product.unwrap()), day).unwrap();
+    let answer = model.coverage("RR8", db::coverage::Subject::Product(product.unwrap(), None), day).unwrap();
     assert!(
         answer.standards.iter().any(|g| g.version_id == version_id),
         "the read model on {day}: {answer:?}"

@@ -778,7 +778,7 @@ async fn fixture(app: &TestApp, admin: &Caller) -> Fixture {
     let (_, token) = app.sign_in(Role::Admin, None).await;
     let product = id(app, "SELECT CAST(id AS TEXT) AS value FROM products WHERE sku = 'MS-WIN10-ENT'");
     let coverage = app.with_connection(|conn| {
-        db::coverage::answer(conn, TRUST, db::coverage::Subject::Product(product), today()).unwrap()
+        db::coverage::answer(conn, TRUST, db::coverage::Subject::Product(product, None), today()).unwrap()
     });
     let licence = coverage.licences.first().expect("Windows 10 Enterprise is licensed nationally");
     let (entitlement, agreement) = (licence.entitlement_id, licence.agreement_id);

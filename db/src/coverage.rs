@@ -7,12 +7,17 @@ use serde::Serialize;
 
 use diesel::prelude::*;
 
+pub use crate::action::Action;
+use crate::action::{
+    ActionFacts, AskedProduct, LifecycleFacts, ProvisionAnswer, StandardAnswer, SuccessorAnswer,
+};
 use crate::agreements::{self, Agreement, Entitlement, Obligation};
 use crate::connection::DbConnection;
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
 use crate::organisations::{self, Organisation};
 use crate::products::{self, Product, support_status};
+use crate::releases::{self, Release};
 use crate::schema::products as products_table;
 use crate::vocabulary::{AgreementStatus, OrganisationKind, SupportStatus, Tier};
 
@@ -147,6 +152,8 @@ impl CoveredProduct {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coverage {
+    /// What the officer should do, with the reason and the date it rests on: read this first.
+    pub action: Action,
     pub decision: Decision,
     pub organisation_code: String,
     pub organisation_name: String,
@@ -163,7 +170,8 @@ pub struct Coverage {
 }
 
 pub enum Subject {
-    Product(i64),
+    /// A product, and optionally one of its releases by name (else the best one held).
+    Product(i64, Option<String>),
     Category(String),
 }
 
@@ -219,6 +227,11 @@ pub struct Question<'a> {
     pub category: String,
     /// Every entitlement line for the product (or the category's products), with its agreement.
     pub lines: Vec<Line<'a>>,
+    /// For a product: the lines of the other products in its category (a national provision
+    /// there comes before any local purchase).
+    pub category_lines: Vec<Line<'a>>,
+    /// For a product: its releases and successor.
+    pub lifecycle: Option<LifecycleFacts>,
     pub on: NaiveDate,
 }
 
@@ -236,7 +249,21 @@ pub fn decide(
     question: Question<'_>,
     standards: impl FnOnce(&str) -> DbResult<Vec<StandardGuidance>>,
 ) -> DbResult<Coverage> {
-    let Question { organisation, product, category, lines, on } = question;
+    let Question { organisation, product, category, lines, category_lines, lifecycle, on } = question;
+    let provision = category_lines
+        .iter()
+        .filter(|l| {
+            l.entitlement.tier == Tier::NationalProvision
+                && usable(&organisation, l.agreement, l.entitlement, on)
+        })
+        .filter(|l| l.seats_remaining.is_none_or(|left| left > 0))
+        .map(|l| ProvisionAnswer {
+            product_id: l.entitlement.product_id,
+            product: l.entitlement.product.clone(),
+            entitlement_id: l.entitlement.id,
+            agreement_reference: l.agreement.reference.clone(),
+        })
+        .next();
     let mut warnings = Vec::new();
     if organisation.closed {
         warnings.push(Warning {
@@ -257,10 +284,7 @@ pub fn decide(
             ended |= agreement.status != AgreementStatus::Draft && line.starts_on <= on;
             continue;
         }
-        let kind = organisation.kind;
-        if !(line.eligible_kinds.contains(&kind) && agreement.eligible_kinds.contains(&kind))
-            || organisation.closed
-        {
+        if !eligible(&organisation, agreement, line) {
             ineligible = true;
             continue;
         }
@@ -308,7 +332,28 @@ pub fn decide(
             (Decision::BuyLocally, standards)
         }
     };
+    let action = ActionFacts {
+        product: product.as_ref().map(|p| AskedProduct {
+            label: p.label(),
+            status: p.support_status,
+            support_ends_on: p.support_ends_on(),
+            lifecycle: lifecycle.as_ref(),
+        }),
+        licensed: !licences.is_empty(),
+        seats_left: licences.iter().any(|l| l.seats_remaining.is_none_or(|left| left > 0)),
+        provision,
+        standard: standards.first().map(|s| StandardAnswer {
+            standard_id: s.standard_id,
+            title: s.title.clone(),
+            version: s.version,
+        }),
+        category: &category,
+        organisation_code: &organisation.code,
+        on,
+    }
+    .action();
     Ok(Coverage {
+        action,
         decision,
         organisation_code: organisation.code,
         organisation_name: organisation.name,
@@ -329,8 +374,13 @@ pub fn answer(
     on: NaiveDate,
 ) -> DbResult<Coverage> {
     let organisation = organisations::get(conn, organisation_code)?;
+    let asking = AskingOrganisation::from(&organisation);
+    let subject_release = match &subject {
+        Subject::Product(_, release) => release.clone(),
+        Subject::Category(_) => None,
+    };
     let (product, category, product_ids) = match subject {
-        Subject::Product(id) => {
+        Subject::Product(id, _) => {
             let product = products::get(conn, id, on)?;
             let category = product.category.clone();
             (Some(CoveredProduct::from_product(&product)), category, vec![id])
@@ -344,7 +394,18 @@ pub fn answer(
             (None, category, ids)
         }
     };
-    let entitlements = agreements::entitlements_for_products(conn, &product_ids)?;
+    // For a product, the other products of its category too: a national provision among them
+    // comes before any local purchase.
+    let asked_release = subject_release;
+    let mut all_ids = product_ids.clone();
+    if product.is_some() {
+        let others: Vec<i64> = products_table::table
+            .filter(products_table::category.eq(&category))
+            .select(products_table::id)
+            .load(conn)?;
+        all_ids.extend(others.into_iter().filter(|id| !product_ids.contains(id)));
+    }
+    let entitlements = agreements::entitlements_for_products(conn, &all_ids)?;
     let mut agreement_ids: Vec<i64> = entitlements.iter().map(|e| e.agreement_id).collect();
     agreement_ids.sort_unstable();
     agreement_ids.dedup();
@@ -352,16 +413,111 @@ pub fn answer(
     if agreements_by_id.len() != agreement_ids.len() {
         return Err(DbError::NotFound("agreement"));
     }
-    let lines = entitlements
-        .iter()
-        .filter_map(|line| {
-            let agreement = agreements_by_id.iter().find(|a| a.id == line.agreement_id)?;
-            Some(Line { agreement, entitlement: line, seats_remaining: line.seats_remaining })
-        })
-        .collect();
-    let question =
-        Question { organisation: AskingOrganisation::from(&organisation), product, category, lines, on };
+    let (mut lines, mut category_lines) = (Vec::new(), Vec::new());
+    for line in &entitlements {
+        let Some(agreement) = agreements_by_id.iter().find(|a| a.id == line.agreement_id) else { continue };
+        let held = Line { agreement, entitlement: line, seats_remaining: line.seats_remaining };
+        if product_ids.contains(&line.product_id) { lines.push(held) } else { category_lines.push(held) }
+    }
+    let lifecycle = match &product {
+        Some(product) => Some(lifecycle_from_database(conn, &asking, product.id, asked_release, on)?),
+        None => None,
+    };
+    let question = Question { organisation: asking, product, category, lines, category_lines, lifecycle, on };
     decide(question, |category| guidance::published_for_category(conn, category, on))
+}
+
+/// The asked product's releases and its successor (followed past unsupported ones), from the
+/// database.
+fn lifecycle_from_database(
+    conn: &mut DbConnection,
+    organisation: &AskingOrganisation,
+    product_id: i64,
+    release: Option<String>,
+    on: NaiveDate,
+) -> DbResult<LifecycleFacts> {
+    let releases = releases::for_product(conn, product_id)?;
+    check_release(&releases, release.as_deref())?;
+    let successors = successor_chain(product_id, |id| {
+        let successor: Option<i64> = products_table::table
+            .find(id)
+            .select(products_table::successor_id)
+            .first(conn)
+            .optional()?
+            .flatten();
+        Ok(successor)
+    })?;
+    let mut successor = None;
+    for id in successors {
+        let product = CoveredProduct::from_product(&products::get(conn, id, on)?);
+        let releases = releases::for_product(conn, id)?;
+        let entitlements = agreements::entitlements_for_products(conn, &[id])?;
+        let mut ids: Vec<i64> = entitlements.iter().map(|e| e.agreement_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let agreements = agreements::get_many(conn, &ids)?;
+        let licensed = entitlements.iter().any(|line| {
+            agreements
+                .iter()
+                .find(|a| a.id == line.agreement_id)
+                .is_some_and(|a| usable(organisation, a, line, on))
+        });
+        let answer =
+            SuccessorAnswer::new(id, product.label(), product.support_status, &releases, licensed, on);
+        let supported = answer.supported;
+        successor = Some(answer);
+        if supported {
+            break;
+        }
+    }
+    Ok(LifecycleFacts { releases, release, successor })
+}
+
+/// A release asked about by name must be one of the product's.
+pub fn check_release(releases: &[Release], asked: Option<&str>) -> DbResult<()> {
+    match asked {
+        Some(name) if !releases.iter().any(|r| r.name.eq_ignore_ascii_case(name)) => {
+            Err(DbError::NotFound("release"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How many successor links are followed looking for a supported product.
+const SUCCESSOR_HOPS: usize = 4;
+
+/// The successors of a product in order (at most [`SUCCESSOR_HOPS`], never looping).
+pub fn successor_chain(
+    product_id: i64,
+    mut successor_of: impl FnMut(i64) -> DbResult<Option<i64>>,
+) -> DbResult<Vec<i64>> {
+    let mut chain = Vec::new();
+    let mut current = product_id;
+    while chain.len() < SUCCESSOR_HOPS {
+        match successor_of(current)? {
+            Some(next) if next != product_id && !chain.contains(&next) => {
+                chain.push(next);
+                current = next;
+            }
+            _ => break,
+        }
+    }
+    Ok(chain)
+}
+
+/// The organisation may use the line: in force, eligible, open.
+pub fn usable(
+    organisation: &AskingOrganisation,
+    agreement: &Agreement,
+    line: &Entitlement,
+    on: NaiveDate,
+) -> bool {
+    agreement_in_force(agreement, on) && line.in_force_on(on) && eligible(organisation, agreement, line)
+}
+
+fn eligible(organisation: &AskingOrganisation, agreement: &Agreement, line: &Entitlement) -> bool {
+    let kind = organisation.kind;
+    line.eligible_kinds.contains(&kind) && agreement.eligible_kinds.contains(&kind) && !organisation.closed
 }
 
 fn licence(agreement: &Agreement, line: &Entitlement, seats_remaining: Option<i64>) -> NationalLicence {

@@ -1,6 +1,7 @@
 //! The catalogue's data layer: one schema on SQLite and PostgreSQL, the transactional operations
 //! on it, and the audit mechanism they all use. Nothing here knows about HTTP.
 
+pub mod action;
 pub mod advisories;
 pub mod agreements;
 pub mod attempts;
@@ -11,11 +12,13 @@ pub mod coverage;
 pub mod error;
 pub mod guidance;
 pub mod ledger;
+pub mod lifecycle;
 pub mod organisations;
 pub mod page;
 pub mod products;
 pub mod purchases;
 pub mod read_model;
+pub mod releases;
 pub mod reports;
 pub mod risk;
 pub mod schema;

@@ -71,6 +71,7 @@ struct ProductRow {
     revision: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    successor_id: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -94,8 +95,11 @@ pub struct Product {
     pub dtac_passed: bool,
     /// The supplier has supplied an MDS2 form for this product.
     pub mds2_supplied: bool,
-    /// Support status at the date asked about (today unless `on` was given).
+    /// Support status at the date asked about (today unless `on` was given), from the product's
+    /// own dates. Releases carry their own dates and status (`/v1/products/{id}/releases`).
     pub support_status: SupportStatus,
+    /// The product that replaces this one (Windows 10 Enterprise -> Windows 11 Enterprise).
+    pub successor_id: Option<i64>,
     pub source: Option<String>,
     #[serde(skip)]
     pub revision: i64,
@@ -161,6 +165,7 @@ fn to_product(row: ProductRow, supplier: String, on: NaiveDate) -> Product {
         extended_support_ends_on: row.extended_support_ends_on,
         dtac_passed: row.dtac_passed,
         mds2_supplied: row.mds2_supplied,
+        successor_id: row.successor_id,
         source: row.source,
         revision: row.revision,
         created_at: row.created_at,
@@ -365,6 +370,7 @@ pub struct ProductFields {
     pub extended_support_ends_on: Option<NaiveDate>,
     pub dtac_passed: bool,
     pub mds2_supplied: bool,
+    pub successor_id: Option<i64>,
     pub source: Option<String>,
 }
 
@@ -400,9 +406,37 @@ impl ProductFields {
             extended_support_ends_on: product.extended_support_ends_on,
             dtac_passed: product.dtac_passed,
             mds2_supplied: product.mds2_supplied,
+            successor_id: product.successor_id,
             source: product.source.clone(),
         }
     }
+}
+
+/// A successor must be another product that exists, and must not lead back to this one.
+fn successor_must_fit(conn: &mut DbConnection, id: Option<i64>, successor: Option<i64>) -> DbResult<()> {
+    let Some(successor) = successor else { return Ok(()) };
+    let mut current = successor;
+    for _ in 0..64 {
+        if Some(current) == id {
+            return Err(DbError::Invalid("successor_id would make a product its own successor".into()));
+        }
+        let next: Option<Option<i64>> =
+            products::table.find(current).select(products::successor_id).first(conn).optional()?;
+        match next {
+            None if current == successor => {
+                return Err(DbError::Invalid(format!("successor product {successor} does not exist")));
+            }
+            Some(Some(next)) => current = next,
+            _ => return Ok(()),
+        }
+    }
+    Err(DbError::Invalid("successor_id leads through too many successors".into()))
+}
+
+/// The product exists (for routes about its parts).
+pub fn ensure_exists(conn: &mut DbConnection, id: i64) -> DbResult<()> {
+    let found: i64 = products::table.filter(products::id.eq(id)).count().get_result(conn)?;
+    if found == 0 { Err(DbError::NotFound("product")) } else { Ok(()) }
 }
 
 fn supplier_must_exist(conn: &mut DbConnection, id: i64) -> DbResult<()> {
@@ -414,6 +448,7 @@ pub fn create(db: &Database, actor: &Actor, fields: ProductFields, today: NaiveD
     fields.validate()?;
     db.write(actor, |conn| {
         supplier_must_exist(conn, fields.supplier_id)?;
+        successor_must_fit(conn, None, fields.successor_id)?;
         let stamp = now();
         let id: i64 = diesel::insert_into(products::table)
             .values((
@@ -428,6 +463,7 @@ pub fn create(db: &Database, actor: &Actor, fields: ProductFields, today: NaiveD
                 products::extended_support_ends_on.eq(fields.extended_support_ends_on),
                 products::dtac_passed.eq(fields.dtac_passed),
                 products::mds2_supplied.eq(fields.mds2_supplied),
+                products::successor_id.eq(fields.successor_id),
                 products::source.eq(&fields.source),
                 products::created_at.eq(stamp),
                 products::updated_at.eq(stamp),
@@ -454,6 +490,7 @@ pub fn update(
         change(&mut fields);
         fields.validate()?;
         supplier_must_exist(conn, fields.supplier_id)?;
+        successor_must_fit(conn, Some(id), fields.successor_id)?;
         diesel::update(products::table.find(id))
             .set((
                 products::supplier_id.eq(fields.supplier_id),
@@ -467,6 +504,7 @@ pub fn update(
                 products::extended_support_ends_on.eq(fields.extended_support_ends_on),
                 products::dtac_passed.eq(fields.dtac_passed),
                 products::mds2_supplied.eq(fields.mds2_supplied),
+                products::successor_id.eq(fields.successor_id),
                 products::source.eq(&fields.source),
                 products::revision.eq(products::revision + 1),
                 products::updated_at.eq(now()),

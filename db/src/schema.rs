@@ -43,6 +43,47 @@ diesel::table! {
         revision -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        successor_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    releases (id) {
+        id -> BigInt,
+        product_id -> BigInt,
+        name -> Text,
+        released_on -> Nullable<Date>,
+        active_support_ends_on -> Nullable<Date>,
+        security_support_ends_on -> Nullable<Date>,
+        extended_updates_end_on -> Nullable<Date>,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    lifecycle_sources (id) {
+        id -> BigInt,
+        product_id -> BigInt,
+        release_name -> Text,
+        eol_product -> Text,
+        eol_release -> Text,
+    }
+}
+
+diesel::table! {
+    lifecycle_holds (id) {
+        id -> BigInt,
+        release_id -> BigInt,
+        field -> Text,
+        current_value -> Nullable<Date>,
+        proposed_value -> Nullable<Date>,
+        source -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
     }
 }
 
@@ -324,11 +365,17 @@ diesel::joinable!(purchase_declarations -> requirements (requirement_id));
 diesel::joinable!(advisory_products -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> products (product_id));
 diesel::joinable!(risk_acceptances -> products (product_id));
+diesel::joinable!(releases -> products (product_id));
+diesel::joinable!(lifecycle_sources -> products (product_id));
+diesel::joinable!(lifecycle_holds -> releases (release_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
     suppliers,
     products,
+    releases,
+    lifecycle_sources,
+    lifecycle_holds,
     agreements,
     entitlements,
     obligations,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::lifecycle;
 use crate::schema::*;
 
 const ORGANISATIONS: &str = include_str!("../../seeds/organisations.json");
@@ -15,6 +16,16 @@ const PRODUCTS: &str = include_str!("../../seeds/products.json");
 const AGREEMENTS: &str = include_str!("../../seeds/agreements.json");
 const STANDARDS: &str = include_str!("../../seeds/standards.json");
 const ADVISORIES: &str = include_str!("../../seeds/advisories.json");
+const LIFECYCLE: &str = include_str!("../../seeds/lifecycle.json");
+/// endoflife.date API v1 product documents (MIT), as shipped in `seeds/endoflife/`, with the date
+/// the copy was generated: the releases of the embedded default are synced from these.
+const ENDOFLIFE_DOCUMENTS: [(&str, &str); 4] = [
+    ("windows", include_str!("../../seeds/endoflife/windows.json")),
+    ("windows-server", include_str!("../../seeds/endoflife/windows-server.json")),
+    ("mssqlserver", include_str!("../../seeds/endoflife/mssqlserver.json")),
+    ("office", include_str!("../../seeds/endoflife/office.json")),
+];
+const ENDOFLIFE_GENERATED: &str = "2026-11-30T00:00:00Z";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +140,18 @@ struct SeedAdvisory {
     source: String,
 }
 
+/// A product's lifecycle: where its releases come from, and its successor.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedLifecycle {
+    sku: String,
+    eol_product: String,
+    /// Catalogue release name -> endoflife.date release cycle.
+    releases: std::collections::BTreeMap<String, String>,
+    successor_sku: Option<String>,
+    successor_source: Option<String>,
+}
+
 /// How many records of each kind a load inserted.
 #[derive(Debug, Default, Serialize, PartialEq, Eq, Clone, Copy)]
 pub struct SeedCounts {
@@ -138,6 +161,7 @@ pub struct SeedCounts {
     pub entitlements: usize,
     pub standards: usize,
     pub advisories: usize,
+    pub releases: usize,
 }
 
 impl SeedCounts {
@@ -148,6 +172,7 @@ impl SeedCounts {
             + self.entitlements
             + self.standards
             + self.advisories
+            + self.releases
     }
 }
 
@@ -162,7 +187,13 @@ pub fn load_shipped(db: &Database, progress: &mut dyn FnMut(usize, usize)) -> Db
     let agreements: Vec<SeedAgreement> = parse("agreements", AGREEMENTS)?;
     let standards: Vec<SeedStandard> = parse("standards", STANDARDS)?;
     let advisories: Vec<SeedAdvisory> = parse("advisories", ADVISORIES)?;
-    let total = organisations.len() + products.len() + agreements.len() + standards.len() + advisories.len();
+    let lifecycles: Vec<SeedLifecycle> = parse("lifecycle", LIFECYCLE)?;
+    let total = organisations.len()
+        + products.len()
+        + agreements.len()
+        + standards.len()
+        + advisories.len()
+        + lifecycles.len();
 
     db.write(&Actor::system("seed"), |conn| {
         let mut counts = SeedCounts::default();
@@ -193,11 +224,73 @@ pub fn load_shipped(db: &Database, progress: &mut dyn FnMut(usize, usize)) -> Db
             counts.advisories += insert_advisory(conn, advisory)?;
             step(&mut done);
         }
+        // Releases go through the same sync as `catalogue lifecycle sync`, from the shipped
+        // documents, so the embedded default and a synced catalogue hold the same dates.
+        for lifecycle in &lifecycles {
+            insert_lifecycle(conn, lifecycle)?;
+            step(&mut done);
+        }
+        let documents = shipped_documents()?;
+        let mut plan = lifecycle::plan(conn, &documents)?;
+        // Seeding only adds what is missing: dates already held may be newer than the shipped copy.
+        plan.changes.retain(|change| matches!(change, lifecycle::PlannedChange::Add { .. }));
+        counts.releases += plan.changes.len();
+        lifecycle::apply_plan(conn, &plan)?;
         if counts.total() == 0 {
             return Ok(Audited::unchanged(counts));
         }
         Ok(Audited::one(counts, Change::new("seed.load", "seed", "shipped").after(&counts)))
     })
+}
+
+fn shipped_documents() -> DbResult<Vec<lifecycle::Fetched>> {
+    let fetched_at = chrono::DateTime::parse_from_rfc3339(ENDOFLIFE_GENERATED)
+        .map_err(|e| DbError::Internal(format!("seed document date: {e}")))?
+        .with_timezone(&Utc);
+    ENDOFLIFE_DOCUMENTS
+        .iter()
+        .map(|(product, text)| {
+            Ok(lifecycle::Fetched {
+                document: lifecycle::EolDocument::parse(product, text)?,
+                location: format!("seeds/endoflife/{product}.json (endoflife.date API v1)"),
+                fetched_at,
+            })
+        })
+        .collect()
+}
+
+fn insert_lifecycle(conn: &mut DbConnection, seed: &SeedLifecycle) -> DbResult<()> {
+    let product = product_id(conn, &seed.sku)?;
+    // Like every seed record, found by its key and left alone when present (an admin may have
+    // edited the mapping or the successor since).
+    if !lifecycle::sources(conn, Some(product))?.is_empty() {
+        return Ok(());
+    }
+    if let Some(successor) = &seed.successor_sku {
+        if seed.successor_source.is_none() {
+            return Err(DbError::Invalid(format!(
+                "seeds/lifecycle.json: {}'s successor names no source",
+                seed.sku
+            )));
+        }
+        let successor = product_id(conn, successor)?;
+        diesel::update(products::table.find(product))
+            .set(products::successor_id.eq(successor))
+            .execute(conn)?;
+    }
+    let sources: Vec<lifecycle::LifecycleSource> = seed
+        .releases
+        .iter()
+        .map(|(release_name, eol_release)| lifecycle::LifecycleSource {
+            id: 0,
+            product_id: product,
+            release_name: release_name.clone(),
+            eol_product: seed.eol_product.clone(),
+            eol_release: eol_release.clone(),
+        })
+        .collect();
+    lifecycle::replace_sources(conn, product, &sources)?;
+    Ok(())
 }
 
 /// True when the catalogue holds no organisations yet: a fresh database to seed.

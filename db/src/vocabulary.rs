@@ -82,6 +82,25 @@ text_enum!(
 );
 
 text_enum!(
+    /// A release's support at a date, from its own dates (see `releases::Release::status`).
+    ReleaseStatus {
+        /// Receiving security updates, with no end within 12 months.
+        Supported = "supported",
+        /// Receiving security updates, but they end within 12 months.
+        Ending = "ending",
+        /// Past its end of security support: only paid extended security updates cover it.
+        ExtendedUpdatesOnly = "extended_updates_only",
+        /// No security updates of any kind.
+        Unsupported = "unsupported",
+    }
+);
+
+text_enum!(
+    /// Where a synced lifecycle date that moved too far stands: waiting for an admin, or decided.
+    HoldStatus { Pending = "pending", Confirmed = "confirmed", Rejected = "rejected" }
+);
+
+text_enum!(
     /// Where a holding of software at risk stands: no risk acceptance in force on the date
     /// (an expired one does not count), or covered by one.
     RiskStatus {

@@ -20,13 +20,22 @@ pub struct CoverageQuery {
     pub product: Option<i64>,
     /// A category slug; give this or `product`.
     pub category: Option<String>,
+    /// With `product`: one of its releases by name (e.g. `22H2`; see
+    /// `/v1/products/{id}/releases`). Without it, the answer is for the best release held.
+    #[param(max_length = 100)]
+    pub release: Option<String>,
     /// The date of the question (default today).
     #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
 }
 
-/// Is this licensed nationally for the organisation (and how many seats are left), or what
-/// standard must a local purchase meet? Always with lifecycle and eligibility warnings.
+/// What should the organisation do about this product or category? The answer leads with an
+/// `action` (claim national seats; move to a supported release or the successor; covered only by
+/// paid extended security updates until a date; do not buy or deploy: unsupported; use the
+/// national provision for the category; buy against standard vN; no guidance), with the reason
+/// and the date it rests on; then whether it is licensed nationally (and how many seats are left)
+/// or what standard a local purchase must meet, with lifecycle and eligibility warnings. A
+/// `release` that the product does not have is a 404.
 #[utoipa::path(
     tag = "coverage",
     operation_id = "get_coverage",
@@ -42,9 +51,15 @@ pub async fn get_coverage(
 ) -> ApiResult<web::Json<Coverage>> {
     let query = query.into_inner();
     user.ensure_can_read(&query.organisation)?;
-    let subject = match (query.product, query.category) {
-        (Some(product), None) => Subject::Product(product),
-        (None, Some(category)) => Subject::Category(category),
+    let subject = match (query.product, query.category, query.release) {
+        (Some(_), _, Some(release)) if release.trim().is_empty() || release.len() > 100 => {
+            return Err(ApiError::BadRequest("release must be 1 to 100 characters".into()));
+        }
+        (Some(product), None, release) => Subject::Product(product, release),
+        (None, Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest("release applies to a product, not a category".into()));
+        }
+        (None, Some(category), None) => Subject::Category(category),
         _ => return Err(ApiError::BadRequest("give exactly one of product and category".into())),
     };
     let on = query.on.unwrap_or_else(today);

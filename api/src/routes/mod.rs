@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod coverage;
 pub mod health;
+pub mod lifecycle;
 pub mod me;
 pub mod organisations;
 pub mod products;
@@ -48,6 +49,12 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(products::create_product)
             .service(products::get_product)
             .service(products::update_product)
+            .service(lifecycle::list_product_releases)
+            .service(lifecycle::list_lifecycle_sources)
+            .service(lifecycle::replace_lifecycle_sources)
+            .service(lifecycle::list_lifecycle_holds)
+            .service(lifecycle::confirm_lifecycle_hold)
+            .service(lifecycle::reject_lifecycle_hold)
             .service(agreements::list_agreements)
             .service(agreements::create_agreement)
             .service(agreements::get_agreement)

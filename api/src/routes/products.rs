@@ -188,6 +188,8 @@ pub struct CreateProduct {
     pub dtac_passed: bool,
     #[serde(default)]
     pub mds2_supplied: bool,
+    /// The product that replaces this one; it must exist and must not lead back to this one.
+    pub successor_id: Option<i64>,
     pub source: Option<String>,
 }
 
@@ -218,6 +220,7 @@ pub async fn create_product(
         extended_support_ends_on: b.extended_support_ends_on,
         dtac_passed: b.dtac_passed,
         mds2_supplied: b.mds2_supplied,
+        successor_id: b.successor_id,
         source: b.source,
     };
     let actor = admin.actor();
@@ -250,6 +253,11 @@ pub struct UpdateProduct {
     pub extended_support_ends_on: Option<Option<NaiveDate>>,
     pub dtac_passed: Option<bool>,
     pub mds2_supplied: Option<bool>,
+    /// The product that replaces this one (null removes the link); it must exist and must not
+    /// lead back to this one.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub successor_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub source: Option<Option<String>>,
@@ -289,7 +297,7 @@ pub async fn update_product(
             ($($field:ident),*) => { $(if let Some(value) = b.$field { f.$field = value; })* };
         }
         set!(supplier_id, name, edition, version, sku, category, released_on, mainstream_support_ends_on);
-        set!(extended_support_ends_on, dtac_passed, mds2_supplied, source);
+        set!(extended_support_ends_on, dtac_passed, mds2_supplied, successor_id, source);
     };
     let (id, actor) = (id.into_inner(), admin.actor());
     let product =

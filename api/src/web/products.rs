@@ -48,7 +48,7 @@ pub async fn product_page(
                         conn,
                         model.as_deref(),
                         code,
-                        Subject::Product(id),
+                        Subject::Product(id, None),
                         today(),
                         can_claim,
                     )?)),

@@ -296,7 +296,7 @@ fn answer_question(
             conn,
             model,
             organisation,
-            Subject::Product(id),
+            Subject::Product(id, None),
             on,
             can_claim,
         )?)));

@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
+use crate::action::{LifecycleFacts, SuccessorAnswer};
 use crate::agreements::{self, Agreement, Entitlement};
 use crate::connection::{CommitListener, Committed, Database, DbConnection};
 use crate::coverage::{self, AskingOrganisation, Coverage, Line, Question, Subject};
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
+use crate::releases::{self, Release};
 use crate::schema::{audit_events, entitlements, organisations, products};
 use crate::users::{self, Principal};
 
@@ -40,9 +42,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Entities whose changes alter what the read model holds (allocations change seat totals,
 /// which are polled directly).
-const CACHED_ENTITIES: [&str; 9] = [
+const CACHED_ENTITIES: [&str; 10] = [
     "organisation",
     "product",
+    "release",
     "agreement",
     "entitlement",
     "standard",
@@ -75,10 +78,18 @@ impl Lines {
     }
 }
 
+/// Releases and successor links: what a product question's action is decided from.
+#[derive(Default)]
+struct Lifecycles {
+    releases: HashMap<i64, Vec<Release>>,
+    successors: HashMap<i64, i64>,
+}
+
 #[derive(Default)]
 pub struct ReadModel {
     organisations: RwLock<Organisations>,
     products: RwLock<Products>,
+    lifecycles: RwLock<Lifecycles>,
     lines: RwLock<Lines>,
     /// Entitlement id -> (seats allocated, seats version).
     seats: RwLock<HashMap<i64, (i64, i64)>>,
@@ -95,6 +106,17 @@ pub struct ReadModel {
     /// state) could write last and undo the newer one (seen: a superseded standard version back
     /// in the guidance after a publish). Seat totals carry versions and need no lock.
     refreshing: Mutex<()>,
+}
+
+/// Lines as a coverage question borrows them.
+fn borrowed(held: &[(Arc<Agreement>, Arc<Entitlement>, Option<i64>)]) -> Vec<Line<'_>> {
+    held.iter()
+        .map(|(agreement, entitlement, seats_remaining)| Line {
+            agreement,
+            entitlement,
+            seats_remaining: *seats_remaining,
+        })
+        .collect()
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -203,6 +225,9 @@ impl ReadModel {
             }
         }
         products.finish_loading();
+        let lifecycles = db.read(|conn| {
+            Ok(Lifecycles { releases: releases::all(conn)?, successors: releases::successors(conn)? })
+        })?;
         let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) =
             db.read(|conn| {
                 Ok((
@@ -216,6 +241,7 @@ impl ReadModel {
             })?;
         *write(&self.organisations) = organisations;
         *write(&self.products) = products;
+        *write(&self.lifecycles) = lifecycles;
         let mut lines = Lines::default();
         for agreement in agreement_list {
             lines.agreements.insert(agreement.id, Arc::new(agreement));
@@ -253,51 +279,44 @@ impl ReadModel {
                 successor_code: found.successor_code.map(|c| c.as_str().to_owned()),
             }
         };
-        let (product, category, product_ids) = {
+        let (product, category, product_ids, other_ids) = {
             let products = read(&self.products);
-            match subject {
-                Subject::Product(id) => {
-                    let product = products.covered(id, on).ok_or(DbError::NotFound("product"))?;
+            match &subject {
+                Subject::Product(id, _) => {
+                    let product = products.covered(*id, on).ok_or(DbError::NotFound("product"))?;
                     let category = product.category.clone();
-                    (Some(product), category, vec![id])
+                    let others: Vec<i64> = products
+                        .in_category(&category)
+                        .map(|ids| ids.iter().copied().filter(|other| other != id).collect())
+                        .unwrap_or_default();
+                    (Some(product), category, vec![*id], others)
                 }
                 Subject::Category(category) => {
-                    let ids = products.in_category(&category).map(<[i64]>::to_vec).unwrap_or_default();
-                    if ids.is_empty() && !read(&self.standard_categories).contains(&category) {
+                    let ids = products.in_category(category).map(<[i64]>::to_vec).unwrap_or_default();
+                    if ids.is_empty() && !read(&self.standard_categories).contains(category) {
                         return Err(DbError::NotFound("category"));
                     }
-                    (None, category, ids)
+                    (None, category.clone(), ids, Vec::new())
                 }
             }
         };
-        // The lines and their agreements are shared (`Arc`), so the locks are held only while
-        // they are looked up; seats left come from the seat totals, kept apart from the lines.
-        let held: Vec<(Arc<Agreement>, Arc<Entitlement>, Option<i64>)> = {
-            let lines = read(&self.lines);
-            let seats = read(&self.seats);
-            let mut held = Vec::new();
-            for product_id in &product_ids {
-                for id in lines.by_product.get(product_id).into_iter().flatten() {
-                    let Some(line) = lines.entitlements.get(id) else { continue };
-                    let Some(agreement) = lines.agreements.get(&line.agreement_id) else { continue };
-                    let seats_remaining = match seats.get(id) {
-                        Some((allocated, _)) => agreements::seats_remaining(line.seat_cap, *allocated),
-                        None => line.seats_remaining,
-                    };
-                    held.push((agreement.clone(), line.clone(), seats_remaining));
-                }
+        let held = self.lines_of(&product_ids);
+        let held_in_category = self.lines_of(&other_ids);
+        let lifecycle = match (&subject, &product) {
+            (Subject::Product(id, release), Some(_)) => {
+                Some(self.lifecycle(&organisation, *id, release.clone(), on)?)
             }
-            held
+            _ => None,
         };
-        let lines = held
-            .iter()
-            .map(|(agreement, entitlement, seats_remaining)| Line {
-                agreement,
-                entitlement,
-                seats_remaining: *seats_remaining,
-            })
-            .collect();
-        let question = Question { organisation, product, category, lines, on };
+        let question = Question {
+            organisation,
+            product,
+            category,
+            lines: borrowed(&held),
+            category_lines: borrowed(&held_in_category),
+            lifecycle,
+            on,
+        };
         coverage::decide(question, |category| {
             let end_of_day: NaiveDateTime = crate::time::end_of(on);
             Ok(read(&self.guidance)
@@ -306,6 +325,69 @@ impl ReadModel {
                 .map(|g| StandardGuidance::clone(g))
                 .collect())
         })
+    }
+
+    /// The lines of these products with their agreements and seats left. The lines and their
+    /// agreements are shared (`Arc`), so the locks are held only while they are looked up; seats
+    /// left come from the seat totals, kept apart from the lines.
+    #[allow(clippy::type_complexity)]
+    fn lines_of(&self, product_ids: &[i64]) -> Vec<(Arc<Agreement>, Arc<Entitlement>, Option<i64>)> {
+        let lines = read(&self.lines);
+        let seats = read(&self.seats);
+        let mut held = Vec::new();
+        for product_id in product_ids {
+            for id in lines.by_product.get(product_id).into_iter().flatten() {
+                let Some(line) = lines.entitlements.get(id) else { continue };
+                let Some(agreement) = lines.agreements.get(&line.agreement_id) else { continue };
+                let seats_remaining = match seats.get(id) {
+                    Some((allocated, _)) => agreements::seats_remaining(line.seat_cap, *allocated),
+                    None => line.seats_remaining,
+                };
+                held.push((agreement.clone(), line.clone(), seats_remaining));
+            }
+        }
+        held
+    }
+
+    /// The product's releases and successor, as [`coverage::answer`] reads them from the database.
+    fn lifecycle(
+        &self,
+        organisation: &AskingOrganisation,
+        product_id: i64,
+        release: Option<String>,
+        on: NaiveDate,
+    ) -> DbResult<LifecycleFacts> {
+        let (releases, chain) = {
+            let lifecycles = read(&self.lifecycles);
+            let releases = lifecycles.releases.get(&product_id).cloned().unwrap_or_default();
+            let chain =
+                coverage::successor_chain(product_id, |id| Ok(lifecycles.successors.get(&id).copied()))?;
+            (releases, chain)
+        };
+        coverage::check_release(&releases, release.as_deref())?;
+        let mut successor = None;
+        for id in chain {
+            let Some(product) = read(&self.products).covered(id, on) else { break };
+            let successor_releases = read(&self.lifecycles).releases.get(&id).cloned().unwrap_or_default();
+            let licensed = self
+                .lines_of(&[id])
+                .iter()
+                .any(|(agreement, line, _)| coverage::usable(organisation, agreement, line, on));
+            let answer = SuccessorAnswer::new(
+                id,
+                product.label(),
+                product.support_status,
+                &successor_releases,
+                licensed,
+                on,
+            );
+            let supported = answer.supported;
+            successor = Some(answer);
+            if supported {
+                break;
+            }
+        }
+        Ok(LifecycleFacts { releases, release, successor })
     }
 
     /// A user's authorisation facts, if held (no database access: safe on an event loop).
@@ -352,8 +434,27 @@ impl ReadModel {
             }
             "product" => {
                 let Some(id) = id() else { return Ok(()) };
-                let rows = db.read(|conn| load_products(conn, Some(id), None))?;
+                let (rows, successor) = db.read(|conn| {
+                    let successor: Option<i64> = products::table
+                        .find(id)
+                        .select(products::successor_id)
+                        .first(conn)
+                        .optional()?
+                        .flatten();
+                    Ok((load_products(conn, Some(id), None)?, successor))
+                })?;
                 write(&self.products).replace(id, rows)?;
+                let mut lifecycles = write(&self.lifecycles);
+                match successor {
+                    Some(successor) => lifecycles.successors.insert(id, successor),
+                    None => lifecycles.successors.remove(&id),
+                };
+            }
+            "release" => {
+                let product_id = after.and_then(|a| a.get("product_id")).and_then(serde_json::Value::as_i64);
+                let Some(product_id) = product_id else { return Ok(()) };
+                let releases = db.read(|conn| releases::for_product(conn, product_id))?;
+                write(&self.lifecycles).releases.insert(product_id, releases);
             }
             "agreement" => {
                 let Some(id) = id() else { return Ok(()) };
