@@ -83,6 +83,38 @@ async fn audited(
     body
 }
 
+fn product_id_of(app: &TestApp, sku: &str) -> i64 {
+    use db::schema::products;
+    use diesel::prelude::*;
+    app.with_connection(|conn| {
+        products::table.filter(products::sku.eq(sku)).select(products::id).first(conn).unwrap()
+    })
+}
+
+/// Syncs a copy of the shipped Windows document whose 22H2 paid updates end three years later:
+/// held, for Windows 10 Enterprise and Pro. Gives back the two holds' ids.
+fn hold_two_dates(app: &TestApp) -> Vec<i64> {
+    let read = |product: &str| {
+        std::fs::read_to_string(format!("{}/../seeds/endoflife/{product}.json", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    };
+    let mut documents = Vec::new();
+    for product in ["windows", "windows-server", "mssqlserver"] {
+        let mut text = read(product);
+        if product == "windows" {
+            text = text.replace(r#""eoesFrom": "2028-10-10""#, r#""eoesFrom": "2031-10-14""#);
+        }
+        documents.push(db::lifecycle::Fetched {
+            document: db::lifecycle::EolDocument::parse(product, &text).unwrap(),
+            location: "test".into(),
+            fetched_at: chrono::Utc::now(),
+        });
+    }
+    let plan = db::lifecycle::sync(app.db(), &db::Actor::system("test"), &documents, false).unwrap();
+    assert_eq!(plan.count("hold"), 2, "{:?}", plan.changes);
+    app.db().read(|conn| db::lifecycle::holds(conn, false)).unwrap().iter().map(|h| h.id).collect()
+}
+
 async fn every_write_route_is_audited_exactly_once(app: TestApp) {
     let admin = app.sign_in(Role::Admin, None).await;
     let officer = app.sign_in(Role::Officer, Some("RR8")).await;
@@ -470,6 +502,39 @@ async fn every_write_route_is_audited_exactly_once(app: TestApp) {
         call("change_my_password", "POST", "/v1/me/password", json!({"current_password": "wrong", "new_password": "a brand new password"})),
         call("change_my_password", "POST", "/v1/me/password",
              json!({"current_password": catalogue_tests::TEST_PASSWORD, "new_password": "a brand new password"}))).await;
+
+    // The lifecycle mapping, and dates held by a sync for an admin.
+    let windows_10 = product_id_of(&app, "MS-WIN10-ENT");
+    let sources_path = format!("/v1/products/{windows_10}/lifecycle-sources");
+    audited(&app, w, a, "product",
+        call("replace_lifecycle_sources", "PUT", sources_path.clone(),
+             json!({"sources": [{"release_name": "22H2", "eol_product": "../windows", "eol_release": "10-22h2"}]})),
+        call("replace_lifecycle_sources", "PUT", sources_path,
+             json!({"sources": [{"release_name": "22H2", "eol_product": "windows", "eol_release": "10-22h2"}]}))).await;
+    let holds = hold_two_dates(&app);
+    audited(
+        &app,
+        w,
+        a,
+        "release",
+        call("confirm_lifecycle_hold", "POST", "/v1/lifecycle/holds/999999/confirm", json!({})),
+        call(
+            "confirm_lifecycle_hold",
+            "POST",
+            format!("/v1/lifecycle/holds/{}/confirm", holds[0]),
+            json!({}),
+        ),
+    )
+    .await;
+    audited(
+        &app,
+        w,
+        a,
+        "lifecycle_hold",
+        call("reject_lifecycle_hold", "POST", format!("/v1/lifecycle/holds/{}/reject", holds[0]), json!({})),
+        call("reject_lifecycle_hold", "POST", format!("/v1/lifecycle/holds/{}/reject", holds[1]), json!({})),
+    )
+    .await;
 
     // Every write operation of the document was walked, or is listed as not audited with a reason.
     let document = serde_json::to_value(api::app::openapi_document()).unwrap();

@@ -8,6 +8,7 @@ mod catalogue;
 mod coverage_rules;
 mod foundation;
 mod ledger;
+mod lifecycle;
 mod module_cycles;
 mod openapi_contract;
 mod query_counts;

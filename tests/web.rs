@@ -8,8 +8,8 @@ use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
-/// A browser of one: keeps the cookies the app sets and sends them back.
-struct Browser<'a> {
+/// A browser of one: keeps the cookies the app sets and sends them back (also used by `lifecycle`).
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     cookies: HashMap<String, String>,
 }
@@ -48,7 +48,7 @@ impl Page {
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Browser<'a> {
+    pub(crate) fn new(app: &'a TestApp) -> Browser<'a> {
         Browser { app, cookies: HashMap::new() }
     }
 
@@ -76,7 +76,7 @@ impl<'a> Browser<'a> {
         page
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.app.get(path);
         self.page(request).await
     }
@@ -89,7 +89,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in through the sign-in page; returns the page the app redirected to.
-    async fn sign_in(&mut self, user: &TestUser) -> Page {
+    pub(crate) async fn sign_in(&mut self, user: &TestUser) -> Page {
         let login = self.get("/login").await;
         assert_eq!(login.status, 200);
         let token = login.hidden("csrf_token");

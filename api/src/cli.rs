@@ -49,6 +49,46 @@ pub enum Command {
     /// Manage users from the console (for the first admin, or when locked out).
     #[command(subcommand)]
     User(UserCommand),
+    /// Release lifecycle dates from endoflife.date: sync them, and decide the dates held for an admin.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LifecycleCommand {
+    /// Read the endoflife.date documents that the products' lifecycle sources name and apply what
+    /// changed, as one audited transaction. A date that moves by more than a year, or is withdrawn,
+    /// is held for an admin (see `holds`) instead of applied. Any fault (network, timeout, 404, a
+    /// malformed document, a mapped release missing from it) is reported and changes nothing.
+    Sync(LifecycleSyncOptions),
+    /// List the dates held for an admin (pending only, unless --all).
+    Holds {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Apply a held date (refused if the release's date changed since it was held).
+    Confirm { id: i64 },
+    /// Close a held date, keeping the release as it is.
+    Reject { id: i64 },
+}
+
+#[derive(Args, Debug)]
+pub struct LifecycleSyncOptions {
+    /// Read `{product}.json` files (API v1 product documents) from DIR instead of the API.
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<std::path::PathBuf>,
+    /// The endoflife.date API v1 base address.
+    #[arg(long, env = "CATALOGUE_ENDOFLIFE_URL", default_value = crate::lifecycle_feed::ENDOFLIFE_API)]
+    pub api: String,
+    /// Print the changes that would be made, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds before a request is abandoned.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+    /// Attempts per document: timeouts, refused connections, 5xx and 429 are tried again.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub attempts: u32,
 }
 
 #[derive(Subcommand, Debug)]

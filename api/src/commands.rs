@@ -5,7 +5,10 @@ use db::Database;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::auth::{AuthConfig, password, secret};
-use crate::cli::{Cli, Command, SeedOptions, ServeOptions, UserAddOptions, UserCommand};
+use crate::cli::{
+    Cli, Command, LifecycleCommand, LifecycleSyncOptions, SeedOptions, ServeOptions, UserAddOptions,
+    UserCommand,
+};
 use crate::server;
 use crate::state::AppState;
 
@@ -27,6 +30,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { file } => backup(&database_url, &file),
         Command::User(UserCommand::Add(options)) => add_user(&database_url, options),
         Command::User(UserCommand::Disable { email }) => disable_user(&database_url, &email),
+        Command::Lifecycle(LifecycleCommand::Sync(options)) => lifecycle_sync(&database_url, options),
+        Command::Lifecycle(LifecycleCommand::Holds { all }) => lifecycle_holds(&database_url, all),
+        Command::Lifecycle(LifecycleCommand::Confirm { id }) => decide_hold(&database_url, id, true),
+        Command::Lifecycle(LifecycleCommand::Reject { id }) => decide_hold(&database_url, id, false),
     }
 }
 
@@ -187,6 +194,95 @@ fn load_shipped_seeds(db: &Database) -> anyhow::Result<db::seed::SeedCounts> {
     .map_err(|e| anyhow!("{e}"))?;
     bar.finish_and_clear();
     Ok(counts)
+}
+
+fn lifecycle_sync(database_url: &str, options: LifecycleSyncOptions) -> anyhow::Result<()> {
+    use crate::lifecycle_feed::FeedSource;
+    use db::lifecycle::PlannedChange;
+    let db = prepare_database(database_url, 2)?;
+    let source = match options.from {
+        Some(dir) => FeedSource::Directory(dir),
+        None => FeedSource::Api {
+            base_url: options.api,
+            timeout: std::time::Duration::from_secs(options.timeout),
+            attempts: options.attempts,
+        },
+    };
+    let bar = progress_bar("documents");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let plan = runtime.block_on(crate::lifecycle_feed::sync(&db, &source, options.dry_run, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }));
+    bar.finish_and_clear();
+    let plan = plan?;
+    let label = |product_id: i64| {
+        db.read(|conn| db::products::get(conn, product_id, crate::routes::today()))
+            .map(|p| p.label())
+            .unwrap_or_else(|_| format!("product {product_id}"))
+    };
+    let show = |date: Option<chrono::NaiveDate>| date.map_or("none".to_owned(), |d| d.to_string());
+    for change in &plan.changes {
+        match change {
+            PlannedChange::Add { product_id, release, dates, .. } => println!(
+                "add     {} {release}: released {}, security support to {}, paid updates to {}",
+                label(*product_id),
+                show(dates.released_on),
+                show(dates.security_support_ends_on),
+                show(dates.extended_updates_end_on)
+            ),
+            PlannedChange::Update { product_id, release, field, from, to, .. } => {
+                println!("update  {} {release}: {field} {} -> {}", label(*product_id), show(*from), show(*to))
+            }
+            PlannedChange::Hold { product_id, release, field, from, to, .. } => println!(
+                "hold    {} {release}: {field} {} -> {} (moves more than a year: an admin decides)",
+                label(*product_id),
+                show(*from),
+                show(*to)
+            ),
+        }
+    }
+    let verb = if options.dry_run { "Would add" } else { "Added" };
+    eprintln!(
+        "{verb} {} release(s), {} {} date(s), held {} for an admin; {} release(s) unchanged.{}",
+        plan.count("add"),
+        if options.dry_run { "update" } else { "updated" },
+        plan.count("update"),
+        plan.count("hold"),
+        plan.unchanged,
+        if options.dry_run { " Dry run: nothing was written." } else { "" }
+    );
+    Ok(())
+}
+
+fn lifecycle_holds(database_url: &str, all: bool) -> anyhow::Result<()> {
+    let db = server::open_database(database_url, 1)?;
+    let holds = db.read(|conn| db::lifecycle::holds(conn, all)).map_err(|e| anyhow!("{e}"))?;
+    if holds.is_empty() {
+        eprintln!("No held dates{}.", if all { "" } else { " waiting" });
+    }
+    let show = |date: Option<chrono::NaiveDate>| date.map_or("none".to_owned(), |d| d.to_string());
+    for hold in holds {
+        println!(
+            "{:>5}  {:<9}  release {}  {}: {} -> {}  ({})",
+            hold.id,
+            hold.status,
+            hold.release_id,
+            hold.field,
+            show(hold.current_value),
+            show(hold.proposed_value),
+            hold.source
+        );
+    }
+    Ok(())
+}
+
+fn decide_hold(database_url: &str, id: i64, confirm: bool) -> anyhow::Result<()> {
+    let db = server::open_database(database_url, 1)?;
+    let hold = db::lifecycle::decide_hold(&db, &db::Actor::system("cli"), id, confirm)
+        .map_err(|e| anyhow!("{e}"))?;
+    eprintln!("Hold {} is {}.", hold.id, hold.status);
+    Ok(())
 }
 
 /// A progress bar on standard error; hidden when that is not a terminal (CI logs, pipes).

@@ -11,6 +11,7 @@ pub mod dates;
 pub mod docs;
 pub mod error;
 pub mod hot_reads;
+pub mod lifecycle_feed;
 pub mod openapi;
 pub mod permissions;
 pub mod preconditions;

@@ -549,7 +549,7 @@ pub fn decide_hold(db: &Database, actor: &Actor, id: i64, confirm: bool) -> DbRe
         if hold.status != HoldStatus::Pending.as_str() {
             return Err(DbError::Conflict(format!("lifecycle hold {id} was already {}", hold.status)));
         }
-        let mut changes = Vec::new();
+        let mut release_change = None;
         let stamp = now();
         if confirm {
             let before = get(conn, hold.release_id)?;
@@ -572,16 +572,26 @@ pub fn decide_hold(db: &Database, actor: &Actor, id: i64, confirm: bool) -> DbRe
                     "the proposed date would put the release's dates out of order".into(),
                 ));
             }
-            changes.push(Change::new("release.update", "release", before.id).before(&before).after(&after));
+            release_change = Some((before, after));
         }
         let status = if confirm { HoldStatus::Confirmed } else { HoldStatus::Rejected };
         diesel::update(lifecycle_holds::table.find(id))
             .set((lifecycle_holds::status.eq(status.as_str()), lifecycle_holds::decided_at.eq(stamp)))
             .execute(conn)?;
-        let after = get_hold(conn, id)?;
-        changes.push(
-            Change::new(format!("lifecycle_hold.{}", status.as_str()), "lifecycle_hold", id).after(&after),
-        );
-        Ok(Audited::many(after, changes))
+        let decided = get_hold(conn, id)?;
+        // One event per decision: a confirmation is a change to the release (which the read
+        // model refreshes), recording the hold it came from; a rejection changes only the hold.
+        let change = match release_change {
+            Some((before, after)) => {
+                let mut after = serde_json::to_value(&after).map_err(|e| DbError::Internal(e.to_string()))?;
+                after["confirmed_hold"] =
+                    serde_json::to_value(&decided).map_err(|e| DbError::Internal(e.to_string()))?;
+                let mut change = Change::new("release.confirm_hold", "release", before.id).before(&before);
+                change.after = Some(after);
+                change
+            }
+            None => Change::new("lifecycle_hold.reject", "lifecycle_hold", id).before(&hold).after(&decided),
+        };
+        Ok(Audited::one(decided, change))
     })
 }

@@ -24,6 +24,8 @@ use crate::web::{
 const MAX_CHOICES: i64 = 20;
 
 pub struct CoverageView {
+    /// What to do, first: the action's headline, reason and the date it rests on.
+    pub action: ActionView,
     pub organisation_code: String,
     pub organisation_name: String,
     /// What was asked about, in words: a product's label or a category.
@@ -39,6 +41,44 @@ pub struct CoverageView {
     pub warnings: Vec<String>,
     /// The user may claim and release seats for this organisation.
     pub can_claim: bool,
+}
+
+pub struct ActionView {
+    pub code: &'static str,
+    /// `stop` (red: unsupported), `caution` (paid updates only, no seats), or `go`.
+    pub tone: &'static str,
+    pub summary: String,
+    pub reason: String,
+    pub rests_on: Option<String>,
+    /// The product to move to, with whether it is licensed nationally.
+    pub successor: Option<(i64, String, bool)>,
+}
+
+impl ActionView {
+    fn from_action(action: &db::action::Action) -> ActionView {
+        use db::action::ActionCode::*;
+        let (code, tone) = match action.code {
+            DoNotBuyUnsupported => ("do_not_buy_unsupported", "stop"),
+            MoveToSupported => ("move_to_supported", "stop"),
+            ExtendedUpdatesOnly => ("extended_updates_only", "caution"),
+            AskNationalTeam => ("ask_national_team", "caution"),
+            ClaimNationalSeats => ("claim_national_seats", "go"),
+            UseNationalProvision => ("use_national_provision", "go"),
+            BuyAgainstStandard => ("buy_against_standard", "go"),
+            NoGuidance => ("no_guidance", "go"),
+        };
+        ActionView {
+            code,
+            tone,
+            summary: action.summary.clone(),
+            reason: action.reason.clone(),
+            rests_on: action.rests_on.map(long_date),
+            successor: action
+                .successor
+                .as_ref()
+                .map(|s| (s.product_id, s.product.clone(), s.licensed_nationally)),
+        }
+    }
 }
 
 pub struct LicenceView {
@@ -94,6 +134,17 @@ pub struct StandardView {
 pub struct ChoiceView {
     pub product_id: i64,
     pub label: String,
+}
+
+/// One of several products a question matches, with whether it is licensed nationally and
+/// supported for the organisation asking: the page asks which was meant, never answering for the
+/// first match alone.
+pub struct MatchView {
+    pub product_id: i64,
+    pub label: String,
+    pub licensed: bool,
+    pub supported: bool,
+    pub summary: String,
 }
 
 /// Words for a vocabulary value: `national_provision` becomes "National provision".
@@ -227,6 +278,7 @@ pub fn coverage_view(
         None => words(&coverage.category).to_lowercase(),
     };
     Ok(CoverageView {
+        action: ActionView::from_action(&coverage.action),
         subject_capitalised: capitalised(&subject),
         subject,
         product_id: coverage.product.as_ref().map(|p| p.id),
@@ -258,7 +310,7 @@ fn clone_allocation(a: &AllocationView) -> AllocationView {
 /// What a question found.
 enum Found {
     Answer(Box<CoverageView>),
-    Choices(Vec<ChoiceView>),
+    Choices(Vec<MatchView>),
     Nothing,
 }
 
@@ -288,7 +340,12 @@ fn answer_question(
                 .iter()
                 .any(|name| name.trim().eq_ignore_ascii_case(&asked))
             };
-            several.iter().find(|p| named(p)).map(|p| p.id)
+            // Only when the question names exactly one of them: "Windows 10" names both
+            // Enterprise and Pro, and answering for the first would answer the wrong question.
+            match several.iter().filter(|p| named(p)).collect::<Vec<_>>().as_slice() {
+                [only] => Some(only.id),
+                _ => None,
+            }
         }
     };
     if let Some(id) = chosen {
@@ -302,9 +359,30 @@ fn answer_question(
         )?)));
     }
     if !products.is_empty() {
-        return Ok(Found::Choices(
-            products.iter().map(|p| ChoiceView { product_id: p.id, label: p.label() }).collect(),
-        ));
+        let mut choices = Vec::with_capacity(products.len());
+        for product in &products {
+            let answer = crate::hot_reads::coverage_on(
+                model,
+                conn,
+                organisation,
+                Subject::Product(product.id, None),
+                on,
+            )?;
+            let supported = !matches!(
+                answer.action.code,
+                db::action::ActionCode::DoNotBuyUnsupported
+                    | db::action::ActionCode::MoveToSupported
+                    | db::action::ActionCode::ExtendedUpdatesOnly
+            );
+            choices.push(MatchView {
+                product_id: product.id,
+                label: product.label(),
+                licensed: answer.decision == Decision::NationallyLicensed,
+                supported,
+                summary: answer.action.summary,
+            });
+        }
+        return Ok(Found::Choices(choices));
     }
     let category = question.split_whitespace().collect::<Vec<_>>().join("-").to_lowercase();
     match db::coverage::category_known(conn, &category) {
@@ -330,7 +408,7 @@ struct StartPage {
     ask_organisation: bool,
     organisation: String,
     answer: Option<Box<CoverageView>>,
-    choices: Vec<ChoiceView>,
+    choices: Vec<MatchView>,
     nothing_found: bool,
     notice: Option<String>,
     error: Option<String>,
