@@ -334,7 +334,12 @@ pub fn decide(
     };
     let action = ActionFacts {
         product: product.as_ref().map(|p| AskedProduct {
-            label: p.label(),
+            // With releases, the release names the version ("Windows 10 Enterprise 22H2"), so the
+            // product's own version would only confuse.
+            label: match lifecycle.as_ref() {
+                Some(facts) if !facts.releases.is_empty() => products::label(&p.name, &p.edition, ""),
+                _ => p.label(),
+            },
             status: p.support_status,
             support_ends_on: p.support_ends_on(),
             lifecycle: lifecycle.as_ref(),
@@ -471,6 +476,12 @@ fn lifecycle_from_database(
         }
     }
     Ok(LifecycleFacts { releases, release, successor })
+}
+
+/// A product named beside its releases: the release names the version ("Windows 10 Enterprise
+/// 22H2"), so the product's own version would only confuse.
+pub fn lifecycle_label(product: &CoveredProduct, releases: &[Release]) -> String {
+    if releases.is_empty() { product.label() } else { products::label(&product.name, &product.edition, "") }
 }
 
 /// A release asked about by name must be one of the product's.

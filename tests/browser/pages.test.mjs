@@ -228,6 +228,57 @@ test('an officer asks about medical device software, sees the standard to buy ag
   }
 });
 
+test('the answer leads with what to do: Windows 7 is a red stop, Windows 10 Enterprise is paid updates only, a national provision comes before buying', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    const action = async () => {
+      const card = page.locator('.app-answer > .app-action');
+      await card.waitFor();
+      // The action is the answer's first element: above what is licensed and the warnings.
+      const first = page.locator('.app-answer > *').first();
+      assert.equal(await first.getAttribute('data-action'), await card.getAttribute('data-action'));
+      return { code: await card.getAttribute('data-action'), text: await card.innerText(), card };
+    };
+
+    await ask(page, 'Windows 7 Enterprise');
+    let shown = await action();
+    assert.equal(shown.code, 'do_not_buy_unsupported');
+    assert.match(shown.text, /Do not buy or deploy Windows 7 Enterprise/);
+    assert.match(shown.text, /risk acceptance/);
+    // Red, not a footnote: the NHS urgent care card's heading colour.
+    const colour = await page.locator('.nhsuk-card--care__heading-container').first()
+      .evaluate((e) => getComputedStyle(e).backgroundColor);
+    assert.equal(colour, 'rgb(213, 40, 27)');
+    await screenshot(page, '10-action-windows-7-unsupported');
+    await assertAccessible(page, 'action: unsupported');
+
+    await ask(page, 'Windows 10 Enterprise');
+    shown = await action();
+    assert.equal(shown.code, 'extended_updates_only');
+    assert.match(shown.text, /Extended Security Updates until 2028-10-10/);
+    await screenshot(page, '11-action-windows-10-extended-updates');
+    await assertAccessible(page, 'action: extended updates only');
+
+    await ask(page, 'Example Endpoint Shield');
+    shown = await action();
+    assert.equal(shown.code, 'use_national_provision');
+    assert.match(shown.text, /Defender for Endpoint/);
+    await screenshot(page, '12-action-national-provision');
+    await assertAccessible(page, 'action: national provision');
+
+    // A question naming two products is not answered for the first: the page asks which.
+    await ask(page, 'Windows 10');
+    await page.getByRole('heading', { name: 'Which product do you mean?' }).waitFor();
+    assert.equal(await page.locator('.app-action').count(), 0);
+    await screenshot(page, '13-which-product');
+    await assertAccessible(page, 'which product');
+    assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});
+
 test('the pages work with JavaScript off', async () => {
   const { page, close } = await openBrowser({ javaScriptEnabled: false });
   try {

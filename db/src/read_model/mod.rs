@@ -375,7 +375,7 @@ impl ReadModel {
                 .any(|(agreement, line, _)| coverage::usable(organisation, agreement, line, on));
             let answer = SuccessorAnswer::new(
                 id,
-                product.label(),
+                coverage::lifecycle_label(&product, &successor_releases),
                 product.support_status,
                 &successor_releases,
                 licensed,
