@@ -467,8 +467,14 @@ fn lifecycle_from_database(
                 .find(|a| a.id == line.agreement_id)
                 .is_some_and(|a| usable(organisation, a, line, on))
         });
-        let answer =
-            SuccessorAnswer::new(id, product.label(), product.support_status, &releases, licensed, on);
+        let answer = SuccessorAnswer::new(
+            id,
+            lifecycle_label(&product, &releases),
+            product.support_status,
+            &releases,
+            licensed,
+            on,
+        );
         let supported = answer.supported;
         successor = Some(answer);
         if supported {
