@@ -139,6 +139,8 @@ async fn admins_create_and_update_organisations(app: TestApp) {
 }
 
 async fn products_are_filtered_by_lifecycle_licensing_and_text(app: TestApp) {
+    // A product licensed nationally today, made by the test (the shipped seeds license no Windows).
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let (_, token) = app.sign_in(Role::Auditor, None).await;
     let everything = all_pages(&app, &token, "/v1/products", 500).await;
     assert_eq!(all_pages(&app, &token, "/v1/products", 7).await, everything);
@@ -366,12 +368,15 @@ async fn coverage_answers_the_three_decisions_with_warnings(app: TestApp) {
     let win10 = product_id(&app, &officer, "MS-WIN10-ENT").await;
     let win7 = product_id(&app, &officer, "MS-WIN7-ENT").await;
 
-    // Windows 10 Enterprise: licensed nationally under the 2023 agreement, but past support.
+    // Windows 10 Enterprise: licensed nationally under an agreement from June 2023 to March 2028
+    // (made here: the shipped seeds license no Windows today), but past support.
+    let (agreement, _) = app.license_nationally("MS-WIN10-ENT", Some("2028-03-31")).await;
     let (status, answer) =
         get_json(&app, &officer, &format!("/v1/coverage?organisation=RR8&product={win10}")).await;
     assert_eq!(status, 200);
     assert_eq!(answer["decision"], "nationally_licensed");
-    assert_eq!(answer["licences"][0]["framework_reference"], "RM6068");
+    assert_eq!(answer["licences"][0]["agreement_id"], agreement);
+    assert_eq!(answer["licences"][0]["agreement_reference"], "TEST-NATIONAL-MS-WIN10-ENT");
     assert!(answer["standards"].as_array().unwrap().is_empty());
     // In April 2019, under the 2018 agreement, with its obligations.
     let (_, in_2019) =

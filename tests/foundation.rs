@@ -121,7 +121,17 @@ fn constraints_refuse_untrue_data(test_db: TestDatabase) {
         "foreign keys: {dangling:?}"
     );
 
-    // More seats allocated than the cap on a `block` entitlement.
+    // More seats allocated than the cap on a `block` entitlement (capped here: the shipped seeds
+    // cap no `block` line, as no public source gives one a cap).
+    let blocking: i64 = entitlements::table
+        .filter(entitlements::over_allocation_policy.eq("block"))
+        .select(entitlements::id)
+        .first(&mut conn)
+        .unwrap();
+    diesel::update(entitlements::table.find(blocking))
+        .set(entitlements::seat_cap.eq(Some(1000_i64)))
+        .execute(&mut conn)
+        .unwrap();
     let capped: (i64, i64) = entitlements::table
         .filter(entitlements::seat_cap.is_not_null())
         .filter(entitlements::over_allocation_policy.eq("block"))

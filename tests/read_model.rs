@@ -153,8 +153,22 @@ async fn writes_are_reflected_at_once_here_and_within_a_second_elsewhere(app: Te
         products["items"].as_array().unwrap().iter().find(|p| p["sku"] == "MS-M365-E3").unwrap()["id"]
             .clone();
     let path = format!("/v1/coverage?organisation=RR8&product={product}");
+    let entitlement =
+        get_json(&other, &officer, &path).await["licences"][0]["entitlement_id"].as_i64().unwrap();
+    // Capped here: the shipped seeds cap no current line (no public source gives one a cap).
+    let cap = app
+        .patch_any_version(&format!("/v1/entitlements/{entitlement}"))
+        .bearer_auth(&admin)
+        .json(&json!({"seat_cap": 100_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cap.status(), 200);
+    let capped =
+        || async { get_json(&other, &officer, &path).await["licences"][0]["seats_remaining"].is_i64() };
+    within_one_second(capped).await;
     let before = get_json(&other, &officer, &path).await;
-    let entitlement = before["licences"][0]["entitlement_id"].as_i64().unwrap();
+    assert_eq!(before["licences"][0]["entitlement_id"], entitlement);
     let remaining = before["licences"][0]["seats_remaining"].as_i64().unwrap();
 
     // A claim on this instance: the next request here sees it, and the other instance soon does.
@@ -420,15 +434,20 @@ async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
     // National provision with seats, then the uncapped add-on, then the top-up, then the full line.
     assert_eq!(order, [lines[3], lines[2], lines[1], lines[0]], "best first: {answer}");
 
-    // A seeded agreement terminated last year, an organisation closed into its successor, and an
-    // organisation that became another kind.
-    let listed = get_json(&app, &admin, "/v1/agreements?limit=100").await;
-    let active = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["status"] == "active" && !agreements.contains(&a["id"].as_i64().unwrap()))
-        .unwrap();
+    // An agreement terminated last year, an organisation closed into its successor, and an
+    // organisation that became another kind. The agreement is made here, open to every kind, so
+    // that its end adds "entitlement_ended" without taking away "not_eligible" warnings (which
+    // terminating a seeded agreement would do, depending on whom the seeds make it eligible for).
+    let every_kind = ["trust", "icb", "gp_practice", "csu", "arms_length_body", "national_body", "other"];
+    let body = json!({"supplier_id": supplier, "name": "Bed manager ENDING", "sku": "BED-ENDING", "category": "workforce"});
+    let ending_product = app.created(&admin, "/v1/products", &body).await["id"].as_i64().unwrap();
+    let agreement = json!({"supplier_id": supplier, "reference": "BED-ENDING", "title": "Bed management to end",
+                           "starts_on": "2020-01-01", "funding_model": "central", "status": "active",
+                           "eligible_kinds": every_kind});
+    let active = app.created(&admin, "/v1/agreements", &agreement).await;
+    let line = json!({"product_id": ending_product, "tier": "national_provision", "metric": "per_user",
+                      "eligible_kinds": every_kind, "starts_on": "2020-01-01"});
+    app.created(&admin, &format!("/v1/agreements/{}/entitlements", active["id"]), &line).await;
     let (status, ended) = status_and_json(
         app.patch_any_version(&format!("/v1/agreements/{}", active["id"]))
             .bearer_auth(&admin)
@@ -506,6 +525,14 @@ fn seat_totals_are_applied_in_version_order(test_db: TestDatabase) {
     let answer =
         serde_json::to_value(model.coverage("RR8", Subject::Product(product, None), on).unwrap()).unwrap();
     let line = answer["licences"][0]["entitlement_id"].as_i64().expect("RR8 holds a line");
+    // Capped here (the shipped seeds cap no current line), and the model loaded again to see it.
+    db.transaction(|conn| {
+        Ok(diesel::update(dsl::entitlements.find(line))
+            .set(dsl::seat_cap.eq(Some(100_000_i64)))
+            .execute(conn)?)
+    })
+    .unwrap();
+    let model = ReadModel::load(db).unwrap();
     let version: i64 =
         db.read(|conn| Ok(dsl::entitlements.find(line).select(dsl::seats_version).first(conn)?)).unwrap();
     let set_seats = |allocated: i64, version: i64| {

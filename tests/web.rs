@@ -115,7 +115,8 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// The Windows 10 Enterprise entitlement in force today, from the start page's claim form.
+/// The Windows 10 Enterprise entitlement in force today, from the start page's claim form (the
+/// test licenses it first with `TestApp::license_nationally`: the shipped seeds license no Windows).
 async fn windows_10_claim_form(browser: &mut Browser<'_>) -> (String, Page) {
     let page = browser.get("/?q=Windows+10+Enterprise").await;
     assert_eq!(page.status, 200);
@@ -189,6 +190,7 @@ async fn a_wrong_password_signs_no_one_in(app: TestApp) {
 }
 
 async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let officer = app.create_user(Role::Officer, Some("RR8"));
     let mut browser = Browser::new(&app);
 
@@ -252,6 +254,7 @@ async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
 }
 
 async fn an_officer_cannot_see_another_trusts_pages(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let ours = app.create_user(Role::Officer, Some("RR8"));
     let theirs = app.create_user(Role::Officer, Some("RJ1"));
     let mut them = Browser::new(&app);
@@ -313,6 +316,7 @@ async fn disabling_a_user_ends_their_session(app: TestApp) {
 }
 
 async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let officer = app.create_user(Role::Officer, Some("RR8"));
     let mut browser = Browser::new(&app);
     browser.sign_in(&officer).await;
@@ -401,6 +405,7 @@ fn link(page: &Page, rel: &str) -> Option<String> {
 }
 
 async fn the_unsupported_software_page_shows_one_page_at_a_time(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
     hold_windows_10(&app, &["RR8", "RTH", "RGT"]).await;
     let admin = app.create_user(Role::Admin, None);
     let mut national = Browser::new(&app);
@@ -585,6 +590,7 @@ async fn an_active_session_is_renewed_and_keeps_its_forms_valid(app: TestApp) {
 }
 
 async fn an_officer_acknowledges_an_advisory_for_their_own_trust_only(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let officer = app.create_user(Role::Officer, Some("RR8"));
     let mut browser = Browser::new(&app);
     browser.sign_in(&officer).await;
@@ -915,6 +921,7 @@ async fn exposed_to_the_windows_10_advisory(browser: &mut Browser<'_>) -> String
 }
 
 async fn an_officer_records_whether_an_advisory_applies_and_closes_it(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let officer = app.create_user(Role::Officer, Some("RR8"));
     let mut browser = Browser::new(&app);
     browser.sign_in(&officer).await;
@@ -1097,6 +1104,7 @@ async fn an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it(app
 }
 
 async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let officer = app.create_user(Role::Officer, Some("RR8"));
     let mut browser = Browser::new(&app);
     browser.sign_in(&officer).await;

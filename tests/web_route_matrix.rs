@@ -776,6 +776,8 @@ async fn post_checked(
 /// Records of `TRUST` for the requests to name, made through the API and the data layer.
 async fn fixture(app: &TestApp, admin: &Caller) -> Fixture {
     let (_, token) = app.sign_in(Role::Admin, None).await;
+    // Licensed nationally by the test: the shipped seeds license no Windows today.
+    app.license_nationally("MS-WIN10-ENT", None).await;
     let product = id(app, "SELECT CAST(id AS TEXT) AS value FROM products WHERE sku = 'MS-WIN10-ENT'");
     let coverage = app.with_connection(|conn| {
         db::coverage::answer(conn, TRUST, db::coverage::Subject::Product(product, None), today()).unwrap()

@@ -229,6 +229,43 @@ impl TestApp {
         suppliers["items"][0]["id"].as_i64().unwrap_or_else(|| panic!("no supplier: {suppliers}"))
     }
 
+    /// Makes `sku` licensed nationally today, for a test that needs such a product rather than
+    /// whatever the shipped seeds license (they record only what public sources say): an active
+    /// agreement from 2023-06-01 with no end, holding one uncapped national-provision line for
+    /// `sku` open to every kind of NHS organisation, ending on `ends_on` (none: no end), made
+    /// through the API by a new admin. Returns the agreement's id and the line's (entitlement's) id.
+    pub async fn license_nationally(&self, sku: &str, ends_on: Option<&str>) -> (i64, i64) {
+        let (_, admin) = self.sign_in(Role::Admin, None).await;
+        let path = format!("/v1/products?q={sku}&limit=500");
+        let (status, products) = status_and_json(self.get(&path).bearer_auth(&admin)).await;
+        assert_eq!(status, 200, "{products}");
+        let product = products["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|p| p["sku"] == sku))
+            .unwrap_or_else(|| panic!("no product {sku}: {products}"))
+            .clone();
+        let kinds = ["trust", "icb", "gp_practice", "csu", "arms_length_body", "national_body"];
+        let agreement = self
+            .created(
+                &admin,
+                "/v1/agreements",
+                &serde_json::json!({"supplier_id": product["supplier_id"], "reference": format!("TEST-NATIONAL-{sku}"),
+                    "title": format!("Test national licence for {sku}"), "starts_on": "2023-06-01",
+                    "ends_on": ends_on, "funding_model": "central", "status": "active", "eligible_kinds": kinds}),
+            )
+            .await;
+        let agreement = agreement["id"].as_i64().unwrap_or_else(|| panic!("{agreement}"));
+        let line = self
+            .created(
+                &admin,
+                &format!("/v1/agreements/{agreement}/entitlements"),
+                &serde_json::json!({"product_id": product["id"], "tier": "national_provision", "metric": "per_device",
+                    "eligible_kinds": kinds, "starts_on": "2023-06-01", "ends_on": ends_on}),
+            )
+            .await;
+        (agreement, line["id"].as_i64().unwrap_or_else(|| panic!("{line}")))
+    }
+
     /// Creates a user directly in the database (audited as a test actor).
     pub fn create_user(&self, role: Role, organisation: Option<&str>) -> TestUser {
         let email = format!("{}-{}@test.nhs.uk", role.as_str(), uuid::Uuid::new_v4().simple());
