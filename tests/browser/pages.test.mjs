@@ -123,13 +123,23 @@ before(async () => {
   };
   const products = await api('/v1/products?q=MS-WIN10-ENT');
   const product = products.items.find((p) => p.sku === 'MS-WIN10-ENT');
-  const coverage = await api(`/v1/coverage?organisation=RR8&product=${product.id}`);
-  windowsEntitlement = coverage.licences[0].entitlement_id;
-  await api(`/v1/entitlements/${windowsEntitlement}`, {
-    method: 'PATCH',
-    headers: { 'if-match': '*' },
-    body: JSON.stringify({ seat_cap: 100000 }),
+  // No public source shows Windows licensed nationally today (seeds/README.md), so the tests
+  // license it themselves: an agreement with one capped national line for trusts.
+  const agreement = await api('/v1/agreements', {
+    method: 'POST',
+    body: JSON.stringify({
+      supplier_id: product.supplier_id, reference: 'BROWSER-TEST-W10E', title: 'Windows 10 Enterprise (browser tests)',
+      starts_on: '2023-06-01', funding_model: 'central', status: 'active', eligible_kinds: ['trust'],
+    }),
   });
+  const line = await api(`/v1/agreements/${agreement.id}/entitlements`, {
+    method: 'POST',
+    body: JSON.stringify({
+      product_id: product.id, tier: 'national_provision', metric: 'per_device', seat_cap: 100000,
+      starts_on: '2023-06-01', eligible_kinds: ['trust'],
+    }),
+  });
+  windowsEntitlement = line.id;
 });
 
 function seatsLeft(text) {
