@@ -5,6 +5,7 @@ mod advisories;
 mod audit;
 mod auth;
 mod catalogue;
+mod commercial;
 mod coverage_rules;
 mod foundation;
 mod ledger;

@@ -203,6 +203,20 @@ fn coverage_takes_the_same_statements_for_one_agreement_or_many(test_db: TestDat
                     status: AgreementStatus::Active,
                     eligible_kinds: OrganisationKind::ALL.to_vec(),
                     source: None,
+                    value_minor: Some(100 * made as i64),
+                    currency: "GBP".into(),
+                    reseller_id: Some(supplier_id),
+                    framework_lot: None,
+                    initial_term_months: Some(12),
+                    notice_urls: vec![],
+                    commercial_source: None,
+                    extension_options: vec![db::agreements::NewExtensionOption {
+                        months: 12,
+                        decide_by: starts_on,
+                        decision: None,
+                        decided_on: None,
+                        source: None,
+                    }],
                 },
             )
             .unwrap_or_else(|e| panic!("agreement: {e}"));

@@ -1,5 +1,7 @@
 //! Central licence agreements and their entitlement lines, with the obligations a claiming
 //! organisation takes on. Ended agreements are kept and listed on request; nothing is deleted.
+//! An agreement carries its commercial record (value, currency, reseller, framework lot, initial
+//! term, notices) and its options to extend, each with the date by which it must be decided.
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -9,16 +11,26 @@ use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
-use crate::schema::{agreements, entitlements, obligations, products, suppliers};
+use crate::schema::{agreement_extensions, agreements, entitlements, obligations, products, suppliers};
 use crate::vocabulary::{
-    AgreementStatus, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier, join_kinds,
-    parse_kinds,
+    AgreementStatus, ExtensionDecision, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier,
+    join_kinds, parse_kinds,
 };
 
 /// The most seats one entitlement line may hold in all, capped or not (and the largest cap).
 /// A hundred times the NHS workforce; the bound keeps every total the ledger and the reports
 /// add up far inside 64 bits (SQLite turns an overflowing integer into a float; PostgreSQL fails).
 pub const MAX_SEATS_PER_LINE: i64 = 1_000_000_000;
+
+/// The largest value an agreement may hold, in the currency's minor unit: 10^14 pence is a
+/// thousand billion pounds (the 2023 call-off is 7.745 * 10^10 pence). Values are integers so
+/// they add up exactly; at this bound 92,000 agreements still sum inside 64 bits.
+pub const MAX_VALUE_MINOR: i64 = 100_000_000_000_000;
+/// The longest initial term or extension, in months (a hundred years).
+pub const MAX_TERM_MONTHS: i32 = 1200;
+/// The most notices and extension options one agreement lists.
+pub const MAX_NOTICES: usize = 50;
+pub const MAX_EXTENSIONS: usize = 20;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = agreements)]
@@ -37,6 +49,63 @@ struct AgreementRow {
     revision: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    value_minor: Option<i64>,
+    currency: String,
+    reseller_id: Option<i64>,
+    framework_lot: Option<String>,
+    initial_term_months: Option<i32>,
+    notice_urls: String,
+    commercial_source: Option<String>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = agreement_extensions)]
+struct ExtensionRow {
+    id: i64,
+    agreement_id: i64,
+    months: i32,
+    decide_by: NaiveDate,
+    decision: Option<String>,
+    decided_on: Option<NaiveDate>,
+    source: Option<String>,
+}
+
+/// An option to extend an agreement, and what was decided on it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExtensionOption {
+    pub id: i64,
+    /// How long the extension runs, in months.
+    pub months: i32,
+    /// The date by which the option must be decided.
+    pub decide_by: NaiveDate,
+    /// Null while undecided.
+    pub decision: Option<ExtensionDecision>,
+    /// The date the decision was taken; null while undecided, or where no source publishes it.
+    pub decided_on: Option<NaiveDate>,
+    pub source: Option<String>,
+}
+
+impl ExtensionOption {
+    fn fields(&self) -> NewExtensionOption {
+        NewExtensionOption {
+            months: self.months,
+            decide_by: self.decide_by,
+            decision: self.decision,
+            decided_on: self.decided_on,
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// An extension option as written: on create, or as the whole new list on update.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NewExtensionOption {
+    pub months: i32,
+    pub decide_by: NaiveDate,
+    pub decision: Option<ExtensionDecision>,
+    pub decided_on: Option<NaiveDate>,
+    pub source: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -58,6 +127,25 @@ pub struct Agreement {
     pub ended: bool,
     pub eligible_kinds: Vec<OrganisationKind>,
     pub source: Option<String>,
+    /// The agreement's value in the currency's minor unit (pence for GBP); null when not published.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100_000_000_000_000_i64, example = 77_450_000_000_i64))]
+    pub value_minor: Option<i64>,
+    /// ISO 4217 code of the value's currency.
+    #[cfg_attr(feature = "openapi", schema(example = "GBP", pattern = "^[A-Z]{3}$"))]
+    pub currency: String,
+    /// The reseller the agreement was awarded to, when it is not the supplier itself.
+    pub reseller_id: Option<i64>,
+    pub reseller: Option<String>,
+    /// The framework lot it is called off from.
+    pub framework_lot: Option<String>,
+    /// The initial term, in months, before any extension.
+    pub initial_term_months: Option<i32>,
+    /// Addresses of its published notices (contract, award, variation).
+    pub notice_urls: Vec<String>,
+    /// The public documents behind the commercial facts.
+    pub commercial_source: Option<String>,
+    /// Options to extend, oldest decision date first.
+    pub extension_options: Vec<ExtensionOption>,
     #[serde(skip)]
     pub revision: i64,
     #[serde(serialize_with = "crate::time::utc")]
@@ -66,11 +154,48 @@ pub struct Agreement {
     pub updated_at: NaiveDateTime,
 }
 
+impl Agreement {
+    /// The options still undecided whose decision date is on or before `until` (overdue ones included).
+    pub fn decisions_due(&self, until: NaiveDate) -> impl Iterator<Item = &ExtensionOption> {
+        self.extension_options.iter().filter(move |o| o.decision.is_none() && o.decide_by <= until)
+    }
+
+    fn fields(&self) -> AgreementFields {
+        AgreementFields {
+            supplier_id: self.supplier_id,
+            reference: self.reference.clone(),
+            title: self.title.clone(),
+            framework_reference: self.framework_reference.clone(),
+            starts_on: self.starts_on,
+            ends_on: self.ends_on,
+            funding_model: self.funding_model,
+            status: self.status,
+            eligible_kinds: self.eligible_kinds.clone(),
+            source: self.source.clone(),
+            value_minor: self.value_minor,
+            currency: self.currency.clone(),
+            reseller_id: self.reseller_id,
+            framework_lot: self.framework_lot.clone(),
+            initial_term_months: self.initial_term_months,
+            notice_urls: self.notice_urls.clone(),
+            commercial_source: self.commercial_source.clone(),
+            extension_options: self.extension_options.iter().map(ExtensionOption::fields).collect(),
+        }
+    }
+}
+
 const ENDED: [&str; 2] = ["expired", "terminated"];
 
-fn to_agreement(row: AgreementRow, supplier: String) -> Agreement {
+fn to_agreement(
+    row: AgreementRow,
+    supplier: String,
+    reseller: Option<String>,
+    extension_options: Vec<ExtensionOption>,
+) -> DbResult<Agreement> {
     let status = AgreementStatus::parse(&row.status).unwrap_or(AgreementStatus::Draft);
-    Agreement {
+    let notice_urls: Vec<String> = serde_json::from_str(&row.notice_urls)
+        .map_err(|e| DbError::Internal(format!("agreement {}: stored notice_urls: {e}", row.id)))?;
+    Ok(Agreement {
         id: row.id,
         supplier_id: row.supplier_id,
         supplier,
@@ -84,10 +209,70 @@ fn to_agreement(row: AgreementRow, supplier: String) -> Agreement {
         status,
         eligible_kinds: parse_kinds(&row.eligible_kinds),
         source: row.source,
+        value_minor: row.value_minor,
+        currency: row.currency,
+        reseller_id: row.reseller_id,
+        reseller,
+        framework_lot: row.framework_lot,
+        initial_term_months: row.initial_term_months,
+        notice_urls,
+        commercial_source: row.commercial_source,
+        extension_options,
         revision: row.revision,
         created_at: row.created_at,
         updated_at: row.updated_at,
+    })
+}
+
+/// Agreements from their rows, with resellers and extension options read in two statements
+/// for the whole batch (per 10,000 agreements), never one per row.
+fn to_agreements(conn: &mut DbConnection, rows: Vec<(AgreementRow, String)>) -> DbResult<Vec<Agreement>> {
+    let mut resellers = std::collections::HashMap::new();
+    let mut options: std::collections::HashMap<i64, Vec<ExtensionOption>> = std::collections::HashMap::new();
+    let ids: Vec<i64> = rows.iter().map(|(row, _)| row.id).collect();
+    let mut reseller_ids: Vec<i64> = rows.iter().filter_map(|(row, _)| row.reseller_id).collect();
+    reseller_ids.sort_unstable();
+    reseller_ids.dedup();
+    for chunk in reseller_ids.chunks(BINDS_PER_QUERY) {
+        let found: Vec<(i64, String)> = suppliers::table
+            .filter(suppliers::id.eq_any(chunk))
+            .select((suppliers::id, suppliers::name))
+            .load(conn)?;
+        resellers.extend(found);
     }
+    for chunk in ids.chunks(BINDS_PER_QUERY) {
+        let found: Vec<ExtensionRow> = agreement_extensions::table
+            .filter(agreement_extensions::agreement_id.eq_any(chunk))
+            .order((agreement_extensions::decide_by, agreement_extensions::id))
+            .select(ExtensionRow::as_select())
+            .load(conn)?;
+        for row in found {
+            let decision = row
+                .decision
+                .as_deref()
+                .map(|d| {
+                    ExtensionDecision::parse(d).ok_or_else(|| {
+                        DbError::Internal(format!("extension option {}: stored decision {d:?}", row.id))
+                    })
+                })
+                .transpose()?;
+            options.entry(row.agreement_id).or_default().push(ExtensionOption {
+                id: row.id,
+                months: row.months,
+                decide_by: row.decide_by,
+                decision,
+                decided_on: row.decided_on,
+                source: row.source,
+            });
+        }
+    }
+    rows.into_iter()
+        .map(|(row, supplier)| {
+            let reseller = row.reseller_id.and_then(|id| resellers.get(&id).cloned());
+            let extension_options = options.remove(&row.id).unwrap_or_default();
+            to_agreement(row, supplier, reseller, extension_options)
+        })
+        .collect()
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +281,8 @@ pub struct AgreementFilter {
     pub status: Option<AgreementStatus>,
     pub framework_reference: Option<String>,
     pub include_ended: bool,
+    /// Only agreements with an undecided extension option due on or before this date.
+    pub decision_due_by: Option<NaiveDate>,
 }
 
 pub fn list(
@@ -120,24 +307,34 @@ pub fn list(
     if !filter.include_ended && !filter.status.is_some_and(|s| ENDED.contains(&s.as_str())) {
         query = query.filter(agreements::status.ne_all(ENDED));
     }
+    if let Some(due_by) = filter.decision_due_by {
+        query = query.filter(
+            agreements::id.eq_any(
+                agreement_extensions::table
+                    .filter(agreement_extensions::decision.is_null())
+                    .filter(agreement_extensions::decide_by.le(due_by))
+                    .select(agreement_extensions::agreement_id),
+            ),
+        );
+    }
     if let Some(after) = page.after_id()? {
         query = query.filter(agreements::id.gt(after));
     }
     let limit = page.limit();
     let rows: Vec<(AgreementRow, String)> = query.limit(limit + 1).load(conn)?;
-    let items = rows.into_iter().map(|(row, supplier)| to_agreement(row, supplier)).collect();
+    let items = to_agreements(conn, rows)?;
     Ok(Page::from_rows(items, limit, |a: &Agreement| a.id.to_string()))
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Agreement> {
-    let (row, supplier) = agreements::table
+    let row = agreements::table
         .inner_join(suppliers::table)
         .filter(agreements::id.eq(id))
         .select((AgreementRow::as_select(), suppliers::name))
         .first(conn)
         .optional()?
         .ok_or(DbError::NotFound("agreement"))?;
-    Ok(to_agreement(row, supplier))
+    to_agreements(conn, vec![row])?.pop().ok_or(DbError::NotFound("agreement"))
 }
 
 /// The agreements of `ids` that exist, ordered by id, in one statement (per 10,000 ids).
@@ -150,7 +347,7 @@ pub(crate) fn get_many(conn: &mut DbConnection, ids: &[i64]) -> DbResult<Vec<Agr
             .select((AgreementRow::as_select(), suppliers::name))
             .order(agreements::id)
             .load(conn)?;
-        found.extend(rows.into_iter().map(|(row, supplier)| to_agreement(row, supplier)));
+        found.extend(to_agreements(conn, rows)?);
     }
     found.sort_by_key(|agreement| agreement.id);
     Ok(found)
@@ -168,10 +365,51 @@ pub struct AgreementFields {
     pub status: AgreementStatus,
     pub eligible_kinds: Vec<OrganisationKind>,
     pub source: Option<String>,
+    pub value_minor: Option<i64>,
+    pub currency: String,
+    pub reseller_id: Option<i64>,
+    pub framework_lot: Option<String>,
+    pub initial_term_months: Option<i32>,
+    pub notice_urls: Vec<String>,
+    pub commercial_source: Option<String>,
+    pub extension_options: Vec<NewExtensionOption>,
+}
+
+/// Whether `code` has the shape of an ISO 4217 currency code (three capital letters).
+pub fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 impl AgreementFields {
     fn validate(&self) -> DbResult<()> {
+        if self.value_minor.is_some_and(|v| !(0..=MAX_VALUE_MINOR).contains(&v)) {
+            return Err(DbError::Invalid(format!("value_minor must be between 0 and {MAX_VALUE_MINOR}")));
+        }
+        if !is_currency_code(&self.currency) {
+            return Err(DbError::Invalid("currency must be an ISO 4217 code such as GBP".into()));
+        }
+        if self.initial_term_months.is_some_and(|m| !(1..=MAX_TERM_MONTHS).contains(&m)) {
+            return Err(DbError::Invalid(format!("initial_term_months must be between 1 and {MAX_TERM_MONTHS}")));
+        }
+        if self.notice_urls.len() > MAX_NOTICES {
+            return Err(DbError::Invalid(format!("at most {MAX_NOTICES} notice_urls")));
+        }
+        if let Some(bad) = self.notice_urls.iter().find(|u| {
+            !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 || u.contains(char::is_whitespace)
+        }) {
+            return Err(DbError::Invalid(format!("notice_urls: {bad:?} is not an http(s) address")));
+        }
+        if self.extension_options.len() > MAX_EXTENSIONS {
+            return Err(DbError::Invalid(format!("at most {MAX_EXTENSIONS} extension_options")));
+        }
+        for option in &self.extension_options {
+            if !(1..=MAX_TERM_MONTHS).contains(&option.months) {
+                return Err(DbError::Invalid(format!("an extension's months must be between 1 and {MAX_TERM_MONTHS}")));
+            }
+            if option.decided_on.is_some() && option.decision.is_none() {
+                return Err(DbError::Invalid("an extension with decided_on needs a decision".into()));
+            }
+        }
         if self.reference.trim().is_empty() || self.title.trim().is_empty() {
             return Err(DbError::Invalid("reference and title must not be empty".into()));
         }
@@ -193,6 +431,7 @@ pub fn create(db: &Database, actor: &Actor, fields: AgreementFields) -> DbResult
         if supplier == 0 {
             return Err(DbError::Invalid(format!("supplier {} does not exist", fields.supplier_id)));
         }
+        check_reseller(conn, fields.reseller_id)?;
         let taken: i64 = agreements::table
             .filter(agreements::reference.eq(fields.reference.trim()))
             .count()
@@ -221,12 +460,62 @@ pub fn create(db: &Database, actor: &Actor, fields: AgreementFields) -> DbResult
             ))
             .returning(agreements::id)
             .get_result(conn)?;
+        write_commercial(conn, id, &fields)?;
+        insert_extensions(conn, id, &fields.extension_options)?;
         let agreement = get(conn, id)?;
         Ok(Audited::one(
             agreement.clone(),
             Change::new("agreement.create", "agreement", id).after(&agreement),
         ))
     })
+}
+
+fn check_reseller(conn: &mut DbConnection, reseller_id: Option<i64>) -> DbResult<()> {
+    if let Some(reseller) = reseller_id {
+        let found: i64 = suppliers::table.filter(suppliers::id.eq(reseller)).count().get_result(conn)?;
+        if found == 0 {
+            return Err(DbError::Invalid(format!("reseller {reseller} is not a known supplier")));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the commercial record's columns of an agreement (validated already).
+pub(crate) fn write_commercial(conn: &mut DbConnection, id: i64, fields: &AgreementFields) -> DbResult<()> {
+    let notices = serde_json::to_string(&fields.notice_urls)
+        .map_err(|e| DbError::Internal(format!("notice_urls: {e}")))?;
+    diesel::update(agreements::table.find(id))
+        .set((
+            agreements::value_minor.eq(fields.value_minor),
+            agreements::currency.eq(&fields.currency),
+            agreements::reseller_id.eq(fields.reseller_id),
+            agreements::framework_lot.eq(&fields.framework_lot),
+            agreements::initial_term_months.eq(fields.initial_term_months),
+            agreements::notice_urls.eq(notices),
+            agreements::commercial_source.eq(&fields.commercial_source),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub(crate) fn insert_extensions(
+    conn: &mut DbConnection,
+    agreement_id: i64,
+    options: &[NewExtensionOption],
+) -> DbResult<()> {
+    for option in options {
+        diesel::insert_into(agreement_extensions::table)
+            .values((
+                agreement_extensions::agreement_id.eq(agreement_id),
+                agreement_extensions::months.eq(option.months),
+                agreement_extensions::decide_by.eq(option.decide_by),
+                agreement_extensions::decision.eq(option.decision.map(ExtensionDecision::as_str)),
+                agreement_extensions::decided_on.eq(option.decided_on),
+                agreement_extensions::source.eq(&option.source),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Status moves forward only: draft to active or terminated; active to expired or terminated.
@@ -249,20 +538,10 @@ pub fn update(
     db.write(actor, |conn| {
         let before = get(conn, id)?;
         precondition.check(before.revision)?;
-        let mut fields = AgreementFields {
-            supplier_id: before.supplier_id,
-            reference: before.reference.clone(),
-            title: before.title.clone(),
-            framework_reference: before.framework_reference.clone(),
-            starts_on: before.starts_on,
-            ends_on: before.ends_on,
-            funding_model: before.funding_model,
-            status: before.status,
-            eligible_kinds: before.eligible_kinds.clone(),
-            source: before.source.clone(),
-        };
+        let mut fields = before.fields();
         change(&mut fields);
         fields.validate()?;
+        check_reseller(conn, fields.reseller_id)?;
         if !status_change_allowed(before.status, fields.status) {
             return Err(DbError::Conflict(format!(
                 "an agreement cannot go from {} to {}",
@@ -284,6 +563,13 @@ pub fn update(
                 agreements::updated_at.eq(now()),
             ))
             .execute(conn)?;
+        write_commercial(conn, id, &fields)?;
+        // The options are replaced only when they changed, so their ids stay put otherwise.
+        if before.fields().extension_options != fields.extension_options {
+            diesel::delete(agreement_extensions::table.filter(agreement_extensions::agreement_id.eq(id)))
+                .execute(conn)?;
+            insert_extensions(conn, id, &fields.extension_options)?;
+        }
         let after = get(conn, id)?;
         Ok(Audited::one(
             after.clone(),
@@ -452,7 +738,7 @@ pub fn all(conn: &mut DbConnection) -> DbResult<Vec<Agreement>> {
         .select((AgreementRow::as_select(), suppliers::name))
         .order(agreements::id)
         .load(conn)?;
-    Ok(rows.into_iter().map(|(row, supplier)| to_agreement(row, supplier)).collect())
+    to_agreements(conn, rows)
 }
 
 /// Every entitlement line (for the read model).

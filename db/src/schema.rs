@@ -103,6 +103,25 @@ diesel::table! {
         revision -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        value_minor -> Nullable<BigInt>,
+        currency -> Text,
+        reseller_id -> Nullable<BigInt>,
+        framework_lot -> Nullable<Text>,
+        initial_term_months -> Nullable<Integer>,
+        notice_urls -> Text,
+        commercial_source -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    agreement_extensions (id) {
+        id -> BigInt,
+        agreement_id -> BigInt,
+        months -> Integer,
+        decide_by -> Date,
+        decision -> Nullable<Text>,
+        decided_on -> Nullable<Date>,
+        source -> Nullable<Text>,
     }
 }
 
@@ -347,6 +366,7 @@ diesel::table! {
 
 diesel::joinable!(products -> suppliers (supplier_id));
 diesel::joinable!(agreements -> suppliers (supplier_id));
+diesel::joinable!(agreement_extensions -> agreements (agreement_id));
 diesel::joinable!(entitlements -> agreements (agreement_id));
 diesel::joinable!(entitlements -> products (product_id));
 diesel::joinable!(obligations -> entitlements (entitlement_id));
@@ -372,6 +392,7 @@ diesel::joinable!(lifecycle_holds -> releases (release_id));
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
     suppliers,
+    agreement_extensions,
     products,
     releases,
     lifecycle_sources,

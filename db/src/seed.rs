@@ -72,7 +72,39 @@ struct SeedAgreement {
     status: String,
     eligible_kinds: Vec<String>,
     source: String,
+    /// The commercial record (issue 16; `seeds/commercial.md` holds the table behind each fact).
+    #[serde(default)]
+    value_minor: Option<i64>,
+    #[serde(default = "default_currency")]
+    currency: String,
+    #[serde(default)]
+    reseller: Option<String>,
+    #[serde(default)]
+    framework_lot: Option<String>,
+    #[serde(default)]
+    initial_term_months: Option<i32>,
+    #[serde(default)]
+    notice_urls: Vec<String>,
+    /// Required whenever any commercial fact is given.
+    #[serde(default)]
+    commercial_source: Option<String>,
+    #[serde(default)]
+    extension_options: Vec<SeedExtension>,
     entitlements: Vec<SeedEntitlement>,
+}
+
+fn default_currency() -> String {
+    "GBP".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedExtension {
+    months: i32,
+    decide_by: NaiveDate,
+    decision: Option<String>,
+    decided_on: Option<NaiveDate>,
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -401,6 +433,7 @@ fn insert_agreement(conn: &mut DbConnection, seed: &SeedAgreement) -> DbResult<(
                 .returning(agreements::id)
                 .get_result(conn)
                 .map_err(|e| seed_error("agreement", &seed.reference, e))?;
+            insert_commercial(conn, id, seed)?;
             (id, 1)
         }
     };
@@ -448,6 +481,50 @@ fn insert_agreement(conn: &mut DbConnection, seed: &SeedAgreement) -> DbResult<(
         entitlements_inserted += 1;
     }
     Ok((inserted, entitlements_inserted))
+}
+
+fn insert_commercial(conn: &mut DbConnection, agreement_id: i64, seed: &SeedAgreement) -> DbResult<()> {
+    let has_facts = seed.value_minor.is_some()
+        || seed.reseller.is_some()
+        || seed.framework_lot.is_some()
+        || seed.initial_term_months.is_some()
+        || !seed.notice_urls.is_empty()
+        || !seed.extension_options.is_empty();
+    if has_facts && seed.commercial_source.is_none() {
+        return Err(DbError::Invalid(format!(
+            "seeds/agreements.json: {}'s commercial record names no commercial_source",
+            seed.reference
+        )));
+    }
+    let reseller = seed.reseller.as_deref().map(|name| supplier_id(conn, name)).transpose()?;
+    let notices =
+        serde_json::to_string(&seed.notice_urls).map_err(|e| DbError::Internal(format!("notice_urls: {e}")))?;
+    diesel::update(agreements::table.find(agreement_id))
+        .set((
+            agreements::value_minor.eq(seed.value_minor),
+            agreements::currency.eq(&seed.currency),
+            agreements::reseller_id.eq(reseller),
+            agreements::framework_lot.eq(&seed.framework_lot),
+            agreements::initial_term_months.eq(seed.initial_term_months),
+            agreements::notice_urls.eq(notices),
+            agreements::commercial_source.eq(&seed.commercial_source),
+        ))
+        .execute(conn)
+        .map_err(|e| seed_error("agreement", &seed.reference, e))?;
+    for option in &seed.extension_options {
+        diesel::insert_into(agreement_extensions::table)
+            .values((
+                agreement_extensions::agreement_id.eq(agreement_id),
+                agreement_extensions::months.eq(option.months),
+                agreement_extensions::decide_by.eq(option.decide_by),
+                agreement_extensions::decision.eq(&option.decision),
+                agreement_extensions::decided_on.eq(option.decided_on),
+                agreement_extensions::source.eq(&option.source),
+            ))
+            .execute(conn)
+            .map_err(|e| seed_error("extension option", &seed.reference, e))?;
+    }
+    Ok(())
 }
 
 fn insert_standard(conn: &mut DbConnection, seed: &SeedStandard) -> DbResult<usize> {

@@ -55,6 +55,11 @@ text_enum!(
 );
 
 text_enum!(
+    /// What was decided on an option to extend an agreement.
+    ExtensionDecision { Taken = "taken", Declined = "declined" }
+);
+
+text_enum!(
     /// The tier of an entitlement line.
     Tier { NationalProvision = "national_provision", TopUp = "top_up", AddOn = "add_on" }
 );

@@ -2,9 +2,11 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::NaiveDate;
 use db::agreements::{
     Agreement, AgreementFields, AgreementFilter, Entitlement, EntitlementChanges, EntitlementFields,
-    NewObligation,
+    NewExtensionOption, NewObligation,
 };
-use db::vocabulary::{AgreementStatus, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier};
+use db::vocabulary::{
+    AgreementStatus, ExtensionDecision, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,6 +29,11 @@ pub struct AgreementQuery {
     /// Expired and terminated agreements are left out unless this is true (or `status` asks for them).
     #[serde(default)]
     pub include_ended: bool,
+    /// Only agreements with an undecided extension option whose decision is due within this
+    /// window from today: a number of days or months, `30d`, `90d`, `12m` (1 to 3660 days or
+    /// 1 to 120 months). Options already overdue and still undecided are included.
+    #[param(value_type = Option<String>, pattern = "^[1-9][0-9]{0,3}[dm]$", example = "90d")]
+    pub decision_due_within: Option<Window>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -38,6 +45,53 @@ pub struct AgreementQuery {
 pub struct AgreementPage {
     pub items: Vec<Agreement>,
     pub next_cursor: Option<String>,
+}
+
+/// A window of time ahead of a date: `90d` (days) or `12m` (calendar months).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    Days(u32),
+    Months(u32),
+}
+
+impl Window {
+    pub const MAX_DAYS: u32 = 3660;
+    pub const MAX_MONTHS: u32 = 120;
+
+    pub fn parse(text: &str) -> Option<Window> {
+        let text = text.trim();
+        let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) || number.starts_with('0') {
+            return None;
+        }
+        let n: u32 = number.parse().ok()?;
+        match unit {
+            "d" if n <= Self::MAX_DAYS => Some(Window::Days(n)),
+            "m" if n <= Self::MAX_MONTHS => Some(Window::Months(n)),
+            _ => None,
+        }
+    }
+
+    /// The last day of the window that starts on `from`.
+    pub fn end(self, from: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Window::Days(n) => from.checked_add_days(chrono::Days::new(n.into())),
+            Window::Months(n) => from.checked_add_months(chrono::Months::new(n)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Window, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Window::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a window such as 30d or 12m (1 to {} days, 1 to {} months)",
+                Window::MAX_DAYS,
+                Window::MAX_MONTHS
+            ))
+        })
+    }
 }
 
 /// List agreements, ordered by id.
@@ -61,6 +115,7 @@ pub async fn list_agreements(
         status: query.status,
         framework_reference: query.framework_reference,
         include_ended: query.include_ended,
+        decision_due_by: query.decision_due_within.and_then(|w| w.end(crate::routes::today())),
     };
     let found = state.run(move |db| db.read(|conn| db::agreements::list(conn, &filter, &page))).await?;
     Ok(web::Json(AgreementPage { items: found.items, next_cursor: found.next_cursor }))
@@ -105,6 +160,60 @@ pub struct CreateAgreement {
     #[schema(min_items = 1)]
     pub eligible_kinds: Vec<OrganisationKind>,
     pub source: Option<String>,
+    /// The value in the currency's minor unit (pence for GBP); null when not published.
+    #[schema(minimum = 0, maximum = 100_000_000_000_000_i64)]
+    pub value_minor: Option<i64>,
+    /// ISO 4217 code; GBP when left out.
+    #[serde(default = "default_currency")]
+    #[schema(pattern = "^[A-Z]{3}$", default = "GBP")]
+    pub currency: String,
+    /// A supplier id: the reseller the agreement was awarded to.
+    pub reseller_id: Option<i64>,
+    pub framework_lot: Option<String>,
+    #[schema(minimum = 1, maximum = 1200)]
+    pub initial_term_months: Option<i32>,
+    /// Addresses (http or https) of published notices; at most 50.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub notice_urls: Vec<String>,
+    pub commercial_source: Option<String>,
+    /// Options to extend; at most 20.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub extension_options: Vec<ExtensionOptionInput>,
+}
+
+fn default_currency() -> String {
+    "GBP".into()
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionOptionInput {
+    /// How long the extension runs, in months.
+    #[schema(minimum = 1, maximum = 1200)]
+    pub months: i32,
+    /// The date by which the option must be decided.
+    #[serde(deserialize_with = "crate::dates::required")]
+    pub decide_by: NaiveDate,
+    /// Null (or left out) while undecided.
+    pub decision: Option<ExtensionDecision>,
+    /// Only with a decision; may be null when the date is not known.
+    #[serde(default, deserialize_with = "crate::dates::optional")]
+    pub decided_on: Option<NaiveDate>,
+    pub source: Option<String>,
+}
+
+impl From<ExtensionOptionInput> for NewExtensionOption {
+    fn from(o: ExtensionOptionInput) -> NewExtensionOption {
+        NewExtensionOption {
+            months: o.months,
+            decide_by: o.decide_by,
+            decision: o.decision,
+            decided_on: o.decided_on,
+            source: o.source,
+        }
+    }
 }
 
 /// Create an agreement.
@@ -133,6 +242,14 @@ pub async fn create_agreement(
         status: b.status,
         eligible_kinds: b.eligible_kinds,
         source: b.source,
+        value_minor: b.value_minor,
+        currency: b.currency,
+        reseller_id: b.reseller_id,
+        framework_lot: b.framework_lot,
+        initial_term_months: b.initial_term_months,
+        notice_urls: b.notice_urls,
+        commercial_source: b.commercial_source,
+        extension_options: b.extension_options.into_iter().map(Into::into).collect(),
     };
     let actor = admin.actor();
     let agreement = state.run(move |db| db::agreements::create(db, &actor, fields)).await?;
@@ -161,6 +278,28 @@ pub struct UpdateAgreement {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub source: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100_000_000_000_000_i64)]
+    pub value_minor: Option<Option<i64>>,
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub reseller_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub framework_lot: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 1200)]
+    pub initial_term_months: Option<Option<i32>>,
+    #[schema(max_items = 50)]
+    pub notice_urls: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub commercial_source: Option<Option<String>>,
+    /// The whole new list of extension options (recording a decision is an update of this list).
+    #[schema(max_items = 20)]
+    pub extension_options: Option<Vec<ExtensionOptionInput>>,
 }
 
 /// Update an agreement. Agreements are never deleted: end one by setting its status.
@@ -189,7 +328,26 @@ pub async fn update_agreement(
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(value) = b.$field { f.$field = value; })* };
         }
-        set!(title, framework_reference, starts_on, ends_on, funding_model, status, eligible_kinds, source);
+        set!(
+            title,
+            framework_reference,
+            starts_on,
+            ends_on,
+            funding_model,
+            status,
+            eligible_kinds,
+            source,
+            value_minor,
+            currency,
+            reseller_id,
+            framework_lot,
+            initial_term_months,
+            notice_urls,
+            commercial_source
+        );
+        if let Some(options) = b.extension_options {
+            f.extension_options = options.into_iter().map(Into::into).collect();
+        }
     };
     let (id, actor) = (id.into_inner(), admin.actor());
     let agreement = state.run(move |db| db::agreements::update(db, &actor, id, change, precondition)).await?;
