@@ -155,3 +155,33 @@ async fn bad_commercial_content_is_refused(app: TestApp) {
     assert_eq!(made, 0, "nothing refused was written");
 }
 on_both_engines!(bad_commercial_content_is_refused);
+
+/// The agreement page shows the commercial record and, above it, the decisions coming up.
+async fn the_agreement_page_shows_the_record_and_the_decisions_due(app: TestApp) {
+    let (_, token) = app.sign_in(Role::Auditor, None).await;
+    let call_off = seeded(&app, &token, "NHSE-MS-2023-RM6068").await;
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = crate::web::Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let page = browser.get(&format!("/agreements/{}", call_off["id"])).await;
+    assert_eq!(page.status, 200);
+    for shown in [
+        "Commercial record",
+        "£774,500,000",
+        "Bytes Software Services",
+        "34 months",
+        "Decisions coming up",
+        "Extend by 24 months: decide by 31 March 2026",
+        "Overdue by",
+        "None published",
+    ] {
+        assert!(page.body.contains(shown), "{shown} is on the page");
+    }
+    let esa = seeded(&app, &token, "NHSE-MS-W10E-2018").await;
+    let page = browser.get(&format!("/agreements/{}", esa["id"])).await;
+    assert!(page.body.contains("£163,000,000"));
+    assert!(page.body.contains("Taken on 26 April 2023"), "a decided option is history, not a decision due");
+    assert!(!page.body.contains("Decisions coming up"));
+    assert!(page.body.contains(r#"href="https://d3tenders.com/contract/download.php?ocid=ocds-b5fd17-46878456"#));
+}
+on_both_engines!(the_agreement_page_shows_the_record_and_the_decisions_due);

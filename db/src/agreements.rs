@@ -380,6 +380,29 @@ pub fn is_currency_code(code: &str) -> bool {
     code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
+/// Digits after the decimal point of `currency`'s minor unit (ISO 4217): none for the yen, the
+/// won and the other zero-exponent currencies, three for the dinars and rials that have them, two
+/// otherwise (the pound, the euro, the dollar).
+pub fn minor_unit_digits(currency: &str) -> u32 {
+    const NONE: [&str; 16] =
+        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"];
+    const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+    if NONE.contains(&currency) {
+        0
+    } else if THREE.contains(&currency) {
+        3
+    } else {
+        2
+    }
+}
+
+/// A value in minor units as whole major units and the rest: 77,450,000,000 pence is
+/// (774,500,000, 0). Values are never negative (the table's CHECK).
+pub fn major_units(value_minor: i64, currency: &str) -> (i64, i64) {
+    let scale = 10_i64.pow(minor_unit_digits(currency));
+    (value_minor / scale, value_minor % scale)
+}
+
 impl AgreementFields {
     fn validate(&self) -> DbResult<()> {
         if self.value_minor.is_some_and(|v| !(0..=MAX_VALUE_MINOR).contains(&v)) {

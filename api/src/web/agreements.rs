@@ -96,6 +96,79 @@ struct AgreementPage {
     entitlements: Vec<EntitlementRow>,
     charts: Option<Vec<ChartView>>,
     on: String,
+    commercial: Commercial,
+}
+
+/// The commercial record as the page shows it: each fact in words, or `None` to leave its row out.
+struct Commercial {
+    value: Option<String>,
+    reseller: Option<String>,
+    framework_lot: Option<String>,
+    initial_term: Option<String>,
+    notices: Vec<String>,
+    source: Option<String>,
+    /// Undecided options, the soonest first: (what, decide by, how soon).
+    coming_up: Vec<(String, String, String, bool)>,
+    /// Decided options: (what, decision).
+    decided: Vec<(String, String)>,
+}
+
+/// A value in its currency's major units with thousands separators: £774,500,000, or
+/// EUR 1,250.50 (pence shown only when there are some).
+pub fn money(value_minor: i64, currency: &str) -> String {
+    let (major, rest) = db::agreements::major_units(value_minor, currency);
+    let digits = db::agreements::minor_unit_digits(currency) as usize;
+    let amount = if rest == 0 { count(major) } else { format!("{}.{rest:0digits$}", count(major)) };
+    match currency {
+        "GBP" => format!("£{amount}"),
+        other => format!("{other} {amount}"),
+    }
+}
+
+fn months(n: i32) -> String {
+    if n == 1 { "1 month".into() } else { format!("{n} months") }
+}
+
+fn commercial(agreement: &db::agreements::Agreement, on: chrono::NaiveDate) -> Commercial {
+    use db::vocabulary::ExtensionDecision;
+    let mut coming_up = Vec::new();
+    let mut decided = Vec::new();
+    for option in &agreement.extension_options {
+        let what = format!("Extend by {}", months(option.months));
+        match option.decision {
+            None => {
+                let days = (option.decide_by - on).num_days();
+                let when = match days {
+                    d if d < 0 => format!("Overdue by {} days: no decision recorded", -d),
+                    0 => "Due today".into(),
+                    1 => "Due tomorrow".into(),
+                    d => format!("Due in {d} days"),
+                };
+                coming_up.push((what, long_date(option.decide_by), when, days < 0));
+            }
+            Some(decision) => {
+                let verb = match decision {
+                    ExtensionDecision::Taken => "Taken",
+                    ExtensionDecision::Declined => "Declined",
+                };
+                let when = match option.decided_on {
+                    Some(date) => format!("{verb} on {}", long_date(date)),
+                    None => format!("{verb} (date not published)"),
+                };
+                decided.push((what, when));
+            }
+        }
+    }
+    Commercial {
+        value: agreement.value_minor.map(|v| money(v, &agreement.currency)),
+        reseller: agreement.reseller.clone(),
+        framework_lot: agreement.framework_lot.clone(),
+        initial_term: agreement.initial_term_months.map(months),
+        notices: agreement.notice_urls.clone(),
+        source: agreement.commercial_source.clone(),
+        coming_up,
+        decided,
+    }
 }
 
 pub async fn agreement_page(
@@ -139,6 +212,7 @@ pub async fn agreement_page(
             .collect()
     });
     let page = AgreementPage {
+        commercial: commercial(&agreement, on),
         chrome: Chrome::for_session(agreement.title.clone(), &session, ""),
         dates: dates(agreement.starts_on, agreement.ends_on),
         reference: agreement.reference,
