@@ -60,12 +60,20 @@ async fn decisions_due_within_a_window_are_found(app: TestApp) {
             "commercial_source": "test", "extension_options": options})
     };
     let soon = app
-        .created(&admin, "/v1/agreements", &agreement("DUE-SOON", json!([{"months": 12, "decide_by": today_plus(20)}])))
+        .created(
+            &admin,
+            "/v1/agreements",
+            &agreement("DUE-SOON", json!([{"months": 12, "decide_by": today_plus(20)}])),
+        )
         .await;
     assert_eq!(soon["currency"], "GBP", "GBP when left out");
     assert_eq!(soon["framework_lot"], "Lot 3");
     let later = app
-        .created(&admin, "/v1/agreements", &agreement("DUE-LATER", json!([{"months": 12, "decide_by": today_plus(200)}])))
+        .created(
+            &admin,
+            "/v1/agreements",
+            &agreement("DUE-LATER", json!([{"months": 12, "decide_by": today_plus(200)}])),
+        )
         .await;
     let decided = app
         .created(
@@ -84,7 +92,12 @@ async fn decisions_due_within_a_window_are_found(app: TestApp) {
         async move { status_and_json(request).await }
     };
     let refs = |page: &Value| -> Vec<String> {
-        page["items"].as_array().unwrap().iter().map(|a| a["reference"].as_str().unwrap().to_owned()).collect()
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["reference"].as_str().unwrap().to_owned())
+            .collect()
     };
     let (status, page) = due("90d").await;
     assert_eq!(status, 200, "{page}");
@@ -116,7 +129,8 @@ async fn decisions_due_within_a_window_are_found(app: TestApp) {
     assert_eq!(updated["value_minor"], 1_000_000, "other commercial facts stay");
     let (_, page) = due("90d").await;
     assert!(!refs(&page).contains(&"DUE-SOON".to_owned()));
-    let (status, got) = status_and_json(app.get(&format!("/v1/agreements/{}", decided["id"])).bearer_auth(&admin)).await;
+    let (status, got) =
+        status_and_json(app.get(&format!("/v1/agreements/{}", decided["id"])).bearer_auth(&admin)).await;
     assert_eq!(status, 200);
     assert_eq!(got["extension_options"][0]["decision"], "declined");
     let _ = later;
@@ -137,20 +151,29 @@ async fn bad_commercial_content_is_refused(app: TestApp) {
         ("reseller_id", json!(999_999), 422),
         ("notice_urls", json!(["ftp://example.org/notice"]), 422),
         ("extension_options", json!([{"months": 0, "decide_by": "2026-01-01"}]), 422),
-        ("extension_options", json!([{"months": 6, "decide_by": "2026-01-01", "decided_on": "2025-12-01"}]), 422),
+        (
+            "extension_options",
+            json!([{"months": 6, "decide_by": "2026-01-01", "decided_on": "2025-12-01"}]),
+            422,
+        ),
         ("extension_options", json!([{"months": 6, "decide_by": "2026-01-01", "decision": "maybe"}]), 422),
         ("extension_options", json!([{"months": 6, "decide_by": "2026-01-01", "why": "unknown"}]), 422),
     ];
     for (field, value, expected) in cases {
         let mut body = base.clone();
         body[field] = value.clone();
-        let (status, problem) = status_and_json(app.post("/v1/agreements").bearer_auth(&admin).json(&body)).await;
+        let (status, problem) =
+            status_and_json(app.post("/v1/agreements").bearer_auth(&admin).json(&body)).await;
         assert_eq!(status, expected, "{field}={value}: {problem}");
         assert_eq!(problem["status"], expected, "a problem response: {problem}");
     }
-    let (_, audit) = status_and_json(app.get("/v1/audit?entity=agreement&limit=500").bearer_auth(&admin)).await;
+    let (_, audit) =
+        status_and_json(app.get("/v1/audit?entity=agreement&limit=500").bearer_auth(&admin)).await;
     let made = audit["items"].as_array().map_or(0, |items| {
-        items.iter().filter(|e| e["after_state"].as_str().is_some_and(|s| s.contains("BAD-COMMERCIAL"))).count()
+        items
+            .iter()
+            .filter(|e| e["after_state"].as_str().is_some_and(|s| s.contains("BAD-COMMERCIAL")))
+            .count()
     });
     assert_eq!(made, 0, "nothing refused was written");
 }
@@ -182,6 +205,81 @@ async fn the_agreement_page_shows_the_record_and_the_decisions_due(app: TestApp)
     assert!(page.body.contains("£163,000,000"));
     assert!(page.body.contains("Taken on 26 April 2023"), "a decided option is history, not a decision due");
     assert!(!page.body.contains("Decisions coming up"));
-    assert!(page.body.contains(r#"href="https://d3tenders.com/contract/download.php?ocid=ocds-b5fd17-46878456"#));
+    assert!(
+        page.body.contains(r#"href="https://d3tenders.com/contract/download.php?ocid=ocds-b5fd17-46878456"#)
+    );
 }
 on_both_engines!(the_agreement_page_shows_the_record_and_the_decisions_due);
+
+/// The OCDS package of every agreement, and one agreement's package: the ocid prefix, one
+/// release per agreement, the values and the parties (the schema itself is checked by
+/// tests/contract/ocds.sh against the OCDS 1.1 schemas from PyPI).
+async fn agreements_are_published_as_ocds_release_packages(app: TestApp) {
+    let (_, token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let (status, all) =
+        status_and_json(app.get("/v1/agreements?include_ended=true&limit=500").bearer_auth(&token)).await;
+    assert_eq!(status, 200);
+    let agreements = all["items"].as_array().unwrap();
+    let response = app.get("/v1/agreements/ocds").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let package: Value = response.json().await.unwrap();
+    assert_eq!(package["version"], "1.1");
+    assert_eq!(package["publisher"]["name"], "NHS England");
+    assert!(package["uri"].as_str().unwrap().ends_with("/v1/agreements/ocds"), "{}", package["uri"]);
+    let releases = package["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), agreements.len(), "one release per agreement, ended ones included");
+    let mut ocids: Vec<&str> = releases.iter().map(|r| r["ocid"].as_str().unwrap()).collect();
+    for (release, agreement) in releases.iter().zip(agreements) {
+        assert_eq!(release["ocid"], format!("ocds-xxxxxx-{}", agreement["reference"].as_str().unwrap()));
+        assert_eq!(release["tag"], json!(["contract"]));
+        assert_eq!(release["initiationType"], "tender");
+        assert_eq!(release["buyer"]["name"], "NHS England");
+        let contract = &release["contracts"][0];
+        assert_eq!(contract["awardID"], release["awards"][0]["id"]);
+        match agreement["value_minor"].as_i64() {
+            Some(pence) => {
+                assert_eq!(contract["value"]["amount"].as_f64(), Some(pence as f64 / 100.0));
+                assert_eq!(contract["value"]["currency"], "GBP");
+            }
+            None => assert!(contract.get("value").is_none(), "no value is published as none: {contract}"),
+        }
+        let expected = match agreement["status"].as_str().unwrap() {
+            "draft" => "pending",
+            "active" => "active",
+            _ => "terminated",
+        };
+        assert_eq!(contract["status"], expected);
+    }
+    ocids.sort_unstable();
+    ocids.dedup();
+    assert_eq!(ocids.len(), releases.len(), "ocids are unique");
+
+    let call_off = releases.iter().find(|r| r["ocid"] == "ocds-xxxxxx-NHSE-MS-2023-RM6068").unwrap();
+    assert_eq!(call_off["contracts"][0]["value"]["amount"], json!(774_500_000.0));
+    let parties: Vec<&str> =
+        call_off["parties"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(parties, ["NHS England", "Microsoft", "Bytes Software Services"]);
+    assert_eq!(call_off["contracts"][0]["period"]["startDate"], "2023-06-01T00:00:00Z");
+    assert_eq!(
+        call_off["contracts"][0]["period"]["endDate"], "2028-04-01T00:00:00Z",
+        "ends before 1 April's midnight"
+    );
+    assert_eq!(
+        call_off["contracts"][0]["period"]["maxExtentDate"], "2028-04-01T00:00:00Z",
+        "34 months and 24 more"
+    );
+    assert_eq!(call_off["relatedProcesses"][0]["identifier"], "RM6068");
+
+    let id = agreements.iter().find(|a| a["reference"] == "NHSE-MS-2023-RM6068").unwrap()["id"].clone();
+    let (status, one) =
+        status_and_json(app.get(&format!("/v1/agreements/{id}/ocds")).bearer_auth(&token)).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["releases"].as_array().unwrap().len(), 1);
+    assert_eq!(&one["releases"][0], call_off, "the same release alone or in the whole package");
+    let (status, problem) = status_and_json(app.get("/v1/agreements/999999/ocds").bearer_auth(&token)).await;
+    assert_eq!(status, 404, "{problem}");
+    let (status, _) = status_and_json(app.get("/v1/agreements/ocds")).await;
+    assert_eq!(status, 401, "signed in only");
+}
+on_both_engines!(agreements_are_published_as_ocds_release_packages);

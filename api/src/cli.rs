@@ -138,6 +138,18 @@ pub struct ServeOptions {
     /// Database connections in the pool.
     #[arg(long, env = "CATALOGUE_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
+    /// The OCID prefix of the agreements' OCDS releases (`ocds-` and six letters or digits). The
+    /// default is a placeholder: register the catalogue's own prefix before publishing.
+    #[arg(long, env = "CATALOGUE_OCID_PREFIX", default_value = crate::ocds::DEFAULT_OCID_PREFIX, value_parser = ocid_prefix)]
+    pub ocid_prefix: String,
+}
+
+fn ocid_prefix(text: &str) -> Result<String, String> {
+    if crate::ocds::valid_prefix(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("an OCID prefix is ocds- and six lower-case letters or digits, such as ocds-213czf".into())
+    }
 }
 
 #[derive(Args, Debug)]

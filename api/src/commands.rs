@@ -128,7 +128,8 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
         .with_read_model(model)
         .with_cors_origins(options.cors_origins)
         .with_trusted_proxies(options.trusted_proxies)
-        .with_metrics_token(options.metrics_token);
+        .with_metrics_token(options.metrics_token)
+        .with_ocid_prefix(&options.ocid_prefix);
     actix_web::rt::System::new().block_on(async move {
         server::start(listener, state, options.workers)?.await?;
         Ok(())

@@ -76,6 +76,8 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("reject_lifecycle_hold", ADMIN, None),
     rule("list_agreements", ANYONE_SIGNED_IN, None),
     rule("get_agreement", ANYONE_SIGNED_IN, None),
+    rule("list_agreements_ocds", ANYONE_SIGNED_IN, None),
+    rule("get_agreement_ocds", ANYONE_SIGNED_IN, None),
     rule("create_agreement", ADMIN, None),
     rule("update_agreement", ADMIN, None),
     rule("list_agreement_entitlements", ANYONE_SIGNED_IN, None),

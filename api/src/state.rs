@@ -42,6 +42,8 @@ pub struct AppState {
     password_workers: PasswordWorkers,
     /// Blocking threads database work may use (a semaphore does not tell its size).
     blocking_threads: usize,
+    /// The OCID prefix of the OCDS releases (`crate::ocds`).
+    pub ocid_prefix: Arc<str>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             trusted_proxies: Arc::default(),
             metrics_token: Arc::default(),
             cors_origins: Arc::default(),
+            ocid_prefix: Arc::from(crate::ocds::DEFAULT_OCID_PREFIX),
         })
     }
 
@@ -79,6 +82,11 @@ impl AppState {
 
     pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> AppState {
         self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    pub fn with_ocid_prefix(mut self, prefix: &str) -> AppState {
+        self.ocid_prefix = Arc::from(prefix);
         self
     }
 

@@ -128,7 +128,10 @@ pub struct Agreement {
     pub eligible_kinds: Vec<OrganisationKind>,
     pub source: Option<String>,
     /// The agreement's value in the currency's minor unit (pence for GBP); null when not published.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100_000_000_000_000_i64, example = 77_450_000_000_i64))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 100_000_000_000_000_i64, example = 77_450_000_000_i64)
+    )]
     pub value_minor: Option<i64>,
     /// ISO 4217 code of the value's currency.
     #[cfg_attr(feature = "openapi", schema(example = "GBP", pattern = "^[A-Z]{3}$"))]
@@ -384,8 +387,10 @@ pub fn is_currency_code(code: &str) -> bool {
 /// won and the other zero-exponent currencies, three for the dinars and rials that have them, two
 /// otherwise (the pound, the euro, the dollar).
 pub fn minor_unit_digits(currency: &str) -> u32 {
-    const NONE: [&str; 16] =
-        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"];
+    const NONE: [&str; 16] = [
+        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
+        "XOF", "XPF",
+    ];
     const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
     if NONE.contains(&currency) {
         0
@@ -412,13 +417,17 @@ impl AgreementFields {
             return Err(DbError::Invalid("currency must be an ISO 4217 code such as GBP".into()));
         }
         if self.initial_term_months.is_some_and(|m| !(1..=MAX_TERM_MONTHS).contains(&m)) {
-            return Err(DbError::Invalid(format!("initial_term_months must be between 1 and {MAX_TERM_MONTHS}")));
+            return Err(DbError::Invalid(format!(
+                "initial_term_months must be between 1 and {MAX_TERM_MONTHS}"
+            )));
         }
         if self.notice_urls.len() > MAX_NOTICES {
             return Err(DbError::Invalid(format!("at most {MAX_NOTICES} notice_urls")));
         }
         if let Some(bad) = self.notice_urls.iter().find(|u| {
-            !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 || u.contains(char::is_whitespace)
+            !(u.starts_with("https://") || u.starts_with("http://"))
+                || u.len() > 2000
+                || u.contains(char::is_whitespace)
         }) {
             return Err(DbError::Invalid(format!("notice_urls: {bad:?} is not an http(s) address")));
         }
@@ -427,7 +436,9 @@ impl AgreementFields {
         }
         for option in &self.extension_options {
             if !(1..=MAX_TERM_MONTHS).contains(&option.months) {
-                return Err(DbError::Invalid(format!("an extension's months must be between 1 and {MAX_TERM_MONTHS}")));
+                return Err(DbError::Invalid(format!(
+                    "an extension's months must be between 1 and {MAX_TERM_MONTHS}"
+                )));
             }
             if option.decided_on.is_some() && option.decision.is_none() {
                 return Err(DbError::Invalid("an extension with decided_on needs a decision".into()));
@@ -752,6 +763,11 @@ pub fn entitlements_of(
     let limit = page.limit();
     let rows = query.limit(limit + 1).load(conn)?;
     Ok(Page::from_rows(to_entitlements(conn, rows)?, limit, |e| e.id.to_string()))
+}
+
+/// When any agreement last changed; `None` when there are none.
+pub fn last_updated(conn: &mut DbConnection) -> DbResult<Option<NaiveDateTime>> {
+    Ok(agreements::table.select(diesel::dsl::max(agreements::updated_at)).first(conn)?)
 }
 
 /// Every agreement, ended ones included (for the read model).

@@ -497,8 +497,8 @@ fn insert_commercial(conn: &mut DbConnection, agreement_id: i64, seed: &SeedAgre
         )));
     }
     let reseller = seed.reseller.as_deref().map(|name| supplier_id(conn, name)).transpose()?;
-    let notices =
-        serde_json::to_string(&seed.notice_urls).map_err(|e| DbError::Internal(format!("notice_urls: {e}")))?;
+    let notices = serde_json::to_string(&seed.notice_urls)
+        .map_err(|e| DbError::Internal(format!("notice_urls: {e}")))?;
     diesel::update(agreements::table.find(agreement_id))
         .set((
             agreements::value_minor.eq(seed.value_minor),

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::NaiveDate;
 use db::agreements::{
     Agreement, AgreementFields, AgreementFilter, Entitlement, EntitlementChanges, EntitlementFields,
@@ -14,6 +14,7 @@ use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole};
 use crate::body::Json;
 use crate::error::ApiResult;
+use crate::ocds::ReleasePackage;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::products::PageQuery;
@@ -119,6 +120,104 @@ pub async fn list_agreements(
     };
     let found = state.run(move |db| db.read(|conn| db::agreements::list(conn, &filter, &page))).await?;
     Ok(web::Json(AgreementPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+/// Agreements read per batch of the streamed OCDS package.
+const OCDS_BATCH: i64 = 100;
+
+/// The address a request was made to, for a package's `uri`.
+fn requested_uri(request: &HttpRequest) -> String {
+    let info = request.connection_info();
+    format!("{}://{}{}", info.scheme(), info.host(), request.path())
+}
+
+/// Every agreement, ended ones included, as one OCDS 1.1 release package (one release per
+/// agreement, ordered by id), streamed in batches.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "list_agreements_ocds",
+    security(("bearer" = [])),
+    responses((status = 200, body = ReleasePackage, description = "An OCDS 1.1 release package"), ReadErrors)
+)]
+#[get("/agreements/ocds")]
+pub async fn list_agreements_ocds(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let published = state.run(|db| db.read(db::agreements::last_updated)).await?;
+    let head = crate::ocds::package_head(
+        &requested_uri(&request),
+        published.unwrap_or_else(|| chrono::Utc::now().naive_utc()),
+    );
+    let prefix = state.ocid_prefix.clone();
+    // A small bounded channel: the reader waits while the client is slow.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(2);
+    let db = state.db.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut text = head;
+        let mut cursor = None;
+        let mut first = true;
+        loop {
+            let filter = AgreementFilter { include_ended: true, ..AgreementFilter::default() };
+            let page = db::PageRequest { limit: Some(OCDS_BATCH), cursor: cursor.take() };
+            let found = match db.read(|conn| db::agreements::list(conn, &filter, &page)) {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::error!(%error, "OCDS package failed");
+                    let _ = sender.blocking_send(Err(std::io::Error::other("OCDS package failed")));
+                    return;
+                }
+            };
+            for agreement in &found.items {
+                if !first {
+                    text.push(',');
+                }
+                first = false;
+                match serde_json::to_string(&crate::ocds::release(agreement, &prefix)) {
+                    Ok(release) => text.push_str(&release),
+                    Err(error) => {
+                        tracing::error!(%error, "OCDS release failed");
+                        let _ = sender.blocking_send(Err(std::io::Error::other("OCDS release failed")));
+                        return;
+                    }
+                }
+            }
+            cursor = found.next_cursor;
+            if cursor.is_none() {
+                text.push_str("]}");
+            }
+            if sender.blocking_send(Ok(web::Bytes::from(std::mem::take(&mut text)))).is_err()
+                || cursor.is_none()
+            {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    Ok(HttpResponse::Ok().content_type("application/json").streaming(stream))
+}
+
+/// One agreement as an OCDS 1.1 release package holding its one release.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "get_agreement_ocds",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agreement id")),
+    responses((status = 200, body = ReleasePackage, description = "An OCDS 1.1 release package"), ReadErrors)
+)]
+#[get("/agreements/{id}/ocds")]
+pub async fn get_agreement_ocds(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+    request: HttpRequest,
+) -> ApiResult<web::Json<ReleasePackage>> {
+    let id = id.into_inner();
+    let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
+    Ok(web::Json(crate::ocds::package(&requested_uri(&request), &agreement, &state.ocid_prefix)))
 }
 
 /// One agreement.

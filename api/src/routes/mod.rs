@@ -56,6 +56,9 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(lifecycle::confirm_lifecycle_hold)
             .service(lifecycle::reject_lifecycle_hold)
             .service(agreements::list_agreements)
+            // Before `/agreements/{id}`, which would otherwise take `ocds` for an id.
+            .service(agreements::list_agreements_ocds)
+            .service(agreements::get_agreement_ocds)
             .service(agreements::create_agreement)
             .service(agreements::get_agreement)
             .service(agreements::update_agreement)

@@ -1,0 +1,402 @@
+//! Agreements published in the Open Contracting Data Standard (OCDS) 1.1: one release per
+//! agreement, in a release package. The mapping is the API's (a wire format, like the JSON the
+//! other routes serve); the data comes from `db::agreements` unchanged.
+//!
+//! The choices the standard leaves to a publisher, and why:
+//! - `ocid` is the catalogue's prefix, `-`, and the agreement's reference. The prefix comes from
+//!   `--ocid-prefix` / `CATALOGUE_OCID_PREFIX`; the default `ocds-xxxxxx` is a placeholder: a
+//!   publisher registers its own prefix with the OCDS Helpdesk before publishing for real.
+//! - One release per agreement, tagged `contract`, `initiationType` `tender` (the only value 1.1
+//!   allows). Its `id` is the reference and the record's revision, so every change is a new id;
+//!   its `date` is when the agreement last changed.
+//! - The buyer is NHS England, the catalogue's publisher: the model holds no buyer per agreement.
+//!   The supplier (the licensor) and the reseller (whom the call-off is awarded to) are both
+//!   `supplier` parties of the award.
+//! - A day ends before the next day's midnight: an agreement ending 2026-03-31 has the
+//!   `endDate` `2026-04-01T00:00:00Z`. `maxExtentDate` is the end of the initial term plus every
+//!   extension option not declined.
+//! - Values are in major units as JSON numbers (`774500000` for GBP 774.5m), from the integer
+//!   minor units the catalogue holds.
+
+use chrono::{Months, NaiveDate, NaiveDateTime, NaiveTime};
+use db::agreements::Agreement;
+use db::vocabulary::{AgreementStatus, ExtensionDecision};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The placeholder prefix: to be replaced by the prefix the OCDS Helpdesk registers.
+pub const DEFAULT_OCID_PREFIX: &str = "ocds-xxxxxx";
+pub const PUBLISHER: &str = "NHS England";
+const BUYER_ID: &str = "GB-NHS-ENGLAND";
+
+/// Whether `prefix` has the form of an OCID prefix: `ocds-` and six lower-case letters or digits.
+pub fn valid_prefix(prefix: &str) -> bool {
+    prefix.strip_prefix("ocds-").is_some_and(|rest| {
+        rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+/// An OCDS 1.1 release package.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleasePackage {
+    /// Where this package is served.
+    #[schema(format = "uri")]
+    pub uri: String,
+    /// `1.1`.
+    #[schema(example = "1.1")]
+    pub version: String,
+    /// When the newest agreement in it last changed.
+    pub published_date: String,
+    pub publisher: Publisher,
+    #[schema(min_items = 1)]
+    pub releases: Vec<Release>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Publisher {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// The prefix, `-`, and the agreement's reference.
+    #[schema(example = "ocds-xxxxxx-NHSE-MS-2023-RM6068")]
+    pub ocid: String,
+    pub id: String,
+    pub date: String,
+    /// `["contract"]`.
+    pub tag: Vec<String>,
+    /// `tender`.
+    pub initiation_type: String,
+    pub parties: Vec<Party>,
+    pub buyer: PartyReference,
+    pub awards: Vec<Award>,
+    pub contracts: Vec<Contract>,
+    /// The framework it is called off from, when there is one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub related_processes: Vec<RelatedProcess>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Party {
+    pub id: String,
+    pub name: String,
+    /// From the partyRole codelist: `buyer`, `supplier`.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartyReference {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Value {
+    /// In the currency's major units.
+    pub amount: f64,
+    /// ISO 4217.
+    pub currency: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Period {
+    pub start_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    /// The end of the initial term and every extension option not declined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_extent_date: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Award {
+    pub id: String,
+    pub title: String,
+    /// From the awardStatus codelist: `pending` for a draft agreement, `active` otherwise.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    pub suppliers: Vec<PartyReference>,
+    pub contract_period: Period,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Contract {
+    pub id: String,
+    #[serde(rename = "awardID")]
+    pub award_id: String,
+    pub title: String,
+    /// From the contractStatus codelist: draft `pending`, active `active`, expired and terminated
+    /// `terminated` (the codelist's word for a contract that has come to a close).
+    pub status: String,
+    pub period: Period,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// Its published notices, when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub documents: Vec<Document>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Document {
+    pub id: String,
+    pub title: String,
+    #[schema(format = "uri")]
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelatedProcess {
+    pub id: String,
+    /// `["framework"]`.
+    pub relationship: Vec<String>,
+    pub title: String,
+    pub identifier: String,
+}
+
+/// An instant in OCDS's form: `2023-06-01T00:00:00Z`.
+fn instant(at: NaiveDateTime) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn start_of(day: NaiveDate) -> String {
+    instant(day.and_time(NaiveTime::MIN))
+}
+
+/// The instant a day ends: the next day's midnight.
+fn end_of(day: NaiveDate) -> String {
+    start_of(day.succ_opt().unwrap_or(day))
+}
+
+fn value(agreement: &Agreement) -> Option<Value> {
+    let minor = agreement.value_minor?;
+    let (major, rest) = db::agreements::major_units(minor, &agreement.currency);
+    let scale = 10_f64.powi(db::agreements::minor_unit_digits(&agreement.currency) as i32);
+    // At most 10^14 minor units: exact in an f64 (below 2^53).
+    Some(Value { amount: major as f64 + rest as f64 / scale, currency: agreement.currency.clone() })
+}
+
+fn period(agreement: &Agreement) -> Period {
+    let initial_end = agreement
+        .initial_term_months
+        .and_then(|m| agreement.starts_on.checked_add_months(Months::new(u32::try_from(m).ok()?)));
+    let extensions: u32 = agreement
+        .extension_options
+        .iter()
+        .filter(|o| o.decision != Some(ExtensionDecision::Declined))
+        .filter_map(|o| u32::try_from(o.months).ok())
+        .sum();
+    let max_extent = initial_end
+        .filter(|_| !agreement.extension_options.is_empty())
+        .and_then(|end| end.checked_add_months(Months::new(extensions)));
+    Period {
+        start_date: start_of(agreement.starts_on),
+        end_date: agreement.ends_on.map(end_of),
+        // The initial term's end is already the next day's midnight (starts_on plus the months).
+        max_extent_date: max_extent.map(start_of),
+    }
+}
+
+fn supplier_party_id(supplier_id: i64) -> String {
+    format!("catalogue-supplier-{supplier_id}")
+}
+
+/// The release of one agreement.
+pub fn release(agreement: &Agreement, ocid_prefix: &str) -> Release {
+    let reference = &agreement.reference;
+    let buyer = PartyReference { id: BUYER_ID.into(), name: PUBLISHER.into() };
+    let mut parties =
+        vec![Party { id: buyer.id.clone(), name: buyer.name.clone(), roles: vec!["buyer".into()] }];
+    let mut suppliers = vec![PartyReference {
+        id: supplier_party_id(agreement.supplier_id),
+        name: agreement.supplier.clone(),
+    }];
+    if let (Some(id), Some(name)) = (agreement.reseller_id, &agreement.reseller)
+        && id != agreement.supplier_id
+    {
+        suppliers.push(PartyReference { id: supplier_party_id(id), name: name.clone() });
+    }
+    parties.extend(suppliers.iter().map(|s| Party {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        roles: vec!["supplier".into()],
+    }));
+    let (award_status, contract_status) = match agreement.status {
+        AgreementStatus::Draft => ("pending", "pending"),
+        AgreementStatus::Active => ("active", "active"),
+        AgreementStatus::Expired | AgreementStatus::Terminated => ("active", "terminated"),
+    };
+    let award_id = format!("{reference}-award");
+    Release {
+        ocid: format!("{ocid_prefix}-{reference}"),
+        id: format!("{reference}-{}", agreement.revision),
+        date: instant(agreement.updated_at),
+        tag: vec!["contract".into()],
+        initiation_type: "tender".into(),
+        parties,
+        buyer,
+        awards: vec![Award {
+            id: award_id.clone(),
+            title: agreement.title.clone(),
+            status: award_status.into(),
+            value: value(agreement),
+            suppliers,
+            contract_period: period(agreement),
+        }],
+        contracts: vec![Contract {
+            id: format!("{reference}-contract"),
+            award_id,
+            title: agreement.title.clone(),
+            status: contract_status.into(),
+            period: period(agreement),
+            value: value(agreement),
+            documents: agreement
+                .notice_urls
+                .iter()
+                .enumerate()
+                .map(|(n, url)| Document {
+                    id: format!("notice-{}", n + 1),
+                    title: "Published notice".into(),
+                    url: url.clone(),
+                })
+                .collect(),
+        }],
+        related_processes: agreement
+            .framework_reference
+            .iter()
+            .map(|framework| RelatedProcess {
+                id: "framework".into(),
+                relationship: vec!["framework".into()],
+                title: match &agreement.framework_lot {
+                    Some(lot) => format!("Framework {framework}, {lot}"),
+                    None => format!("Framework {framework}"),
+                },
+                identifier: framework.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The package's opening, up to and including `"releases":[`; the releases and `]}` follow.
+pub fn package_head(uri: &str, published: NaiveDateTime) -> String {
+    let head = serde_json::json!({
+        "uri": uri,
+        "version": "1.1",
+        "publishedDate": instant(published),
+        "publisher": Publisher { name: PUBLISHER.into() },
+    });
+    let text = head.to_string();
+    // The object's closing brace becomes the releases array's opening.
+    format!("{},\"releases\":[", &text[..text.len() - 1])
+}
+
+/// A package of one agreement's release.
+pub fn package(uri: &str, agreement: &Agreement, ocid_prefix: &str) -> ReleasePackage {
+    ReleasePackage {
+        uri: uri.to_owned(),
+        version: "1.1".into(),
+        published_date: instant(agreement.updated_at),
+        publisher: Publisher { name: PUBLISHER.into() },
+        releases: vec![release(agreement, ocid_prefix)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use db::vocabulary::{FundingModel, OrganisationKind};
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
+
+    fn call_off() -> Agreement {
+        Agreement {
+            id: 7,
+            supplier_id: 1,
+            supplier: "Microsoft".into(),
+            reference: "NHSE-MS-2023-RM6068".into(),
+            title: "Call-off".into(),
+            framework_reference: Some("RM6068".into()),
+            starts_on: day(2023, 6, 1),
+            ends_on: Some(day(2028, 3, 31)),
+            funding_model: FundingModel::Central,
+            status: AgreementStatus::Active,
+            ended: false,
+            eligible_kinds: vec![OrganisationKind::Trust],
+            source: None,
+            value_minor: Some(77_450_000_050),
+            currency: "GBP".into(),
+            reseller_id: Some(2),
+            reseller: Some("Bytes Software Services".into()),
+            framework_lot: None,
+            initial_term_months: Some(34),
+            notice_urls: vec!["https://example.org/notice".into()],
+            commercial_source: None,
+            extension_options: vec![db::agreements::ExtensionOption {
+                id: 1,
+                months: 24,
+                decide_by: day(2026, 3, 31),
+                decision: None,
+                decided_on: None,
+                source: None,
+            }],
+            revision: 3,
+            created_at: day(2026, 12, 3).and_time(NaiveTime::MIN),
+            updated_at: day(2026, 12, 3).and_time(NaiveTime::MIN),
+        }
+    }
+
+    #[test]
+    fn a_release_names_the_ocid_parties_value_and_periods() {
+        let release = release(&call_off(), "ocds-abc123");
+        assert_eq!(release.ocid, "ocds-abc123-NHSE-MS-2023-RM6068");
+        assert_eq!(release.id, "NHSE-MS-2023-RM6068-3");
+        let names: Vec<&str> = release.parties.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["NHS England", "Microsoft", "Bytes Software Services"]);
+        let value = release.contracts[0].value.as_ref().expect("a value");
+        assert_eq!((value.amount, value.currency.as_str()), (774_500_000.5, "GBP"));
+        let period = &release.contracts[0].period;
+        assert_eq!(
+            period.end_date.as_deref(),
+            Some("2028-04-01T00:00:00Z"),
+            "the day ends at the next midnight"
+        );
+        assert_eq!(period.max_extent_date.as_deref(), Some("2028-04-01T00:00:00Z"), "34 months and 24 more");
+        assert_eq!(release.related_processes[0].identifier, "RM6068");
+    }
+
+    #[test]
+    fn a_declined_option_does_not_extend_and_ended_agreements_are_terminated_contracts() {
+        let mut agreement = call_off();
+        agreement.extension_options[0].decision = Some(ExtensionDecision::Declined);
+        agreement.status = AgreementStatus::Expired;
+        let release = release(&agreement, DEFAULT_OCID_PREFIX);
+        assert_eq!(release.contracts[0].period.max_extent_date.as_deref(), Some("2026-04-01T00:00:00Z"));
+        assert_eq!(release.contracts[0].status, "terminated");
+        assert_eq!(release.awards[0].status, "active");
+    }
+
+    #[test]
+    fn prefixes_are_checked_and_the_package_head_opens_the_releases() {
+        assert!(valid_prefix(DEFAULT_OCID_PREFIX));
+        assert!(valid_prefix("ocds-213czf"));
+        for bad in ["ocds-", "ocds-ABCDEF", "ocds-1234567", "xyz-123456", ""] {
+            assert!(!valid_prefix(bad), "{bad}");
+        }
+        let head =
+            package_head("http://localhost/v1/agreements/ocds", day(2026, 12, 3).and_time(NaiveTime::MIN));
+        let whole: serde_json::Value =
+            serde_json::from_str(&format!("{head}]}}")).expect("the head and a closing make JSON");
+        assert_eq!(whole["version"], "1.1");
+        assert_eq!(whole["releases"], serde_json::json!([]));
+    }
+}
