@@ -30,6 +30,8 @@ pub const MAX_VALUE_MINOR: i64 = 100_000_000_000_000;
 pub const MAX_TERM_MONTHS: i32 = 1200;
 /// The most notices and extension options one agreement lists.
 pub const MAX_NOTICES: usize = 50;
+/// The most characters a notice's address holds after `http://` or `https://`.
+pub const MAX_NOTICE_CHARS: usize = 1990;
 pub const MAX_EXTENSIONS: usize = 20;
 
 #[derive(Queryable, Selectable)]
@@ -425,9 +427,8 @@ impl AgreementFields {
             return Err(DbError::Invalid(format!("at most {MAX_NOTICES} notice_urls")));
         }
         if let Some(bad) = self.notice_urls.iter().find(|u| {
-            !(u.starts_with("https://") || u.starts_with("http://"))
-                || u.len() > 2000
-                || u.contains(char::is_whitespace)
+            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or_default();
+            !(1..=MAX_NOTICE_CHARS).contains(&rest.chars().count()) || rest.contains(char::is_whitespace)
         }) {
             return Err(DbError::Invalid(format!("notice_urls: {bad:?} is not an http(s) address")));
         }

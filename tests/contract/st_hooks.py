@@ -105,6 +105,7 @@ WITH_JSON_BODY = _having(lambda operation: "application/json" in operation.get("
 INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     # References in a body: a generated id or code names no record. The server names the field.
     (r"^supplier -?\d+ does not exist$", {CREATE_AGREEMENT, CREATE_PRODUCT, UPDATE_PRODUCT}, "reference to a missing supplier"),
+    (r"^reseller -?\d+ is not a known supplier$", {CREATE_AGREEMENT, UPDATE_AGREEMENT}, "reference to a missing supplier"),
     (
         r"^product -?\d+ does not exist$",
         {CREATE_ENTITLEMENT, CREATE_PURCHASE, CREATE_RISK_ACCEPTANCE, CREATE_ASSESSMENT},
@@ -132,6 +133,11 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
         "date order across fields (and, on an update, against the stored dates)",
     ),
     (r"^an organisation cannot succeed itself$", {SUCCESSION}, "path against body"),
+    (
+        r"^an extension with decided_on needs a decision$",
+        {CREATE_AGREEMENT, UPDATE_AGREEMENT},
+        "one field of an extension option requires another",
+    ),
     (r"^requirement code [\s\S]+ appears twice$", {CREATE_STANDARD, UPDATE_VERSION}, "codes unique across requirements (uniqueItems compares whole items)"),
     # Rules on the stored state, or on today's date.
     (r"^an entitlement's dates must lie within its agreement's dates$", {CREATE_ENTITLEMENT, UPDATE_ENTITLEMENT}, "dates against the stored agreement"),

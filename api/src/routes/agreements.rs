@@ -31,9 +31,9 @@ pub struct AgreementQuery {
     #[serde(default)]
     pub include_ended: bool,
     /// Only agreements with an undecided extension option whose decision is due within this
-    /// window from today: a number of days or months, `30d`, `90d`, `12m` (1 to 3660 days or
-    /// 1 to 120 months). Options already overdue and still undecided are included.
-    #[param(value_type = Option<String>, pattern = "^[1-9][0-9]{0,3}[dm]$", example = "90d")]
+    /// window from today: a number of days or months, `30d`, `90d`, `12m` (1 to 9999 days or
+    /// 1 to 999 months). Options already overdue and still undecided are included.
+    #[param(value_type = Option<String>, pattern = "^([1-9][0-9]{0,3}d|[1-9][0-9]{0,2}m)$", example = "90d")]
     pub decision_due_within: Option<Window>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -56,11 +56,10 @@ pub enum Window {
 }
 
 impl Window {
-    pub const MAX_DAYS: u32 = 3660;
-    pub const MAX_MONTHS: u32 = 120;
+    pub const MAX_DAYS: u32 = 9999;
+    pub const MAX_MONTHS: u32 = 999;
 
     pub fn parse(text: &str) -> Option<Window> {
-        let text = text.trim();
         let (number, unit) = text.split_at(text.len().checked_sub(1)?);
         if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) || number.starts_with('0') {
             return None;
@@ -274,13 +273,23 @@ pub struct CreateAgreement {
     /// Addresses (http or https) of published notices; at most 50.
     #[serde(default)]
     #[schema(max_items = 50)]
-    pub notice_urls: Vec<String>,
+    pub notice_urls: Vec<NoticeUrl>,
     pub commercial_source: Option<String>,
     /// Options to extend; at most 20.
     #[serde(default)]
     #[schema(max_items = 20)]
     pub extension_options: Vec<ExtensionOptionInput>,
 }
+
+/// The address of a published notice: `http://` or `https://` and 1 to 1,990 characters with no
+/// white space (the data layer's rule, published here so that clients know it).
+#[derive(Deserialize, ToSchema)]
+#[schema(
+    pattern = "^https?://[^\\s\\u0085]{1,1990}$",
+    example = "https://www.find-tender.service.gov.uk/Notice/000001-2024"
+)]
+#[serde(transparent)]
+pub struct NoticeUrl(pub String);
 
 fn default_currency() -> String {
     "GBP".into()
@@ -346,7 +355,7 @@ pub async fn create_agreement(
         reseller_id: b.reseller_id,
         framework_lot: b.framework_lot,
         initial_term_months: b.initial_term_months,
-        notice_urls: b.notice_urls,
+        notice_urls: b.notice_urls.into_iter().map(|u| u.0).collect(),
         commercial_source: b.commercial_source,
         extension_options: b.extension_options.into_iter().map(Into::into).collect(),
     };
@@ -392,7 +401,7 @@ pub struct UpdateAgreement {
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 1200)]
     pub initial_term_months: Option<Option<i32>>,
     #[schema(max_items = 50)]
-    pub notice_urls: Option<Vec<String>>,
+    pub notice_urls: Option<Vec<NoticeUrl>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub commercial_source: Option<Option<String>>,
@@ -441,9 +450,11 @@ pub async fn update_agreement(
             reseller_id,
             framework_lot,
             initial_term_months,
-            notice_urls,
             commercial_source
         );
+        if let Some(urls) = b.notice_urls {
+            f.notice_urls = urls.into_iter().map(|u| u.0).collect();
+        }
         if let Some(options) = b.extension_options {
             f.extension_options = options.into_iter().map(Into::into).collect();
         }
