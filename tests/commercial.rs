@@ -281,5 +281,18 @@ async fn agreements_are_published_as_ocds_release_packages(app: TestApp) {
     assert_eq!(status, 404, "{problem}");
     let (status, _) = status_and_json(app.get("/v1/agreements/ocds")).await;
     assert_eq!(status, 401, "signed in only");
+    // `/v1/agreements/ocds` is not an agreement id: another method there is 405, not a 404.
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let response = app
+        .patch_any_version("/v1/agreements/ocds")
+        .bearer_auth(&admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    let (status, _) = status_and_json(app.get("/v1/agreements/abc").bearer_auth(&admin)).await;
+    assert_eq!(status, 404);
 }
 on_both_engines!(agreements_are_published_as_ocds_release_packages);

@@ -74,6 +74,7 @@ pub fn build_app(
     let metrics_token = state.metrics_token.clone();
     let route_table = Arc::new(RouteTable::from_document(&document));
     let document_json = Arc::new(crate::openapi::to_pretty_json(&document));
+    let path_misses = route_table.clone();
 
     app.app_data(web::Data::new(state))
         .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(json_error))
@@ -82,8 +83,11 @@ pub fn build_app(
             web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()),
         )
         .app_data(
+            // A path a handler's template took but whose parameter does not parse: a 404, or a
+            // 405 where the path is another route's (`PATCH /v1/agreements/ocds` reaches the
+            // handler of `PATCH /v1/agreements/{id}`, yet `/v1/agreements/ocds` serves GET only).
             web::PathConfig::default()
-                .error_handler(|_, _| ApiError::NotFound("no such resource".into()).into()),
+                .error_handler(move |_, request| path_misses.miss(request.method(), request.path()).into()),
         )
         .route(
             "/openapi.json",

@@ -76,7 +76,6 @@ pub struct Release {
     pub contracts: Vec<Contract>,
     /// The framework it is called off from, when there is one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(required = false)]
     pub related_processes: Vec<RelatedProcess>,
 }
 
@@ -141,7 +140,6 @@ pub struct Contract {
     pub value: Option<Value>,
     /// Its published notices, when there are any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(required = false)]
     pub documents: Vec<Document>,
 }
 

@@ -70,7 +70,16 @@ pub fn to_pretty_json(document: &utoipa::openapi::OpenApi) -> String {
 /// and property. Every other field of a response is always sent (null when empty), so
 /// [`require_sent_fields`] marks it required; these stay optional because they really can be
 /// absent. A unit test counts the attribute in the sources, so a new one cannot be missed.
-const SKIPPED_WHEN_EMPTY: &[(&str, &str)] = &[("Problem", "seats_remaining")];
+const SKIPPED_WHEN_EMPTY: &[(&str, &str)] = &[
+    ("Problem", "seats_remaining"),
+    // OCDS (`crate::ocds`): the standard's schema has no null for these, so they are left out.
+    ("Release", "relatedProcesses"),
+    ("Period", "endDate"),
+    ("Period", "maxExtentDate"),
+    ("Award", "value"),
+    ("Contract", "value"),
+    ("Contract", "documents"),
+];
 
 /// Marks every property of a response-only schema required. utoipa makes `Option<T>` fields
 /// optional, which is right for request bodies (a client may leave them out) but wrong for
@@ -315,18 +324,20 @@ impl RouteTable {
         RouteTable { routes }
     }
 
-    /// The methods served on `path`, or none when no documented path matches it.
+    /// The methods served on `path`, or none when no documented path matches it. A literal
+    /// segment outranks a parameter: `/v1/agreements/ocds` is that path, not `/v1/agreements/{id}`.
     pub fn allowed(&self, path: &str) -> Option<&[Method]> {
         let wanted: Vec<&str> = path.split('/').collect();
         self.routes
             .iter()
-            .find(|(template, _)| {
+            .filter(|(template, _)| {
                 template.len() == wanted.len()
                     && template
                         .iter()
                         .zip(&wanted)
                         .all(|(t, w)| (t.starts_with('{') && !w.is_empty()) || t == w)
             })
+            .max_by_key(|(template, _)| template.iter().filter(|t| !t.starts_with('{')).count())
             .map(|(_, methods)| methods.as_slice())
     }
 

@@ -181,6 +181,7 @@ RESOURCE_OF_SEGMENT = {
     "agreements": "agreement",
     "allocations": "allocation",
     "entitlements": "entitlement",
+    "holds": "lifecycle hold",
     "organisations": "organisation",
     "products": "product",
     "standards": "standard",
