@@ -313,7 +313,7 @@ mod tests {
     use db::vocabulary::{FundingModel, OrganisationKind};
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+        NaiveDate::from_ymd_opt(y, m, d).unwrap_or_else(|| panic!("{y}-{m}-{d} is no date"))
     }
 
     fn call_off() -> Agreement {
@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(release.id, "NHSE-MS-2023-RM6068-3");
         let names: Vec<&str> = release.parties.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["NHS England", "Microsoft", "Bytes Software Services"]);
-        let value = release.contracts[0].value.as_ref().expect("a value");
+        let value = release.contracts[0].value.as_ref().unwrap_or_else(|| panic!("no value"));
         assert_eq!((value.amount, value.currency.as_str()), (774_500_000.5, "GBP"));
         let period = &release.contracts[0].period;
         assert_eq!(
@@ -392,8 +392,8 @@ mod tests {
         }
         let head =
             package_head("http://localhost/v1/agreements/ocds", day(2026, 12, 3).and_time(NaiveTime::MIN));
-        let whole: serde_json::Value =
-            serde_json::from_str(&format!("{head}]}}")).expect("the head and a closing make JSON");
+        let whole: serde_json::Value = serde_json::from_str(&format!("{head}]}}"))
+            .unwrap_or_else(|e| panic!("the head and a closing make no JSON: {e}"));
         assert_eq!(whole["version"], "1.1");
         assert_eq!(whole["releases"], serde_json::json!([]));
     }
