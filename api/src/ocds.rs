@@ -39,7 +39,7 @@ pub fn valid_prefix(prefix: &str) -> bool {
 /// An OCDS 1.1 release package.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ReleasePackage {
+pub struct OcdsReleasePackage {
     /// Where this package is served.
     #[schema(format = "uri")]
     pub uri: String,
@@ -48,19 +48,19 @@ pub struct ReleasePackage {
     pub version: String,
     /// When the newest agreement in it last changed.
     pub published_date: String,
-    pub publisher: Publisher,
+    pub publisher: OcdsPublisher,
     #[schema(min_items = 1)]
-    pub releases: Vec<Release>,
+    pub releases: Vec<OcdsRelease>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Publisher {
+pub struct OcdsPublisher {
     pub name: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Release {
+pub struct OcdsRelease {
     /// The prefix, `-`, and the agreement's reference.
     #[schema(example = "ocds-xxxxxx-NHSE-MS-2023-RM6068")]
     pub ocid: String,
@@ -70,17 +70,17 @@ pub struct Release {
     pub tag: Vec<String>,
     /// `tender`.
     pub initiation_type: String,
-    pub parties: Vec<Party>,
-    pub buyer: PartyReference,
-    pub awards: Vec<Award>,
-    pub contracts: Vec<Contract>,
+    pub parties: Vec<OcdsParty>,
+    pub buyer: OcdsPartyReference,
+    pub awards: Vec<OcdsAward>,
+    pub contracts: Vec<OcdsContract>,
     /// The framework it is called off from, when there is one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub related_processes: Vec<RelatedProcess>,
+    pub related_processes: Vec<OcdsRelatedProcess>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Party {
+pub struct OcdsParty {
     pub id: String,
     pub name: String,
     /// From the partyRole codelist: `buyer`, `supplier`.
@@ -88,13 +88,13 @@ pub struct Party {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PartyReference {
+pub struct OcdsPartyReference {
     pub id: String,
     pub name: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Value {
+pub struct OcdsValue {
     /// In the currency's major units.
     pub amount: f64,
     /// ISO 4217.
@@ -103,7 +103,7 @@ pub struct Value {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Period {
+pub struct OcdsPeriod {
     pub start_date: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
@@ -114,20 +114,20 @@ pub struct Period {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Award {
+pub struct OcdsAward {
     pub id: String,
     pub title: String,
     /// From the awardStatus codelist: `pending` for a draft agreement, `active` otherwise.
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
-    pub suppliers: Vec<PartyReference>,
-    pub contract_period: Period,
+    pub value: Option<OcdsValue>,
+    pub suppliers: Vec<OcdsPartyReference>,
+    pub contract_period: OcdsPeriod,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Contract {
+pub struct OcdsContract {
     pub id: String,
     #[serde(rename = "awardID")]
     pub award_id: String,
@@ -135,16 +135,16 @@ pub struct Contract {
     /// From the contractStatus codelist: draft `pending`, active `active`, expired and terminated
     /// `terminated` (the codelist's word for a contract that has come to a close).
     pub status: String,
-    pub period: Period,
+    pub period: OcdsPeriod,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
+    pub value: Option<OcdsValue>,
     /// Its published notices, when there are any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub documents: Vec<Document>,
+    pub documents: Vec<OcdsDocument>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Document {
+pub struct OcdsDocument {
     pub id: String,
     pub title: String,
     #[schema(format = "uri")]
@@ -152,7 +152,7 @@ pub struct Document {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RelatedProcess {
+pub struct OcdsRelatedProcess {
     pub id: String,
     /// `["framework"]`.
     pub relationship: Vec<String>,
@@ -174,15 +174,15 @@ fn end_of(day: NaiveDate) -> String {
     start_of(day.succ_opt().unwrap_or(day))
 }
 
-fn value(agreement: &Agreement) -> Option<Value> {
+fn value(agreement: &Agreement) -> Option<OcdsValue> {
     let minor = agreement.value_minor?;
     let (major, rest) = db::agreements::major_units(minor, &agreement.currency);
     let scale = 10_f64.powi(db::agreements::minor_unit_digits(&agreement.currency) as i32);
     // At most 10^14 minor units: exact in an f64 (below 2^53).
-    Some(Value { amount: major as f64 + rest as f64 / scale, currency: agreement.currency.clone() })
+    Some(OcdsValue { amount: major as f64 + rest as f64 / scale, currency: agreement.currency.clone() })
 }
 
-fn period(agreement: &Agreement) -> Period {
+fn period(agreement: &Agreement) -> OcdsPeriod {
     let initial_end = agreement
         .initial_term_months
         .and_then(|m| agreement.starts_on.checked_add_months(Months::new(u32::try_from(m).ok()?)));
@@ -195,7 +195,7 @@ fn period(agreement: &Agreement) -> Period {
     let max_extent = initial_end
         .filter(|_| !agreement.extension_options.is_empty())
         .and_then(|end| end.checked_add_months(Months::new(extensions)));
-    Period {
+    OcdsPeriod {
         start_date: start_of(agreement.starts_on),
         end_date: agreement.ends_on.map(end_of),
         // The initial term's end is already the next day's midnight (starts_on plus the months).
@@ -208,21 +208,21 @@ fn supplier_party_id(supplier_id: i64) -> String {
 }
 
 /// The release of one agreement.
-pub fn release(agreement: &Agreement, ocid_prefix: &str) -> Release {
+pub fn release(agreement: &Agreement, ocid_prefix: &str) -> OcdsRelease {
     let reference = &agreement.reference;
-    let buyer = PartyReference { id: BUYER_ID.into(), name: PUBLISHER.into() };
+    let buyer = OcdsPartyReference { id: BUYER_ID.into(), name: PUBLISHER.into() };
     let mut parties =
-        vec![Party { id: buyer.id.clone(), name: buyer.name.clone(), roles: vec!["buyer".into()] }];
-    let mut suppliers = vec![PartyReference {
+        vec![OcdsParty { id: buyer.id.clone(), name: buyer.name.clone(), roles: vec!["buyer".into()] }];
+    let mut suppliers = vec![OcdsPartyReference {
         id: supplier_party_id(agreement.supplier_id),
         name: agreement.supplier.clone(),
     }];
     if let (Some(id), Some(name)) = (agreement.reseller_id, &agreement.reseller)
         && id != agreement.supplier_id
     {
-        suppliers.push(PartyReference { id: supplier_party_id(id), name: name.clone() });
+        suppliers.push(OcdsPartyReference { id: supplier_party_id(id), name: name.clone() });
     }
-    parties.extend(suppliers.iter().map(|s| Party {
+    parties.extend(suppliers.iter().map(|s| OcdsParty {
         id: s.id.clone(),
         name: s.name.clone(),
         roles: vec!["supplier".into()],
@@ -233,7 +233,7 @@ pub fn release(agreement: &Agreement, ocid_prefix: &str) -> Release {
         AgreementStatus::Expired | AgreementStatus::Terminated => ("active", "terminated"),
     };
     let award_id = format!("{reference}-award");
-    Release {
+    OcdsRelease {
         ocid: format!("{ocid_prefix}-{reference}"),
         id: format!("{reference}-{}", agreement.revision),
         date: instant(agreement.updated_at),
@@ -241,7 +241,7 @@ pub fn release(agreement: &Agreement, ocid_prefix: &str) -> Release {
         initiation_type: "tender".into(),
         parties,
         buyer,
-        awards: vec![Award {
+        awards: vec![OcdsAward {
             id: award_id.clone(),
             title: agreement.title.clone(),
             status: award_status.into(),
@@ -249,7 +249,7 @@ pub fn release(agreement: &Agreement, ocid_prefix: &str) -> Release {
             suppliers,
             contract_period: period(agreement),
         }],
-        contracts: vec![Contract {
+        contracts: vec![OcdsContract {
             id: format!("{reference}-contract"),
             award_id,
             title: agreement.title.clone(),
@@ -260,7 +260,7 @@ pub fn release(agreement: &Agreement, ocid_prefix: &str) -> Release {
                 .notice_urls
                 .iter()
                 .enumerate()
-                .map(|(n, url)| Document {
+                .map(|(n, url)| OcdsDocument {
                     id: format!("notice-{}", n + 1),
                     title: "Published notice".into(),
                     url: url.clone(),
@@ -270,7 +270,7 @@ pub fn release(agreement: &Agreement, ocid_prefix: &str) -> Release {
         related_processes: agreement
             .framework_reference
             .iter()
-            .map(|framework| RelatedProcess {
+            .map(|framework| OcdsRelatedProcess {
                 id: "framework".into(),
                 relationship: vec!["framework".into()],
                 title: match &agreement.framework_lot {
@@ -289,7 +289,7 @@ pub fn package_head(uri: &str, published: NaiveDateTime) -> String {
         "uri": uri,
         "version": "1.1",
         "publishedDate": instant(published),
-        "publisher": Publisher { name: PUBLISHER.into() },
+        "publisher": OcdsPublisher { name: PUBLISHER.into() },
     });
     let text = head.to_string();
     // The object's closing brace becomes the releases array's opening.
@@ -297,12 +297,12 @@ pub fn package_head(uri: &str, published: NaiveDateTime) -> String {
 }
 
 /// A package of one agreement's release.
-pub fn package(uri: &str, agreement: &Agreement, ocid_prefix: &str) -> ReleasePackage {
-    ReleasePackage {
+pub fn package(uri: &str, agreement: &Agreement, ocid_prefix: &str) -> OcdsReleasePackage {
+    OcdsReleasePackage {
         uri: uri.to_owned(),
         version: "1.1".into(),
         published_date: instant(agreement.updated_at),
-        publisher: Publisher { name: PUBLISHER.into() },
+        publisher: OcdsPublisher { name: PUBLISHER.into() },
         releases: vec![release(agreement, ocid_prefix)],
     }
 }

@@ -73,12 +73,12 @@ pub fn to_pretty_json(document: &utoipa::openapi::OpenApi) -> String {
 const SKIPPED_WHEN_EMPTY: &[(&str, &str)] = &[
     ("Problem", "seats_remaining"),
     // OCDS (`crate::ocds`): the standard's schema has no null for these, so they are left out.
-    ("Release", "relatedProcesses"),
-    ("Period", "endDate"),
-    ("Period", "maxExtentDate"),
-    ("Award", "value"),
-    ("Contract", "value"),
-    ("Contract", "documents"),
+    ("OcdsRelease", "relatedProcesses"),
+    ("OcdsPeriod", "endDate"),
+    ("OcdsPeriod", "maxExtentDate"),
+    ("OcdsAward", "value"),
+    ("OcdsContract", "value"),
+    ("OcdsContract", "documents"),
 ];
 
 /// Marks every property of a response-only schema required. utoipa makes `Option<T>` fields

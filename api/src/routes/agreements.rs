@@ -14,7 +14,7 @@ use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole};
 use crate::body::Json;
 use crate::error::ApiResult;
-use crate::ocds::ReleasePackage;
+use crate::ocds::OcdsReleasePackage;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::products::PageQuery;
@@ -136,7 +136,7 @@ fn requested_uri(request: &HttpRequest) -> String {
     tag = "agreements",
     operation_id = "list_agreements_ocds",
     security(("bearer" = [])),
-    responses((status = 200, body = ReleasePackage, description = "An OCDS 1.1 release package"), ReadErrors)
+    responses((status = 200, body = OcdsReleasePackage, description = "An OCDS 1.1 release package"), ReadErrors)
 )]
 #[get("/agreements/ocds")]
 pub async fn list_agreements_ocds(
@@ -205,7 +205,7 @@ pub async fn list_agreements_ocds(
     operation_id = "get_agreement_ocds",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Agreement id")),
-    responses((status = 200, body = ReleasePackage, description = "An OCDS 1.1 release package"), ReadErrors)
+    responses((status = 200, body = OcdsReleasePackage, description = "An OCDS 1.1 release package"), ReadErrors)
 )]
 #[get("/agreements/{id}/ocds")]
 pub async fn get_agreement_ocds(
@@ -213,7 +213,7 @@ pub async fn get_agreement_ocds(
     _user: Authorised<AnyRole>,
     id: web::Path<i64>,
     request: HttpRequest,
-) -> ApiResult<web::Json<ReleasePackage>> {
+) -> ApiResult<web::Json<OcdsReleasePackage>> {
     let id = id.into_inner();
     let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
     Ok(web::Json(crate::ocds::package(&requested_uri(&request), &agreement, &state.ocid_prefix)))
