@@ -11,6 +11,7 @@ pub mod coverage;
 pub mod error;
 pub mod guidance;
 pub mod ledger;
+pub mod ods;
 pub mod organisations;
 pub mod page;
 pub mod products;
