@@ -49,6 +49,28 @@ pub enum Command {
     /// Manage users from the console (for the first admin, or when locked out).
     #[command(subcommand)]
     User(UserCommand),
+    /// Organisations from the Organisation Data Service (ODS), the source that owns them.
+    #[command(subcommand)]
+    Ods(OdsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OdsCommand {
+    /// Import an ODS national file: add, rename, re-parent and close organisations in one audited
+    /// transaction. Codes the catalogue knows but the file does not are reported, never removed.
+    Import(OdsImportOptions),
+}
+
+#[derive(Args, Debug)]
+pub struct OdsImportOptions {
+    /// The file, in its published CSV layout (no header row, every field quoted).
+    pub file: std::path::PathBuf,
+    /// Which ODS file it is: etr (NHS trusts).
+    #[arg(long, default_value = "etr", value_parser = ["etr"])]
+    pub kind: String,
+    /// Print what the import would add, rename, re-parent and close, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]
