@@ -487,3 +487,36 @@ fn update(conn: &mut DbConnection, code: &str, target: &Target) -> DbResult<()> 
         .execute(conn)?;
     Ok(())
 }
+
+/// For the shipped seeds: adds every open organisation of the file that the catalogue does not
+/// hold, and lets ODS take over the hand-checked records it lists, filling in their region code,
+/// parent, postcode and open date while keeping their names, regions, exemplar flags and closure
+/// as they were checked. Returns how many organisations it added; a repeat adds and changes
+/// nothing.
+pub(crate) fn seed(conn: &mut DbConnection, kind: OdsFileKind, records: &[OdsRecord]) -> DbResult<usize> {
+    let known: BTreeMap<String, Organisation> =
+        organisations::all(conn)?.into_iter().map(|o| (o.code.clone(), o)).collect();
+    let mut added = 0;
+    for record in records {
+        match known.get(&record.code) {
+            None if record.closed_on.is_none() => {
+                insert(conn, kind, &record.code, &Target::from_record(kind, record, None))?;
+                added += 1;
+            }
+            None => {}
+            Some(existing) if existing.ods_file.is_none() => {
+                diesel::update(table::table.find(&record.code))
+                    .set((
+                        table::region_code.eq(&record.region_code),
+                        table::parent_code.eq(&record.parent_code),
+                        table::postcode.eq(&record.postcode),
+                        table::opened_on.eq(record.opened_on),
+                        table::ods_file.eq(kind.as_str()),
+                    ))
+                    .execute(conn)?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(added)
+}

@@ -15,6 +15,8 @@ const PRODUCTS: &str = include_str!("../../seeds/products.json");
 const AGREEMENTS: &str = include_str!("../../seeds/agreements.json");
 const STANDARDS: &str = include_str!("../../seeds/standards.json");
 const ADVISORIES: &str = include_str!("../../seeds/advisories.json");
+/// ODS's national file of NHS trusts, as published in 2026 (see seeds/README.md).
+const ODS_TRUSTS: &[u8] = include_bytes!("../../seeds/ods/etr.csv");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,6 +164,7 @@ pub fn load_shipped(db: &Database, progress: &mut dyn FnMut(usize, usize)) -> Db
     let agreements: Vec<SeedAgreement> = parse("agreements", AGREEMENTS)?;
     let standards: Vec<SeedStandard> = parse("standards", STANDARDS)?;
     let advisories: Vec<SeedAdvisory> = parse("advisories", ADVISORIES)?;
+    let trusts = crate::ods::parse(crate::ods::OdsFileKind::Etr, ODS_TRUSTS)?;
     let total = organisations.len() + products.len() + agreements.len() + standards.len() + advisories.len();
 
     db.write(&Actor::system("seed"), |conn| {
@@ -175,6 +178,7 @@ pub fn load_shipped(db: &Database, progress: &mut dyn FnMut(usize, usize)) -> Db
             counts.organisations += insert_organisation(conn, organisation)?;
             step(&mut done);
         }
+        counts.organisations += crate::ods::seed(conn, crate::ods::OdsFileKind::Etr, &trusts)?;
         for product in &products {
             counts.products += insert_product(conn, product)?;
             step(&mut done);
