@@ -9,6 +9,7 @@ mod coverage_rules;
 mod foundation;
 mod ledger;
 mod module_cycles;
+mod ods;
 mod openapi_contract;
 mod query_counts;
 mod read_model;
