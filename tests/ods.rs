@@ -332,4 +332,62 @@ async fn organisations_are_listed_by_parent_and_region_code(app: TestApp) {
     assert_eq!(codes(&by_code), codes(&by_name), "every trust of the region has both");
 }
 
-on_both_engines!(hand_edits_to_what_ods_owns_are_refused, organisations_are_listed_by_parent_and_region_code);
+async fn post_file(app: &TestApp, token: &str, query: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let request = app
+        .post(&format!("/v1/ods/imports{query}"))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body.to_owned());
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+fn app_events(app: &TestApp) -> i64 {
+    app.with_connection(|conn| db::audit::count(conn).unwrap())
+}
+
+/// `POST /v1/ods/imports`: admins only (the route matrix proves every role), a dry run writes
+/// nothing, a bad file or body is refused whole.
+async fn admins_import_an_ods_file_over_http(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    assert_eq!(post_file(&app, &auditor, "", "text/csv", ETR).await.0, 403);
+
+    let events = app_events(&app);
+    let (status, dry) = post_file(&app, &admin, "?dry_run=true", "text/csv", ETR).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        (dry["dry_run"].clone(), dry["records"].clone(), dry["open_records"].clone()),
+        (json!(true), json!(ROWS), json!(OPEN))
+    );
+    assert_eq!(dry["added"].as_array().unwrap().len(), ROWS - OPEN - 2);
+    assert_eq!(app_events(&app), events, "a dry run writes nothing");
+
+    for (query, content_type, body, expected, says) in [
+        ("", "application/json", "{}", 415, "text/csv"),
+        ("", "text/csv", "\"RR8\",\"LEEDS\"\r\n", 422, "line 1: 2 fields"),
+        ("?kind=epraccur", "text/csv", ETR, 400, "epraccur"),
+        ("?colour=blue", "text/csv", ETR, 400, "colour"),
+    ] {
+        let (status, problem) = post_file(&app, &admin, query, content_type, body).await;
+        assert_eq!(status, expected, "{query} {content_type}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().contains(says), "{problem}");
+    }
+    assert_eq!(app_events(&app), events, "refused files write nothing");
+
+    let (status, done) = post_file(&app, &admin, "?kind=etr", "text/csv; charset=utf-8", ETR).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(done["added"], dry["added"], "the import did what the dry run said");
+    assert_eq!(done["renamed"], dry["renamed"]);
+    let (_, again) = post_file(&app, &admin, "", "text/csv", ETR).await;
+    assert_eq!(again["unchanged"], ROWS);
+    let salford = app.get("/v1/organisations/RM3").bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(salford.json::<Value>().await.unwrap()["name"], "NORTHERN CARE ALLIANCE NHS FOUNDATION TRUST");
+}
+
+on_both_engines!(
+    hand_edits_to_what_ods_owns_are_refused,
+    organisations_are_listed_by_parent_and_region_code,
+    admins_import_an_ods_file_over_http,
+);
