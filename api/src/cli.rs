@@ -52,6 +52,9 @@ pub enum Command {
     /// Release lifecycle dates from endoflife.date: sync them, and decide the dates held for an admin.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Organisations from the Organisation Data Service (ODS), the source that owns them.
+    #[command(subcommand)]
+    Ods(OdsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +92,25 @@ pub struct LifecycleSyncOptions {
     /// Attempts per document: timeouts, refused connections, 5xx and 429 are tried again.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub attempts: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OdsCommand {
+    /// Import an ODS national file: add, rename, re-parent and close organisations in one audited
+    /// transaction. Codes the catalogue knows but the file does not are reported, never removed.
+    Import(OdsImportOptions),
+}
+
+#[derive(Args, Debug)]
+pub struct OdsImportOptions {
+    /// The file, in its published CSV layout (no header row, every field quoted).
+    pub file: std::path::PathBuf,
+    /// Which ODS file it is: etr (NHS trusts).
+    #[arg(long, default_value = "etr", value_parser = ["etr"])]
+    pub kind: String,
+    /// Print what the import would add, rename, re-parent and close, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]
