@@ -584,7 +584,26 @@ async fn the_start_page_leads_with_the_action(app: TestApp) {
     assert!(!both.body.contains("app-action"), "no answer is given for the first match");
 }
 
+async fn a_periodic_sync_runs_on_one_instance_at_a_time(app: TestApp) {
+    let other = catalogue_tests::second_instance(&app);
+    let key = api::lifecycle_feed::PERIODIC_SYNC_LOCK;
+    let ran_inside = app
+        .db()
+        .run_alone(key, || other.db().run_alone(key, || "the other instance ran too").unwrap())
+        .unwrap()
+        .expect("the first instance runs");
+    match app.engine {
+        // Two instances on PostgreSQL: the second finds the lock held and skips.
+        db::Engine::Postgres => assert_eq!(ran_inside, None),
+        // The embedded default is one instance: nothing to exclude.
+        db::Engine::Sqlite => assert_eq!(ran_inside, Some("the other instance ran too")),
+    }
+    // Released afterwards: the other instance runs the next one.
+    assert_eq!(other.db().run_alone(key, || 7).unwrap(), Some(7));
+}
+
 on_both_engines!(
+    a_periodic_sync_runs_on_one_instance_at_a_time,
     the_start_page_leads_with_the_action,
     shipped_releases_carry_the_documents_dates,
     the_action_follows_each_release_around_its_ends,

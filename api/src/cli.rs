@@ -160,6 +160,13 @@ pub struct ServeOptions {
     /// Database connections in the pool.
     #[arg(long, env = "CATALOGUE_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
+    /// Sync release lifecycles from endoflife.date every N hours (24 for daily; 0, the default,
+    /// for never). With several instances on PostgreSQL, one runs each sync (an advisory lock).
+    #[arg(long, env = "CATALOGUE_LIFECYCLE_SYNC_HOURS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=8760))]
+    pub lifecycle_sync_hours: u64,
+    /// The endoflife.date API v1 base address the periodic sync reads.
+    #[arg(long, env = "CATALOGUE_ENDOFLIFE_URL", default_value = crate::lifecycle_feed::ENDOFLIFE_API)]
+    pub endoflife_api: String,
 }
 
 #[derive(Args, Debug)]

@@ -123,6 +123,10 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let model = std::sync::Arc::new(db::read_model::ReadModel::load(&db).map_err(|e| anyhow!("{e}"))?);
     let _poller = db::read_model::Poller::start(db.clone(), model.clone());
+    if options.lifecycle_sync_hours > 0 {
+        let every = std::time::Duration::from_secs(options.lifecycle_sync_hours * 3600);
+        crate::lifecycle_feed::start_periodic_sync(db.clone(), options.endoflife_api.clone(), every)?;
+    }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
     let state = AppState::new(db, auth)?
