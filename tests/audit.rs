@@ -535,6 +535,22 @@ async fn every_write_route_is_audited_exactly_once(app: TestApp) {
         call("reject_lifecycle_hold", "POST", format!("/v1/lifecycle/holds/{}/reject", holds[1]), json!({})),
     )
     .await;
+    // An ODS import writes an event for each organisation it changes and one for the import
+    // itself: a file whose one change is a new name for RR8 adds two. A file it cannot read adds
+    // none.
+    let leeds = include_str!("../seeds/ods/etr.csv").lines().find(|l| l.starts_with("\"RR8\",")).unwrap();
+    let renamed =
+        leeds.replace("LEEDS TEACHING HOSPITALS NHS TRUST", "LEEDS TEACHING HOSPITALS NHS FT") + "\r\n";
+    let before = event_count(&app);
+    for (body, status, added) in [(leeds.replace("\"RR8\"", "\"R R8\""), 422, 0), (renamed, 200, 2)] {
+        let request =
+            app.post("/v1/ods/imports").bearer_auth(a.1).header("content-type", "text/csv").body(body);
+        assert_eq!(request.send().await.unwrap().status().as_u16(), status);
+        assert_eq!(event_count(&app), before + added, "create_ods_import: events of a {status}");
+    }
+    let event = newest_event(&app);
+    assert_eq!((event.actor_user_id, event.entity.as_str()), (Some(a.0.id), "ods_import"));
+    walked.push("create_ods_import");
 
     // Every write operation of the document was walked, or is listed as not audited with a reason.
     let document = serde_json::to_value(api::app::openapi_document()).unwrap();

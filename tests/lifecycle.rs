@@ -101,9 +101,11 @@ async fn shipped_releases_carry_the_documents_dates(app: TestApp) {
 
 async fn the_action_follows_each_release_around_its_ends(app: TestApp) {
     let (_, token) = app.sign_in(Role::Admin, None).await;
-    for sku in
-        ["MS-WIN10-ENT", "MS-WIN11-ENT", "MS-WIN7-ENT", "MS-WS2012R2-STD", "MS-WS2016-STD", "MS-SQL2005-STD"]
-    {
+    // Every shipped product with releases (seeds/lifecycle.json), every release, the day before,
+    // of and after each end it has.
+    let shipped: Value = serde_json::from_str(include_str!("../seeds/lifecycle.json")).unwrap();
+    for entry in shipped.as_array().unwrap() {
+        let sku = entry["sku"].as_str().unwrap();
         let id = product_id(&app, sku);
         let releases: Value = app
             .get(&format!("/v1/products/{id}/releases"))
@@ -192,6 +194,20 @@ async fn the_headline_cases_read_as_what_to_do(app: TestApp) {
     assert!(answer["action"]["reason"].as_str().unwrap().contains("risk acceptance"));
     // The old decision field is unchanged in meaning: nothing licensed, so not "licensed".
     assert_ne!(answer["decision"], "nationally_licensed");
+
+    // A product with no releases: its own dates decide (ExampleScan CT's extended support ended
+    // on 2020-10-13).
+    let scanner = product_id(&app, "EXIMG-CTWS-4");
+    let answer = coverage(&app, &token, &format!("product={scanner}&on=2026-12-03")).await;
+    assert_eq!(answer["action"]["code"], "do_not_buy_unsupported", "{answer}");
+    assert_eq!(answer["action"]["release"], Value::Null);
+    assert_eq!(answer["action"]["rests_on"], "2020-10-13");
+    let answer = coverage(&app, &token, &format!("product={scanner}&on=2019-12-01")).await;
+    assert_ne!(answer["action"]["code"], "do_not_buy_unsupported", "{answer}");
+    assert!(
+        answer["action"]["reason"].as_str().unwrap().contains("2020-10-13"),
+        "ending within 12 months is said"
+    );
 
     // A release asked for by name that has ended, while a newer one is supported: move to it.
     let answer = coverage(&app, &token, &format!("product={windows_11}&release=23H2&on=2026-12-03")).await;
@@ -584,7 +600,26 @@ async fn the_start_page_leads_with_the_action(app: TestApp) {
     assert!(!both.body.contains("app-action"), "no answer is given for the first match");
 }
 
+async fn a_periodic_sync_runs_on_one_instance_at_a_time(app: TestApp) {
+    let other = catalogue_tests::second_instance(&app);
+    let key = api::lifecycle_feed::PERIODIC_SYNC_LOCK;
+    let ran_inside = app
+        .db()
+        .run_alone(key, || other.db().run_alone(key, || "the other instance ran too").unwrap())
+        .unwrap()
+        .expect("the first instance runs");
+    match app.engine {
+        // Two instances on PostgreSQL: the second finds the lock held and skips.
+        db::Engine::Postgres => assert_eq!(ran_inside, None),
+        // The embedded default is one instance: nothing to exclude.
+        db::Engine::Sqlite => assert_eq!(ran_inside, Some("the other instance ran too")),
+    }
+    // Released afterwards: the other instance runs the next one.
+    assert_eq!(other.db().run_alone(key, || 7).unwrap(), Some(7));
+}
+
 on_both_engines!(
+    a_periodic_sync_runs_on_one_instance_at_a_time,
     the_start_page_leads_with_the_action,
     shipped_releases_carry_the_documents_dates,
     the_action_follows_each_release_around_its_ends,
@@ -594,3 +629,51 @@ on_both_engines!(
     a_failing_or_slow_server_changes_nothing,
     admins_edit_the_mapping_and_nobody_else,
 );
+
+/// A catalogue made before releases existed keeps its product-level dates: the migration copies
+/// them into one release per product (nothing is lost, and the action has something to decide on).
+fn product_dates_survive_the_move_to_releases(engine: db::Engine) {
+    use diesel::prelude::*;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("../db/migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("../db/migrations/postgres");
+    let Some(test) = catalogue_tests::empty_database(engine) else { return };
+    let migrations = || match engine {
+        db::Engine::Sqlite => SQLITE,
+        db::Engine::Postgres => POSTGRES,
+    };
+    let mut conn = test.db.connection().unwrap();
+    let conn: &mut db::DbConnection = &mut conn;
+    conn.run_pending_migrations(migrations()).unwrap();
+    // Back to the schema before releases.
+    while conn.applied_migrations().unwrap().iter().any(|v| v.to_string().contains("000010")) {
+        conn.revert_last_migration(migrations()).unwrap();
+    }
+    diesel::sql_query("INSERT INTO suppliers (id, name) VALUES (1, 'Old Supplier')").execute(conn).unwrap();
+    diesel::sql_query(
+        "INSERT INTO products (id, supplier_id, name, edition, version, category, mainstream_support_ends_on, \
+         extended_support_ends_on) VALUES (1, 1, 'Old OS', 'Pro', '5.1', 'operating-system', '2009-04-14', '2014-04-08'), \
+         (2, 1, 'Undated OS', '', '', 'operating-system', NULL, NULL)",
+    )
+    .execute(conn)
+    .unwrap();
+    conn.run_pending_migrations(migrations()).unwrap();
+    let releases = db::releases::all(conn).unwrap();
+    let old = &releases[&1];
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].name, "5.1");
+    assert_eq!(old[0].active_support_ends_on, Some(day("2009-04-14")));
+    assert_eq!(old[0].security_support_ends_on, Some(day("2014-04-08")));
+    assert!(!releases.contains_key(&2), "a product with no dates gets no release");
+    assert_eq!(old[0].status(day("2026-12-03")), db::vocabulary::ReleaseStatus::Unsupported);
+}
+
+#[test]
+fn product_dates_survive_the_move_to_releases_sqlite() {
+    product_dates_survive_the_move_to_releases(db::Engine::Sqlite);
+}
+
+#[test]
+fn product_dates_survive_the_move_to_releases_postgres() {
+    product_dates_survive_the_move_to_releases(db::Engine::Postgres);
+}

@@ -11,6 +11,7 @@ mod foundation;
 mod ledger;
 mod lifecycle;
 mod module_cycles;
+mod ods;
 mod openapi_contract;
 mod query_counts;
 mod read_model;

@@ -107,6 +107,12 @@ fn expired_token(app: &TestApp, user_id: i64) -> String {
 
 async fn every_route_denies_by_default(app: TestApp) {
     let operations = operations();
+    // Routes added since the matrix was written are in it because the document lists them; the
+    // ODS import (a text/csv body, which the matrix's JSON body makes a 415 for admins) is named
+    // here so that it cannot drop out unnoticed.
+    let ods_import =
+        operations.iter().find(|o| o.id == "create_ods_import").expect("the ODS import is documented");
+    assert!(matches!(&ods_import.access, Access::Roles(roles) if roles == &[Admin]), "admins only");
     let (admin, admin_token) = app.sign_in(Admin, None).await;
     let (_, auditor_token) = app.sign_in(Auditor, None).await;
     let (_, officer_token) = app.sign_in(Officer, Some("RR8")).await;

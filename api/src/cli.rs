@@ -52,6 +52,9 @@ pub enum Command {
     /// Release lifecycle dates from endoflife.date: sync them, and decide the dates held for an admin.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Organisations from the Organisation Data Service (ODS), the source that owns them.
+    #[command(subcommand)]
+    Ods(OdsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +92,25 @@ pub struct LifecycleSyncOptions {
     /// Attempts per document: timeouts, refused connections, 5xx and 429 are tried again.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub attempts: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OdsCommand {
+    /// Import an ODS national file: add, rename, re-parent and close organisations in one audited
+    /// transaction. Codes the catalogue knows but the file does not are reported, never removed.
+    Import(OdsImportOptions),
+}
+
+#[derive(Args, Debug)]
+pub struct OdsImportOptions {
+    /// The file, in its published CSV layout (no header row, every field quoted).
+    pub file: std::path::PathBuf,
+    /// Which ODS file it is: etr (NHS trusts).
+    #[arg(long, default_value = "etr", value_parser = ["etr"])]
+    pub kind: String,
+    /// Print what the import would add, rename, re-parent and close, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,6 +160,13 @@ pub struct ServeOptions {
     /// Database connections in the pool.
     #[arg(long, env = "CATALOGUE_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
+    /// Sync release lifecycles from endoflife.date every N hours (24 for daily; 0, the default,
+    /// for never). With several instances on PostgreSQL, one runs each sync (an advisory lock).
+    #[arg(long, env = "CATALOGUE_LIFECYCLE_SYNC_HOURS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=8760))]
+    pub lifecycle_sync_hours: u64,
+    /// The endoflife.date API v1 base address the periodic sync reads.
+    #[arg(long, env = "CATALOGUE_ENDOFLIFE_URL", default_value = crate::lifecycle_feed::ENDOFLIFE_API)]
+    pub endoflife_api: String,
     /// The OCID prefix of the agreements' OCDS releases (`ocds-` and six letters or digits). The
     /// default is a placeholder: register the catalogue's own prefix before publishing.
     #[arg(long, env = "CATALOGUE_OCID_PREFIX", default_value = crate::ocds::DEFAULT_OCID_PREFIX, value_parser = ocid_prefix)]

@@ -6,8 +6,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::auth::{AuthConfig, password, secret};
 use crate::cli::{
-    Cli, Command, LifecycleCommand, LifecycleSyncOptions, SeedOptions, ServeOptions, UserAddOptions,
-    UserCommand,
+    Cli, Command, LifecycleCommand, LifecycleSyncOptions, OdsCommand, OdsImportOptions, SeedOptions,
+    ServeOptions, UserAddOptions, UserCommand,
 };
 use crate::server;
 use crate::state::AppState;
@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lifecycle(LifecycleCommand::Holds { all }) => lifecycle_holds(&database_url, all),
         Command::Lifecycle(LifecycleCommand::Confirm { id }) => decide_hold(&database_url, id, true),
         Command::Lifecycle(LifecycleCommand::Reject { id }) => decide_hold(&database_url, id, false),
+        Command::Ods(OdsCommand::Import(options)) => ods_import(&database_url, options),
     }
 }
 
@@ -122,6 +123,10 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let model = std::sync::Arc::new(db::read_model::ReadModel::load(&db).map_err(|e| anyhow!("{e}"))?);
     let _poller = db::read_model::Poller::start(db.clone(), model.clone());
+    if options.lifecycle_sync_hours > 0 {
+        let every = std::time::Duration::from_secs(options.lifecycle_sync_hours * 3600);
+        crate::lifecycle_feed::start_periodic_sync(db.clone(), options.endoflife_api.clone(), every)?;
+    }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
     let state = AppState::new(db, auth)?
@@ -284,6 +289,81 @@ fn decide_hold(database_url: &str, id: i64, confirm: bool) -> anyhow::Result<()>
         .map_err(|e| anyhow!("{e}"))?;
     eprintln!("Hold {} is {}.", hold.id, hold.status);
     Ok(())
+}
+
+/// Reads and parses the file first (a bad file changes nothing), then plans or applies it. The
+/// plan goes to standard output, the progress and the summary to standard error.
+fn ods_import(database_url: &str, options: OdsImportOptions) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let kind = db::ods::OdsFileKind::parse(&options.kind)
+        .ok_or_else(|| anyhow!("unknown ODS file kind {}", options.kind))?;
+    let bytes =
+        std::fs::read(&options.file).with_context(|| format!("cannot read {}", options.file.display()))?;
+    let records = db::ods::parse(kind, &bytes).map_err(|e| anyhow!("{}: {e}", options.file.display()))?;
+    let db = server::open_database(database_url, 1)?;
+    let started = std::time::Instant::now();
+    let plan = if options.dry_run {
+        db.read(|conn| db::ods::plan(conn, kind, &records)).map_err(|e| anyhow!("{e}"))?
+    } else {
+        let bar = progress_bar("ods import");
+        let plan =
+            db::ods::apply(&db, &db::Actor::system("ods-import"), kind, &records, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })
+            .map_err(|e| anyhow!("{e}"))?;
+        bar.finish_and_clear();
+        plan
+    };
+    print!("{}", describe_plan(&plan));
+    eprintln!(
+        "{} the ODS {} file ({} records, {} open) in {:.1}s: {} added, {} renamed, {} re-parented, {} closed, \
+         {} otherwise updated, {} unchanged; {} known here but not to ODS (kept).",
+        if options.dry_run { "Dry run, nothing written: planned" } else { "Imported" },
+        kind.as_str(),
+        plan.records,
+        plan.open_records,
+        started.elapsed().as_secs_f64(),
+        plan.added.len(),
+        plan.renamed.len(),
+        plan.reparented.len(),
+        plan.closed.len(),
+        plan.updated.len(),
+        plan.unchanged,
+        plan.unknown_to_ods.len(),
+    );
+    Ok(())
+}
+
+/// One line per change, grouped by what happens.
+fn describe_plan(plan: &db::ods::ImportPlan) -> String {
+    let mut out = String::new();
+    let none = || "-".to_owned();
+    for added in &plan.added {
+        let closed = added.closed_on.map(|d| format!(" (closed {d})")).unwrap_or_default();
+        out.push_str(&format!("add        {} {}{closed}\n", added.code, added.name));
+    }
+    for change in &plan.renamed {
+        let (from, to) = (change.from.clone().unwrap_or_else(none), change.to.clone().unwrap_or_else(none));
+        out.push_str(&format!("rename     {} {from:?} -> {to:?}\n", change.code));
+    }
+    for change in &plan.reparented {
+        let (from, to) = (change.from.clone().unwrap_or_else(none), change.to.clone().unwrap_or_else(none));
+        out.push_str(&format!("re-parent  {} {from} -> {to}\n", change.code));
+    }
+    for closure in &plan.closed {
+        out.push_str(&format!("close      {} {} on {}\n", closure.code, closure.name, closure.closed_on));
+    }
+    for update in &plan.updated {
+        out.push_str(&format!("update     {} {}\n", update.code, update.fields.join(", ")));
+    }
+    for code in &plan.closed_here_open_in_ods {
+        out.push_str(&format!("kept closed {code} (closed here, open in ODS)\n"));
+    }
+    for code in &plan.unknown_to_ods {
+        out.push_str(&format!("not in ODS {code} (kept)\n"));
+    }
+    out
 }
 
 /// A progress bar on standard error; hidden when that is not a terminal (CI logs, pipes).

@@ -180,3 +180,34 @@ pub async fn sync(
     .await??;
     Ok(plan)
 }
+
+/// The advisory lock key of the periodic sync ("lifecycle" in ASCII): one instance syncs at a time.
+pub const PERIODIC_SYNC_LOCK: i64 = 0x6c69_6665_6379_636c;
+
+/// Starts a thread that syncs every `every`, on one instance at a time; each outcome is logged.
+pub fn start_periodic_sync(db: db::Database, base_url: String, every: Duration) -> std::io::Result<()> {
+    std::thread::Builder::new().name("lifecycle-sync".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(error) => return tracing::error!(%error, "the periodic lifecycle sync could not start"),
+        };
+        let source = FeedSource::Api { base_url, timeout: Duration::from_secs(20), attempts: 3 };
+        loop {
+            std::thread::sleep(every);
+            let outcome =
+                db.run_alone(PERIODIC_SYNC_LOCK, || runtime.block_on(sync(&db, &source, false, |_, _| {})));
+            match outcome {
+                Ok(Some(Ok(plan))) => tracing::info!(
+                    added = plan.count("add"),
+                    updated = plan.count("update"),
+                    held = plan.count("hold"),
+                    "lifecycle sync done"
+                ),
+                Ok(Some(Err(error))) => tracing::warn!(%error, "lifecycle sync failed; nothing changed"),
+                Ok(None) => tracing::info!("lifecycle sync running on another instance"),
+                Err(error) => tracing::warn!(%error, "lifecycle sync could not take its lock"),
+            }
+        }
+    })?;
+    Ok(())
+}

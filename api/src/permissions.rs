@@ -62,6 +62,7 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("get_organisation", ANYONE_SIGNED_IN, None),
     rule("create_organisation", ADMIN, None),
     rule("update_organisation", ADMIN, None),
+    rule("create_ods_import", ADMIN, None),
     rule("list_suppliers", ANYONE_SIGNED_IN, None),
     rule("create_supplier", ADMIN, None),
     rule("list_products", ANYONE_SIGNED_IN, None),

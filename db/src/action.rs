@@ -92,10 +92,11 @@ pub struct Action {
 }
 
 /// What a coverage question knows of the asked product's lifecycle.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LifecycleFacts {
     /// The product's releases, newest first (none: its own product-level dates decide).
-    pub releases: Vec<Release>,
+    /// Shared: the read model hands out its copy without cloning it.
+    pub releases: std::sync::Arc<[Release]>,
     /// The release asked about by name, if one was.
     pub release: Option<String>,
     pub successor: Option<SuccessorAnswer>,
@@ -153,7 +154,7 @@ impl ActionFacts<'_> {
     pub fn action(self) -> Action {
         let Some(product) = &self.product else { return self.procurement(None, None) };
         let lifecycle = product.lifecycle;
-        let releases = lifecycle.map(|l| l.releases.as_slice()).unwrap_or_default();
+        let releases: &[Release] = lifecycle.map(|l| &l.releases[..]).unwrap_or_default();
         let asked = lifecycle.and_then(|l| l.release.as_deref());
         let chosen = match asked {
             Some(name) => releases.iter().find(|r| r.name.eq_ignore_ascii_case(name)),

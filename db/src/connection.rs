@@ -235,6 +235,33 @@ impl Database {
         }
     }
 
+    /// Runs `work` only when no other instance is running work under the same `key` (a periodic
+    /// job that must run once across several instances). On PostgreSQL, a session advisory lock
+    /// held on one pooled connection for the duration; `None` when another holds it. On SQLite
+    /// the embedded default is one instance, so the work always runs.
+    pub fn run_alone<T>(&self, key: i64, work: impl FnOnce() -> T) -> Result<Option<T>, DbError> {
+        #[derive(diesel::QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        if self.engine == Engine::Sqlite {
+            return Ok(Some(work()));
+        }
+        let mut conn = self.connection()?;
+        let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .get_result(&mut *conn)?;
+        if !locked.locked {
+            return Ok(None);
+        }
+        let outcome = work();
+        let _: Locked = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .get_result(&mut *conn)?;
+        Ok(Some(outcome))
+    }
+
     pub fn migrate(&self) -> Result<usize, DbError> {
         let mut conn = self.connection()?;
         let applied = match self.engine {

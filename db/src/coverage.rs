@@ -402,34 +402,59 @@ pub fn answer(
     // For a product, the other products of its category too: a national provision among them
     // comes before any local purchase.
     let asked_release = subject_release;
-    let mut all_ids = product_ids.clone();
-    if product.is_some() {
+    let (entitlements, agreements_by_id) = lines_with_agreements(conn, &product_ids)?;
+    let lines: Vec<Line<'_>> = entitlements
+        .iter()
+        .filter_map(|line| {
+            let agreement = agreements_by_id.iter().find(|a| a.id == line.agreement_id)?;
+            Some(Line { agreement, entitlement: line, seats_remaining: line.seats_remaining })
+        })
+        .collect();
+    // The category's other lines matter only when the product itself is not licensed for the
+    // organisation (a national provision comes before buying).
+    let licensed = lines.iter().any(|l| usable(&asking, l.agreement, l.entitlement, on));
+    let (other_entitlements, other_agreements) = if product.is_some() && !licensed {
         let others: Vec<i64> = products_table::table
             .filter(products_table::category.eq(&category))
+            .filter(products_table::id.ne_all(&product_ids))
             .select(products_table::id)
             .load(conn)?;
-        all_ids.extend(others.into_iter().filter(|id| !product_ids.contains(id)));
-    }
-    let entitlements = agreements::entitlements_for_products(conn, &all_ids)?;
-    let mut agreement_ids: Vec<i64> = entitlements.iter().map(|e| e.agreement_id).collect();
-    agreement_ids.sort_unstable();
-    agreement_ids.dedup();
-    let agreements_by_id = agreements::get_many(conn, &agreement_ids)?;
-    if agreements_by_id.len() != agreement_ids.len() {
-        return Err(DbError::NotFound("agreement"));
-    }
-    let (mut lines, mut category_lines) = (Vec::new(), Vec::new());
-    for line in &entitlements {
-        let Some(agreement) = agreements_by_id.iter().find(|a| a.id == line.agreement_id) else { continue };
-        let held = Line { agreement, entitlement: line, seats_remaining: line.seats_remaining };
-        if product_ids.contains(&line.product_id) { lines.push(held) } else { category_lines.push(held) }
-    }
+        lines_with_agreements(conn, &others)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let category_lines = other_entitlements
+        .iter()
+        .filter_map(|line| {
+            let agreement = other_agreements.iter().find(|a| a.id == line.agreement_id)?;
+            Some(Line { agreement, entitlement: line, seats_remaining: line.seats_remaining })
+        })
+        .collect();
     let lifecycle = match &product {
         Some(product) => Some(lifecycle_from_database(conn, &asking, product.id, asked_release, on)?),
         None => None,
     };
     let question = Question { organisation: asking, product, category, lines, category_lines, lifecycle, on };
     decide(question, |category| guidance::published_for_category(conn, category, on))
+}
+
+/// The entitlement lines of these products, with their agreements (one batch read each).
+fn lines_with_agreements(
+    conn: &mut DbConnection,
+    product_ids: &[i64],
+) -> DbResult<(Vec<Entitlement>, Vec<Agreement>)> {
+    if product_ids.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let entitlements = agreements::entitlements_for_products(conn, product_ids)?;
+    let mut agreement_ids: Vec<i64> = entitlements.iter().map(|e| e.agreement_id).collect();
+    agreement_ids.sort_unstable();
+    agreement_ids.dedup();
+    let agreements = agreements::get_many(conn, &agreement_ids)?;
+    if agreements.len() != agreement_ids.len() {
+        return Err(DbError::NotFound("agreement"));
+    }
+    Ok((entitlements, agreements))
 }
 
 /// The asked product's releases and its successor (followed past unsupported ones), from the
@@ -481,7 +506,7 @@ fn lifecycle_from_database(
             break;
         }
     }
-    Ok(LifecycleFacts { releases, release, successor })
+    Ok(LifecycleFacts { releases: releases.into(), release, successor })
 }
 
 /// A product named beside its releases: the release names the version ("Windows 10 Enterprise

@@ -13,6 +13,7 @@ pub mod error;
 pub mod guidance;
 pub mod ledger;
 pub mod lifecycle;
+pub mod ods;
 pub mod organisations;
 pub mod page;
 pub mod products;

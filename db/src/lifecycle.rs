@@ -130,6 +130,12 @@ fn check_source(source: &LifecycleSource) -> DbResult<()> {
         !text.is_empty()
             && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
     };
+    let too_long = |text: &str| text.chars().count() > 100;
+    if too_long(&source.release_name) || too_long(&source.eol_product) || too_long(&source.eol_release) {
+        return Err(DbError::Invalid(
+            "release_name, eol_product and eol_release take at most 100 characters".into(),
+        ));
+    }
     if source.release_name.trim().is_empty() {
         return Err(DbError::Invalid("release_name must not be empty".into()));
     }

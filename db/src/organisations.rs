@@ -28,6 +28,11 @@ struct OrganisationRow {
     revision: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    region_code: Option<String>,
+    parent_code: Option<String>,
+    postcode: Option<String>,
+    opened_on: Option<NaiveDate>,
+    ods_file: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -40,6 +45,14 @@ pub struct Organisation {
     pub kind: OrganisationKind,
     /// NHS England region.
     pub region: Option<String>,
+    /// The region's ODS national grouping code (for example `Y56`, London).
+    #[cfg_attr(feature = "openapi", schema(example = "Y63"))]
+    pub region_code: Option<String>,
+    /// The ODS code of the commissioning ICB or sub-ICB location (ODS "high level health geography").
+    #[cfg_attr(feature = "openapi", schema(example = "QWO"))]
+    pub parent_code: Option<String>,
+    pub postcode: Option<String>,
+    pub opened_on: Option<NaiveDate>,
     /// A Global Digital Exemplar, which may publish "buy against" standards.
     pub exemplar: bool,
     /// True once the organisation has closed (for example merged into its successor).
@@ -49,12 +62,23 @@ pub struct Organisation {
     pub successor_code: Option<String>,
     /// Where the facts came from.
     pub source: Option<String>,
+    /// The ODS file that owns this record (`etr`: NHS trusts), or null when it is kept by hand.
+    /// ODS owns the name, region, parent, postcode and dates of such a record: they change
+    /// by importing a newer file, never by hand.
+    pub ods_file: Option<String>,
     #[serde(skip)]
     pub revision: i64,
     #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "crate::time::utc")]
     pub updated_at: NaiveDateTime,
+}
+
+/// Every organisation, ordered by code (the ODS import compares a whole file with them).
+pub(crate) fn all(conn: &mut DbConnection) -> DbResult<Vec<Organisation>> {
+    let rows =
+        organisations::table.select(OrganisationRow::as_select()).order(organisations::code).load(conn)?;
+    Ok(rows.into_iter().map(Organisation::from).collect())
 }
 
 impl From<OrganisationRow> for Organisation {
@@ -69,6 +93,11 @@ impl From<OrganisationRow> for Organisation {
             closed_on: row.closed_on,
             successor_code: row.successor_code,
             source: row.source,
+            region_code: row.region_code,
+            parent_code: row.parent_code,
+            postcode: row.postcode,
+            opened_on: row.opened_on,
+            ods_file: row.ods_file,
             revision: row.revision,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -79,7 +108,10 @@ impl From<OrganisationRow> for Organisation {
 #[derive(Debug, Default)]
 pub struct OrganisationFilter {
     pub kind: Option<OrganisationKind>,
+    /// The region's name or its ODS code.
     pub region: Option<String>,
+    /// The commissioning ICB or sub-ICB location's ODS code.
+    pub parent: Option<String>,
     pub exemplar: Option<bool>,
     /// Case-insensitive substring of the name (or the code).
     pub q: Option<String>,
@@ -103,7 +135,12 @@ pub fn list(
         query = query.filter(organisations::kind.eq(kind.as_str()));
     }
     if let Some(region) = &filter.region {
-        query = query.filter(organisations::region.eq(region.clone()));
+        query = query.filter(
+            organisations::region.eq(region.clone()).or(organisations::region_code.eq(region.to_uppercase())),
+        );
+    }
+    if let Some(parent) = &filter.parent {
+        query = query.filter(organisations::parent_code.eq(parent.to_uppercase()));
     }
     if let Some(exemplar) = filter.exemplar {
         query = query.filter(organisations::exemplar.eq(exemplar));
@@ -204,6 +241,7 @@ pub fn update(
     db.write(actor, |conn| {
         let before = get(conn, code)?;
         precondition.check(before.revision)?;
+        refuse_ods_owned(&before, &changes)?;
         let name = changes.name.clone().unwrap_or_else(|| before.name.clone());
         if name.trim().is_empty() {
             return Err(DbError::Invalid("name must not be empty".into()));
@@ -226,4 +264,25 @@ pub fn update(
             .after(&after);
         Ok(Audited::one(after, change))
     })
+}
+
+/// A hand edit may not change a field that ODS owns on an organisation imported from ODS (the
+/// next import would silently undo it): it is refused, naming the field and the file.
+fn refuse_ods_owned(before: &Organisation, changes: &OrganisationChanges) -> DbResult<()> {
+    let Some(file) = &before.ods_file else {
+        return Ok(());
+    };
+    let owned = [
+        ("name", changes.name.as_ref().is_some_and(|name| name.trim() != before.name)),
+        ("region", changes.region.as_ref().is_some_and(|region| *region != before.region)),
+    ];
+    match owned.iter().find(|(_, changed)| *changed) {
+        Some((field, _)) => Err(DbError::Conflict(format!(
+            "the {field} of {} is owned by the Organisation Data Service (the record comes from the ODS \
+             {file} file): correct it in ODS and import the newer file (kind, exemplar and source are the \
+             catalogue's own, and are edited here)",
+            before.code
+        ))),
+        None => Ok(()),
+    }
 }

@@ -14,6 +14,11 @@ diesel::table! {
         revision -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        region_code -> Nullable<Text>,
+        parent_code -> Nullable<Text>,
+        postcode -> Nullable<Text>,
+        opened_on -> Nullable<Date>,
+        ods_file -> Nullable<Text>,
     }
 }
 

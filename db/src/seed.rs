@@ -26,6 +26,8 @@ const ENDOFLIFE_DOCUMENTS: [(&str, &str); 4] = [
     ("office", include_str!("../../seeds/endoflife/office.json")),
 ];
 const ENDOFLIFE_GENERATED: &str = "2026-11-30T00:00:00Z";
+/// ODS's national file of NHS trusts, as published in 2026 (see seeds/README.md).
+const ODS_TRUSTS: &[u8] = include_bytes!("../../seeds/ods/etr.csv");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,6 +228,7 @@ pub fn load_shipped(db: &Database, progress: &mut dyn FnMut(usize, usize)) -> Db
         + standards.len()
         + advisories.len()
         + lifecycles.len();
+    let trusts = crate::ods::parse(crate::ods::OdsFileKind::Etr, ODS_TRUSTS)?;
 
     db.write(&Actor::system("seed"), |conn| {
         let mut counts = SeedCounts::default();
@@ -238,6 +241,7 @@ pub fn load_shipped(db: &Database, progress: &mut dyn FnMut(usize, usize)) -> Db
             counts.organisations += insert_organisation(conn, organisation)?;
             step(&mut done);
         }
+        counts.organisations += crate::ods::seed(conn, crate::ods::OdsFileKind::Etr, &trusts)?;
         for product in &products {
             counts.products += insert_product(conn, product)?;
             step(&mut done);

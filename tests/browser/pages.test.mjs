@@ -260,28 +260,28 @@ test('the answer leads with what to do: Windows 7 is a red stop, Windows 10 Ente
     const colour = await page.locator('.nhsuk-card--care__heading-container').first()
       .evaluate((e) => getComputedStyle(e).backgroundColor);
     assert.equal(colour, 'rgb(213, 40, 27)');
-    await screenshot(page, '10-action-windows-7-unsupported');
+    await screenshot(page, '30-action-windows-7-unsupported');
     await assertAccessible(page, 'action: unsupported');
 
     await ask(page, 'Windows 10 Enterprise');
     shown = await action();
     assert.equal(shown.code, 'extended_updates_only');
     assert.match(shown.text, /Extended Security Updates until 2028-10-10/);
-    await screenshot(page, '11-action-windows-10-extended-updates');
+    await screenshot(page, '31-action-windows-10-extended-updates');
     await assertAccessible(page, 'action: extended updates only');
 
     await ask(page, 'Example Endpoint Shield');
     shown = await action();
     assert.equal(shown.code, 'use_national_provision');
     assert.match(shown.text, /Defender for Endpoint/);
-    await screenshot(page, '12-action-national-provision');
+    await screenshot(page, '32-action-national-provision');
     await assertAccessible(page, 'action: national provision');
 
     // A question naming two products is not answered for the first: the page asks which.
     await ask(page, 'Windows 10');
     await page.getByRole('heading', { name: 'Which product do you mean?' }).waitFor();
     assert.equal(await page.locator('.app-action').count(), 0);
-    await screenshot(page, '13-which-product');
+    await screenshot(page, '33-which-product');
     await assertAccessible(page, 'which product');
     assertNoConsoleProblems(problems);
   } finally {
@@ -385,7 +385,8 @@ test('the national team sees a utilisation chart per entitlement', async () => {
     await signIn(page, USERS.admin);
     await page.getByRole('link', { name: 'Agreements' }).click();
     await assertAccessible(page, 'agreements');
-    await page.getByRole('link', { name: /core software|RM6068/i }).first().click();
+    // The agreement the tests licensed Windows 10 Enterprise under (see `before`).
+    await page.getByRole('link', { name: /Windows 10 Enterprise \(browser tests\)/ }).first().click();
     await page.getByRole('heading', { name: /Utilisation on/ }).waitFor();
     const charts = page.locator('svg.app-chart');
     assert.ok((await charts.count()) > 0, 'at least one chart');

@@ -91,6 +91,8 @@ CREATE_USER = "POST /v1/users"
 UPDATE_USER = "PATCH /v1/users/{id}"
 CHANGE_PASSWORD = "POST /v1/me/password"
 COVERAGE = "GET /v1/coverage"
+REPLACE_LIFECYCLE_SOURCES = "PUT /v1/products/{id}/lifecycle-sources"
+ODS_IMPORT = "POST /v1/ods/imports"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
 WITH_TEXT_IN_PATH_OR_QUERY = _having(
@@ -122,6 +124,27 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^cursor is not valid: ", WITH_CURSOR, "opaque cursor"),
     # Comparisons across parameters or fields, and the path against the body.
     (r"^give exactly one of product and category$", {COVERAGE}, "exactly one of two query parameters"),
+    (r"^release applies to a product, not a category$", {COVERAGE}, "one query parameter only with another"),
+    (
+        r"^release [\s\S]+ or endoflife.date release [\s\S]+ is mapped twice$",
+        {REPLACE_LIFECYCLE_SOURCES},
+        "names unique across items by field (uniqueItems compares whole items)",
+    ),
+    (
+        r"^(release_name|eol_release) must not be empty$",
+        {REPLACE_LIFECYCLE_SOURCES},
+        "blank as Unicode defines white space, wider than the pattern's \\s",
+    ),
+    # An ODS national file's layout (27 quoted fields, ODS codes, YYYYMMDD dates, no code twice)
+    # is a CSV format, not JSON: no schema keyword describes it. The problem names the line.
+    (r"^ODS \S+ file, line \d+: ", {ODS_IMPORT}, "the ODS CSV layout"),
+    (r"^the ODS \S+ file holds no records$", {ODS_IMPORT}, "the ODS CSV layout"),
+    (r"^successor product -?\d+ does not exist$", {CREATE_PRODUCT, UPDATE_PRODUCT}, "reference to a missing product"),
+    (
+        r"^successor_id (would make a product its own successor|leads through too many successors)$",
+        {UPDATE_PRODUCT},
+        "the stored chain of successors",
+    ),
     (
         r"^ends_on is before starts_on$",
         {CREATE_AGREEMENT, UPDATE_AGREEMENT, CREATE_ENTITLEMENT, UPDATE_ENTITLEMENT},
@@ -181,9 +204,9 @@ RESOURCE_OF_SEGMENT = {
     "agreements": "agreement",
     "allocations": "allocation",
     "entitlements": "entitlement",
-    "holds": "lifecycle hold",
     "organisations": "organisation",
     "products": "product",
+    "holds": "lifecycle hold",
     "standards": "standard",
     "versions": "standard version",
     "users": "user",
@@ -196,7 +219,7 @@ REPORTS_BY_ORGANISATION = {
     "GET /v1/reports/unsupported",
 }
 NOT_FOUND_BEYOND_PATH = [
-    ({COVERAGE}, ("organisation", "product", "category"), "a query parameter names no record (or another organisation)"),
+    ({COVERAGE}, ("organisation", "product", "category", "release"), "a query parameter names no record (or another organisation)"),
 ]
 if ROLE in ("officer", "exemplar"):
     # Another organisation's data answers 404 to officers and exemplars, never revealing it; an

@@ -22,7 +22,7 @@ pub struct CoverageQuery {
     pub category: Option<String>,
     /// With `product`: one of its releases by name (e.g. `22H2`; see
     /// `/v1/products/{id}/releases`). Without it, the answer is for the best release held.
-    #[param(max_length = 100)]
+    #[param(min_length = 1, max_length = 100)]
     pub release: Option<String>,
     /// The date of the question (default today).
     #[serde(default, deserialize_with = "crate::dates::optional")]
@@ -52,7 +52,7 @@ pub async fn get_coverage(
     let query = query.into_inner();
     user.ensure_can_read(&query.organisation)?;
     let subject = match (query.product, query.category, query.release) {
-        (Some(_), _, Some(release)) if release.trim().is_empty() || release.len() > 100 => {
+        (Some(_), _, Some(release)) if release.is_empty() || release.chars().count() > 100 => {
             return Err(ApiError::BadRequest("release must be 1 to 100 characters".into()));
         }
         (Some(product), None, release) => Subject::Product(product, release),

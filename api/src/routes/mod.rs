@@ -13,6 +13,7 @@ pub mod coverage;
 pub mod health;
 pub mod lifecycle;
 pub mod me;
+pub mod ods;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
@@ -43,6 +44,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(organisations::create_organisation)
             .service(organisations::get_organisation)
             .service(organisations::update_organisation)
+            .service(ods::create_ods_import)
             .service(products::list_suppliers)
             .service(products::create_supplier)
             .service(products::list_products)

@@ -16,7 +16,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct OrganisationQuery {
     pub kind: Option<OrganisationKind>,
+    /// The NHS England region, by name (`London`) or ODS national grouping code (`Y56`).
     pub region: Option<String>,
+    /// The ODS code of the commissioning ICB or sub-ICB location (`QWO`).
+    pub parent: Option<String>,
     pub exemplar: Option<bool>,
     /// Case-insensitive part of the name or code.
     pub q: Option<String>,
@@ -55,6 +58,7 @@ pub async fn list_organisations(
     let filter = OrganisationFilter {
         kind: query.kind,
         region: query.region,
+        parent: query.parent,
         exemplar: query.exemplar,
         q: query.q,
         include_closed: query.include_closed,
@@ -142,7 +146,8 @@ pub struct UpdateOrganisation {
     pub source: Option<Option<String>>,
 }
 
-/// Update an organisation (closing one is done by succession).
+/// Update an organisation (closing one is done by succession). On an organisation imported from
+/// ODS (`ods_file` set), ODS owns the name and region: changing one is refused with 409.
 #[utoipa::path(
     tag = "organisations",
     operation_id = "update_organisation",

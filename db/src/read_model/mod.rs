@@ -81,7 +81,7 @@ impl Lines {
 /// Releases and successor links: what a product question's action is decided from.
 #[derive(Default)]
 struct Lifecycles {
-    releases: HashMap<i64, Vec<Release>>,
+    releases: HashMap<i64, Arc<[Release]>>,
     successors: HashMap<i64, i64>,
 }
 
@@ -226,7 +226,10 @@ impl ReadModel {
         }
         products.finish_loading();
         let lifecycles = db.read(|conn| {
-            Ok(Lifecycles { releases: releases::all(conn)?, successors: releases::successors(conn)? })
+            Ok(Lifecycles {
+                releases: releases::all(conn)?.into_iter().map(|(id, list)| (id, Arc::from(list))).collect(),
+                successors: releases::successors(conn)?,
+            })
         })?;
         let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) =
             db.read(|conn| {
@@ -279,29 +282,39 @@ impl ReadModel {
                 successor_code: found.successor_code.map(|c| c.as_str().to_owned()),
             }
         };
-        let (product, category, product_ids, other_ids) = {
+        let (product, category, product_ids) = {
             let products = read(&self.products);
             match &subject {
                 Subject::Product(id, _) => {
                     let product = products.covered(*id, on).ok_or(DbError::NotFound("product"))?;
                     let category = product.category.clone();
-                    let others: Vec<i64> = products
-                        .in_category(&category)
-                        .map(|ids| ids.iter().copied().filter(|other| other != id).collect())
-                        .unwrap_or_default();
-                    (Some(product), category, vec![*id], others)
+                    (Some(product), category, vec![*id])
                 }
                 Subject::Category(category) => {
                     let ids = products.in_category(category).map(<[i64]>::to_vec).unwrap_or_default();
                     if ids.is_empty() && !read(&self.standard_categories).contains(category) {
                         return Err(DbError::NotFound("category"));
                     }
-                    (None, category.clone(), ids, Vec::new())
+                    (None, category.clone(), ids)
                 }
             }
         };
         let held = self.lines_of(&product_ids);
-        let held_in_category = self.lines_of(&other_ids);
+        // The category's other lines matter only when the product itself is not licensed for
+        // the organisation (a national provision comes before buying): the hot path, a licensed
+        // product, does not read them.
+        let licensed =
+            held.iter().any(|(agreement, line, _)| coverage::usable(&organisation, agreement, line, on));
+        let held_in_category = match &subject {
+            Subject::Product(id, _) if !licensed => {
+                let others: Vec<i64> = read(&self.products)
+                    .in_category(&category)
+                    .map(|ids| ids.iter().copied().filter(|other| other != id).collect())
+                    .unwrap_or_default();
+                self.lines_of(&others)
+            }
+            _ => Vec::new(),
+        };
         let lifecycle = match (&subject, &product) {
             (Subject::Product(id, release), Some(_)) => {
                 Some(self.lifecycle(&organisation, *id, release.clone(), on)?)
@@ -359,7 +372,8 @@ impl ReadModel {
     ) -> DbResult<LifecycleFacts> {
         let (releases, chain) = {
             let lifecycles = read(&self.lifecycles);
-            let releases = lifecycles.releases.get(&product_id).cloned().unwrap_or_default();
+            let releases: Arc<[Release]> =
+                lifecycles.releases.get(&product_id).cloned().unwrap_or_else(|| Arc::from([]));
             let chain =
                 coverage::successor_chain(product_id, |id| Ok(lifecycles.successors.get(&id).copied()))?;
             (releases, chain)
@@ -368,7 +382,8 @@ impl ReadModel {
         let mut successor = None;
         for id in chain {
             let Some(product) = read(&self.products).covered(id, on) else { break };
-            let successor_releases = read(&self.lifecycles).releases.get(&id).cloned().unwrap_or_default();
+            let successor_releases: Arc<[Release]> =
+                read(&self.lifecycles).releases.get(&id).cloned().unwrap_or_else(|| Arc::from([]));
             let licensed = self
                 .lines_of(&[id])
                 .iter()
@@ -454,7 +469,7 @@ impl ReadModel {
                 let product_id = after.and_then(|a| a.get("product_id")).and_then(serde_json::Value::as_i64);
                 let Some(product_id) = product_id else { return Ok(()) };
                 let releases = db.read(|conn| releases::for_product(conn, product_id))?;
-                write(&self.lifecycles).releases.insert(product_id, releases);
+                write(&self.lifecycles).releases.insert(product_id, Arc::from(releases));
             }
             "agreement" => {
                 let Some(id) = id() else { return Ok(()) };
