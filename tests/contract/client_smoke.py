@@ -33,7 +33,9 @@ ADMIN_PASSWORD = os.environ["ADMIN_PASSWORD"]
 DOCUMENT = os.environ["OPENAPI_DOCUMENT"]
 
 ORGANISATION = "RR8"  # Leeds Teaching Hospitals NHS Trust
-SKU = "MS-WIN10-ENT"  # Windows 10 Enterprise, nationally licensed under the Microsoft agreement
+# Microsoft 365 E3 Frontline Restricted: the Enhanced tier of the 2023 agreement, the national
+# provision for trusts (seeds/agreements.json). Windows is not licensed nationally today.
+SKU = "MS-M365-E3"
 
 failures: list[str] = []
 state: dict[str, Any] = {}
@@ -105,6 +107,7 @@ def _() -> str:
     expect(isinstance(coverage, Coverage), f"not a Coverage: {coverage!r}")
     expect(coverage.decision == Decision.NATIONALLY_LICENSED, f"decision is {coverage.decision!r}")
     expect(len(coverage.licences) > 0, "a nationally licensed answer with no licence")
+    expect(coverage.action.code.value == "claim_national_seats", f"the action is {coverage.action.code!r}")
     licence = coverage.licences[0]
     state["entitlement_id"] = licence.entitlement_id
     return (
@@ -152,6 +155,22 @@ if document_has("list_standards"):
 
 else:
     print("note  list_standards: not in openapi.json yet, skipped")
+
+
+@step("create_ods_import dry run of one trust, sent as bytes", needs=("api",))
+def _() -> str:
+    import io
+
+    from nhs_catalogue_client.api.organisations import create_ods_import
+    from nhs_catalogue_client.types import File
+
+    etr = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(DOCUMENT))), "seeds", "ods", "etr.csv")
+    with open(etr, "rb") as handle:
+        first_line = handle.readline()
+    report = create_ods_import.sync(client=state["api"], body=File(payload=io.BytesIO(first_line)), dry_run=True)
+    expect(report is not None and not isinstance(report, Problem), f"not a report: {report!r}")
+    expect(report.dry_run and report.records == 1, f"unexpected: {report!r}")
+    return f"{report.records} record, dry run: {len(report.added)} to add, {report.unchanged} unchanged"
 
 
 @step("get_product with an id that does not exist -> 404 as the typed Problem", needs=("api",))

@@ -136,13 +136,21 @@ impl OdsImportReport {
     }
 }
 
-/// The body, if it is declared `text/csv` and within the limit.
+/// An ODS file as bytes (`application/octet-stream`): the same file, for generated clients that
+/// send files as binary and know no `text/csv`.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // Only its schema is used: the handler reads the body as bytes whatever its type.
+pub struct OdsFileBytes(Vec<u8>);
+
+/// The body, if it is declared `text/csv` (or `application/octet-stream`) and within the limit.
 async fn csv_body(request: &HttpRequest, mut payload: web::Payload) -> ApiResult<Vec<u8>> {
     let declared = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = declared.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("text/csv") {
+    if !essence.eq_ignore_ascii_case("text/csv") && !essence.eq_ignore_ascii_case("application/octet-stream")
+    {
         return Err(ApiError::UnsupportedMediaType(
-            "the body must be the ODS file itself, sent as text/csv".into(),
+            "the body must be the ODS file itself, sent as text/csv (or application/octet-stream)".into(),
         ));
     }
     let mut body = Vec::new();
@@ -166,7 +174,10 @@ async fn csv_body(request: &HttpRequest, mut payload: web::Payload) -> ApiResult
     operation_id = "create_ods_import",
     security(("bearer" = [])),
     params(OdsImportQuery),
-    request_body(content = String, content_type = "text/csv", description = "The ODS file, as published"),
+    request_body(
+        description = "The ODS file, as published: as text/csv, or as application/octet-stream for clients that send files as bytes",
+        content((String = "text/csv"), (OdsFileBytes = "application/octet-stream"))
+    ),
     responses((status = 200, body = OdsImportReport), CsvWriteErrors)
 )]
 #[post("/ods/imports")]
