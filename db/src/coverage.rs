@@ -477,36 +477,42 @@ fn lifecycle_from_database(
             .flatten();
         Ok(successor)
     })?;
-    let mut successor = None;
-    for id in successors {
+    let successor = successor_answer(successors, on, |id| {
         let product = CoveredProduct::from_product(&products::get(conn, id, on)?);
         let releases = releases::for_product(conn, id)?;
-        let entitlements = agreements::entitlements_for_products(conn, &[id])?;
-        let mut ids: Vec<i64> = entitlements.iter().map(|e| e.agreement_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let agreements = agreements::get_many(conn, &ids)?;
+        let (entitlements, agreements) = lines_with_agreements(conn, &[id])?;
         let licensed = entitlements.iter().any(|line| {
             agreements
                 .iter()
                 .find(|a| a.id == line.agreement_id)
                 .is_some_and(|a| usable(organisation, a, line, on))
         });
-        let answer = SuccessorAnswer::new(
-            id,
-            lifecycle_label(&product, &releases),
-            product.support_status,
-            &releases,
-            licensed,
-            on,
-        );
+        Ok(Some((product, releases, licensed)))
+    })?;
+    Ok(LifecycleFacts { releases: releases.into(), release, successor })
+}
+
+/// Follows the successor chain to the first product supported on `on` (else the last one found),
+/// wherever its facts are read from: `facts` gives a successor's product, its releases and whether
+/// the organisation may claim it nationally, or `None` to stop.
+pub fn successor_answer<R: AsRef<[Release]>>(
+    chain: Vec<i64>,
+    on: NaiveDate,
+    mut facts: impl FnMut(i64) -> DbResult<Option<(CoveredProduct, R, bool)>>,
+) -> DbResult<Option<SuccessorAnswer>> {
+    let mut successor = None;
+    for id in chain {
+        let Some((product, releases, licensed)) = facts(id)? else { break };
+        let releases = releases.as_ref();
+        let label = lifecycle_label(&product, releases);
+        let answer = SuccessorAnswer::new(id, label, product.support_status, releases, licensed, on);
         let supported = answer.supported;
         successor = Some(answer);
         if supported {
             break;
         }
     }
-    Ok(LifecycleFacts { releases: releases.into(), release, successor })
+    Ok(successor)
 }
 
 /// A product named beside its releases: the release names the version ("Windows 10 Enterprise

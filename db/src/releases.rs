@@ -8,7 +8,7 @@ use chrono::{Months, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::connection::{BINDS_PER_QUERY, DbConnection};
+use crate::connection::DbConnection;
 use crate::error::DbResult;
 use crate::schema::{products, releases};
 use crate::vocabulary::{ReleaseStatus, SupportStatus};
@@ -118,22 +118,6 @@ pub fn for_product(conn: &mut DbConnection, product_id: i64) -> DbResult<Vec<Rel
         .select(Release::as_select())
         .order((releases::released_on.desc(), releases::name))
         .load(conn)?)
-}
-
-/// The releases of many products at once, keyed by product, newest first.
-pub fn for_products(conn: &mut DbConnection, product_ids: &[i64]) -> DbResult<HashMap<i64, Vec<Release>>> {
-    let mut by_product: HashMap<i64, Vec<Release>> = HashMap::new();
-    for chunk in product_ids.chunks(BINDS_PER_QUERY) {
-        let rows: Vec<Release> = releases::table
-            .filter(releases::product_id.eq_any(chunk))
-            .select(Release::as_select())
-            .order((releases::product_id, releases::released_on.desc(), releases::name))
-            .load(conn)?;
-        for release in rows {
-            by_product.entry(release.product_id).or_default().push(release);
-        }
-    }
-    Ok(by_product)
 }
 
 /// Every release, keyed by product (the read model's load).

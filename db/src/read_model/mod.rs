@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::action::{LifecycleFacts, SuccessorAnswer};
+use crate::action::LifecycleFacts;
 use crate::agreements::{self, Agreement, Entitlement};
 use crate::connection::{CommitListener, Committed, Database, DbConnection};
 use crate::coverage::{self, AskingOrganisation, Coverage, Line, Question, Subject};
@@ -379,29 +379,16 @@ impl ReadModel {
             (releases, chain)
         };
         coverage::check_release(&releases, release.as_deref())?;
-        let mut successor = None;
-        for id in chain {
-            let Some(product) = read(&self.products).covered(id, on) else { break };
-            let successor_releases: Arc<[Release]> =
+        let successor = coverage::successor_answer(chain, on, |id| {
+            let Some(product) = read(&self.products).covered(id, on) else { return Ok(None) };
+            let releases: Arc<[Release]> =
                 read(&self.lifecycles).releases.get(&id).cloned().unwrap_or_else(|| Arc::from([]));
             let licensed = self
                 .lines_of(&[id])
                 .iter()
                 .any(|(agreement, line, _)| coverage::usable(organisation, agreement, line, on));
-            let answer = SuccessorAnswer::new(
-                id,
-                coverage::lifecycle_label(&product, &successor_releases),
-                product.support_status,
-                &successor_releases,
-                licensed,
-                on,
-            );
-            let supported = answer.supported;
-            successor = Some(answer);
-            if supported {
-                break;
-            }
-        }
+            Ok(Some((product, releases, licensed)))
+        })?;
         Ok(LifecycleFacts { releases, release, successor })
     }
 
