@@ -550,7 +550,109 @@ async fn every_write_route_is_audited_exactly_once(app: TestApp) {
     }
     let event = newest_event(&app);
     assert_eq!((event.actor_user_id, event.entity.as_str()), (Some(a.0.id), "ods_import"));
-    walked.push("create_ods_import");
+    w.push("create_ods_import");
+
+    // An organisation's NHSmail service, recorded by its officer.
+    let services = "/v1/organisations/RR8/nhsmail-service";
+    audited(
+        &app,
+        w,
+        o,
+        "nhsmail_service",
+        call(
+            "replace_nhsmail_service",
+            "PUT",
+            services,
+            json!({"periods": [{"service": "standard", "starts_on": "2023-01-01"}]}),
+        ),
+        call(
+            "replace_nhsmail_service",
+            "PUT",
+            services,
+            json!({"periods": [{"service": "enhanced", "starts_on": "2024-01-01"}]}),
+        ),
+    )
+    .await;
+
+    // Seat requests on a line that requires approval: each claim is a request (one event each).
+    let (_, approval_line) = app.license_nationally("MS-PBI-PRO", None).await;
+    let restrict = app
+        .patch_any_version(&format!("/v1/entitlements/{approval_line}"))
+        .bearer_auth(a.1)
+        .json(&json!({"requires_approval": true}));
+    assert_eq!(restrict.send().await.unwrap().status(), 200);
+    let mut requests = Vec::new();
+    for _ in 0..3 {
+        let before = event_count(&app);
+        let response = app
+            .post(&format!("/v1/entitlements/{approval_line}/allocations"))
+            .bearer_auth(o.1)
+            .json(&json!({"organisation": "RR8", "quantity": 2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        assert_eq!(event_count(&app), before + 1, "claim_seats on an approval line: one event");
+        assert_eq!(newest_event(&app).entity, "seat_request");
+        requests.push(response.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    audited(
+        &app,
+        w,
+        a,
+        "seat_request",
+        call(
+            "refuse_seat_request",
+            "POST",
+            format!("/v1/seat-requests/{}/refuse", requests[0]),
+            json!({"reason": ""}),
+        ),
+        call(
+            "refuse_seat_request",
+            "POST",
+            format!("/v1/seat-requests/{}/refuse", requests[0]),
+            json!({"reason": "not funded"}),
+        ),
+    )
+    .await;
+    audited(
+        &app,
+        w,
+        o,
+        "seat_request",
+        call(
+            "withdraw_seat_request",
+            "POST",
+            format!("/v1/seat-requests/{}/withdraw", requests[0]),
+            Value::Null,
+        ),
+        call(
+            "withdraw_seat_request",
+            "POST",
+            format!("/v1/seat-requests/{}/withdraw", requests[1]),
+            Value::Null,
+        ),
+    )
+    .await;
+    // An approval writes two events: the request's decision and the claim it makes.
+    let before = event_count(&app);
+    for (id, status, added) in [(requests[1], 409, 0), (requests[2], 200, 2)] {
+        let response =
+            app.post(&format!("/v1/seat-requests/{id}/approve")).bearer_auth(a.1).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(event_count(&app), before + added, "approve_seat_request: events of a {status}");
+    }
+    let actions: Vec<String> = app.with_connection(|conn| {
+        use db::schema::audit_events::dsl::*;
+        use diesel::prelude::*;
+        audit_events.order(id.desc()).limit(2).select(action).load(conn).unwrap()
+    });
+    assert!(
+        actions.contains(&"seat_request.approve".to_owned())
+            && actions.contains(&"allocation.claim".to_owned()),
+        "{actions:?}"
+    );
+    w.push("approve_seat_request");
 
     // Every write operation of the document was walked, or is listed as not audited with a reason.
     let document = serde_json::to_value(api::app::openapi_document()).unwrap();

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use chrono::{Months, NaiveDate, NaiveDateTime};
 use db::Database;
-use db::schema::{agreements, entitlements, organisations, products, standard_versions, standards};
+use db::schema::{
+    agreements, entitlements, nhsmail_service_periods, organisations, products, standard_versions, standards,
+};
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -21,6 +23,27 @@ struct Organisation {
     code: String,
     kind: String,
     closed: bool,
+    /// Recorded NHSmail service periods: (service, starts on, ends on).
+    services: Vec<(String, NaiveDate, Option<NaiveDate>)>,
+}
+
+impl Organisation {
+    /// DESIGN.md's rule: a recorded period covering the day; with none recorded, from
+    /// 2024-01-01 the Enhanced Service for trusts, ICBs, CSUs, arm's-length and national bodies
+    /// and the Standard Service for the rest.
+    fn nhsmail_service(&self, on: NaiveDate) -> Option<String> {
+        if !self.services.is_empty() {
+            return self
+                .services
+                .iter()
+                .find(|(_, starts, ends)| within(*starts, *ends, on))
+                .map(|s| s.0.clone());
+        }
+        let began = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let enhanced = ["trust", "icb", "csu", "arms_length_body", "national_body"];
+        (on >= began)
+            .then(|| if enhanced.contains(&self.kind.as_str()) { "enhanced" } else { "standard" }.to_owned())
+    }
 }
 
 struct Product {
@@ -43,6 +66,7 @@ struct LineRow {
     agreement_starts_on: NaiveDate,
     agreement_ends_on: Option<NaiveDate>,
     agreement_kinds: Vec<String>,
+    nhsmail_service: Option<String>,
 }
 
 /// The expected answer: the decision, each licence's id and seats left in best-first order, and
@@ -73,11 +97,28 @@ fn within(starts_on: NaiveDate, ends_on: Option<NaiveDate>, on: NaiveDate) -> bo
 impl Record {
     pub fn read(db: &Database) -> Record {
         db.read(|conn| {
+            let periods = nhsmail_service_periods::table
+                .select((
+                    nhsmail_service_periods::organisation_code,
+                    nhsmail_service_periods::service,
+                    nhsmail_service_periods::starts_on,
+                    nhsmail_service_periods::ends_on,
+                ))
+                .load::<(String, String, NaiveDate, Option<NaiveDate>)>(conn)?;
             let organisations = organisations::table
                 .select((organisations::code, organisations::kind, organisations::closed_on))
                 .load::<(String, String, Option<NaiveDate>)>(conn)?
                 .into_iter()
-                .map(|(code, kind, closed_on)| Organisation { code, kind, closed: closed_on.is_some() })
+                .map(|(code, kind, closed_on)| Organisation {
+                    services: periods
+                        .iter()
+                        .filter(|p| p.0 == code)
+                        .map(|(_, service, starts, ends)| (service.clone(), *starts, *ends))
+                        .collect(),
+                    code,
+                    kind,
+                    closed: closed_on.is_some(),
+                })
                 .collect();
             let products = products::table
                 .select((
@@ -96,7 +137,7 @@ impl Record {
                 })
                 .collect();
             type Row = (
-                (i64, i64, String, Option<i64>, i64, String, NaiveDate, Option<NaiveDate>),
+                (i64, i64, String, Option<i64>, i64, String, NaiveDate, Option<NaiveDate>, Option<String>),
                 (String, NaiveDate, Option<NaiveDate>, String),
             );
             let lines = entitlements::table
@@ -111,6 +152,7 @@ impl Record {
                         entitlements::eligible_kinds,
                         entitlements::starts_on,
                         entitlements::ends_on,
+                        entitlements::nhsmail_service,
                     ),
                     (
                         agreements::status,
@@ -123,7 +165,17 @@ impl Record {
                 .into_iter()
                 .map(
                     |(
-                        (id, product_id, tier, seat_cap, seats_allocated, line_kinds, starts_on, ends_on),
+                        (
+                            id,
+                            product_id,
+                            tier,
+                            seat_cap,
+                            seats_allocated,
+                            line_kinds,
+                            starts_on,
+                            ends_on,
+                            service,
+                        ),
                         agreement,
                     )| {
                         let (agreement_status, agreement_starts_on, agreement_ends_on, agreement_kinds) =
@@ -141,6 +193,7 @@ impl Record {
                             agreement_starts_on,
                             agreement_ends_on,
                             agreement_kinds: kinds(&agreement_kinds),
+                            nhsmail_service: service,
                         }
                     },
                 )
@@ -208,8 +261,12 @@ impl Record {
                 }
                 continue;
             }
-            let eligible =
-                line.kinds.contains(&organisation.kind) && line.agreement_kinds.contains(&organisation.kind);
+            let eligible = line.kinds.contains(&organisation.kind)
+                && line.agreement_kinds.contains(&organisation.kind)
+                && line
+                    .nhsmail_service
+                    .as_ref()
+                    .is_none_or(|service| Some(service) == organisation.nhsmail_service(on).as_ref());
             if !eligible || organisation.closed {
                 ineligible = true;
                 continue;

@@ -15,6 +15,7 @@ mod ods;
 mod openapi_contract;
 mod query_counts;
 mod read_model;
+mod restricted_lines;
 mod route_matrix;
 mod schema_file;
 mod standards;

@@ -230,6 +230,9 @@ fn coverage_takes_the_same_statements_for_one_agreement_or_many(test_db: TestDat
                 starts_on,
                 ends_on: None,
                 how_to_claim: None,
+                requires_approval: false,
+                per_organisation_cap: None,
+                nhsmail_service: None,
                 source: None,
             };
             db::agreements::create_entitlement(db, &actor(), agreement.id, line, Vec::new())

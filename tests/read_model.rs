@@ -465,6 +465,16 @@ async fn answers_follow_the_rules_before_and_after_writes(app: TestApp) {
     )
     .await;
     assert_eq!(status, 200, "{changed}");
+    // An organisation records the NHSmail service it moved to (Standard from 2025, where its
+    // kind alone would make it Enhanced): the Standard tier is offered to it from then, the
+    // Enhanced tier no longer.
+    let periods = json!({"periods": [{"service": "enhanced", "starts_on": "2024-01-01", "ends_on": "2024-12-31"},
+                                     {"service": "standard", "starts_on": "2025-01-01"}]});
+    let (status, recorded) = status_and_json(
+        app.client.put(app.url("/v1/organisations/RGT/nhsmail-service")).bearer_auth(&admin).json(&periods),
+    )
+    .await;
+    assert_eq!(status, 200, "{recorded}");
 
     // The second instance picks these up by polling; poll once more so that the comparison does
     // not race the poller.

@@ -1181,7 +1181,53 @@ async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: Te
     assert_eq!(count_rows(&app, "risk_acceptances"), 1);
 }
 
+/// On a line that requires approval, the start page says so, and its claim form makes a seat
+/// request: no seats are taken, and the notice says the national team decides.
+async fn a_claim_form_on_an_approval_line_makes_a_request(app: TestApp) {
+    let (_, line) = app.license_nationally("MS-WIN10-ENT", None).await;
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let restrict = app
+        .patch_any_version(&format!("/v1/entitlements/{line}"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"requires_approval": true, "per_organisation_cap": 40}));
+    assert_eq!(restrict.send().await.unwrap().status(), 200);
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
+    assert_eq!(entitlement, line.to_string());
+    // askama escapes the apostrophe, so the check is on the words either side of it.
+    assert!(
+        page.body.contains("Needs the national team")
+            && page.body.contains("s approval: a claim is a request"),
+        "the restriction is shown: {}",
+        page.body
+    );
+    assert!(page.body.contains("An organisation may hold at most 40 seats"));
+    let token = page.hidden("csrf_token");
+    let fields = [
+        ("organisation", "RR8"),
+        ("quantity", "5"),
+        ("question", "Windows 10 Enterprise"),
+        ("csrf_token", &token),
+    ];
+    let requested = browser.post(&format!("/entitlements/{line}/claim"), &fields).await;
+    assert_eq!(requested.status, 303, "{}", requested.body);
+    assert!(requested.location().contains("notice=requested"), "{}", requested.location());
+    let notice = browser.get(requested.location()).await;
+    assert!(notice.body.contains("You asked for 5 seats"), "{}", notice.body);
+    let (requests, allocations): (i64, i64) = app.with_connection(|conn| {
+        use diesel::prelude::*;
+        (
+            db::schema::seat_requests::table.count().get_result(conn).unwrap(),
+            db::schema::allocations::table.count().get_result(conn).unwrap(),
+        )
+    });
+    assert_eq!((requests, allocations), (1, 0), "a request, and no seats taken");
+}
+
 on_both_engines!(
+    a_claim_form_on_an_approval_line_makes_a_request,
     an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it,
     an_officer_records_a_risk_acceptance_from_the_organisation_page,
     an_officer_records_whether_an_advisory_applies_and_closes_it,

@@ -17,6 +17,10 @@
 //!   extension option not declined.
 //! - Values are in major units as JSON numbers (`774500000` for GBP 774.5m), from the integer
 //!   minor units the catalogue holds.
+//! - A record (`/v1/agreements/{id}/ocds/record`) holds the agreement's one current release,
+//!   embedded, and a compiled release equal to it (tagged `compiled`): the catalogue keeps the
+//!   agreement's history in its audit log, not as earlier OCDS releases, so there is nothing
+//!   older to merge.
 
 use chrono::{Months, NaiveDate, NaiveDateTime, NaiveTime};
 use db::agreements::Agreement;
@@ -37,7 +41,7 @@ pub fn valid_prefix(prefix: &str) -> bool {
 }
 
 /// An OCDS 1.1 release package.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OcdsReleasePackage {
     /// Where this package is served.
@@ -53,12 +57,12 @@ pub struct OcdsReleasePackage {
     pub releases: Vec<OcdsRelease>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct OcdsPublisher {
     pub name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OcdsRelease {
     /// The prefix, `-`, and the agreement's reference.
@@ -79,7 +83,7 @@ pub struct OcdsRelease {
     pub related_processes: Vec<OcdsRelatedProcess>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct OcdsParty {
     pub id: String,
     pub name: String,
@@ -87,13 +91,13 @@ pub struct OcdsParty {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct OcdsPartyReference {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct OcdsValue {
     /// In the currency's major units.
     pub amount: f64,
@@ -101,7 +105,7 @@ pub struct OcdsValue {
     pub currency: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OcdsPeriod {
     pub start_date: String,
@@ -112,7 +116,7 @@ pub struct OcdsPeriod {
     pub max_extent_date: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OcdsAward {
     pub id: String,
@@ -125,7 +129,7 @@ pub struct OcdsAward {
     pub contract_period: OcdsPeriod,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OcdsContract {
     pub id: String,
@@ -143,7 +147,7 @@ pub struct OcdsContract {
     pub documents: Vec<OcdsDocument>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct OcdsDocument {
     pub id: String,
     pub title: String,
@@ -151,7 +155,7 @@ pub struct OcdsDocument {
     pub url: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct OcdsRelatedProcess {
     pub id: String,
     /// `["framework"]`.
@@ -296,6 +300,61 @@ pub fn package_head(uri: &str, published: NaiveDateTime) -> String {
     format!("{},\"releases\":[", &text[..text.len() - 1])
 }
 
+/// An OCDS 1.1 record package.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OcdsRecordPackage {
+    /// Where this package is served.
+    #[schema(format = "uri")]
+    pub uri: String,
+    /// `1.1`.
+    #[schema(example = "1.1")]
+    pub version: String,
+    pub published_date: String,
+    pub publisher: OcdsPublisher,
+    /// The release packages the records' releases are published in.
+    pub packages: Vec<String>,
+    #[schema(min_items = 1)]
+    pub records: Vec<OcdsRecord>,
+}
+
+/// Everything published about one contracting process (one agreement).
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OcdsRecord {
+    pub ocid: String,
+    /// The agreement's releases, oldest first (the catalogue publishes one, its current state).
+    #[schema(min_items = 1)]
+    pub releases: Vec<OcdsRelease>,
+    /// The releases merged: the current state, tagged `compiled`.
+    pub compiled_release: OcdsRelease,
+}
+
+/// A package of one agreement's record, naming the release package its release is in.
+pub fn record_package(
+    uri: &str,
+    release_package_uri: &str,
+    agreement: &Agreement,
+    ocid_prefix: &str,
+) -> OcdsRecordPackage {
+    let current = release(agreement, ocid_prefix);
+    let mut compiled = current.clone();
+    compiled.id = format!("{}-compiled", current.id);
+    compiled.tag = vec!["compiled".into()];
+    OcdsRecordPackage {
+        uri: uri.to_owned(),
+        version: "1.1".into(),
+        published_date: instant(agreement.updated_at),
+        publisher: OcdsPublisher { name: PUBLISHER.into() },
+        packages: vec![release_package_uri.to_owned()],
+        records: vec![OcdsRecord {
+            ocid: current.ocid.clone(),
+            releases: vec![current],
+            compiled_release: compiled,
+        }],
+    }
+}
+
 /// A package of one agreement's release.
 pub fn package(uri: &str, agreement: &Agreement, ocid_prefix: &str) -> OcdsReleasePackage {
     OcdsReleasePackage {
@@ -381,6 +440,19 @@ mod tests {
         assert_eq!(release.contracts[0].period.max_extent_date.as_deref(), Some("2026-04-01T00:00:00Z"));
         assert_eq!(release.contracts[0].status, "terminated");
         assert_eq!(release.awards[0].status, "active");
+    }
+
+    #[test]
+    fn a_record_embeds_the_release_and_compiles_it() {
+        let package = record_package("https://x/r", "https://x/p", &call_off(), "ocds-abc123");
+        let record = &package.records[0];
+        assert_eq!(record.ocid, "ocds-abc123-NHSE-MS-2023-RM6068");
+        assert_eq!(record.releases.len(), 1);
+        assert_eq!(record.releases[0].tag, vec!["contract".to_owned()]);
+        assert_eq!(record.compiled_release.tag, vec!["compiled".to_owned()]);
+        assert_ne!(record.compiled_release.id, record.releases[0].id, "a compiled release has its own id");
+        assert_eq!(record.compiled_release.awards[0].suppliers, record.releases[0].awards[0].suppliers);
+        assert_eq!(package.packages, vec!["https://x/p".to_owned()]);
     }
 
     #[test]

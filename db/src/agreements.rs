@@ -13,8 +13,8 @@ use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{agreement_extensions, agreements, entitlements, obligations, products, suppliers};
 use crate::vocabulary::{
-    AgreementStatus, ExtensionDecision, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier,
-    join_kinds, parse_kinds,
+    AgreementStatus, ExtensionDecision, FundingModel, Metric, NhsmailService, OrganisationKind,
+    OverAllocationPolicy, Tier, join_kinds, parse_kinds,
 };
 
 /// The most seats one entitlement line may hold in all, capped or not (and the largest cap).
@@ -632,6 +632,9 @@ struct EntitlementRow {
     revision: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    requires_approval: bool,
+    per_organisation_cap: Option<i64>,
+    nhsmail_service: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
@@ -669,6 +672,14 @@ pub struct Entitlement {
     pub starts_on: NaiveDate,
     pub ends_on: Option<NaiveDate>,
     pub how_to_claim: Option<String>,
+    /// A claim on this line is held as a seat request until the national team approves it; it
+    /// takes no seats before then.
+    pub requires_approval: bool,
+    /// The most seats one organisation may hold of this line; null when only the line's cap applies.
+    pub per_organisation_cap: Option<i64>,
+    /// Offered only to organisations taking this NHSmail service on the day asked about (the
+    /// national provision of that service); null when the service does not matter.
+    pub nhsmail_service: Option<NhsmailService>,
     /// What a claiming organisation takes on, each with its deadline.
     pub obligations: Vec<Obligation>,
     pub source: Option<String>,
@@ -730,6 +741,9 @@ fn to_entitlements(
                 starts_on: row.starts_on,
                 ends_on: row.ends_on,
                 how_to_claim: row.how_to_claim,
+                requires_approval: row.requires_approval,
+                per_organisation_cap: row.per_organisation_cap,
+                nhsmail_service: row.nhsmail_service.as_deref().and_then(NhsmailService::parse),
                 source: row.source,
                 revision: row.revision,
                 created_at: row.created_at,
@@ -818,6 +832,9 @@ pub struct EntitlementFields {
     pub starts_on: NaiveDate,
     pub ends_on: Option<NaiveDate>,
     pub how_to_claim: Option<String>,
+    pub requires_approval: bool,
+    pub per_organisation_cap: Option<i64>,
+    pub nhsmail_service: Option<NhsmailService>,
     pub source: Option<String>,
 }
 
@@ -825,6 +842,19 @@ impl EntitlementFields {
     fn validate(&self, agreement: &Agreement) -> DbResult<()> {
         if self.seat_cap.is_some_and(|cap| !(0..=MAX_SEATS_PER_LINE).contains(&cap)) {
             return Err(DbError::Invalid(format!("seat_cap must be between 0 and {}", MAX_SEATS_PER_LINE)));
+        }
+        if self.per_organisation_cap.is_some_and(|cap| !(1..=MAX_SEATS_PER_LINE).contains(&cap)) {
+            return Err(DbError::Invalid(format!(
+                "per_organisation_cap must be between 1 and {MAX_SEATS_PER_LINE}"
+            )));
+        }
+        if let (Some(per_organisation), Some(cap)) = (self.per_organisation_cap, self.seat_cap)
+            && per_organisation > cap
+            && self.over_allocation_policy == OverAllocationPolicy::Block
+        {
+            return Err(DbError::Invalid(format!(
+                "per_organisation_cap ({per_organisation}) is more than the line's seat_cap ({cap})"
+            )));
         }
         if self.ends_on.is_some_and(|end| end < self.starts_on) {
             return Err(DbError::Invalid("ends_on is before starts_on".into()));
@@ -882,6 +912,9 @@ pub fn create_entitlement(
                 entitlements::starts_on.eq(fields.starts_on),
                 entitlements::ends_on.eq(fields.ends_on),
                 entitlements::how_to_claim.eq(&fields.how_to_claim),
+                entitlements::requires_approval.eq(fields.requires_approval),
+                entitlements::per_organisation_cap.eq(fields.per_organisation_cap),
+                entitlements::nhsmail_service.eq(fields.nhsmail_service.map(NhsmailService::as_str)),
                 entitlements::source.eq(&fields.source),
                 entitlements::created_at.eq(stamp),
                 entitlements::updated_at.eq(stamp),
@@ -910,6 +943,9 @@ pub struct EntitlementChanges {
     pub eligible_kinds: Option<Vec<OrganisationKind>>,
     pub ends_on: Option<Option<NaiveDate>>,
     pub how_to_claim: Option<Option<String>>,
+    pub requires_approval: Option<bool>,
+    pub per_organisation_cap: Option<Option<i64>>,
+    pub nhsmail_service: Option<Option<NhsmailService>>,
     pub source: Option<Option<String>>,
 }
 
@@ -935,6 +971,9 @@ pub fn update_entitlement(
             starts_on: before.starts_on,
             ends_on: changes.ends_on.unwrap_or(before.ends_on),
             how_to_claim: changes.how_to_claim.clone().unwrap_or_else(|| before.how_to_claim.clone()),
+            requires_approval: changes.requires_approval.unwrap_or(before.requires_approval),
+            per_organisation_cap: changes.per_organisation_cap.unwrap_or(before.per_organisation_cap),
+            nhsmail_service: changes.nhsmail_service.unwrap_or(before.nhsmail_service),
             source: changes.source.clone().unwrap_or_else(|| before.source.clone()),
         };
         // Bad input is refused as such (422) before a stale If-Match is (412).
@@ -959,6 +998,9 @@ pub fn update_entitlement(
                 entitlements::eligible_kinds.eq(join_kinds(&fields.eligible_kinds)),
                 entitlements::ends_on.eq(fields.ends_on),
                 entitlements::how_to_claim.eq(&fields.how_to_claim),
+                entitlements::requires_approval.eq(fields.requires_approval),
+                entitlements::per_organisation_cap.eq(fields.per_organisation_cap),
+                entitlements::nhsmail_service.eq(fields.nhsmail_service.map(NhsmailService::as_str)),
                 entitlements::source.eq(&fields.source),
                 entitlements::revision.eq(entitlements::revision + 1),
                 entitlements::updated_at.eq(now()),

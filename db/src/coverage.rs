@@ -15,11 +15,12 @@ use crate::agreements::{self, Agreement, Entitlement, Obligation};
 use crate::connection::DbConnection;
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
+use crate::nhsmail::{self, ServicePeriod};
 use crate::organisations::{self, Organisation};
 use crate::products::{self, Product, support_status};
 use crate::releases::{self, Release};
 use crate::schema::products as products_table;
-use crate::vocabulary::{AgreementStatus, OrganisationKind, SupportStatus, Tier};
+use crate::vocabulary::{AgreementStatus, NhsmailService, OrganisationKind, SupportStatus, Tier};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -74,6 +75,10 @@ pub struct NationalLicence {
     pub seats_remaining: Option<i64>,
     pub ends_on: Option<NaiveDate>,
     pub how_to_claim: Option<String>,
+    /// A claim is held as a seat request until the national team approves it.
+    pub requires_approval: bool,
+    /// The most seats one organisation may hold of the line; null when only the cap applies.
+    pub per_organisation_cap: Option<i64>,
     /// Taken on by an organisation that claims seats.
     pub obligations: Vec<Obligation>,
 }
@@ -86,16 +91,20 @@ pub struct AskingOrganisation {
     pub kind: OrganisationKind,
     pub closed: bool,
     pub successor_code: Option<String>,
+    /// The NHSmail service it takes on the day asked about (recorded, or by its kind).
+    pub nhsmail_service: Option<NhsmailService>,
 }
 
-impl From<&Organisation> for AskingOrganisation {
-    fn from(organisation: &Organisation) -> AskingOrganisation {
+impl AskingOrganisation {
+    /// The organisation as asked about on `on`, with its recorded NHSmail service periods.
+    pub fn new(organisation: &Organisation, recorded: &[ServicePeriod], on: NaiveDate) -> AskingOrganisation {
         AskingOrganisation {
             code: organisation.code.clone(),
             name: organisation.name.clone(),
             kind: organisation.kind,
             closed: organisation.closed,
             successor_code: organisation.successor_code.clone(),
+            nhsmail_service: nhsmail::service_on(recorded, organisation.kind, on).map(|(service, _)| service),
         }
     }
 }
@@ -279,6 +288,8 @@ pub fn decide(
     }
     let mut licences: Vec<(NationalLicence, bool)> = Vec::new();
     let (mut ineligible, mut ended) = (false, false);
+    // A line refused only for the organisation's NHSmail service: the warning names the service.
+    let mut other_service: Option<NhsmailService> = None;
     for Line { agreement, entitlement: line, seats_remaining } in lines {
         if !(agreement_in_force(agreement, on) && line.in_force_on(on)) {
             ended |= agreement.status != AgreementStatus::Draft && line.starts_on <= on;
@@ -286,6 +297,9 @@ pub fn decide(
         }
         if !eligible(&organisation, agreement, line) {
             ineligible = true;
+            if !offered_for_service(&organisation, line) {
+                other_service = other_service.or(line.nhsmail_service);
+            }
             continue;
         }
         let has_seats = seats_remaining.is_none_or(|left| left > 0);
@@ -303,10 +317,18 @@ pub fn decide(
         if ineligible {
             warnings.push(Warning {
                 code: WarningCode::NotEligible,
-                message: format!(
-                    "national entitlements exist for this, but not for {} organisations",
-                    organisation.kind.as_str()
-                ),
+                message: match other_service {
+                    Some(service) => format!(
+                        "national entitlements exist for this, but only for NHSmail {} Service organisations; {} takes the {} Service",
+                        capitalised(service),
+                        organisation.code,
+                        organisation.nhsmail_service.map_or("no NHSmail", capitalised),
+                    ),
+                    None => format!(
+                        "national entitlements exist for this, but not for {} organisations",
+                        organisation.kind.as_str()
+                    ),
+                },
             });
         }
         if ended {
@@ -379,7 +401,8 @@ pub fn answer(
     on: NaiveDate,
 ) -> DbResult<Coverage> {
     let organisation = organisations::get(conn, organisation_code)?;
-    let asking = AskingOrganisation::from(&organisation);
+    let recorded = nhsmail::periods_of(conn, &organisation.code)?;
+    let asking = AskingOrganisation::new(&organisation, &recorded, on);
     let subject_release = match &subject {
         Subject::Product(_, release) => release.clone(),
         Subject::Category(_) => None,
@@ -565,7 +588,16 @@ pub fn usable(
 
 fn eligible(organisation: &AskingOrganisation, agreement: &Agreement, line: &Entitlement) -> bool {
     let kind = organisation.kind;
-    line.eligible_kinds.contains(&kind) && agreement.eligible_kinds.contains(&kind) && !organisation.closed
+    line.eligible_kinds.contains(&kind)
+        && agreement.eligible_kinds.contains(&kind)
+        && !organisation.closed
+        && offered_for_service(organisation, line)
+}
+
+/// A line that is one NHSmail service's national provision is offered to that service's
+/// organisations only.
+fn offered_for_service(organisation: &AskingOrganisation, line: &Entitlement) -> bool {
+    line.nhsmail_service.is_none_or(|service| organisation.nhsmail_service == Some(service))
 }
 
 fn licence(agreement: &Agreement, line: &Entitlement, seats_remaining: Option<i64>) -> NationalLicence {
@@ -582,7 +614,16 @@ fn licence(agreement: &Agreement, line: &Entitlement, seats_remaining: Option<i6
         seats_remaining,
         ends_on: line.ends_on,
         how_to_claim: line.how_to_claim.clone(),
+        requires_approval: line.requires_approval,
+        per_organisation_cap: line.per_organisation_cap,
         obligations: line.obligations.clone(),
+    }
+}
+
+fn capitalised(service: NhsmailService) -> &'static str {
+    match service {
+        NhsmailService::Standard => "Standard",
+        NhsmailService::Enhanced => "Enhanced",
     }
 }
 

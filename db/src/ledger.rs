@@ -19,13 +19,17 @@ use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::coverage::agreement_dates_in_force;
 use crate::error::{DbError, DbResult};
+use crate::nhsmail;
 use crate::organisations::{self, Organisation};
 use crate::page::{Page, PageRequest};
 use crate::schema::{
     agreements as agreement_rows, allocations, entitlements, idempotency_keys, obligation_acceptances,
     obligations, organisations as orgs,
 };
-use crate::vocabulary::{AgreementStatus, OrganisationKind, OverAllocationPolicy, parse_kinds};
+use crate::seat_requests::{self, SeatRequest};
+use crate::vocabulary::{
+    AgreementStatus, NhsmailService, OrganisationKind, OverAllocationPolicy, parse_kinds,
+};
 
 /// The most seats one claim may take. The NHS has about 1.5 million staff and 2.1 million
 /// devices (Defender for Endpoint, October 2023): ten million is more than any real claim, and
@@ -109,6 +113,69 @@ struct ClaimTerms {
     organisation_code: String,
     organisation_kind: String,
     organisation_closed_on: Option<NaiveDate>,
+    requires_approval: bool,
+    per_organisation_cap: Option<i64>,
+    line_nhsmail_service: Option<String>,
+}
+
+/// The claim's terms with what is read beside them: the organisation's NHSmail service on the
+/// day, and the seats it holds of the line already (for a line with a per-organisation cap).
+struct ClaimContext {
+    terms: ClaimTerms,
+    nhsmail_service: Option<NhsmailService>,
+    organisation_holds: i64,
+}
+
+fn claim_context(
+    conn: &mut DbConnection,
+    entitlement_id: i64,
+    organisation: &str,
+    on: NaiveDate,
+) -> DbResult<ClaimContext> {
+    let terms = claim_terms(conn, entitlement_id, organisation)?;
+    let nhsmail_service = match terms.line_nhsmail_service {
+        // Read only for a line that is one service's provision.
+        Some(_) => {
+            let recorded = nhsmail::periods_of(conn, &terms.organisation_code)?;
+            let kind = OrganisationKind::parse(&terms.organisation_kind).unwrap_or(OrganisationKind::Other);
+            nhsmail::service_on(&recorded, kind, on).map(|(service, _)| service)
+        }
+        None => None,
+    };
+    let organisation_holds = match terms.per_organisation_cap {
+        Some(_) => seats_held(conn, entitlement_id, &terms.organisation_code)?,
+        None => 0,
+    };
+    Ok(ClaimContext { terms, nhsmail_service, organisation_holds })
+}
+
+/// Seats an organisation holds of a line in live allocations (each at most
+/// [`MAX_SEATS_PER_LINE`], and so is their sum: the line's total is bounded by it).
+fn seats_held(conn: &mut DbConnection, entitlement_id: i64, organisation_code: &str) -> DbResult<i64> {
+    let quantities: Vec<i64> = allocations::table
+        .filter(allocations::entitlement_id.eq(entitlement_id))
+        .filter(allocations::organisation_code.eq(organisation_code))
+        .filter(allocations::status.eq("live"))
+        .select(allocations::quantity)
+        .load(conn)?;
+    Ok(quantities.iter().fold(0i64, |total, quantity| total.saturating_add(*quantity)))
+}
+
+/// Refuses a claim that would take an organisation past the line's per-organisation cap.
+fn check_organisation_cap(
+    entitlement_id: i64,
+    organisation_code: &str,
+    per_organisation_cap: Option<i64>,
+    holds: i64,
+    quantity: i64,
+) -> DbResult<()> {
+    match per_organisation_cap {
+        Some(cap) if holds.saturating_add(quantity) > cap => Err(DbError::Conflict(format!(
+            "{organisation_code} may hold at most {cap} seats of entitlement {entitlement_id}; it holds {holds}, so it may claim {} more",
+            (cap - holds).max(0)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn claim_terms(conn: &mut DbConnection, entitlement_id: i64, organisation: &str) -> DbResult<ClaimTerms> {
@@ -132,6 +199,9 @@ fn claim_terms(conn: &mut DbConnection, entitlement_id: i64, organisation: &str)
             orgs::code,
             orgs::kind,
             orgs::closed_on,
+            e::requires_approval,
+            e::per_organisation_cap,
+            e::nhsmail_service,
         ))
         .first::<ClaimTerms>(conn)
         .optional()?;
@@ -154,7 +224,8 @@ fn claim_terms(conn: &mut DbConnection, entitlement_id: i64, organisation: &str)
 /// Decides a claim of `quantity` seats from `terms`: the organisation's eligibility on `on`, then
 /// the seats left. Inside the claim's transaction this is checked again by [`take_seats`]'s
 /// conditional UPDATE; before it, a refusal here needs no writer at all (see [`claim`]).
-fn check_claim(entitlement_id: i64, terms: &ClaimTerms, quantity: i64, on: NaiveDate) -> DbResult<()> {
+fn check_claim(entitlement_id: i64, context: &ClaimContext, quantity: i64, on: NaiveDate) -> DbResult<()> {
+    let terms = &context.terms;
     let organisation = &terms.organisation_code;
     if terms.organisation_closed_on.is_some() {
         return Err(DbError::Invalid(format!("organisation {organisation} has closed")));
@@ -172,7 +243,22 @@ fn check_claim(entitlement_id: i64, terms: &ClaimTerms, quantity: i64, on: Naive
             "organisations of kind {kind} are not eligible for entitlement {entitlement_id}"
         )));
     }
+    if let Some(service) = terms.line_nhsmail_service.as_deref().and_then(NhsmailService::parse)
+        && context.nhsmail_service != Some(service)
+    {
+        return Err(DbError::Invalid(format!(
+            "entitlement {entitlement_id} is the national provision for NHSmail {service} Service organisations; {organisation} takes {}",
+            context.nhsmail_service.map_or("no NHSmail service", NhsmailService::as_str)
+        )));
+    }
     check_quantity(quantity)?;
+    check_organisation_cap(
+        entitlement_id,
+        organisation,
+        terms.per_organisation_cap,
+        context.organisation_holds,
+        quantity,
+    )?;
     let total = total_after_claim(terms.seats_allocated, quantity)?;
     let over_allocation_allowed = terms.over_allocation_policy == OverAllocationPolicy::AllowAndFlag.as_str();
     match terms.seat_cap {
@@ -281,7 +367,34 @@ pub struct Claim {
     pub reference: Option<String>,
 }
 
-/// One claim, checked and recorded inside the caller's transaction.
+/// One claim, checked inside the caller's transaction: on a line that requires approval it is
+/// held as a seat request (no seats taken), on any other line its seats are taken.
+fn claim_or_request_in(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    entitlement_id: i64,
+    claim: &Claim,
+    on: NaiveDate,
+) -> DbResult<(ClaimOutcome, Change)> {
+    let context = claim_context(conn, entitlement_id, &claim.organisation, on)?;
+    check_claim(entitlement_id, &context, claim.quantity, on)?;
+    if context.terms.requires_approval {
+        let (request, change) = seat_requests::create_in(
+            conn,
+            actor,
+            entitlement_id,
+            &claim.organisation,
+            claim.quantity,
+            claim.reference.as_deref(),
+        )?;
+        return Ok((ClaimOutcome::Requested(request), change));
+    }
+    let (allocation, change) = take_checked_claim(conn, actor, entitlement_id, claim, context.terms)?;
+    Ok((ClaimOutcome::Created(allocation), change))
+}
+
+/// One claim, checked and its seats taken inside the caller's transaction, whether or not the
+/// line requires approval: a seat request's approval comes here.
 fn claim_in(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -289,8 +402,19 @@ fn claim_in(
     claim: &Claim,
     on: NaiveDate,
 ) -> DbResult<(Allocation, Change)> {
-    let terms = claim_terms(conn, entitlement_id, &claim.organisation)?;
-    check_claim(entitlement_id, &terms, claim.quantity, on)?;
+    let context = claim_context(conn, entitlement_id, &claim.organisation, on)?;
+    check_claim(entitlement_id, &context, claim.quantity, on)?;
+    take_checked_claim(conn, actor, entitlement_id, claim, context.terms)
+}
+
+/// Takes a claim's seats once [`check_claim`] has passed on `terms`, read in this transaction.
+fn take_checked_claim(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    entitlement_id: i64,
+    claim: &Claim,
+    terms: ClaimTerms,
+) -> DbResult<(Allocation, Change)> {
     // The organisation's row lock, held to the commit: a succession closing it waits for this
     // claim (and then moves its seats), or this claim waits for the succession and is refused.
     // Locks are taken organisation, line, allocation, in every ledger transaction. A column that
@@ -302,6 +426,18 @@ fn claim_in(
     .execute(conn)?;
     if open == 0 {
         return Err(DbError::Invalid(format!("organisation {} has closed", terms.organisation_code)));
+    }
+    // Read again under the organisation's lock: a concurrent claim by the same organisation has
+    // committed or waits behind this one, so the seats it holds cannot change until the commit.
+    if terms.per_organisation_cap.is_some() {
+        let holds = seats_held(conn, entitlement_id, &terms.organisation_code)?;
+        check_organisation_cap(
+            entitlement_id,
+            &terms.organisation_code,
+            terms.per_organisation_cap,
+            holds,
+            claim.quantity,
+        )?;
     }
     take_seats(conn, entitlement_id, claim.quantity)?;
     let organisation_code = terms.organisation_code;
@@ -326,6 +462,31 @@ fn claim_in(
         .organisation(Some(&organisation_code))
         .after(&allocation);
     Ok((allocation, change))
+}
+
+/// What an approval made: the request, approved, and the allocation holding its seats.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Approval {
+    pub request: SeatRequest,
+    pub allocation: Allocation,
+}
+
+/// Approves a pending seat request: its claim is made now, checked as any claim on `on`. When
+/// the claim is refused (no seats left, the organisation's cap, a closed organisation) nothing
+/// changes and the request stays pending, to be refused with a reason or approved later.
+pub fn approve_request(db: &Database, actor: &Actor, request_id: i64, on: NaiveDate) -> DbResult<Approval> {
+    db.write(actor, |conn| {
+        let before = seat_requests::lock_pending(conn, request_id)?;
+        let claim = Claim {
+            organisation: before.organisation_code.clone(),
+            quantity: before.quantity,
+            reference: before.reference.clone(),
+        };
+        let (allocation, claim_change) = claim_in(conn, actor, before.entitlement_id, &claim, on)?;
+        let (request, change) = seat_requests::mark_approved(conn, actor, &before, allocation.id)?;
+        Ok(Audited::many(Approval { request, allocation }, vec![change, claim_change]))
+    })
 }
 
 /// An idempotency key for a claim: the same key and body give the first answer again.
@@ -356,6 +517,8 @@ impl IdempotencyKey {
 
 pub enum ClaimOutcome {
     Created(Allocation),
+    /// The line requires approval: the claim is held as a request, and takes no seats yet.
+    Requested(SeatRequest),
     /// A retry: the first response, as it was sent.
     Replayed {
         status: u16,
@@ -372,15 +535,15 @@ pub fn claim(
     request: Claim,
     key: Option<IdempotencyKey>,
     on: NaiveDate,
-    render: impl Fn(&Allocation) -> String,
+    render: impl Fn(&ClaimOutcome) -> String,
 ) -> DbResult<ClaimOutcome> {
     // On a contended line most claims are refused. A refusal is decided here from the last
     // committed state, without a transaction: on SQLite it does not queue for the one writer, on
     // PostgreSQL it takes no row lock. A claim that may succeed is decided again, inside its
     // transaction, by the conditional UPDATE.
     let refusal = db.read(|conn| {
-        let terms = claim_terms(conn, entitlement_id, &request.organisation)?;
-        check_claim(entitlement_id, &terms, request.quantity, on)
+        let context = claim_context(conn, entitlement_id, &request.organisation, on)?;
+        check_claim(entitlement_id, &context, request.quantity, on)
     });
     if let Err(refusal) = refusal {
         // A retry of a claim that was made answers as it did then (or is refused for another body).
@@ -393,8 +556,8 @@ pub fn claim(
     }
     let Some(key) = key else {
         return db.write(actor, |conn| {
-            let (allocation, change) = claim_in(conn, actor, entitlement_id, &request, on)?;
-            Ok(Audited::one(ClaimOutcome::Created(allocation), change))
+            let (outcome, change) = claim_or_request_in(conn, actor, entitlement_id, &request, on)?;
+            Ok(Audited::one(outcome, change))
         });
     };
     let attempt = db.write(actor, |conn| {
@@ -419,14 +582,18 @@ pub fn claim(
             }
             other => other?,
         };
-        let (allocation, change) = claim_in(conn, actor, entitlement_id, &request, on)?;
+        let (outcome, change) = claim_or_request_in(conn, actor, entitlement_id, &request, on)?;
+        let status = match outcome {
+            ClaimOutcome::Requested(_) => 202,
+            _ => 201,
+        };
         diesel::update(idempotency_keys::table.find((key.user_id, &key.key)))
             .set((
-                idempotency_keys::response_status.eq(201),
-                idempotency_keys::response_body.eq(render(&allocation)),
+                idempotency_keys::response_status.eq(status),
+                idempotency_keys::response_body.eq(render(&outcome)),
             ))
             .execute(conn)?;
-        Ok(Audited::one(ClaimOutcome::Created(allocation), change))
+        Ok(Audited::one(outcome, change))
     });
     match attempt {
         Err(DbError::Conflict(detail)) if detail == KEY_RACE => {
@@ -472,7 +639,12 @@ pub fn claim_bulk(
     }
     db.write(actor, |conn| {
         // A missing entitlement is the resource asked for: 404, as for a single claim.
-        crate::agreements::get_entitlement(conn, entitlement_id)?;
+        let line = crate::agreements::get_entitlement(conn, entitlement_id)?;
+        if line.requires_approval {
+            return Err(DbError::Conflict(format!(
+                "entitlement {entitlement_id} requires approval: each organisation's claim is a seat request, made singly"
+            )));
+        }
         let mut created = Vec::with_capacity(claims.len());
         let mut changes = Vec::with_capacity(claims.len());
         for (index, claim) in claims.iter().enumerate() {

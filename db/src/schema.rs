@@ -149,6 +149,9 @@ diesel::table! {
         revision -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        requires_approval -> Bool,
+        per_organisation_cap -> Nullable<BigInt>,
+        nhsmail_service -> Nullable<Text>,
     }
 }
 
@@ -374,6 +377,37 @@ diesel::joinable!(agreements -> suppliers (supplier_id));
 diesel::joinable!(agreement_extensions -> agreements (agreement_id));
 diesel::joinable!(entitlements -> agreements (agreement_id));
 diesel::joinable!(entitlements -> products (product_id));
+diesel::table! {
+    seat_requests (id) {
+        id -> BigInt,
+        entitlement_id -> BigInt,
+        organisation_code -> Text,
+        quantity -> BigInt,
+        reference -> Nullable<Text>,
+        status -> Text,
+        reason -> Nullable<Text>,
+        allocation_id -> Nullable<BigInt>,
+        requested_by -> Nullable<BigInt>,
+        requested_at -> Timestamp,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    nhsmail_service_periods (id) {
+        id -> BigInt,
+        organisation_code -> Text,
+        service -> Text,
+        starts_on -> Date,
+        ends_on -> Nullable<Date>,
+        source -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(seat_requests -> entitlements (entitlement_id));
+diesel::joinable!(seat_requests -> organisations (organisation_code));
+diesel::joinable!(nhsmail_service_periods -> organisations (organisation_code));
 diesel::joinable!(obligations -> entitlements (entitlement_id));
 diesel::joinable!(obligation_acceptances -> obligations (obligation_id));
 diesel::joinable!(allocations -> entitlements (entitlement_id));
@@ -407,6 +441,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     obligations,
     users,
     allocations,
+    seat_requests,
+    nhsmail_service_periods,
     obligation_acceptances,
     idempotency_keys,
     sign_in_attempts,

@@ -123,6 +123,13 @@ struct SeedEntitlement {
     how_to_claim: Option<String>,
     source: String,
     obligations: Vec<SeedObligation>,
+    #[serde(default)]
+    requires_approval: bool,
+    #[serde(default)]
+    per_organisation_cap: Option<i64>,
+    /// `standard` or `enhanced`: the line is that NHSmail service's national provision.
+    #[serde(default)]
+    nhsmail_service: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -466,6 +473,9 @@ fn insert_agreement(conn: &mut DbConnection, seed: &SeedAgreement) -> DbResult<(
                 entitlements::starts_on.eq(line.starts_on),
                 entitlements::ends_on.eq(line.ends_on),
                 entitlements::how_to_claim.eq(&line.how_to_claim),
+                entitlements::requires_approval.eq(line.requires_approval),
+                entitlements::per_organisation_cap.eq(line.per_organisation_cap),
+                entitlements::nhsmail_service.eq(&line.nhsmail_service),
                 entitlements::source.eq(&line.source),
                 entitlements::created_at.eq(stamp),
                 entitlements::updated_at.eq(stamp),

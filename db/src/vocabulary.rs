@@ -65,6 +65,27 @@ text_enum!(
 );
 
 text_enum!(
+    /// The NHSmail service an organisation takes, from January 2024: each has its own national
+    /// provision (Standard: Microsoft 365 F3 without Windows and its security; Enhanced:
+    /// Microsoft 365 E3 Frontline Restricted and F5 Security & Compliance).
+    NhsmailService { Standard = "standard", Enhanced = "enhanced" }
+);
+
+text_enum!(
+    /// Where a seat request (a claim on a line that requires approval) stands.
+    SeatRequestStatus {
+        /// Waiting for the national team; holds no seats.
+        Pending = "pending",
+        /// Approved: its seats were taken as an allocation.
+        Approved = "approved",
+        /// Refused, with a reason; no seats taken.
+        Refused = "refused",
+        /// Withdrawn by the organisation before a decision.
+        Withdrawn = "withdrawn",
+    }
+);
+
+text_enum!(
     /// What one seat of an entitlement counts.
     Metric { PerDevice = "per_device", PerUser = "per_user", PerCore = "per_core", Site = "site" }
 );

@@ -2,6 +2,10 @@
 
 Usage: ocds_validate.py SCHEMA_DIR PACKAGE.json [PACKAGE.json ...] [--prefix ocds-xxxxxx] [--count N]
 
+A package with `records` is a record package: it is validated against record-package-schema.json
+(OCDS 1.1.5, dereferenced, from ocdskit 1.7.0's fixtures), whose releases are checked against the
+1.1.4 core release schema (see load_record_validators).
+
 SCHEMA_DIR holds release-package-schema.json (OCDS 1.1.5, from the ocdskit 1.7.0 source
 distribution) and release-schema-1__1__4.json (OCDS 1.1.4, from ocdsmerge 0.8.0's), which
 tests/contract/ocds.sh takes from PyPI. The package schema's reference to the 1.1.5 release schema
@@ -40,6 +44,54 @@ def load_validator(schema_dir: Path) -> Draft4Validator:
     return Draft4Validator(package_schema, registry=registry, format_checker=checker)
 
 
+def load_record_validators(schema_dir: Path) -> tuple[Draft4Validator, Draft4Validator]:
+    """The record package's layout from ocdskit's fixture, its releases checked by the core schema.
+
+    The fixture is dereferenced with a profile's release schema (OCDS for PPPs: initiationType
+    `ppp` only), so its embedded releases and compiled release are replaced by references to the
+    core 1.1.4 release schema, and its versioned release (which this catalogue does not publish)
+    is dropped. What stays is the 1.1.5 record package and record structure.
+    """
+    record_schema = json.loads((schema_dir / "record-package-schema.json").read_text())
+    release_schema = json.loads((schema_dir / "release-schema-1__1__4.json").read_text())
+    release = {"$ref": release_schema["id"]}
+    record = record_schema["properties"]["records"]["items"]
+    record.pop("records", None)  # an example the fixture carries, not a keyword
+    record["properties"]["compiledRelease"] = release
+    record["properties"].pop("versionedRelease", None)
+    embedded = [o for o in record["properties"]["releases"]["oneOf"] if o.get("title") == "Embedded releases"]
+    if len(embedded) != 1:
+        sys.exit("ocds: the record package schema has no 'Embedded releases' alternative")
+    embedded[0]["items"] = release
+    registry = Registry().with_resources([(release_schema["id"], Resource(contents=release_schema, specification=DRAFT4))])
+    Draft4Validator.check_schema(record_schema)
+    checker = FormatChecker()
+    return (
+        Draft4Validator(record_schema, registry=registry, format_checker=checker),
+        Draft4Validator(release_schema, format_checker=checker),
+    )
+
+
+def record_problems(validators: tuple[Draft4Validator, Draft4Validator], package: dict, prefix: str) -> list[str]:
+    package_validator, release_validator = validators
+    found = [
+        f"{'/'.join(map(str, error.absolute_path)) or '(package)'}: {error.message}"
+        for error in package_validator.iter_errors(package)
+    ]
+    for n, record in enumerate(package.get("records") or []):
+        ocid = record.get("ocid", "")
+        if not ocid.startswith(f"{prefix}-"):
+            found.append(f"records/{n}: ocid {ocid!r} does not start with {prefix}-")
+        embedded = [("releases/" + str(i), r) for i, r in enumerate(record.get("releases") or [])]
+        for where, release in embedded + [("compiledRelease", record.get("compiledRelease") or {})]:
+            found += [f"records/{n}/{where}: {error.message}" for error in release_validator.iter_errors(release)]
+            if release.get("ocid") != ocid:
+                found.append(f"records/{n}/{where}: ocid differs from the record's")
+        if "compiled" not in (record.get("compiledRelease") or {}).get("tag", []):
+            found.append(f"records/{n}/compiledRelease: not tagged compiled")
+    return found
+
+
 def problems(validator: Draft4Validator, package: dict, prefix: str, count: int | None) -> list[str]:
     found = [
         f"{'/'.join(map(str, error.absolute_path)) or '(package)'}: {error.message}"
@@ -67,8 +119,26 @@ def main() -> int:
     args = parser.parse_args()
     validator = load_validator(args.schema_dir)
     failed = 0
+    record_validators = None
     for index, path in enumerate(args.packages):
         package = json.loads(path.read_text())
+        if "records" in package:
+            record_validators = record_validators or load_record_validators(args.schema_dir)
+            found = record_problems(record_validators, package, args.prefix)
+            if found:
+                failed += 1
+                print(f"ocds: {path.name}: INVALID record package")
+                for problem in found[:50]:
+                    print(f"ocds:   {problem}")
+            else:
+                print(f"ocds: {path.name}: valid OCDS 1.1 record package ({len(package['records'])} records)")
+            # The record validators refuse too: a record without releases must fail.
+            broken = json.loads(path.read_text())
+            del broken["records"][0]["releases"]
+            if not record_problems(record_validators, broken, args.prefix):
+                print("ocds: the validator accepted a record without releases: it checks nothing")
+                failed += 1
+            continue
         found = problems(validator, package, args.prefix, args.count if index == 0 else None)
         releases = len(package.get("releases") or [])
         if found:

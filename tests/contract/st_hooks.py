@@ -93,6 +93,8 @@ CHANGE_PASSWORD = "POST /v1/me/password"
 COVERAGE = "GET /v1/coverage"
 REPLACE_LIFECYCLE_SOURCES = "PUT /v1/products/{id}/lifecycle-sources"
 ODS_IMPORT = "POST /v1/ods/imports"
+REFUSE_SEAT_REQUEST = "POST /v1/seat-requests/{id}/refuse"
+REPLACE_NHSMAIL_SERVICE = "PUT /v1/organisations/{code}/nhsmail-service"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
 WITH_TEXT_IN_PATH_OR_QUERY = _having(
@@ -176,6 +178,27 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^entitlement \d+ is not in force on \d{4}-\d{2}-\d{2}$", {CLAIM, BULK_CLAIM}, "entitlement dates against today"),
     (r"^organisations of kind \S+ are not eligible for entitlement \d+$", {CLAIM, BULK_CLAIM}, "eligibility of the stored organisation"),
     (r"^this Idempotency-Key was used with a different request", {CLAIM}, "key reused with another body"),
+    (
+        r"^entitlement \d+ is the national provision for NHSmail \S+ Service organisations; ",
+        {CLAIM, BULK_CLAIM},
+        "NHSmail service of the stored organisation on today's date",
+    ),
+    (
+        r"^per_organisation_cap \(\d+\) is more than the line's seat_cap \(\d+\)$",
+        {CREATE_ENTITLEMENT, UPDATE_ENTITLEMENT},
+        "one field against another (and, on an update, against the stored line)",
+    ),
+    (r"^a refusal needs a reason$", {REFUSE_SEAT_REQUEST}, "blank as Unicode defines white space, wider than the pattern's \\s"),
+    (
+        r"^(the period starting \S+ overlaps the one starting \S+|periods\[\d+\]: ends_on is before starts_on)$",
+        {REPLACE_NHSMAIL_SERVICE},
+        "date order within and across the items of a list",
+    ),
+    (
+        r"^periods\[\d+\]: the NHSmail Standard and Enhanced Services began on \d{4}-\d{2}-\d{2}$",
+        {REPLACE_NHSMAIL_SERVICE},
+        "a lower bound on a date (JSON Schema has none for format date)",
+    ),
     (r"^\S+ cannot publish standards$", {CREATE_STANDARD}, "stored organisation may not publish"),
     (r"^standard \d+ is for \S+, not \S+$", {CREATE_PURCHASE}, "category of the stored standard"),
     (r"^product \d+ is in category \S+, not \S+$", {CREATE_PURCHASE}, "category of the stored product"),
@@ -207,6 +230,7 @@ RESOURCE_OF_SEGMENT = {
     "organisations": "organisation",
     "products": "product",
     "holds": "lifecycle hold",
+    "seat-requests": "seat request",
     "standards": "standard",
     "versions": "standard version",
     "users": "user",

@@ -5,7 +5,8 @@ use db::agreements::{
     NewExtensionOption, NewObligation,
 };
 use db::vocabulary::{
-    AgreementStatus, ExtensionDecision, FundingModel, Metric, OrganisationKind, OverAllocationPolicy, Tier,
+    AgreementStatus, ExtensionDecision, FundingModel, Metric, NhsmailService, OrganisationKind,
+    OverAllocationPolicy, Tier,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +15,7 @@ use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole};
 use crate::body::Json;
 use crate::error::ApiResult;
-use crate::ocds::OcdsReleasePackage;
+use crate::ocds::{OcdsRecordPackage, OcdsReleasePackage};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::products::PageQuery;
@@ -217,6 +218,29 @@ pub async fn get_agreement_ocds(
     let id = id.into_inner();
     let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
     Ok(web::Json(crate::ocds::package(&requested_uri(&request), &agreement, &state.ocid_prefix)))
+}
+
+/// One agreement as an OCDS 1.1 record package: its record holds its one current release and
+/// the compiled release.
+#[utoipa::path(
+    tag = "agreements",
+    operation_id = "get_agreement_ocds_record",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agreement id")),
+    responses((status = 200, body = OcdsRecordPackage, description = "An OCDS 1.1 record package"), ReadErrors)
+)]
+#[get("/agreements/{id}/ocds/record")]
+pub async fn get_agreement_ocds_record(
+    state: web::Data<AppState>,
+    _user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+    request: HttpRequest,
+) -> ApiResult<web::Json<OcdsRecordPackage>> {
+    let id = id.into_inner();
+    let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
+    let uri = requested_uri(&request);
+    let release_package = uri.strip_suffix("/record").unwrap_or(&uri).to_owned();
+    Ok(web::Json(crate::ocds::record_package(&uri, &release_package, &agreement, &state.ocid_prefix)))
 }
 
 /// One agreement.
@@ -518,6 +542,15 @@ pub struct CreateEntitlement {
     #[serde(default, deserialize_with = "crate::dates::optional")]
     pub ends_on: Option<NaiveDate>,
     pub how_to_claim: Option<String>,
+    /// A claim on the line is held as a seat request until an admin approves it (default false).
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// The most seats one organisation may hold of the line (null: only `seat_cap` applies).
+    /// With the `block` policy it may not exceed `seat_cap`.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub per_organisation_cap: Option<i64>,
+    /// Offer the line only to organisations taking this NHSmail service on the day asked about.
+    pub nhsmail_service: Option<NhsmailService>,
     #[serde(default)]
     pub obligations: Vec<ObligationInput>,
     pub source: Option<String>,
@@ -554,6 +587,9 @@ pub async fn create_entitlement(
         starts_on: b.starts_on,
         ends_on: b.ends_on,
         how_to_claim: b.how_to_claim,
+        requires_approval: b.requires_approval,
+        per_organisation_cap: b.per_organisation_cap,
+        nhsmail_service: b.nhsmail_service,
         source: b.source,
     };
     let obligations = b
@@ -603,6 +639,15 @@ pub struct UpdateEntitlement {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub how_to_claim: Option<Option<String>>,
+    /// Requests already pending stay pending when this is turned off (an admin decides them).
+    pub requires_approval: Option<bool>,
+    /// Lowering it keeps what organisations hold; it refuses new claims past it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000)]
+    pub per_organisation_cap: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<NhsmailService>)]
+    pub nhsmail_service: Option<Option<NhsmailService>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub source: Option<Option<String>>,
@@ -636,6 +681,9 @@ pub async fn update_entitlement(
         eligible_kinds: b.eligible_kinds,
         ends_on: b.ends_on,
         how_to_claim: b.how_to_claim,
+        requires_approval: b.requires_approval,
+        per_organisation_cap: b.per_organisation_cap,
+        nhsmail_service: b.nhsmail_service,
         source: b.source,
     };
     let (id, actor) = (id.into_inner(), admin.actor());

@@ -1,6 +1,7 @@
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey, Succession};
+use db::seat_requests::SeatRequest;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -29,10 +30,22 @@ pub struct ClaimRequest {
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-/// Claim seats of an entitlement. Eligibility (organisation kind, dates, open organisation) and
-/// the cap are checked in one transaction; a claim past the cap gets 409 with the seats that
-/// remain. The claimer accepts the entitlement's obligations. With an `Idempotency-Key`, a retry
-/// returns the first result and never takes seats twice.
+/// The body a claim answers with, kept with an idempotency key to answer a retry the same way.
+pub fn render_claim(outcome: &ClaimOutcome) -> String {
+    match outcome {
+        ClaimOutcome::Created(allocation) => serde_json::to_string(allocation),
+        ClaimOutcome::Requested(seat_request) => serde_json::to_string(seat_request),
+        ClaimOutcome::Replayed { body, .. } => Ok(body.clone()),
+    }
+    .unwrap_or_default()
+}
+
+/// Claim seats of an entitlement. Eligibility (organisation kind, NHSmail service, dates, open
+/// organisation), the cap and the line's per-organisation cap are checked in one transaction; a
+/// claim past the cap gets 409 with the seats that remain. The claimer accepts the entitlement's
+/// obligations. On a line that requires approval the claim is checked the same way and held as a
+/// seat request (202, no seats taken) until an admin approves it. With an `Idempotency-Key`, a
+/// retry returns the first result and never takes seats twice.
 #[utoipa::path(
     tag = "allocations",
     operation_id = "claim_seats",
@@ -45,6 +58,8 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
     request_body = ClaimRequest,
     responses(
         (status = 201, body = Allocation, description = "Seats taken (or, on a retry with the same key, the first result)"),
+        (status = 202, body = SeatRequest, description = "The line requires approval: the claim is held as a seat request, taking no seats yet",
+            headers(("Location" = String, description = "The seat request"))),
         WriteErrors
     )
 )]
@@ -76,12 +91,15 @@ pub async fn claim_seats(
         }
     };
     let actor = user.actor();
-    let render = |allocation: &Allocation| serde_json::to_string(allocation).unwrap_or_default();
+    let render = render_claim;
     let outcome = state
         .run(move |db| db::ledger::claim(db, &actor, entitlement_id, claim, key, today(), render))
         .await?;
     Ok(match outcome {
         ClaimOutcome::Created(allocation) => HttpResponse::Created().json(allocation),
+        ClaimOutcome::Requested(seat_request) => HttpResponse::Accepted()
+            .insert_header((header::LOCATION, format!("/v1/seat-requests/{}", seat_request.id)))
+            .json(seat_request),
         ClaimOutcome::Replayed { status, body } => {
             HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED))
                 .content_type("application/json")
@@ -99,7 +117,8 @@ pub struct BulkClaimRequest {
 }
 
 /// Claim seats for many organisations at once: all are taken, or none (the problem names the
-/// first line that failed).
+/// first line that failed). A line that requires approval is refused (409): each organisation's
+/// claim on it is a seat request of its own.
 #[utoipa::path(
     tag = "allocations",
     operation_id = "claim_seats_bulk",

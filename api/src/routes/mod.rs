@@ -13,12 +13,14 @@ pub mod coverage;
 pub mod health;
 pub mod lifecycle;
 pub mod me;
+pub mod nhsmail;
 pub mod ods;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
 pub mod reports;
 pub mod risk;
+pub mod seat_requests;
 pub mod standards;
 pub mod users;
 
@@ -44,6 +46,8 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(organisations::create_organisation)
             .service(organisations::get_organisation)
             .service(organisations::update_organisation)
+            .service(nhsmail::get_nhsmail_service)
+            .service(nhsmail::replace_nhsmail_service)
             .service(ods::create_ods_import)
             .service(products::list_suppliers)
             .service(products::create_supplier)
@@ -61,6 +65,7 @@ pub fn configure(config: &mut ServiceConfig) {
             // Before `/agreements/{id}`, which would otherwise take `ocds` for an id.
             .service(agreements::list_agreements_ocds)
             .service(agreements::get_agreement_ocds)
+            .service(agreements::get_agreement_ocds_record)
             .service(agreements::create_agreement)
             .service(agreements::get_agreement)
             .service(agreements::update_agreement)
@@ -74,6 +79,11 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(allocations::release_seats)
             .service(allocations::list_organisation_allocations)
             .service(allocations::record_succession)
+            .service(seat_requests::list_seat_requests)
+            .service(seat_requests::get_seat_request)
+            .service(seat_requests::approve_seat_request)
+            .service(seat_requests::refuse_seat_request)
+            .service(seat_requests::withdraw_seat_request)
             .service(reports::utilisation_report)
             .service(reports::obligations_report)
             .service(reports::compliance_report)

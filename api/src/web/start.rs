@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDate;
 use db::coverage::{Coverage, Decision, Subject};
-use db::ledger::{Allocation, AllocationFilter, Claim, IdempotencyKey};
+use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey};
 use db::read_model::ReadModel;
 use db::{DbConnection, DbError, DbResult, PageRequest};
 use serde::Deserialize;
@@ -92,6 +92,8 @@ pub struct LicenceView {
     pub seats_left: String,
     pub ends_on: Option<String>,
     pub how_to_claim: Option<String>,
+    /// What restricts a claim on the line (approval, a cap per organisation), in words.
+    pub restrictions: Vec<String>,
     pub obligations: Vec<ObligationView>,
     /// The organisation's live allocations of this entitlement.
     pub held: Vec<AllocationView>,
@@ -237,6 +239,7 @@ pub fn coverage_view(
             tier: words(licence.tier.as_str()),
             ends_on: licence.ends_on.map(long_date),
             how_to_claim: licence.how_to_claim,
+            restrictions: licence_restrictions(licence.requires_approval, licence.per_organisation_cap),
             obligations: licence
                 .obligations
                 .into_iter()
@@ -417,6 +420,20 @@ struct StartPage {
     return_to: String,
 }
 
+fn licence_restrictions(requires_approval: bool, per_organisation_cap: Option<i64>) -> Vec<String> {
+    let mut restrictions = Vec::new();
+    if requires_approval {
+        restrictions.push(
+            "Needs the national team's approval: a claim is a request, and no seats are taken until it is approved"
+                .to_owned(),
+        );
+    }
+    if let Some(cap) = per_organisation_cap {
+        restrictions.push(format!("An organisation may hold at most {} seats", count(cap)));
+    }
+    restrictions
+}
+
 #[derive(Deserialize)]
 pub struct StartQuery {
     q: Option<String>,
@@ -431,6 +448,9 @@ fn notice_text(notice: Option<&str>, seats: Option<i64>) -> Option<String> {
         "claimed" => {
             Some(format!("You claimed {seats} seats. Your organisation has taken on the obligations shown."))
         }
+        "requested" => Some(format!(
+            "You asked for {seats} seats. This line needs the national team's approval: no seats are taken until they approve your request."
+        )),
         "released" => Some(format!("You released {seats} seats.")),
         _ => None,
     }
@@ -564,12 +584,15 @@ pub async fn claim(
         .filter(|k| (1..=255).contains(&k.len()))
         .map(|key| IdempotencyKey::for_claim(user.id(), key, entitlement_id, &claim));
     let actor = user.actor();
-    let render_body = |allocation: &Allocation| serde_json::to_string(allocation).unwrap_or_default();
+    let render_body = crate::routes::allocations::render_claim;
     let outcome = state
         .run(move |db| db::ledger::claim(db, &actor, entitlement_id, claim, key, today(), render_body))
         .await;
     let organisation_param = user.organisation().is_none().then_some(organisation.as_str());
     match outcome {
+        Ok(ClaimOutcome::Requested(_) | ClaimOutcome::Replayed { status: 202, .. }) => Ok(see_other(
+            &format!("{}&notice=requested&n={quantity}", start_path(&question.text, organisation_param)),
+        )),
         Ok(_) => Ok(see_other(&format!(
             "{}&notice=claimed&n={quantity}",
             start_path(&question.text, organisation_param)

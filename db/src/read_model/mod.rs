@@ -27,6 +27,7 @@ use crate::connection::{CommitListener, Committed, Database, DbConnection};
 use crate::coverage::{self, AskingOrganisation, Coverage, Line, Question, Subject};
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
+use crate::nhsmail::{self, ServicePeriod};
 use crate::releases::{self, Release};
 use crate::schema::{audit_events, entitlements, organisations, products};
 use crate::users::{self, Principal};
@@ -42,8 +43,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Entities whose changes alter what the read model holds (allocations change seat totals,
 /// which are polled directly).
-const CACHED_ENTITIES: [&str; 10] = [
+const CACHED_ENTITIES: [&str; 11] = [
     "organisation",
+    "nhsmail_service",
     "product",
     "release",
     "agreement",
@@ -90,6 +92,8 @@ pub struct ReadModel {
     organisations: RwLock<Organisations>,
     products: RwLock<Products>,
     lifecycles: RwLock<Lifecycles>,
+    /// Organisation code -> its recorded NHSmail service periods (most have none).
+    nhsmail_services: RwLock<HashMap<String, Arc<[ServicePeriod]>>>,
     lines: RwLock<Lines>,
     /// Entitlement id -> (seats allocated, seats version).
     seats: RwLock<HashMap<i64, (i64, i64)>>,
@@ -231,6 +235,7 @@ impl ReadModel {
                 successors: releases::successors(conn)?,
             })
         })?;
+        let services = db.read(nhsmail::all_periods)?;
         let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) =
             db.read(|conn| {
                 Ok((
@@ -245,6 +250,8 @@ impl ReadModel {
         *write(&self.organisations) = organisations;
         *write(&self.products) = products;
         *write(&self.lifecycles) = lifecycles;
+        *write(&self.nhsmail_services) =
+            services.into_iter().map(|(code, periods)| (code, Arc::from(periods))).collect();
         let mut lines = Lines::default();
         for agreement in agreement_list {
             lines.agreements.insert(agreement.id, Arc::new(agreement));
@@ -274,12 +281,15 @@ impl ReadModel {
         let organisation = {
             let organisations = read(&self.organisations);
             let found = organisations.get(&code).ok_or(DbError::NotFound("organisation"))?;
+            let recorded = read(&self.nhsmail_services).get(code.as_str()).cloned();
             AskingOrganisation {
                 code: code.as_str().to_owned(),
                 name: organisations.name(found).to_owned(),
                 kind: found.kind,
                 closed: found.closed,
                 successor_code: found.successor_code.map(|c| c.as_str().to_owned()),
+                nhsmail_service: nhsmail::service_on(recorded.as_deref().unwrap_or_default(), found.kind, on)
+                    .map(|(service, _)| service),
             }
         };
         let (product, category, product_ids) = {
@@ -433,6 +443,15 @@ impl ReadModel {
             "organisation" => {
                 let rows = db.read(|conn| load_organisations(conn, Some(entity_id), None))?;
                 write(&self.organisations).replace(entity_id, rows)?;
+            }
+            "nhsmail_service" => {
+                let periods = db.read(|conn| nhsmail::periods_of(conn, entity_id))?;
+                let mut services = write(&self.nhsmail_services);
+                if periods.is_empty() {
+                    services.remove(entity_id);
+                } else {
+                    services.insert(entity_id.to_owned(), Arc::from(periods));
+                }
             }
             "product" => {
                 let Some(id) = id() else { return Ok(()) };

@@ -1,0 +1,169 @@
+//! Seat requests: claims on lines that require approval, held until the national team decides.
+//! A claim on such a line (`POST /v1/entitlements/{id}/allocations`) answers 202 with the
+//! request; these routes list, approve, refuse and withdraw them.
+
+use actix_web::{get, post, web};
+use db::ledger::Approval;
+use db::seat_requests::{SeatRequest, SeatRequestFilter};
+use db::vocabulary::SeatRequestStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Authorised;
+use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole, CurrentUser};
+use crate::body::Json;
+use crate::error::{ApiError, ApiResult};
+use crate::openapi::{ReadErrors, WriteErrors};
+use crate::preconditions::page_request;
+use crate::routes::today;
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SeatRequestQuery {
+    pub status: Option<SeatRequestStatus>,
+    /// ODS code. Officers and exemplars see only their own organisation's requests whatever this says.
+    #[param(pattern = "^[A-Za-z0-9]{3,10}$")]
+    pub organisation: Option<String>,
+    pub entitlement_id: Option<i64>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeatRequestPage {
+    pub items: Vec<SeatRequest>,
+    pub next_cursor: Option<String>,
+}
+
+/// The organisation whose requests the user may see: any for the national team and auditors,
+/// their own for everyone else.
+fn visible_organisation(user: &CurrentUser, asked: Option<String>) -> Option<String> {
+    match user.role() {
+        db::users::Role::Admin | db::users::Role::Auditor => asked.map(|code| code.to_uppercase()),
+        _ => Some(user.organisation().unwrap_or_default().to_owned()),
+    }
+}
+
+/// Seat requests, oldest first: the national team's queue (`?status=pending`), or an
+/// organisation's own requests and how they were decided.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "list_seat_requests",
+    security(("bearer" = [])),
+    params(SeatRequestQuery),
+    responses((status = 200, body = SeatRequestPage), ReadErrors)
+)]
+#[get("/seat-requests")]
+pub async fn list_seat_requests(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    query: web::Query<SeatRequestQuery>,
+) -> ApiResult<web::Json<SeatRequestPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let filter = SeatRequestFilter {
+        status: query.status,
+        organisation_code: visible_organisation(&user, query.organisation),
+        entitlement_id: query.entitlement_id,
+    };
+    let found = state.run(move |db| db.read(|conn| db::seat_requests::list(conn, &filter, &page))).await?;
+    Ok(web::Json(SeatRequestPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+/// Reads a request the user may see; another organisation's answers 404.
+async fn visible_request(state: &AppState, user: &CurrentUser, id: i64) -> ApiResult<SeatRequest> {
+    let request = state.run(move |db| db.read(|conn| db::seat_requests::get(conn, id))).await?;
+    user.ensure_can_read(&request.organisation_code)
+        .map_err(|_| ApiError::NotFound("seat request not found".into()))?;
+    Ok(request)
+}
+
+/// One seat request.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "get_seat_request",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Seat request id")),
+    responses((status = 200, body = SeatRequest), ReadErrors)
+)]
+#[get("/seat-requests/{id}")]
+pub async fn get_seat_request(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<SeatRequest>> {
+    Ok(web::Json(visible_request(&state, &user, id.into_inner()).await?))
+}
+
+/// Approve a pending request: its claim is made now, checked as any claim is today (seats
+/// left, the organisation's cap and eligibility). When the claim is refused (409 or 422),
+/// nothing changes and the request stays pending.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "approve_seat_request",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Seat request id")),
+    responses((status = 200, body = Approval, description = "Approved: the allocation holds its seats"), WriteErrors)
+)]
+#[post("/seat-requests/{id}/approve")]
+pub async fn approve_seat_request(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<Approval>> {
+    let (id, actor) = (id.into_inner(), admin.actor());
+    Ok(web::Json(state.run(move |db| db::ledger::approve_request(db, &actor, id, today())).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseSeatRequest {
+    /// Why, for the organisation to read (1 to 2,000 characters).
+    #[schema(min_length = 1, max_length = 2000, pattern = "[^\\s\\u0085]")]
+    pub reason: String,
+}
+
+/// Refuse a pending request, with a reason. No seats are taken.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "refuse_seat_request",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Seat request id")),
+    request_body = RefuseSeatRequest,
+    responses((status = 200, body = SeatRequest), WriteErrors)
+)]
+#[post("/seat-requests/{id}/refuse")]
+pub async fn refuse_seat_request(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+    body: Json<RefuseSeatRequest>,
+) -> ApiResult<web::Json<SeatRequest>> {
+    let (id, reason, actor) = (id.into_inner(), body.into_inner().reason, admin.actor());
+    Ok(web::Json(state.run(move |db| db::seat_requests::refuse(db, &actor, id, &reason)).await?))
+}
+
+/// Withdraw a pending request the organisation no longer needs.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "withdraw_seat_request",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Seat request id")),
+    responses((status = 200, body = SeatRequest), WriteErrors)
+)]
+#[post("/seat-requests/{id}/withdraw")]
+pub async fn withdraw_seat_request(
+    state: web::Data<AppState>,
+    user: Authorised<AdminOrOfficer>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<SeatRequest>> {
+    let id = id.into_inner();
+    let request = visible_request(&state, &user, id).await?;
+    user.ensure_can_act_for(&request.organisation_code)?;
+    let actor = user.actor();
+    Ok(web::Json(state.run(move |db| db::seat_requests::withdraw(db, &actor, id)).await?))
+}

@@ -1,0 +1,221 @@
+//! Seat requests: claims on a line that requires the national team's approval. A request holds
+//! no seats; approving it makes the claim through the ledger (`ledger::approve_request`, the
+//! ledger being the one place seats are taken), with every check made again on the day of
+//! approval (the seats left, the organisation's cap, its eligibility), so the ledger's invariants
+//! are over approved seats only. Refusing needs a reason; the organisation may withdraw a request
+//! while it is pending.
+//!
+//! Each decision is one transaction that first moves the request out of `pending` with a
+//! conditional UPDATE: two admins deciding at once cannot both act, and a request is never
+//! approved twice.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::audit::{Actor, Audited, Change, now};
+use crate::connection::{Database, DbConnection};
+use crate::error::{DbError, DbResult};
+use crate::page::{Page, PageRequest};
+use crate::schema::seat_requests as requests;
+use crate::vocabulary::SeatRequestStatus;
+
+/// A refusal's reason, at most this many characters.
+pub const MAX_REASON_CHARS: usize = 2000;
+
+#[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[diesel(table_name = requests)]
+pub struct SeatRequest {
+    pub id: i64,
+    pub entitlement_id: i64,
+    /// ODS code of the organisation the seats are for.
+    pub organisation_code: String,
+    /// Seats asked for.
+    pub quantity: i64,
+    pub reference: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = SeatRequestStatus))]
+    pub status: String,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// The allocation its approval made.
+    pub allocation_id: Option<i64>,
+    pub requested_by: Option<i64>,
+    #[serde(serialize_with = "crate::time::utc")]
+    pub requested_at: NaiveDateTime,
+    pub decided_by: Option<i64>,
+    #[serde(serialize_with = "crate::time::utc_option")]
+    pub decided_at: Option<NaiveDateTime>,
+}
+
+pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<SeatRequest> {
+    requests::table
+        .find(id)
+        .select(SeatRequest::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("seat request"))
+}
+
+/// Records a claim as a pending request, inside the claim's transaction (after the ledger has
+/// checked it as it would check a claim).
+pub(crate) fn create_in(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    entitlement_id: i64,
+    organisation_code: &str,
+    quantity: i64,
+    reference: Option<&str>,
+) -> DbResult<(SeatRequest, Change)> {
+    let id: i64 = diesel::insert_into(requests::table)
+        .values((
+            requests::entitlement_id.eq(entitlement_id),
+            requests::organisation_code.eq(organisation_code.to_uppercase()),
+            requests::quantity.eq(quantity),
+            requests::reference.eq(reference),
+            requests::status.eq(SeatRequestStatus::Pending.as_str()),
+            requests::requested_by.eq(actor.user_id),
+            requests::requested_at.eq(now()),
+        ))
+        .returning(requests::id)
+        .get_result(conn)?;
+    let request = get(conn, id)?;
+    let change = Change::new("seat_request.create", "seat_request", id)
+        .organisation(Some(&request.organisation_code))
+        .after(&request);
+    Ok((request, change))
+}
+
+#[derive(Debug, Default)]
+pub struct SeatRequestFilter {
+    pub status: Option<SeatRequestStatus>,
+    pub organisation_code: Option<String>,
+    pub entitlement_id: Option<i64>,
+}
+
+/// Requests, oldest first (the order the national team works through them).
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &SeatRequestFilter,
+    page: &PageRequest,
+) -> DbResult<Page<SeatRequest>> {
+    let mut query = requests::table.select(SeatRequest::as_select()).order(requests::id).into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(requests::status.eq(status.as_str()));
+    }
+    if let Some(code) = &filter.organisation_code {
+        query = query.filter(requests::organisation_code.eq(code.to_uppercase()));
+    }
+    if let Some(entitlement) = filter.entitlement_id {
+        query = query.filter(requests::entitlement_id.eq(entitlement));
+    }
+    if let Some(after) = page.after_id()? {
+        query = query.filter(requests::id.gt(after));
+    }
+    let limit = page.limit();
+    Ok(Page::from_rows(query.limit(limit + 1).load(conn)?, limit, |r| r.id.to_string()))
+}
+
+/// Moves a pending request to `status`, or says where it stands. The conditional UPDATE takes
+/// the request's row lock, so a concurrent decision waits and then finds it decided.
+fn decide(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    status: SeatRequestStatus,
+    reason: Option<&str>,
+) -> DbResult<SeatRequest> {
+    let before = get(conn, id)?;
+    let moved = diesel::update(
+        requests::table
+            .filter(requests::id.eq(id))
+            .filter(requests::status.eq(SeatRequestStatus::Pending.as_str())),
+    )
+    .set((
+        requests::status.eq(status.as_str()),
+        requests::reason.eq(reason),
+        requests::decided_by.eq(actor.user_id),
+        requests::decided_at.eq(now()),
+    ))
+    .execute(conn)?;
+    if moved == 0 {
+        let current = get(conn, id)?;
+        return Err(DbError::Conflict(format!("seat request {id} is {}, not pending", current.status)));
+    }
+    Ok(before)
+}
+
+/// Takes a pending request's row lock (a no-op update) and reads it, or says where it stands:
+/// a concurrent decision waits for the lock, then finds it decided. An approval takes it first,
+/// so locks go request, organisation, line.
+pub(crate) fn lock_pending(conn: &mut DbConnection, id: i64) -> DbResult<SeatRequest> {
+    let current = get(conn, id)?;
+    let pending = diesel::update(
+        requests::table
+            .filter(requests::id.eq(id))
+            .filter(requests::status.eq(SeatRequestStatus::Pending.as_str())),
+    )
+    .set(requests::status.eq(requests::status))
+    .execute(conn)?;
+    if pending == 0 {
+        return Err(DbError::Conflict(format!("seat request {id} is {}, not pending", current.status)));
+    }
+    get(conn, id)
+}
+
+/// Marks a request locked by [`lock_pending`] approved, naming the allocation its claim made
+/// (an approved request must name one: the table's CHECK).
+pub(crate) fn mark_approved(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    before: &SeatRequest,
+    allocation_id: i64,
+) -> DbResult<(SeatRequest, Change)> {
+    diesel::update(requests::table.find(before.id))
+        .set((
+            requests::status.eq(SeatRequestStatus::Approved.as_str()),
+            requests::allocation_id.eq(allocation_id),
+            requests::decided_by.eq(actor.user_id),
+            requests::decided_at.eq(now()),
+        ))
+        .execute(conn)?;
+    let request = get(conn, before.id)?;
+    let change = Change::new("seat_request.approve", "seat_request", before.id)
+        .organisation(Some(&request.organisation_code))
+        .before(before)
+        .after(&request);
+    Ok((request, change))
+}
+
+/// Refuses a pending request, with the reason the organisation will read.
+pub fn refuse(db: &Database, actor: &Actor, id: i64, reason: &str) -> DbResult<SeatRequest> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(DbError::Invalid("a refusal needs a reason".into()));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(DbError::Invalid(format!("reason must be at most {MAX_REASON_CHARS} characters")));
+    }
+    db.write(actor, |conn| {
+        let before = decide(conn, actor, id, SeatRequestStatus::Refused, Some(reason))?;
+        let request = get(conn, id)?;
+        let change = Change::new("seat_request.refuse", "seat_request", id)
+            .organisation(Some(&request.organisation_code))
+            .before(&before)
+            .after(&request);
+        Ok(Audited::one(request, change))
+    })
+}
+
+/// Withdraws a pending request (the organisation no longer needs the seats).
+pub fn withdraw(db: &Database, actor: &Actor, id: i64) -> DbResult<SeatRequest> {
+    db.write(actor, |conn| {
+        let before = decide(conn, actor, id, SeatRequestStatus::Withdrawn, None)?;
+        let request = get(conn, id)?;
+        let change = Change::new("seat_request.withdraw", "seat_request", id)
+            .organisation(Some(&request.organisation_code))
+            .before(&before)
+            .after(&request);
+        Ok(Audited::one(request, change))
+    })
+}
