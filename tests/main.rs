@@ -12,6 +12,7 @@ mod ledger;
 mod lifecycle;
 mod module_cycles;
 mod ods;
+mod ods_kinds;
 mod openapi_contract;
 mod query_counts;
 mod read_model;

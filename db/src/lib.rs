@@ -14,6 +14,7 @@ pub mod guidance;
 pub mod ledger;
 pub mod lifecycle;
 pub mod ods;
+pub mod ods_successions;
 pub mod organisations;
 pub mod page;
 pub mod products;

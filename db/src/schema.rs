@@ -23,6 +23,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    ods_successions (id) {
+        id -> BigInt,
+        predecessor_code -> Text,
+        successor_code -> Text,
+        reason -> Nullable<Text>,
+        effective_on -> Date,
+        status -> Text,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     suppliers (id) {
         id -> BigInt,
         name -> Text,
@@ -396,6 +410,7 @@ diesel::joinable!(lifecycle_holds -> releases (release_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
+    ods_successions,
     suppliers,
     agreement_extensions,
     products,
