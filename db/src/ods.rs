@@ -217,12 +217,13 @@ fn rows<T>(
     mut read_row: impl FnMut(u64, &Row) -> DbResult<T>,
 ) -> DbResult<Vec<T>> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut lines = Lines::new(bytes);
     let mut out = Vec::new();
     for row in reader.records() {
         let row = row.map_err(|error| {
-            invalid(kind, line_at(bytes, error.position()), format!("not readable as CSV ({error})"))
+            invalid(kind, lines.at(error.position()), format!("not readable as CSV ({error})"))
         })?;
-        let line = line_at(bytes, row.position());
+        let line = lines.at(row.position());
         if row.len() != kind.fields() {
             return Err(invalid(
                 kind,
@@ -351,14 +352,36 @@ pub fn parse_successions(bytes: &[u8]) -> DbResult<Vec<SuccessionRecord>> {
 
 /// The line a record starts on, counted from its byte offset (the csv crate's own line count
 /// runs behind on files with CRLF line ends, as ODS publishes them: measured, record 3 of
-/// `a CRLF b CRLF c` is on its line 2).
-fn line_at(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
-    let mut offset = position.map_or(0, |p| p.byte() as usize).min(bytes.len());
-    // After a CR the csv crate starts the next record at the LF that ends the line.
-    while offset < bytes.len() && matches!(bytes[offset], b'\r' | b'\n') {
-        offset += 1;
+/// `a CRLF b CRLF c` is on its line 2). Records come in order, so each count goes on from the
+/// last one: counting from the start of the file for every record made reading the national GP
+/// file (7,600 records, 2 MB) take 2.7 s of its 2.9 s.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    /// Where the last count stopped, and the line there.
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Lines<'a> {
+        Lines { bytes, offset: 0, line: 1 }
     }
-    1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count() as u64
+
+    fn at(&mut self, position: Option<&csv::Position>) -> u64 {
+        let bytes = self.bytes;
+        let mut offset = position.map_or(0, |p| p.byte() as usize).min(bytes.len());
+        // After a CR the csv crate starts the next record at the LF that ends the line.
+        while offset < bytes.len() && matches!(bytes[offset], b'\r' | b'\n') {
+            offset += 1;
+        }
+        if offset < self.offset {
+            // Not expected (records come in order), but then counted afresh rather than wrong.
+            (self.offset, self.line) = (0, 1);
+        }
+        self.line += bytes[self.offset..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.offset = offset;
+        self.line
+    }
 }
 
 /// A field that changes on an organisation the catalogue already knows.
