@@ -552,6 +552,17 @@ async fn every_write_route_is_audited_exactly_once(app: TestApp) {
     assert_eq!((event.actor_user_id, event.entity.as_str()), (Some(a.0.id), "ods_import"));
     walked.push("create_ods_import");
 
+    // An ICB lets its officers act for the organisations it commissions for (refused for a trust).
+    let grant = |code: &str, granted: bool| {
+        call(
+            "set_icb_acting_grant",
+            "PUT",
+            format!("/v1/organisations/{code}/acting-grant"),
+            json!({"granted": granted}),
+        )
+    };
+    audited(&app, &mut walked, a, "icb_grant", grant("RR8", true), grant("QWE", true)).await;
+
     // Successions that ODS published, proposed (two, made up for the walk) for an admin. A
     // confirmation is the decision and the succession it runs: two events when no seats move. A
     // rejection is one.

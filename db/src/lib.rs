@@ -11,6 +11,7 @@ pub mod connection;
 pub mod coverage;
 pub mod error;
 pub mod guidance;
+pub mod icb_acting;
 pub mod ledger;
 pub mod lifecycle;
 pub mod ods;

@@ -37,6 +37,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    icb_acting_grants (icb_code) {
+        icb_code -> Text,
+        granted_by -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     suppliers (id) {
         id -> BigInt,
         name -> Text,
@@ -380,6 +388,7 @@ diesel::table! {
         before_state -> Nullable<Text>,
         after_state -> Nullable<Text>,
         request_id -> Nullable<Text>,
+        acting_icb -> Nullable<Text>,
     }
 }
 
@@ -411,6 +420,7 @@ diesel::joinable!(lifecycle_holds -> releases (release_id));
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
     ods_successions,
+    icb_acting_grants,
     suppliers,
     agreement_extensions,
     products,

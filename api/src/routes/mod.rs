@@ -44,6 +44,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(organisations::create_organisation)
             .service(organisations::get_organisation)
             .service(organisations::update_organisation)
+            .service(organisations::set_icb_acting_grant)
             .service(ods::create_ods_import)
             .service(ods::list_ods_successions)
             .service(ods::confirm_ods_succession)
