@@ -654,6 +654,62 @@ async fn every_write_route_is_audited_exactly_once(app: TestApp) {
     );
     w.push("approve_seat_request");
 
+    // An ICB lets its officers act for the organisations it commissions for (refused for a trust).
+    let grant = |code: &str, granted: bool| {
+        call(
+            "set_icb_acting_grant",
+            "PUT",
+            format!("/v1/organisations/{code}/acting-grant"),
+            json!({"granted": granted}),
+        )
+    };
+    audited(&app, &mut walked, a, "icb_grant", grant("RR8", true), grant("QWE", true)).await;
+
+    // Successions that ODS published, proposed (two, made up for the walk) for an admin. A
+    // confirmation is the decision and the succession it runs: two events when no seats move. A
+    // rejection is one.
+    let proposals: Vec<db::ods::SuccessionRecord> = [("RLQ", "RR8"), ("RJ1", "RR8")]
+        .iter()
+        .map(|(predecessor, successor)| db::ods::SuccessionRecord {
+            predecessor: (*predecessor).to_owned(),
+            successor: (*successor).to_owned(),
+            reason: Some("R".to_owned()),
+            effective_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        })
+        .collect();
+    db::ods::apply_successions(app.db(), &db::Actor::system("test"), &proposals, &mut |_, _| {}).unwrap();
+    let ids: Vec<i64> = app
+        .db()
+        .read(|conn| db::ods_successions::list(conn, None, &db::PageRequest::default()))
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    let before = event_count(&app);
+    let refused = app.post("/v1/ods/successions/999999/confirm").bearer_auth(a.1);
+    assert_eq!(refused.send().await.unwrap().status().as_u16(), 404);
+    assert_eq!(event_count(&app), before, "confirm_ods_succession: a refused call adds nothing");
+    let confirmed = app.post(&format!("/v1/ods/successions/{}/confirm", ids[0])).bearer_auth(a.1);
+    assert_eq!(confirmed.send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(event_count(&app), before + 2, "confirm_ods_succession: the decision and the succession");
+    let decision = app.with_connection(|conn| {
+        let filter =
+            db::audit::AuditFilter { action: Some("ods_succession.confirm".into()), ..Default::default() };
+        db::audit::events_after(conn, &filter, None, 10).unwrap()
+    });
+    assert_eq!((decision[0].actor_user_id, decision[0].entity.as_str()), (Some(a.0.id), "ods_succession"));
+    walked.push("confirm_ods_succession");
+    audited(
+        &app,
+        &mut walked,
+        a,
+        "ods_succession",
+        call("reject_ods_succession", "POST", format!("/v1/ods/successions/{}/reject", ids[0]), json!({})),
+        call("reject_ods_succession", "POST", format!("/v1/ods/successions/{}/reject", ids[1]), json!({})),
+    )
+    .await;
+
     // Every write operation of the document was walked, or is listed as not audited with a reason.
     let document = serde_json::to_value(api::app::openapi_document()).unwrap();
     for (path, item) in document["paths"].as_object().unwrap() {

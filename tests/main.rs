@@ -12,6 +12,8 @@ mod ledger;
 mod lifecycle;
 mod module_cycles;
 mod ods;
+mod ods_icb_acting;
+mod ods_kinds;
 mod openapi_contract;
 mod query_counts;
 mod read_model;

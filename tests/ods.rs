@@ -269,6 +269,7 @@ fn a_bad_file_is_refused_and_changes_nothing(db: TestDatabase) {
         postcode: None,
         opened_on: None,
         closed_on: None,
+        kind: db::vocabulary::OrganisationKind::Trust,
     });
     let refused = ods::apply(&db.db, &db::Actor::system("test"), OdsFileKind::Etr, &records, &mut |_, _| {});
     assert!(matches!(refused, Err(db::DbError::Invalid(_))), "{refused:?}");
@@ -373,7 +374,7 @@ async fn admins_import_an_ods_file_over_http(app: TestApp) {
     for (query, content_type, body, expected, says) in [
         ("", "application/json", "{}", 415, "text/csv"),
         ("", "text/csv", "\"RR8\",\"LEEDS\"\r\n", 422, "line 1: 2 fields"),
-        ("?kind=epraccur", "text/csv", ETR, 400, "epraccur"),
+        ("?kind=eccg", "text/csv", ETR, 400, "eccg"),
         ("?colour=blue", "text/csv", ETR, 400, "colour"),
     ] {
         let (status, problem) = post_file(&app, &admin, query, content_type, body).await;

@@ -44,6 +44,7 @@ fn access(id: &str, operation: &Value) -> Access {
 const ORGANISATION_SCOPED: &[&str] = &[
     "/v1/organisations/{code}/allocations",
     "/v1/organisations/{code}/succession",
+    "/v1/organisations/{code}/acting-grant",
     "/v1/organisations/{code}/purchases",
     "/v1/organisations/{code}/risk-acceptances",
     "/v1/organisations/{code}/nhsmail-service",

@@ -105,10 +105,13 @@ pub enum OdsCommand {
 pub struct OdsImportOptions {
     /// The file, in its published CSV layout (no header row, every field quoted).
     pub file: std::path::PathBuf,
-    /// Which ODS file it is: etr (NHS trusts).
-    #[arg(long, default_value = "etr", value_parser = ["etr"])]
+    /// Which ODS file it is: etr (NHS trusts), epraccur (GP practices), icb (integrated care
+    /// boards), subicb (sub-ICB locations, eccg.csv) or succ (successors: each succession is
+    /// proposed to an admin, who confirms or rejects it).
+    #[arg(long, default_value = "etr", value_parser = ["etr", "epraccur", "icb", "subicb", "succ"])]
     pub kind: String,
-    /// Print what the import would add, rename, re-parent and close, and write nothing.
+    /// Print what the import would add, rename, re-parent, close and propose as successions,
+    /// and write nothing.
     #[arg(long)]
     pub dry_run: bool,
 }

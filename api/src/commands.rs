@@ -299,26 +299,25 @@ fn ods_import(database_url: &str, options: OdsImportOptions) -> anyhow::Result<(
         .ok_or_else(|| anyhow!("unknown ODS file kind {}", options.kind))?;
     let bytes =
         std::fs::read(&options.file).with_context(|| format!("cannot read {}", options.file.display()))?;
-    let records = db::ods::parse(kind, &bytes).map_err(|e| anyhow!("{}: {e}", options.file.display()))?;
+    let file = db::ods::read(kind, &bytes).map_err(|e| anyhow!("{}: {e}", options.file.display()))?;
     let db = server::open_database(database_url, 1)?;
     let started = std::time::Instant::now();
     let plan = if options.dry_run {
-        db.read(|conn| db::ods::plan(conn, kind, &records)).map_err(|e| anyhow!("{e}"))?
+        db.read(|conn| db::ods::plan_file(conn, &file)).map_err(|e| anyhow!("{e}"))?
     } else {
         let bar = progress_bar("ods import");
-        let plan =
-            db::ods::apply(&db, &db::Actor::system("ods-import"), kind, &records, &mut |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            })
-            .map_err(|e| anyhow!("{e}"))?;
+        let plan = db::ods::apply_file(&db, &db::Actor::system("ods-import"), &file, &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .map_err(|e| anyhow!("{e}"))?;
         bar.finish_and_clear();
         plan
     };
     print!("{}", describe_plan(&plan));
     eprintln!(
         "{} the ODS {} file ({} records, {} open) in {:.1}s: {} added, {} renamed, {} re-parented, {} closed, \
-         {} otherwise updated, {} unchanged; {} known here but not to ODS (kept).",
+         {} otherwise updated, {} successions proposed, {} unchanged; {} known here but not to ODS (kept).",
         if options.dry_run { "Dry run, nothing written: planned" } else { "Imported" },
         kind.as_str(),
         plan.records,
@@ -329,6 +328,7 @@ fn ods_import(database_url: &str, options: OdsImportOptions) -> anyhow::Result<(
         plan.reparented.len(),
         plan.closed.len(),
         plan.updated.len(),
+        plan.succeeded.len(),
         plan.unchanged,
         plan.unknown_to_ods.len(),
     );
@@ -362,6 +362,18 @@ fn describe_plan(plan: &db::ods::ImportPlan) -> String {
     }
     for code in &plan.unknown_to_ods {
         out.push_str(&format!("not in ODS {code} (kept)\n"));
+    }
+    for succession in &plan.succeeded {
+        out.push_str(&format!(
+            "succeed    {} -> {} from {} (proposed, for an admin to confirm)\n",
+            succession.predecessor, succession.successor, succession.effective_on
+        ));
+    }
+    for succession in &plan.successor_unknown {
+        out.push_str(&format!(
+            "not proposed {} -> {} (the successor is not in the catalogue)\n",
+            succession.predecessor, succession.successor
+        ));
     }
     out
 }

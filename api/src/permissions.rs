@@ -32,8 +32,10 @@ pub struct Permission {
 /// The name published in `x-roles` for an operation that needs no token.
 pub const PUBLIC: &str = "public";
 
-const OWN_ORGANISATION: &str = "Officers and exemplars: their own organisation only.";
-const OFFICERS_OWN: &str = "Officers: for their own organisation only.";
+const OWN_ORGANISATION: &str = "Officers and exemplars: their own organisation only (an ICB's officers also the \
+     organisations it commissions for, once it has granted it).";
+const OFFICERS_OWN: &str = "Officers: for their own organisation only (an ICB's officers also the organisations \
+     it commissions for, once it has granted it).";
 const PUBLISHERS: &str = "Exemplars: only standards their own organisation publishes.";
 
 const fn rule(operation_id: &'static str, callers: Callers, scope: Option<&'static str>) -> Permission {
@@ -64,7 +66,16 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("update_organisation", ADMIN, None),
     rule("get_nhsmail_service", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
     rule("replace_nhsmail_service", OFFICERS, Some(OFFICERS_OWN)),
+    rule(
+        "set_icb_acting_grant",
+        OFFICERS,
+        Some("Officers: of the ICB itself only (not through its grant); admins for any ICB."),
+    ),
     rule("create_ods_import", ADMIN, None),
+    rule("list_ods_successions", READERS, None),
+    rule("confirm_ods_succession", ADMIN, None),
+    rule("reject_ods_succession", ADMIN, None),
+    rule("list_closed_without_successor", READERS, None),
     rule("list_suppliers", ANYONE_SIGNED_IN, None),
     rule("create_supplier", ADMIN, None),
     rule("list_products", ANYONE_SIGNED_IN, None),
@@ -258,7 +269,7 @@ mod tests {
             published("create_purchase"),
             (
                 Some(json!(["admin", "officer"])),
-                Some("Who may call: admin, officer. Officers: for their own organisation only.".to_owned())
+                Some(format!("Who may call: admin, officer. {OFFICERS_OWN}"))
             )
         );
     }

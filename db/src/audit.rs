@@ -17,11 +17,14 @@ pub struct Actor {
     /// The user's email, or `system` for the command line and start-up work.
     pub label: String,
     pub request_id: Option<String>,
+    /// The ICB the user is an officer of, when that ICB has granted its officers to act for the
+    /// organisations it commissions for: an event about another organisation records it.
+    pub acting_icb: Option<String>,
 }
 
 impl Actor {
     pub fn system(label: &str) -> Actor {
-        Actor { user_id: None, label: format!("system:{label}"), request_id: None }
+        Actor { user_id: None, label: format!("system:{label}"), request_id: None, acting_icb: None }
     }
 }
 
@@ -102,6 +105,8 @@ pub struct AuditEvent {
     pub before_state: Option<String>,
     pub after_state: Option<String>,
     pub request_id: Option<String>,
+    /// The ICB whose officer acted for `organisation_code` ("ICB acting for RXX"), if it was so.
+    pub acting_icb: Option<String>,
 }
 
 pub(crate) fn now() -> NaiveDateTime {
@@ -109,6 +114,12 @@ pub(crate) fn now() -> NaiveDateTime {
 }
 
 fn record(conn: &mut DbConnection, actor: &Actor, change: Change) -> DbResult<()> {
+    // An ICB's officer acting for the ICB itself is acting as ever; only an event about another
+    // organisation is an act for it.
+    let acting_icb = actor
+        .acting_icb
+        .as_deref()
+        .filter(|icb| change.organisation.as_deref().is_some_and(|code| code != *icb));
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::occurred_at.eq(now()),
@@ -121,6 +132,7 @@ fn record(conn: &mut DbConnection, actor: &Actor, change: Change) -> DbResult<()
             audit_events::before_state.eq(change.before.map(|v| v.to_string())),
             audit_events::after_state.eq(change.after.map(|v| v.to_string())),
             audit_events::request_id.eq(&actor.request_id),
+            audit_events::acting_icb.eq(acting_icb),
         ))
         .execute(conn)?;
     Ok(())

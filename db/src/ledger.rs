@@ -736,151 +736,167 @@ pub fn succeed(
     on: NaiveDate,
 ) -> DbResult<Succession> {
     db.write(actor, |conn| {
-        let before = organisations::get(conn, predecessor)?;
-        // The successor is named in the body: one that does not exist is bad input (422), not
-        // the missing resource of the path (404).
-        let heir = organisations::get(conn, successor).map_err(|error| match error {
-            DbError::NotFound(_) => DbError::Invalid(format!("the successor {successor} does not exist")),
-            other => other,
-        })?;
-        if before.code == heir.code {
-            return Err(DbError::Invalid("an organisation cannot succeed itself".into()));
-        }
-        if before.closed {
-            return Err(DbError::Conflict(format!("{} has already closed", before.code)));
-        }
-        if heir.closed {
-            return Err(DbError::Invalid(format!("the successor {} has closed", heir.code)));
-        }
-        // Closed first: a claim for the predecessor that has not yet read it is refused from now
-        // on, and one that has waits for this row's lock (below) or is moved with the rest.
-        diesel::update(orgs::table.find(&before.code))
-            .set((orgs::closed_on.eq(on), orgs::successor_code.eq(&heir.code)))
-            .execute(conn)?;
-        // By line, so that two successions take the lines' locks in one order.
-        let live: Vec<Allocation> = allocations::table
-            .filter(allocations::organisation_code.eq(&before.code))
-            .filter(allocations::status.eq("live"))
-            .order((allocations::entitlement_id, allocations::id))
-            .select(Allocation::as_select())
-            .load(conn)?;
-        let mut changes = Vec::new();
-        let mut moved = Vec::new();
-        for listed in live {
-            // Read again under the line's lock: a release that committed since the list was
-            // read has given these seats back already (moving them too counted them twice).
-            lock_line(conn, listed.entitlement_id)?;
-            let allocation = get_allocation(conn, listed.id)?;
-            if allocation.status != "live" {
-                continue;
-            }
-            // Through the ledger: the seats are given back and taken again for the successor,
-            // so the totals and the cap check are the ledger's own.
-            give_back_seats(conn, allocation.entitlement_id, allocation.quantity)?;
-            take_seats(conn, allocation.entitlement_id, allocation.quantity)?;
-            let existing: Option<i64> = allocations::table
-                .filter(allocations::organisation_code.eq(&heir.code))
-                .filter(allocations::entitlement_id.eq(allocation.entitlement_id))
-                .filter(allocations::status.eq("live"))
-                .order(allocations::id)
-                .select(allocations::id)
-                .first(conn)
-                .optional()?;
-            let target = match existing {
-                Some(id) => {
-                    diesel::update(allocations::table.find(id))
-                        .set((
-                            allocations::quantity.eq(allocations::quantity + allocation.quantity),
-                            allocations::updated_at.eq(now()),
-                        ))
-                        .execute(conn)?;
-                    id
-                }
-                None => diesel::insert_into(allocations::table)
-                    .values((
-                        allocations::entitlement_id.eq(allocation.entitlement_id),
-                        allocations::organisation_code.eq(&heir.code),
-                        allocations::quantity.eq(allocation.quantity),
-                        allocations::claimed_quantity.eq(allocation.quantity),
-                        allocations::status.eq("live"),
-                        allocations::reference.eq(format!("succession from {}", before.code)),
-                        allocations::created_by.eq(actor.user_id),
-                        allocations::created_at.eq(now()),
-                        allocations::updated_at.eq(now()),
-                    ))
-                    .returning(allocations::id)
-                    .get_result(conn)?,
-            };
-            diesel::update(allocations::table.find(allocation.id))
-                .set((
-                    allocations::status.eq("transferred"),
-                    allocations::transferred_to_id.eq(target),
-                    allocations::updated_at.eq(now()),
-                ))
-                .execute(conn)?;
-            let received = get_allocation(conn, target)?;
-            changes.push(
-                Change::new("allocation.transfer", "allocation", allocation.id)
-                    .organisation(Some(&before.code))
-                    .before(&allocation)
-                    .after(&received),
-            );
-            moved.push(received);
-        }
-        let open: Vec<(i64, i64, Option<NaiveDate>)> = obligation_acceptances::table
-            .filter(obligation_acceptances::organisation_code.eq(&before.code))
-            .filter(obligation_acceptances::status.eq("open"))
-            .select((
-                obligation_acceptances::id,
-                obligation_acceptances::obligation_id,
-                obligation_acceptances::due_on,
-            ))
-            .load(conn)?;
-        for (acceptance_id, obligation_id, due_on) in &open {
-            let held: i64 = obligation_acceptances::table
-                .filter(obligation_acceptances::obligation_id.eq(obligation_id))
-                .filter(obligation_acceptances::organisation_code.eq(&heir.code))
-                .count()
-                .get_result(conn)?;
-            if held == 0 {
-                diesel::insert_into(obligation_acceptances::table)
-                    .values((
-                        obligation_acceptances::obligation_id.eq(obligation_id),
-                        obligation_acceptances::organisation_code.eq(&heir.code),
-                        obligation_acceptances::accepted_at.eq(now()),
-                        obligation_acceptances::due_on.eq(due_on),
-                        obligation_acceptances::status.eq("open"),
-                    ))
-                    .execute(conn)?;
-            }
-            diesel::update(obligation_acceptances::table.find(acceptance_id))
-                .set(obligation_acceptances::status.eq("transferred"))
-                .execute(conn)?;
-        }
-        diesel::update(orgs::table.find(&before.code))
-            .set((
-                orgs::closed_on.eq(on),
-                orgs::successor_code.eq(&heir.code),
-                orgs::revision.eq(orgs::revision + 1),
-                orgs::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
-        let after = organisations::get(conn, &before.code)?;
-        changes.insert(
-            0,
-            Change::new("organisation.succession", "organisation", &before.code)
-                .organisation(Some(&before.code))
-                .before(&before)
-                .after(&after),
-        );
-        let succession = Succession {
-            predecessor: after,
-            successor: heir,
-            moved_allocations: moved,
-            moved_obligations: open.len(),
-        };
+        let (succession, changes) = succeed_within(conn, actor, predecessor, successor, on)?;
         Ok(Audited::many(succession, changes))
     })
+}
+
+/// [`succeed`] inside a transaction the caller holds (confirming a succession that ODS
+/// published), giving back the audit events it calls for. An organisation that ODS has closed
+/// without a recorded successor may be succeeded: it keeps the close date ODS gave it. One that
+/// has a successor already may not (a second succession would move nothing and hide the first).
+pub(crate) fn succeed_within(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    predecessor: &str,
+    successor: &str,
+    on: NaiveDate,
+) -> DbResult<(Succession, Vec<Change>)> {
+    let before = organisations::get(conn, predecessor)?;
+    // The successor is named in the body: one that does not exist is bad input (422), not
+    // the missing resource of the path (404).
+    let heir = organisations::get(conn, successor).map_err(|error| match error {
+        DbError::NotFound(_) => DbError::Invalid(format!("the successor {successor} does not exist")),
+        other => other,
+    })?;
+    if before.code == heir.code {
+        return Err(DbError::Invalid("an organisation cannot succeed itself".into()));
+    }
+    if let Some(heir) = &before.successor_code {
+        return Err(DbError::Conflict(format!("{} has already been succeeded by {heir}", before.code)));
+    }
+    let on = before.closed_on.unwrap_or(on);
+    if heir.closed {
+        return Err(DbError::Invalid(format!("the successor {} has closed", heir.code)));
+    }
+    // Closed first: a claim for the predecessor that has not yet read it is refused from now
+    // on, and one that has waits for this row's lock (below) or is moved with the rest.
+    diesel::update(orgs::table.find(&before.code))
+        .set((orgs::closed_on.eq(on), orgs::successor_code.eq(&heir.code)))
+        .execute(conn)?;
+    // By line, so that two successions take the lines' locks in one order.
+    let live: Vec<Allocation> = allocations::table
+        .filter(allocations::organisation_code.eq(&before.code))
+        .filter(allocations::status.eq("live"))
+        .order((allocations::entitlement_id, allocations::id))
+        .select(Allocation::as_select())
+        .load(conn)?;
+    let mut changes = Vec::new();
+    let mut moved = Vec::new();
+    for listed in live {
+        // Read again under the line's lock: a release that committed since the list was
+        // read has given these seats back already (moving them too counted them twice).
+        lock_line(conn, listed.entitlement_id)?;
+        let allocation = get_allocation(conn, listed.id)?;
+        if allocation.status != "live" {
+            continue;
+        }
+        // Through the ledger: the seats are given back and taken again for the successor,
+        // so the totals and the cap check are the ledger's own.
+        give_back_seats(conn, allocation.entitlement_id, allocation.quantity)?;
+        take_seats(conn, allocation.entitlement_id, allocation.quantity)?;
+        let existing: Option<i64> = allocations::table
+            .filter(allocations::organisation_code.eq(&heir.code))
+            .filter(allocations::entitlement_id.eq(allocation.entitlement_id))
+            .filter(allocations::status.eq("live"))
+            .order(allocations::id)
+            .select(allocations::id)
+            .first(conn)
+            .optional()?;
+        let target = match existing {
+            Some(id) => {
+                diesel::update(allocations::table.find(id))
+                    .set((
+                        allocations::quantity.eq(allocations::quantity + allocation.quantity),
+                        allocations::updated_at.eq(now()),
+                    ))
+                    .execute(conn)?;
+                id
+            }
+            None => diesel::insert_into(allocations::table)
+                .values((
+                    allocations::entitlement_id.eq(allocation.entitlement_id),
+                    allocations::organisation_code.eq(&heir.code),
+                    allocations::quantity.eq(allocation.quantity),
+                    allocations::claimed_quantity.eq(allocation.quantity),
+                    allocations::status.eq("live"),
+                    allocations::reference.eq(format!("succession from {}", before.code)),
+                    allocations::created_by.eq(actor.user_id),
+                    allocations::created_at.eq(now()),
+                    allocations::updated_at.eq(now()),
+                ))
+                .returning(allocations::id)
+                .get_result(conn)?,
+        };
+        diesel::update(allocations::table.find(allocation.id))
+            .set((
+                allocations::status.eq("transferred"),
+                allocations::transferred_to_id.eq(target),
+                allocations::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let received = get_allocation(conn, target)?;
+        changes.push(
+            Change::new("allocation.transfer", "allocation", allocation.id)
+                .organisation(Some(&before.code))
+                .before(&allocation)
+                .after(&received),
+        );
+        moved.push(received);
+    }
+    let open: Vec<(i64, i64, Option<NaiveDate>)> = obligation_acceptances::table
+        .filter(obligation_acceptances::organisation_code.eq(&before.code))
+        .filter(obligation_acceptances::status.eq("open"))
+        .select((
+            obligation_acceptances::id,
+            obligation_acceptances::obligation_id,
+            obligation_acceptances::due_on,
+        ))
+        .load(conn)?;
+    for (acceptance_id, obligation_id, due_on) in &open {
+        let held: i64 = obligation_acceptances::table
+            .filter(obligation_acceptances::obligation_id.eq(obligation_id))
+            .filter(obligation_acceptances::organisation_code.eq(&heir.code))
+            .count()
+            .get_result(conn)?;
+        if held == 0 {
+            diesel::insert_into(obligation_acceptances::table)
+                .values((
+                    obligation_acceptances::obligation_id.eq(obligation_id),
+                    obligation_acceptances::organisation_code.eq(&heir.code),
+                    obligation_acceptances::accepted_at.eq(now()),
+                    obligation_acceptances::due_on.eq(due_on),
+                    obligation_acceptances::status.eq("open"),
+                ))
+                .execute(conn)?;
+        }
+        diesel::update(obligation_acceptances::table.find(acceptance_id))
+            .set(obligation_acceptances::status.eq("transferred"))
+            .execute(conn)?;
+    }
+    diesel::update(orgs::table.find(&before.code))
+        .set((
+            orgs::closed_on.eq(on),
+            orgs::successor_code.eq(&heir.code),
+            orgs::revision.eq(orgs::revision + 1),
+            orgs::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    let after = organisations::get(conn, &before.code)?;
+    changes.insert(
+        0,
+        Change::new("organisation.succession", "organisation", &before.code)
+            .organisation(Some(&before.code))
+            .before(&before)
+            .after(&after),
+    );
+    let succession = Succession {
+        predecessor: after,
+        successor: heir,
+        moved_allocations: moved,
+        moved_obligations: open.len(),
+    };
+    Ok((succession, changes))
 }
 
 #[derive(Debug, Default)]

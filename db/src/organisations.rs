@@ -81,6 +81,16 @@ pub(crate) fn all(conn: &mut DbConnection) -> DbResult<Vec<Organisation>> {
     Ok(rows.into_iter().map(Organisation::from).collect())
 }
 
+/// The organisations of `codes` that exist, by code (one query for a page of them).
+pub(crate) fn by_codes(conn: &mut DbConnection, codes: &[String]) -> DbResult<Vec<Organisation>> {
+    let rows = organisations::table
+        .filter(organisations::code.eq_any(codes))
+        .select(OrganisationRow::as_select())
+        .order(organisations::code)
+        .load(conn)?;
+    Ok(rows.into_iter().map(Organisation::from).collect())
+}
+
 impl From<OrganisationRow> for Organisation {
     fn from(row: OrganisationRow) -> Organisation {
         Organisation {

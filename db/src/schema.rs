@@ -23,6 +23,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    ods_successions (id) {
+        id -> BigInt,
+        predecessor_code -> Text,
+        successor_code -> Text,
+        reason -> Nullable<Text>,
+        effective_on -> Date,
+        status -> Text,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    icb_acting_grants (icb_code) {
+        icb_code -> Text,
+        granted_by -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     suppliers (id) {
         id -> BigInt,
         name -> Text,
@@ -369,6 +391,7 @@ diesel::table! {
         before_state -> Nullable<Text>,
         after_state -> Nullable<Text>,
         request_id -> Nullable<Text>,
+        acting_icb -> Nullable<Text>,
     }
 }
 
@@ -430,6 +453,8 @@ diesel::joinable!(lifecycle_holds -> releases (release_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
+    ods_successions,
+    icb_acting_grants,
     suppliers,
     agreement_extensions,
     products,

@@ -127,6 +127,12 @@ text_enum!(
 );
 
 text_enum!(
+    /// Where a succession that ODS published stands: proposed to an admin, confirmed (the
+    /// succession ran) or rejected.
+    SuccessionStatus { Proposed = "proposed", Confirmed = "confirmed", Rejected = "rejected" }
+);
+
+text_enum!(
     /// Where a holding of software at risk stands: no risk acceptance in force on the date
     /// (an expired one does not count), or covered by one.
     RiskStatus {

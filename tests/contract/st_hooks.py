@@ -95,6 +95,7 @@ REPLACE_LIFECYCLE_SOURCES = "PUT /v1/products/{id}/lifecycle-sources"
 ODS_IMPORT = "POST /v1/ods/imports"
 REFUSE_SEAT_REQUEST = "POST /v1/seat-requests/{id}/refuse"
 REPLACE_NHSMAIL_SERVICE = "PUT /v1/organisations/{code}/nhsmail-service"
+CONFIRM_ODS_SUCCESSION = "POST /v1/ods/successions/{id}/confirm"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
 WITH_TEXT_IN_PATH_OR_QUERY = _having(
@@ -174,7 +175,7 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^organisation [A-Za-z0-9]+ is not an exemplar$", {CREATE_USER, UPDATE_USER}, "stored organisation is no exemplar"),
     (r"^quantity must be between 1 and \d+$", {RELEASE}, "bound from the stored allocation"),
     (r"^organisation [A-Za-z0-9]+ has closed$", {CLAIM, BULK_CLAIM}, "stored organisation closed"),
-    (r"^the successor [A-Za-z0-9]+ has closed$", {SUCCESSION}, "stored organisation closed"),
+    (r"^the successor [A-Za-z0-9]+ has closed$", {SUCCESSION, CONFIRM_ODS_SUCCESSION}, "stored organisation closed"),
     (r"^entitlement \d+ is not in force on \d{4}-\d{2}-\d{2}$", {CLAIM, BULK_CLAIM}, "entitlement dates against today"),
     (r"^organisations of kind \S+ are not eligible for entitlement \d+$", {CLAIM, BULK_CLAIM}, "eligibility of the stored organisation"),
     (r"^this Idempotency-Key was used with a different request", {CLAIM}, "key reused with another body"),
@@ -231,6 +232,7 @@ RESOURCE_OF_SEGMENT = {
     "products": "product",
     "holds": "lifecycle hold",
     "seat-requests": "seat request",
+    "successions": "ODS succession",
     "standards": "standard",
     "versions": "standard version",
     "users": "user",

@@ -4,8 +4,10 @@
 //! call each operation is published from `crate::permissions`, and the route matrix test proves
 //! that table against these extractors by calling every operation as every role.
 
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -21,19 +23,32 @@ use crate::auth::claims::{self, Claims};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// The organisations an officer of an ICB may act for, beside the ICB itself: those it
+/// commissions for, once the ICB has granted it (`db::icb_acting`). Read per request, so a
+/// revoked grant or a re-parented organisation counts at once.
+#[derive(Clone, Debug)]
+pub struct Commissioned {
+    pub icb: String,
+    /// ODS codes, upper-case.
+    pub codes: BTreeSet<String>,
+}
+
 /// The signed-in user of this request.
 #[derive(Clone, Debug)]
 pub struct CurrentUser {
     pub principal: Principal,
     request_id: Option<String>,
+    commissioned: Option<Arc<Commissioned>>,
 }
 
 impl CurrentUser {
-    /// The user that a resolved token (see [`resolve_token`]) stands for in this request.
+    /// The user that a resolved token (see [`resolve_token`]) stands for in this request. (The
+    /// web pages' session user acts for its own organisation only.)
     pub(crate) fn new(principal: Principal, request: &HttpRequest) -> CurrentUser {
         CurrentUser {
             principal,
             request_id: request.extensions().get::<RequestId>().map(|id| id.to_string()),
+            commissioned: None,
         }
     }
 
@@ -55,6 +70,7 @@ impl CurrentUser {
             user_id: Some(self.principal.user_id),
             label: self.principal.email.clone(),
             request_id: self.request_id.clone(),
+            acting_icb: self.commissioned.as_ref().map(|scope| scope.icb.clone()),
         }
     }
 
@@ -62,33 +78,55 @@ impl CurrentUser {
         self.organisation().is_some_and(|own| own.eq_ignore_ascii_case(code))
     }
 
+    /// An organisation this officer's ICB commissions for, with the ICB's grant.
+    fn commissions(&self, code: &str) -> bool {
+        self.commissioned.as_ref().is_some_and(|scope| scope.codes.contains(&code.to_uppercase()))
+    }
+
     /// Reading an organisation's private data: admins and auditors read any; officers and
-    /// exemplars only their own. Another organisation's data answers 404, never revealing it.
+    /// exemplars only their own, and an ICB's officers also those the ICB commissions for once it
+    /// has granted it. Another organisation's data answers 404, never revealing it.
     pub fn ensure_can_read(&self, code: &str) -> ApiResult<()> {
         match self.role() {
             Role::Admin | Role::Auditor => Ok(()),
             Role::Officer | Role::Exemplar if self.is_own(code) => Ok(()),
+            Role::Officer if self.commissions(code) => Ok(()),
             _ => Err(ApiError::NotFound("organisation not found".into())),
         }
     }
 
     /// The organisation a report is about: admins and auditors get what they ask for (or every
-    /// organisation); officers and exemplars always their own, and asking for another is 404.
+    /// organisation); officers and exemplars their own unless they ask for another they may read
+    /// (an ICB's officer, for one it commissions for), and asking for any other is 404.
     pub fn report_scope(&self, asked: Option<String>) -> ApiResult<Option<String>> {
         match self.role() {
             Role::Admin | Role::Auditor => Ok(asked),
-            Role::Officer | Role::Exemplar => {
-                if let Some(asked) = &asked {
-                    self.ensure_can_read(asked)?;
+            Role::Officer | Role::Exemplar => match asked {
+                Some(asked) if !self.is_own(&asked) => {
+                    self.ensure_can_read(&asked)?;
+                    Ok(Some(asked.to_uppercase()))
                 }
-                Ok(self.organisation().map(str::to_owned))
-            }
+                _ => Ok(self.organisation().map(str::to_owned)),
+            },
         }
     }
 
-    /// Acting for an organisation: admins for any; officers and exemplars for their own (another
-    /// organisation answers 404, as for reads); auditors never (403).
+    /// Acting for an organisation: admins for any; officers and exemplars for their own, and an
+    /// ICB's officers for those it commissions for once it has granted it (another organisation
+    /// answers 404, as for reads); auditors never (403).
     pub fn ensure_can_act_for(&self, code: &str) -> ApiResult<()> {
+        match self.role() {
+            Role::Admin => Ok(()),
+            Role::Auditor => Err(ApiError::Forbidden("auditors cannot make changes".into())),
+            Role::Officer | Role::Exemplar if self.is_own(code) => Ok(()),
+            Role::Officer if self.commissions(code) => Ok(()),
+            _ => Err(ApiError::NotFound("organisation not found".into())),
+        }
+    }
+
+    /// Acting as the organisation itself (an ICB granting its officers to act for others): admins
+    /// for any; officers and exemplars for their own only, never through an ICB's grant.
+    pub fn ensure_is_own(&self, code: &str) -> ApiResult<()> {
         match self.role() {
             Role::Admin => Ok(()),
             Role::Auditor => Err(ApiError::Forbidden("auditors cannot make changes".into())),
@@ -104,9 +142,10 @@ fn bearer_token(headers: &header::HeaderMap) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
-/// What the authentication middleware found for this request's bearer token.
+/// What the authentication middleware found for this request's bearer token: the user, and for
+/// an ICB's officer the organisations it may act for.
 #[derive(Clone)]
-struct Authentication(Result<Principal, ApiError>);
+struct Authentication(Result<(Principal, Option<Arc<Commissioned>>), ApiError>);
 
 /// Middleware: resolves the bearer token (signature, claims, and the user read fresh from the
 /// database, so a disabled user or a revoked token stops at once) before any handler or body
@@ -118,7 +157,12 @@ pub async fn authenticate(
     if let Some(token) = bearer_token(request.headers()) {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let outcome = match state {
-            Some(state) => resolve_token(&state, &token).await.map(|(principal, _)| principal),
+            Some(state) => match resolve_token(&state, &token).await {
+                Ok((principal, _)) => {
+                    commissioned(&state, &principal).await.map(|commissioned| (principal, commissioned))
+                }
+                Err(error) => Err(error),
+            },
             None => Err(ApiError::Internal("application state missing".into())),
         };
         request.extensions_mut().insert(Authentication(outcome));
@@ -147,6 +191,23 @@ pub(crate) async fn resolve_token(
     }
 }
 
+/// For an officer whose organisation is an ICB that has granted acting: the organisations it
+/// commissions for. Officers of any other organisation are answered from the read model's set of
+/// granting ICBs, with no database read (without a read model, the database is asked).
+async fn commissioned(state: &AppState, principal: &Principal) -> ApiResult<Option<Arc<Commissioned>>> {
+    if principal.role != Role::Officer {
+        return Ok(None);
+    }
+    let Some(icb) = principal.organisation_code.clone() else { return Ok(None) };
+    if state.read_model.as_ref().is_some_and(|model| !model.has_granted(&icb)) {
+        return Ok(None);
+    }
+    let asked = icb.clone();
+    let codes =
+        state.run(move |db| db.read(|conn| db::icb_acting::commissioned_if_granted(conn, &asked))).await?;
+    Ok(codes.map(|codes| Arc::new(Commissioned { icb, codes })))
+}
+
 impl FromRequest for CurrentUser {
     type Error = ApiError;
     type Future = Ready<Result<CurrentUser, ApiError>>;
@@ -154,9 +215,10 @@ impl FromRequest for CurrentUser {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let extensions = request.extensions();
         let outcome = match extensions.get::<Authentication>() {
-            Some(Authentication(Ok(principal))) => Ok(CurrentUser {
+            Some(Authentication(Ok((principal, commissioned)))) => Ok(CurrentUser {
                 principal: principal.clone(),
                 request_id: extensions.get::<RequestId>().map(|id| id.to_string()),
+                commissioned: commissioned.clone(),
             }),
             Some(Authentication(Err(error))) => Err(error.clone()),
             None => Err(ApiError::Unauthorized),
@@ -234,6 +296,8 @@ pub trait Scope {
 pub struct ReadsOrganisation;
 /// Acts for the organisation.
 pub struct ActsForOrganisation;
+/// Acts as the organisation itself (not through an ICB's grant).
+pub struct ActsAsOrganisation;
 
 impl Scope for ReadsOrganisation {
     fn check(user: &CurrentUser, code: &str) -> ApiResult<()> {
@@ -244,6 +308,12 @@ impl Scope for ReadsOrganisation {
 impl Scope for ActsForOrganisation {
     fn check(user: &CurrentUser, code: &str) -> ApiResult<()> {
         user.ensure_can_act_for(code)
+    }
+}
+
+impl Scope for ActsAsOrganisation {
+    fn check(user: &CurrentUser, code: &str) -> ApiResult<()> {
+        user.ensure_is_own(code)
     }
 }
 

@@ -102,7 +102,7 @@ pub struct ExportQuery {
 }
 
 /// The export's columns, in order: every field of an audit event.
-const CSV_COLUMNS: [&str; 11] = [
+const CSV_COLUMNS: [&str; 12] = [
     "id",
     "occurred_at",
     "actor_user_id",
@@ -114,6 +114,7 @@ const CSV_COLUMNS: [&str; 11] = [
     "before_state",
     "after_state",
     "request_id",
+    "acting_icb",
 ];
 
 fn render(events: &[AuditEvent], format: ExportFormat, header: bool) -> Vec<u8> {

@@ -4,33 +4,43 @@
 //! several MB), parsed and applied off the event loop.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, post, web};
+use actix_web::{HttpRequest, get, post, web};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
-use crate::auth::extractors::AdminOnly;
+use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::CsvWriteErrors;
+use crate::openapi::{CsvWriteErrors, ReadErrors, WriteErrors};
+use crate::preconditions::page_request;
 use crate::state::AppState;
 
 /// An ODS file larger than this is refused with 413 before it is all read.
 pub const MAX_ODS_FILE_BYTES: usize = 32 * 1024 * 1024;
 
-/// The ODS national files the catalogue reads.
+/// The ODS national files the catalogue reads: `etr` (NHS trusts, `etr.csv`), `epraccur` (GP
+/// practices and other prescribing cost centres, `epraccur.csv`), `icb` (integrated care boards),
+/// `subicb` (sub-ICB locations, `eccg.csv`) and `succ` (successor organisations, `succ.csv`).
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OdsFile {
-    /// `etr.csv`: NHS trusts in England.
     #[default]
     Etr,
+    Epraccur,
+    Icb,
+    Subicb,
+    Succ,
 }
 
 impl From<OdsFile> for db::ods::OdsFileKind {
     fn from(file: OdsFile) -> Self {
         match file {
             OdsFile::Etr => db::ods::OdsFileKind::Etr,
+            OdsFile::Epraccur => db::ods::OdsFileKind::Epraccur,
+            OdsFile::Icb => db::ods::OdsFileKind::Icb,
+            OdsFile::Subicb => db::ods::OdsFileKind::Subicb,
+            OdsFile::Succ => db::ods::OdsFileKind::Succ,
         }
     }
 }
@@ -99,6 +109,38 @@ pub struct OdsImportReport {
     pub unknown_to_ods: Vec<String>,
     /// Records that change nothing.
     pub unchanged: usize,
+    /// Successions (from `succ`) proposed to an admin: confirm or reject them under
+    /// `/v1/ods/successions`.
+    pub succeeded: Vec<OdsSucceeded>,
+    /// Successions whose successor the catalogue does not know (import its file first): not
+    /// proposed.
+    pub successor_unknown: Vec<OdsSucceeded>,
+    /// Successions whose predecessor the catalogue does not know.
+    pub predecessor_unknown: usize,
+}
+
+/// A succession that ODS publishes.
+#[derive(Serialize, ToSchema)]
+pub struct OdsSucceeded {
+    #[schema(example = "RVJ")]
+    pub predecessor: String,
+    #[schema(example = "RA7")]
+    pub successor: String,
+    /// The legal start of the succession.
+    pub effective_on: chrono::NaiveDate,
+    /// ODS's reason code: `F` a code change, `O` a change of organisation type, `R` a reconfiguration.
+    pub reason: Option<String>,
+}
+
+impl From<db::ods::Succeeded> for OdsSucceeded {
+    fn from(s: db::ods::Succeeded) -> Self {
+        OdsSucceeded {
+            predecessor: s.predecessor,
+            successor: s.successor,
+            effective_on: s.effective_on,
+            reason: s.reason,
+        }
+    }
 }
 
 impl OdsImportReport {
@@ -132,6 +174,9 @@ impl OdsImportReport {
             closed_here_open_in_ods: plan.closed_here_open_in_ods,
             unknown_to_ods: plan.unknown_to_ods,
             unchanged: plan.unchanged,
+            succeeded: plan.succeeded.into_iter().map(OdsSucceeded::from).collect(),
+            successor_unknown: plan.successor_unknown.into_iter().map(OdsSucceeded::from).collect(),
+            predecessor_unknown: plan.predecessor_unknown,
         }
     }
 }
@@ -167,6 +212,7 @@ async fn csv_body(request: &HttpRequest, mut payload: web::Payload) -> ApiResult
 /// Import an ODS national file (the body, as `text/csv`, in its published layout: no header row,
 /// every field quoted). Organisations are added, renamed, re-parented and closed in one audited
 /// transaction; codes the catalogue knows but the file does not are reported, never removed. A
+/// successor file (`succ`) changes no organisation: it proposes each succession to an admin. A
 /// file that cannot be read is refused whole (422, naming the line), and with `dry_run=true`
 /// nothing is written.
 #[utoipa::path(
@@ -195,14 +241,206 @@ pub async fn create_ods_import(
     let dry_run = query.dry_run;
     let plan = state
         .run(move |db| {
-            let kind = file.into();
-            let records = db::ods::parse(kind, &body)?;
+            let parsed = db::ods::read(file.into(), &body)?;
             if dry_run {
-                db.read(|conn| db::ods::plan(conn, kind, &records))
+                db.read(|conn| db::ods::plan_file(conn, &parsed))
             } else {
-                db::ods::apply(db, &actor, kind, &records, &mut |_, _| {})
+                db::ods::apply_file(db, &actor, &parsed, &mut |_, _| {})
             }
         })
         .await?;
     Ok(web::Json(OdsImportReport::new(file, dry_run, plan)))
+}
+
+/// Where a succession that ODS published stands.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum OdsSuccessionStatus {
+    /// Waiting for an admin.
+    Proposed,
+    /// Confirmed: the succession ran (allocations and obligations moved).
+    Confirmed,
+    /// Rejected: the predecessor was left as it was.
+    Rejected,
+}
+
+impl From<OdsSuccessionStatus> for db::ods_successions::SuccessionStatus {
+    fn from(status: OdsSuccessionStatus) -> Self {
+        match status {
+            OdsSuccessionStatus::Proposed => Self::Proposed,
+            OdsSuccessionStatus::Confirmed => Self::Confirmed,
+            OdsSuccessionStatus::Rejected => Self::Rejected,
+        }
+    }
+}
+
+/// A succession that ODS published (from an imported `succ` file), and what an admin decided.
+#[derive(Serialize, ToSchema)]
+pub struct OdsSuccession {
+    pub id: i64,
+    /// The organisation that closed.
+    #[schema(example = "RVJ")]
+    pub predecessor_code: String,
+    /// The organisation that took it over.
+    #[schema(example = "RA7")]
+    pub successor_code: String,
+    /// ODS's reason code: `F` a code change, `O` a change of organisation type, `R` a reconfiguration.
+    pub reason: Option<String>,
+    /// The legal start of the succession in ODS.
+    pub effective_on: chrono::NaiveDate,
+    /// `proposed`, `confirmed` or `rejected`.
+    pub status: OdsSuccessionStatus,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Who decided.
+    pub decided_by: Option<String>,
+}
+
+impl TryFrom<db::ods_successions::OdsSuccession> for OdsSuccession {
+    type Error = ApiError;
+
+    fn try_from(row: db::ods_successions::OdsSuccession) -> ApiResult<OdsSuccession> {
+        let status = match db::ods_successions::SuccessionStatus::parse(&row.status) {
+            Some(db::ods_successions::SuccessionStatus::Proposed) => OdsSuccessionStatus::Proposed,
+            Some(db::ods_successions::SuccessionStatus::Confirmed) => OdsSuccessionStatus::Confirmed,
+            Some(db::ods_successions::SuccessionStatus::Rejected) => OdsSuccessionStatus::Rejected,
+            // A corrupt stored value is an error, not a default.
+            None => {
+                return Err(ApiError::Internal(format!(
+                    "ODS succession {} has status {:?}",
+                    row.id, row.status
+                )));
+            }
+        };
+        Ok(OdsSuccession {
+            id: row.id,
+            predecessor_code: row.predecessor_code,
+            successor_code: row.successor_code,
+            reason: row.reason,
+            effective_on: row.effective_on,
+            status,
+            created_at: row.created_at.and_utc(),
+            decided_at: row.decided_at.map(|at| at.and_utc()),
+            decided_by: row.decided_by,
+        })
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OdsSuccessionQuery {
+    /// Only successions of this status (default: all).
+    pub status: Option<OdsSuccessionStatus>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OdsSuccessionPage {
+    pub items: Vec<OdsSuccession>,
+    pub next_cursor: Option<String>,
+}
+
+/// Successions that ODS published, by id: `?status=proposed` for those waiting for an admin.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "list_ods_successions",
+    security(("bearer" = [])),
+    params(OdsSuccessionQuery),
+    responses((status = 200, body = OdsSuccessionPage), ReadErrors)
+)]
+#[get("/ods/successions")]
+pub async fn list_ods_successions(
+    state: web::Data<AppState>,
+    _reader: Authorised<AdminOrAuditor>,
+    query: web::Query<OdsSuccessionQuery>,
+) -> ApiResult<web::Json<OdsSuccessionPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let status = query.status.map(Into::into);
+    let found = state.run(move |db| db.read(|conn| db::ods_successions::list(conn, status, &page))).await?;
+    let items = found.items.into_iter().map(OdsSuccession::try_from).collect::<ApiResult<_>>()?;
+    Ok(web::Json(OdsSuccessionPage { items, next_cursor: found.next_cursor }))
+}
+
+/// Confirm a proposed succession: the catalogue's succession runs (the predecessor closes,
+/// keeping the close date ODS gave it; its live allocations and open obligations move to the
+/// successor), in one audited transaction with the decision. Refused (409) if already decided or
+/// if the predecessor has a successor already; 422 if the successor has closed.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "confirm_ods_succession",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Succession id")),
+    responses((status = 200, body = OdsSuccession), WriteErrors)
+)]
+#[post("/ods/successions/{id}/confirm")]
+pub async fn confirm_ods_succession(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<OdsSuccession>> {
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let decided = state.run(move |db| db::ods_successions::decide(db, &actor, id, true)).await?;
+    Ok(web::Json(decided.try_into()?))
+}
+
+/// Reject a proposed succession: the predecessor is left as it is (a closed one is then listed
+/// under `/v1/ods/closed-without-successor`). Refused (409) if already decided.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "reject_ods_succession",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Succession id")),
+    responses((status = 200, body = OdsSuccession), WriteErrors)
+)]
+#[post("/ods/successions/{id}/reject")]
+pub async fn reject_ods_succession(
+    state: web::Data<AppState>,
+    admin: Authorised<AdminOnly>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<OdsSuccession>> {
+    let (id, actor) = (id.into_inner(), admin.actor());
+    let decided = state.run(move |db| db::ods_successions::decide(db, &actor, id, false)).await?;
+    Ok(web::Json(decided.try_into()?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Organisations that ODS has closed with no successor recorded and none proposed or confirmed,
+/// by code: flagged for a person to look at, never deleted (their codes are never reused). A
+/// successor found later is recorded with `POST /v1/organisations/{code}/succession`.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "list_closed_without_successor",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = crate::routes::organisations::OrganisationPage), ReadErrors)
+)]
+#[get("/ods/closed-without-successor")]
+pub async fn list_closed_without_successor(
+    state: web::Data<AppState>,
+    _reader: Authorised<AdminOrAuditor>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<web::Json<crate::routes::organisations::OrganisationPage>> {
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor)?;
+    let found = state
+        .run(move |db| db.read(|conn| db::ods_successions::closed_without_successor(conn, &page)))
+        .await?;
+    Ok(web::Json(crate::routes::organisations::OrganisationPage {
+        items: found.items,
+        next_cursor: found.next_cursor,
+    }))
 }

@@ -1,11 +1,11 @@
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpResponse, get, patch, post, put, web};
 use db::organisations::{NewOrganisation, Organisation, OrganisationChanges, OrganisationFilter};
 use db::vocabulary::OrganisationKind;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
-use crate::auth::extractors::{AdminOnly, AnyRole};
+use crate::auth::extractors::{ActsAsOrganisation, AdminOnly, AdminOrOfficer, AnyRole, OrganisationPath};
 use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
@@ -180,4 +180,53 @@ pub async fn update_organisation(
     let organisation =
         state.run(move |db| db::organisations::update(db, &actor, &code, changes, precondition)).await?;
     Ok(with_etag(HttpResponse::Ok(), organisation.revision, &organisation))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetActingGrant {
+    /// True to let the ICB's officers act for the organisations it commissions for (coverage,
+    /// claims, advisory responses), false to stop them at once.
+    pub granted: bool,
+}
+
+/// Whether an ICB's officers act for the organisations it commissions for.
+#[derive(Serialize, ToSchema)]
+pub struct ActingGrant {
+    #[schema(example = "QWO")]
+    pub icb_code: String,
+    pub granted: bool,
+    /// Who granted it, while granted.
+    pub granted_by: Option<String>,
+    pub granted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Let the officers of an ICB act for the organisations it commissions for (those whose
+/// `parent_code` is the ICB, from ODS), or stop them: the ICB's own decision, so its officers (or
+/// an admin) make it. Each act is then audited with the acting ICB beside the organisation. 422
+/// for an organisation that is not an open ICB; setting what is already so records nothing.
+#[utoipa::path(
+    tag = "organisations",
+    operation_id = "set_icb_acting_grant",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code of the ICB")),
+    request_body = SetActingGrant,
+    responses((status = 200, body = ActingGrant), WriteErrors)
+)]
+#[put("/organisations/{code}/acting-grant")]
+pub async fn set_icb_acting_grant(
+    state: web::Data<AppState>,
+    _role: Authorised<AdminOrOfficer>,
+    organisation: OrganisationPath<ActsAsOrganisation>,
+    body: Json<SetActingGrant>,
+) -> ApiResult<web::Json<ActingGrant>> {
+    let (actor, code, granted) = (organisation.user.actor(), organisation.code, body.into_inner().granted);
+    let icb_code = code.clone();
+    let grant = state.run(move |db| db::icb_acting::set(db, &actor, &code, granted)).await?;
+    Ok(web::Json(ActingGrant {
+        icb_code,
+        granted: grant.is_some(),
+        granted_by: grant.as_ref().map(|g| g.granted_by.clone()),
+        granted_at: grant.map(|g| g.granted_at.and_utc()),
+    }))
 }

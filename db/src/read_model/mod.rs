@@ -27,6 +27,7 @@ use crate::connection::{CommitListener, Committed, Database, DbConnection};
 use crate::coverage::{self, AskingOrganisation, Coverage, Line, Question, Subject};
 use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
+use crate::icb_acting;
 use crate::nhsmail::{self, ServicePeriod};
 use crate::releases::{self, Release};
 use crate::schema::{audit_events, entitlements, organisations, products};
@@ -43,9 +44,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Entities whose changes alter what the read model holds (allocations change seat totals,
 /// which are polled directly).
-const CACHED_ENTITIES: [&str; 11] = [
+const CACHED_ENTITIES: [&str; 12] = [
     "organisation",
     "nhsmail_service",
+    "icb_grant",
     "product",
     "release",
     "agreement",
@@ -101,6 +103,8 @@ pub struct ReadModel {
     /// Categories that have a standard in any state (they are known categories to ask about).
     standard_categories: RwLock<HashSet<String>>,
     principals: RwLock<HashMap<i64, Principal>>,
+    /// ICBs that have granted their officers to act for the organisations they commission for.
+    granted_icbs: RwLock<HashSet<String>>,
     /// Audit events already applied by polling, with when they were seen.
     applied_events: Mutex<HashMap<i64, Instant>>,
     /// Set when a refresh failed: the next poll reloads everything.
@@ -265,6 +269,7 @@ impl ReadModel {
         *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
         *write(&self.standard_categories) = categories;
         *write(&self.principals) = principal_list.into_iter().map(|p| (p.user_id, p)).collect();
+        *write(&self.granted_icbs) = db.read(icb_acting::granted_icbs)?.into_iter().collect();
         let now = Instant::now();
         self.applied().extend(reflected.into_iter().map(|(id, ..)| (id, now)));
         self.stale.store(false, Ordering::Relaxed);
@@ -402,6 +407,12 @@ impl ReadModel {
         Ok(LifecycleFacts { releases, release, successor })
     }
 
+    /// Whether `icb` has granted its officers to act for the organisations it commissions for (no
+    /// database access: an officer of any other organisation is answered from memory).
+    pub fn has_granted(&self, icb: &str) -> bool {
+        read(&self.granted_icbs).contains(icb)
+    }
+
     /// A user's authorisation facts, if held (no database access: safe on an event loop).
     pub fn cached_principal(&self, user_id: i64) -> Option<Principal> {
         read(&self.principals).get(&user_id).cloned()
@@ -503,6 +514,14 @@ impl ReadModel {
                 })?;
                 *write(&self.guidance) = published.into_iter().map(Arc::new).collect();
                 *write(&self.standard_categories) = categories;
+            }
+            "icb_grant" => {
+                let granted = db.read(|conn| icb_acting::grant_of(conn, entity_id))?;
+                let mut icbs = write(&self.granted_icbs);
+                match granted {
+                    Some(grant) => icbs.insert(grant.icb_code),
+                    None => icbs.remove(entity_id),
+                };
             }
             "user" => {
                 let Some(id) = id() else { return Ok(()) };

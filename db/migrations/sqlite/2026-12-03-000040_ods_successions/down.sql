@@ -1,0 +1,2 @@
+DROP INDEX ods_successions_status;
+DROP TABLE ods_successions;
