@@ -31,14 +31,19 @@ async fn the_seeded_commercial_record_is_served(app: TestApp) {
     assert_eq!(options[0]["decide_by"], "2026-03-31");
     assert_eq!(options[0]["decision"], Value::Null, "no published decision: held undecided");
     assert!(call_off["commercial_source"].as_str().unwrap().contains("theregister.com"));
+    assert_eq!(call_off["buyer"], "NHS England");
 
     let esa = seeded(&app, &token, "NHSE-MS-W10E-2018").await;
     assert_eq!(esa["value_minor"], 16_300_000_000_i64);
     assert_eq!(esa["extension_options"][0]["decision"], "taken");
     assert_eq!(esa["extension_options"][0]["decided_on"], "2023-04-26", "Variation Form C0360");
     assert_eq!(esa["notice_urls"].as_array().unwrap().len(), 2);
+    assert_eq!(esa["buyer"], "NHS Digital");
     let xp = seeded(&app, &token, "CCS-MS-XPCSA-2014").await;
     assert_eq!(xp["value_minor"], 555_800_000_i64);
+    assert_eq!(xp["buyer"], "Crown Commercial Service", "bought for the whole public sector");
+    let first = seeded(&app, &token, "NHS-MS-EA-2001").await;
+    assert_eq!(first["buyer"], "NHS Purchasing and Supply Agency");
     let mail = seeded(&app, &token, "NHSE-NHSMAIL").await;
     assert_eq!(mail["value_minor"], Value::Null, "not published");
     assert_eq!(mail["extension_options"], json!([]));
@@ -149,6 +154,8 @@ async fn bad_commercial_content_is_refused(app: TestApp) {
         ("currency", json!("POUNDS"), 422),
         ("initial_term_months", json!(0), 422),
         ("reseller_id", json!(999_999), 422),
+        ("buyer", json!(""), 422),
+        ("buyer", json!("x".repeat(201)), 422),
         ("notice_urls", json!(["ftp://example.org/notice"]), 422),
         ("extension_options", json!([{"months": 0, "decide_by": "2026-01-01"}]), 422),
         (
@@ -192,6 +199,7 @@ async fn the_agreement_page_shows_the_record_and_the_decisions_due(app: TestApp)
         "Commercial record",
         "£774,500,000",
         "Bytes Software Services",
+        "Bought by",
         "34 months",
         "Decisions coming up",
         "Extend by 24 months: decide by 31 March 2026",
@@ -203,6 +211,7 @@ async fn the_agreement_page_shows_the_record_and_the_decisions_due(app: TestApp)
     let esa = seeded(&app, &token, "NHSE-MS-W10E-2018").await;
     let page = browser.get(&format!("/agreements/{}", esa["id"])).await;
     assert!(page.body.contains("£163,000,000"));
+    assert!(page.body.contains("NHS Digital"), "its buyer");
     assert!(page.body.contains("Taken on 26 April 2023"), "a decided option is history, not a decision due");
     assert!(!page.body.contains("Decisions coming up"));
     assert!(
@@ -234,7 +243,9 @@ async fn agreements_are_published_as_ocds_release_packages(app: TestApp) {
         assert_eq!(release["ocid"], format!("ocds-xxxxxx-{}", agreement["reference"].as_str().unwrap()));
         assert_eq!(release["tag"], json!(["contract"]));
         assert_eq!(release["initiationType"], "tender");
-        assert_eq!(release["buyer"]["name"], "NHS England");
+        let buyer = agreement["buyer"].as_str().unwrap_or("NHS England");
+        assert_eq!(release["buyer"]["name"], buyer, "the recorded buyer, or the publisher");
+        assert_eq!(release["parties"][0]["id"], release["buyer"]["id"], "the buyer is the first party");
         let contract = &release["contracts"][0];
         assert_eq!(contract["awardID"], release["awards"][0]["id"]);
         match agreement["value_minor"].as_i64() {

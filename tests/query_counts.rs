@@ -210,6 +210,7 @@ fn coverage_takes_the_same_statements_for_one_agreement_or_many(test_db: TestDat
                     initial_term_months: Some(12),
                     notice_urls: vec![],
                     commercial_source: None,
+                    buyer: None,
                     extension_options: vec![db::agreements::NewExtensionOption {
                         months: 12,
                         decide_by: starts_on,

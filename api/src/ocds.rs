@@ -9,8 +9,10 @@
 //! - One release per agreement, tagged `contract`, `initiationType` `tender` (the only value 1.1
 //!   allows). Its `id` is the reference and the record's revision, so every change is a new id;
 //!   its `date` is when the agreement last changed.
-//! - The buyer is NHS England, the catalogue's publisher: the model holds no buyer per agreement.
-//!   The supplier (the licensor) and the reseller (whom the call-off is awarded to) are both
+//! - The buyer is the agreement's recorded contracting authority (NHS Digital, the Crown
+//!   Commercial Service...), identified by the catalogue (`catalogue-buyer-` and its name in
+//!   lower case), as no organisation identifier scheme is recorded for them; an agreement whose
+//!   buyer is not recorded names NHS England, the catalogue's publisher. The supplier (the licensor) and the reseller (whom the call-off is awarded to) are both
 //!   `supplier` parties of the award.
 //! - A day ends before the next day's midnight: an agreement ending 2026-03-31 has the
 //!   `endDate` `2026-04-01T00:00:00Z`. `maxExtentDate` is the end of the initial term plus every
@@ -207,6 +209,21 @@ fn period(agreement: &Agreement) -> OcdsPeriod {
     }
 }
 
+/// The buyer's party: the recorded buyer, or the publisher when none is recorded.
+fn buyer_party(agreement: &Agreement) -> OcdsPartyReference {
+    match agreement.buyer.as_deref() {
+        Some(name) if name != PUBLISHER => {
+            let slug: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+                .collect();
+            let slug = slug.split('-').filter(|part| !part.is_empty()).collect::<Vec<_>>().join("-");
+            OcdsPartyReference { id: format!("catalogue-buyer-{slug}"), name: name.to_owned() }
+        }
+        _ => OcdsPartyReference { id: BUYER_ID.into(), name: PUBLISHER.into() },
+    }
+}
+
 fn supplier_party_id(supplier_id: i64) -> String {
     format!("catalogue-supplier-{supplier_id}")
 }
@@ -214,7 +231,7 @@ fn supplier_party_id(supplier_id: i64) -> String {
 /// The release of one agreement.
 pub fn release(agreement: &Agreement, ocid_prefix: &str) -> OcdsRelease {
     let reference = &agreement.reference;
-    let buyer = OcdsPartyReference { id: BUYER_ID.into(), name: PUBLISHER.into() };
+    let buyer = buyer_party(agreement);
     let mut parties =
         vec![OcdsParty { id: buyer.id.clone(), name: buyer.name.clone(), roles: vec!["buyer".into()] }];
     let mut suppliers = vec![OcdsPartyReference {
@@ -398,6 +415,7 @@ mod tests {
             initial_term_months: Some(34),
             notice_urls: vec!["https://example.org/notice".into()],
             commercial_source: None,
+            buyer: None,
             extension_options: vec![db::agreements::ExtensionOption {
                 id: 1,
                 months: 24,
@@ -429,6 +447,19 @@ mod tests {
         );
         assert_eq!(period.max_extent_date.as_deref(), Some("2028-04-01T00:00:00Z"), "34 months and 24 more");
         assert_eq!(release.related_processes[0].identifier, "RM6068");
+    }
+
+    #[test]
+    fn the_buyer_is_the_recorded_one_or_the_publisher() {
+        let mut agreement = call_off();
+        agreement.buyer = Some("NHSX and NHS Digital".into());
+        let release = release(&agreement, DEFAULT_OCID_PREFIX);
+        assert_eq!(release.buyer.id, "catalogue-buyer-nhsx-and-nhs-digital");
+        assert_eq!(release.buyer.name, "NHSX and NHS Digital");
+        assert_eq!(release.parties[0].roles, ["buyer"]);
+        assert_eq!(release.parties[0].id, release.buyer.id, "the buyer is one of the parties");
+        agreement.buyer = Some(PUBLISHER.into());
+        assert_eq!(super::release(&agreement, DEFAULT_OCID_PREFIX).buyer.id, BUYER_ID);
     }
 
     #[test]

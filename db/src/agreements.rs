@@ -32,6 +32,8 @@ pub const MAX_TERM_MONTHS: i32 = 1200;
 pub const MAX_NOTICES: usize = 50;
 /// The most characters a notice's address holds after `http://` or `https://`.
 pub const MAX_NOTICE_CHARS: usize = 1990;
+/// The longest buyer's name.
+pub const MAX_BUYER_CHARS: usize = 200;
 pub const MAX_EXTENSIONS: usize = 20;
 
 #[derive(Queryable, Selectable)]
@@ -58,6 +60,7 @@ struct AgreementRow {
     initial_term_months: Option<i32>,
     notice_urls: String,
     commercial_source: Option<String>,
+    buyer: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -149,6 +152,10 @@ pub struct Agreement {
     pub notice_urls: Vec<String>,
     /// The public documents behind the commercial facts.
     pub commercial_source: Option<String>,
+    /// The contracting authority that bought it (for example NHS Digital, or the Crown
+    /// Commercial Service for the whole public sector); null when the record does not say.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200, example = "NHS England"))]
+    pub buyer: Option<String>,
     /// Options to extend, oldest decision date first.
     pub extension_options: Vec<ExtensionOption>,
     #[serde(skip)]
@@ -184,6 +191,7 @@ impl Agreement {
             initial_term_months: self.initial_term_months,
             notice_urls: self.notice_urls.clone(),
             commercial_source: self.commercial_source.clone(),
+            buyer: self.buyer.clone(),
             extension_options: self.extension_options.iter().map(ExtensionOption::fields).collect(),
         }
     }
@@ -222,6 +230,7 @@ fn to_agreement(
         initial_term_months: row.initial_term_months,
         notice_urls,
         commercial_source: row.commercial_source,
+        buyer: row.buyer,
         extension_options,
         revision: row.revision,
         created_at: row.created_at,
@@ -377,6 +386,7 @@ pub struct AgreementFields {
     pub initial_term_months: Option<i32>,
     pub notice_urls: Vec<String>,
     pub commercial_source: Option<String>,
+    pub buyer: Option<String>,
     pub extension_options: Vec<NewExtensionOption>,
 }
 
@@ -431,6 +441,9 @@ impl AgreementFields {
             !(1..=MAX_NOTICE_CHARS).contains(&rest.chars().count()) || rest.contains(char::is_whitespace)
         }) {
             return Err(DbError::Invalid(format!("notice_urls: {bad:?} is not an http(s) address")));
+        }
+        if self.buyer.as_deref().is_some_and(|b| !(1..=MAX_BUYER_CHARS).contains(&b.trim().chars().count())) {
+            return Err(DbError::Invalid(format!("buyer must be 1 to {MAX_BUYER_CHARS} characters")));
         }
         if self.extension_options.len() > MAX_EXTENSIONS {
             return Err(DbError::Invalid(format!("at most {MAX_EXTENSIONS} extension_options")));
@@ -528,6 +541,7 @@ pub(crate) fn write_commercial(conn: &mut DbConnection, id: i64, fields: &Agreem
             agreements::initial_term_months.eq(fields.initial_term_months),
             agreements::notice_urls.eq(notices),
             agreements::commercial_source.eq(&fields.commercial_source),
+            agreements::buyer.eq(fields.buyer.as_deref().map(str::trim)),
         ))
         .execute(conn)?;
     Ok(())

@@ -137,6 +137,7 @@ diesel::table! {
         initial_term_months -> Nullable<Integer>,
         notice_urls -> Text,
         commercial_source -> Nullable<Text>,
+        buyer -> Nullable<Text>,
     }
 }
 

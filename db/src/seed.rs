@@ -92,6 +92,9 @@ struct SeedAgreement {
     commercial_source: Option<String>,
     #[serde(default)]
     extension_options: Vec<SeedExtension>,
+    /// The contracting authority, as the agreement's `source` names it.
+    #[serde(default)]
+    buyer: Option<String>,
     entitlements: Vec<SeedEntitlement>,
 }
 
@@ -522,6 +525,7 @@ fn insert_commercial(conn: &mut DbConnection, agreement_id: i64, seed: &SeedAgre
             agreements::initial_term_months.eq(seed.initial_term_months),
             agreements::notice_urls.eq(notices),
             agreements::commercial_source.eq(&seed.commercial_source),
+            agreements::buyer.eq(&seed.buyer),
         ))
         .execute(conn)
         .map_err(|e| seed_error("agreement", &seed.reference, e))?;

@@ -299,6 +299,10 @@ pub struct CreateAgreement {
     #[schema(max_items = 50)]
     pub notice_urls: Vec<NoticeUrl>,
     pub commercial_source: Option<String>,
+    /// The contracting authority that bought it; the OCDS export's buyer (the catalogue's
+    /// publisher when null).
+    #[schema(min_length = 1, max_length = 200, pattern = "[^\\s\\u0085]")]
+    pub buyer: Option<String>,
     /// Options to extend; at most 20.
     #[serde(default)]
     #[schema(max_items = 20)]
@@ -381,6 +385,7 @@ pub async fn create_agreement(
         initial_term_months: b.initial_term_months,
         notice_urls: b.notice_urls.into_iter().map(|u| u.0).collect(),
         commercial_source: b.commercial_source,
+        buyer: b.buyer,
         extension_options: b.extension_options.into_iter().map(Into::into).collect(),
     };
     let actor = admin.actor();
@@ -429,6 +434,9 @@ pub struct UpdateAgreement {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub commercial_source: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = "[^\\s\\u0085]")]
+    pub buyer: Option<Option<String>>,
     /// The whole new list of extension options (recording a decision is an update of this list).
     #[schema(max_items = 20)]
     pub extension_options: Option<Vec<ExtensionOptionInput>>,
@@ -474,7 +482,8 @@ pub async fn update_agreement(
             reseller_id,
             framework_lot,
             initial_term_months,
-            commercial_source
+            commercial_source,
+            buyer
         );
         if let Some(urls) = b.notice_urls {
             f.notice_urls = urls.into_iter().map(|u| u.0).collect();

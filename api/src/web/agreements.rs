@@ -102,6 +102,7 @@ struct AgreementPage {
 /// The commercial record as the page shows it: each fact in words, or `None` to leave its row out.
 struct Commercial {
     value: Option<String>,
+    buyer: Option<String>,
     reseller: Option<String>,
     framework_lot: Option<String>,
     initial_term: Option<String>,
@@ -161,6 +162,7 @@ fn commercial(agreement: &db::agreements::Agreement, on: chrono::NaiveDate) -> C
     }
     Commercial {
         value: agreement.value_minor.map(|v| money(v, &agreement.currency)),
+        buyer: agreement.buyer.clone(),
         reseller: agreement.reseller.clone(),
         framework_lot: agreement.framework_lot.clone(),
         initial_term: agreement.initial_term_months.map(months),
