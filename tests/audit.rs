@@ -552,6 +552,43 @@ async fn every_write_route_is_audited_exactly_once(app: TestApp) {
     assert_eq!((event.actor_user_id, event.entity.as_str()), (Some(a.0.id), "ods_import"));
     w.push("create_ods_import");
 
+    // An estate import by the organisation's officer: one event for the snapshot; a file with an
+    // invalid row adds none. Then a mapping of a name by the national team.
+    let before = event_count(&app);
+    for (body, status, added) in
+        [("product,devices\nMS-WIN10-ENT,many\n", 422, 0), ("product,devices\nMS-WIN10-ENT,12\n", 200, 1)]
+    {
+        let request = app
+            .post("/v1/organisations/RR8/estate?source=catalogue")
+            .bearer_auth(o.1)
+            .header("content-type", "text/csv")
+            .body(body);
+        assert_eq!(request.send().await.unwrap().status().as_u16(), status);
+        assert_eq!(event_count(&app), before + added, "import_estate: events of a {status}");
+    }
+    let event = newest_event(&app);
+    assert_eq!((event.actor_user_id, event.entity.as_str()), (Some(o.0.id), "estate_snapshot"));
+    w.push("import_estate");
+    audited(
+        &app,
+        w,
+        a,
+        "software_mapping",
+        call(
+            "map_software_name",
+            "POST",
+            "/v1/estate/mappings",
+            json!({"name": "chrome", "product_id": 999_999}),
+        ),
+        call(
+            "map_software_name",
+            "POST",
+            "/v1/estate/mappings",
+            json!({"vendor": "google", "name": "chrome", "product_id": product_id_of(&app, "MS-WIN10-ENT")}),
+        ),
+    )
+    .await;
+
     // An organisation's NHSmail service, recorded by its officer.
     let services = "/v1/organisations/RR8/nhsmail-service";
     audited(

@@ -7,6 +7,7 @@ mod auth;
 mod catalogue;
 mod commercial;
 mod coverage_rules;
+mod estates;
 mod foundation;
 mod ledger;
 mod lifecycle;

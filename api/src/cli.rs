@@ -55,6 +55,37 @@ pub enum Command {
     /// Organisations from the Organisation Data Service (ODS), the source that owns them.
     #[command(subcommand)]
     Ods(OdsCommand),
+    /// Estates: what an organisation runs, from its inventory exports.
+    #[command(subcommand)]
+    Estate(EstateCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EstateCommand {
+    /// Import an inventory export as an organisation's snapshot of its source, replacing the
+    /// previous one in one transaction. A file with any invalid row is refused whole; --dry-run
+    /// lists each row's outcome (matched, unmatched, invalid) and writes nothing.
+    Import(EstateImportOptions),
+}
+
+#[derive(Args, Debug)]
+pub struct EstateImportOptions {
+    /// The export, as CSV with a header row.
+    pub file: std::path::PathBuf,
+    /// ODS code of the organisation that runs it.
+    #[arg(long = "org")]
+    pub organisation: String,
+    /// Which export it is: catalogue (product, release, devices, users, site), defender (a
+    /// Microsoft Defender for Endpoint software inventory, DeviceTvmSoftwareInventory) or intune
+    /// (an Intune discovered-apps export, AppInvAggregate).
+    #[arg(long, default_value = "catalogue")]
+    pub source: String,
+    /// The day the inventory was taken, YYYY-MM-DD (default today).
+    #[arg(long)]
+    pub taken_on: Option<chrono::NaiveDate>,
+    /// Report each row's outcome and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -35,6 +35,7 @@ use crate::error::{ApiError, Problem};
         (name = "products", description = "Suppliers and products with their lifecycle"),
         (name = "agreements", description = "National licence agreements and their entitlement lines"),
         (name = "coverage", description = "Licensed nationally, buy locally against a standard, or no guidance"),
+        (name = "estates", description = "What organisations run, from their inventory exports, and the queue of names to map"),
         (name = "allocations", description = "The seat ledger: claims, releases, bulk claims and successions"),
         (name = "standards", description = "\"Buy against\" standards: versions, requirements and assessments"),
         (name = "purchases", description = "Local purchases against a standard, with declarations"),

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod connection;
 pub mod coverage;
 pub mod error;
+pub mod estates;
 pub mod guidance;
 pub mod icb_acting;
 pub mod ledger;

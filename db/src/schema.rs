@@ -429,6 +429,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    estate_snapshots (id) {
+        id -> BigInt,
+        organisation_code -> Text,
+        source -> Text,
+        taken_on -> Date,
+        rows_read -> BigInt,
+        rows_matched -> BigInt,
+        rows_unmatched -> BigInt,
+        imported_by -> Nullable<BigInt>,
+        imported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    estate_items (id) {
+        id -> BigInt,
+        snapshot_id -> BigInt,
+        product_id -> BigInt,
+        release_id -> Nullable<BigInt>,
+        site -> Text,
+        devices -> BigInt,
+        users -> BigInt,
+    }
+}
+
+diesel::table! {
+    estate_unmatched (id) {
+        id -> BigInt,
+        snapshot_id -> BigInt,
+        name_key -> Text,
+        vendor -> Text,
+        name -> Text,
+        version -> Text,
+        site -> Text,
+        devices -> BigInt,
+        users -> BigInt,
+    }
+}
+
+diesel::table! {
+    software_name_mappings (id) {
+        id -> BigInt,
+        name_key -> Text,
+        product_id -> BigInt,
+        mapped_by -> Nullable<BigInt>,
+        mapped_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(estate_snapshots -> organisations (organisation_code));
+diesel::joinable!(estate_items -> estate_snapshots (snapshot_id));
+diesel::joinable!(estate_items -> products (product_id));
+diesel::joinable!(estate_unmatched -> estate_snapshots (snapshot_id));
+diesel::joinable!(software_name_mappings -> products (product_id));
 diesel::joinable!(seat_requests -> entitlements (entitlement_id));
 diesel::joinable!(seat_requests -> organisations (organisation_code));
 diesel::joinable!(nhsmail_service_periods -> organisations (organisation_code));
@@ -469,6 +524,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     allocations,
     seat_requests,
     nhsmail_service_periods,
+    estate_snapshots,
+    estate_items,
+    estate_unmatched,
+    software_name_mappings,
     obligation_acceptances,
     idempotency_keys,
     sign_in_attempts,

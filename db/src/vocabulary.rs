@@ -86,6 +86,12 @@ text_enum!(
 );
 
 text_enum!(
+    /// Where an estate snapshot came from: the catalogue's own CSV, a Microsoft Defender for
+    /// Endpoint software inventory export, or an Intune discovered-apps export.
+    EstateSource { Catalogue = "catalogue", Defender = "defender", Intune = "intune" }
+);
+
+text_enum!(
     /// What one seat of an entitlement counts.
     Metric { PerDevice = "per_device", PerUser = "per_user", PerCore = "per_core", Site = "site" }
 );

@@ -96,6 +96,8 @@ ODS_IMPORT = "POST /v1/ods/imports"
 REFUSE_SEAT_REQUEST = "POST /v1/seat-requests/{id}/refuse"
 REPLACE_NHSMAIL_SERVICE = "PUT /v1/organisations/{code}/nhsmail-service"
 CONFIRM_ODS_SUCCESSION = "POST /v1/ods/successions/{id}/confirm"
+IMPORT_ESTATE = "POST /v1/organisations/{code}/estate"
+MAP_SOFTWARE_NAME = "POST /v1/estate/mappings"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
 WITH_TEXT_IN_PATH_OR_QUERY = _having(
@@ -113,7 +115,7 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^reseller -?\d+ is not a known supplier$", {CREATE_AGREEMENT, UPDATE_AGREEMENT}, "reference to a missing supplier"),
     (
         r"^product -?\d+ does not exist$",
-        {CREATE_ENTITLEMENT, CREATE_PURCHASE, CREATE_RISK_ACCEPTANCE, CREATE_ASSESSMENT},
+        {CREATE_ENTITLEMENT, CREATE_PURCHASE, CREATE_RISK_ACCEPTANCE, CREATE_ASSESSMENT, MAP_SOFTWARE_NAME},
         "reference to a missing product",
     ),
     (r"^affected product -?\d+ does not exist$", {CREATE_ADVISORY, UPDATE_ADVISORY}, "reference to a missing product"),
@@ -142,6 +144,12 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     # is a CSV format, not JSON: no schema keyword describes it. The problem names the line.
     (r"^ODS \S+ file, line \d+: ", {ODS_IMPORT}, "the ODS CSV layout"),
     (r"^the ODS \S+ file holds no records$", {ODS_IMPORT}, "the ODS CSV layout"),
+    # An inventory export's layout (its source's named columns, whole-number counts) is a CSV
+    # format too; the problem names the missing columns or the invalid lines.
+    (r"^a \S+ file needs the columns ", {IMPORT_ESTATE}, "the export's CSV layout"),
+    (r"^the file's header row cannot be read: ", {IMPORT_ESTATE}, "the export's CSV layout"),
+    (r"^\d+ of \d+ rows are invalid, so nothing was imported ", {IMPORT_ESTATE}, "the export's CSV layout"),
+    (r"^taken_on is in the future$", {IMPORT_ESTATE}, "a date against today"),
     (r"^successor product -?\d+ does not exist$", {CREATE_PRODUCT, UPDATE_PRODUCT}, "reference to a missing product"),
     (
         r"^successor_id (would make a product its own successor|leads through too many successors)$",

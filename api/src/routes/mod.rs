@@ -10,6 +10,7 @@ pub mod allocations;
 pub mod audit;
 pub mod auth;
 pub mod coverage;
+pub mod estates;
 pub mod health;
 pub mod lifecycle;
 pub mod me;
@@ -47,6 +48,10 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(organisations::get_organisation)
             .service(organisations::update_organisation)
             .service(nhsmail::get_nhsmail_service)
+            .service(estates::import_estate)
+            .service(estates::get_estate)
+            .service(estates::list_unmatched_software)
+            .service(estates::map_software_name)
             .service(nhsmail::replace_nhsmail_service)
             .service(organisations::set_icb_acting_grant)
             .service(ods::create_ods_import)

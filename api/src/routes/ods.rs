@@ -188,14 +188,15 @@ impl OdsImportReport {
 #[allow(dead_code)] // Only its schema is used: the handler reads the body as bytes whatever its type.
 pub struct OdsFileBytes(Vec<u8>);
 
-/// The body, if it is declared `text/csv` (or `application/octet-stream`) and within the limit.
-async fn csv_body(request: &HttpRequest, mut payload: web::Payload) -> ApiResult<Vec<u8>> {
+/// The body, if it is declared `text/csv` (or `application/octet-stream`) and within the limit
+/// (an ODS file here; an estate export in `routes::estates`).
+pub(crate) async fn csv_body(request: &HttpRequest, mut payload: web::Payload) -> ApiResult<Vec<u8>> {
     let declared = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = declared.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("text/csv") && !essence.eq_ignore_ascii_case("application/octet-stream")
     {
         return Err(ApiError::UnsupportedMediaType(
-            "the body must be the ODS file itself, sent as text/csv (or application/octet-stream)".into(),
+            "the body must be the file itself, sent as text/csv (or application/octet-stream)".into(),
         ));
     }
     let mut body = Vec::new();

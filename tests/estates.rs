@@ -1,0 +1,225 @@
+//! Estates (issue 18): inventory exports in the three layouts (tests/fixtures/estates, whose
+//! README names where each layout comes from), matched to products and releases; the dry run;
+//! a refused file leaving the previous snapshot; the queue of unmatched names and a mapping
+//! remembered for later imports; another organisation's estate refused.
+
+use catalogue_tests::{Role, TestApp, on_both_engines, status_and_json};
+use serde_json::Value;
+
+const CATALOGUE: &str = include_str!("fixtures/estates/catalogue.csv");
+const DEFENDER: &str = include_str!("fixtures/estates/defender.csv");
+const INTUNE: &str = include_str!("fixtures/estates/intune.csv");
+
+async fn upload(app: &TestApp, token: &str, code: &str, query: &str, body: &str) -> (u16, Value) {
+    let request = app
+        .post(&format!("/v1/organisations/{code}/estate?{query}"))
+        .bearer_auth(token)
+        .header("content-type", "text/csv")
+        .body(body.to_owned());
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+fn rows(app: &TestApp, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    app.with_connection(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result::<Count>(conn).unwrap().n
+    })
+}
+
+fn product_id(app: &TestApp, sku: &str) -> i64 {
+    use db::schema::products;
+    use diesel::prelude::*;
+    app.with_connection(|conn| {
+        products::table.filter(products::sku.eq(sku)).select(products::id).first(conn).unwrap()
+    })
+}
+
+/// What the estate says the organisation runs of a product (and release): (devices, users).
+fn running(estate: &Value, product: &str, release: Option<&str>) -> Option<(i64, i64)> {
+    estate["running"].as_array().unwrap().iter().find_map(|r| {
+        (r["product"] == product && r["release"].as_str() == release)
+            .then(|| (r["devices"].as_i64().unwrap(), r["users"].as_i64().unwrap()))
+    })
+}
+
+fn outcomes(report: &Value) -> Vec<(i64, String)> {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn each_export_is_matched_and_a_dry_run_writes_nothing(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let events = app.with_connection(|conn| db::audit::count(conn).unwrap());
+
+    let (status, dry) = upload(&app, &officer, "RR8", "source=catalogue&dry_run=true", CATALOGUE).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!((dry["rows_read"].as_i64(), dry["rows_matched"].as_i64()), (Some(5), Some(4)), "{dry}");
+    assert_eq!(dry["rows_unmatched"], 1, "Example Radiology Viewer is no product");
+    assert_eq!(
+        outcomes(&dry),
+        [(2, "matched"), (3, "matched"), (4, "matched"), (5, "matched"), (6, "unmatched")]
+            .map(|(l, o)| (l, o.to_owned()))
+    );
+    assert_eq!(dry["rows"][0]["release"], "22H2", "the release the row names");
+    assert_eq!(dry["rows"][2]["product"], "Windows 11 Enterprise", "matched by name and edition");
+    assert_eq!(rows(&app, "estate_snapshots"), 0, "a dry run writes nothing");
+    assert_eq!(app.with_connection(|conn| db::audit::count(conn).unwrap()), events);
+
+    let (status, imported) =
+        upload(&app, &officer, "RR8", "source=catalogue&taken_on=2026-11-30", CATALOGUE).await;
+    assert_eq!(status, 200, "{imported}");
+    assert_eq!(imported["dry_run"], false);
+    let (status, defender) = upload(&app, &officer, "RR8", "source=defender", DEFENDER).await;
+    assert_eq!(status, 200, "{defender}");
+    // windows_10 names two products (Enterprise and Pro): unmatched until mapped; Chrome is none.
+    assert_eq!((defender["rows_matched"].as_i64(), defender["rows_unmatched"].as_i64()), (Some(3), Some(4)));
+    let (status, intune) = upload(&app, &officer, "RR8", "source=intune", INTUNE).await;
+    assert_eq!(status, 200, "{intune}");
+    assert_eq!((intune["rows_matched"].as_i64(), intune["rows_unmatched"].as_i64()), (Some(2), Some(1)));
+
+    let (status, estate) =
+        status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&officer)).await;
+    assert_eq!(status, 200, "{estate}");
+    assert_eq!(estate["snapshots"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        running(&estate, "Windows 10 Enterprise", Some("22H2")),
+        Some((1250, 0)),
+        "1,250 read as a number"
+    );
+    assert_eq!(running(&estate, "Windows 10 Enterprise", Some("21H2")), Some((40, 0)));
+    assert_eq!(running(&estate, "Office 365 E3 Restricted (E3R)", None), Some((0, 4800)), "matched by SKU");
+    assert_eq!(
+        running(&estate, "Windows Server 2019 Standard", None),
+        Some((2, 0)),
+        "Defender lists pacs-srv01 twice (two versions): one device"
+    );
+    assert_eq!(running(&estate, "SQL Server 2005 Standard", None), Some((4, 0)), "vendor and name");
+    assert_eq!(running(&estate, "Windows Server 2012 R2 Standard", None), Some((1200, 0)));
+    assert_eq!(rows(&app, "estate_snapshots"), 3);
+}
+on_both_engines!(each_export_is_matched_and_a_dry_run_writes_nothing);
+
+async fn a_refused_file_leaves_the_previous_snapshot(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    assert_eq!(upload(&app, &officer, "RR8", "source=catalogue", CATALOGUE).await.0, 200);
+    let (_, before) = status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&officer)).await;
+    let items = rows(&app, "estate_items");
+
+    let bad =
+        "product,release,devices\nMS-WIN10-ENT,22H2,12\nMS-WIN10-ENT,,twelve\nMS-WIN11-ENT,1999,3\n,,4\n";
+    let (status, problem) = upload(&app, &officer, "RR8", "source=catalogue", bad).await;
+    assert_eq!(status, 422, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.starts_with("3 of 4 rows are invalid, so nothing was imported"), "{detail}");
+    assert!(detail.contains("line 3: \"twelve\" is not a whole number"), "{detail}");
+    assert!(detail.contains("line 4: 1999 is not a release of Windows 11 Enterprise"), "{detail}");
+    assert!(detail.contains("line 5: the software name is empty"), "{detail}");
+    let (_, after) = status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&officer)).await;
+    assert_eq!(after, before, "the previous snapshot stands");
+    assert_eq!(rows(&app, "estate_items"), items);
+
+    // The dry run of the same file lists every row's outcome.
+    let (status, dry) = upload(&app, &officer, "RR8", "source=catalogue&dry_run=true", bad).await;
+    assert_eq!(status, 200);
+    assert_eq!(dry["rows_invalid"], 3);
+    assert_eq!(dry["rows"][1]["reason"], "\"twelve\" is not a whole number");
+
+    for (query, body, expected, says) in [
+        ("source=defender", CATALOGUE, 422, "a defender file needs the columns DeviceId, SoftwareVendor"),
+        ("source=catalogue&taken_on=2999-01-01", CATALOGUE, 422, "taken_on is in the future"),
+        ("source=windows", CATALOGUE, 400, ""),
+        ("", CATALOGUE, 400, ""),
+    ] {
+        let (status, problem) = upload(&app, &officer, "RR8", query, body).await;
+        assert_eq!(status, expected, "{query}: {problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains(says), "{query}: {problem}");
+    }
+    let json = app
+        .post("/v1/organisations/RR8/estate?source=catalogue")
+        .bearer_auth(&officer)
+        .json(&serde_json::json!({"product": "x"}));
+    assert_eq!(json.send().await.unwrap().status(), 415);
+    let (_, unchanged) = status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&officer)).await;
+    assert_eq!(unchanged, before);
+}
+on_both_engines!(a_refused_file_leaves_the_previous_snapshot);
+
+async fn unmatched_names_queue_and_a_mapping_is_remembered(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let (_, other) = app.sign_in(Role::Officer, Some("RJ1")).await;
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    assert_eq!(upload(&app, &officer, "RR8", "source=defender", DEFENDER).await.0, 200);
+    assert_eq!(upload(&app, &other, "RJ1", "source=defender", DEFENDER).await.0, 200);
+
+    let (status, queue) = status_and_json(app.get("/v1/estate/unmatched").bearer_auth(&auditor)).await;
+    assert_eq!(status, 200, "{queue}");
+    let names: Vec<(&str, i64, i64)> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap(),
+                u["organisations"].as_i64().unwrap(),
+                u["devices"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("chrome", 2, 4), ("windows_10", 2, 4)], "most devices first, then by name");
+    assert_eq!(status_and_json(app.get("/v1/estate/unmatched").bearer_auth(&officer)).await.0, 403);
+
+    let windows = product_id(&app, "MS-WIN10-ENT");
+    let body = serde_json::json!({"vendor": "microsoft", "name": "windows_10", "product_id": windows});
+    let (status, _) =
+        status_and_json(app.post("/v1/estate/mappings").bearer_auth(&officer).json(&body)).await;
+    assert_eq!(status, 403, "the national team maps names");
+    let (status, mapped) =
+        status_and_json(app.post("/v1/estate/mappings").bearer_auth(&admin).json(&body)).await;
+    assert_eq!(status, 200, "{mapped}");
+    assert_eq!(mapped["rows_moved"], 2, "one waiting row in each of two snapshots");
+    assert_eq!(mapped["mapping"]["name_key"], "microsoft|windows 10");
+    let missing = serde_json::json!({"vendor": "google", "name": "chrome", "product_id": 999_999});
+    let (status, problem) =
+        status_and_json(app.post("/v1/estate/mappings").bearer_auth(&admin).json(&missing)).await;
+    assert_eq!((status, problem["detail"].as_str()), (422, Some("product 999999 does not exist")));
+
+    let (_, estate) = status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&officer)).await;
+    assert_eq!(running(&estate, "Windows 10 Enterprise", None), Some((2, 0)), "moved at once: {estate}");
+    let (_, queue) = status_and_json(app.get("/v1/estate/unmatched").bearer_auth(&admin)).await;
+    assert_eq!(queue["items"].as_array().unwrap().len(), 1, "only chrome waits: {queue}");
+
+    // A later import uses the mapping.
+    let (status, again) = upload(&app, &officer, "RR8", "source=defender", DEFENDER).await;
+    assert_eq!(status, 200);
+    assert_eq!((again["rows_matched"].as_i64(), again["rows_unmatched"].as_i64()), (Some(5), Some(2)));
+    assert_eq!(rows(&app, "estate_snapshots"), 2, "the second import replaced RR8's defender snapshot");
+}
+on_both_engines!(unmatched_names_queue_and_a_mapping_is_remembered);
+
+async fn another_organisations_estate_is_refused(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    assert_eq!(upload(&app, &officer, "RR8", "source=catalogue", CATALOGUE).await.0, 200);
+    let (_, other) = app.sign_in(Role::Officer, Some("RJ1")).await;
+    let (_, exemplar) = app.sign_in(Role::Exemplar, Some("RM3")).await;
+    let (status, _) = status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&other)).await;
+    assert_eq!(status, 404, "another trust's estate is not there for RJ1");
+    assert_eq!(upload(&app, &other, "RR8", "source=catalogue", CATALOGUE).await.0, 404);
+    assert_eq!(upload(&app, &exemplar, "RM3", "source=catalogue", CATALOGUE).await.0, 403, "officers only");
+    let (_, estate) = status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&officer)).await;
+    assert_eq!(estate["snapshots"][0]["rows_read"], 5, "RR8's snapshot untouched");
+    let (_, auditor) = app.sign_in(Role::Auditor, None).await;
+    assert_eq!(status_and_json(app.get("/v1/organisations/RR8/estate").bearer_auth(&auditor)).await.0, 200);
+}
+on_both_engines!(another_organisations_estate_is_refused);
