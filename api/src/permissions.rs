@@ -125,6 +125,7 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("withdraw_seat_request", OFFICERS, Some("Officers: only their own organisation's requests.")),
     rule("utilisation_report", READERS, None),
     rule("obligations_report", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
+    rule("reconciliation_report", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
     rule("compliance_report", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
     rule("list_standards", ANYONE_SIGNED_IN, None),
     rule("create_standard", EXEMPLARS, Some(PUBLISHERS)),

@@ -23,6 +23,7 @@ pub mod page;
 pub mod products;
 pub mod purchases;
 pub mod read_model;
+pub mod reconciliation;
 pub mod releases;
 pub mod reports;
 pub mod risk;

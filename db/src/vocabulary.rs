@@ -92,6 +92,20 @@ text_enum!(
 );
 
 text_enum!(
+    /// What the reconciliation of an organisation's estate with its holdings found.
+    ReconciliationFlag {
+        /// Runs more than it holds, where it holds some or a national line covers it: claim or buy.
+        UnderClaimed = "under_claimed",
+        /// Runs it, holds none, and no national line it may use covers it.
+        Unlicensed = "unlicensed",
+        /// Holds more than it runs: seats to release.
+        Unused = "unused",
+        /// Devices run a release past the security support its licence includes.
+        RunningUnsupported = "running_unsupported",
+    }
+);
+
+text_enum!(
     /// What one seat of an entitlement counts.
     Metric { PerDevice = "per_device", PerUser = "per_user", PerCore = "per_core", Site = "site" }
 );

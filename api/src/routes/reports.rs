@@ -294,3 +294,65 @@ pub async fn advisories_report(
         .await?;
     Ok(web::Json(AdvisoryReport { lines }))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationQuery {
+    /// ODS code; officers and exemplars get their own organisation's unless they ask for one
+    /// they may read (an ICB's officer, for one it commissions for).
+    pub organisation: Option<String>,
+    /// NHS England region code, for example `Y63`.
+    pub region: Option<String>,
+    /// ODS code of the parent (the commissioning ICB).
+    pub parent: Option<String>,
+    /// Only rows with this flag.
+    pub flag: Option<db::vocabulary::ReconciliationFlag>,
+    /// The date that decides support and which lines are in force (default today).
+    #[serde(default, deserialize_with = "crate::dates::optional")]
+    pub on: Option<NaiveDate>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReconciliationPage {
+    pub items: Vec<db::reconciliation::ReconciliationRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// What organisations run (their estate snapshots) beside what they hold (national seats
+/// claimed and local purchases), per organisation and product, by organisation code: flagged
+/// `under_claimed` (running more than held where held or licensed nationally), `unlicensed`
+/// (running, none held, no national line it may use), `unused` (held more than running: seats
+/// to release) and `running_unsupported` (devices on a release past its security support).
+/// Running is the larger of devices and users, and across sources the largest source's count.
+/// Organisations with no estate snapshot are left out.
+#[utoipa::path(
+    tag = "reports",
+    operation_id = "reconciliation_report",
+    security(("bearer" = [])),
+    params(ReconciliationQuery),
+    responses((status = 200, body = ReconciliationPage), ReadErrors)
+)]
+#[get("/reports/reconciliation")]
+pub async fn reconciliation_report(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    query: web::Query<ReconciliationQuery>,
+) -> ApiResult<web::Json<ReconciliationPage>> {
+    let query = query.into_inner();
+    let filter = db::reconciliation::ReconciliationFilter {
+        organisation: user.report_scope(query.organisation)?,
+        region: query.region,
+        parent: query.parent.map(|code| code.to_uppercase()),
+        flag: query.flag,
+    };
+    let page = page_request(query.limit, query.cursor)?;
+    let on = query.on.unwrap_or_else(today);
+    let found =
+        state.run(move |db| db.read(|conn| db::reconciliation::report(conn, &filter, on, &page))).await?;
+    Ok(web::Json(ReconciliationPage { items: found.items, next_cursor: found.next_cursor }))
+}
