@@ -209,6 +209,31 @@ fn period(agreement: &Agreement) -> OcdsPeriod {
     }
 }
 
+/// A notice address as a URI (RFC 3986), as OCDS's `format: uri` requires: the catalogue takes
+/// any http(s) address without white space, so characters a URI cannot hold (non-ASCII letters,
+/// quotes, braces, a second `#`, a `%` that starts no escape) are percent-encoded as UTF-8. An
+/// address that is a URI already is unchanged.
+fn as_uri(address: &str) -> String {
+    const KEPT: &[u8] = b"-._~:/?#@!$&'()*+,;=";
+    let bytes = address.as_bytes();
+    let mut out = String::with_capacity(address.len());
+    let mut fragment = false;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape = byte == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        let kept =
+            (byte.is_ascii_alphanumeric() || KEPT.contains(&byte) || escape) && !(byte == b'#' && fragment);
+        fragment |= byte == b'#';
+        if kept {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// The buyer's party: the recorded buyer, or the publisher when none is recorded.
 fn buyer_party(agreement: &Agreement) -> OcdsPartyReference {
     match agreement.buyer.as_deref() {
@@ -284,7 +309,7 @@ pub fn release(agreement: &Agreement, ocid_prefix: &str) -> OcdsRelease {
                 .map(|(n, url)| OcdsDocument {
                     id: format!("notice-{}", n + 1),
                     title: "Published notice".into(),
-                    url: url.clone(),
+                    url: as_uri(url),
                 })
                 .collect(),
         }],
@@ -447,6 +472,17 @@ mod tests {
         );
         assert_eq!(period.max_extent_date.as_deref(), Some("2028-04-01T00:00:00Z"), "34 months and 24 more");
         assert_eq!(release.related_processes[0].identifier, "RM6068");
+    }
+
+    #[test]
+    fn notice_addresses_are_published_as_uris() {
+        assert_eq!(
+            as_uri("https://www.find-tender.service.gov.uk/Notice/000001-2024"),
+            "https://www.find-tender.service.gov.uk/Notice/000001-2024"
+        );
+        assert_eq!(as_uri("http://©R/a b"), "http://%C2%A9R/a%20b");
+        assert_eq!(as_uri("https://x/p?q=1#f#g"), "https://x/p?q=1#f%23g", "one fragment");
+        assert_eq!(as_uri("https://x/100%25/%zz\"{}"), "https://x/100%25/%25zz%22%7B%7D");
     }
 
     #[test]

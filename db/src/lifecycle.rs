@@ -136,6 +136,11 @@ fn check_source(source: &LifecycleSource) -> DbResult<()> {
             "release_name, eol_product and eol_release take at most 100 characters".into(),
         ));
     }
+    // PostgreSQL cannot store a NUL, and SQLite's length() stops at one, so that its CHECK on a
+    // non-empty name would refuse a name that starts with one: refused alike on both engines.
+    if [&source.release_name, &source.eol_product, &source.eol_release].iter().any(|t| t.contains('\0')) {
+        return Err(DbError::Invalid("text must not contain NUL characters".into()));
+    }
     if source.release_name.trim().is_empty() {
         return Err(DbError::Invalid("release_name must not be empty".into()));
     }

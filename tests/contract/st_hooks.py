@@ -97,6 +97,7 @@ REFUSE_SEAT_REQUEST = "POST /v1/seat-requests/{id}/refuse"
 REPLACE_NHSMAIL_SERVICE = "PUT /v1/organisations/{code}/nhsmail-service"
 CONFIRM_ODS_SUCCESSION = "POST /v1/ods/successions/{id}/confirm"
 IMPORT_ESTATE = "POST /v1/organisations/{code}/estate"
+SET_ICB_ACTING_GRANT = "PUT /v1/organisations/{code}/acting-grant"
 MAP_SOFTWARE_NAME = "POST /v1/estate/mappings"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
@@ -150,6 +151,11 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^the file's header row cannot be read: ", {IMPORT_ESTATE}, "the export's CSV layout"),
     (r"^\d+ of \d+ rows are invalid, so nothing was imported ", {IMPORT_ESTATE}, "the export's CSV layout"),
     (r"^taken_on is in the future$", {IMPORT_ESTATE}, "a date against today"),
+    (
+        r"^\S+ is not an integrated care board: only an ICB grants its officers",
+        {SET_ICB_ACTING_GRANT},
+        "kind of the stored organisation",
+    ),
     (r"^successor product -?\d+ does not exist$", {CREATE_PRODUCT, UPDATE_PRODUCT}, "reference to a missing product"),
     (
         r"^successor_id (would make a product its own successor|leads through too many successors)$",
@@ -221,6 +227,9 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     # PostgreSQL cannot store it in text and the service answers 422 (SQLite stores it).
     (r"^the path or query contains a NUL character$", WITH_TEXT_IN_PATH_OR_QUERY, "NUL in a path or query"),
     *([(r"^text must not contain NUL characters$", WITH_JSON_BODY, "NUL in text on PostgreSQL")] if ENGINE == "postgres" else []),
+    # Lifecycle names refuse a NUL on both engines (SQLite's length() stops at one, so the
+    # CHECK on a non-empty name would refuse a name that starts with one).
+    (r"^text must not contain NUL characters$", {REPLACE_LIFECYCLE_SOURCES}, "NUL in a lifecycle name"),
     # The password policy (NCSC, ASVS 2.1): common, predictable and personal passwords are refused.
     # The field's description says so; a list of breached passwords is no JSON Schema keyword.
     (

@@ -22,8 +22,8 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct SeatRequestQuery {
     pub status: Option<SeatRequestStatus>,
-    /// ODS code. Officers and exemplars see only their own organisation's requests whatever this says.
-    #[param(pattern = "^[A-Za-z0-9]{3,10}$")]
+    /// ODS code. Officers and exemplars see only their own organisation's requests whatever this
+    /// says; a code no organisation has finds none.
     pub organisation: Option<String>,
     pub entitlement_id: Option<i64>,
     /// Page size, 1 to 500 (default 50).
