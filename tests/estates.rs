@@ -342,3 +342,33 @@ async fn reconciliation_figures_on_a_small_hand_checked_case(app: TestApp) {
     assert_eq!(status, 404);
 }
 on_both_engines!(reconciliation_figures_on_a_small_hand_checked_case);
+
+/// The reconciliation as CSV: a header, every row, flags joined, and a product name that a
+/// spreadsheet would run as a formula neutralised with a leading apostrophe.
+async fn the_reconciliation_downloads_as_csv_with_formulas_neutralised(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let supplier = app.any_supplier_id(&admin).await;
+    let product = serde_json::json!({"supplier_id": supplier, "name": "=HYPERLINK(\"http://x\")", "sku": "CSV-INJECT-1",
+        "category": "csv-test"});
+    app.created(&admin, "/v1/products", &product).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let estate = "product,devices\nCSV-INJECT-1,7\nEXSEC-LAV-3,3\n";
+    assert_eq!(upload(&app, &officer, "RR8", "source=catalogue", estate).await.0, 200);
+
+    let response = app.get("/v1/reports/reconciliation/export").bearer_auth(&officer).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = response.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(header[..4], ["organisation_code", "organisation_name", "product_id", "product"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    let injected = rows.iter().find(|r| r[3].contains("HYPERLINK")).expect("the product's row");
+    assert_eq!(&injected[3], "'=HYPERLINK(\"http://x\")", "neutralised: {text}");
+    assert_eq!((&injected[4], &injected[13]), ("7", "unlicensed"));
+    let (_, other) = app.sign_in(Role::Officer, Some("RJ1")).await;
+    let theirs = app.get("/v1/reports/reconciliation/export?organisation=RR8").bearer_auth(&other);
+    assert_eq!(theirs.send().await.unwrap().status(), 404, "another trust's rows are not there for RJ1");
+}
+on_both_engines!(the_reconciliation_downloads_as_csv_with_formulas_neutralised);

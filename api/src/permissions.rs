@@ -126,6 +126,7 @@ pub const PERMISSIONS: &[Permission] = &[
     rule("utilisation_report", READERS, None),
     rule("obligations_report", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
     rule("reconciliation_report", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
+    rule("export_reconciliation_report", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
     rule("compliance_report", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),
     rule("list_standards", ANYONE_SIGNED_IN, None),
     rule("create_standard", EXEMPLARS, Some(PUBLISHERS)),

@@ -107,6 +107,28 @@ pub fn report(
             Some((code.to_owned(), product.parse::<i64>().map_err(|_| crate::DbError::InvalidCursor)?))
         }
     };
+    let limit = page.limit();
+    let rows = rows(conn, filter, on, after, Some(limit as usize + 1))?;
+    Ok(Page::from_rows(rows, limit, |row| format!("{}:{}", row.organisation_code, row.product_id)))
+}
+
+/// Every row of the report (its CSV export), in the same order.
+pub fn all_rows(
+    conn: &mut DbConnection,
+    filter: &ReconciliationFilter,
+    on: NaiveDate,
+) -> DbResult<Vec<ReconciliationRow>> {
+    rows(conn, filter, on, None, None)
+}
+
+/// The rows after `after` (organisation code, product id), at most `take` of them.
+fn rows(
+    conn: &mut DbConnection,
+    filter: &ReconciliationFilter,
+    on: NaiveDate,
+    after: Option<(String, i64)>,
+    take: Option<usize>,
+) -> DbResult<Vec<ReconciliationRow>> {
     let organisations: HashMap<String, Organisation> = organisations::all(conn)?
         .into_iter()
         .filter(|o| filter.organisation.as_deref().is_none_or(|code| o.code.eq_ignore_ascii_case(code)))
@@ -218,7 +240,6 @@ pub fn report(
         .map(|(id, name, edition)| (id, if edition.is_empty() { name } else { format!("{name} {edition}") }))
         .collect();
 
-    let limit = page.limit();
     let mut rows = Vec::new();
     let mut asking: HashMap<String, AskingOrganisation> = HashMap::new();
     for key in keys {
@@ -278,9 +299,9 @@ pub fn report(
             surplus: (held - running_count).max(0),
             flags,
         });
-        if rows.len() as i64 > limit {
+        if take.is_some_and(|take| rows.len() >= take) {
             break;
         }
     }
-    Ok(Page::from_rows(rows, limit, |row| format!("{}:{}", row.organisation_code, row.product_id)))
+    Ok(rows)
 }

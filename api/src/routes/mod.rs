@@ -96,6 +96,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(seat_requests::withdraw_seat_request)
             .service(reports::utilisation_report)
             .service(reports::reconciliation_report)
+            .service(reports::export_reconciliation_report)
             .service(reports::obligations_report)
             .service(reports::compliance_report)
             .service(standards::list_standards)

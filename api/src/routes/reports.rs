@@ -344,15 +344,98 @@ pub async fn reconciliation_report(
     query: web::Query<ReconciliationQuery>,
 ) -> ApiResult<web::Json<ReconciliationPage>> {
     let query = query.into_inner();
-    let filter = db::reconciliation::ReconciliationFilter {
-        organisation: user.report_scope(query.organisation)?,
-        region: query.region,
-        parent: query.parent.map(|code| code.to_uppercase()),
-        flag: query.flag,
-    };
+    let filter = reconciliation_filter(&user, query.organisation, query.region, query.parent, query.flag)?;
     let page = page_request(query.limit, query.cursor)?;
     let on = query.on.unwrap_or_else(today);
     let found =
         state.run(move |db| db.read(|conn| db::reconciliation::report(conn, &filter, on, &page))).await?;
     Ok(web::Json(ReconciliationPage { items: found.items, next_cursor: found.next_cursor }))
+}
+
+fn reconciliation_filter(
+    user: &crate::auth::extractors::CurrentUser,
+    organisation: Option<String>,
+    region: Option<String>,
+    parent: Option<String>,
+    flag: Option<db::vocabulary::ReconciliationFlag>,
+) -> ApiResult<db::reconciliation::ReconciliationFilter> {
+    Ok(db::reconciliation::ReconciliationFilter {
+        organisation: user.report_scope(organisation)?,
+        region,
+        parent: parent.map(|code| code.to_uppercase()),
+        flag,
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationExportQuery {
+    /// As for the report.
+    pub organisation: Option<String>,
+    pub region: Option<String>,
+    pub parent: Option<String>,
+    pub flag: Option<db::vocabulary::ReconciliationFlag>,
+    #[serde(default, deserialize_with = "crate::dates::optional")]
+    pub on: Option<NaiveDate>,
+}
+
+/// The export's columns, in order: every field of a reconciliation row (flags joined by `;`).
+const RECONCILIATION_COLUMNS: [&str; 14] = [
+    "organisation_code",
+    "organisation_name",
+    "product_id",
+    "product",
+    "running",
+    "running_devices",
+    "running_users",
+    "unsupported_devices",
+    "claimed",
+    "purchased",
+    "licensed_nationally",
+    "shortfall",
+    "surplus",
+    "flags",
+];
+
+/// The whole reconciliation report as CSV, for a spreadsheet: the same rows and filters as
+/// `GET /v1/reports/reconciliation`, every page at once; text that a spreadsheet would run as a
+/// formula (a cell starting `=`, `+`, `-`, `@`, tab or carriage return) gets a leading apostrophe.
+#[utoipa::path(
+    tag = "reports",
+    operation_id = "export_reconciliation_report",
+    security(("bearer" = [])),
+    params(ReconciliationExportQuery),
+    responses(
+        (status = 200, description = "The rows, by organisation and product", content((String = "text/csv"))),
+        ReadErrors
+    )
+)]
+#[get("/reports/reconciliation/export")]
+pub async fn export_reconciliation_report(
+    state: web::Data<AppState>,
+    user: Authorised<AnyRole>,
+    query: web::Query<ReconciliationExportQuery>,
+) -> ApiResult<actix_web::HttpResponse> {
+    let query = query.into_inner();
+    let filter = reconciliation_filter(&user, query.organisation, query.region, query.parent, query.flag)?;
+    let on = query.on.unwrap_or_else(today);
+    let rows = state.run(move |db| db.read(|conn| db::reconciliation::all_rows(conn, &filter, on))).await?;
+    let mut writer =
+        csv::WriterBuilder::new().has_headers(false).from_writer(Vec::with_capacity(rows.len() * 128));
+    let _ = writer.write_record(RECONCILIATION_COLUMNS);
+    for row in &rows {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(row) else { continue };
+        let _ = writer.write_record(RECONCILIATION_COLUMNS.iter().map(|column| match fields.get(*column) {
+            Some(serde_json::Value::Array(flags)) => {
+                flags.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(";")
+            }
+            Some(value) => crate::spreadsheet::cell(value),
+            None => String::new(),
+        }));
+    }
+    let body = writer.into_inner().map_err(|e| ApiError::Internal(format!("reconciliation CSV: {e}")))?;
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", "attachment; filename=\"reconciliation.csv\""))
+        .body(body))
 }
