@@ -372,3 +372,63 @@ async fn the_reconciliation_downloads_as_csv_with_formulas_neutralised(app: Test
     assert_eq!(theirs.send().await.unwrap().status(), 404, "another trust's rows are not there for RJ1");
 }
 on_both_engines!(the_reconciliation_downloads_as_csv_with_formulas_neutralised);
+
+/// An organisation that holds nothing of an affected product, but runs it by its estate, is
+/// exposed: its deadline runs from the snapshot that first showed the product (after the
+/// advisory's publication), not from publication, and importing again does not move it.
+async fn exposure_from_a_snapshot_alone(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let server = product_id(&app, "MS-WS2019-STD");
+    let published = chrono::Utc::now() - chrono::Duration::hours(30);
+    let body = serde_json::json!({"reference": "CC-ESTATE-1", "title": "Remote code execution in Windows Server",
+        "severity": "critical", "published_at": published.to_rfc3339(), "remediation": "Patch",
+        "links": [], "affected_product_ids": [server]});
+    let advisory = app.created(&admin, "/v1/advisories", &body).await;
+    let id = advisory["id"].as_i64().unwrap();
+    let exposure_of = |exposure: &Value| {
+        exposure["organisations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["organisation_code"] == "RR8")
+            .cloned()
+    };
+    let (_, before) =
+        status_and_json(app.get(&format!("/v1/advisories/{id}/exposure")).bearer_auth(&admin)).await;
+    assert_eq!(exposure_of(&before), None, "RR8 holds nothing and has no snapshot");
+
+    assert_eq!(upload(&app, &officer, "RR8", "source=defender", DEFENDER).await.0, 200);
+    let (status, exposure) =
+        status_and_json(app.get(&format!("/v1/advisories/{id}/exposure")).bearer_auth(&admin)).await;
+    assert_eq!(status, 200, "{exposure}");
+    let rr8 = exposure_of(&exposure).expect("RR8 is exposed by its estate");
+    assert_eq!(rr8["holdings"], serde_json::json!([{"product_id": server, "via": "estate", "quantity": 2}]));
+    let deadline = |text: &Value| chrono::DateTime::parse_from_rfc3339(text.as_str().unwrap()).unwrap();
+    let own = deadline(&rr8["acknowledge_by"]);
+    let from_publication = deadline(&exposure["acknowledge_by"]);
+    assert!(
+        own > from_publication + chrono::Duration::hours(29),
+        "from the snapshot: {own} vs {from_publication}"
+    );
+    assert_eq!(
+        rr8["status"], "not_acknowledged",
+        "not overdue: 30 hours after publication, but just exposed"
+    );
+
+    // Importing again keeps when the product was first seen.
+    assert_eq!(upload(&app, &officer, "RR8", "source=defender", DEFENDER).await.0, 200);
+    let (_, again) =
+        status_and_json(app.get(&format!("/v1/advisories/{id}/exposure")).bearer_auth(&admin)).await;
+    assert_eq!(exposure_of(&again).unwrap()["acknowledge_by"], rr8["acknowledge_by"]);
+
+    // It responds, in time by its own deadline.
+    let acknowledged = app
+        .post(&format!("/v1/organisations/RR8/advisories/{id}/acknowledge"))
+        .bearer_auth(&officer)
+        .json(&serde_json::json!({}));
+    let (status, response) = status_and_json(acknowledged).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["acknowledged_late"], false);
+}
+on_both_engines!(exposure_from_a_snapshot_alone);

@@ -107,7 +107,7 @@ fn status_fields_list_their_values() {
     let schemas = &document["components"]["schemas"];
     for (schema, field, values) in [
         ("Allocation", "status", &["live", "released", "transferred"][..]),
-        ("Holding", "via", &["allocation", "purchase"][..]),
+        ("Holding", "via", &["allocation", "purchase", "estate"][..]),
         ("RequirementSummary", "level", &["MUST", "SHOULD", "MAY"][..]),
         ("Health", "status", &["ok", "unavailable"][..]),
         ("TokenResponse", "token_type", &["Bearer"][..]),

@@ -1,6 +1,9 @@
 //! Security advisories (CareCERT style): which products they affect, who is exposed (holds an
-//! affected product through live allocations or current local purchases), and each exposed
-//! organisation's response. High and critical advisories must be acknowledged within 48 hours.
+//! affected product through live allocations or current local purchases, or runs one by its
+//! estate snapshots), and each exposed organisation's response. High and critical advisories must
+//! be acknowledged within 48 hours of when the organisation became exposed: publication, or, for
+//! an organisation exposed by its estate alone, the first snapshot that showed an affected
+//! product if that came later (never from before it could have known).
 
 use std::collections::BTreeMap;
 
@@ -337,20 +340,22 @@ pub struct AdvisoryResponse {
 // Only the schema of this type is used, so that the document lists the values; `Holding::via`
 // stays the text that `exposure` writes (`allocation` or `purchase`, nothing else).
 /// How an organisation holds a product: through live allocations of a national entitlement
-/// (`allocation`), or local purchases (`purchase`).
+/// (`allocation`), local purchases (`purchase`), or running it by its estate snapshots
+/// (`estate`: the quantity is devices, or users where that is larger).
 #[cfg(feature = "openapi")]
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 pub enum HoldingVia {
     Allocation,
     Purchase,
+    Estate,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Holding {
     pub product_id: i64,
-    /// `allocation` or `purchase`.
+    /// `allocation`, `purchase` or `estate`.
     #[cfg_attr(feature = "openapi", schema(value_type = HoldingVia))]
     pub via: String,
     pub quantity: i64,
@@ -363,6 +368,10 @@ pub struct ExposedOrganisation {
     pub name: String,
     pub region: Option<String>,
     pub holdings: Vec<Holding>,
+    /// This organisation's acknowledgement deadline (high and critical): from publication, or,
+    /// exposed by its estate alone, from the first snapshot that showed an affected product.
+    #[serde(serialize_with = "crate::time::utc_option")]
+    pub acknowledge_by: Option<NaiveDateTime>,
     pub status: ResponseStatus,
     pub response: AdvisoryResponse,
 }
@@ -440,6 +449,16 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
         .filter(purchases::id.ne_all(superseded))
         .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
         .load(conn)?;
+    let held_already: std::collections::HashSet<String> = through_allocations
+        .iter()
+        .map(|(code, _, _)| code.clone())
+        .chain(
+            through_purchases
+                .iter()
+                .filter(|(_, product, _)| product.is_some())
+                .map(|(code, _, _)| code.clone()),
+        )
+        .collect();
     let mut holdings: BTreeMap<String, BTreeMap<(i64, &'static str), i64>> = BTreeMap::new();
     let mut add = |code: String, product_id: i64, via: &'static str, quantity: i64| -> DbResult<()> {
         let held = holdings.entry(code).or_default().entry((product_id, via)).or_default();
@@ -453,13 +472,26 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
     {
         add(code, product_id, "purchase", quantity)?;
     }
-    let deadline = advisory.acknowledge_by;
+    // Exposed by the ledger or purchases: from publication. By the estate alone: from when a
+    // snapshot first showed an affected product, if later.
+    let mut exposed_since: BTreeMap<String, NaiveDateTime> = BTreeMap::new();
+    for (code, running) in crate::estates::running_products(conn, &affected, None)? {
+        for (product_id, (quantity, seen)) in running {
+            if !held_already.contains(&code) {
+                let since = exposed_since.entry(code.clone()).or_insert(seen);
+                *since = (*since).min(seen);
+            }
+            add(code.clone(), product_id, "estate", quantity)?;
+        }
+    }
     let mut organisations = Vec::new();
     for (code, held) in holdings {
         let (name, region): (String, Option<String>) =
             orgs::table.find(&code).select((orgs::name, orgs::region)).first(conn)?;
+        let deadline = organisation_deadline(&advisory, exposed_since.get(&code).copied());
         let response = response_of(conn, advisory_id, &code, deadline)?.unwrap_or_default();
         organisations.push(ExposedOrganisation {
+            acknowledge_by: deadline,
             status: status_of(&response, deadline, at),
             organisation_code: code,
             name,
@@ -476,9 +508,45 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
         advisory_id,
         reference: advisory.reference,
         severity: advisory.severity,
-        acknowledge_by: deadline,
+        acknowledge_by: advisory.acknowledge_by,
         organisations,
     })
+}
+
+/// An organisation's acknowledgement deadline: from publication, or from `exposed_since` when
+/// it was exposed later.
+fn organisation_deadline(advisory: &Advisory, exposed_since: Option<NaiveDateTime>) -> Option<NaiveDateTime> {
+    let from = exposed_since.map_or(advisory.published_at, |since| since.max(advisory.published_at));
+    advisory.severity.acknowledgement_deadline(from)
+}
+
+/// When `code` became exposed to the advisory, if by its estate alone (else `None`: from
+/// publication, as for holdings through the ledger or purchases, or for no exposure at all).
+fn estate_exposure_since(
+    conn: &mut DbConnection,
+    advisory: &Advisory,
+    code: &str,
+) -> DbResult<Option<NaiveDateTime>> {
+    let affected: Vec<i64> = advisory.affected_products.iter().map(|p| p.product_id).collect();
+    let held: i64 = allocations::table
+        .inner_join(entitlements::table)
+        .filter(entitlements::product_id.eq_any(&affected))
+        .filter(allocations::status.eq("live"))
+        .filter(allocations::organisation_code.eq(code))
+        .count()
+        .get_result(conn)?;
+    let superseded = crate::purchases::superseded_ids(conn)?;
+    let bought: i64 = purchases::table
+        .filter(purchases::product_id.eq_any(&affected))
+        .filter(purchases::id.ne_all(superseded))
+        .filter(purchases::organisation_code.eq(code))
+        .count()
+        .get_result(conn)?;
+    if held > 0 || bought > 0 {
+        return Ok(None);
+    }
+    let running = crate::estates::running_products(conn, &affected, Some(code))?;
+    Ok(running.into_values().flat_map(|products| products.into_values().map(|(_, seen)| seen)).min())
 }
 
 pub enum Response {
@@ -496,8 +564,10 @@ pub fn respond(
     response: Response,
 ) -> DbResult<AdvisoryResponse> {
     db.write(actor, |conn| {
-        let deadline = get(conn, advisory_id)?.acknowledge_by;
+        let advisory = get(conn, advisory_id)?;
         let organisation = organisations::get(conn, code)?;
+        let deadline =
+            organisation_deadline(&advisory, estate_exposure_since(conn, &advisory, &organisation.code)?);
         let before = response_of(conn, advisory_id, &organisation.code, deadline)?;
         if before.is_none() {
             diesel::insert_into(advisory_responses::table)
@@ -596,7 +666,7 @@ pub fn report(
                 severity: exposure.severity,
                 organisation_code: exposed.organisation_code,
                 status: exposed.status,
-                acknowledge_by: exposure.acknowledge_by,
+                acknowledge_by: exposed.acknowledge_by,
                 acknowledged_late: exposed.response.acknowledged_late,
             });
         }

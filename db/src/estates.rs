@@ -547,6 +547,18 @@ pub fn import(
             .select(Snapshot::as_select())
             .first(conn)
             .optional()?;
+        // When each product was first seen by this source: carried over from the snapshot replaced.
+        let mut first_seen: HashMap<i64, NaiveDateTime> = HashMap::new();
+        if let Some(old) = &before {
+            let seen: Vec<(i64, NaiveDateTime)> = estate_items::table
+                .filter(estate_items::snapshot_id.eq(old.id))
+                .select((estate_items::product_id, estate_items::first_seen_at))
+                .load(conn)?;
+            for (product, at) in seen {
+                first_seen.entry(product).and_modify(|known| *known = (*known).min(at)).or_insert(at);
+            }
+        }
+        let imported_at = now();
         if let Some(old) = &before {
             // Children first: SQLite's cascade needs its foreign-key pragma, and this does not.
             diesel::delete(estate_items::table.filter(estate_items::snapshot_id.eq(old.id))).execute(conn)?;
@@ -563,7 +575,7 @@ pub fn import(
                 estate_snapshots::rows_matched.eq(plan.report.rows_matched),
                 estate_snapshots::rows_unmatched.eq(plan.report.rows_unmatched),
                 estate_snapshots::imported_by.eq(actor.user_id),
-                estate_snapshots::imported_at.eq(now()),
+                estate_snapshots::imported_at.eq(imported_at),
             ))
             .returning(estate_snapshots::id)
             .get_result(conn)?;
@@ -578,6 +590,7 @@ pub fn import(
                     estate_items::site.eq(site.as_str()),
                     estate_items::devices.eq(totals.devices),
                     estate_items::users.eq(totals.users),
+                    estate_items::first_seen_at.eq(first_seen.get(product).copied().unwrap_or(imported_at)),
                 )
             })
             .collect();
@@ -708,6 +721,50 @@ pub fn estate(conn: &mut DbConnection, organisation: &str) -> DbResult<Estate> {
         })
         .collect();
     Ok(Estate { organisation_code: code, snapshots, running })
+}
+
+/// Per product: how many run it (devices or users, whichever is larger) and since when.
+pub type RunningSince = BTreeMap<i64, (i64, NaiveDateTime)>;
+
+/// What organisations run of `products`, from their current snapshots: per organisation and
+/// product, the larger of devices and users (the largest source's), and when a snapshot first
+/// showed it. For advisory exposure.
+pub fn running_products(
+    conn: &mut DbConnection,
+    products: &[i64],
+    organisation: Option<&str>,
+) -> DbResult<BTreeMap<String, RunningSince>> {
+    let mut query = estate_items::table
+        .inner_join(estate_snapshots::table)
+        .filter(estate_items::product_id.eq_any(products))
+        .select((
+            estate_snapshots::organisation_code,
+            estate_snapshots::id,
+            estate_items::product_id,
+            estate_items::devices,
+            estate_items::users,
+            estate_items::first_seen_at,
+        ))
+        .into_boxed();
+    if let Some(code) = organisation {
+        query = query.filter(estate_snapshots::organisation_code.eq(code.to_uppercase()));
+    }
+    type Row = (String, i64, i64, i64, i64, NaiveDateTime);
+    let rows: Vec<Row> = query.load(conn)?;
+    let mut per_source: HashMap<(String, i64, i64), (i64, i64, NaiveDateTime)> = HashMap::new();
+    for (code, snapshot, product, devices, users, seen) in rows {
+        let entry = per_source.entry((code, snapshot, product)).or_insert((0, 0, seen));
+        entry.0 = entry.0.saturating_add(devices).min(MAX_COUNT);
+        entry.1 = entry.1.saturating_add(users).min(MAX_COUNT);
+        entry.2 = entry.2.min(seen);
+    }
+    let mut running: BTreeMap<String, RunningSince> = BTreeMap::new();
+    for ((code, _, product), (devices, users, seen)) in per_source {
+        let entry = running.entry(code).or_default().entry(product).or_insert((0, seen));
+        entry.0 = entry.0.max(devices.max(users));
+        entry.1 = entry.1.min(seen);
+    }
+    Ok(running)
 }
 
 /// A name waiting in the national team's queue: every current snapshot's rows of it together.
@@ -863,6 +920,8 @@ pub fn map_name(db: &Database, actor: &Actor, vendor: &str, name: &str, product_
                     estate_items::site.eq(site),
                     estate_items::devices.eq(devices),
                     estate_items::users.eq(users),
+                    // Known to be this product from now: exposure to an advisory runs from here.
+                    estate_items::first_seen_at.eq(now()),
                 ))
                 .execute(conn)?;
         }

@@ -452,6 +452,7 @@ diesel::table! {
         site -> Text,
         devices -> BigInt,
         users -> BigInt,
+        first_seen_at -> Timestamp,
     }
 }
 

@@ -24,7 +24,11 @@ CREATE TABLE estate_items (
     release_id BIGINT REFERENCES releases (id),
     site TEXT NOT NULL DEFAULT '',
     devices BIGINT NOT NULL CHECK (devices BETWEEN 0 AND 100000000),
-    users BIGINT NOT NULL CHECK (users BETWEEN 0 AND 100000000)
+    users BIGINT NOT NULL CHECK (users BETWEEN 0 AND 100000000),
+    -- When a snapshot of this organisation and source first showed the product: kept across
+    -- later imports, so that an advisory's deadline runs from when the organisation became
+    -- exposed, and re-importing cannot move it.
+    first_seen_at TIMESTAMP NOT NULL
 );
 CREATE INDEX estate_items_snapshot ON estate_items (snapshot_id);
 CREATE INDEX estate_items_product ON estate_items (product_id);
