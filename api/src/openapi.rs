@@ -411,6 +411,20 @@ problem_responses! {
         Internal = 500: "An unexpected error; the detail shows nothing of it",
         Unavailable = 503: "The database cannot be reached; try again later",
     }
+    /// Errors of a write whose body is a file sent as `text/csv` for one organisation (an estate
+    /// import).
+    OrganisationCsvWriteErrors {
+        BadRequest = 400: "An invalid query parameter, or a body that could not be read",
+        Unauthorized = 401: "No valid bearer token (missing, expired, revoked, or of a disabled user)",
+        Forbidden = 403: "The caller's role may not do this",
+        NotFound = 404: "No such organisation, or not one the caller may act for",
+        Conflict = 409: "The request conflicts with the current state",
+        PayloadTooLarge = 413: "The file is larger than the limit (32 MiB)",
+        UnsupportedMediaType = 415: "The body is not text/csv",
+        Unprocessable = 422: "The file is not in its source's layout, or has invalid rows; the detail names the lines",
+        Internal = 500: "An unexpected error; the detail shows nothing of it",
+        Unavailable = 503: "The database cannot be reached; try again later",
+    }
     /// Errors of a password change, beyond those of any write.
     PasswordChangeErrors {
         TooManyRequests = 429 + "Retry-After": "Too many wrong current passwords for this account; see Retry-After",

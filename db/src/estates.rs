@@ -846,8 +846,9 @@ pub struct Mapped {
 /// already mapped is remapped.
 pub fn map_name(db: &Database, actor: &Actor, vendor: &str, name: &str, product_id: i64) -> DbResult<Mapped> {
     let key = name_key(vendor, name);
-    if normalise(name).is_empty() {
-        return Err(DbError::Invalid("name must have letters or digits".into()));
+    // As the API's pattern says: a letter or digit of A-Z, a-z, 0-9 (any software's name has one).
+    if !name.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return Err(DbError::Invalid("name must have a letter or digit (A-Z, a-z, 0-9)".into()));
     }
     if name.chars().count() > MAX_FIELD_CHARS || vendor.chars().count() > MAX_FIELD_CHARS {
         return Err(DbError::Invalid(format!("name and vendor are at most {MAX_FIELD_CHARS} characters")));

@@ -151,6 +151,7 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^the file's header row cannot be read: ", {IMPORT_ESTATE}, "the export's CSV layout"),
     (r"^\d+ of \d+ rows are invalid, so nothing was imported ", {IMPORT_ESTATE}, "the export's CSV layout"),
     (r"^taken_on is in the future$", {IMPORT_ESTATE}, "a date against today"),
+    (r"^[A-Za-z0-9]+ has closed$", {SET_ICB_ACTING_GRANT}, "stored organisation closed"),
     (
         r"^\S+ is not an integrated care board: only an ICB grants its officers",
         {SET_ICB_ACTING_GRANT},

@@ -14,7 +14,7 @@ use crate::auth::extractors::{ActsForOrganisation, AdminOnly, AdminOrAuditor, Ad
 use crate::auth::extractors::{OrganisationPath, ReadsOrganisation};
 use crate::body::Json;
 use crate::error::ApiResult;
-use crate::openapi::{CsvWriteErrors, ReadErrors, WriteErrors};
+use crate::openapi::{OrganisationCsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
 use crate::routes::ods::{OdsFileBytes, csv_body};
 use crate::routes::today;
@@ -50,7 +50,7 @@ pub struct EstateImportQuery {
         description = "The export, as text/csv, or as application/octet-stream for clients that send files as bytes",
         content((String = "text/csv"), (OdsFileBytes = "application/octet-stream"))
     ),
-    responses((status = 200, body = ImportReport), CsvWriteErrors)
+    responses((status = 200, body = ImportReport), OrganisationCsvWriteErrors)
 )]
 #[post("/organisations/{code}/estate")]
 pub async fn import_estate(
