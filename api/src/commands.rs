@@ -374,7 +374,7 @@ fn estate_import(database_url: &str, options: EstateImportOptions) -> anyhow::Re
     bar.finish_and_clear();
     let report = outcome.map_err(|e| anyhow!("{}: {e}", options.file.display()))?;
     for row in &report.rows {
-        let what = match &row.outcome {
+        let what = match &row.detail {
             db::estates::RowOutcome::Matched { product, release, .. } => match release {
                 Some(release) => format!("matched {product} {release}"),
                 None => format!("matched {product}"),

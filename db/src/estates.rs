@@ -32,7 +32,7 @@ use crate::schema::{
     estate_items, estate_snapshots, estate_unmatched, organisations, products, releases,
     software_name_mappings, suppliers,
 };
-use crate::vocabulary::EstateSource;
+use crate::vocabulary::{EstateSource, RowStatus};
 
 /// The most devices (or users) one row, or one product's total, may count.
 pub const MAX_COUNT: i64 = 100_000_000;
@@ -77,9 +77,7 @@ pub struct InventoryRow {
 }
 
 /// What became of one row.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum RowOutcome {
     /// Matched to a product, and to a release when the version names one.
     Matched { product_id: i64, product: String, release_id: Option<i64>, release: Option<String> },
@@ -89,14 +87,52 @@ pub enum RowOutcome {
     Invalid { reason: String },
 }
 
+/// One row's outcome, as the report gives it (flat, so that every client can read it).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowReport {
     pub line: u64,
     pub name: String,
     pub version: String,
-    #[serde(flatten)]
-    pub outcome: RowOutcome,
+    pub outcome: RowStatus,
+    pub product_id: Option<i64>,
+    pub product: Option<String>,
+    pub release_id: Option<i64>,
+    pub release: Option<String>,
+    pub reason: Option<String>,
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub detail: RowOutcome,
+}
+
+impl RowReport {
+    fn new(line: u64, name: String, version: String, outcome: RowOutcome) -> RowReport {
+        let mut report = RowReport {
+            line,
+            name,
+            version,
+            outcome: RowStatus::Unmatched,
+            product_id: None,
+            product: None,
+            release_id: None,
+            release: None,
+            reason: None,
+            detail: outcome.clone(),
+        };
+        match outcome {
+            RowOutcome::Matched { product_id, product, release_id, release } => {
+                report.outcome = RowStatus::Matched;
+                (report.product_id, report.product) = (Some(product_id), Some(product));
+                (report.release_id, report.release) = (release_id, release);
+            }
+            RowOutcome::Unmatched => {}
+            RowOutcome::Invalid { reason } => {
+                report.outcome = RowStatus::Invalid;
+                report.reason = Some(reason);
+            }
+        }
+        report
+    }
 }
 
 /// What an import did, or on a dry run would do.
@@ -480,7 +516,7 @@ pub fn plan(
         if report.rows.len() < MAX_REPORTED_ROWS
             || (invalid && report.rows_invalid <= MAX_REPORTED_ROWS as i64)
         {
-            report.rows.push(RowReport { line, name, version, outcome });
+            report.rows.push(RowReport::new(line, name, version, outcome));
         }
         Ok(())
     })?;
@@ -526,7 +562,7 @@ pub fn import(
             .report
             .rows
             .iter()
-            .filter_map(|r| match &r.outcome {
+            .filter_map(|r| match &r.detail {
                 RowOutcome::Invalid { reason } => Some(format!("line {}: {reason}", r.line)),
                 _ => None,
             })

@@ -92,6 +92,13 @@ text_enum!(
 );
 
 text_enum!(
+    /// What became of a row: `matched` (to `product_id`, and `release_id` when its version names
+    /// one), `unmatched` (no product has its name: it waits in the national team's queue) or
+    /// `invalid` (`reason` says why; the import is refused while any row is).
+    RowStatus { Matched = "matched", Unmatched = "unmatched", Invalid = "invalid" }
+);
+
+text_enum!(
     /// What the reconciliation of an organisation's estate with its holdings found.
     ReconciliationFlag {
         /// Runs more than it holds, where it holds some or a national line covers it: claim or buy.

@@ -261,6 +261,8 @@ REPORTS_BY_ORGANISATION = {
     "GET /v1/reports/compliance",
     "GET /v1/reports/obligations",
     "GET /v1/reports/unsupported",
+    "GET /v1/reports/reconciliation",
+    "GET /v1/reports/reconciliation/export",
 }
 NOT_FOUND_BEYOND_PATH = [
     ({COVERAGE}, ("organisation", "product", "category", "release"), "a query parameter names no record (or another organisation)"),
