@@ -340,6 +340,27 @@ async fn reconciliation_figures_on_a_small_hand_checked_case(app: TestApp) {
     let (status, _) =
         status_and_json(app.get("/v1/reports/reconciliation?organisation=RR8").bearer_auth(&other)).await;
     assert_eq!(status, 404);
+
+    // The page, for the national team: the same findings in words, filtered.
+    let national = app.create_user(Role::Auditor, None);
+    let mut browser = crate::web::Browser::new(&app);
+    browser.sign_in(&national).await;
+    let page = browser.get("/reports/reconciliation").await;
+    assert_eq!(page.status, 200);
+    for shown in [
+        "Under-claimed: 290 more running than held",
+        "1,290 devices on an unsupported release",
+        "Unused: 190 held and not running",
+        "Unlicensed: running, none held, no national line",
+        "1,000 national seats",
+    ] {
+        assert!(page.body.contains(shown), "{shown} is on the page");
+    }
+    let unused = browser.get("/reports/reconciliation?flag=unused").await;
+    assert!(unused.body.contains("Unused: 190") && !unused.body.contains("Unlicensed: running, none held"), "filtered");
+    let wrong = browser.get("/reports/reconciliation?flag=everything").await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("Choose what to show from the list"));
 }
 on_both_engines!(reconciliation_figures_on_a_small_hand_checked_case);
 

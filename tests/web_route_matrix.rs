@@ -234,6 +234,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("/users", "/users".into(), READERS),
         get("/advisories", "/advisories".into(), SIGNED_IN),
         get("/reports/unsupported", "/reports/unsupported".into(), READERS),
+        get("/reports/reconciliation", "/reports/reconciliation".into(), READERS),
         Case {
             shows: Some(("<h2>Exposure</h2>", admins_and_auditors)),
             ..get("/advisories/{id}", format!("/advisories/{}", f.advisory), SIGNED_IN)

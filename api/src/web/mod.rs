@@ -90,6 +90,7 @@ pub const ROUTES: &[PageRoute] = &[
     get("/users", |r| r.to(users::users_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
+    get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),
     get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
     get("/organisations/{code}/advisories/{id}", |r| r.to(advisories::response_page)),
     post("/organisations/{code}/advisories/{id}/acknowledge", |r| r.to(advisories::acknowledge)),
@@ -176,6 +177,11 @@ impl Chrome {
             nav.push(NavItem {
                 label: "Unsupported software",
                 href: "/reports/unsupported".into(),
+                current: false,
+            });
+            nav.push(NavItem {
+                label: "Estates and holdings",
+                href: "/reports/reconciliation".into(),
                 current: false,
             });
             nav.push(NavItem { label: "Users", href: "/users".into(), current: false });

@@ -210,3 +210,127 @@ pub async fn unsupported_page(
     let status = if view.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     render(status, &view)
 }
+
+/// One row of the reconciliation page, in words.
+pub struct ReconciliationLine {
+    pub code: String,
+    pub name: String,
+    pub product_id: i64,
+    pub product: String,
+    pub running: String,
+    pub held: String,
+    pub findings: Vec<String>,
+}
+
+fn reconciliation_line(row: db::reconciliation::ReconciliationRow) -> ReconciliationLine {
+    use db::vocabulary::ReconciliationFlag::*;
+    let findings = row
+        .flags
+        .iter()
+        .map(|flag| match flag {
+            UnderClaimed => format!("Under-claimed: {} more running than held", count(row.shortfall)),
+            Unlicensed => "Unlicensed: running, none held, no national line".to_owned(),
+            Unused => format!("Unused: {} held and not running", count(row.surplus)),
+            RunningUnsupported => {
+                format!("{} devices on an unsupported release", count(row.unsupported_devices))
+            }
+        })
+        .collect();
+    ReconciliationLine {
+        running: count(row.running),
+        held: match (row.claimed, row.purchased) {
+            (0, 0) => "None".to_owned(),
+            (seats, 0) => format!("{} national seats", count(seats)),
+            (0, bought) => format!("{} bought locally", count(bought)),
+            (seats, bought) => format!("{} national seats, {} bought locally", count(seats), count(bought)),
+        },
+        code: row.organisation_code,
+        name: row.organisation_name,
+        product_id: row.product_id,
+        product: row.product,
+        findings,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reconciliation.html")]
+struct ReconciliationPage {
+    chrome: Chrome,
+    on_words: String,
+    /// The flag shown, or empty for every row.
+    flag: String,
+    organisation: String,
+    error: Option<(String, &'static str)>,
+    lines: Vec<ReconciliationLine>,
+    first_page: Option<String>,
+    next_page: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ReconciliationQuery {
+    flag: Option<String>,
+    organisation: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// What organisations run beside what they hold (`db::reconciliation`), for the national team
+/// and auditors, a page at a time, filtered by what was found and by organisation.
+pub async fn reconciliation_page(
+    state: web::Data<AppState>,
+    session: Session,
+    query: web::Query<ReconciliationQuery>,
+) -> WebResult<HttpResponse> {
+    session.require::<AdminOrAuditor>()?;
+    let query = query.into_inner();
+    let typed = |text: &Option<String>| text.as_deref().and_then(optional_text);
+    let mut error = None;
+    let flag = match typed(&query.flag) {
+        None => None,
+        Some(text) => db::vocabulary::ReconciliationFlag::parse(&text).or_else(|| {
+            error = Some(("Choose what to show from the list".to_owned(), "flag"));
+            None
+        }),
+    };
+    let organisation = typed(&query.organisation).map(|code| code.to_uppercase());
+    let cursor = if error.is_some() { None } else { query.cursor };
+    let page: PageRequest = page_request(query.limit, cursor)?;
+    let filter = db::reconciliation::ReconciliationFilter {
+        organisation: organisation.clone(),
+        flag,
+        ..Default::default()
+    };
+    let on = today();
+    let found = {
+        let (filter, page) = (filter.clone(), page.clone());
+        state.run(move |db| db.read(|conn| db::reconciliation::report(conn, &filter, on, &page))).await?
+    };
+    let link = |cursor: Option<&str>| {
+        let mut href = "/reports/reconciliation?".to_owned();
+        if let Some(flag) = flag {
+            href.push_str(&format!("flag={}&", flag.as_str()));
+        }
+        if let Some(code) = &organisation {
+            href.push_str(&format!("organisation={}&", query_value(code)));
+        }
+        if let Some(limit) = query.limit {
+            href.push_str(&format!("limit={limit}&"));
+        }
+        if let Some(cursor) = cursor {
+            href.push_str(&format!("cursor={}", query_value(cursor)));
+        }
+        href.trim_end_matches(['&', '?']).to_owned()
+    };
+    let view = ReconciliationPage {
+        chrome: Chrome::for_session("Estates and holdings", &session, "/reports/reconciliation"),
+        on_words: long_date(on),
+        flag: flag.map(|f| f.as_str().to_owned()).unwrap_or_default(),
+        organisation: organisation.clone().unwrap_or_default(),
+        error,
+        lines: found.items.into_iter().map(reconciliation_line).collect(),
+        first_page: page.cursor.is_some().then(|| link(None)),
+        next_page: found.next_cursor.as_deref().map(|cursor| link(Some(cursor))),
+    };
+    let status = if view.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    render(status, &view)
+}
