@@ -407,6 +407,10 @@ test('the national team sees a utilisation chart per entitlement', async () => {
     assert.match(await page.locator('main').innerText(), /Leeds Teaching Hospitals NHS Trust \(RR8\)/);
     await assertAccessible(page, 'unsupported software');
     await screenshot(page, '12-unsupported-software');
+    // What organisations run beside what they hold: nothing yet, as no trust imported an estate.
+    await page.getByRole('link', { name: 'Estates and holdings' }).click();
+    await page.getByRole('heading', { name: /Estates and holdings on/ }).waitFor();
+    await assertAccessible(page, 'estates and holdings');
     await page.getByRole('link', { name: 'Users' }).click();
     await assertAccessible(page, 'users');
     await screenshot(page, '13-users');
