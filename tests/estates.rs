@@ -357,7 +357,10 @@ async fn reconciliation_figures_on_a_small_hand_checked_case(app: TestApp) {
         assert!(page.body.contains(shown), "{shown} is on the page");
     }
     let unused = browser.get("/reports/reconciliation?flag=unused").await;
-    assert!(unused.body.contains("Unused: 190") && !unused.body.contains("Unlicensed: running, none held"), "filtered");
+    assert!(
+        unused.body.contains("Unused: 190") && !unused.body.contains("Unlicensed: running, none held"),
+        "filtered"
+    );
     let wrong = browser.get("/reports/reconciliation?flag=everything").await;
     assert_eq!(wrong.status, 422);
     assert!(wrong.body.contains("Choose what to show from the list"));
