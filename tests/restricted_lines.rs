@@ -379,7 +379,43 @@ async fn nhsmail_service_lines_are_offered_to_that_service_only(app: TestApp) {
     assert_eq!(rj1_e3["decision"], "nationally_licensed", "{rj1_e3}");
 }
 
+/// A succession hands the predecessor's pending requests to the successor (audited), which the
+/// national team then approves for it; decided requests stay the predecessor's history.
+async fn a_succession_hands_pending_requests_to_the_successor(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let line = restricted_line(&app, &admin, "MS-PBI-PRO", json!({"requires_approval": true})).await;
+    let (_, rr8) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let (status, pending) = claim(&app, &rr8, line, "RR8", 12).await;
+    assert_eq!(status, 202, "{pending}");
+    let (status, refused) = claim(&app, &rr8, line, "RR8", 3).await;
+    assert_eq!(status, 202);
+    let refuse = app
+        .post(&format!("/v1/seat-requests/{}/refuse", refused["id"]))
+        .bearer_auth(&admin)
+        .json(&json!({"reason": "Not needed"}));
+    assert_eq!(refuse.send().await.unwrap().status(), 200);
+
+    let (status, succession) = status_and_json(
+        app.post("/v1/organisations/RR8/succession").bearer_auth(&admin).json(&json!({"successor": "RJ1"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{succession}");
+    assert_eq!(succession["moved_seat_requests"], 1);
+    assert_eq!(audit_events(&app, "seat_request.transfer"), 1);
+    let get = |id: &Value| app.get(&format!("/v1/seat-requests/{id}")).bearer_auth(&admin);
+    assert_eq!(status_and_json(get(&pending["id"])).await.1["organisation_code"], "RJ1");
+    assert_eq!(status_and_json(get(&refused["id"])).await.1["organisation_code"], "RR8", "decided: history");
+
+    let (status, approved) = status_and_json(
+        app.post(&format!("/v1/seat-requests/{}/approve", pending["id"])).bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(seats_allocated(&app, &admin, line).await, 12, "the successor's seats");
+}
+
 on_both_engines!(
+    a_succession_hands_pending_requests_to_the_successor,
     an_approval_claim_is_held_until_approved_and_a_refusal_takes_no_seats,
     the_per_organisation_cap_holds_under_a_concurrent_storm,
     nhsmail_service_lines_are_offered_to_that_service_only,
