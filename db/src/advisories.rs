@@ -475,14 +475,14 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
     // Exposed by the ledger or purchases: from publication. By the estate alone: from when a
     // snapshot first showed an affected product, if later.
     let mut exposed_since: BTreeMap<String, NaiveDateTime> = BTreeMap::new();
-    for (code, running) in crate::estates::running_products(conn, &affected, None)? {
-        for (product_id, (quantity, seen)) in running {
-            if !held_already.contains(&code) {
-                let since = exposed_since.entry(code.clone()).or_insert(seen);
-                *since = (*since).min(seen);
-            }
-            add(code.clone(), product_id, "estate", quantity)?;
+    for ((code, product_id), running) in
+        crate::estates::running_by_product(conn, Some(&affected), None, |_| false)?
+    {
+        if !held_already.contains(&code) {
+            let since = exposed_since.entry(code.clone()).or_insert(running.first_seen);
+            *since = (*since).min(running.first_seen);
         }
+        add(code, product_id, "estate", running.count())?;
     }
     let mut organisations = Vec::new();
     for (code, held) in holdings {
@@ -545,8 +545,8 @@ fn estate_exposure_since(
     if held > 0 || bought > 0 {
         return Ok(None);
     }
-    let running = crate::estates::running_products(conn, &affected, Some(code))?;
-    Ok(running.into_values().flat_map(|products| products.into_values().map(|(_, seen)| seen)).min())
+    let running = crate::estates::running_by_product(conn, Some(&affected), Some(code), |_| false)?;
+    Ok(running.into_values().map(|totals| totals.first_seen).min())
 }
 
 pub enum Response {

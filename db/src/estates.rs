@@ -759,46 +759,81 @@ pub fn estate(conn: &mut DbConnection, organisation: &str) -> DbResult<Estate> {
     Ok(Estate { organisation_code: code, snapshots, running })
 }
 
-/// Per product: how many run it (devices or users, whichever is larger) and since when.
-pub type RunningSince = BTreeMap<i64, (i64, NaiveDateTime)>;
+/// What an organisation runs of a product by its current snapshots.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunningTotals {
+    pub devices: i64,
+    pub users: i64,
+    /// Devices on releases that the caller counts as past their support.
+    pub past_support: i64,
+    /// When a snapshot first showed the product.
+    pub first_seen: NaiveDateTime,
+}
 
-/// What organisations run of `products`, from their current snapshots: per organisation and
-/// product, the larger of devices and users (the largest source's), and when a snapshot first
-/// showed it. For advisory exposure.
-pub fn running_products(
+impl RunningTotals {
+    /// Devices or users, whichever is larger: a per-device licence counts the one, a per-user
+    /// licence the other, and an export counts one or the other.
+    pub fn count(&self) -> i64 {
+        self.devices.max(self.users)
+    }
+}
+
+/// What organisations run, per organisation and product, from their current snapshots (of
+/// `products` only, and of one organisation only, when given): each source's rows added up
+/// (releases and sites), then the largest source's figures, as sources overlap. The one rule
+/// that reconciliation and advisory exposure both count by.
+pub fn running_by_product(
     conn: &mut DbConnection,
-    products: &[i64],
+    products: Option<&[i64]>,
     organisation: Option<&str>,
-) -> DbResult<BTreeMap<String, RunningSince>> {
+    past_support: impl Fn(i64) -> bool,
+) -> DbResult<BTreeMap<(String, i64), RunningTotals>> {
     let mut query = estate_items::table
         .inner_join(estate_snapshots::table)
-        .filter(estate_items::product_id.eq_any(products))
         .select((
             estate_snapshots::organisation_code,
             estate_snapshots::id,
             estate_items::product_id,
+            estate_items::release_id,
             estate_items::devices,
             estate_items::users,
             estate_items::first_seen_at,
         ))
         .into_boxed();
+    if let Some(products) = products {
+        query = query.filter(estate_items::product_id.eq_any(products));
+    }
     if let Some(code) = organisation {
         query = query.filter(estate_snapshots::organisation_code.eq(code.to_uppercase()));
     }
-    type Row = (String, i64, i64, i64, i64, NaiveDateTime);
+    type Row = (String, i64, i64, Option<i64>, i64, i64, NaiveDateTime);
     let rows: Vec<Row> = query.load(conn)?;
-    let mut per_source: HashMap<(String, i64, i64), (i64, i64, NaiveDateTime)> = HashMap::new();
-    for (code, snapshot, product, devices, users, seen) in rows {
-        let entry = per_source.entry((code, snapshot, product)).or_insert((0, 0, seen));
-        entry.0 = entry.0.saturating_add(devices).min(MAX_COUNT);
-        entry.1 = entry.1.saturating_add(users).min(MAX_COUNT);
-        entry.2 = entry.2.min(seen);
+    let mut per_source: HashMap<(String, i64, i64), RunningTotals> = HashMap::new();
+    for (code, snapshot, product, release, devices, users, seen) in rows {
+        let totals = per_source.entry((code, snapshot, product)).or_insert(RunningTotals {
+            devices: 0,
+            users: 0,
+            past_support: 0,
+            first_seen: seen,
+        });
+        totals.devices = totals.devices.saturating_add(devices).min(MAX_COUNT);
+        totals.users = totals.users.saturating_add(users).min(MAX_COUNT);
+        if release.is_some_and(&past_support) {
+            totals.past_support = totals.past_support.saturating_add(devices).min(MAX_COUNT);
+        }
+        totals.first_seen = totals.first_seen.min(seen);
     }
-    let mut running: BTreeMap<String, RunningSince> = BTreeMap::new();
-    for ((code, _, product), (devices, users, seen)) in per_source {
-        let entry = running.entry(code).or_default().entry(product).or_insert((0, seen));
-        entry.0 = entry.0.max(devices.max(users));
-        entry.1 = entry.1.min(seen);
+    let mut running: BTreeMap<(String, i64), RunningTotals> = BTreeMap::new();
+    for ((code, _, product), source) in per_source {
+        running
+            .entry((code, product))
+            .and_modify(|best| {
+                best.devices = best.devices.max(source.devices);
+                best.users = best.users.max(source.users);
+                best.past_support = best.past_support.max(source.past_support);
+                best.first_seen = best.first_seen.min(source.first_seen);
+            })
+            .or_insert(source);
     }
     Ok(running)
 }

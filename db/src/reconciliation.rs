@@ -25,12 +25,12 @@ use crate::agreements::{self, Agreement, Entitlement};
 use crate::connection::DbConnection;
 use crate::coverage::{AskingOrganisation, usable};
 use crate::error::DbResult;
-use crate::estates::MAX_COUNT;
+use crate::estates::{self, RunningTotals};
 use crate::nhsmail;
 use crate::organisations::{self, Organisation};
 use crate::page::{Page, PageRequest};
 use crate::releases;
-use crate::schema::{allocations, entitlements, estate_items, estate_snapshots, products, purchases};
+use crate::schema::{allocations, entitlements, estate_snapshots, products, purchases};
 use crate::vocabulary::{ReconciliationFlag, ReleaseStatus};
 
 /// Which organisations a report covers: any combination narrows it.
@@ -72,13 +72,6 @@ pub struct ReconciliationRow {
     pub flags: Vec<ReconciliationFlag>,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Running {
-    devices: i64,
-    users: i64,
-    unsupported: i64,
-}
-
 #[derive(Queryable)]
 struct PurchaseRow {
     id: i64,
@@ -86,10 +79,6 @@ struct PurchaseRow {
     product_id: Option<i64>,
     quantity: i64,
     supersedes_id: Option<i64>,
-}
-
-fn capped_add(a: i64, b: i64) -> i64 {
-    a.saturating_add(b).min(MAX_COUNT)
 }
 
 /// The report, by organisation code then product id, a page at a time (the cursor is the last
@@ -137,48 +126,29 @@ fn rows(
         .map(|o| (o.code.clone(), o))
         .collect();
 
-    // What each organisation runs: per source, releases and sites added up; then the largest source.
-    let snapshots: HashMap<i64, String> = estate_snapshots::table
-        .select((estate_snapshots::id, estate_snapshots::organisation_code))
-        .load::<(i64, String)>(conn)?
+    // What each organisation runs (estates' rule: each source added up, then the largest).
+    let with_estate: HashSet<String> = estate_snapshots::table
+        .select(estate_snapshots::organisation_code)
+        .distinct()
+        .load::<String>(conn)?
         .into_iter()
-        .filter(|(_, code)| organisations.contains_key(code))
+        .filter(|code| organisations.contains_key(code))
         .collect();
     let release_status: HashMap<i64, ReleaseStatus> = releases::all(conn)?
         .into_values()
         .flatten()
         .map(|release| (release.id, release.status(on)))
         .collect();
-    let mut per_source: HashMap<(String, i64, i64), Running> = HashMap::new();
-    let items: Vec<(i64, i64, Option<i64>, i64, i64)> = estate_items::table
-        .select((
-            estate_items::snapshot_id,
-            estate_items::product_id,
-            estate_items::release_id,
-            estate_items::devices,
-            estate_items::users,
-        ))
-        .load(conn)?;
-    for (snapshot, product, release, devices, users) in items {
-        let Some(code) = snapshots.get(&snapshot) else { continue };
-        let totals = per_source.entry((code.clone(), snapshot, product)).or_default();
-        totals.devices = capped_add(totals.devices, devices);
-        totals.users = capped_add(totals.users, users);
-        let past_support = release.and_then(|id| release_status.get(&id)).is_some_and(|status| {
+    let past_support = |release: i64| {
+        release_status.get(&release).is_some_and(|status| {
             matches!(status, ReleaseStatus::Unsupported | ReleaseStatus::ExtendedUpdatesOnly)
-        });
-        if past_support {
-            totals.unsupported = capped_add(totals.unsupported, devices);
-        }
-    }
-    let mut running: BTreeMap<(String, i64), Running> = BTreeMap::new();
-    for ((code, _, product), totals) in per_source {
-        let best = running.entry((code, product)).or_default();
-        best.devices = best.devices.max(totals.devices);
-        best.users = best.users.max(totals.users);
-        best.unsupported = best.unsupported.max(totals.unsupported);
-    }
-    let with_estate: HashSet<&String> = snapshots.values().collect();
+        })
+    };
+    let running: BTreeMap<(String, i64), RunningTotals> =
+        estates::running_by_product(conn, None, None, past_support)?
+            .into_iter()
+            .filter(|((code, _), _)| with_estate.contains(code))
+            .collect();
 
     // What each organisation holds: live national seats, and current local purchases.
     let mut claimed: BTreeMap<(String, i64), i64> = BTreeMap::new();
@@ -248,11 +218,12 @@ fn rows(
         }
         let (code, product_id) = &key;
         let Some(organisation) = organisations.get(code) else { continue };
-        let ran = running.get(&key).copied().unwrap_or_default();
+        let (devices, users, unsupported) =
+            running.get(&key).map_or((0, 0, 0), |ran| (ran.devices, ran.users, ran.past_support));
         let claimed = claimed.get(&key).copied().unwrap_or(0);
         let purchased = purchased.get(&key).copied().unwrap_or(0);
         let held = claimed.saturating_add(purchased);
-        let running_count = ran.devices.max(ran.users);
+        let running_count = devices.max(users);
         let asking = match asking.get(code) {
             Some(found) => found.clone(),
             None => {
@@ -277,7 +248,7 @@ fn rows(
         if held > running_count {
             flags.push(ReconciliationFlag::Unused);
         }
-        if ran.unsupported > 0 {
+        if unsupported > 0 {
             flags.push(ReconciliationFlag::RunningUnsupported);
         }
         if filter.flag.is_some_and(|wanted| !flags.contains(&wanted)) {
@@ -289,9 +260,9 @@ fn rows(
             product_id: *product_id,
             product: names.get(product_id).cloned().unwrap_or_default(),
             running: running_count,
-            running_devices: ran.devices,
-            running_users: ran.users,
-            unsupported_devices: ran.unsupported,
+            running_devices: devices,
+            running_users: users,
+            unsupported_devices: unsupported,
             claimed,
             purchased,
             licensed_nationally,
