@@ -24,7 +24,7 @@ use crate::organisations::{self, Organisation};
 use crate::page::{Page, PageRequest};
 use crate::schema::{
     agreements as agreement_rows, allocations, entitlements, idempotency_keys, obligation_acceptances,
-    obligations, organisations as orgs, seat_requests as request_rows,
+    obligations, organisations as orgs,
 };
 use crate::seat_requests::{self, SeatRequest};
 use crate::vocabulary::{
@@ -876,26 +876,9 @@ pub(crate) fn succeed_within(
             .set(obligation_acceptances::status.eq("transferred"))
             .execute(conn)?;
     }
-    // Requests still waiting pass to the successor, which will hold the seats: approving one for
-    // the closed predecessor could only be refused.
-    let pending: Vec<SeatRequest> = request_rows::table
-        .filter(request_rows::organisation_code.eq(&before.code))
-        .filter(request_rows::status.eq(crate::vocabulary::SeatRequestStatus::Pending.as_str()))
-        .order(request_rows::id)
-        .select(SeatRequest::as_select())
-        .load(conn)?;
-    for request in &pending {
-        diesel::update(request_rows::table.find(request.id))
-            .set(request_rows::organisation_code.eq(&heir.code))
-            .execute(conn)?;
-        let moved = seat_requests::get(conn, request.id)?;
-        changes.push(
-            Change::new("seat_request.transfer", "seat_request", request.id)
-                .organisation(Some(&before.code))
-                .before(request)
-                .after(&moved),
-        );
-    }
+    let transferred = seat_requests::transfer_pending_in(conn, &before.code, &heir.code)?;
+    let moved_seat_requests = transferred.len();
+    changes.extend(transferred);
     diesel::update(orgs::table.find(&before.code))
         .set((
             orgs::closed_on.eq(on),
@@ -917,7 +900,7 @@ pub(crate) fn succeed_within(
         successor: heir,
         moved_allocations: moved,
         moved_obligations: open.len(),
-        moved_seat_requests: pending.len(),
+        moved_seat_requests,
     };
     Ok((succession, changes))
 }

@@ -5,9 +5,9 @@
 //! are over approved seats only. Refusing needs a reason; the organisation may withdraw a request
 //! while it is pending.
 //!
-//! Each decision is one transaction that first moves the request out of `pending` with a
-//! conditional UPDATE: two admins deciding at once cannot both act, and a request is never
-//! approved twice.
+//! Each decision is one transaction that first takes the pending request's row lock with a
+//! conditional UPDATE (`lock_pending`): two admins deciding at once cannot both act, and a
+//! request is never approved twice.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -116,35 +116,6 @@ pub fn list(
     Ok(Page::from_rows(query.limit(limit + 1).load(conn)?, limit, |r| r.id.to_string()))
 }
 
-/// Moves a pending request to `status`, or says where it stands. The conditional UPDATE takes
-/// the request's row lock, so a concurrent decision waits and then finds it decided.
-fn decide(
-    conn: &mut DbConnection,
-    actor: &Actor,
-    id: i64,
-    status: SeatRequestStatus,
-    reason: Option<&str>,
-) -> DbResult<SeatRequest> {
-    let before = get(conn, id)?;
-    let moved = diesel::update(
-        requests::table
-            .filter(requests::id.eq(id))
-            .filter(requests::status.eq(SeatRequestStatus::Pending.as_str())),
-    )
-    .set((
-        requests::status.eq(status.as_str()),
-        requests::reason.eq(reason),
-        requests::decided_by.eq(actor.user_id),
-        requests::decided_at.eq(now()),
-    ))
-    .execute(conn)?;
-    if moved == 0 {
-        let current = get(conn, id)?;
-        return Err(DbError::Conflict(format!("seat request {id} is {}, not pending", current.status)));
-    }
-    Ok(before)
-}
-
 /// Takes a pending request's row lock (a no-op update) and reads it, or says where it stands:
 /// a concurrent decision waits for the lock, then finds it decided. An approval takes it first,
 /// so locks go request, organisation, line.
@@ -163,28 +134,74 @@ pub(crate) fn lock_pending(conn: &mut DbConnection, id: i64) -> DbResult<SeatReq
     get(conn, id)
 }
 
-/// Marks a request locked by [`lock_pending`] approved, naming the allocation its claim made
-/// (an approved request must name one: the table's CHECK).
-pub(crate) fn mark_approved(
+/// Decides a request locked by [`lock_pending`], recording who decided and when (an approved
+/// request names the allocation its claim made, a refused one its reason: the table's CHECKs).
+fn decide(
     conn: &mut DbConnection,
     actor: &Actor,
     before: &SeatRequest,
-    allocation_id: i64,
+    (status, action): (SeatRequestStatus, &'static str),
+    reason: Option<&str>,
+    allocation_id: Option<i64>,
 ) -> DbResult<(SeatRequest, Change)> {
     diesel::update(requests::table.find(before.id))
         .set((
-            requests::status.eq(SeatRequestStatus::Approved.as_str()),
+            requests::status.eq(status.as_str()),
+            requests::reason.eq(reason),
             requests::allocation_id.eq(allocation_id),
             requests::decided_by.eq(actor.user_id),
             requests::decided_at.eq(now()),
         ))
         .execute(conn)?;
     let request = get(conn, before.id)?;
-    let change = Change::new("seat_request.approve", "seat_request", before.id)
+    let change = Change::new(action, "seat_request", before.id)
         .organisation(Some(&request.organisation_code))
         .before(before)
         .after(&request);
     Ok((request, change))
+}
+
+/// Marks a request locked by [`lock_pending`] approved, naming the allocation its claim made.
+pub(crate) fn mark_approved(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    before: &SeatRequest,
+    allocation_id: i64,
+) -> DbResult<(SeatRequest, Change)> {
+    decide(
+        conn,
+        actor,
+        before,
+        (SeatRequestStatus::Approved, "seat_request.approve"),
+        None,
+        Some(allocation_id),
+    )
+}
+
+/// Hands an organisation's pending requests to its successor, inside the succession's
+/// transaction: the successor will hold the seats, and approving a request for the closed
+/// predecessor could only be refused. Decided requests stay the predecessor's history.
+pub(crate) fn transfer_pending_in(conn: &mut DbConnection, from: &str, to: &str) -> DbResult<Vec<Change>> {
+    let pending: Vec<SeatRequest> = requests::table
+        .filter(requests::organisation_code.eq(from))
+        .filter(requests::status.eq(SeatRequestStatus::Pending.as_str()))
+        .order(requests::id)
+        .select(SeatRequest::as_select())
+        .load(conn)?;
+    let mut changes = Vec::with_capacity(pending.len());
+    for request in &pending {
+        diesel::update(requests::table.find(request.id))
+            .set(requests::organisation_code.eq(to))
+            .execute(conn)?;
+        let moved = get(conn, request.id)?;
+        changes.push(
+            Change::new("seat_request.transfer", "seat_request", request.id)
+                .organisation(Some(from))
+                .before(request)
+                .after(&moved),
+        );
+    }
+    Ok(changes)
 }
 
 /// Refuses a pending request, with the reason the organisation will read.
@@ -197,12 +214,15 @@ pub fn refuse(db: &Database, actor: &Actor, id: i64, reason: &str) -> DbResult<S
         return Err(DbError::Invalid(format!("reason must be at most {MAX_REASON_CHARS} characters")));
     }
     db.write(actor, |conn| {
-        let before = decide(conn, actor, id, SeatRequestStatus::Refused, Some(reason))?;
-        let request = get(conn, id)?;
-        let change = Change::new("seat_request.refuse", "seat_request", id)
-            .organisation(Some(&request.organisation_code))
-            .before(&before)
-            .after(&request);
+        let before = lock_pending(conn, id)?;
+        let (request, change) = decide(
+            conn,
+            actor,
+            &before,
+            (SeatRequestStatus::Refused, "seat_request.refuse"),
+            Some(reason),
+            None,
+        )?;
         Ok(Audited::one(request, change))
     })
 }
@@ -210,12 +230,15 @@ pub fn refuse(db: &Database, actor: &Actor, id: i64, reason: &str) -> DbResult<S
 /// Withdraws a pending request (the organisation no longer needs the seats).
 pub fn withdraw(db: &Database, actor: &Actor, id: i64) -> DbResult<SeatRequest> {
     db.write(actor, |conn| {
-        let before = decide(conn, actor, id, SeatRequestStatus::Withdrawn, None)?;
-        let request = get(conn, id)?;
-        let change = Change::new("seat_request.withdraw", "seat_request", id)
-            .organisation(Some(&request.organisation_code))
-            .before(&before)
-            .after(&request);
+        let before = lock_pending(conn, id)?;
+        let (request, change) = decide(
+            conn,
+            actor,
+            &before,
+            (SeatRequestStatus::Withdrawn, "seat_request.withdraw"),
+            None,
+            None,
+        )?;
         Ok(Audited::one(request, change))
     })
 }
