@@ -569,6 +569,27 @@ async fn every_write_route_is_audited_exactly_once(app: TestApp) {
     let event = newest_event(&app);
     assert_eq!((event.actor_user_id, event.entity.as_str()), (Some(o.0.id), "estate_snapshot"));
     w.push("import_estate");
+
+    // Seat changes from a file: an event per claim and per allocation released; a dry run and a
+    // file with a refused row add none.
+    let line_id = line["id"].as_i64().unwrap();
+    let before = event_count(&app);
+    let good = format!("entitlement_id,change,quantity\n{line_id},claim,2\n{line_id},release,1\n");
+    let refused = format!("entitlement_id,change,quantity\n{line_id},claim,2\n{line_id},claim,0\n");
+    for (query, body, status, added) in
+        [("?dry_run=true", good.clone(), 200, 0), ("", refused, 422, 0), ("", good, 200, 2)]
+    {
+        let request = app
+            .post(&format!("/v1/organisations/RR8/seat-changes{query}"))
+            .bearer_auth(o.1)
+            .header("content-type", "text/csv")
+            .body(body);
+        assert_eq!(request.send().await.unwrap().status().as_u16(), status, "seat changes{query}");
+        assert_eq!(event_count(&app), before + added, "apply_seat_changes: events of a {status}{query}");
+    }
+    let event = newest_event(&app);
+    assert_eq!((event.actor_user_id, event.action.as_str()), (Some(o.0.id), "allocation.release"));
+    w.push("apply_seat_changes");
     audited(
         &app,
         w,

@@ -379,7 +379,8 @@ async fn the_reconciliation_downloads_as_csv_with_formulas_neutralised(app: Test
     let estate = "product,devices\nCSV-INJECT-1,7\nEXSEC-LAV-3,3\n";
     assert_eq!(upload(&app, &officer, "RR8", "source=catalogue", estate).await.0, 200);
 
-    let response = app.get("/v1/reports/reconciliation/export").bearer_auth(&officer).send().await.unwrap();
+    let response =
+        app.get("/v1/reports/reconciliation?format=csv").bearer_auth(&officer).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let text = response.text().await.unwrap();
@@ -392,7 +393,7 @@ async fn the_reconciliation_downloads_as_csv_with_formulas_neutralised(app: Test
     assert_eq!(&injected[3], "'=HYPERLINK(\"http://x\")", "neutralised: {text}");
     assert_eq!((&injected[4], &injected[13]), ("7", "unlicensed"));
     let (_, other) = app.sign_in(Role::Officer, Some("RJ1")).await;
-    let theirs = app.get("/v1/reports/reconciliation/export?organisation=RR8").bearer_auth(&other);
+    let theirs = app.get("/v1/reports/reconciliation?organisation=RR8&format=csv").bearer_auth(&other);
     assert_eq!(theirs.send().await.unwrap().status(), 404, "another trust's rows are not there for RJ1");
 }
 on_both_engines!(the_reconciliation_downloads_as_csv_with_formulas_neutralised);
@@ -456,3 +457,100 @@ async fn exposure_from_a_snapshot_alone(app: TestApp) {
     assert_eq!(response["acknowledged_late"], false);
 }
 on_both_engines!(exposure_from_a_snapshot_alone);
+
+/// The unsupported-software report counts what estates run: an organisation that holds no seat
+/// of Windows 7 but whose snapshot shows it running is listed with the devices running it, in
+/// the totals as in the rows and the CSV; a snapshot taken after the date asked about does not
+/// count for that date.
+async fn unsupported_software_from_a_snapshot_alone(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let windows_7 = product_id(&app, "MS-WIN7-ENT");
+    let report = |query: &'static str| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            let (status, body) = status_and_json(
+                app.get(&format!("/v1/reports/unsupported?organisation=RR8&{query}")).bearer_auth(&admin),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let windows_7_row = |body: &Value| {
+        body["items"].as_array().unwrap().iter().find(|row| row["product_id"] == windows_7).cloned()
+    };
+    let before = report("limit=500").await;
+    let held_before = windows_7_row(&before);
+    let estate = "product,devices,site\nMS-WIN7-ENT,9,Theatres\nMS-WIN7-ENT,3,Pathology\n";
+    assert_eq!(upload(&app, &officer, "RR8", "source=catalogue&taken_on=2026-11-30", estate).await.0, 200);
+
+    let after = report("limit=500&on=2026-12-01").await;
+    let row = windows_7_row(&after).expect("Windows 7 is listed from the estate alone");
+    assert_eq!(row["running"], 12, "both sites of the one snapshot: {row}");
+    assert_eq!(row["support_status"], "unsupported");
+    if held_before.is_none() {
+        assert_eq!((row["seats"].as_i64(), row["purchased"].as_i64()), (Some(0), Some(0)));
+        let (was, now) = (&before["totals"]["holdings_at_risk"], &after["totals"]["holdings_at_risk"]);
+        assert_eq!(now.as_i64().unwrap(), was.as_i64().unwrap() + 1, "the totals count it once");
+    }
+    assert_eq!(after["totals"]["organisations_at_risk"], 1);
+    let earlier = report("limit=500&on=2026-11-29").await;
+    assert_eq!(
+        windows_7_row(&earlier).map(|row| row["running"].clone()),
+        held_before.map(|_| serde_json::json!(0)),
+        "the snapshot was taken after the date asked about"
+    );
+    let csv =
+        app.get("/v1/reports/unsupported?organisation=RR8&on=2026-12-01&format=csv").bearer_auth(&admin);
+    let text = csv.send().await.unwrap().text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let (product, running) = (
+        header.iter().position(|c| c == "product_id").unwrap(),
+        header.iter().position(|c| c == "running").unwrap(),
+    );
+    let found = reader.records().map(Result::unwrap).find(|r| r[product] == windows_7.to_string()).unwrap();
+    assert_eq!(&found[running], "12");
+}
+on_both_engines!(unsupported_software_from_a_snapshot_alone);
+
+/// A browser's upload (`multipart/form-data`, the file in the part named `file`) imports as the
+/// bare file does; a form without that part is a 400 that writes nothing.
+async fn an_export_uploads_as_a_form(app: TestApp) {
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let form = |parts: &[(&str, &str)]| {
+        let mut body = String::new();
+        for (name, content) in parts {
+            let file =
+                if *name == "file" { "; filename=\"estate.csv\"\r\nContent-Type: text/csv" } else { "" };
+            body.push_str(&format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{content}\r\n"
+            ));
+        }
+        body.push_str("--XyZ--\r\n");
+        body
+    };
+    let send = |body: String| {
+        app.post("/v1/organisations/RR8/estate?source=catalogue")
+            .bearer_auth(&officer)
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(body)
+            .send()
+    };
+    let snapshots = rows(&app, "estate_snapshots");
+    let response = send(form(&[("note", "from the estates page"), ("file", CATALOGUE)])).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let by_form: Value = response.json().await.unwrap();
+    let (status, by_body) = upload(&app, &officer, "RR8", "source=catalogue&dry_run=true", CATALOGUE).await;
+    assert_eq!(status, 200);
+    assert_eq!(by_form["rows"], by_body["rows"], "the same rows, matched the same way");
+    assert_eq!(rows(&app, "estate_snapshots"), snapshots + 1);
+    let missing = send(form(&[("note", "no file here")])).await.unwrap();
+    assert_eq!(missing.status(), 400);
+    let problem: Value = missing.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("part named file"), "{problem}");
+    assert_eq!(rows(&app, "estate_snapshots"), snapshots + 1);
+}
+on_both_engines!(an_export_uploads_as_a_form);

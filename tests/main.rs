@@ -21,6 +21,8 @@ mod read_model;
 mod restricted_lines;
 mod route_matrix;
 mod schema_file;
+mod seat_changes;
+mod spreadsheets;
 mod standards;
 mod synthetic;
 mod web;

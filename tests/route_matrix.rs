@@ -49,6 +49,7 @@ const ORGANISATION_SCOPED: &[&str] = &[
     "/v1/organisations/{code}/risk-acceptances",
     "/v1/organisations/{code}/nhsmail-service",
     "/v1/organisations/{code}/estate",
+    "/v1/organisations/{code}/seat-changes",
     "/v1/organisations/{code}/advisories/{id}/acknowledge",
     "/v1/organisations/{code}/advisories/{id}/applicability",
     "/v1/organisations/{code}/advisories/{id}/close",

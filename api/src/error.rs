@@ -168,6 +168,7 @@ impl From<DbError> for ApiError {
             DbError::InvalidCursor => ApiError::BadRequest(DbError::InvalidCursor.to_string()),
             DbError::Unavailable(cause) => ApiError::Unavailable(cause),
             DbError::Migration(cause) | DbError::Internal(cause) => ApiError::Internal(cause),
+            DbError::RolledBack => ApiError::Internal(DbError::RolledBack.to_string()),
         }
     }
 }

@@ -235,6 +235,24 @@ impl Database {
         }
     }
 
+    /// Runs `work` in a transaction that is always rolled back, and gives back what it found: a
+    /// dry run that meets every rule, lock and constraint the write would, and leaves nothing.
+    pub fn rehearse<T>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut found = None;
+        let outcome = self.transaction(|conn| {
+            found = Some(work(conn)?);
+            Err::<(), _>(DbError::RolledBack)
+        });
+        match (outcome, found) {
+            (Err(DbError::RolledBack), Some(value)) => Ok(value),
+            (Err(error), _) => Err(error),
+            (Ok(()), _) => Err(DbError::Internal("a rehearsal committed".into())),
+        }
+    }
+
     /// Runs `work` only when no other instance is running work under the same `key` (a periodic
     /// job that must run once across several instances). On PostgreSQL, a session advisory lock
     /// held on one pooled connection for the duration; `None` when another holds it. On SQLite

@@ -28,6 +28,10 @@ pub enum DbError {
     Unavailable(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A rehearsal's transaction, rolled back on purpose ([`crate::Database::rehearse`]); it
+    /// never leaves the data layer.
+    #[error("rolled back: a rehearsal writes nothing")]
+    RolledBack,
     /// Anything else: logged, never shown to a client.
     #[error("database error: {0}")]
     Internal(String),

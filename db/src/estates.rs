@@ -838,6 +838,24 @@ pub fn running_by_product(
     Ok(running)
 }
 
+/// What each organisation runs of each product, as [`RunningTotals::count`] counts it, from rows
+/// of (organisation, snapshot, product, devices, users): each snapshot's rows added up, then each
+/// of devices and users the largest of any source.
+pub fn largest_source(rows: Vec<(String, i64, i64, i64, i64)>) -> BTreeMap<(String, i64), i64> {
+    let mut per_source: HashMap<(String, i64, i64), (i64, i64)> = HashMap::new();
+    for (code, snapshot, product, devices, users) in rows {
+        let totals = per_source.entry((code, snapshot, product)).or_default();
+        totals.0 = totals.0.saturating_add(devices).min(MAX_COUNT);
+        totals.1 = totals.1.saturating_add(users).min(MAX_COUNT);
+    }
+    let mut largest: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+    for ((code, _, product), (devices, users)) in per_source {
+        let best = largest.entry((code, product)).or_default();
+        *best = (best.0.max(devices), best.1.max(users));
+    }
+    largest.into_iter().map(|(key, (devices, users))| (key, devices.max(users))).collect()
+}
+
 /// A name waiting in the national team's queue: every current snapshot's rows of it together.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -395,7 +395,7 @@ fn claim_or_request_in(
 
 /// One claim, checked and its seats taken inside the caller's transaction, whether or not the
 /// line requires approval: a seat request's approval comes here.
-fn claim_in(
+pub(crate) fn claim_in(
     conn: &mut DbConnection,
     actor: &Actor,
     entitlement_id: i64,
@@ -669,50 +669,57 @@ pub fn release(
     quantity: Option<i64>,
 ) -> DbResult<Allocation> {
     db.write(actor, |conn| {
-        let before = get_allocation(conn, allocation_id)?;
-        if before.status != "live" {
-            return Err(DbError::Conflict(format!(
-                "allocation {allocation_id} is {}, not live",
-                before.status
-            )));
-        }
-        // The line first, then the allocation: the order every ledger transaction takes its row
-        // locks in (a succession gives seats back, taking the line, before it touches an
-        // allocation). In the other order a release and a succession deadlocked on PostgreSQL.
-        lock_line(conn, before.entitlement_id)?;
-        let quantity = quantity.unwrap_or(before.quantity);
-        if quantity <= 0 || quantity > before.quantity {
-            return Err(DbError::Invalid(format!("quantity must be between 1 and {}", before.quantity)));
-        }
-        let remaining = before.quantity - quantity;
-        // Conditional on the allocation being as it was read: two releases at once on PostgreSQL
-        // both read it live, and both gave its seats back (the line's total dropped twice). The
-        // second now waits for the first's row lock, finds the row changed and gives nothing back.
-        let released = diesel::update(
-            allocations::table
-                .find(allocation_id)
-                .filter(allocations::status.eq("live"))
-                .filter(allocations::quantity.eq(before.quantity)),
-        )
-        .set((
-            allocations::quantity.eq(remaining),
-            allocations::status.eq(if remaining == 0 { "released" } else { "live" }),
-            allocations::updated_at.eq(now()),
-        ))
-        .execute(conn)?;
-        if released == 0 {
-            return Err(DbError::Conflict(format!(
-                "allocation {allocation_id} was changed by another request; read it again"
-            )));
-        }
-        give_back_seats(conn, before.entitlement_id, quantity)?;
-        let after = get_allocation(conn, allocation_id)?;
-        let change = Change::new("allocation.release", "allocation", allocation_id)
-            .organisation(Some(&after.organisation_code))
-            .before(&before)
-            .after(&after);
+        let (after, change) = release_in(conn, allocation_id, quantity)?;
         Ok(Audited::one(after, change))
     })
+}
+
+/// [`release`] inside the caller's transaction, giving back the audit event it calls for.
+pub(crate) fn release_in(
+    conn: &mut DbConnection,
+    allocation_id: i64,
+    quantity: Option<i64>,
+) -> DbResult<(Allocation, Change)> {
+    let before = get_allocation(conn, allocation_id)?;
+    if before.status != "live" {
+        return Err(DbError::Conflict(format!("allocation {allocation_id} is {}, not live", before.status)));
+    }
+    // The line first, then the allocation: the order every ledger transaction takes its row
+    // locks in (a succession gives seats back, taking the line, before it touches an
+    // allocation). In the other order a release and a succession deadlocked on PostgreSQL.
+    lock_line(conn, before.entitlement_id)?;
+    let quantity = quantity.unwrap_or(before.quantity);
+    if quantity <= 0 || quantity > before.quantity {
+        return Err(DbError::Invalid(format!("quantity must be between 1 and {}", before.quantity)));
+    }
+    let remaining = before.quantity - quantity;
+    // Conditional on the allocation being as it was read: two releases at once on PostgreSQL
+    // both read it live, and both gave its seats back (the line's total dropped twice). The
+    // second now waits for the first's row lock, finds the row changed and gives nothing back.
+    let released = diesel::update(
+        allocations::table
+            .find(allocation_id)
+            .filter(allocations::status.eq("live"))
+            .filter(allocations::quantity.eq(before.quantity)),
+    )
+    .set((
+        allocations::quantity.eq(remaining),
+        allocations::status.eq(if remaining == 0 { "released" } else { "live" }),
+        allocations::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    if released == 0 {
+        return Err(DbError::Conflict(format!(
+            "allocation {allocation_id} was changed by another request; read it again"
+        )));
+    }
+    give_back_seats(conn, before.entitlement_id, quantity)?;
+    let after = get_allocation(conn, allocation_id)?;
+    let change = Change::new("allocation.release", "allocation", allocation_id)
+        .organisation(Some(&after.organisation_code))
+        .before(&before)
+        .after(&after);
+    Ok((after, change))
 }
 
 #[derive(Clone, Debug, Serialize)]

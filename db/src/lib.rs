@@ -28,6 +28,7 @@ pub mod releases;
 pub mod reports;
 pub mod risk;
 pub mod schema;
+pub mod seat_changes;
 pub mod seat_requests;
 pub mod seed;
 pub mod standards;

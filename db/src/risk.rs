@@ -1,4 +1,5 @@
-//! Lifecycle risk: who holds software that is unsupported (or soon will be) at a date, and the
+//! Lifecycle risk: who holds or runs software that is unsupported (or soon will be) at a date,
+//! and the
 //! risk acceptances organisations record for unsupported products they cannot yet replace
 //! (typically medical devices), with compensating controls and an expiry.
 //!
@@ -26,7 +27,8 @@ use crate::organisations;
 use crate::page::{Page, PageRequest};
 use crate::products::{self, support_ends_before, support_status};
 use crate::schema::{
-    allocations, entitlements, organisations as orgs, products as products_table, purchases, risk_acceptances,
+    allocations, entitlements, estate_items, estate_snapshots, organisations as orgs,
+    products as products_table, purchases, risk_acceptances,
 };
 use crate::vocabulary::{RiskStatus, SupportStatus};
 
@@ -121,6 +123,10 @@ pub struct RiskyHolding {
     pub seats: i64,
     /// Units bought locally by the date.
     pub purchased: i64,
+    /// Devices or users running it by the organisation's estate snapshots taken by the date
+    /// (each source added up, the largest source counted, as in the reconciliation): an
+    /// organisation that runs unsupported software is at risk whether or not it holds seats.
+    pub running: i64,
     /// The latest risk acceptance for this organisation and product, if any.
     pub acceptance: Option<AcceptanceState>,
 }
@@ -326,6 +332,25 @@ fn bought(scope: &Scope) -> BoughtQuery {
     narrowed!(query, purchases::organisation_code, scope)
 }
 
+type RanQuery = dsl::IntoBoxed<
+    'static,
+    dsl::InnerJoin<dsl::InnerJoin<estate_items::table, estate_snapshots::table>, products_table::table>,
+    Backend,
+>;
+
+/// Rows of estate snapshots taken by the day that show products at risk running, within the
+/// scope. A snapshot is the organisation's latest for its source (an import replaces it).
+fn ran(scope: &Scope) -> RanQuery {
+    let query = estate_items::table
+        .inner_join(estate_snapshots::table)
+        .inner_join(products_table::table)
+        .filter(estate_snapshots::taken_on.le(scope.on))
+        .filter(estate_items::devices.gt(0).or(estate_items::users.gt(0)))
+        .filter(support_ends_before(scope.risk_before))
+        .into_boxed();
+    narrowed!(query, estate_snapshots::organisation_code, scope)
+}
+
 // `a || b`: text joined to text or to a number (both engines write the number as text).
 diesel::infix_operator!(Joined, " || ", Text);
 
@@ -392,9 +417,11 @@ fn add_to(totals: &mut BTreeMap<HoldingKey, i64>, key: HoldingKey, quantity: i64
 
 /// One page of who held software at risk on the filter's date: holdings in (organisation code,
 /// product id) order after the page's cursor. A holding is an organisation's allocations of a
-/// product held at the end of the day and its local purchases made by the day and not
-/// superseded; the product is at risk when unsupported on the day, or when its support ends
-/// within the filter's months. Each query reads at most a page of holdings.
+/// product held at the end of the day, its local purchases made by the day and not superseded,
+/// and what its estate snapshots taken by the day show running (so an organisation that runs
+/// Windows 7 is listed though it never claimed or bought a seat of it); the product is at risk
+/// when unsupported on the day, or when its support ends within the filter's months. Each query
+/// reads at most a page of holdings.
 pub fn unsupported_holdings(
     conn: &mut DbConnection,
     filter: &UnsupportedFilter,
@@ -421,6 +448,13 @@ pub fn unsupported_holdings(
             .limit(batch)
             .load(conn)?)
     })?);
+    keys.extend(first_keys(conn, &scope, wanted, |conn, scope, batch| {
+        Ok(ran(scope)
+            .select((estate_snapshots::organisation_code, products_table::id))
+            .order((estate_snapshots::organisation_code, products_table::id))
+            .limit(batch)
+            .load(conn)?)
+    })?);
     let more = keys.len() as i64 > limit;
     let keys: Vec<HoldingKey> = keys.into_iter().take(limit as usize).collect();
     let Some(last) = keys.last().cloned() else {
@@ -442,6 +476,17 @@ pub fn unsupported_holdings(
     {
         add_to(&mut purchased, (code, product), quantity)?;
     }
+    let running = crate::estates::largest_source(
+        ran(&scope)
+            .select((
+                estate_snapshots::organisation_code,
+                estate_snapshots::id,
+                products_table::id,
+                estate_items::devices,
+                estate_items::users,
+            ))
+            .load::<(String, i64, i64, i64, i64)>(conn)?,
+    );
     let codes: BTreeSet<&str> = keys.iter().map(|(code, _)| code.as_str()).collect();
     let product_ids: BTreeSet<i64> = keys.iter().map(|&(_, product)| product).collect();
     let names: BTreeMap<String, (String, Option<String>)> = orgs::table
@@ -501,6 +546,7 @@ pub fn unsupported_holdings(
             Ok(RiskyHolding {
                 seats: seats.get(&key).copied().unwrap_or(0),
                 purchased: purchased.get(&key).copied().unwrap_or(0),
+                running: running.get(&key).copied().unwrap_or(0),
                 organisation_code: key.0,
                 organisation_name,
                 region,
@@ -553,7 +599,33 @@ pub fn unsupported_totals(
             count(case_when(not(in_force()).and(recorded()), key)).aggregate_distinct(),
         ))
         .get_result(conn)?;
-    // Organisations with a holding at risk, of either kind.
+    // Holdings only run by the estates, neither held nor bought (those are counted above).
+    let key = Joined::new(estate_snapshots::organisation_code.concat(":"), products_table::id);
+    let in_force = || acceptance!(in_force, estate_snapshots::organisation_code, scope);
+    let recorded = || acceptance!(recorded, estate_snapshots::organisation_code, scope);
+    let also_held = exists(
+        allocations::table
+            .inner_join(entitlements::table)
+            .filter(allocations::organisation_code.eq(estate_snapshots::organisation_code))
+            .filter(entitlements::product_id.eq(products_table::id))
+            .filter(allocation_held(scope.day_ends)),
+    );
+    let also_bought = exists(
+        purchases::table
+            .filter(purchases::organisation_code.eq(estate_snapshots::organisation_code))
+            .filter(purchases::product_id.eq(products_table::id.nullable()))
+            .filter(purchase_standing(scope.on)),
+    );
+    let (ran_at_risk, ran_accepted, ran_expired): (i64, i64, i64) = ran(&scope)
+        .filter(not(also_held))
+        .filter(not(also_bought))
+        .select((
+            count(case_when(not(in_force()), key)).aggregate_distinct(),
+            count(case_when(in_force(), key)).aggregate_distinct(),
+            count(case_when(not(in_force()).and(recorded()), key)).aggregate_distinct(),
+        ))
+        .get_result(conn)?;
+    // Organisations with a holding at risk, of any kind.
     let held_at_risk_by = exists(
         allocations::table
             .inner_join(entitlements::table.inner_join(products_table::table))
@@ -570,7 +642,18 @@ pub fn unsupported_totals(
             .filter(support_ends_before(scope.risk_before))
             .filter(not(acceptance!(in_force, purchases::organisation_code, scope))),
     );
-    let mut organisations = orgs::table.filter(held_at_risk_by.or(bought_at_risk_by)).into_boxed();
+    let ran_at_risk_by = exists(
+        estate_items::table
+            .inner_join(estate_snapshots::table)
+            .inner_join(products_table::table)
+            .filter(estate_snapshots::organisation_code.eq(orgs::code))
+            .filter(estate_snapshots::taken_on.le(scope.on))
+            .filter(estate_items::devices.gt(0).or(estate_items::users.gt(0)))
+            .filter(support_ends_before(scope.risk_before))
+            .filter(not(acceptance!(in_force, estate_snapshots::organisation_code, scope))),
+    );
+    let mut organisations =
+        orgs::table.filter(held_at_risk_by.or(bought_at_risk_by).or(ran_at_risk_by)).into_boxed();
     if let Some(code) = &scope.organisation {
         organisations = organisations.filter(orgs::code.eq(code.clone()));
     }
@@ -582,10 +665,10 @@ pub fn unsupported_totals(
         a.checked_add(b).ok_or_else(|| DbError::Internal("the report's counts overflow".into()))
     };
     Ok(UnsupportedTotals {
-        holdings_at_risk: sum(held_at_risk, bought_at_risk)?,
-        holdings_accepted: sum(held_accepted, bought_accepted)?,
+        holdings_at_risk: sum(sum(held_at_risk, bought_at_risk)?, ran_at_risk)?,
+        holdings_accepted: sum(sum(held_accepted, bought_accepted)?, ran_accepted)?,
         organisations_at_risk,
-        expired_acceptances: sum(held_expired, bought_expired)?,
+        expired_acceptances: sum(sum(held_expired, bought_expired)?, ran_expired)?,
     })
 }
 
@@ -611,6 +694,7 @@ pub fn products_at_risk(
         (products_table::id, products_table::name, products_table::edition, products_table::version);
     let mut found: Vec<Named> = held(&scope).select(columns).distinct().load(conn)?;
     found.extend(bought(&scope).select(columns).distinct().load::<Named>(conn)?);
+    found.extend(ran(&scope).select(columns).distinct().load::<Named>(conn)?);
     let mut products: Vec<(i64, String)> = found
         .into_iter()
         .map(|(id, name, edition, version)| (id, products::label(&name, &edition, &version)))

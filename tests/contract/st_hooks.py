@@ -99,6 +99,7 @@ CONFIRM_ODS_SUCCESSION = "POST /v1/ods/successions/{id}/confirm"
 IMPORT_ESTATE = "POST /v1/organisations/{code}/estate"
 SET_ICB_ACTING_GRANT = "PUT /v1/organisations/{code}/acting-grant"
 MAP_SOFTWARE_NAME = "POST /v1/estate/mappings"
+SEAT_CHANGES = "POST /v1/organisations/{code}/seat-changes"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
 WITH_TEXT_IN_PATH_OR_QUERY = _having(
@@ -151,6 +152,13 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^the file's header row cannot be read: ", {IMPORT_ESTATE}, "the export's CSV layout"),
     (r"^\d+ of \d+ rows are invalid, so nothing was imported ", {IMPORT_ESTATE}, "the export's CSV layout"),
     (r"^taken_on is in the future$", {IMPORT_ESTATE}, "a date against today"),
+    # A file of seat changes is a CSV format as well; each row goes through the ledger's rules.
+    (r"^the header must name entitlement_id, change and quantity", {SEAT_CHANGES}, "the seat changes' CSV layout"),
+    (r"^the file's header could not be read: ", {SEAT_CHANGES}, "the seat changes' CSV layout"),
+    (r"^the file has no rows$", {SEAT_CHANGES}, "the seat changes' CSV layout"),
+    (r"^line \d+ could not be read: ", {SEAT_CHANGES}, "the seat changes' CSV layout"),
+    (r"^a file may hold at most \d+ rows$", {SEAT_CHANGES}, "the seat changes' CSV layout"),
+    (r"^\d+ of \d+ rows refused, so none was applied ", {SEAT_CHANGES}, "the seat changes' CSV layout and the ledger's rules"),
     (r"^[A-Za-z0-9]+ has closed$", {SET_ICB_ACTING_GRANT}, "stored organisation closed"),
     (
         r"^\S+ is not an integrated care board: only an ICB grants its officers",
@@ -262,7 +270,6 @@ REPORTS_BY_ORGANISATION = {
     "GET /v1/reports/obligations",
     "GET /v1/reports/unsupported",
     "GET /v1/reports/reconciliation",
-    "GET /v1/reports/reconciliation/export",
 }
 NOT_FOUND_BEYOND_PATH = [
     ({COVERAGE}, ("organisation", "product", "category", "release"), "a query parameter names no record (or another organisation)"),

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use db::advisories::{Advisory, AdvisoryFields, AdvisoryResponse, Exposure, Response, Severity};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, optional_json_body, page_request, with_etag};
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -23,6 +24,8 @@ pub struct AdvisoryQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -37,19 +40,25 @@ pub struct AdvisoryPage {
     operation_id = "list_advisories",
     security(("bearer" = [])),
     params(AdvisoryQuery),
-    responses((status = 200, body = AdvisoryPage), ReadErrors)
+    responses((status = 200, description = "A page of advisories, or all of them as CSV", content(
+            (AdvisoryPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/advisories")]
 pub async fn list_advisories(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     query: web::Query<AdvisoryQuery>,
-) -> ApiResult<web::Json<AdvisoryPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
-    let found =
-        state.run(move |db| db.read(|conn| db::advisories::list(conn, query.severity, &page))).await?;
-    Ok(web::Json(AdvisoryPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "advisories", page, move |conn, page| {
+        db::advisories::list(conn, query.severity, page)
+    })
+    .await
 }
 
 /// One advisory.

@@ -19,6 +19,7 @@ use crate::ocds::{OcdsRecordPackage, OcdsReleasePackage};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::products::PageQuery;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -41,6 +42,8 @@ pub struct AgreementQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -101,15 +104,20 @@ impl<'de> Deserialize<'de> for Window {
     operation_id = "list_agreements",
     security(("bearer" = [])),
     params(AgreementQuery),
-    responses((status = 200, body = AgreementPage), ReadErrors)
+    responses((status = 200, description = "A page of agreements, or all of them as CSV", content(
+            (AgreementPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/agreements")]
 pub async fn list_agreements(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     query: web::Query<AgreementQuery>,
-) -> ApiResult<web::Json<AgreementPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let filter = AgreementFilter {
         supplier_id: query.supplier_id,
@@ -118,8 +126,10 @@ pub async fn list_agreements(
         include_ended: query.include_ended,
         decision_due_by: query.decision_due_within.and_then(|w| w.end(crate::routes::today())),
     };
-    let found = state.run(move |db| db.read(|conn| db::agreements::list(conn, &filter, &page))).await?;
-    Ok(web::Json(AgreementPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "agreements", page, move |conn, page| {
+        db::agreements::list(conn, &filter, page)
+    })
+    .await
 }
 
 /// Agreements read per batch of the streamed OCDS package.
@@ -509,7 +519,10 @@ pub struct EntitlementPage {
     operation_id = "list_agreement_entitlements",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Agreement id"), PageQuery),
-    responses((status = 200, body = EntitlementPage), ReadErrors)
+    responses((status = 200, description = "A page of entitlement lines, or all of them as CSV", content(
+            (EntitlementPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/agreements/{id}/entitlements")]
 pub async fn list_agreement_entitlements(
@@ -517,11 +530,15 @@ pub async fn list_agreement_entitlements(
     _user: Authorised<AnyRole>,
     id: web::Path<i64>,
     query: web::Query<PageQuery>,
-) -> ApiResult<web::Json<EntitlementPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let (id, page) = (id.into_inner(), page_request(query.limit, query.cursor)?);
-    let found = state.run(move |db| db.read(|conn| db::agreements::entitlements_of(conn, id, &page))).await?;
-    Ok(web::Json(EntitlementPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "entitlements", page, move |conn, page| {
+        db::agreements::entitlements_of(conn, id, page)
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,17 +1,22 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey, Succession};
+use db::seat_changes::SeatChangeReport;
 use db::seat_requests::SeatRequest;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
-use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation};
+use crate::auth::extractors::{
+    ActsForOrganisation, AdminOnly, AdminOrOfficer, AnyRole, OrganisationPath, ReadsOrganisation,
+};
 use crate::body::Json;
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{ReadErrors, WriteErrors};
+use crate::openapi::{OrganisationCsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{optional_json_body, page_request};
+use crate::routes::ods::{FileUpload, OdsFileBytes, csv_body};
 use crate::routes::today;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -194,6 +199,8 @@ pub struct AllocationQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -208,7 +215,10 @@ pub struct AllocationPage {
     operation_id = "list_entitlement_allocations",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Entitlement id"), AllocationQuery),
-    responses((status = 200, body = AllocationPage), ReadErrors)
+    responses((status = 200, description = "A page of allocations, or all of them as CSV", content(
+            (AllocationPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/entitlements/{id}/allocations")]
 pub async fn list_entitlement_allocations(
@@ -216,8 +226,10 @@ pub async fn list_entitlement_allocations(
     user: Authorised<AnyRole>,
     id: web::Path<i64>,
     query: web::Query<AllocationQuery>,
-) -> ApiResult<web::Json<AllocationPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let own = match user.role() {
         db::users::Role::Admin | db::users::Role::Auditor => None,
@@ -229,15 +241,11 @@ pub async fn list_entitlement_allocations(
         include_ended: query.include_ended,
     };
     let entitlement_id = filter.entitlement_id.unwrap_or_default();
-    let found = state
-        .run(move |db| {
-            db.read(|conn| {
-                db::agreements::get_entitlement(conn, entitlement_id)?;
-                db::ledger::list(conn, &filter, &page)
-            })
-        })
-        .await?;
-    Ok(web::Json(AllocationPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "allocations", page, move |conn, page| {
+        db::agreements::get_entitlement(conn, entitlement_id)?;
+        db::ledger::list(conn, &filter, page)
+    })
+    .await
 }
 
 /// An organisation's allocations (officers and exemplars: their own organisation only).
@@ -246,7 +254,10 @@ pub async fn list_entitlement_allocations(
     operation_id = "list_organisation_allocations",
     security(("bearer" = [])),
     params(("code" = String, Path, description = "ODS code"), AllocationQuery),
-    responses((status = 200, body = AllocationPage), ReadErrors)
+    responses((status = 200, description = "A page of allocations, or all of them as CSV", content(
+            (AllocationPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/organisations/{code}/allocations")]
 pub async fn list_organisation_allocations(
@@ -254,23 +265,21 @@ pub async fn list_organisation_allocations(
     _role: Authorised<AnyRole>,
     organisation: OrganisationPath<ReadsOrganisation>,
     query: web::Query<AllocationQuery>,
-) -> ApiResult<web::Json<AllocationPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let (code, query) = (organisation.code, query.into_inner());
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let filter = AllocationFilter {
         entitlement_id: None,
         organisation_code: Some(code.clone()),
         include_ended: query.include_ended,
     };
-    let found = state
-        .run(move |db| {
-            db.read(|conn| {
-                db::organisations::get(conn, &code)?;
-                db::ledger::list(conn, &filter, &page)
-            })
-        })
-        .await?;
-    Ok(web::Json(AllocationPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "allocations", page, move |conn, page| {
+        db::organisations::get(conn, &code)?;
+        db::ledger::list(conn, &filter, page)
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -300,4 +309,55 @@ pub async fn record_succession(
 ) -> ApiResult<web::Json<Succession>> {
     let (code, successor, actor) = (code.into_inner(), body.into_inner().successor, admin.actor());
     Ok(web::Json(state.run(move |db| db::ledger::succeed(db, &actor, &code, &successor, today())).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SeatChangesQuery {
+    /// Report what each row would do, and write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Claim and give back seats on many national lines from one CSV file (the body, as `text/csv`,
+/// or a form's part `file`): a header naming `entitlement_id`, `change` (`claim` or `release`),
+/// `quantity` and optionally `reference`, then up to 10,000 rows. Each row goes through the
+/// ledger's rules as a single claim or release would; a release gives back the organisation's
+/// newest allocations on the line first. All rows are applied, audited, or none: a file with a
+/// refused row is answered 422 naming the lines. With `dry_run=true` the rows run in a
+/// transaction that is rolled back, and the report gives every row's outcome. A line that
+/// requires approval is refused (request its seats singly). Officers for their own organisation
+/// (or one their ICB acts for), and the national team.
+#[utoipa::path(
+    tag = "allocations",
+    operation_id = "apply_seat_changes",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "ODS code"), SeatChangesQuery),
+    request_body(
+        description = "The file: as text/csv, as application/octet-stream for clients that send files as bytes, or as a multipart/form-data form whose part `file` is the file",
+        content((String = "text/csv"), (OdsFileBytes = "application/octet-stream"), (FileUpload = "multipart/form-data"))
+    ),
+    responses((status = 200, body = SeatChangeReport), OrganisationCsvWriteErrors)
+)]
+#[post("/organisations/{code}/seat-changes")]
+pub async fn apply_seat_changes(
+    state: web::Data<AppState>,
+    _role: Authorised<AdminOrOfficer>,
+    organisation: OrganisationPath<ActsForOrganisation>,
+    query: web::Query<SeatChangesQuery>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<web::Json<SeatChangeReport>> {
+    let file = csv_body(&request, payload).await?;
+    let (code, actor, dry_run) = (organisation.code, organisation.user.actor(), query.dry_run);
+    let report = state
+        .run(move |db| {
+            if dry_run {
+                db::seat_changes::rehearse(db, &actor, &code, &file, today())
+            } else {
+                db::seat_changes::apply(db, &actor, &code, &file, today())
+            }
+        })
+        .await?;
+    Ok(web::Json(report))
 }

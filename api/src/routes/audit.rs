@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use db::audit::{AuditEvent, AuditFilter};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,8 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -62,19 +64,24 @@ fn filter_of(query: &AuditQuery) -> AuditFilter {
     operation_id = "list_audit_events",
     security(("bearer" = [])),
     params(AuditQuery),
-    responses((status = 200, body = AuditPage), ReadErrors)
+    responses((status = 200, description = "A page of events, or all of them as CSV", content(
+            (AuditPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/audit")]
 pub async fn list_audit_events(
     state: web::Data<AppState>,
     _user: Authorised<AdminOrAuditor>,
     query: web::Query<AuditQuery>,
-) -> ApiResult<web::Json<AuditPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let filter = filter_of(&query);
     let page = page_request(query.limit, query.cursor)?;
-    let found = state.run(move |db| db.read(|conn| db::audit::list(conn, &filter, &page))).await?;
-    Ok(web::Json(AuditPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "audit", page, move |conn, page| db::audit::list(conn, &filter, page))
+        .await
 }
 
 #[derive(Clone, Copy, Deserialize, ToSchema, Default)]

@@ -2,7 +2,7 @@
 //! national team's queue of names that matched no product. The import body is read like an ODS
 //! file's (`text/csv`, up to 32 MiB); larger exports go through `catalogue estate import`.
 
-use actix_web::{HttpRequest, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use db::estates::{Estate, ImportReport, Mapped, Unmatched};
 use db::vocabulary::EstateSource;
@@ -16,8 +16,9 @@ use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{OrganisationCsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
-use crate::routes::ods::{OdsFileBytes, csv_body};
+use crate::routes::ods::{FileUpload, OdsFileBytes, csv_body};
 use crate::routes::today;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -47,8 +48,8 @@ pub struct EstateImportQuery {
     security(("bearer" = [])),
     params(("code" = String, Path, description = "ODS code"), EstateImportQuery),
     request_body(
-        description = "The export, as text/csv, or as application/octet-stream for clients that send files as bytes",
-        content((String = "text/csv"), (OdsFileBytes = "application/octet-stream"))
+        description = "The export: as text/csv, as application/octet-stream for clients that send files as bytes, or as a multipart/form-data form whose part `file` is the export",
+        content((String = "text/csv"), (OdsFileBytes = "application/octet-stream"), (FileUpload = "multipart/form-data"))
     ),
     responses((status = 200, body = ImportReport), OrganisationCsvWriteErrors)
 )]
@@ -107,6 +108,8 @@ pub struct UnmatchedQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -122,18 +125,25 @@ pub struct UnmatchedPage {
     operation_id = "list_unmatched_software",
     security(("bearer" = [])),
     params(UnmatchedQuery),
-    responses((status = 200, body = UnmatchedPage), ReadErrors)
+    responses((status = 200, description = "A page of unmatched names, or all of them as CSV", content(
+            (UnmatchedPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/estate/unmatched")]
 pub async fn list_unmatched_software(
     state: web::Data<AppState>,
     _role: Authorised<AdminOrAuditor>,
     query: web::Query<UnmatchedQuery>,
-) -> ApiResult<web::Json<UnmatchedPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
-    let found = state.run(move |db| db.read(|conn| db::estates::unmatched(conn, &page))).await?;
-    Ok(web::Json(UnmatchedPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "unmatched-software", page, move |conn, page| {
+        db::estates::unmatched(conn, page)
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]

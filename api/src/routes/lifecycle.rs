@@ -1,7 +1,7 @@
 //! Releases and their lifecycle: a product's releases, the mapping to endoflife.date that
 //! `catalogue lifecycle sync` reads (admins edit it), and the synced dates held for an admin.
 
-use actix_web::{get, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use db::lifecycle::{HoldRow, LifecycleSource};
 use db::releases::Release;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use crate::auth::extractors::{AdminOnly, AnyRole};
 use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{ReadErrors, WriteErrors};
+use crate::spreadsheet::{self, Format, FormatQuery};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -26,16 +27,24 @@ pub struct ReleaseList {
     tag = "products",
     operation_id = "list_product_releases",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Product id")),
-    responses((status = 200, body = ReleaseList), ReadErrors)
+    params(("id" = i64, Path, description = "Product id"), FormatQuery),
+    responses(
+        (status = 200, description = "The releases, or as CSV", content(
+            (ReleaseList = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/products/{id}/releases")]
 pub async fn list_product_releases(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     id: web::Path<i64>,
-) -> ApiResult<web::Json<ReleaseList>> {
-    let id = id.into_inner();
+    query: web::Query<FormatQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (id, csv) = (id.into_inner(), spreadsheet::wants_csv(&request, query.format));
     let items = state
         .run(move |db| {
             db.read(|conn| {
@@ -44,7 +53,7 @@ pub async fn list_product_releases(
             })
         })
         .await?;
-    Ok(web::Json(ReleaseList { items }))
+    Ok(spreadsheet::report(csv, "releases", items, |items| ReleaseList { items }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,16 +67,23 @@ pub struct LifecycleSourceList {
     tag = "products",
     operation_id = "list_lifecycle_sources",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Product id")),
-    responses((status = 200, body = LifecycleSourceList), ReadErrors)
-)]
+    params(("id" = i64, Path, description = "Product id"), FormatQuery),
+    responses(
+        (status = 200, description = "The sources, or as CSV", content(
+            (LifecycleSourceList = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    ))]
 #[get("/products/{id}/lifecycle-sources")]
 pub async fn list_lifecycle_sources(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     id: web::Path<i64>,
-) -> ApiResult<web::Json<LifecycleSourceList>> {
-    let id = id.into_inner();
+    query: web::Query<FormatQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (id, csv) = (id.into_inner(), spreadsheet::wants_csv(&request, query.format));
     let items = state
         .run(move |db| {
             db.read(|conn| {
@@ -76,7 +92,7 @@ pub async fn list_lifecycle_sources(
             })
         })
         .await?;
-    Ok(web::Json(LifecycleSourceList { items }))
+    Ok(spreadsheet::report(csv, "lifecycle-sources", items, |items| LifecycleSourceList { items }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -144,6 +160,8 @@ pub struct HoldsQuery {
     /// Include decided holds, not only those waiting (default false).
     #[serde(default)]
     pub all: bool,
+    /// `csv` for the holds as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,17 +176,24 @@ pub struct HoldList {
     operation_id = "list_lifecycle_holds",
     security(("bearer" = [])),
     params(HoldsQuery),
-    responses((status = 200, body = HoldList), ReadErrors)
+    responses(
+        (status = 200, description = "The holds, or as CSV", content(
+            (HoldList = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/lifecycle/holds")]
 pub async fn list_lifecycle_holds(
     state: web::Data<AppState>,
     _admin: Authorised<AdminOnly>,
     query: web::Query<HoldsQuery>,
-) -> ApiResult<web::Json<HoldList>> {
-    let all = query.all;
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (all, csv) = (query.all, spreadsheet::wants_csv(&request, query.format));
     let items = state.run(move |db| db.read(|conn| db::lifecycle::holds(conn, all))).await?;
-    Ok(web::Json(HoldList { items }))
+    Ok(spreadsheet::report(csv, "lifecycle-holds", items, |items| HoldList { items }))
 }
 
 /// Apply a held date. Refused (409) if already decided, or if the release's date changed since.

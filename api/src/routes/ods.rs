@@ -4,7 +4,7 @@
 //! several MB), parsed and applied off the event loop.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,6 +14,7 @@ use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{CsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 /// An ODS file larger than this is refused with 413 before it is all read.
@@ -188,26 +189,75 @@ impl OdsImportReport {
 #[allow(dead_code)] // Only its schema is used: the handler reads the body as bytes whatever its type.
 pub struct OdsFileBytes(Vec<u8>);
 
-/// The body, if it is declared `text/csv` (or `application/octet-stream`) and within the limit
-/// (an ODS file here; an estate export in `routes::estates`).
-pub(crate) async fn csv_body(request: &HttpRequest, mut payload: web::Payload) -> ApiResult<Vec<u8>> {
+/// An uploaded file sent as a form (`multipart/form-data`, as a browser or `curl -F file=@x.csv`
+/// sends it): the file is the part named `file`; other parts are read past.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: the handler reads the form's parts itself.
+pub struct FileUpload {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The file of the body, within the limit (an ODS file here; an estate export in
+/// `routes::estates`): the body itself when declared `text/csv` (or `application/octet-stream`),
+/// or the part named `file` of a `multipart/form-data` form.
+pub(crate) async fn csv_body(request: &HttpRequest, payload: web::Payload) -> ApiResult<Vec<u8>> {
     let declared = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = declared.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("multipart/form-data") {
+        return file_part(request, payload).await;
+    }
     if !essence.eq_ignore_ascii_case("text/csv") && !essence.eq_ignore_ascii_case("application/octet-stream")
     {
         return Err(ApiError::UnsupportedMediaType(
-            "the body must be the file itself, sent as text/csv (or application/octet-stream)".into(),
+            "the body must be the file itself, sent as text/csv (or application/octet-stream), or a \
+             multipart/form-data form with the file in a part named file"
+                .into(),
         ));
     }
     let mut body = Vec::new();
+    let mut payload = payload;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > MAX_ODS_FILE_BYTES {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
+        append_within_limit(&mut body, &chunk)?;
     }
     Ok(body)
+}
+
+fn append_within_limit(body: &mut Vec<u8>, chunk: &[u8]) -> ApiResult<()> {
+    if body.len() + chunk.len() > MAX_ODS_FILE_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    body.extend_from_slice(chunk);
+    Ok(())
+}
+
+/// The part named `file` of a `multipart/form-data` body. The parts before it count towards the
+/// limit too, so a form cannot carry more than a file could.
+async fn file_part(request: &HttpRequest, payload: web::Payload) -> ApiResult<Vec<u8>> {
+    let unreadable =
+        |e: actix_multipart::MultipartError| ApiError::BadRequest(format!("the form could not be read: {e}"));
+    let mut form = actix_multipart::Multipart::new(request.headers(), payload);
+    let mut read = 0usize;
+    while let Some(part) = form.next().await {
+        let mut part = part.map_err(unreadable)?;
+        let is_file = part.name() == Some("file");
+        let mut body = Vec::new();
+        while let Some(chunk) = part.next().await {
+            let chunk = chunk.map_err(unreadable)?;
+            read = read.saturating_add(chunk.len());
+            if read > MAX_ODS_FILE_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            if is_file {
+                body.extend_from_slice(&chunk);
+            }
+        }
+        if is_file {
+            return Ok(body);
+        }
+    }
+    Err(ApiError::BadRequest("the form has no part named file".into()))
 }
 
 /// Import an ODS national file (the body, as `text/csv`, in its published layout: no header row,
@@ -222,8 +272,8 @@ pub(crate) async fn csv_body(request: &HttpRequest, mut payload: web::Payload) -
     security(("bearer" = [])),
     params(OdsImportQuery),
     request_body(
-        description = "The ODS file, as published: as text/csv, or as application/octet-stream for clients that send files as bytes",
-        content((String = "text/csv"), (OdsFileBytes = "application/octet-stream"))
+        description = "The ODS file, as published: as text/csv, as application/octet-stream for clients that send files as bytes, or as a multipart/form-data form whose part `file` is the file",
+        content((String = "text/csv"), (OdsFileBytes = "application/octet-stream"), (FileUpload = "multipart/form-data"))
     ),
     responses((status = 200, body = OdsImportReport), CsvWriteErrors)
 )]
@@ -337,6 +387,8 @@ pub struct OdsSuccessionQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -351,20 +403,33 @@ pub struct OdsSuccessionPage {
     operation_id = "list_ods_successions",
     security(("bearer" = [])),
     params(OdsSuccessionQuery),
-    responses((status = 200, body = OdsSuccessionPage), ReadErrors)
+    responses((status = 200, description = "A page of successions, or all of them as CSV", content(
+            (OdsSuccessionPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/ods/successions")]
 pub async fn list_ods_successions(
     state: web::Data<AppState>,
     _reader: Authorised<AdminOrAuditor>,
     query: web::Query<OdsSuccessionQuery>,
-) -> ApiResult<web::Json<OdsSuccessionPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let status = query.status.map(Into::into);
-    let found = state.run(move |db| db.read(|conn| db::ods_successions::list(conn, status, &page))).await?;
-    let items = found.items.into_iter().map(OdsSuccession::try_from).collect::<ApiResult<_>>()?;
-    Ok(web::Json(OdsSuccessionPage { items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "ods-successions", page, move |conn, page| {
+        let found = db::ods_successions::list(conn, status, page)?;
+        let items = found
+            .items
+            .into_iter()
+            .map(OdsSuccession::try_from)
+            .collect::<ApiResult<_>>()
+            .map_err(|error| db::DbError::Internal(error.to_string()))?;
+        Ok(db::Page { items, next_cursor: found.next_cursor })
+    })
+    .await
 }
 
 /// Confirm a proposed succession: the catalogue's succession runs (the predecessor closes,
@@ -417,6 +482,8 @@ pub struct PageQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 /// Organisations that ODS has closed with no successor recorded and none proposed or confirmed,
@@ -427,21 +494,26 @@ pub struct PageQuery {
     operation_id = "list_closed_without_successor",
     security(("bearer" = [])),
     params(PageQuery),
-    responses((status = 200, body = crate::routes::organisations::OrganisationPage), ReadErrors)
+    responses(
+        (status = 200, description = "A page of organisations, or all of them as CSV", content(
+            (crate::routes::organisations::OrganisationPage = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/ods/closed-without-successor")]
 pub async fn list_closed_without_successor(
     state: web::Data<AppState>,
     _reader: Authorised<AdminOrAuditor>,
     query: web::Query<PageQuery>,
-) -> ApiResult<web::Json<crate::routes::organisations::OrganisationPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
-    let found = state
-        .run(move |db| db.read(|conn| db::ods_successions::closed_without_successor(conn, &page)))
-        .await?;
-    Ok(web::Json(crate::routes::organisations::OrganisationPage {
-        items: found.items,
-        next_cursor: found.next_cursor,
-    }))
+    spreadsheet::list(&state, csv, "closed-without-successor", page, move |conn, page| {
+        db::ods_successions::closed_without_successor(conn, page)
+    })
+    .await
 }

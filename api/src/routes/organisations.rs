@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, patch, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
 use db::organisations::{NewOrganisation, Organisation, OrganisationChanges, OrganisationFilter};
 use db::vocabulary::OrganisationKind;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
+use crate::spreadsheet::{self, Format};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -31,6 +32,8 @@ pub struct OrganisationQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every organisation from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -45,15 +48,23 @@ pub struct OrganisationPage {
     operation_id = "list_organisations",
     security(("bearer" = [])),
     params(OrganisationQuery),
-    responses((status = 200, body = OrganisationPage), ReadErrors)
+    responses(
+        (status = 200, description = "A page of organisations, or all of them as CSV", content(
+            (OrganisationPage = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/organisations")]
 pub async fn list_organisations(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     query: web::Query<OrganisationQuery>,
-) -> ApiResult<web::Json<OrganisationPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let filter = OrganisationFilter {
         kind: query.kind,
@@ -63,8 +74,10 @@ pub async fn list_organisations(
         q: query.q,
         include_closed: query.include_closed,
     };
-    let found = state.run(move |db| db.read(|conn| db::organisations::list(conn, &filter, &page))).await?;
-    Ok(web::Json(OrganisationPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "organisations", page, move |conn, page| {
+        db::organisations::list(conn, &filter, page)
+    })
+    .await
 }
 
 /// One organisation by ODS code; a closed one answers too, marked closed, with its successor.

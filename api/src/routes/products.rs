@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::NaiveDate;
 use db::products::{Product, ProductFields, ProductFilter, Supplier};
 use db::vocabulary::SupportStatus;
@@ -12,6 +12,7 @@ use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::today;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -22,6 +23,8 @@ pub struct PageQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -36,18 +39,25 @@ pub struct SupplierPage {
     operation_id = "list_suppliers",
     security(("bearer" = [])),
     params(PageQuery),
-    responses((status = 200, body = SupplierPage), ReadErrors)
+    responses((status = 200, description = "A page of suppliers, or all of them as CSV", content(
+            (SupplierPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/suppliers")]
 pub async fn list_suppliers(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     query: web::Query<PageQuery>,
-) -> ApiResult<web::Json<SupplierPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
-    let found = state.run(move |db| db.read(|conn| db::products::list_suppliers(conn, &page))).await?;
-    Ok(web::Json(SupplierPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "suppliers", page, move |conn, page| {
+        db::products::list_suppliers(conn, page)
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -99,6 +109,8 @@ pub struct ProductQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,15 +125,20 @@ pub struct ProductPage {
     operation_id = "list_products",
     security(("bearer" = [])),
     params(ProductQuery),
-    responses((status = 200, body = ProductPage), ReadErrors)
+    responses((status = 200, description = "A page of products, or all of them as CSV", content(
+            (ProductPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/products")]
 pub async fn list_products(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     query: web::Query<ProductQuery>,
-) -> ApiResult<web::Json<ProductPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let on = query.on.unwrap_or_else(today);
     let filter = ProductFilter {
@@ -131,8 +148,14 @@ pub async fn list_products(
         nationally_licensed: query.nationally_licensed,
         q: query.q,
     };
-    let found = state.products(filter, on, page).await?;
-    Ok(web::Json(ProductPage { items: found.items, next_cursor: found.next_cursor }))
+    if csv {
+        // Every product, read in batches; the in-memory text index speeds pages, not files.
+        return spreadsheet::list(&state, true, "products", page, move |conn, page| {
+            db::products::list(conn, &filter, on, page)
+        })
+        .await;
+    }
+    Ok(HttpResponse::Ok().json(state.products(filter, on, page).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

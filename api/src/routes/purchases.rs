@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use db::purchases::{NewPurchase, Purchase};
 use db::standards::Outcome;
@@ -13,6 +13,7 @@ use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -109,6 +110,8 @@ pub struct PurchaseQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -123,7 +126,10 @@ pub struct PurchasePage {
     operation_id = "list_purchases",
     security(("bearer" = [])),
     params(("code" = String, Path, description = "ODS code"), PurchaseQuery),
-    responses((status = 200, body = PurchasePage), ReadErrors)
+    responses((status = 200, description = "A page of purchases, or all of them as CSV", content(
+            (PurchasePage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/organisations/{code}/purchases")]
 pub async fn list_purchases(
@@ -131,16 +137,14 @@ pub async fn list_purchases(
     _role: Authorised<AnyRole>,
     organisation: OrganisationPath<ReadsOrganisation>,
     query: web::Query<PurchaseQuery>,
-) -> ApiResult<web::Json<PurchasePage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let (code, query) = (organisation.code, query.into_inner());
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
-    let found = state
-        .run(move |db| {
-            db.read(|conn| {
-                db::organisations::get(conn, &code)?;
-                db::purchases::list(conn, &code, query.include_superseded, &page)
-            })
-        })
-        .await?;
-    Ok(web::Json(PurchasePage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "purchases", page, move |conn, page| {
+        db::organisations::get(conn, &code)?;
+        db::purchases::list(conn, &code, query.include_superseded, page)
+    })
+    .await
 }

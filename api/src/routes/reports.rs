@@ -1,4 +1,4 @@
-use actix_web::{get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::NaiveDate;
 use db::reports::{OpenObligation, UtilisationReport};
 use db::risk::{RiskyHolding, UnsupportedFilter};
@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::openapi::ReadErrors;
 use crate::preconditions::page_request;
 use crate::routes::today;
+use crate::spreadsheet::{self, Format};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -24,6 +25,49 @@ pub struct UtilisationQuery {
     /// Default today.
     #[serde(default, deserialize_with = "crate::dates::optional")]
     pub on: Option<NaiveDate>,
+    /// `csv` for one row per entitlement line as a CSV file (or send `Accept: text/csv`); the
+    /// breakdowns by kind and region are in the JSON only.
+    pub format: Option<Format>,
+}
+
+/// One entitlement line of the utilisation report, as a row of its CSV file.
+#[derive(Serialize, ToSchema)]
+pub struct UtilisationLine {
+    pub agreement_id: i64,
+    pub agreement_reference: String,
+    pub agreement_title: String,
+    pub in_force: bool,
+    pub entitlement_id: i64,
+    pub product: String,
+    pub tier: db::vocabulary::Tier,
+    pub seat_cap: Option<i64>,
+    pub seats_allocated: i64,
+    pub seats_remaining: Option<i64>,
+    pub seats_over_cap: i64,
+}
+
+impl UtilisationLine {
+    fn lines_of(report: UtilisationReport) -> Vec<UtilisationLine> {
+        let mut lines = Vec::new();
+        for agreement in report.agreements {
+            for line in agreement.entitlements {
+                lines.push(UtilisationLine {
+                    agreement_id: agreement.agreement_id,
+                    agreement_reference: agreement.reference.clone(),
+                    agreement_title: agreement.title.clone(),
+                    in_force: agreement.in_force,
+                    entitlement_id: line.entitlement_id,
+                    product: line.product,
+                    tier: line.tier,
+                    seat_cap: line.seat_cap,
+                    seats_allocated: line.seats_allocated,
+                    seats_remaining: line.seats_remaining,
+                    seats_over_cap: line.seats_over_cap,
+                });
+            }
+        }
+        lines
+    }
 }
 
 /// Seat utilisation per agreement and entitlement: cap, allocated, remaining, over the cap,
@@ -33,22 +77,33 @@ pub struct UtilisationQuery {
     operation_id = "utilisation_report",
     security(("bearer" = [])),
     params(UtilisationQuery),
-    responses((status = 200, body = UtilisationReport), ReadErrors)
+    responses(
+        (status = 200, description = "The report, or one row per entitlement line as CSV (UtilisationLine's fields)", content(
+            (UtilisationReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/reports/utilisation")]
 pub async fn utilisation_report(
     state: web::Data<AppState>,
     _user: Authorised<AdminOrAuditor>,
     query: web::Query<UtilisationQuery>,
-) -> ApiResult<web::Json<UtilisationReport>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let on = query.on.unwrap_or_else(today);
     let report = state
         .run(move |db| {
             db.read(|conn| db::reports::utilisation(conn, query.agreement_id, query.include_ended, on))
         })
         .await?;
-    Ok(web::Json(report))
+    if csv {
+        return Ok(spreadsheet::whole("utilisation", &UtilisationLine::lines_of(report)));
+    }
+    Ok(HttpResponse::Ok().json(report))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -64,6 +119,8 @@ pub struct ObligationQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -78,24 +135,27 @@ pub struct ObligationPage {
     operation_id = "obligations_report",
     security(("bearer" = [])),
     params(ObligationQuery),
-    responses((status = 200, body = ObligationPage), ReadErrors)
+    responses((status = 200, description = "A page of obligations, or all of them as CSV", content(
+            (ObligationPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/reports/obligations")]
 pub async fn obligations_report(
     state: web::Data<AppState>,
     user: Authorised<AnyRole>,
     query: web::Query<ObligationQuery>,
-) -> ApiResult<web::Json<ObligationPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let organisation = user.report_scope(query.organisation)?;
     let page = page_request(query.limit, query.cursor)?;
     let on = query.on.unwrap_or_else(today);
-    let found = state
-        .run(move |db| {
-            db.read(|conn| db::reports::open_obligations(conn, organisation.as_deref(), on, &page))
-        })
-        .await?;
-    Ok(web::Json(ObligationPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "obligations", page, move |conn, page| {
+        db::reports::open_obligations(conn, organisation.as_deref(), on, page)
+    })
+    .await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -104,6 +164,8 @@ pub struct ComplianceQuery {
     /// ODS code; officers and exemplars get their own organisation's whatever they ask.
     pub organisation: Option<String>,
     pub region: Option<String>,
+    /// `csv` for the lines as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -118,22 +180,30 @@ pub struct ComplianceReport {
     operation_id = "compliance_report",
     security(("bearer" = [])),
     params(ComplianceQuery),
-    responses((status = 200, body = ComplianceReport), ReadErrors)
+    responses(
+        (status = 200, description = "The report, or its lines as CSV", content(
+            (ComplianceReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/reports/compliance")]
 pub async fn compliance_report(
     state: web::Data<AppState>,
     user: Authorised<AnyRole>,
     query: web::Query<ComplianceQuery>,
-) -> ApiResult<web::Json<ComplianceReport>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let organisation = user.report_scope(query.organisation)?;
     let lines = state
         .run(move |db| {
             db.read(|conn| db::purchases::compliance(conn, organisation.as_deref(), query.region.as_deref()))
         })
         .await?;
-    Ok(web::Json(ComplianceReport { lines }))
+    Ok(spreadsheet::report(csv, "compliance", lines, |lines| ComplianceReport { lines }))
 }
 
 /// The longest look-ahead of the unsupported-software report, in months.
@@ -161,6 +231,8 @@ pub struct UnsupportedQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<Format>,
 }
 
 /// The whole report's counts under `on`, `within_months`, `organisation` and `region`, whatever
@@ -214,7 +286,10 @@ pub struct UnsupportedReportPage {
     security(("bearer" = [])),
     params(UnsupportedQuery),
     responses(
-        (status = 200, description = "One page of holdings, with the totals of the whole report", body = UnsupportedReportPage),
+        (status = 200, description = "One page of holdings, with the totals of the whole report; or as CSV", content(
+            (UnsupportedReportPage = "application/json"),
+            (String = "text/csv"),
+        )),
         ReadErrors
     )
 )]
@@ -223,8 +298,10 @@ pub async fn unsupported_report(
     state: web::Data<AppState>,
     _user: Authorised<AdminOrAuditor>,
     query: web::Query<UnsupportedQuery>,
-) -> ApiResult<web::Json<UnsupportedReportPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let within_months = query.within_months.unwrap_or(0);
     if within_months > MAX_WITHIN_MONTHS {
         return Err(ApiError::BadRequest(format!("within_months must be at most {MAX_WITHIN_MONTHS}")));
@@ -238,6 +315,12 @@ pub async fn unsupported_report(
         organisation: query.organisation,
         region: query.region,
     };
+    if csv {
+        return spreadsheet::list(&state, true, "unsupported", page, move |conn, page| {
+            db::risk::unsupported_holdings(conn, &filter, page)
+        })
+        .await;
+    }
     let first_page = page.cursor.is_none();
     let (found, totals) = state
         .run(move |db| {
@@ -249,7 +332,7 @@ pub async fn unsupported_report(
             })
         })
         .await?;
-    Ok(web::Json(UnsupportedReportPage {
+    Ok(HttpResponse::Ok().json(UnsupportedReportPage {
         on,
         within_months,
         status,
@@ -264,6 +347,8 @@ pub async fn unsupported_report(
 pub struct AdvisoryReportQuery {
     /// ODS code; officers and exemplars get their own organisation's whatever they ask.
     pub organisation: Option<String>,
+    /// `csv` for the lines as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -278,21 +363,29 @@ pub struct AdvisoryReport {
     operation_id = "advisories_report",
     security(("bearer" = [])),
     params(AdvisoryReportQuery),
-    responses((status = 200, body = AdvisoryReport), ReadErrors)
+    responses(
+        (status = 200, description = "The report, or its lines as CSV", content(
+            (AdvisoryReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/reports/advisories")]
 pub async fn advisories_report(
     state: web::Data<AppState>,
     user: Authorised<AnyRole>,
     query: web::Query<AdvisoryReportQuery>,
-) -> ApiResult<web::Json<AdvisoryReport>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let organisation = user.report_scope(query.organisation)?;
     let at = chrono::Utc::now().naive_utc();
     let lines = state
         .run(move |db| db.read(|conn| db::advisories::report(conn, organisation.as_deref(), at)))
         .await?;
-    Ok(web::Json(AdvisoryReport { lines }))
+    Ok(spreadsheet::report(csv, "advisories", lines, |lines| AdvisoryReport { lines }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -315,6 +408,8 @@ pub struct ReconciliationQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -335,21 +430,27 @@ pub struct ReconciliationPage {
     operation_id = "reconciliation_report",
     security(("bearer" = [])),
     params(ReconciliationQuery),
-    responses((status = 200, body = ReconciliationPage), ReadErrors)
+    responses((status = 200, description = "A page of rows, or all of them as CSV", content(
+            (ReconciliationPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/reports/reconciliation")]
 pub async fn reconciliation_report(
     state: web::Data<AppState>,
     user: Authorised<AnyRole>,
     query: web::Query<ReconciliationQuery>,
-) -> ApiResult<web::Json<ReconciliationPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let filter = reconciliation_filter(&user, query.organisation, query.region, query.parent, query.flag)?;
     let page = page_request(query.limit, query.cursor)?;
     let on = query.on.unwrap_or_else(today);
-    let found =
-        state.run(move |db| db.read(|conn| db::reconciliation::report(conn, &filter, on, &page))).await?;
-    Ok(web::Json(ReconciliationPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "reconciliation", page, move |conn, page| {
+        db::reconciliation::report(conn, &filter, on, page)
+    })
+    .await
 }
 
 fn reconciliation_filter(
@@ -365,77 +466,4 @@ fn reconciliation_filter(
         parent: parent.map(|code| code.to_uppercase()),
         flag,
     })
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ReconciliationExportQuery {
-    /// As for the report.
-    pub organisation: Option<String>,
-    pub region: Option<String>,
-    pub parent: Option<String>,
-    pub flag: Option<db::vocabulary::ReconciliationFlag>,
-    #[serde(default, deserialize_with = "crate::dates::optional")]
-    pub on: Option<NaiveDate>,
-}
-
-/// The export's columns, in order: every field of a reconciliation row (flags joined by `;`).
-const RECONCILIATION_COLUMNS: [&str; 14] = [
-    "organisation_code",
-    "organisation_name",
-    "product_id",
-    "product",
-    "running",
-    "running_devices",
-    "running_users",
-    "unsupported_devices",
-    "claimed",
-    "purchased",
-    "licensed_nationally",
-    "shortfall",
-    "surplus",
-    "flags",
-];
-
-/// The whole reconciliation report as CSV, for a spreadsheet: the same rows and filters as
-/// `GET /v1/reports/reconciliation`, every page at once; text that a spreadsheet would run as a
-/// formula (a cell starting `=`, `+`, `-`, `@`, tab or carriage return) gets a leading apostrophe.
-#[utoipa::path(
-    tag = "reports",
-    operation_id = "export_reconciliation_report",
-    security(("bearer" = [])),
-    params(ReconciliationExportQuery),
-    responses(
-        (status = 200, description = "The rows, by organisation and product", content((String = "text/csv"))),
-        ReadErrors
-    )
-)]
-#[get("/reports/reconciliation/export")]
-pub async fn export_reconciliation_report(
-    state: web::Data<AppState>,
-    user: Authorised<AnyRole>,
-    query: web::Query<ReconciliationExportQuery>,
-) -> ApiResult<actix_web::HttpResponse> {
-    let query = query.into_inner();
-    let filter = reconciliation_filter(&user, query.organisation, query.region, query.parent, query.flag)?;
-    let on = query.on.unwrap_or_else(today);
-    let rows = state.run(move |db| db.read(|conn| db::reconciliation::all_rows(conn, &filter, on))).await?;
-    let mut writer =
-        csv::WriterBuilder::new().has_headers(false).from_writer(Vec::with_capacity(rows.len() * 128));
-    let _ = writer.write_record(RECONCILIATION_COLUMNS);
-    for row in &rows {
-        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(row) else { continue };
-        let _ = writer.write_record(RECONCILIATION_COLUMNS.iter().map(|column| match fields.get(*column) {
-            Some(serde_json::Value::Array(flags)) => {
-                flags.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(";")
-            }
-            Some(value) => crate::spreadsheet::cell(value),
-            None => String::new(),
-        }));
-    }
-    let body = writer.into_inner().map_err(|e| ApiError::Internal(format!("reconciliation CSV: {e}")))?;
-    Ok(actix_web::HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header(("Content-Disposition", "attachment; filename=\"reconciliation.csv\""))
-        .body(body))
 }

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use db::risk::{NewRiskAcceptance, RiskAcceptance};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use crate::body::Json;
 use crate::error::ApiResult;
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::routes::today;
+use crate::spreadsheet::{self, FormatQuery};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -63,24 +64,31 @@ pub async fn create_risk_acceptance(
     tag = "risk",
     operation_id = "list_risk_acceptances",
     security(("bearer" = [])),
-    params(("code" = String, Path, description = "ODS code")),
-    responses((status = 200, body = Vec<RiskAcceptance>), ReadErrors)
+    params(("code" = String, Path, description = "ODS code"), FormatQuery),
+    responses(
+        (status = 200, description = "The acceptances, or as CSV", content(
+            (Vec<RiskAcceptance> = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/organisations/{code}/risk-acceptances")]
 pub async fn list_risk_acceptances(
     state: web::Data<AppState>,
     _role: Authorised<AnyRole>,
     organisation: OrganisationPath<ReadsOrganisation>,
-) -> ApiResult<web::Json<Vec<RiskAcceptance>>> {
-    let code = organisation.code;
-    Ok(web::Json(
-        state
-            .run(move |db| {
-                db.read(|conn| {
-                    db::organisations::get(conn, &code)?;
-                    db::risk::acceptances_of(conn, &code)
-                })
+    query: web::Query<FormatQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (code, csv) = (organisation.code, spreadsheet::wants_csv(&request, query.format));
+    let acceptances = state
+        .run(move |db| {
+            db.read(|conn| {
+                db::organisations::get(conn, &code)?;
+                db::risk::acceptances_of(conn, &code)
             })
-            .await?,
-    ))
+        })
+        .await?;
+    Ok(spreadsheet::report(csv, "risk-acceptances", acceptances, |acceptances| acceptances))
 }

@@ -2,7 +2,7 @@
 //! A claim on such a line (`POST /v1/entitlements/{id}/allocations`) answers 202 with the
 //! request; these routes list, approve, refuse and withdraw them.
 
-use actix_web::{get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use db::ledger::Approval;
 use db::seat_requests::{SeatRequest, SeatRequestFilter};
 use db::vocabulary::SeatRequestStatus;
@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
 use crate::routes::today;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -31,6 +32,8 @@ pub struct SeatRequestQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -55,23 +58,30 @@ fn visible_organisation(user: &CurrentUser, asked: Option<String>) -> Option<Str
     operation_id = "list_seat_requests",
     security(("bearer" = [])),
     params(SeatRequestQuery),
-    responses((status = 200, body = SeatRequestPage), ReadErrors)
+    responses((status = 200, description = "A page of seat requests, or all of them as CSV", content(
+            (SeatRequestPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/seat-requests")]
 pub async fn list_seat_requests(
     state: web::Data<AppState>,
     user: Authorised<AnyRole>,
     query: web::Query<SeatRequestQuery>,
-) -> ApiResult<web::Json<SeatRequestPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let filter = SeatRequestFilter {
         status: query.status,
         organisation_code: visible_organisation(&user, query.organisation),
         entitlement_id: query.entitlement_id,
     };
-    let found = state.run(move |db| db.read(|conn| db::seat_requests::list(conn, &filter, &page))).await?;
-    Ok(web::Json(SeatRequestPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "seat-requests", page, move |conn, page| {
+        db::seat_requests::list(conn, &filter, page)
+    })
+    .await
 }
 
 /// Reads a request the user may see; another organisation's answers 404.

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use db::standards::{
     Assessment, DraftChanges, NewAssessment, NewStandard, Outcome, RequirementInput, Standard,
     StandardFilter, StandardVersion, VersionStatus,
@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::today;
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -29,6 +30,8 @@ pub struct StandardQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,20 +46,27 @@ pub struct StandardPage {
     operation_id = "list_standards",
     security(("bearer" = [])),
     params(StandardQuery),
-    responses((status = 200, body = StandardPage), ReadErrors)
+    responses((status = 200, description = "A page of standards, or all of them as CSV", content(
+            (StandardPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/standards")]
 pub async fn list_standards(
     state: web::Data<AppState>,
     _user: Authorised<AnyRole>,
     query: web::Query<StandardQuery>,
-) -> ApiResult<web::Json<StandardPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let filter =
         StandardFilter { category: query.category, publisher_code: query.publisher, status: query.status };
-    let found = state.run(move |db| db.read(|conn| db::standards::list(conn, &filter, &page))).await?;
-    Ok(web::Json(StandardPage { items: found.items, next_cursor: found.next_cursor }))
+    spreadsheet::list(&state, csv, "standards", page, move |conn, page| {
+        db::standards::list(conn, &filter, page)
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -306,6 +316,8 @@ pub struct AssessmentQuery {
     /// Only conforming products are listed unless this is true.
     #[serde(default)]
     pub include_nonconforming: bool,
+    /// `csv` for the assessments as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 /// The products assessed against a version: the conforming ones, unless asked for all.
@@ -314,7 +326,13 @@ pub struct AssessmentQuery {
     operation_id = "list_assessments",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "Standard id"), ("n" = i32, Path, description = "Version number"), AssessmentQuery),
-    responses((status = 200, body = Vec<Assessment>), ReadErrors)
+    responses(
+        (status = 200, description = "The assessments, or as CSV", content(
+            (Vec<Assessment> = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/standards/{id}/versions/{n}/assessments")]
 pub async fn list_assessments(
@@ -322,9 +340,11 @@ pub async fn list_assessments(
     _user: Authorised<AnyRole>,
     path: web::Path<(i64, i32)>,
     query: web::Query<AssessmentQuery>,
-) -> ApiResult<web::Json<Vec<Assessment>>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let ((id, number), all) = (path.into_inner(), query.include_nonconforming);
-    Ok(web::Json(
-        state.run(move |db| db.read(|conn| db::standards::assessments_of(conn, id, number, all))).await?,
-    ))
+    let csv = spreadsheet::wants_csv(&request, query.format);
+    let assessments =
+        state.run(move |db| db.read(|conn| db::standards::assessments_of(conn, id, number, all))).await?;
+    Ok(spreadsheet::report(csv, "assessments", assessments, |assessments| assessments))
 }

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use db::Page;
 use db::users::{NewUser, Role, User, UserChanges, UserFilter};
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use crate::body::Json;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
+use crate::spreadsheet;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -26,6 +27,8 @@ pub struct UserQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+    pub format: Option<crate::spreadsheet::Format>,
 }
 
 #[derive(serde::Serialize, ToSchema)]
@@ -46,23 +49,28 @@ impl From<Page<User>> for UserPage {
     operation_id = "list_users",
     security(("bearer" = [])),
     params(UserQuery),
-    responses((status = 200, body = UserPage), ReadErrors)
+    responses((status = 200, description = "A page of users, or all of them as CSV", content(
+            (UserPage = "application/json"),
+            (String = "text/csv"),
+        )), ReadErrors)
 )]
 #[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
     _user: Authorised<AdminOrAuditor>,
     query: web::Query<UserQuery>,
-) -> ApiResult<web::Json<UserPage>> {
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
+    let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     let filter = UserFilter {
         role: query.role,
         organisation_code: query.organisation.map(|c| c.to_uppercase()),
         include_disabled: query.include_disabled,
     };
-    let users = state.run(move |db| db.read(|conn| db::users::list(conn, &filter, &page))).await?;
-    Ok(web::Json(users.into()))
+    spreadsheet::list(&state, csv, "users", page, move |conn, page| db::users::list(conn, &filter, page))
+        .await
 }
 
 #[derive(Deserialize, ToSchema)]

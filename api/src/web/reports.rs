@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::auth::extractors::AdminOrAuditor;
 use crate::preconditions::page_request;
 use crate::routes::reports::MAX_WITHIN_MONTHS;
+use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::words;
 use crate::web::{Chrome, Session, WebResult, count, long_date, optional_text, query_value, render, today};
@@ -30,11 +31,7 @@ pub struct HoldingRow {
 
 fn row(holding: RiskyHolding) -> HoldingRow {
     HoldingRow {
-        held: match (holding.seats, holding.purchased) {
-            (seats, 0) => format!("{} seats", count(seats)),
-            (0, bought) => format!("{} bought locally", count(bought)),
-            (seats, bought) => format!("{} seats, {} bought locally", count(seats), count(bought)),
-        },
+        held: held_in_words(holding.seats, holding.purchased, holding.running),
         acceptance: holding.acceptance.map(|a| match a.expired {
             true => format!("Risk acceptance expired {}", long_date(a.expires_on)),
             false => format!("Risk accepted until {}", long_date(a.expires_on)),
@@ -49,6 +46,21 @@ fn row(holding: RiskyHolding) -> HoldingRow {
             (status, None) => words(status.as_str()),
         },
     }
+}
+
+/// "3 seats, 2 bought locally, running on 40 by its estate": what makes it a holding.
+fn held_in_words(seats: i64, bought: i64, running: i64) -> String {
+    let mut parts = Vec::new();
+    if seats > 0 || (bought == 0 && running == 0) {
+        parts.push(format!("{} seats", count(seats)));
+    }
+    if bought > 0 {
+        parts.push(format!("{} bought locally", count(bought)));
+    }
+    if running > 0 {
+        parts.push(format!("running on {} by its estate", count(running)));
+    }
+    parts.join(", ")
 }
 
 /// "1 holding", "1,200 holdings".
@@ -97,6 +109,8 @@ struct UnsupportedPage {
     /// The link to the first page, when this is a later one.
     first_page: Option<String>,
     next_page: Option<String>,
+    /// The whole report (every page) as a CSV file.
+    download: String,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +122,8 @@ pub struct UnsupportedQuery {
     region: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+    /// `csv`: the whole report as a file (the page's "Download CSV").
+    format: Option<String>,
 }
 
 /// The report's address for these answers, at `cursor` (the first page without one).
@@ -178,6 +194,14 @@ pub async fn unsupported_page(
         organisation: typed(&query.organisation).map(|code| code.to_uppercase()),
         region: typed(&query.region),
     };
+    if query.format.as_deref() == Some("csv") && error.is_none() {
+        let filter = filter.clone();
+        let rows = PageRequest::default();
+        return Ok(spreadsheet::list(&state, true, "unsupported", rows, move |conn, page| {
+            db::risk::unsupported_holdings(conn, &filter, page)
+        })
+        .await?);
+    }
     let (found, totals) = {
         let (filter, page) = (filter.clone(), page.clone());
         state
@@ -206,6 +230,7 @@ pub async fn unsupported_page(
         summary: summary(&totals),
         first_page: page.cursor.is_some().then(|| link(&filter, query.limit, None)),
         next_page: found.next_cursor.map(|cursor| link(&filter, query.limit, Some(&cursor))),
+        download: format!("{}&format=csv", link(&filter, None, None)),
     };
     let status = if view.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     render(status, &view)
@@ -264,6 +289,8 @@ struct ReconciliationPage {
     lines: Vec<ReconciliationLine>,
     first_page: Option<String>,
     next_page: Option<String>,
+    /// The whole report (every page) as a CSV file.
+    download: String,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +299,8 @@ pub struct ReconciliationQuery {
     organisation: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+    /// `csv`: the whole report as a file (the page's "Download CSV").
+    format: Option<String>,
 }
 
 /// What organisations run beside what they hold (`db::reconciliation`), for the national team
@@ -301,6 +330,14 @@ pub async fn reconciliation_page(
         ..Default::default()
     };
     let on = today();
+    if query.format.as_deref() == Some("csv") && error.is_none() {
+        let filter = filter.clone();
+        let rows = PageRequest::default();
+        return Ok(spreadsheet::list(&state, true, "reconciliation", rows, move |conn, page| {
+            db::reconciliation::report(conn, &filter, on, page)
+        })
+        .await?);
+    }
     let found = {
         let (filter, page) = (filter.clone(), page.clone());
         state.run(move |db| db.read(|conn| db::reconciliation::report(conn, &filter, on, &page))).await?
@@ -330,6 +367,10 @@ pub async fn reconciliation_page(
         lines: found.items.into_iter().map(reconciliation_line).collect(),
         first_page: page.cursor.is_some().then(|| link(None)),
         next_page: found.next_cursor.as_deref().map(|cursor| link(Some(cursor))),
+        download: {
+            let first = link(None);
+            format!("{first}{}format=csv", if first.contains('?') { '&' } else { '?' })
+        },
     };
     let status = if view.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     render(status, &view)
