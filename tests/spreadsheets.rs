@@ -199,3 +199,46 @@ async fn an_officers_file_holds_only_their_organisation(app: TestApp) {
     assert_eq!(users.status(), 403);
 }
 on_both_engines!(an_officers_file_holds_only_their_organisation);
+
+/// The pages that list things offer the whole list as CSV, under the page's own access rule.
+async fn list_pages_offer_download_csv(app: TestApp) {
+    use crate::web::Browser;
+    let admin = app.create_user(Role::Admin, None);
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&admin).await;
+    for page in [
+        "/agreements",
+        "/users",
+        "/advisories",
+        "/standards",
+        "/reports/unsupported",
+        "/reports/reconciliation",
+    ] {
+        let shown = browser.get(page).await;
+        assert_eq!(shown.status, 200, "{page}");
+        let marker = "href=\"";
+        let download = shown
+            .body
+            .match_indices(marker)
+            .map(|(at, _)| shown.body[at + marker.len()..].split('"').next().unwrap_or_default())
+            .find(|href| href.contains("format=csv"))
+            .unwrap_or_else(|| panic!("{page} offers Download CSV"))
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
+        let file = browser.get(&download).await;
+        assert_eq!(file.status, 200, "{download}");
+        let content_type = file.headers["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with("text/csv"), "{download}: {content_type}");
+        let (header, _) = parse(&file.body);
+        assert!(!header.is_empty(), "{download} has a header");
+    }
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    for national in
+        ["/users?format=csv", "/reports/reconciliation?format=csv", "/reports/unsupported?format=csv"]
+    {
+        assert_eq!(browser.get(national).await.status, 403, "{national}");
+    }
+}
+on_both_engines!(list_pages_offer_download_csv);

@@ -69,6 +69,18 @@ pub struct FormatQuery {
     pub format: Option<Format>,
 }
 
+/// The query of a web page that lists something: `?format=csv` is the page's "Download CSV".
+#[derive(Deserialize)]
+pub struct PageDownload {
+    format: Option<String>,
+}
+
+impl PageDownload {
+    pub fn wanted(&self) -> bool {
+        self.format.as_deref() == Some("csv")
+    }
+}
+
 /// Whether the client asked for CSV: `format=csv`, or, without `format`, an `Accept` header that
 /// ranks `text/csv` above JSON.
 pub fn wants_csv(request: &HttpRequest, format: Option<Format>) -> bool {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::extractors::{AdminOrAuditor, AdminOrOfficer};
 use crate::error::ApiError;
+use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, words};
 use crate::web::{
@@ -65,7 +66,18 @@ struct AdvisoriesPage {
     advisories: Vec<AdvisoryRow>,
 }
 
-pub async fn advisories_page(state: web::Data<AppState>, session: Session) -> WebResult<HttpResponse> {
+pub async fn advisories_page(
+    state: web::Data<AppState>,
+    session: Session,
+    download: web::Query<PageDownload>,
+) -> WebResult<HttpResponse> {
+    if download.wanted() {
+        let every = PageRequest::default();
+        return Ok(spreadsheet::list(&state, true, "advisories", every, move |conn, page| {
+            db::advisories::list(conn, None, page)
+        })
+        .await?);
+    }
     let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
     let found = state.run(move |db| db.read(|conn| db::advisories::list(conn, None, &page))).await?;
     let mut advisories: Vec<AdvisoryRow> = found

@@ -9,6 +9,7 @@ use db::PageRequest;
 use db::agreements::AgreementFilter;
 
 use crate::auth::extractors::AdminOrAuditor;
+use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::chart::utilisation_svg;
 use crate::web::start::{kind_words, words};
@@ -38,8 +39,19 @@ fn dates(starts_on: chrono::NaiveDate, ends_on: Option<chrono::NaiveDate>) -> St
 }
 
 /// Every agreement, ended ones included (they are kept for history).
-pub async fn agreements_page(state: web::Data<AppState>, session: Session) -> WebResult<HttpResponse> {
+pub async fn agreements_page(
+    state: web::Data<AppState>,
+    session: Session,
+    download: web::Query<PageDownload>,
+) -> WebResult<HttpResponse> {
     let filter = AgreementFilter { include_ended: true, ..Default::default() };
+    if download.wanted() {
+        let every = PageRequest::default();
+        return Ok(spreadsheet::list(&state, true, "agreements", every, move |conn, page| {
+            db::agreements::list(conn, &filter, page)
+        })
+        .await?);
+    }
     let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
     let found = state.run(move |db| db.read(|conn| db::agreements::list(conn, &filter, &page))).await?;
     let page = AgreementsPage {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::auth::ensure_publisher;
 use crate::auth::extractors::AdminOrExemplar;
 use crate::error::ApiError;
+use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::start::{RequirementView, words};
 use crate::web::{Chrome, Session, Submitted, WebError, WebResult, long_date, render, see_other};
@@ -35,7 +36,11 @@ struct StandardsPage {
 }
 
 /// The standards: an exemplar author sees their organisation's; everyone else sees them all.
-pub async fn standards_page(state: web::Data<AppState>, session: Session) -> WebResult<HttpResponse> {
+pub async fn standards_page(
+    state: web::Data<AppState>,
+    session: Session,
+    download: web::Query<PageDownload>,
+) -> WebResult<HttpResponse> {
     let own = match session.user.role() {
         db::users::Role::Exemplar => session.user.organisation().map(str::to_owned),
         _ => None,
@@ -45,6 +50,13 @@ pub async fn standards_page(state: web::Data<AppState>, session: Session) -> Web
         None => "Standards to buy against".to_owned(),
     };
     let filter = StandardFilter { publisher_code: own, ..Default::default() };
+    if download.wanted() {
+        let every = PageRequest::default();
+        return Ok(spreadsheet::list(&state, true, "standards", every, move |conn, page| {
+            db::standards::list(conn, &filter, page)
+        })
+        .await?);
+    }
     let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
     let found = state.run(move |db| db.read(|conn| db::standards::list(conn, &filter, &page))).await?;
     let page = StandardsPage {

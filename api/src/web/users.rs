@@ -7,6 +7,7 @@ use db::PageRequest;
 use db::users::UserFilter;
 
 use crate::auth::extractors::AdminOrAuditor;
+use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::{Chrome, Session, WebResult, render, role_label};
 
@@ -25,9 +26,20 @@ struct UsersPage {
     users: Vec<UserRow>,
 }
 
-pub async fn users_page(state: web::Data<AppState>, session: Session) -> WebResult<HttpResponse> {
+pub async fn users_page(
+    state: web::Data<AppState>,
+    session: Session,
+    download: web::Query<PageDownload>,
+) -> WebResult<HttpResponse> {
     session.require::<AdminOrAuditor>()?;
     let filter = UserFilter { role: None, organisation_code: None, include_disabled: true };
+    if download.wanted() {
+        let every = PageRequest::default();
+        return Ok(spreadsheet::list(&state, true, "users", every, move |conn, page| {
+            db::users::list(conn, &filter, page)
+        })
+        .await?);
+    }
     let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
     let users = state.run(move |db| db.read(|conn| db::users::list(conn, &filter, &page))).await?;
     let page = UsersPage {
