@@ -25,7 +25,7 @@ use crate::error::{ApiError, Problem};
         license(name = "MIT", identifier = "MIT"),
     ),
     servers((url = "/", description = "This server")),
-    components(schemas(Problem)),
+    components(schemas(Problem, crate::spreadsheet::Format)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
