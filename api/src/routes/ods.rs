@@ -190,8 +190,10 @@ impl OdsImportReport {
 pub struct OdsFileBytes(Vec<u8>);
 
 /// An uploaded file sent as a form (`multipart/form-data`, as a browser or `curl -F file=@x.csv`
-/// sends it): the file is the part named `file`; other parts are read past.
-#[derive(ToSchema)]
+/// sends it): the file is the part named `file`. The server reads past other parts, but the
+/// document describes none (a part's name is the form's own business, not the API's).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // Only its schema is used: the handler reads the form's parts itself.
 pub struct FileUpload {
     #[schema(value_type = String, format = Binary)]
