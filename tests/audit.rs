@@ -35,7 +35,7 @@ fn newest_event(app: &TestApp) -> db::audit::AuditEvent {
     app.with_connection(|conn| {
         use db::schema::audit_events::dsl::*;
         use diesel::prelude::*;
-        audit_events.order(id.desc()).first(conn).unwrap()
+        audit_events.order(id.desc()).select(db::audit::AuditEvent::as_select()).first(conn).unwrap()
     })
 }
 

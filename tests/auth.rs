@@ -555,6 +555,7 @@ async fn user_writes_are_audited_with_their_actor(app: TestApp) {
         audit_events
             .filter(entity.eq("user"))
             .filter(entity_id.eq(user["id"].to_string()))
+            .select(db::audit::AuditEvent::as_select())
             .load(conn)
             .unwrap()
     });

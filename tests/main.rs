@@ -5,6 +5,7 @@ mod advisories;
 mod audit;
 mod auth;
 mod catalogue;
+mod changes;
 mod commercial;
 mod coverage_rules;
 mod estates;

@@ -42,6 +42,7 @@ use crate::error::{ApiError, Problem};
         (name = "advisories", description = "Security advisories, exposure and organisations' responses"),
         (name = "risk", description = "Risk acceptances for unsupported products"),
         (name = "audit", description = "The append-only audit log (read-only)"),
+        (name = "changes", description = "The change feed: the shared record's changes in order, to keep a copy in step"),
         (name = "reports", description = "Utilisation, obligations and other national reports"),
     )
 )]

@@ -71,6 +71,7 @@ pub const PERMISSIONS: &[Permission] = &[
         OFFICERS,
         Some("Officers: of the ICB itself only (not through its grant); admins for any ICB."),
     ),
+    rule("list_changes", ANYONE_SIGNED_IN, None),
     rule("import_estate", OFFICERS, Some(OFFICERS_OWN)),
     rule("apply_seat_changes", OFFICERS, Some(OFFICERS_OWN)),
     rule("get_estate", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::connection::{Committed, Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::page::{Page, PageRequest};
 use crate::schema::audit_events;
 
 /// Who is writing, and under which request.
@@ -227,4 +228,111 @@ pub fn list(
     let limit = page.limit();
     let rows = events_after(conn, filter, page.after_id()?, limit + 1)?;
     Ok(crate::Page::from_rows(rows, limit, |e| e.id.to_string()))
+}
+
+/// The entities of the change feed: the catalogue's shared record (what a client keeps a copy
+/// of), not an organisation's own business (allocations, purchases, estates, users).
+pub const FEED_ENTITIES: [&str; 7] =
+    ["supplier", "product", "release", "agreement", "entitlement", "standard", "advisory"];
+
+/// One change of the feed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FeedChange {
+    /// The feed's position after this change: keep the last one read and pass it as `after` to
+    /// read on from there (also when there is no next page yet).
+    pub cursor: String,
+    /// The audit event's id.
+    pub id: i64,
+    #[serde(serialize_with = "crate::time::utc")]
+    pub occurred_at: NaiveDateTime,
+    /// e.g. `product.update`.
+    pub action: String,
+    /// One of supplier, product, release, agreement, entitlement, standard, advisory.
+    pub entity: String,
+    pub entity_id: String,
+    /// The record after the change, as the audit log holds it (null when it was removed).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub after: Option<serde_json::Value>,
+}
+
+/// The feed's position: the transaction and the audit id of the last change read, `TX.ID`.
+fn feed_position(cursor: &str) -> DbResult<(i64, i64)> {
+    let (transaction, id) = cursor.split_once('.').ok_or(DbError::InvalidCursor)?;
+    match (transaction.parse::<i64>(), id.parse::<i64>()) {
+        (Ok(transaction), Ok(id)) if transaction >= 0 && id >= 0 => Ok((transaction, id)),
+        _ => Err(DbError::InvalidCursor),
+    }
+}
+
+/// Transactions below this one have all ended: their events are final. On PostgreSQL, the oldest
+/// transaction still running on the server (read before the events, so that every transaction
+/// below it had ended before the events are read); a long transaction anywhere on the server
+/// delays the feed while it runs, and never makes it lose a change. SQLite has one writer:
+/// whatever is visible has committed, in id order.
+fn ended_below(conn: &mut DbConnection) -> DbResult<i64> {
+    match conn {
+        DbConnection::Sqlite(_) => Ok(i64::MAX),
+        DbConnection::Postgres(_) => Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        ))
+        .get_result(conn)?),
+    }
+}
+
+/// Changes to the shared record after `page`'s cursor, in the order their transactions began
+/// and, within one, the order written: every change exactly once across pages however writes
+/// interleave, because only transactions that have ended are read (a change still being
+/// committed appears on a later page, never before one already read).
+pub fn feed(conn: &mut DbConnection, page: &PageRequest) -> DbResult<Page<FeedChange>> {
+    let limit = page.limit();
+    let horizon = ended_below(conn)?;
+    let mut query = audit_events::table
+        .filter(audit_events::entity.eq_any(FEED_ENTITIES))
+        .filter(audit_events::transaction_id.lt(horizon))
+        .into_boxed();
+    if let Some((transaction, id)) = page.cursor.as_deref().map(feed_position).transpose()? {
+        query = query.filter(
+            audit_events::transaction_id
+                .gt(transaction)
+                .or(audit_events::transaction_id.eq(transaction).and(audit_events::id.gt(id))),
+        );
+    }
+    type Row = (i64, i64, NaiveDateTime, String, String, String, Option<String>);
+    let rows: Vec<Row> = query
+        .order((audit_events::transaction_id, audit_events::id))
+        .limit(limit + 1)
+        .select((
+            audit_events::transaction_id,
+            audit_events::id,
+            audit_events::occurred_at,
+            audit_events::action,
+            audit_events::entity,
+            audit_events::entity_id,
+            audit_events::after_state,
+        ))
+        .load(conn)?;
+    let page = Page::from_rows(rows, limit, |row| format!("{}.{}", row.0, row.1));
+    let items = page
+        .items
+        .into_iter()
+        .map(|(transaction, id, occurred_at, action, entity, entity_id, after)| {
+            let after = after
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|e| DbError::corrupt_json(format!("audit event {id}"), "after_state", &e))
+                })
+                .transpose()?;
+            Ok(FeedChange {
+                cursor: format!("{transaction}.{id}"),
+                id,
+                occurred_at,
+                action,
+                entity,
+                entity_id,
+                after,
+            })
+        })
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok(Page { items, next_cursor: page.next_cursor })
 }

@@ -393,6 +393,7 @@ diesel::table! {
         after_state -> Nullable<Text>,
         request_id -> Nullable<Text>,
         acting_icb -> Nullable<Text>,
+        transaction_id -> BigInt,
     }
 }
 

@@ -100,6 +100,7 @@ IMPORT_ESTATE = "POST /v1/organisations/{code}/estate"
 SET_ICB_ACTING_GRANT = "PUT /v1/organisations/{code}/acting-grant"
 MAP_SOFTWARE_NAME = "POST /v1/estate/mappings"
 SEAT_CHANGES = "POST /v1/organisations/{code}/seat-changes"
+CHANGES = "GET /v1/changes"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
 WITH_TEXT_IN_PATH_OR_QUERY = _having(
@@ -129,6 +130,7 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
     (r"^the publisher [\s\S]* does not exist$", {CREATE_STANDARD}, "reference to a missing organisation"),
     # The cursor is opaque: only a value the API returned as next_cursor is one.
     (r"^cursor is not valid: ", WITH_CURSOR, "opaque cursor"),
+    (r"^cursor is not valid: ", {CHANGES}, "opaque cursor (the feed's is named after)"),
     # Comparisons across parameters or fields, and the path against the body.
     (r"^give exactly one of product and category$", {COVERAGE}, "exactly one of two query parameters"),
     (r"^release applies to a product, not a category$", {COVERAGE}, "one query parameter only with another"),

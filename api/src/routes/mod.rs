@@ -9,6 +9,7 @@ pub mod agreements;
 pub mod allocations;
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod coverage;
 pub mod estates;
 pub mod health;
@@ -123,6 +124,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(reports::unsupported_report)
             .service(risk::create_risk_acceptance)
             .service(risk::list_risk_acceptances)
+            .service(changes::list_changes)
             .service(audit::list_audit_events)
             .service(audit::export_audit_events),
     );
