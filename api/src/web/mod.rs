@@ -29,7 +29,7 @@ pub mod standards;
 pub mod start;
 pub mod users;
 
-pub use session::{Session, Submitted};
+pub use session::{Session, Submitted, Uploaded};
 
 /// The policy for pages: their own scripts, styles and images only; no inline script or style,
 /// no framing, and forms post only here.
@@ -275,6 +275,9 @@ pub enum WebError {
     Forbidden(String),
     #[error("page not found")]
     NotFound,
+    /// A file larger than a page may send.
+    #[error("the file is too large")]
+    TooLarge,
     #[error("too many attempts")]
     TooManyRequests { retry_after_seconds: u64 },
     #[error("internal error: {0}")]
@@ -289,6 +292,7 @@ impl From<ApiError> for WebError {
             ApiError::Unauthorized => WebError::SignIn { next: "/".into() },
             ApiError::Forbidden(detail) => WebError::Forbidden(detail),
             ApiError::NotFound(_) => WebError::NotFound,
+            ApiError::PayloadTooLarge => WebError::TooLarge,
             ApiError::TooManyRequests { retry_after_seconds } => {
                 WebError::TooManyRequests { retry_after_seconds }
             }
@@ -321,6 +325,7 @@ impl ResponseError for WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -341,6 +346,14 @@ impl ResponseError for WebError {
                 "If you typed the web address, check it is correct. If you pasted the web address, check you \
                  copied the entire address."
                     .to_owned(),
+            ),
+            WebError::TooLarge => (
+                "The file is too large",
+                format!(
+                    "A file sent from these pages may be at most {} MB: split it into smaller files (an \
+                     estate export can also be imported with catalogue estate import).",
+                    crate::routes::ods::MAX_ODS_FILE_BYTES / (1024 * 1024)
+                ),
             ),
             WebError::TooManyRequests { retry_after_seconds } => (
                 "Too many attempts",
