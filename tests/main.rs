@@ -26,4 +26,5 @@ mod spreadsheets;
 mod standards;
 mod synthetic;
 mod web;
+mod web_estates;
 mod web_route_matrix;

@@ -19,6 +19,7 @@ pub mod agreements;
 pub mod assessments;
 pub mod assets;
 pub mod chart;
+pub mod estates;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
@@ -82,6 +83,8 @@ pub const ROUTES: &[PageRoute] = &[
     get("/organisations/{code}", |r| r.to(organisations::organisation_page)),
     get("/organisations/{code}/purchases/new", |r| r.to(purchases::new_purchase_page)),
     post("/organisations/{code}/purchases", |r| r.to(purchases::record_purchase)),
+    get("/organisations/{code}/estate", |r| r.to(estates::estate_page)),
+    post("/organisations/{code}/estate", |r| r.to(estates::import_estate)),
     get("/organisations/{code}/risk-acceptances/new", |r| r.to(risk::new_acceptance_page)),
     post("/organisations/{code}/risk-acceptances", |r| r.to(risk::record_acceptance)),
     get("/products/{id}", |r| r.to(products::product_page)),
@@ -402,6 +405,11 @@ pub fn count(value: i64) -> String {
         grouped.push(digit);
     }
     if value < 0 { format!("-{grouped}") } else { grouped }
+}
+
+/// A count and what it counts: "1 holding", "1,200 holdings".
+pub fn counted(n: i64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
 }
 
 #[cfg(test)]
