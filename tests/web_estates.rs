@@ -1,7 +1,8 @@
-//! The estate pages on both engines (issue 18): an officer checks an inventory file (nothing
-//! written), imports it and sees what the trust runs, also as CSV; a refused file shows the form
-//! again naming its lines; another trust's officer gets 404 and an auditor reads without the
-//! form; a form with a file needs its CSRF token, before the file, and a multipart body.
+//! The estate and seat-change pages on both engines (issue 18): an officer checks an inventory
+//! file (nothing written), imports it and sees what the trust runs, also as CSV; a refused file
+//! shows the form again naming its lines; seat changes are checked, then made; another trust's
+//! officer gets 404 and an auditor reads without the forms; a form with a file needs its CSRF
+//! token, before the file, and a multipart body.
 
 use catalogue_tests::{Role, TestApp, on_both_engines};
 
@@ -48,6 +49,7 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
         organisation.body.contains(r#"href="/organisations/RR8/estate""#),
         "linked from the organisation page"
     );
+    assert!(organisation.body.contains(r#"href="/organisations/RR8/seat-changes""#));
 
     let empty = browser.get("/organisations/RR8/estate").await;
     assert_eq!(empty.status, 200, "{}", empty.body);
@@ -144,6 +146,62 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     assert!(bad_date.body.contains(r#"value="30/11/2026""#), "what was typed, shown again");
 }
 
+async fn seat_changes_are_checked_then_made(app: TestApp) {
+    let (_, line) = app.license_nationally("MS-WIN11-ENT", None).await;
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let form = browser.get("/organisations/RR8/seat-changes").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("entitlement_id,change,quantity,reference"));
+    assert!(form.body.contains(r#"aria-describedby="dry_run-hint" checked"#), "checked first by default");
+    assert!(form.body.contains("RR8 holds no seats"));
+    let token = form.hidden("csrf_token");
+    let file = format!("entitlement_id,change,quantity,reference\n{line},claim,30,PO-1\n");
+    let path = "/organisations/RR8/seat-changes";
+
+    let events = audit_events(&app);
+    let checked =
+        browser.upload(path, &[("csrf_token", &token), ("dry_run", "yes")], Some(("seats.csv", &file))).await;
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    assert!(checked.body.contains("Check of seats.csv"));
+    assert!(checked.body.contains("Claimed</strong>"), "{}", checked.body);
+    assert!(checked.body.contains("No seats have changed"));
+    assert_eq!((rows(&app, "allocations"), audit_events(&app)), (0, events), "a check changes nothing");
+
+    let made = browser.upload(path, &[("csrf_token", &token)], Some(("seats.csv", &file))).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert_eq!(made.location(), "/organisations/RR8?notice=seat-changes&n=1");
+    let organisation = browser.get(made.location()).await;
+    assert!(organisation.body.contains("The seat change in the file is made."));
+    assert_eq!(rows(&app, "allocations"), 1);
+    let form = browser.get(path).await;
+    assert!(
+        form.body
+            .contains(&format!(r#"<td class="nhsuk-table__cell nhsuk-table__cell--numeric">{line}</td>"#)),
+        "the line held: {}",
+        form.body
+    );
+
+    // More than RR8 holds: the check marks the row refused; the real run names the line and
+    // changes nothing.
+    let file = format!("entitlement_id,change,quantity\n{line},release,10\n{line},release,31\n");
+    let checked =
+        browser.upload(path, &[("csrf_token", &token), ("dry_run", "yes")], Some(("seats.csv", &file))).await;
+    assert_eq!(checked.status, 200);
+    assert!(checked.body.contains("Given back</strong>") && checked.body.contains("Refused</strong>"));
+    assert!(checked.body.contains("The file would change nothing"));
+    let refused = browser.upload(path, &[("csrf_token", &token)], Some(("seats.csv", &file))).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(problem(&refused).contains("line 3"), "{}", problem(&refused));
+    let held: i64 = app.with_connection(|conn| {
+        use db::schema::allocations::dsl::*;
+        use diesel::prelude::*;
+        allocations.select(quantity).first(conn).unwrap()
+    });
+    assert_eq!(held, 30, "none of the file was applied");
+}
+
 async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
     let ours = app.create_user(Role::Officer, Some("RR8"));
     let mut us = Browser::new(&app);
@@ -158,7 +216,8 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
     them.sign_in(&theirs).await;
     let their_token = them.get("/organisations/RJ1/estate").await.hidden("csrf_token");
     let fields = [("csrf_token", their_token.as_str()), ("source", "catalogue"), ("taken_on", &today())];
-    for path in ["/organisations/RR8/estate", "/organisations/rr8/estate"] {
+    for path in ["/organisations/RR8/estate", "/organisations/RR8/seat-changes", "/organisations/rr8/estate"]
+    {
         let page = them.get(path).await;
         assert_eq!(page.status, 404, "{path}");
         assert!(!page.body.contains("Windows 10 Enterprise"), "nothing of RR8 is shown");
@@ -183,6 +242,7 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
     let snapshots = rows(&app, "estate_snapshots");
     let sent = reader.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(sent.status, 403);
+    assert_eq!(reader.get("/organisations/RR8/seat-changes").await.status, 403);
     assert_eq!(rows(&app, "estate_snapshots"), snapshots);
 }
 
@@ -212,6 +272,15 @@ async fn a_form_with_a_file_needs_its_csrf_token_first(app: TestApp) {
         )
         .await;
     assert_eq!(after_the_file.status, 403, "a token after the file: the file is not read unchecked");
+    let seats = browser
+        .upload(
+            "/organisations/RR8/seat-changes",
+            &[],
+            Some(("seats.csv", "entitlement_id,change,quantity\n")),
+        )
+        .await;
+    assert_eq!(seats.status, 403, "the seat-change form too");
+
     // A form sent without a file's encoding is not one of these forms.
     let plain = browser.post_form(path, &[("csrf_token", &token), ("source", "catalogue")]).await;
     assert_eq!(plain.status, 400);
@@ -235,6 +304,7 @@ async fn a_form_with_a_file_needs_its_csrf_token_first(app: TestApp) {
 
 on_both_engines!(
     an_officer_checks_an_inventory_then_imports_it,
+    seat_changes_are_checked_then_made,
     another_trusts_officer_and_an_auditor_see_what_they_may,
     a_form_with_a_file_needs_its_csrf_token_first,
 );

@@ -122,6 +122,8 @@ enum Form {
     Assess,
     /// A form with a file: an inventory imported (not only checked).
     Estate,
+    /// A form with a file: seat changes made (not only checked).
+    SeatChanges,
 }
 
 enum Send {
@@ -228,6 +230,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
         },
         get("/organisations/{code}/estate", format!("/organisations/{TRUST}/estate?format=csv"), READS_TRUST),
         post("/organisations/{code}/estate", Form::Estate, ACTS_FOR_TRUST),
+        get(
+            "/organisations/{code}/seat-changes",
+            format!("/organisations/{TRUST}/seat-changes"),
+            ACTS_FOR_TRUST,
+        ),
+        post("/organisations/{code}/seat-changes", Form::SeatChanges, ACTS_FOR_TRUST),
         get(
             "/organisations/{code}/risk-acceptances/new",
             format!("/organisations/{TRUST}/risk-acceptances/new"),
@@ -485,7 +493,7 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
     let s = f.standard;
     let (url, fields, watch) = match form {
         Form::SignIn | Form::SignOut => unreachable!("prepared by the caller"),
-        Form::Estate => unreachable!("prepared by prepare_upload"),
+        Form::Estate | Form::SeatChanges => unreachable!("prepared by prepare_upload"),
         Form::Claim => (
             format!("/entitlements/{}/claim", f.entitlement),
             pairs(&[("organisation", TRUST), ("quantity", "1"), ("question", "Windows 10 Enterprise")]),
@@ -671,6 +679,14 @@ fn prepare_upload(f: &Fixture, form: Form) -> Prepared {
                  estate_snapshots s ON s.id = i.snapshot_id WHERE s.organisation_code = '{TRUST}'"
             ),
         ),
+        Form::SeatChanges => (
+            format!("/organisations/{TRUST}/seat-changes"),
+            Vec::new(),
+            format!("entitlement_id,change,quantity\n{},claim,1\n", f.entitlement),
+            format!(
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM allocations WHERE organisation_code = '{TRUST}'"
+            ),
+        ),
         other => unreachable!("{other:?} has no file"),
     };
     Prepared { url, fields, file: Some(("inventory.csv".to_owned(), file)), watch: Some(watch) }
@@ -770,7 +786,7 @@ async fn call_form(
         }
         _ => {
             let mut prepared = match form {
-                Form::Estate => prepare_upload(f, form),
+                Form::Estate | Form::SeatChanges => prepare_upload(f, form),
                 _ => prepare(app, f, form),
             };
             // First, as the forms send it (a form with a file must carry it before the file).

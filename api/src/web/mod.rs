@@ -25,6 +25,7 @@ pub mod products;
 pub mod purchases;
 pub mod reports;
 pub mod risk;
+pub mod seat_changes;
 pub mod session;
 pub mod standards;
 pub mod start;
@@ -85,6 +86,8 @@ pub const ROUTES: &[PageRoute] = &[
     post("/organisations/{code}/purchases", |r| r.to(purchases::record_purchase)),
     get("/organisations/{code}/estate", |r| r.to(estates::estate_page)),
     post("/organisations/{code}/estate", |r| r.to(estates::import_estate)),
+    get("/organisations/{code}/seat-changes", |r| r.to(seat_changes::seat_changes_page)),
+    post("/organisations/{code}/seat-changes", |r| r.to(seat_changes::apply_seat_changes)),
     get("/organisations/{code}/risk-acceptances/new", |r| r.to(risk::new_acceptance_page)),
     post("/organisations/{code}/risk-acceptances", |r| r.to(risk::record_acceptance)),
     get("/products/{id}", |r| r.to(products::product_page)),
