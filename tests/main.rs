@@ -27,4 +27,5 @@ mod spreadsheets;
 mod standards;
 mod synthetic;
 mod web;
+mod web_estates;
 mod web_route_matrix;

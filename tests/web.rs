@@ -88,6 +88,35 @@ impl<'a> Browser<'a> {
         self.page(request).await
     }
 
+    /// Sends a form with a file as a browser sends `enctype="multipart/form-data"`: the fields in
+    /// the order given, then the file (a name and its text), if any, in the part named `file`.
+    pub(crate) async fn upload(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str)>,
+    ) -> Page {
+        let parts: Vec<Part> = fields
+            .iter()
+            .map(|(name, value)| Part::Field(name, value))
+            .chain(file.map(|(name, text)| Part::File(name, text)))
+            .collect();
+        let (content_type, body) = multipart(&parts);
+        let request = self.app.post(path).header("content-type", content_type).body(body);
+        self.page(request).await
+    }
+
+    /// Sends parts in exactly the order given (a file before the token, say).
+    pub(crate) async fn upload_parts(&mut self, path: &str, parts: &[Part<'_>]) -> Page {
+        let (content_type, body) = multipart(parts);
+        let request = self.app.post(path).header("content-type", content_type).body(body);
+        self.page(request).await
+    }
+
+    pub(crate) async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post(path, fields).await
+    }
+
     /// Signs in through the sign-in page; returns the page the app redirected to.
     pub(crate) async fn sign_in(&mut self, user: &TestUser) -> Page {
         let login = self.get("/login").await;
@@ -99,6 +128,31 @@ impl<'a> Browser<'a> {
         assert_eq!(signed_in.status, 303, "{}", signed_in.body);
         signed_in
     }
+}
+
+/// One part of a `multipart/form-data` body.
+pub(crate) enum Part<'a> {
+    Field(&'a str, &'a str),
+    /// The part named `file`: the file's name and its text.
+    File(&'a str, &'a str),
+}
+
+/// A `multipart/form-data` body of `parts`, and its content type.
+pub(crate) fn multipart(parts: &[Part<'_>]) -> (String, String) {
+    const BOUNDARY: &str = "----catalogue-test-form";
+    let mut body = String::new();
+    for part in parts {
+        let header = match part {
+            Part::Field(name, _) => format!("Content-Disposition: form-data; name=\"{name}\""),
+            Part::File(file_name, _) => format!(
+                "Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv"
+            ),
+        };
+        let (Part::Field(_, content) | Part::File(_, content)) = part;
+        body.push_str(&format!("--{BOUNDARY}\r\n{header}\r\n\r\n{content}\r\n"));
+    }
+    body.push_str(&format!("--{BOUNDARY}--\r\n"));
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
 fn serde_urlencoded_pairs(fields: &[(&str, &str)]) -> String {

@@ -19,6 +19,7 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use crate::web::Page as Answer;
+use crate::web::{Part, multipart};
 use api::web::PageMethod;
 use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
 use db::standards::{Level, RequirementInput, StandardVersion, VersionStatus};
@@ -119,6 +120,10 @@ enum Form {
     Withdraw,
     Publish,
     Assess,
+    /// A form with a file: an inventory imported (not only checked).
+    Estate,
+    /// A form with a file: seat changes made (not only checked).
+    SeatChanges,
 }
 
 enum Send {
@@ -219,6 +224,18 @@ fn cases(f: &Fixture) -> Vec<Case> {
             TRUSTS_RECORD_ELSEWHERE,
         ),
         post("/organisations/{code}/purchases", Form::Purchase, ACTS_FOR_TRUST),
+        Case {
+            shows: Some((r#"enctype="multipart/form-data""#, those_acting_for_trust)),
+            ..get("/organisations/{code}/estate", format!("/organisations/{TRUST}/estate"), READS_TRUST)
+        },
+        get("/organisations/{code}/estate", format!("/organisations/{TRUST}/estate?format=csv"), READS_TRUST),
+        post("/organisations/{code}/estate", Form::Estate, ACTS_FOR_TRUST),
+        get(
+            "/organisations/{code}/seat-changes",
+            format!("/organisations/{TRUST}/seat-changes"),
+            ACTS_FOR_TRUST,
+        ),
+        post("/organisations/{code}/seat-changes", Form::SeatChanges, ACTS_FOR_TRUST),
         get(
             "/organisations/{code}/risk-acceptances/new",
             format!("/organisations/{TRUST}/risk-acceptances/new"),
@@ -456,11 +473,13 @@ fn every_requirement_met(version: &StandardVersion, fields: &mut Vec<(String, St
     }
 }
 
-/// A form ready to send: where, its fields (without the CSRF token), and a query of the one
-/// value it changes when it is accepted.
+/// A form ready to send: where, its fields (without the CSRF token), its file for a form with
+/// one (sent as `multipart/form-data`, after the fields), and a query of the one value it
+/// changes when it is accepted.
 struct Prepared {
     url: String,
     fields: Vec<(String, String)>,
+    file: Option<(String, String)>,
     watch: Option<String>,
 }
 
@@ -474,6 +493,7 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
     let s = f.standard;
     let (url, fields, watch) = match form {
         Form::SignIn | Form::SignOut => unreachable!("prepared by the caller"),
+        Form::Estate | Form::SeatChanges => unreachable!("prepared by prepare_upload"),
         Form::Claim => (
             format!("/entitlements/{}/claim", f.entitlement),
             pairs(&[("organisation", TRUST), ("quantity", "1"), ("question", "Windows 10 Enterprise")]),
@@ -643,7 +663,33 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
             )
         }
     };
-    Prepared { url, fields, watch: Some(watch) }
+    Prepared { url, fields, file: None, watch: Some(watch) }
+}
+
+/// Prepares a form with a file so that it would succeed for a caller who may send it: each
+/// inventory counts a different number of devices, so that every import changes the estate.
+fn prepare_upload(f: &Fixture, form: Form) -> Prepared {
+    let (url, fields, file, watch) = match form {
+        Form::Estate => (
+            format!("/organisations/{TRUST}/estate"),
+            pairs(&[("source", "catalogue"), ("taken_on", &today().to_string())]),
+            format!("product,devices\nMS-WIN10-ENT,{}\n", f.next()),
+            format!(
+                "SELECT CAST(COALESCE(SUM(i.devices), 0) AS TEXT) AS value FROM estate_items i JOIN \
+                 estate_snapshots s ON s.id = i.snapshot_id WHERE s.organisation_code = '{TRUST}'"
+            ),
+        ),
+        Form::SeatChanges => (
+            format!("/organisations/{TRUST}/seat-changes"),
+            Vec::new(),
+            format!("entitlement_id,change,quantity\n{},claim,1\n", f.entitlement),
+            format!(
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM allocations WHERE organisation_code = '{TRUST}'"
+            ),
+        ),
+        other => unreachable!("{other:?} has no file"),
+    };
+    Prepared { url, fields, file: Some(("inventory.csv".to_owned(), file)), watch: Some(watch) }
 }
 
 /// Whether a request path matches a route pattern (`{name}` is one segment, `{name:.*}` the rest).
@@ -732,14 +778,19 @@ async fn call_form(
             let prepared = Prepared {
                 url: "/logout".into(),
                 fields: pairs(&[("csrf_token", &caller.csrf_token)]),
+                file: None,
                 watch,
             };
             let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
             (url, answer, problems)
         }
         _ => {
-            let mut prepared = prepare(app, f, form);
-            prepared.fields.push(("csrf_token".into(), caller.csrf_token.clone()));
+            let mut prepared = match form {
+                Form::Estate | Form::SeatChanges => prepare_upload(f, form),
+                _ => prepare(app, f, form),
+            };
+            // First, as the forms send it (a form with a file must carry it before the file).
+            prepared.fields.insert(0, ("csrf_token".into(), caller.csrf_token.clone()));
             let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
             (url, answer, problems)
         }
@@ -757,7 +808,16 @@ async fn post_checked(
 ) -> (String, Answer) {
     let watched = |app: &TestApp| prepared.watch.as_deref().map(|sql| value(app, sql));
     let (audit_before, before) = (audit_events(app), watched(app));
-    let answer = post_form(app, caller.cookie.as_deref(), &prepared.url, &prepared.fields).await;
+    let answer = match &prepared.file {
+        Some((name, text)) => {
+            let mut parts: Vec<Part> = prepared.fields.iter().map(|(k, v)| Part::Field(k, v)).collect();
+            parts.push(Part::File(name, text));
+            let (content_type, body) = multipart(&parts);
+            let request = app.post(&prepared.url).header("content-type", content_type).body(body);
+            send(request, caller.cookie.as_deref()).await
+        }
+        None => post_form(app, caller.cookie.as_deref(), &prepared.url, &prepared.fields).await,
+    };
     let (audit_after, after) = (audit_events(app), watched(app));
     let accepted = expect == Expect::Ok;
     if (audit_after != audit_before) != accepted {

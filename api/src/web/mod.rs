@@ -19,17 +19,19 @@ pub mod agreements;
 pub mod assessments;
 pub mod assets;
 pub mod chart;
+pub mod estates;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
 pub mod reports;
 pub mod risk;
+pub mod seat_changes;
 pub mod session;
 pub mod standards;
 pub mod start;
 pub mod users;
 
-pub use session::{Session, Submitted};
+pub use session::{Session, Submitted, Uploaded};
 
 /// The policy for pages: their own scripts, styles and images only; no inline script or style,
 /// no framing, and forms post only here.
@@ -82,6 +84,10 @@ pub const ROUTES: &[PageRoute] = &[
     get("/organisations/{code}", |r| r.to(organisations::organisation_page)),
     get("/organisations/{code}/purchases/new", |r| r.to(purchases::new_purchase_page)),
     post("/organisations/{code}/purchases", |r| r.to(purchases::record_purchase)),
+    get("/organisations/{code}/estate", |r| r.to(estates::estate_page)),
+    post("/organisations/{code}/estate", |r| r.to(estates::import_estate)),
+    get("/organisations/{code}/seat-changes", |r| r.to(seat_changes::seat_changes_page)),
+    post("/organisations/{code}/seat-changes", |r| r.to(seat_changes::apply_seat_changes)),
     get("/organisations/{code}/risk-acceptances/new", |r| r.to(risk::new_acceptance_page)),
     post("/organisations/{code}/risk-acceptances", |r| r.to(risk::record_acceptance)),
     get("/products/{id}", |r| r.to(products::product_page)),
@@ -275,6 +281,9 @@ pub enum WebError {
     Forbidden(String),
     #[error("page not found")]
     NotFound,
+    /// A file larger than a page may send.
+    #[error("the file is too large")]
+    TooLarge,
     #[error("too many attempts")]
     TooManyRequests { retry_after_seconds: u64 },
     #[error("internal error: {0}")]
@@ -289,6 +298,7 @@ impl From<ApiError> for WebError {
             ApiError::Unauthorized => WebError::SignIn { next: "/".into() },
             ApiError::Forbidden(detail) => WebError::Forbidden(detail),
             ApiError::NotFound(_) => WebError::NotFound,
+            ApiError::PayloadTooLarge => WebError::TooLarge,
             ApiError::TooManyRequests { retry_after_seconds } => {
                 WebError::TooManyRequests { retry_after_seconds }
             }
@@ -321,6 +331,7 @@ impl ResponseError for WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -341,6 +352,14 @@ impl ResponseError for WebError {
                 "If you typed the web address, check it is correct. If you pasted the web address, check you \
                  copied the entire address."
                     .to_owned(),
+            ),
+            WebError::TooLarge => (
+                "The file is too large",
+                format!(
+                    "A file sent from these pages may be at most {} MB: split it into smaller files (an \
+                     estate export can also be imported with catalogue estate import).",
+                    crate::routes::ods::MAX_ODS_FILE_BYTES / (1024 * 1024)
+                ),
             ),
             WebError::TooManyRequests { retry_after_seconds } => (
                 "Too many attempts",
@@ -389,6 +408,11 @@ pub fn count(value: i64) -> String {
         grouped.push(digit);
     }
     if value < 0 { format!("-{grouped}") } else { grouped }
+}
+
+/// A count and what it counts: "1 holding", "1,200 holdings".
+pub fn counted(n: i64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
 }
 
 #[cfg(test)]

@@ -158,6 +158,10 @@ pub async fn organisation_page(
                 .to_owned(),
         ),
         (Some("risk-accepted"), _) => Some("The risk acceptance is recorded.".to_owned()),
+        (Some("seat-changes"), Some(1)) => Some("The seat change in the file is made.".to_owned()),
+        (Some("seat-changes"), Some(n)) => {
+            Some(format!("All {} seat changes in the file are made.", crate::web::count(n)))
+        }
         _ => None,
     };
     let page = OrganisationPage {

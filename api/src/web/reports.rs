@@ -17,7 +17,9 @@ use crate::routes::reports::MAX_WITHIN_MONTHS;
 use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::words;
-use crate::web::{Chrome, Session, WebResult, count, long_date, optional_text, query_value, render, today};
+use crate::web::{
+    Chrome, Session, WebResult, count, counted, long_date, optional_text, query_value, render, today,
+};
 
 pub struct HoldingRow {
     pub code: String,
@@ -61,11 +63,6 @@ fn held_in_words(seats: i64, bought: i64, running: i64) -> String {
         parts.push(format!("running on {} by its estate", count(running)));
     }
     parts.join(", ")
-}
-
-/// "1 holding", "1,200 holdings".
-fn counted(n: i64, one: &str, many: &str) -> String {
-    format!("{} {}", count(n), if n == 1 { one } else { many })
 }
 
 /// The sentences that sum up the whole report.

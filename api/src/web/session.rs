@@ -7,7 +7,8 @@
 //! user is active the token is renewed when half its life has passed (an idle session ends when
 //! the token expires). The session id is random per sign-in and survives renewals; every form
 //! carries `HMAC(key, session id)` as its CSRF token. The sign-in form, before any session,
-//! carries an HMAC of a random value kept in a short-lived cookie instead.
+//! carries an HMAC of a random value kept in a short-lived cookie instead. Forms with a file
+//! (`multipart/form-data`, [`Uploaded`]) carry the same token, checked before the file is read.
 //!
 //! Cookies are `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the connection is TLS.
 
@@ -19,6 +20,7 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use askama::Template;
+use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -30,6 +32,7 @@ use crate::auth::extractors::{RoleSet, check_role, resolve_token};
 use crate::auth::sign_in::sign_in;
 use crate::auth::{AuthConfig, CurrentUser, claims};
 use crate::error::ApiError;
+use crate::routes::ods::MAX_ODS_FILE_BYTES;
 use crate::state::AppState;
 use crate::web::{Chrome, WebError, WebResult, local_path, render, see_other};
 
@@ -205,11 +208,23 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn ensure_form_content_type(request: &HttpRequest) -> WebResult<()> {
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    match content_type {
-        Some(value) if value.starts_with("application/x-www-form-urlencoded") => Ok(()),
-        _ => Err(WebError::BadRequest("the form must be sent as application/x-www-form-urlencoded".into())),
+    ensure_content_type(request, "application/x-www-form-urlencoded")
+}
+
+/// The request's media type (without its parameters) is `essence`, or the form is refused.
+fn ensure_content_type(request: &HttpRequest, essence: &str) -> WebResult<()> {
+    let declared = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match declared.split(';').next() {
+        Some(found) if found.trim().eq_ignore_ascii_case(essence) => Ok(()),
+        _ => Err(WebError::BadRequest(format!("the form must be sent as {essence}"))),
     }
+}
+
+/// Whether `token` is the CSRF token of the session whose cookie came with the request.
+fn csrf_accepted(state: &AppState, request: &HttpRequest, token: &str) -> bool {
+    let cookie = request.cookie(SESSION_COOKIE);
+    let session_id = cookie.as_ref().and_then(|c| c.value().split_once('.')).map(|(id, _)| id);
+    session_id.is_some_and(|id| csrf_token_matches(&state.auth, "session", id, token))
 }
 
 fn csrf_refused() -> WebError {
@@ -234,15 +249,118 @@ impl<T: DeserializeOwned + 'static> FromRequest for Submitted<T> {
             let body = body.await.map_err(|_| WebError::BadRequest("the form is too large".into()))?;
             ensure_form_content_type(&request)?;
             let pairs = form_pairs(&body)?;
-            let cookie = request.cookie(SESSION_COOKIE);
-            let session_id = cookie.as_ref().and_then(|c| c.value().split_once('.')).map(|(id, _)| id);
-            let token = field(&pairs, CSRF_FIELD).unwrap_or_default();
-            if !session_id.is_some_and(|id| csrf_token_matches(&state.auth, "session", id, token)) {
+            if !csrf_accepted(&state, &request, field(&pairs, CSRF_FIELD).unwrap_or_default()) {
                 return Err(csrf_refused());
             }
             let form = serde_urlencoded::from_bytes(&body)
                 .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
             Ok(Submitted { session, form })
+        })
+    }
+}
+
+/// The most bytes one text field of a form with a file may hold (a CSRF token is 64).
+pub const MAX_UPLOAD_FIELD_BYTES: usize = 4 * 1024;
+/// The most text fields a form with a file may have.
+pub const MAX_UPLOAD_FIELDS: usize = 32;
+
+/// The file chosen in a form.
+pub struct UploadedFile {
+    /// The name the browser gave it (without its folders, as browsers send it).
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A form with a file (`multipart/form-data`) sent by a signed-in user with a valid CSRF token:
+/// small text fields, read into `T` as [`Submitted`] reads a form (each at most
+/// [`MAX_UPLOAD_FIELD_BYTES`]), and the part named `file`, at most [`MAX_ODS_FILE_BYTES`] as the
+/// API takes (413 past it). Any other content type is a 400.
+///
+/// The token must come before the file: browsers send a form's fields in the order the form
+/// lists them and the forms put it first, so an upload without a valid token is refused (403)
+/// before its file is read.
+pub struct Uploaded<T> {
+    pub session: Session,
+    pub form: T,
+    /// `None` when no file was chosen (browsers then send an empty part without a name).
+    pub file: Option<UploadedFile>,
+}
+
+fn unreadable_form(_: actix_multipart::MultipartError) -> WebError {
+    WebError::BadRequest("the form could not be read".into())
+}
+
+/// A part's bytes, or `None` once they pass `limit` (the rest is not read).
+async fn read_part(part: &mut actix_multipart::Field, limit: usize) -> WebResult<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = part.next().await {
+        let chunk = chunk.map_err(unreadable_form)?;
+        if bytes.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Uploaded<T> {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Uploaded<T>, WebError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let session = Session::from_request(request, payload);
+        let payload = payload.take();
+        let request = request.clone();
+        Box::pin(async move {
+            let session = session.await?;
+            let state = state_of(&request)?;
+            ensure_content_type(&request, "multipart/form-data")?;
+            let mut parts = actix_multipart::Multipart::new(request.headers(), payload);
+            let (mut fields, mut file, mut token_accepted) = (Vec::<(String, String)>::new(), None, false);
+            while let Some(part) = parts.next().await {
+                let mut part = part.map_err(unreadable_form)?;
+                let name = part.name().unwrap_or_default().to_owned();
+                if name == "file" {
+                    if !token_accepted {
+                        return Err(csrf_refused());
+                    }
+                    if file.is_some() {
+                        return Err(WebError::BadRequest("the form has more than one file".into()));
+                    }
+                    let file_name = part
+                        .content_disposition()
+                        .and_then(|d| d.get_filename())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let bytes = read_part(&mut part, MAX_ODS_FILE_BYTES).await?.ok_or(WebError::TooLarge)?;
+                    file = Some(UploadedFile { name: file_name, bytes });
+                    continue;
+                }
+                if fields.len() == MAX_UPLOAD_FIELDS {
+                    return Err(WebError::BadRequest("the form has too many fields".into()));
+                }
+                let too_long = || WebError::BadRequest(format!("the form's field {name:?} is too long"));
+                let bytes = read_part(&mut part, MAX_UPLOAD_FIELD_BYTES).await?.ok_or_else(too_long)?;
+                let value = String::from_utf8(bytes)
+                    .map_err(|_| WebError::BadRequest("the form could not be read".into()))?;
+                if name == CSRF_FIELD {
+                    if !csrf_accepted(&state, &request, &value) {
+                        return Err(csrf_refused());
+                    }
+                    token_accepted = true;
+                }
+                fields.push((name, value));
+            }
+            if !token_accepted {
+                return Err(csrf_refused());
+            }
+            // The fields as a form would send them, so that `T` reads them as `Submitted` does.
+            let encoded = serde_urlencoded::to_string(&fields)
+                .map_err(|_| WebError::BadRequest("the form could not be read".into()))?;
+            let form = serde_urlencoded::from_str(&encoded)
+                .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
+            let file = file.filter(|f: &UploadedFile| !(f.name.is_empty() && f.bytes.is_empty()));
+            Ok(Uploaded { session, form, file })
         })
     }
 }

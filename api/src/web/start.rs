@@ -155,7 +155,7 @@ pub fn words(slug: &str) -> String {
 }
 
 /// The text with its first letter a capital.
-fn capitalised(text: &str) -> String {
+pub fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
