@@ -289,6 +289,37 @@ test('the answer leads with what to do: Windows 7 is a red stop, Windows 10 Ente
   }
 });
 
+test('an officer checks an inventory file, then imports it, and sees what the trust runs', async () => {
+  const { page, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    await page.goto(`${BASE}/organisations/RR8`);
+    await page.getByRole('link', { name: 'What RR8 runs' }).click();
+    await page.getByRole('heading', { name: 'What RR8 runs' }).waitFor();
+    await assertAccessible(page, 'estate');
+    const inventory = {
+      name: 'rr8-inventory.csv',
+      mimeType: 'text/csv',
+      // Products no advisory names, so that the later tests' exposure pages stay as they are.
+      buffer: Buffer.from('product,devices,site\nMS-WS2019-STD,120,Data centre\nNo Such Tool,2,Pathology\n'),
+    };
+    await page.getByLabel('The inventory file').setInputFiles(inventory);
+    await page.getByRole('button', { name: 'Upload the file' }).click();
+    await page.getByRole('heading', { name: /Check of rr8-inventory.csv/ }).waitFor();
+    await assertAccessible(page, 'estate check');
+    await screenshot(page, '16-estate-check');
+    await page.goto(`${BASE}/organisations/RR8/estate`);
+    await page.getByLabel('The inventory file').setInputFiles(inventory);
+    await page.getByLabel('Check the file first, without importing').uncheck();
+    await page.getByRole('button', { name: 'Upload the file' }).click();
+    await page.getByRole('heading', { name: 'What RR8 runs' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /120/);
+    await assertAccessible(page, 'estate after import');
+  } finally {
+    await close();
+  }
+});
+
 test('the pages work with JavaScript off', async () => {
   const { page, close } = await openBrowser({ javaScriptEnabled: false });
   try {
