@@ -21,7 +21,7 @@
 //! few queries whether the country has 25,000 organisations or 250,000; the first chunk is small
 //! (a page of 50 rows is two or three organisations' products), and the chunks grow when a flag
 //! filter skips most rows. It read every organisation, allocation, purchase and estate item of
-//! the country for every page before. The export walks the same chunks to the end.
+//! the country for every page before. The export streams the same walk ([`Walk`]) to the end.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -109,58 +109,85 @@ pub fn report(
         }
     };
     let limit = page.limit();
-    let rows = rows(conn, filter, on, after, Some(limit as usize + 1))?;
+    let take = limit as usize + 1;
+    let mut walk = Walk::starting(filter.clone(), on, after, FIRST_CHUNK);
+    let mut rows = Vec::with_capacity(take);
+    while let Some(chunk) = walk.next(conn)? {
+        rows.extend(chunk.into_iter().take(take - rows.len()));
+        if rows.len() == take {
+            break;
+        }
+    }
     Ok(Page::from_rows(rows, limit, |row| format!("{}:{}", row.organisation_code, row.product_id)))
 }
 
-/// Every row of the report (its CSV export), in the same order.
+/// Every row of the report, in the same order (the export streams [`Walk`] instead).
 pub fn all_rows(
     conn: &mut DbConnection,
     filter: &ReconciliationFilter,
     on: NaiveDate,
 ) -> DbResult<Vec<ReconciliationRow>> {
-    rows(conn, filter, on, None, None)
-}
-
-/// The rows after `after` (organisation code, product id), at most `take` of them: the
-/// organisations with a snapshot, in code order from the cursor's, a chunk at a time.
-fn rows(
-    conn: &mut DbConnection,
-    filter: &ReconciliationFilter,
-    on: NaiveDate,
-    after: Option<(String, i64)>,
-    take: Option<usize>,
-) -> DbResult<Vec<ReconciliationRow>> {
+    let mut walk = Walk::new(filter.clone(), on);
     let mut rows = Vec::new();
-    let mut lines = NationalLines::default();
-    // The cursor's organisation may have rows left after its product.
-    let mut from = after.as_ref().map(|(code, _)| Start::Including(code.clone()));
-    let mut chunk = if take.is_some() { FIRST_CHUNK } else { LARGEST_CHUNK };
-    loop {
-        let codes = with_estate(conn, filter, from.as_ref(), chunk)?;
-        let Some(last) = codes.last().cloned() else { break };
-        for row in chunk_rows(conn, &codes, on, &mut lines)? {
-            if after
-                .as_ref()
-                .is_some_and(|(code, product)| (&row.organisation_code, &row.product_id) <= (code, product))
-            {
-                continue;
-            }
-            if filter.flag.is_some_and(|wanted| !row.flags.contains(&wanted)) {
-                continue;
-            }
-            rows.push(row);
-            if take.is_some_and(|take| rows.len() >= take) {
-                return Ok(rows);
-            }
-        }
-        if (codes.len() as i64) < chunk {
-            break;
-        }
-        from = Some(Start::After(last));
-        chunk = chunk.saturating_mul(4).min(LARGEST_CHUNK);
+    while let Some(chunk) = walk.next(conn)? {
+        rows.extend(chunk);
     }
     Ok(rows)
+}
+
+/// The report's rows a chunk of organisations at a time, in order: the organisations with a
+/// snapshot in code order, from the cursor's. The export sends each chunk as it is read, so that
+/// what it holds follows a chunk, not the country (each chunk is read on its own connection).
+pub struct Walk {
+    filter: ReconciliationFilter,
+    on: NaiveDate,
+    /// Rows up to this key are left out (the cursor's organisation may have rows after it).
+    after: Option<(String, i64)>,
+    from: Option<Start>,
+    chunk: i64,
+    lines: NationalLines,
+    finished: bool,
+}
+
+impl Walk {
+    /// The whole report, in chunks of the largest size.
+    pub fn new(filter: ReconciliationFilter, on: NaiveDate) -> Walk {
+        Walk::starting(filter, on, None, LARGEST_CHUNK)
+    }
+
+    fn starting(
+        filter: ReconciliationFilter,
+        on: NaiveDate,
+        after: Option<(String, i64)>,
+        chunk: i64,
+    ) -> Walk {
+        let from = after.as_ref().map(|(code, _)| Start::Including(code.clone()));
+        Walk { filter, on, after, from, chunk, lines: NationalLines::default(), finished: false }
+    }
+
+    /// The next chunk's rows (none, when the flag filter leaves none of them), or `None` once
+    /// every organisation has been read. Chunks grow fourfold up to the largest.
+    pub fn next(&mut self, conn: &mut DbConnection) -> DbResult<Option<Vec<ReconciliationRow>>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let codes = with_estate(conn, &self.filter, self.from.as_ref(), self.chunk)?;
+        let Some(last) = codes.last().cloned() else {
+            self.finished = true;
+            return Ok(None);
+        };
+        let mut rows = chunk_rows(conn, &codes, self.on, &mut self.lines)?;
+        rows.retain(|row| {
+            self.after
+                .as_ref()
+                .is_none_or(|(code, product)| (&row.organisation_code, &row.product_id) > (code, product))
+                && self.filter.flag.is_none_or(|wanted| row.flags.contains(&wanted))
+        });
+        self.finished = (codes.len() as i64) < self.chunk;
+        self.from = Some(Start::After(last));
+        self.chunk = self.chunk.saturating_mul(4).min(LARGEST_CHUNK);
+        Ok(Some(rows))
+    }
 }
 
 /// Where a chunk of organisations starts.
