@@ -1,10 +1,11 @@
 //! Lists are read in a fixed number of SQL statements, however many rows they hold: each row's
 //! related records come from a join or from one batched read, never from a query per row. Each
 //! test counts the statements diesel starts (`InstrumentationEvent::StartQuery`) for a small
-//! list and for a larger one, on both engines.
+//! list and for a larger one, on both engines. A page of the reconciliation report takes the same
+//! statements for a country ten times the size, none of them reading every organisation's rows
+//! (a guard on its cost that needs no clock).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use catalogue_tests::{TestDatabase, on_both_databases};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -20,18 +21,27 @@ use diesel::prelude::*;
 
 /// Runs `work` on one connection and counts the SQL statements it starts.
 fn count_statements<T>(db: &Database, work: impl FnOnce(&mut DbConnection) -> T) -> (T, usize) {
+    let (result, statements) = statements_of(db, work);
+    (result, statements.len())
+}
+
+/// Runs `work` on one connection and answers the SQL of the statements it starts.
+fn statements_of<T>(db: &Database, work: impl FnOnce(&mut DbConnection) -> T) -> (T, Vec<String>) {
     let mut conn = db.connection().unwrap_or_else(|e| panic!("connection: {e}"));
-    let started = Arc::new(AtomicUsize::new(0));
-    let counter = started.clone();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let log = started.clone();
     conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { .. } = event {
-            counter.fetch_add(1, Ordering::SeqCst);
+        if let InstrumentationEvent::StartQuery { query, .. } = event
+            && let Ok(mut log) = log.lock()
+        {
+            log.push(query.to_string());
         }
     });
     let result = work(&mut conn);
     // The connection goes back to the pool: leave it as it was.
     conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-    (result, started.load(Ordering::SeqCst))
+    let statements = started.lock().map(|s| s.clone()).unwrap_or_default();
+    (result, statements)
 }
 
 fn actor() -> Actor {
@@ -253,7 +263,72 @@ fn coverage_takes_the_same_statements_for_one_agreement_or_many(test_db: TestDat
     );
 }
 
+/// Whether a statement reads rows of organisations (theirs, or what they run, hold or take)
+/// without naming which (an `IN` list of codes, or `= ANY` on PostgreSQL) or stopping at a
+/// `LIMIT`: a read of the whole country.
+fn reads_the_whole_country(statement: &str) -> bool {
+    let sql = statement.split(" -- binds").next().unwrap_or(statement).replace(['`', '"'], "");
+    let per_organisation = [
+        "organisations.",
+        "estate_snapshots.",
+        "estate_items.",
+        "allocations.",
+        "purchases.",
+        "nhsmail_service_periods.",
+    ];
+    per_organisation.iter().any(|table| sql.contains(table))
+        && !(sql.contains(" LIMIT ") || sql.contains(" IN (") || sql.contains("= ANY("))
+}
+
+/// The reconciliation's first page, the next one and one organisation's report, on synthetic
+/// countries of 300 and 3,000 organisations (a tenth with estates): the same statements for both,
+/// none of which reads every organisation's rows (the page used to read the whole country).
+fn a_reconciliation_page_takes_the_same_statements_for_a_country_ten_times_the_size(test_db: TestDatabase) {
+    use db::reconciliation::{ReconciliationFilter, report};
+    use db::synthetic::{SyntheticSize, generate};
+    let on = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default();
+    let larger =
+        catalogue_tests::seeded_database(test_db.db.engine()).unwrap_or_else(|| panic!("a second database"));
+    let mut counts = Vec::new();
+    for (db, organisations) in [(&test_db.db, 300), (&larger.db, 3_000)] {
+        let size = SyntheticSize {
+            organisations,
+            products: 250,
+            entitlements: 20,
+            allocations: organisations * 8,
+            estates: organisations / 10,
+            seed: 11,
+        };
+        generate(db, size, &mut |_, _| {}).unwrap_or_else(|e| panic!("synthetic: {e}"));
+        let national = ReconciliationFilter::default();
+        let first_page = PageRequest { limit: Some(50), cursor: None };
+        let (first, first_statements) = statements_of(db, |conn| report(conn, &national, on, &first_page));
+        let first = first.unwrap_or_else(|e| panic!("first page: {e}"));
+        assert_eq!(first.items.len(), 50);
+        let next_page = PageRequest { limit: Some(50), cursor: first.next_cursor.clone() };
+        let (next, next_statements) = statements_of(db, |conn| report(conn, &national, on, &next_page));
+        assert_eq!(next.unwrap_or_else(|e| panic!("next page: {e}")).items.len(), 50);
+        let one = ReconciliationFilter {
+            organisation: Some(first.items[0].organisation_code.clone()),
+            ..ReconciliationFilter::default()
+        };
+        let (own, own_statements) = statements_of(db, |conn| report(conn, &one, on, &first_page));
+        assert!(!own.unwrap_or_else(|e| panic!("one organisation: {e}")).items.is_empty());
+        for statement in first_statements.iter().chain(&next_statements).chain(&own_statements) {
+            assert!(!reads_the_whole_country(statement), "{statement}");
+        }
+        counts.push((organisations, first_statements.len(), next_statements.len(), own_statements.len()));
+    }
+    assert!(
+        counts
+            .iter()
+            .all(|&(_, first, next, own)| (first, next, own) == (counts[0].1, counts[0].2, counts[0].3)),
+        "(organisations, statements for the first page, the next, one organisation's): {counts:?}"
+    );
+}
+
 on_both_databases!(
+    a_reconciliation_page_takes_the_same_statements_for_a_country_ten_times_the_size,
     listing_purchases_takes_the_same_statements_for_few_rows_or_many,
     listing_advisories_takes_the_same_statements_for_few_rows_or_many,
     coverage_takes_the_same_statements_for_one_agreement_or_many,

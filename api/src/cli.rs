@@ -232,6 +232,9 @@ pub struct SeedOptions {
     /// Synthetic live allocations.
     #[arg(long, default_value_t = 200_000, requires = "synthetic")]
     pub allocations: usize,
+    /// Synthetic organisations with an estate snapshot (default: a tenth of the organisations).
+    #[arg(long, requires = "synthetic")]
+    pub estates: Option<usize>,
     /// Seed of the random generator: the same seed gives the same data set.
     #[arg(long, default_value_t = 1, requires = "synthetic")]
     pub seed: u64,

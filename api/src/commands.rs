@@ -158,6 +158,7 @@ fn seed(database_url: &str, options: SeedOptions) -> anyhow::Result<()> {
             products: options.products,
             entitlements: options.entitlements,
             allocations: options.allocations,
+            estates: options.estates.unwrap_or(options.organisations / 10),
             seed: options.seed,
         };
         let bar = progress_bar("synthetic");
@@ -169,10 +170,12 @@ fn seed(database_url: &str, options: SeedOptions) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
         bar.finish_and_clear();
         eprintln!(
-            "Generated {} organisations, {} products, {} entitlements and {} allocations (seed {}) in {:.1}s.",
+            "Generated {} organisations, {} products, {} entitlements, {} estates and {} allocations (seed {}) \
+             in {:.1}s.",
             size.organisations,
             size.products,
             size.entitlements,
+            size.estates,
             size.allocations,
             size.seed,
             started.elapsed().as_secs_f64()

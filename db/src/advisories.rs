@@ -545,7 +545,8 @@ fn estate_exposure_since(
     if held > 0 || bought > 0 {
         return Ok(None);
     }
-    let running = crate::estates::running_by_product(conn, Some(&affected), Some(code), |_| false)?;
+    let codes = [code.to_uppercase()];
+    let running = crate::estates::running_by_product(conn, Some(&affected), Some(&codes), |_| false)?;
     Ok(running.into_values().map(|totals| totals.first_seen).min())
 }
 

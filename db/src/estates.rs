@@ -779,13 +779,13 @@ impl RunningTotals {
 }
 
 /// What organisations run, per organisation and product, from their current snapshots (of
-/// `products` only, and of one organisation only, when given): each source's rows added up
-/// (releases and sites), then the largest source's figures, as sources overlap. The one rule
-/// that reconciliation and advisory exposure both count by.
+/// `products` only, and of `organisations` only (their codes as stored, upper case), when
+/// given): each source's rows added up (releases and sites), then the largest source's figures,
+/// as sources overlap. The one rule that reconciliation and advisory exposure both count by.
 pub fn running_by_product(
     conn: &mut DbConnection,
     products: Option<&[i64]>,
-    organisation: Option<&str>,
+    organisations: Option<&[String]>,
     past_support: impl Fn(i64) -> bool,
 ) -> DbResult<BTreeMap<(String, i64), RunningTotals>> {
     let mut query = estate_items::table
@@ -803,8 +803,8 @@ pub fn running_by_product(
     if let Some(products) = products {
         query = query.filter(estate_items::product_id.eq_any(products));
     }
-    if let Some(code) = organisation {
-        query = query.filter(estate_snapshots::organisation_code.eq(code.to_uppercase()));
+    if let Some(codes) = organisations {
+        query = query.filter(estate_snapshots::organisation_code.eq_any(codes));
     }
     type Row = (String, i64, i64, Option<i64>, i64, i64, NaiveDateTime);
     let rows: Vec<Row> = query.load(conn)?;

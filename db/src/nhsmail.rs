@@ -106,11 +106,29 @@ pub fn all_periods(conn: &mut DbConnection) -> DbResult<HashMap<String, Vec<Serv
         .order((periods::organisation_code, periods::starts_on, periods::id))
         .select((periods::organisation_code, ServicePeriod::as_select()))
         .load(conn)?;
+    Ok(by_organisation(rows))
+}
+
+/// The recorded periods of each of `codes` (at most `BINDS_PER_QUERY` of them) in one query,
+/// earliest first; an organisation that recorded none is absent.
+pub fn periods_of_each(
+    conn: &mut DbConnection,
+    codes: &[String],
+) -> DbResult<HashMap<String, Vec<ServicePeriod>>> {
+    let rows: Vec<(String, ServicePeriod)> = periods::table
+        .filter(periods::organisation_code.eq_any(codes))
+        .order((periods::organisation_code, periods::starts_on, periods::id))
+        .select((periods::organisation_code, ServicePeriod::as_select()))
+        .load(conn)?;
+    Ok(by_organisation(rows))
+}
+
+fn by_organisation(rows: Vec<(String, ServicePeriod)>) -> HashMap<String, Vec<ServicePeriod>> {
     let mut by_organisation: HashMap<String, Vec<ServicePeriod>> = HashMap::new();
     for (code, period) in rows {
         by_organisation.entry(code).or_default().push(period);
     }
-    Ok(by_organisation)
+    by_organisation
 }
 
 /// An organisation's NHSmail service history, as recorded, with the service on a day.
