@@ -130,6 +130,7 @@ async fn a_csv_file_spans_batches_in_page_order(app: TestApp) {
         products: 5,
         entitlements: 1,
         allocations: 0,
+        estates: 0,
         seed: 7,
     };
     db::synthetic::generate(app.db(), size, &mut |_, _| {}).unwrap();
