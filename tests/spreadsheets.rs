@@ -87,6 +87,7 @@ async fn every_csv_operation_answers_csv(app: TestApp) {
     let agreement = first_id(&app, &admin, "/v1/agreements").await;
     let entitlement = first_id(&app, &admin, &format!("/v1/agreements/{agreement}/entitlements")).await;
     let standard = first_id(&app, &admin, "/v1/standards").await;
+    let advisory = first_id(&app, &admin, "/v1/advisories").await;
     let operations = csv_operations();
     assert!(operations.len() >= 25, "the lists and reports that offer CSV: {operations:?}");
     for template in operations {
@@ -95,6 +96,7 @@ async fn every_csv_operation_answers_csv(app: TestApp) {
             .replace("/agreements/{id}", &format!("/agreements/{agreement}"))
             .replace("/entitlements/{id}", &format!("/entitlements/{entitlement}"))
             .replace("/standards/{id}/versions/{n}", &format!("/standards/{standard}/versions/1"))
+            .replace("/advisories/{id}", &format!("/advisories/{advisory}"))
             .replace("{code}", "RR8");
         assert!(!path.contains('{'), "a path parameter this test does not fill: {template}");
         let (header, rows) = csv_of(&app, &admin, &path, false).await;

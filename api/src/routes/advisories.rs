@@ -207,18 +207,29 @@ pub async fn update_advisory(
     tag = "advisories",
     operation_id = "get_advisory_exposure",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Advisory id")),
-    responses((status = 200, body = Exposure), ReadErrors)
-)]
+    params(("id" = i64, Path, description = "Advisory id"), crate::spreadsheet::FormatQuery),
+    responses(
+        (status = 200, description = "The exposure, or its organisations (a row each) as CSV", content(
+            (Exposure = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    ))]
 #[get("/advisories/{id}/exposure")]
 pub async fn get_advisory_exposure(
     state: web::Data<AppState>,
     _user: Authorised<AdminOrAuditor>,
     id: web::Path<i64>,
-) -> ApiResult<web::Json<Exposure>> {
-    let id = id.into_inner();
+    query: web::Query<crate::spreadsheet::FormatQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (id, csv) = (id.into_inner(), spreadsheet::wants_csv(&request, query.format));
     let at = Utc::now().naive_utc();
-    Ok(web::Json(state.run(move |db| db.read(|conn| db::advisories::exposure(conn, id, at))).await?))
+    let exposure = state.run(move |db| db.read(|conn| db::advisories::exposure(conn, id, at))).await?;
+    if csv {
+        return Ok(spreadsheet::whole("exposure", &exposure.organisations));
+    }
+    Ok(HttpResponse::Ok().json(exposure))
 }
 
 #[derive(Deserialize, ToSchema, Default)]

@@ -18,7 +18,7 @@ use crate::openapi::{OrganisationCsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
 use crate::routes::ods::{FileUpload, OdsFileBytes, csv_body};
 use crate::routes::today;
-use crate::spreadsheet;
+use crate::spreadsheet::{self, FormatQuery};
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -87,17 +87,29 @@ pub async fn import_estate(
     tag = "estates",
     operation_id = "get_estate",
     security(("bearer" = [])),
-    params(("code" = String, Path, description = "ODS code")),
-    responses((status = 200, body = Estate), ReadErrors)
+    params(("code" = String, Path, description = "ODS code"), FormatQuery),
+    responses(
+        (status = 200, description = "The estate, or what it runs (a row per product and release) as CSV", content(
+            (Estate = "application/json"),
+            (String = "text/csv"),
+        )),
+        ReadErrors
+    )
 )]
 #[get("/organisations/{code}/estate")]
 pub async fn get_estate(
     state: web::Data<AppState>,
     _role: Authorised<AnyRole>,
     organisation: OrganisationPath<ReadsOrganisation>,
-) -> ApiResult<web::Json<Estate>> {
-    let code = organisation.code;
-    Ok(web::Json(state.run(move |db| db.read(|conn| db::estates::estate(conn, &code))).await?))
+    query: web::Query<FormatQuery>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (code, csv) = (organisation.code, spreadsheet::wants_csv(&request, query.format));
+    let estate = state.run(move |db| db.read(|conn| db::estates::estate(conn, &code))).await?;
+    if csv {
+        return Ok(spreadsheet::whole("estate", &estate.running));
+    }
+    Ok(HttpResponse::Ok().json(estate))
 }
 
 #[derive(Deserialize, IntoParams)]
