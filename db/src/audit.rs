@@ -251,8 +251,8 @@ pub struct FeedChange {
     /// One of supplier, product, release, agreement, entitlement, standard, advisory.
     pub entity: String,
     pub entity_id: String,
-    /// The record after the change, as the audit log holds it (null when it was removed).
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    /// The record after the change, as the audit log holds it: the resource's JSON (an object;
+    /// a list for a product's lifecycle sources), or null when it was removed.
     pub after: Option<serde_json::Value>,
 }
 
