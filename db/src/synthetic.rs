@@ -131,7 +131,7 @@ fn insert_batches(
 /// Whether synthetic product `i` has releases: one in [`RELEASES_EVERY`], never a product of a
 /// national line (so that the coverage benchmark's answers stay as they were).
 fn has_releases(i: usize, stride: usize, entitlements: usize) -> bool {
-    i % RELEASES_EVERY == RELEASES_EVERY / 2 && !(i % stride == 0 && i / stride < entitlements)
+    i % RELEASES_EVERY == RELEASES_EVERY / 2 && !(i.is_multiple_of(stride) && i / stride < entitlements)
 }
 
 /// One estate item: its snapshot (an index into [`Estates::snapshots`]), product, release (an
