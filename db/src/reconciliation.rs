@@ -20,8 +20,13 @@
 //! services (`organisation_code IN` the chunk), until the page is full. So a page costs the same
 //! few queries whether the country has 25,000 organisations or 250,000; the first chunk is small
 //! (a page of 50 rows is two or three organisations' products), and the chunks grow when a flag
-//! filter skips most rows. It read every organisation, allocation, purchase and estate item of
-//! the country for every page before. The export streams the same walk ([`Walk`]) to the end.
+//! filter skips most rows. The export streams the same walk ([`Walk`]) to the end. Measured with
+//! `tests/bench/reconciliation.py` (release build, 2 shared cores): the national first page at
+//! 10x (250,000 organisations, 25,000 with estates, 790,000 estate items) takes 6 ms on SQLite
+//! and 18 ms on PostgreSQL, 12 and 35 times `/healthz`. Reading every organisation, allocation,
+//! purchase and estate item of the country for every page, as it did before, took 0.5 s at 1x
+//! and 8.7 s at 10x on PostgreSQL, with 1.2 GB of server memory, and failed at 10x on SQLite
+//! (more product ids in one `IN` list than SQLite binds).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -233,7 +233,8 @@ def measure(args, binary: Path, url: str, password: str, size: dict, requests: i
     result: dict = {"runs": {}}
     port = free_port()
     server_log = open(log_path, "w")
-    env = dict(os.environ, CATALOGUE_JWT_SECRET=secrets.token_urlsafe(48), RUST_LOG="warn")
+    env = dict(os.environ, CATALOGUE_JWT_SECRET=secrets.token_urlsafe(48), CATALOGUE_LOG_FORMAT="json",
+               RUST_LOG="warn")
     env.pop("DATABASE_URL", None)
     server = subprocess.Popen([str(binary), "serve", "--bind", f"127.0.0.1:{port}", "--database-url", url],
                               env=env, stdout=server_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
