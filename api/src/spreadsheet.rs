@@ -124,6 +124,12 @@ fn write_rows<T: Serialize>(rows: &[T], columns: &[String], header: bool) -> Vec
     writer.into_inner().unwrap_or_default()
 }
 
+/// Rows of `T` as CSV under `T`'s columns, the header first when `header` is set: for a file
+/// written in batches by its own handler (the audit export).
+pub fn rows_csv<T: Serialize + PartialSchema>(rows: &[T], header: bool) -> Vec<u8> {
+    write_rows(rows, &columns::<T>(), header)
+}
+
 /// A CSV response, offered as a file named `name.csv`.
 fn attachment(name: &str) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::Ok();

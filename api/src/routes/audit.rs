@@ -108,22 +108,6 @@ pub struct ExportQuery {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// The export's columns, in order: every field of an audit event.
-const CSV_COLUMNS: [&str; 12] = [
-    "id",
-    "occurred_at",
-    "actor_user_id",
-    "actor",
-    "action",
-    "entity",
-    "entity_id",
-    "organisation_code",
-    "before_state",
-    "after_state",
-    "request_id",
-    "acting_icb",
-];
-
 fn render(events: &[AuditEvent], format: ExportFormat, header: bool) -> Vec<u8> {
     match format {
         ExportFormat::Jsonl => {
@@ -135,25 +119,9 @@ fn render(events: &[AuditEvent], format: ExportFormat, header: bool) -> Vec<u8> 
             }
             out
         }
-        ExportFormat::Csv => {
-            let mut writer = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(Vec::with_capacity(events.len() * 256));
-            if header {
-                let _ = writer.write_record(CSV_COLUMNS);
-            }
-            // Written cell by cell so that text is neutralised for spreadsheets (see
-            // `crate::spreadsheet`): before and after states hold whatever users typed.
-            for event in events {
-                let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) else { continue };
-                let _ = writer.write_record(
-                    CSV_COLUMNS
-                        .iter()
-                        .map(|column| fields.get(*column).map(spreadsheet::cell).unwrap_or_default()),
-                );
-            }
-            writer.into_inner().unwrap_or_default()
-        }
+        // The columns and cells of every CSV list (`crate::spreadsheet`): before and after
+        // states hold whatever users typed, so they are neutralised for spreadsheets.
+        ExportFormat::Csv => spreadsheet::rows_csv(events, header),
     }
 }
 
