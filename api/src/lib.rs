@@ -12,6 +12,7 @@ pub mod docs;
 pub mod error;
 pub mod hot_reads;
 pub mod lifecycle_feed;
+pub mod notify;
 pub mod ocds;
 pub mod openapi;
 pub mod permissions;
