@@ -17,6 +17,9 @@ use diesel::connection::SimpleConnection;
 pub use db::Engine;
 pub use db::users::Role;
 
+pub mod receiver;
+pub mod smtp;
+
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn postgres_admin_url() -> String {
