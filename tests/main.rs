@@ -13,6 +13,7 @@ mod foundation;
 mod ledger;
 mod lifecycle;
 mod module_cycles;
+mod notifications;
 mod notify_send;
 mod ods;
 mod ods_icb_acting;

@@ -205,6 +205,28 @@ pub struct ServeOptions {
     /// default is a placeholder: register the catalogue's own prefix before publishing.
     #[arg(long, env = "CATALOGUE_OCID_PREFIX", default_value = crate::ocds::DEFAULT_OCID_PREFIX, value_parser = ocid_prefix)]
     pub ocid_prefix: String,
+    /// The SMTP server email notifications go through, such as smtp://mail.example:25,
+    /// smtp://host:587?tls=required or smtps://user:password@host; without one, email
+    /// subscriptions wait undelivered (webhooks are delivered regardless).
+    #[arg(long, env = "CATALOGUE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From address of notification emails.
+    #[arg(long, env = "CATALOGUE_MAIL_FROM", default_value = "catalogue@localhost")]
+    pub mail_from: String,
+    /// Let webhook URLs be plain http (development and tests only: production is https only).
+    #[arg(long, env = "CATALOGUE_WEBHOOKS_ALLOW_HTTP")]
+    pub webhooks_allow_http: bool,
+    /// Seconds a worker holds a delivery it took; another instance takes it up after that if this
+    /// one died. Must be well over the webhook timeout (10 s).
+    #[arg(long, env = "CATALOGUE_DELIVERY_LEASE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(15..=3600))]
+    pub delivery_lease_seconds: u64,
+    /// Seconds before the first retry of a failed delivery (doubling after each failure, with
+    /// jitter, up to two hours; retried for a day, then dead-lettered).
+    #[arg(long, env = "CATALOGUE_DELIVERY_FIRST_RETRY_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub delivery_first_retry_seconds: u64,
+    /// Do not run the delivery worker in this instance (another instance, or none, delivers).
+    #[arg(long, env = "CATALOGUE_NO_DELIVERY")]
+    pub no_delivery: bool,
 }
 
 fn ocid_prefix(text: &str) -> Result<String, String> {

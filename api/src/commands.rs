@@ -128,6 +128,16 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
         let every = std::time::Duration::from_secs(options.lifecycle_sync_hours * 3600);
         crate::lifecycle_feed::start_periodic_sync(db.clone(), options.endoflife_api.clone(), every)?;
     }
+    if !options.no_delivery {
+        let mail = options
+            .smtp_url
+            .clone()
+            .map(|smtp_url| crate::notify::email::MailConfig { smtp_url, from: options.mail_from.clone() });
+        let mut config = crate::notify::worker::WorkerConfig::new(mail, options.webhooks_allow_http);
+        config.lease = std::time::Duration::from_secs(options.delivery_lease_seconds);
+        config.retry.first_wait = std::time::Duration::from_secs(options.delivery_first_retry_seconds);
+        crate::notify::worker::start(db.clone(), config)?;
+    }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
     let state = AppState::new(db, auth)?
@@ -135,7 +145,8 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
         .with_cors_origins(options.cors_origins)
         .with_trusted_proxies(options.trusted_proxies)
         .with_metrics_token(options.metrics_token)
-        .with_ocid_prefix(&options.ocid_prefix);
+        .with_ocid_prefix(&options.ocid_prefix)
+        .with_webhooks_allow_http(options.webhooks_allow_http);
     actix_web::rt::System::new().block_on(async move {
         server::start(listener, state, options.workers)?.await?;
         Ok(())

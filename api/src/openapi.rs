@@ -43,6 +43,7 @@ use crate::error::{ApiError, Problem};
         (name = "risk", description = "Risk acceptances for unsupported products"),
         (name = "audit", description = "The append-only audit log (read-only)"),
         (name = "changes", description = "The change feed: the shared record's changes in order, to keep a copy in step"),
+        (name = "subscriptions", description = "Being told: subscriptions to events by email or signed webhook (Standard Webhooks), their deliveries, and the private hosts webhooks may reach"),
         (name = "reports", description = "Utilisation, obligations and other national reports"),
     )
 )]

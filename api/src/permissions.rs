@@ -36,6 +36,11 @@ const OWN_ORGANISATION: &str = "Officers and exemplars: their own organisation o
      organisations it commissions for, once it has granted it).";
 const OFFICERS_OWN: &str = "Officers: for their own organisation only (an ICB's officers also the organisations \
      it commissions for, once it has granted it).";
+const OWN_SUBSCRIPTIONS: &str = "Each user their own subscriptions; admins and auditors everyone's (another user's is 404 to anyone else).";
+const MANAGES_SUBSCRIPTIONS: &str = "Each user their own subscriptions; admins everyone's (auditors: 403 for another's; \
+     anyone else: 404).";
+const SUBSCRIBES_FOR: &str = "Officers and exemplars: for their own organisation only. Admins and auditors: any \
+     organisation, or every organisation's events.";
 const PUBLISHERS: &str = "Exemplars: only standards their own organisation publishes.";
 
 const fn rule(operation_id: &'static str, callers: Callers, scope: Option<&'static str>) -> Permission {
@@ -72,6 +77,15 @@ pub const PERMISSIONS: &[Permission] = &[
         Some("Officers: of the ICB itself only (not through its grant); admins for any ICB."),
     ),
     rule("list_changes", ANYONE_SIGNED_IN, None),
+    rule("list_subscriptions", ANYONE_SIGNED_IN, Some(OWN_SUBSCRIPTIONS)),
+    rule("create_subscription", ANYONE_SIGNED_IN, Some(SUBSCRIBES_FOR)),
+    rule("get_subscription", ANYONE_SIGNED_IN, Some(OWN_SUBSCRIPTIONS)),
+    rule("delete_subscription", ANYONE_SIGNED_IN, Some(MANAGES_SUBSCRIPTIONS)),
+    rule("list_deliveries", ANYONE_SIGNED_IN, Some(OWN_SUBSCRIPTIONS)),
+    rule("redeliver", ANYONE_SIGNED_IN, Some(MANAGES_SUBSCRIPTIONS)),
+    rule("list_webhook_hosts", ADMIN, None),
+    rule("allow_webhook_host", ADMIN, None),
+    rule("forbid_webhook_host", ADMIN, None),
     rule("import_estate", OFFICERS, Some(OFFICERS_OWN)),
     rule("apply_seat_changes", OFFICERS, Some(OFFICERS_OWN)),
     rule("get_estate", ANYONE_SIGNED_IN, Some(OWN_ORGANISATION)),

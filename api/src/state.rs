@@ -44,6 +44,8 @@ pub struct AppState {
     blocking_threads: usize,
     /// The OCID prefix of the OCDS releases (`crate::ocds`).
     pub ocid_prefix: Arc<str>,
+    /// Webhook URLs may be plain http (development and tests; production is https only).
+    pub webhooks_allow_http: bool,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             metrics_token: Arc::default(),
             cors_origins: Arc::default(),
             ocid_prefix: Arc::from(crate::ocds::DEFAULT_OCID_PREFIX),
+            webhooks_allow_http: false,
         })
     }
 
@@ -72,6 +75,11 @@ impl AppState {
     pub fn with_read_model(mut self, model: Arc<ReadModel>) -> AppState {
         self.db.on_commit(model.clone());
         self.read_model = Some(model);
+        self
+    }
+
+    pub fn with_webhooks_allow_http(mut self, allow: bool) -> AppState {
+        self.webhooks_allow_http = allow;
         self
     }
 
@@ -104,6 +112,15 @@ impl AppState {
         let _slot = self.database_slots.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         let db = self.db.clone();
         Ok(web::block(move || work(&db)).await??)
+    }
+
+    /// Runs a read on one pooled connection, waiting for a database slot as [`AppState::run`] does.
+    pub async fn read<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut db::DbConnection) -> DbResult<T> + Send + 'static,
+    {
+        self.run(move |db| db.read(work)).await
     }
 
     /// How many blocking threads the work above can use at once: one per database slot. A

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::connection::{Committed, Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::outbox::{self, Changed};
 use crate::page::{Page, PageRequest};
 use crate::schema::audit_events;
 
@@ -151,6 +152,27 @@ impl Database {
             let Audited { value, changes, unchanged } = work(conn)?;
             if changes.is_empty() && !unchanged {
                 return Err(DbError::Internal("a write described no change for the audit log".into()));
+            }
+            // What the changes tell subscribers goes to the outbox in this same transaction, read
+            // after every change is made (a claim's line shows its seats after the claim).
+            let mut told = Vec::new();
+            for change in &changes {
+                let changed = Changed {
+                    action: &change.action,
+                    entity_id: &change.entity_id,
+                    organisation: change.organisation.as_deref(),
+                    after: change.after.as_ref(),
+                };
+                if let Some(event) = outbox::told_by(conn, &changed)?
+                    && !told
+                        .iter()
+                        .any(|t: &outbox::NewEvent| t.kind == event.kind && t.subject == event.subject)
+                {
+                    told.push(event);
+                }
+            }
+            for event in &told {
+                outbox::record(conn, event)?;
             }
             for change in changes {
                 touched.push(Committed {

@@ -397,7 +397,84 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox_events (id) {
+        id -> BigInt,
+        kind -> Text,
+        organisation_code -> Nullable<Text>,
+        subject -> Text,
+        summary -> Text,
+        payload -> Text,
+        occasion -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        fanned_out -> Bool,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        organisation_code -> Nullable<Text>,
+        kinds -> Text,
+        channel -> Text,
+        email_cadence -> Nullable<Text>,
+        webhook_url -> Nullable<Text>,
+        webhook_secret -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        subscription_id -> BigInt,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        leased_until -> Nullable<Timestamp>,
+        leased_by -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        retry_until -> Timestamp,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempted_at -> Timestamp,
+        attempted_by -> Text,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    email_digests (user_id, day) {
+        user_id -> BigInt,
+        day -> Date,
+        sent_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_allowed_hosts (host) {
+        host -> Text,
+        allowed_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(products -> suppliers (supplier_id));
+diesel::joinable!(subscriptions -> users (user_id));
+diesel::joinable!(deliveries -> outbox_events (event_id));
+diesel::joinable!(deliveries -> subscriptions (subscription_id));
+diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::joinable!(agreements -> suppliers (supplier_id));
 diesel::joinable!(agreement_extensions -> agreements (agreement_id));
 diesel::joinable!(entitlements -> agreements (agreement_id));
@@ -544,4 +621,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_responses,
     risk_acceptances,
     audit_events,
+    outbox_events,
+    subscriptions,
+    deliveries,
+    delivery_attempts,
+    email_digests,
+    webhook_allowed_hosts,
 );

@@ -210,7 +210,11 @@ pub fn create(db: &Database, actor: &Actor, new: NewUser) -> DbResult<User> {
         let change = Change::new("user.create", "user", user.id)
             .organisation(user.organisation_code.as_deref())
             .after(&user);
-        Ok(Audited::one(user, change))
+        let mut changes = vec![change];
+        if let (Role::Officer, Some(code)) = (user.role, &user.organisation_code) {
+            changes.extend(crate::subscriptions::add_officer_defaults(conn, user.id, code)?);
+        }
+        Ok(Audited::many(user, changes))
     })
 }
 

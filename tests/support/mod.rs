@@ -211,6 +211,14 @@ impl TestApp {
         self.client.post(self.url(path))
     }
 
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path))
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path))
+    }
+
     /// A PATCH that applies whatever the record's current version (`If-Match: *`), for tests
     /// whose subject is not the precondition.
     pub fn patch_any_version(&self, path: &str) -> reqwest::RequestBuilder {
@@ -384,8 +392,11 @@ fn serve_with(
     if let Some(model) = &read_model {
         state = state.with_read_model(model.clone());
     }
-    let state =
-        state.with_trusted_proxies(trusted_proxies).with_metrics_token(Some(METRICS_TOKEN.to_owned()));
+    // Webhook receivers in tests are plain http on loopback (an admin must still allow the host).
+    let state = state
+        .with_trusted_proxies(trusted_proxies)
+        .with_metrics_token(Some(METRICS_TOKEN.to_owned()))
+        .with_webhooks_allow_http(true);
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
     let client = reqwest::Client::builder()

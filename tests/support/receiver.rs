@@ -46,6 +46,8 @@ struct Behaviour {
     /// Requests still to be answered 500.
     failures_left: usize,
     hang: bool,
+    /// The secret signatures are checked with (set later when the service makes it).
+    secret: String,
 }
 
 /// A webhook receiver on 127.0.0.1; stops when dropped.
@@ -65,10 +67,16 @@ impl Receiver {
             behaviour: Arc::new(Mutex::new(Behaviour::default())),
             stopping: Arc::new(AtomicBool::new(false)),
         };
-        let (behaviour, stopping, secret) =
-            (receiver.behaviour.clone(), receiver.stopping.clone(), secret.to_owned());
-        std::thread::spawn(move || accept(listener, &behaviour, &stopping, &secret));
+        receiver.set_secret(secret);
+        let (behaviour, stopping) = (receiver.behaviour.clone(), receiver.stopping.clone());
+        std::thread::spawn(move || accept(listener, &behaviour, &stopping));
         receiver
+    }
+
+    /// Checks signatures with `secret` from now on: the service shows a subscription's secret
+    /// when it makes it, after the receiver's URL was given.
+    pub fn set_secret(&self, secret: &str) {
+        self.behaviour().secret = secret.to_owned();
     }
 
     /// Answers 500 to the next `count` requests, then 204 again.
@@ -131,26 +139,22 @@ fn lock(behaviour: &Mutex<Behaviour>) -> MutexGuard<'_, Behaviour> {
     behaviour.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn accept(
-    listener: TcpListener,
-    behaviour: &Arc<Mutex<Behaviour>>,
-    stopping: &Arc<AtomicBool>,
-    secret: &str,
-) {
+fn accept(listener: TcpListener, behaviour: &Arc<Mutex<Behaviour>>, stopping: &Arc<AtomicBool>) {
     for stream in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
             return;
         }
         let Ok(stream) = stream else { continue };
-        let (behaviour, stopping, secret) = (behaviour.clone(), stopping.clone(), secret.to_owned());
-        std::thread::spawn(move || serve(stream, &behaviour, &stopping, &secret));
+        let (behaviour, stopping) = (behaviour.clone(), stopping.clone());
+        std::thread::spawn(move || serve(stream, &behaviour, &stopping));
     }
 }
 
 /// Reads one request, records it, and answers as told (then closes the connection).
-fn serve(stream: TcpStream, behaviour: &Mutex<Behaviour>, stopping: &AtomicBool, secret: &str) {
+fn serve(stream: TcpStream, behaviour: &Mutex<Behaviour>, stopping: &AtomicBool) {
     let Some(mut request) = read_request(&stream) else { return };
-    request.verified = verified(secret, &request);
+    let secret = lock(behaviour).secret.clone();
+    request.verified = verified(&secret, &request);
     let answer = {
         let mut behaviour = lock(behaviour);
         behaviour.received.push(request);

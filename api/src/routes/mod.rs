@@ -24,6 +24,7 @@ pub mod reports;
 pub mod risk;
 pub mod seat_requests;
 pub mod standards;
+pub mod subscriptions;
 pub mod users;
 
 /// Today's date (UTC), the default for questions asked "at a date".
@@ -125,6 +126,15 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(risk::create_risk_acceptance)
             .service(risk::list_risk_acceptances)
             .service(changes::list_changes)
+            .service(subscriptions::list_subscriptions)
+            .service(subscriptions::create_subscription)
+            .service(subscriptions::get_subscription)
+            .service(subscriptions::delete_subscription)
+            .service(subscriptions::list_deliveries)
+            .service(subscriptions::redeliver)
+            .service(subscriptions::list_webhook_hosts)
+            .service(subscriptions::allow_webhook_host)
+            .service(subscriptions::forbid_webhook_host)
             .service(audit::list_audit_events)
             .service(audit::export_audit_events),
     );
