@@ -254,7 +254,47 @@ async fn dated_reminders_are_written_once_per_occasion(app: TestApp) {
     // Again, and on a later run the same day: nothing new.
     assert_eq!(db::reminders::write_due(app.db(), now).unwrap(), 0);
     assert_eq!(db::reminders::write_due(app.db(), now + chrono::Duration::hours(5)).unwrap(), 0);
-    let _ = admin;
+
+    // Acknowledgements: RR8 holds seats of a product two critical advisories affect; one was
+    // published 30 hours ago (due within 24 hours), the other 50 (overdue, past 48).
+    let claimed = post(
+        &app,
+        &admin,
+        &format!("/v1/entitlements/{line}/allocations"),
+        json!({"organisation": "RR8", "quantity": 3}),
+    )
+    .await;
+    assert_eq!(claimed.0, 201, "{}", claimed.1);
+    let affected = {
+        use db::schema::entitlements::dsl::*;
+        use diesel::prelude::*;
+        app.with_connection(|conn| entitlements.find(line).select(product_id).first::<i64>(conn).unwrap())
+    };
+    let mut ids = Vec::new();
+    for (reference, hours) in [("CC-R-DUE", 30), ("CC-R-LATE", 50)] {
+        let mut body = advisory(&app, reference, "critical");
+        body["published_at"] = json!((chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339());
+        body["affected_product_ids"] = json!([affected]);
+        let (status, created) = post(&app, &admin, "/v1/advisories", body).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_i64().unwrap());
+    }
+    db::reminders::write_due(app.db(), chrono::Utc::now().naive_utc()).unwrap();
+    let told: Vec<(EventKind, Option<String>, String)> =
+        events(&app).into_iter().map(|e| (e.kind, e.organisation_code, e.subject)).collect();
+    let rr8 = Some("RR8".to_owned());
+    assert!(
+        told.contains(&(EventKind::AcknowledgementDue, rr8.clone(), format!("advisory/{}", ids[0]))),
+        "{told:?}"
+    );
+    assert!(
+        told.contains(&(EventKind::AcknowledgementOverdue, rr8.clone(), format!("advisory/{}", ids[1]))),
+        "{told:?}"
+    );
+    assert!(
+        !told.contains(&(EventKind::AcknowledgementDue, rr8, format!("advisory/{}", ids[1]))),
+        "{told:?}"
+    );
 }
 
 /// Subscribes `token`'s holder to advisories by webhook at `receiver`, the host allowed by an admin.

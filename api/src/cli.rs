@@ -214,7 +214,7 @@ pub struct ServeOptions {
     #[arg(long, env = "CATALOGUE_MAIL_FROM", default_value = "catalogue@localhost")]
     pub mail_from: String,
     /// Let webhook URLs be plain http (development and tests only: production is https only).
-    #[arg(long, env = "CATALOGUE_WEBHOOKS_ALLOW_HTTP")]
+    #[arg(long, env = "CATALOGUE_WEBHOOKS_ALLOW_HTTP", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub webhooks_allow_http: bool,
     /// Seconds a worker holds a delivery it took; another instance takes it up after that if this
     /// one died. Must be well over the webhook timeout (10 s).
@@ -225,7 +225,7 @@ pub struct ServeOptions {
     #[arg(long, env = "CATALOGUE_DELIVERY_FIRST_RETRY_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub delivery_first_retry_seconds: u64,
     /// Do not run the delivery worker in this instance (another instance, or none, delivers).
-    #[arg(long, env = "CATALOGUE_NO_DELIVERY")]
+    #[arg(long, env = "CATALOGUE_NO_DELIVERY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub no_delivery: bool,
 }
 

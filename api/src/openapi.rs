@@ -238,6 +238,8 @@ const NOT_BLANK: &str = "[^\\s\\u0085]";
 ///   (`db::purchases::record`).
 /// - `CreateUser`: a role that acts for one organisation (`Role::needs_organisation`) needs an
 ///   `organisation_code` (`db::users::validate_assignment`).
+/// - `CreateSubscription`: email needs an `email_cadence` and takes no `webhook_url`; a webhook
+///   the other way round (`db::subscriptions::check_shape`).
 /// - `UpdateUser`: a change to such a role cannot also remove the organisation (null). Whether
 ///   the merged record has one depends on the stored user, which no schema knows.
 ///
@@ -266,6 +268,20 @@ fn conditional_rules() -> Vec<(&'static str, Value)> {
                 "then": {
                     "required": ["organisation_code"],
                     "properties": { "organisation_code": { "type": "string" } }
+                }
+            }),
+        ),
+        (
+            "CreateSubscription",
+            json!({
+                "if": { "required": ["channel"], "properties": { "channel": { "const": "email" } } },
+                "then": {
+                    "required": ["email_cadence"],
+                    "properties": { "email_cadence": { "type": "string" }, "webhook_url": { "type": "null" } }
+                },
+                "else": {
+                    "required": ["webhook_url"],
+                    "properties": { "webhook_url": { "type": "string" }, "email_cadence": { "type": "null" } }
                 }
             }),
         ),

@@ -14,7 +14,7 @@ use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::outbox::EventKind;
 use crate::page::{Page, PageRequest};
-use crate::schema::{subscriptions, webhook_allowed_hosts};
+use crate::schema::{organisations, subscriptions, webhook_allowed_hosts};
 
 /// A webhook URL's longest accepted length.
 pub const MAX_URL_LENGTH: usize = 2048;
@@ -163,6 +163,13 @@ fn check_shape(new: &NewSubscription) -> DbResult<()> {
 
 fn insert(conn: &mut DbConnection, new: &NewSubscription) -> DbResult<Subscription> {
     check_shape(new)?;
+    if let Some(code) = &new.organisation_code {
+        let known: i64 =
+            organisations::table.filter(organisations::code.eq(code)).count().get_result(conn)?;
+        if known == 0 {
+            return Err(DbError::Invalid(format!("organisation {code} does not exist")));
+        }
+    }
     let id: i64 = diesel::insert_into(subscriptions::table)
         .values((
             subscriptions::user_id.eq(new.user_id),

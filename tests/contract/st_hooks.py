@@ -101,6 +101,7 @@ SET_ICB_ACTING_GRANT = "PUT /v1/organisations/{code}/acting-grant"
 MAP_SOFTWARE_NAME = "POST /v1/estate/mappings"
 SEAT_CHANGES = "POST /v1/organisations/{code}/seat-changes"
 CHANGES = "GET /v1/changes"
+CREATE_SUBSCRIPTION = "POST /v1/subscriptions"
 # Derived from the document: where a parameter or a body exists, the rule about it exists.
 WITH_CURSOR = _having(lambda operation: "cursor" in _parameters(operation, "query"))
 WITH_TEXT_IN_PATH_OR_QUERY = _having(
@@ -190,6 +191,15 @@ INHERENT_REJECTIONS: list[tuple[str, frozenset[str], str]] = [
         "one field of an extension option requires another",
     ),
     (r"^requirement code [\s\S]+ appears twice$", {CREATE_STANDARD, UPDATE_VERSION}, "codes unique across requirements (uniqueItems compares whole items)"),
+    # Where a webhook URL leads: its scheme for this server (https only in production), and the
+    # addresses its host resolves to (loopback, private and link-local refused unless allowed).
+    (
+        r"^(the address |\S+ is .*; webhooks go only to public addresses|\S+ resolves to |\S+ does not resolve )",
+        {CREATE_SUBSCRIPTION},
+        "where a webhook URL leads (DNS, address ranges, the server's scheme setting)",
+    ),
+    (r"^organisation \S+ does not exist$", {CREATE_SUBSCRIPTION}, "reference to a missing organisation"),
+    (r"^you may subscribe only to your own organisation's events$", {CREATE_SUBSCRIPTION}, "another organisation (officers)"),
     # Rules on the stored state, or on today's date.
     (r"^an entitlement's dates must lie within its agreement's dates$", {CREATE_ENTITLEMENT, UPDATE_ENTITLEMENT}, "dates against the stored agreement"),
     (r"^the agreement does not admit organisations of kind \S+$", {CREATE_ENTITLEMENT, UPDATE_ENTITLEMENT}, "kinds against the stored agreement's"),
@@ -264,6 +274,9 @@ RESOURCE_OF_SEGMENT = {
     "standards": "standard",
     "versions": "standard version",
     "users": "user",
+    "subscriptions": "subscription",
+    "deliveries": "delivery",
+    "webhook-hosts": "allowed host",
 }
 # Other 404s, each where the server answers it: (operations, resources, why).
 REPORTS_BY_ORGANISATION = {

@@ -304,7 +304,7 @@ pub async fn list_webhook_hosts(
     tag = "subscriptions",
     operation_id = "allow_webhook_host",
     security(("bearer" = [])),
-    params(("host" = String, Path, description = "A host name or IP address, without scheme or port")),
+    params(("host" = String, Path, description = "A host name or IP address, without scheme or port", pattern = "^[A-Za-z0-9.:\\[\\]-]{1,253}$")),
     responses((status = 200, body = AllowedHost), WriteErrors)
 )]
 #[put("/webhook-hosts/{host}")]
