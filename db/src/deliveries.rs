@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::outbox::{self, EVENT_COLUMNS, OutboxEvent};
+use crate::outbox::{self, OutboxEvent};
 use crate::page::{Page, PageRequest};
 use crate::schema::{deliveries, delivery_attempts, email_digests, outbox_events, subscriptions, users};
 
@@ -174,8 +174,9 @@ pub fn fan_out(
         }
         let listeners = listeners(conn)?;
         let stamp = now();
-        for id in &ids {
-            let event = outbox::get(conn, *id)?;
+        let events = outbox::by_id(conn, &ids)?;
+        // In the order the events were written, so that deliveries are too.
+        for event in ids.iter().filter_map(|id| events.get(id)) {
             for listener in listeners.iter().filter(|l| l.hears(&event)) {
                 let due =
                     if listener.cadence.as_deref() == Some("daily") { digest_time(stamp) } else { stamp };
@@ -277,6 +278,8 @@ fn taken(conn: &mut DbConnection, ids: &[i64]) -> DbResult<Vec<Taken>> {
             (users::id, users::email, users::display_name),
         ))
         .load(conn)?;
+    let event_ids: Vec<i64> = rows.iter().map(|((_, _, event_id, _), _, _)| *event_id).collect();
+    let events = outbox::by_id(conn, &event_ids)?;
     let mut found = Vec::with_capacity(rows.len());
     for (
         (delivery_id, subscription_id, event_id, attempts),
@@ -298,7 +301,10 @@ fn taken(conn: &mut DbConnection, ids: &[i64]) -> DbResult<Vec<Taken>> {
         found.push(Taken {
             delivery_id,
             subscription_id,
-            event: outbox::get(conn, event_id)?,
+            event: events
+                .get(&event_id)
+                .cloned()
+                .ok_or_else(|| DbError::Internal(format!("delivery {delivery_id}: its event is missing")))?,
             destination,
             attempts,
         });
@@ -484,13 +490,24 @@ pub struct Delivery {
     pub attempts: Vec<DeliveryAttempt>,
 }
 
-type DeliveryRow = (i64, i64, String, NaiveDateTime, Option<NaiveDateTime>, Option<String>, EventRowOf);
+/// A delivery as stored; its event and attempts are read beside it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = deliveries)]
+struct DeliveryRow {
+    id: i64,
+    subscription_id: i64,
+    event_id: i64,
+    status: String,
+    next_attempt_at: NaiveDateTime,
+    delivered_at: Option<NaiveDateTime>,
+    last_error: Option<String>,
+}
 /// An attempt as stored: its delivery, when, the receiver's status, the error and the time taken.
 type AttemptRow = (i64, NaiveDateTime, Option<i32>, Option<String>, i64);
-type EventRowOf = (i64, String, Option<String>, String, String, String, NaiveDateTime);
 
 fn load_deliveries(conn: &mut DbConnection, rows: Vec<DeliveryRow>) -> DbResult<Vec<Delivery>> {
-    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut events = outbox::by_id(conn, &rows.iter().map(|row| row.event_id).collect::<Vec<_>>())?;
     let mut attempts: BTreeMap<i64, Vec<DeliveryAttempt>> = BTreeMap::new();
     let attempt_rows: Vec<AttemptRow> = delivery_attempts::table
         .filter(delivery_attempts::delivery_id.eq_any(&ids))
@@ -512,16 +529,18 @@ fn load_deliveries(conn: &mut DbConnection, rows: Vec<DeliveryRow>) -> DbResult<
         });
     }
     rows.into_iter()
-        .map(|(id, subscription_id, status, next_attempt_at, delivered_at, last_error, event)| {
+        .map(|row| {
             Ok(Delivery {
-                id,
-                subscription_id,
-                event: outbox::to_event(event)?,
-                status: DeliveryStatus::parse(&status)?,
-                next_attempt_at,
-                delivered_at,
-                last_error,
-                attempts: attempts.remove(&id).unwrap_or_default(),
+                id: row.id,
+                subscription_id: row.subscription_id,
+                event: events
+                    .remove(&row.event_id)
+                    .ok_or_else(|| DbError::Internal(format!("delivery {}: its event is missing", row.id)))?,
+                status: DeliveryStatus::parse(&row.status)?,
+                next_attempt_at: row.next_attempt_at,
+                delivered_at: row.delivered_at,
+                last_error: row.last_error,
+                attempts: attempts.remove(&row.id).unwrap_or_default(),
             })
         })
         .collect()
@@ -534,18 +553,9 @@ pub fn of_subscription(
     page: &PageRequest,
 ) -> DbResult<Page<Delivery>> {
     let mut query = deliveries::table
-        .inner_join(outbox_events::table)
         .filter(deliveries::subscription_id.eq(subscription_id))
         .order(deliveries::id)
-        .select((
-            deliveries::id,
-            deliveries::subscription_id,
-            deliveries::status,
-            deliveries::next_attempt_at,
-            deliveries::delivered_at,
-            deliveries::last_error,
-            EVENT_COLUMNS,
-        ))
+        .select(DeliveryRow::as_select())
         .into_boxed();
     if let Some(after) = page.after_id()? {
         query = query.filter(deliveries::id.gt(after));
@@ -557,19 +567,7 @@ pub fn of_subscription(
 
 /// A delivery by id.
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Delivery> {
-    let rows: Vec<DeliveryRow> = deliveries::table
-        .inner_join(outbox_events::table)
-        .filter(deliveries::id.eq(id))
-        .select((
-            deliveries::id,
-            deliveries::subscription_id,
-            deliveries::status,
-            deliveries::next_attempt_at,
-            deliveries::delivered_at,
-            deliveries::last_error,
-            EVENT_COLUMNS,
-        ))
-        .load(conn)?;
+    let rows = deliveries::table.filter(deliveries::id.eq(id)).select(DeliveryRow::as_select()).load(conn)?;
     load_deliveries(conn, rows)?.into_iter().next().ok_or(DbError::NotFound("delivery"))
 }
 

@@ -148,28 +148,21 @@ pub struct OutboxEvent {
     pub occurred_at: NaiveDateTime,
 }
 
-type EventRow = (i64, String, Option<String>, String, String, String, NaiveDateTime);
+/// An event as stored (its kind and payload as text).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = outbox_events)]
+struct EventRow {
+    id: i64,
+    kind: String,
+    organisation_code: Option<String>,
+    subject: String,
+    summary: String,
+    payload: String,
+    occurred_at: NaiveDateTime,
+}
 
-pub(crate) const EVENT_COLUMNS: (
-    outbox_events::id,
-    outbox_events::kind,
-    outbox_events::organisation_code,
-    outbox_events::subject,
-    outbox_events::summary,
-    outbox_events::payload,
-    outbox_events::occurred_at,
-) = (
-    outbox_events::id,
-    outbox_events::kind,
-    outbox_events::organisation_code,
-    outbox_events::subject,
-    outbox_events::summary,
-    outbox_events::payload,
-    outbox_events::occurred_at,
-);
-
-pub(crate) fn to_event(row: EventRow) -> DbResult<OutboxEvent> {
-    let (id, kind, organisation_code, subject, summary, payload, occurred_at) = row;
+fn to_event(row: EventRow) -> DbResult<OutboxEvent> {
+    let EventRow { id, kind, organisation_code, subject, summary, payload, occurred_at } = row;
     Ok(OutboxEvent {
         id,
         kind: EventKind::parse(&kind)?,
@@ -220,19 +213,31 @@ pub fn record_once(conn: &mut DbConnection, event: &NewEvent) -> DbResult<bool> 
 
 /// An event by id.
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<OutboxEvent> {
-    let row: EventRow = outbox_events::table
+    let row = outbox_events::table
         .find(id)
-        .select(EVENT_COLUMNS)
+        .select(EventRow::as_select())
         .first(conn)
         .optional()?
         .ok_or(DbError::NotFound("event"))?;
     to_event(row)
 }
 
+/// Events by id (a page of deliveries' events in one read).
+pub fn by_id(conn: &mut DbConnection, ids: &[i64]) -> DbResult<std::collections::HashMap<i64, OutboxEvent>> {
+    let rows = outbox_events::table
+        .filter(outbox_events::id.eq_any(ids))
+        .select(EventRow::as_select())
+        .load(conn)?;
+    rows.into_iter().map(|row| to_event(row).map(|event| (event.id, event))).collect()
+}
+
 /// The newest events first, at most `limit` (for tests and the admin's view of the outbox).
 pub fn recent(conn: &mut DbConnection, limit: i64) -> DbResult<Vec<OutboxEvent>> {
-    let rows: Vec<EventRow> =
-        outbox_events::table.select(EVENT_COLUMNS).order(outbox_events::id.desc()).limit(limit).load(conn)?;
+    let rows = outbox_events::table
+        .select(EventRow::as_select())
+        .order(outbox_events::id.desc())
+        .limit(limit)
+        .load(conn)?;
     rows.into_iter().map(to_event).collect()
 }
 
