@@ -177,7 +177,7 @@ pub fn fan_out(
         let events = outbox::by_id(conn, &ids)?;
         // In the order the events were written, so that deliveries are too.
         for event in ids.iter().filter_map(|id| events.get(id)) {
-            for listener in listeners.iter().filter(|l| l.hears(&event)) {
+            for listener in listeners.iter().filter(|l| l.hears(event)) {
                 let due =
                     if listener.cadence.as_deref() == Some("daily") { digest_time(stamp) } else { stamp };
                 diesel::insert_into(deliveries::table)
