@@ -137,8 +137,12 @@ impl Worker {
                 _ => attempts.push(self.attempt(&sender, delivery)),
             }
         }
+        // One attempt that could not be recorded (its subscription ended meanwhile, say) does not
+        // hold up the others; its lease runs out and the delivery is looked at again.
         for outcome in futures_util::future::join_all(attempts).await {
-            outcome?;
+            if let Err(error) = outcome {
+                tracing::warn!(%error, "a delivery attempt could not be recorded");
+            }
         }
         for (user_id, (to, name, taken)) in digests {
             self.send_digest(user_id, &to, &name, taken).await?;
