@@ -20,6 +20,7 @@ pub mod assessments;
 pub mod assets;
 pub mod chart;
 pub mod estates;
+pub mod notifications;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
@@ -95,6 +96,11 @@ pub const ROUTES: &[PageRoute] = &[
     get("/agreements/{id}", |r| r.to(agreements::agreement_page)),
     get("/users", |r| r.to(users::users_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
+    get("/notifications", |r| r.to(notifications::notifications_page)),
+    post("/notifications", |r| r.to(notifications::subscribe)),
+    get("/notifications/{id}/deliveries", |r| r.to(notifications::deliveries_page)),
+    get("/notifications/{id}/delete", |r| r.to(notifications::end_page)),
+    post("/notifications/{id}/delete", |r| r.to(notifications::end)),
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
     get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),
     get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
@@ -179,6 +185,7 @@ impl Chrome {
         nav.push(NavItem { label: "Agreements", href: "/agreements".into(), current: false });
         nav.push(NavItem { label: "Standards", href: "/standards".into(), current: false });
         nav.push(NavItem { label: "Advisories", href: "/advisories".into(), current: false });
+        nav.push(NavItem { label: "Notifications", href: "/notifications".into(), current: false });
         if matches!(user.role(), Role::Admin | Role::Auditor) {
             nav.push(NavItem {
                 label: "Unsupported software",
