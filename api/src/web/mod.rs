@@ -162,6 +162,9 @@ pub struct NavUser {
     pub organisation: Option<String>,
     /// The CSRF token for the sign-out form in the header.
     pub csrf_token: String,
+    /// Whether the page is Notifications, linked from the header's account links (beside
+    /// signing out, for every role) rather than the menu, which for the national team is full.
+    pub on_notifications: bool,
 }
 
 pub struct NavItem {
@@ -185,7 +188,6 @@ impl Chrome {
         nav.push(NavItem { label: "Agreements", href: "/agreements".into(), current: false });
         nav.push(NavItem { label: "Standards", href: "/standards".into(), current: false });
         nav.push(NavItem { label: "Advisories", href: "/advisories".into(), current: false });
-        nav.push(NavItem { label: "Notifications", href: "/notifications".into(), current: false });
         if matches!(user.role(), Role::Admin | Role::Auditor) {
             nav.push(NavItem {
                 label: "Unsupported software",
@@ -210,6 +212,7 @@ impl Chrome {
                 role: role_label(user.role()),
                 organisation: user.organisation().map(str::to_owned),
                 csrf_token: session.csrf_token.clone(),
+                on_notifications: current == "/notifications",
             }),
             nav,
         }

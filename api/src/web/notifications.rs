@@ -87,7 +87,9 @@ fn views(
     let names = db::organisations::names(conn, &codes)?;
     Ok(subscriptions
         .into_iter()
-        .map(|s| {
+        .map(|mut s| {
+            // In the form's order (the kinds' declared order), not the stored alphabetical one.
+            s.kinds.sort_unstable();
             let organisation = match &s.organisation_code {
                 None => "Every organisation".to_owned(),
                 Some(code) => match names.get(code) {
