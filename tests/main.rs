@@ -30,4 +30,5 @@ mod standards;
 mod synthetic;
 mod web;
 mod web_estates;
+mod web_notifications;
 mod web_route_matrix;

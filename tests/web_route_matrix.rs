@@ -98,6 +98,12 @@ const PUBLISHERS_DRAFT: [Expect; 8] = [IN, IN, OK, NF, NF, NF, OK, NF];
 /// The other trust's purchase form correcting `TRUST`'s purchase: acting for the other trust is
 /// allowed to its officer and the national team, but the purchase is not the other trust's.
 const TRUSTS_RECORD_ELSEWHERE: [Expect; 8] = [IN, IN, NF, NO, NF, NF, NO, NO];
+/// A subscription of `TRUST`'s officer, seen (with its deliveries) by its owner, admins and
+/// auditors (`ensure_can_see_subscription`); anyone else's is not there.
+const OWN_OR_READERS: [Expect; 8] = [IN, IN, OK, OK, OK, NF, NF, NF];
+/// Ending that subscription (`ensure_can_change_subscription`): its owner and admins; auditors,
+/// who see it, get 403.
+const OWN_OR_ADMIN: [Expect; 8] = [IN, IN, OK, NO, OK, NF, NF, NF];
 /// The sign-in form, sent with the caller's own credentials (signed out: an unknown email).
 const SIGN_IN_FORM: [Expect; 8] = [BAD, BAD, OK, OK, OK, OK, OK, OK];
 
@@ -124,6 +130,10 @@ enum Form {
     Estate,
     /// A form with a file: seat changes made (not only checked).
     SeatChanges,
+    /// A subscription added on the Notifications page.
+    Subscribe,
+    /// A subscription of `TRUST`'s officer ended, made afresh for each call.
+    EndSubscription,
 }
 
 enum Send {
@@ -178,6 +188,9 @@ struct Fixture {
     advisory: i64,
     /// A purchase `TRUST` recorded against the standard.
     purchase: i64,
+    /// The officer of `TRUST` among the callers, and a webhook subscription of theirs.
+    officer: i64,
+    webhook: i64,
     /// Makes names unique (order references, requirement codes, advisory references).
     serial: Cell<u32>,
 }
@@ -301,6 +314,15 @@ fn cases(f: &Fixture) -> Vec<Case> {
             PUBLISHERS_DRAFT,
         ),
         post("/standards/{id}/versions/{n}/assessments", Form::Assess, PUBLISHER),
+        get("/notifications", "/notifications".into(), SIGNED_IN),
+        post("/notifications", Form::Subscribe, SIGNED_IN),
+        get(
+            "/notifications/{id}/deliveries",
+            format!("/notifications/{}/deliveries", f.webhook),
+            OWN_OR_READERS,
+        ),
+        get("/notifications/{id}/delete", format!("/notifications/{}/delete", f.webhook), OWN_OR_ADMIN),
+        post("/notifications/{id}/delete", Form::EndSubscription, OWN_OR_ADMIN),
     ]
 }
 
@@ -643,6 +665,26 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 version_column(s, draft.number, "status"),
             )
         }
+        Form::Subscribe => (
+            "/notifications".to_owned(),
+            pairs(&[
+                ("kinds", "cap.full"),
+                ("channel", "email"),
+                ("email_cadence", "immediate"),
+                ("organisation_scope", "every"),
+            ]),
+            "SELECT CAST(COUNT(*) AS TEXT) AS value FROM subscriptions".to_owned(),
+        ),
+        Form::EndSubscription => {
+            let subscription = subscription_of(app, f.officer, false);
+            (
+                format!("/notifications/{subscription}/delete"),
+                Vec::new(),
+                format!(
+                    "SELECT CAST(COUNT(*) AS TEXT) AS value FROM subscriptions WHERE id = {subscription}"
+                ),
+            )
+        }
         Form::Assess => {
             let version = published(app, s);
             let product = id(
@@ -834,8 +876,24 @@ async fn post_checked(
     (prepared.url, answer)
 }
 
+/// A subscription of `user_id`'s, made through the data layer: a webhook (its URL is never
+/// called) or an email at once.
+fn subscription_of(app: &TestApp, user_id: i64, webhook: bool) -> i64 {
+    use db::subscriptions::{Channel, EmailCadence, NewSubscription};
+    let new = NewSubscription {
+        user_id,
+        organisation_code: Some(TRUST.to_owned()),
+        kinds: vec![db::outbox::EventKind::AdvisoryPublished],
+        channel: if webhook { Channel::Webhook } else { Channel::Email },
+        email_cadence: (!webhook).then_some(EmailCadence::Immediate),
+        webhook_url: webhook.then(|| "https://integration.example.nhs.uk/catalogue".to_owned()),
+        webhook_secret: webhook.then(api::notify::webhook::new_secret),
+    };
+    db::subscriptions::create(app.db(), &system(), new).unwrap().id
+}
+
 /// Records of `TRUST` for the requests to name, made through the API and the data layer.
-async fn fixture(app: &TestApp, admin: &Caller) -> Fixture {
+async fn fixture(app: &TestApp, admin: &Caller, officer: &Caller) -> Fixture {
     let (_, token) = app.sign_in(Role::Admin, None).await;
     // Licensed nationally by the test: the shipped seeds license no Windows today.
     app.license_nationally("MS-WIN10-ENT", None).await;
@@ -871,8 +929,11 @@ async fn fixture(app: &TestApp, admin: &Caller) -> Fixture {
             "SELECT CAST(id AS TEXT) AS value FROM advisories WHERE reference = 'CC-2025-0001'",
         ),
         purchase: 0,
+        officer: officer.user.as_ref().map(|u| u.id).expect("the officer is signed in"),
+        webhook: 0,
         serial: Cell::new(0),
     };
+    fixture.webhook = subscription_of(app, fixture.officer, true);
     let mut purchase = prepare(app, &fixture, Form::Purchase);
     purchase.fields.push(("csrf_token".into(), admin.csrf_token.clone()));
     let recorded = post_form(app, admin.cookie.as_deref(), &purchase.url, &purchase.fields).await;
@@ -887,7 +948,7 @@ async fn fixture(app: &TestApp, admin: &Caller) -> Fixture {
 
 async fn every_page_denies_by_default(app: TestApp) {
     let callers = callers(&app).await;
-    let fixture = fixture(&app, &callers[2]).await;
+    let fixture = fixture(&app, &callers[2], &callers[4]).await;
     let cases = cases(&fixture);
 
     // Every route the app registers has a row, and every row is a route the app registers.

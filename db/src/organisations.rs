@@ -1,6 +1,8 @@
 //! Organisations, keyed by ODS code. Codes are never reused; a closed organisation stays, marked
 //! closed, pointing to its successor.
 
+use std::collections::BTreeMap;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -183,6 +185,17 @@ pub fn get(conn: &mut DbConnection, code: &str) -> DbResult<Organisation> {
         .optional()?
         .map(Organisation::from)
         .ok_or(DbError::NotFound("organisation"))
+}
+
+/// The names of the organisations with these codes, in one query (a code that names none is left
+/// out): for pages that list records of several organisations by name.
+pub fn names(conn: &mut DbConnection, codes: &[String]) -> DbResult<BTreeMap<String, String>> {
+    let codes: Vec<String> = codes.iter().map(|code| code.to_uppercase()).collect();
+    let rows: Vec<(String, String)> = organisations::table
+        .filter(organisations::code.eq_any(&codes))
+        .select((organisations::code, organisations::name))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
 }
 
 #[derive(Debug, Deserialize)]

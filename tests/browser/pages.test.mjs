@@ -569,3 +569,48 @@ test('signing out ends the session: the old cookie no longer works', async () =>
     await close();
   }
 });
+
+test('an officer manages what they are told: the defaults, an error summary that keeps the answers, a daily email added and one ended, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    // Another trust's officer than the other tests use, so their subscriptions are theirs alone.
+    await signIn(page, USERS.otherOfficer);
+    await page.getByRole('link', { name: 'Notifications' }).click();
+    await page.getByRole('heading', { name: 'Notifications', level: 1 }).waitFor();
+    const main = page.locator('main');
+    assert.match(await main.innerText(), /Email at once/);
+    assert.match(await main.innerText(), /Email, daily digest/);
+    await screenshot(page, '30-notifications');
+    await assertAccessible(page, 'notifications');
+
+    // Nothing chosen to be told about: the summary says so and the other answers are kept.
+    await page.getByLabel('By email', { exact: true }).check();
+    await page.getByLabel(/Once a day/).check();
+    await page.getByRole('button', { name: 'Add the notification' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /Choose at least one thing to be told about/);
+    assert.ok(await page.getByLabel(/Once a day/).isChecked(), 'the cadence is kept');
+    await screenshot(page, '31-notifications-error');
+    await assertAccessible(page, 'notifications with an error');
+
+    await page.getByLabel('seats are all claimed').check();
+    await page.getByRole('button', { name: 'Add the notification' }).click();
+    await page.getByText('You will be told of what you chose.').waitFor();
+    assert.equal(await page.getByRole('link', { name: /End this subscription/ }).count(), 3);
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, '32-notifications-390');
+    await assertAccessible(page, 'notifications at 390 px');
+
+    await page.getByRole('link', { name: /End this subscription/ }).first().click();
+    await page.getByRole('heading', { name: 'End this subscription?' }).waitFor();
+    await assertAccessible(page, 'ending a subscription at 390 px');
+    await page.getByRole('button', { name: 'End the subscription' }).click();
+    await page.getByText('That subscription has ended').waitFor();
+    assert.equal(await page.getByRole('link', { name: /End this subscription/ }).count(), 2);
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});

@@ -15,6 +15,7 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use db::Actor;
+use db::subscriptions::Subscription;
 use db::users::{Principal, Role};
 use futures_util::future::{Ready, ready};
 use tracing_actix_web::RequestId;
@@ -121,6 +122,51 @@ impl CurrentUser {
             Role::Officer | Role::Exemplar if self.is_own(code) => Ok(()),
             Role::Officer if self.commissions(code) => Ok(()),
             _ => Err(ApiError::NotFound("organisation not found".into())),
+        }
+    }
+
+    /// Whether this user sees everyone's subscriptions (admins and auditors), not only their own.
+    pub fn reads_every_subscription(&self) -> bool {
+        matches!(self.role(), Role::Admin | Role::Auditor)
+    }
+
+    /// The organisation a new subscription of this user hears (`None`: every organisation's).
+    /// Admins and auditors get what they ask for, or every organisation; officers and exemplars
+    /// their own (asking for another is 403), and without one they cannot subscribe.
+    pub fn subscription_scope(&self, asked: Option<&str>) -> ApiResult<Option<String>> {
+        let asked = asked.map(str::to_uppercase);
+        if self.reads_every_subscription() {
+            return Ok(asked);
+        }
+        let own = self
+            .organisation()
+            .ok_or_else(|| ApiError::Forbidden("you have no organisation to subscribe for".into()))?;
+        match asked {
+            Some(code) if !self.is_own(&code) => {
+                Err(ApiError::Forbidden("you may subscribe only to your own organisation's events".into()))
+            }
+            _ => Ok(Some(own.to_owned())),
+        }
+    }
+
+    /// Seeing a subscription (and its deliveries): its owner, admins and auditors. Anyone else's
+    /// answers 404, as if it did not exist.
+    pub fn ensure_can_see_subscription(&self, subscription: &Subscription) -> ApiResult<()> {
+        if subscription.user_id == self.id() || self.reads_every_subscription() {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("subscription not found".into()))
+        }
+    }
+
+    /// Changing or ending a subscription: its owner or an admin; an auditor, who sees it, gets
+    /// 403; anyone else 404.
+    pub fn ensure_can_change_subscription(&self, subscription: &Subscription) -> ApiResult<()> {
+        self.ensure_can_see_subscription(subscription)?;
+        if subscription.user_id == self.id() || self.role() == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("only its owner or an admin may change a subscription".into()))
         }
     }
 

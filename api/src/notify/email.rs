@@ -32,7 +32,7 @@ const SUBJECT_PREFIX: &str = "NHS licence catalogue";
 
 /// The line every email ends with.
 pub const CHANGE_LINE: &str =
-    "To change what you are sent, see your subscriptions in the catalogue API: GET /v1/subscriptions.";
+    "To change what you are sent, go to Notifications in the catalogue (/notifications).";
 
 /// A problem configuring the mailer or sending one email. Never shows the SMTP password.
 #[derive(Debug, thiserror::Error)]
@@ -305,7 +305,7 @@ mod tests {
             email.text,
             "Advisory NHSCERT-2026-0042 was published: Example flaw\n\nWhen: 14:05 UTC, 7 December 2026\n\
              Organisation: RXX\nType: advisory.published\n\n\
-             To change what you are sent, see your subscriptions in the catalogue API: GET /v1/subscriptions.\n"
+             To change what you are sent, go to Notifications in the catalogue (/notifications).\n"
         );
         assert!(email.html.contains("When: 14:05 UTC, 7 December 2026"), "{}", email.html);
         assert!(email.html.contains("Organisation: RXX"), "{}", email.html);
@@ -348,7 +348,7 @@ mod tests {
              - 09:05 First thing.\n  Organisation: RXX\n  Type: advisory.published\n\
              - 15:05 Second thing.\n  Type: advisory.published\n\
              - 16:05 Third.\n  Type: advisory.published\n\n\
-             To change what you are sent, see your subscriptions in the catalogue API: GET /v1/subscriptions.\n"
+             To change what you are sent, go to Notifications in the catalogue (/notifications).\n"
         );
         let (first, second) = (email.html.find("First thing."), email.html.find("Second thing."));
         assert!(first.is_some() && first < second, "{}", email.html);

@@ -9,7 +9,6 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use db::deliveries::{Delivery, RetryPolicy};
 use db::outbox::EventKind;
 use db::subscriptions::{AllowedHost, Channel, EmailCadence, NewSubscription, Subscription};
-use db::users::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -40,10 +39,6 @@ pub struct SubscriptionPage {
     pub next_cursor: Option<String>,
 }
 
-fn reads_everyones(user: &CurrentUser) -> bool {
-    matches!(user.role(), Role::Admin | Role::Auditor)
-}
-
 /// The caller's subscriptions; an admin's or auditor's, everyone's (or one user's).
 #[utoipa::path(
     tag = "subscriptions",
@@ -60,7 +55,7 @@ pub async fn list_subscriptions(
 ) -> ApiResult<web::Json<SubscriptionPage>> {
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor)?;
-    let owner = if reads_everyones(&user) { query.user_id } else { Some(user.id()) };
+    let owner = if user.reads_every_subscription() { query.user_id } else { Some(user.id()) };
     let found = state.read(move |conn| db::subscriptions::list(conn, owner, &page)).await?;
     Ok(web::Json(SubscriptionPage { items: found.items, next_cursor: found.next_cursor }))
 }
@@ -114,19 +109,7 @@ pub async fn create_subscription(
     body: Json<CreateSubscription>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let organisation_code = match (reads_everyones(&user), body.organisation_code.map(|c| c.to_uppercase())) {
-        (true, code) => code,
-        (false, None) => user.organisation().map(str::to_owned),
-        (false, Some(code)) if user.organisation() == Some(code.as_str()) => Some(code),
-        (false, Some(_)) => {
-            return Err(ApiError::Forbidden(
-                "you may subscribe only to your own organisation's events".into(),
-            ));
-        }
-    };
-    if organisation_code.is_none() && !reads_everyones(&user) {
-        return Err(ApiError::Forbidden("you have no organisation to subscribe for".into()));
-    }
+    let organisation_code = user.subscription_scope(body.organisation_code.as_deref())?;
     let webhook_secret = match (body.channel, &body.webhook_url) {
         (Channel::Webhook, Some(url)) => {
             check_webhook_url(&state, url).await?;
@@ -150,8 +133,8 @@ pub async fn create_subscription(
 
 /// A webhook URL must be https (in production), and neither it nor what its host resolves to may
 /// be loopback, link-local or private unless an admin allowed the host: the service must not be
-/// turned into a way to reach its own network.
-async fn check_webhook_url(state: &AppState, url: &str) -> ApiResult<()> {
+/// turned into a way to reach its own network. The pages check a URL typed into their form here too.
+pub(crate) async fn check_webhook_url(state: &AppState, url: &str) -> ApiResult<()> {
     let allowed = state.read(db::subscriptions::allowed_hosts).await?;
     let policy = Policy {
         allow_http: state.webhooks_allow_http,
@@ -168,21 +151,15 @@ async fn check_webhook_url(state: &AppState, url: &str) -> ApiResult<()> {
 /// A subscription the caller may see: their own, or anyone's for admins and auditors.
 async fn visible(state: &AppState, user: &CurrentUser, id: i64) -> ApiResult<Subscription> {
     let subscription = state.read(move |conn| db::subscriptions::get(conn, id)).await?;
-    if subscription.user_id == user.id() || reads_everyones(user) {
-        Ok(subscription)
-    } else {
-        Err(ApiError::NotFound("subscription not found".into()))
-    }
+    user.ensure_can_see_subscription(&subscription)?;
+    Ok(subscription)
 }
 
 /// A subscription the caller may change: their own, or anyone's for admins.
 async fn manageable(state: &AppState, user: &CurrentUser, id: i64) -> ApiResult<Subscription> {
-    let subscription = visible(state, user, id).await?;
-    if subscription.user_id == user.id() || user.role() == Role::Admin {
-        Ok(subscription)
-    } else {
-        Err(ApiError::Forbidden("only its owner or an admin may change a subscription".into()))
-    }
+    let subscription = state.read(move |conn| db::subscriptions::get(conn, id)).await?;
+    user.ensure_can_change_subscription(&subscription)?;
+    Ok(subscription)
 }
 
 /// One subscription.

@@ -20,6 +20,7 @@ pub mod assessments;
 pub mod assets;
 pub mod chart;
 pub mod estates;
+pub mod notifications;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
@@ -95,6 +96,11 @@ pub const ROUTES: &[PageRoute] = &[
     get("/agreements/{id}", |r| r.to(agreements::agreement_page)),
     get("/users", |r| r.to(users::users_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
+    get("/notifications", |r| r.to(notifications::notifications_page)),
+    post("/notifications", |r| r.to(notifications::subscribe)),
+    get("/notifications/{id}/deliveries", |r| r.to(notifications::deliveries_page)),
+    get("/notifications/{id}/delete", |r| r.to(notifications::end_page)),
+    post("/notifications/{id}/delete", |r| r.to(notifications::end)),
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
     get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),
     get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
@@ -156,6 +162,9 @@ pub struct NavUser {
     pub organisation: Option<String>,
     /// The CSRF token for the sign-out form in the header.
     pub csrf_token: String,
+    /// Whether the page is Notifications, linked from the header's account links (beside
+    /// signing out, for every role) rather than the menu, which for the national team is full.
+    pub on_notifications: bool,
 }
 
 pub struct NavItem {
@@ -203,6 +212,7 @@ impl Chrome {
                 role: role_label(user.role()),
                 organisation: user.organisation().map(str::to_owned),
                 csrf_token: session.csrf_token.clone(),
+                on_notifications: current == "/notifications",
             }),
             nav,
         }
