@@ -47,8 +47,11 @@ fn dated(
 }
 
 /// Writes every reminder due at `now` that was not written before; returns how many it wrote.
+/// What is due is read first, outside any write transaction (at national scale it reads the whole
+/// unsupported-software report, and SQLite's single writer must not wait for that); only the new
+/// events are then written, in one short transaction that checks each occasion again.
 pub fn write_due(db: &Database, now: NaiveDateTime) -> DbResult<usize> {
-    db.transaction(|conn| {
+    let due = db.read(|conn| {
         let seen: HashSet<String> = outbox_events::table
             .filter(outbox_events::occasion.is_not_null())
             .select(outbox_events::occasion.assume_not_null())
@@ -62,9 +65,16 @@ pub fn write_due(db: &Database, now: NaiveDateTime) -> DbResult<usize> {
         due.extend(extension_decisions(conn, today)?);
         due.extend(obligations_due(conn, today)?);
         due.extend(risk_acceptances_expiring(conn, today)?);
+        due.retain(|event| event.occasion.as_ref().is_some_and(|occasion| !seen.contains(occasion)));
+        Ok(due)
+    })?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    db.transaction(|conn| {
         let mut written = 0;
-        for event in due.into_iter().filter(|e| e.occasion.as_ref().is_some_and(|o| !seen.contains(o))) {
-            if outbox::record_once(conn, &event)? {
+        for event in &due {
+            if outbox::record_once(conn, event)? {
                 written += 1;
             }
         }
