@@ -57,27 +57,7 @@ fn after(at: NaiveDateTime, wait: Duration) -> NaiveDateTime {
     at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Waiting for its next attempt.
-    Pending,
-    Delivered,
-    /// Retried for a day without success: kept, not retried unless redelivery is asked for.
-    Dead,
-}
-
-impl DeliveryStatus {
-    fn parse(text: &str) -> DbResult<DeliveryStatus> {
-        match text {
-            "pending" => Ok(DeliveryStatus::Pending),
-            "delivered" => Ok(DeliveryStatus::Delivered),
-            "dead" => Ok(DeliveryStatus::Dead),
-            other => Err(DbError::Internal(format!("unknown delivery status {other:?}"))),
-        }
-    }
-}
+pub use crate::vocabulary::DeliveryStatus;
 
 /// A raw query's numbered parameters (`$1`) as the engine spells them: SQLite reads `$1` as a
 /// name and numbers names in order of appearance, but `?1` by its number.
@@ -536,7 +516,9 @@ fn load_deliveries(conn: &mut DbConnection, rows: Vec<DeliveryRow>) -> DbResult<
                 event: events
                     .remove(&row.event_id)
                     .ok_or_else(|| DbError::Internal(format!("delivery {}: its event is missing", row.id)))?,
-                status: DeliveryStatus::parse(&row.status)?,
+                status: DeliveryStatus::parse(&row.status).ok_or_else(|| {
+                    DbError::Internal(format!("delivery {}: unknown status {:?}", row.id, row.status))
+                })?,
                 next_attempt_at: row.next_attempt_at,
                 delivered_at: row.delivered_at,
                 last_error: row.last_error,

@@ -9,113 +9,18 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::connection::DbConnection;
 use crate::error::{DbError, DbResult};
 use crate::schema::{entitlements, outbox_events, products, standards};
 
-/// What happened, as subscribers choose it. The names are the webhook payloads' `type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum EventKind {
-    /// A security advisory was published.
-    #[serde(rename = "advisory.published")]
-    AdvisoryPublished,
-    /// A published advisory was changed (its products, severity or remediation).
-    #[serde(rename = "advisory.changed")]
-    AdvisoryChanged,
-    /// An exposed organisation has not acknowledged an advisory whose deadline is within 24 hours.
-    #[serde(rename = "acknowledgement.due")]
-    AcknowledgementDue,
-    /// An exposed organisation's acknowledgement deadline passed without one.
-    #[serde(rename = "acknowledgement.overdue")]
-    AcknowledgementOverdue,
-    /// A national line's seats are 90% claimed.
-    #[serde(rename = "cap.nearly_full")]
-    CapNearlyFull,
-    /// A national line's seats are all claimed.
-    #[serde(rename = "cap.full")]
-    CapFull,
-    /// A release an organisation runs or holds leaves support within three months.
-    #[serde(rename = "support.ending")]
-    SupportEnding,
-    /// An entitlement line ends within 90 days.
-    #[serde(rename = "entitlement.ending")]
-    EntitlementEnding,
-    /// An agreement ends within 90 days.
-    #[serde(rename = "agreement.ending")]
-    AgreementEnding,
-    /// An agreement's extension must be decided within 30 days.
-    #[serde(rename = "extension.decision_due")]
-    ExtensionDecisionDue,
-    /// An obligation an organisation accepted falls due within 14 days.
-    #[serde(rename = "obligation.due")]
-    ObligationDue,
-    /// A version of a "buy against" standard was published.
-    #[serde(rename = "standard.published")]
-    StandardPublished,
-    /// A published version of a standard was withdrawn.
-    #[serde(rename = "standard.withdrawn")]
-    StandardWithdrawn,
-    /// A risk acceptance expires within 30 days.
-    #[serde(rename = "risk_acceptance.expiring")]
-    RiskAcceptanceExpiring,
-    /// An organisation asked for seats on a line that needs approval.
-    #[serde(rename = "approval.requested")]
-    ApprovalRequested,
-    /// A seat request was approved or refused.
-    #[serde(rename = "approval.decided")]
-    ApprovalDecided,
-}
+pub use crate::vocabulary::EventKind;
 
-impl EventKind {
-    pub const ALL: [EventKind; 16] = [
-        EventKind::AdvisoryPublished,
-        EventKind::AdvisoryChanged,
-        EventKind::AcknowledgementDue,
-        EventKind::AcknowledgementOverdue,
-        EventKind::CapNearlyFull,
-        EventKind::CapFull,
-        EventKind::SupportEnding,
-        EventKind::EntitlementEnding,
-        EventKind::AgreementEnding,
-        EventKind::ExtensionDecisionDue,
-        EventKind::ObligationDue,
-        EventKind::StandardPublished,
-        EventKind::StandardWithdrawn,
-        EventKind::RiskAcceptanceExpiring,
-        EventKind::ApprovalRequested,
-        EventKind::ApprovalDecided,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::AdvisoryPublished => "advisory.published",
-            EventKind::AdvisoryChanged => "advisory.changed",
-            EventKind::AcknowledgementDue => "acknowledgement.due",
-            EventKind::AcknowledgementOverdue => "acknowledgement.overdue",
-            EventKind::CapNearlyFull => "cap.nearly_full",
-            EventKind::CapFull => "cap.full",
-            EventKind::SupportEnding => "support.ending",
-            EventKind::EntitlementEnding => "entitlement.ending",
-            EventKind::AgreementEnding => "agreement.ending",
-            EventKind::ExtensionDecisionDue => "extension.decision_due",
-            EventKind::ObligationDue => "obligation.due",
-            EventKind::StandardPublished => "standard.published",
-            EventKind::StandardWithdrawn => "standard.withdrawn",
-            EventKind::RiskAcceptanceExpiring => "risk_acceptance.expiring",
-            EventKind::ApprovalRequested => "approval.requested",
-            EventKind::ApprovalDecided => "approval.decided",
-        }
-    }
-
-    pub fn parse(text: &str) -> DbResult<EventKind> {
-        EventKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| DbError::Internal(format!("unknown event kind {text:?} in the outbox")))
-    }
+/// A kind read back from the outbox or a subscription; an unknown one is corrupt data.
+pub(crate) fn stored_kind(text: &str) -> DbResult<EventKind> {
+    EventKind::parse(text)
+        .ok_or_else(|| DbError::Internal(format!("unknown event kind {text:?} in the outbox")))
 }
 
 /// An event to write to the outbox.
@@ -165,7 +70,7 @@ fn to_event(row: EventRow) -> DbResult<OutboxEvent> {
     let EventRow { id, kind, organisation_code, subject, summary, payload, occurred_at } = row;
     Ok(OutboxEvent {
         id,
-        kind: EventKind::parse(&kind)?,
+        kind: stored_kind(&kind)?,
         organisation_code,
         subject,
         summary,

@@ -7,52 +7,19 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::outbox::EventKind;
+use crate::outbox::{EventKind, stored_kind};
 use crate::page::{Page, PageRequest};
 use crate::schema::{organisations, subscriptions, webhook_allowed_hosts};
 
 /// A webhook URL's longest accepted length.
 pub const MAX_URL_LENGTH: usize = 2048;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    Email,
-    Webhook,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Webhook => "webhook",
-        }
-    }
-}
-
-/// How often an email subscription is sent: each event as it happens, or one digest a day.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum EmailCadence {
-    Immediate,
-    Daily,
-}
-
-impl EmailCadence {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmailCadence::Immediate => "immediate",
-            EmailCadence::Daily => "daily",
-        }
-    }
-}
+pub use crate::vocabulary::{Channel, EmailCadence};
 
 /// A subscription, without its webhook secret (shown once, when it is made).
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -116,18 +83,11 @@ fn to_subscription(row: SubscriptionRow) -> DbResult<Subscription> {
         id,
         user_id,
         organisation_code,
-        kinds: kinds.iter().map(|k| EventKind::parse(k)).collect::<DbResult<_>>()?,
-        channel: match channel.as_str() {
-            "email" => Channel::Email,
-            "webhook" => Channel::Webhook,
-            _ => return Err(corrupt("channel")),
-        },
-        email_cadence: match email_cadence.as_deref() {
-            None => None,
-            Some("immediate") => Some(EmailCadence::Immediate),
-            Some("daily") => Some(EmailCadence::Daily),
-            Some(_) => return Err(corrupt("cadence")),
-        },
+        kinds: kinds.iter().map(|k| stored_kind(k)).collect::<DbResult<_>>()?,
+        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel"))?,
+        email_cadence: email_cadence
+            .map(|c| EmailCadence::parse(&c).ok_or_else(|| corrupt("cadence")))
+            .transpose()?,
         webhook_url,
         created_at,
     })
@@ -212,7 +172,8 @@ pub fn add_officer_defaults(
     let at_once =
         [EventKind::AdvisoryPublished, EventKind::AcknowledgementDue, EventKind::AcknowledgementOverdue];
     let daily: Vec<EventKind> = EventKind::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|kind| {
             !at_once.contains(kind)
                 && !matches!(kind, EventKind::ApprovalRequested | EventKind::AdvisoryChanged)

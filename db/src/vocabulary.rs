@@ -189,3 +189,62 @@ pub fn is_slug(text: &str) -> bool {
 pub fn is_ods_code(text: &str) -> bool {
     (3..=10).contains(&text.len()) && text.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
+
+text_enum!(
+    /// What happened, as subscribers choose it. The names are the webhook payloads' `type`.
+    EventKind {
+        /// A security advisory was published.
+        AdvisoryPublished = "advisory.published",
+        /// A published advisory was changed (its products, severity or remediation).
+        AdvisoryChanged = "advisory.changed",
+        /// An exposed organisation has not acknowledged an advisory whose deadline is within 24 hours.
+        AcknowledgementDue = "acknowledgement.due",
+        /// An exposed organisation's acknowledgement deadline passed without one.
+        AcknowledgementOverdue = "acknowledgement.overdue",
+        /// A national line's seats are 90% claimed.
+        CapNearlyFull = "cap.nearly_full",
+        /// A national line's seats are all claimed.
+        CapFull = "cap.full",
+        /// A release an organisation runs or holds leaves support within three months.
+        SupportEnding = "support.ending",
+        /// An entitlement line ends within 90 days.
+        EntitlementEnding = "entitlement.ending",
+        /// An agreement ends within 90 days.
+        AgreementEnding = "agreement.ending",
+        /// An agreement's extension must be decided within 30 days.
+        ExtensionDecisionDue = "extension.decision_due",
+        /// An obligation an organisation accepted falls due within 14 days.
+        ObligationDue = "obligation.due",
+        /// A version of a "buy against" standard was published.
+        StandardPublished = "standard.published",
+        /// A published version of a standard was withdrawn.
+        StandardWithdrawn = "standard.withdrawn",
+        /// A risk acceptance expires within 30 days.
+        RiskAcceptanceExpiring = "risk_acceptance.expiring",
+        /// An organisation asked for seats on a line that needs approval.
+        ApprovalRequested = "approval.requested",
+        /// A seat request was approved or refused.
+        ApprovalDecided = "approval.decided",
+    }
+);
+
+// How a subscription is told (`crate::subscriptions`).
+text_enum!(
+    Channel { Email = "email", Webhook = "webhook" }
+);
+
+text_enum!(
+    /// How often an email subscription is sent: each event as it happens, or one digest a day.
+    EmailCadence { Immediate = "immediate", Daily = "daily" }
+);
+
+// Where a delivery of an event to a subscription stands (`crate::deliveries`).
+text_enum!(
+    DeliveryStatus {
+        /// Waiting for its next attempt.
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Retried for a day without success: kept, not retried unless redelivery is asked for.
+        Dead = "dead",
+    }
+);

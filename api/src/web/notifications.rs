@@ -89,7 +89,7 @@ fn views(
         .into_iter()
         .map(|mut s| {
             // In the form's order (the kinds' declared order), not the stored alphabetical one.
-            s.kinds.sort_unstable();
+            s.kinds.sort_unstable_by_key(|kind| EventKind::ALL.iter().position(|k| k == kind));
             let organisation = match &s.organisation_code {
                 None => "Every organisation".to_owned(),
                 Some(code) => match names.get(code) {
@@ -218,7 +218,8 @@ async fn render_page(
         })
         .await?;
     let kinds = EventKind::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|kind| KindChoice {
             value: kind.as_str(),
             label: kind_label(kind),
@@ -269,8 +270,11 @@ struct Chosen {
 
 /// Reads the form, or says what to correct (and which field), in the order the form asks.
 fn chosen(answers: &Answers) -> Result<Chosen, Problem> {
-    let kinds: Vec<EventKind> =
-        EventKind::ALL.into_iter().filter(|kind| answers.kinds.iter().any(|k| k == kind.as_str())).collect();
+    let kinds: Vec<EventKind> = EventKind::ALL
+        .iter()
+        .copied()
+        .filter(|kind| answers.kinds.iter().any(|k| k == kind.as_str()))
+        .collect();
     if kinds.is_empty() {
         return Err(("Choose at least one thing to be told about".to_owned(), "kinds"));
     }
@@ -533,7 +537,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_its_own_label() {
-        let mut labels: Vec<&str> = EventKind::ALL.into_iter().map(kind_label).collect();
+        let mut labels: Vec<&str> = EventKind::ALL.iter().copied().map(kind_label).collect();
         labels.sort_unstable();
         labels.dedup();
         assert_eq!(labels.len(), EventKind::ALL.len());
