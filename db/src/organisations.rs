@@ -16,28 +16,8 @@ use crate::vocabulary::{OrganisationKind, is_ods_code};
 
 diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
-#[derive(Queryable, Selectable)]
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = organisations)]
-struct OrganisationRow {
-    code: String,
-    name: String,
-    kind: String,
-    region: Option<String>,
-    exemplar: bool,
-    closed_on: Option<NaiveDate>,
-    successor_code: Option<String>,
-    source: Option<String>,
-    revision: i64,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-    region_code: Option<String>,
-    parent_code: Option<String>,
-    postcode: Option<String>,
-    opened_on: Option<NaiveDate>,
-    ods_file: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organisation {
     /// ODS code.
@@ -58,6 +38,8 @@ pub struct Organisation {
     /// A Global Digital Exemplar, which may publish "buy against" standards.
     pub exemplar: bool,
     /// True once the organisation has closed (for example merged into its successor).
+    #[diesel(select_expression = organisations::closed_on.is_not_null())]
+    #[diesel(select_expression_type = diesel::dsl::IsNotNull<organisations::closed_on>)]
     pub closed: bool,
     pub closed_on: Option<NaiveDate>,
     /// The ODS code of the organisation that succeeded it.
@@ -78,43 +60,16 @@ pub struct Organisation {
 
 /// Every organisation, ordered by code (the ODS import compares a whole file with them).
 pub(crate) fn all(conn: &mut DbConnection) -> DbResult<Vec<Organisation>> {
-    let rows =
-        organisations::table.select(OrganisationRow::as_select()).order(organisations::code).load(conn)?;
-    Ok(rows.into_iter().map(Organisation::from).collect())
+    Ok(organisations::table.select(Organisation::as_select()).order(organisations::code).load(conn)?)
 }
 
 /// The organisations of `codes` that exist, by code (one query for a page of them).
 pub(crate) fn by_codes(conn: &mut DbConnection, codes: &[String]) -> DbResult<Vec<Organisation>> {
-    let rows = organisations::table
+    Ok(organisations::table
         .filter(organisations::code.eq_any(codes))
-        .select(OrganisationRow::as_select())
+        .select(Organisation::as_select())
         .order(organisations::code)
-        .load(conn)?;
-    Ok(rows.into_iter().map(Organisation::from).collect())
-}
-
-impl From<OrganisationRow> for Organisation {
-    fn from(row: OrganisationRow) -> Organisation {
-        Organisation {
-            closed: row.closed_on.is_some(),
-            code: row.code,
-            name: row.name,
-            kind: OrganisationKind::parse(&row.kind).unwrap_or(OrganisationKind::Other),
-            region: row.region,
-            exemplar: row.exemplar,
-            closed_on: row.closed_on,
-            successor_code: row.successor_code,
-            source: row.source,
-            region_code: row.region_code,
-            parent_code: row.parent_code,
-            postcode: row.postcode,
-            opened_on: row.opened_on,
-            ods_file: row.ods_file,
-            revision: row.revision,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
+        .load(conn)?)
 }
 
 #[derive(Debug, Default)]
@@ -142,9 +97,9 @@ pub fn list(
     page: &PageRequest,
 ) -> DbResult<Page<Organisation>> {
     let mut query =
-        organisations::table.select(OrganisationRow::as_select()).order(organisations::code).into_boxed();
+        organisations::table.select(Organisation::as_select()).order(organisations::code).into_boxed();
     if let Some(kind) = filter.kind {
-        query = query.filter(organisations::kind.eq(kind.as_str()));
+        query = query.filter(organisations::kind.eq(kind));
     }
     if let Some(region) = &filter.region {
         query = query.filter(
@@ -174,16 +129,15 @@ pub fn list(
     }
     let limit = page.limit();
     let rows = query.limit(limit + 1).load(conn)?;
-    Ok(Page::from_rows(rows.into_iter().map(Organisation::from).collect(), limit, |o| o.code.clone()))
+    Ok(Page::from_rows(rows, limit, |o| o.code.clone()))
 }
 
 pub fn get(conn: &mut DbConnection, code: &str) -> DbResult<Organisation> {
     organisations::table
         .find(code.to_uppercase())
-        .select(OrganisationRow::as_select())
+        .select(Organisation::as_select())
         .first(conn)
         .optional()?
-        .map(Organisation::from)
         .ok_or(DbError::NotFound("organisation"))
 }
 
@@ -229,7 +183,7 @@ pub fn create(db: &Database, actor: &Actor, new: NewOrganisation) -> DbResult<Or
             .values((
                 organisations::code.eq(&code),
                 organisations::name.eq(new.name.trim()),
-                organisations::kind.eq(new.kind.as_str()),
+                organisations::kind.eq(new.kind),
                 organisations::region.eq(&new.region),
                 organisations::exemplar.eq(new.exemplar),
                 organisations::source.eq(&new.source),
@@ -272,7 +226,7 @@ pub fn update(
         diesel::update(organisations::table.find(&before.code))
             .set((
                 organisations::name.eq(name.trim()),
-                organisations::kind.eq(changes.kind.unwrap_or(before.kind).as_str()),
+                organisations::kind.eq(changes.kind.unwrap_or(before.kind)),
                 organisations::region.eq(changes.region.clone().unwrap_or_else(|| before.region.clone())),
                 organisations::exemplar.eq(changes.exemplar.unwrap_or(before.exemplar)),
                 organisations::source.eq(changes.source.clone().unwrap_or_else(|| before.source.clone())),
