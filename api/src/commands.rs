@@ -20,8 +20,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = Database::connect(&database_url, 1).map_err(|e| anyhow!("{e}"))?;
-            let applied = db.migrate().map_err(|e| anyhow!("{e}"))?;
+            let db = Database::connect(&database_url, 1)?;
+            let applied = db.migrate()?;
             eprintln!("{applied} migration(s) applied to the {} database", db.engine().name());
             Ok(())
         }
@@ -53,7 +53,7 @@ fn auth_config(db: &Database, database_url: &str) -> anyhow::Result<AuthConfig> 
 /// unless an admin exists already (made by `catalogue user add`; a disabled one counts too, so
 /// disabling every admin never conjures a new one).
 fn ensure_first_admin(db: &Database) -> anyhow::Result<()> {
-    if db.read(db::users::admin_exists).map_err(|e| anyhow!("{e}"))? {
+    if db.read(db::users::admin_exists)? {
         return Ok(());
     }
     let secret = password::random_password();
@@ -64,7 +64,7 @@ fn ensure_first_admin(db: &Database) -> anyhow::Result<()> {
         organisation_code: None,
         password_hash: password::hash(&secret)?,
     };
-    let user = db::users::create(db, &db::Actor::system("first-start"), new).map_err(|e| anyhow!("{e}"))?;
+    let user = db::users::create(db, &db::Actor::system("first-start"), new)?;
     eprintln!(
         "\nCreated the first admin: {}\n  password: {secret}\nIt is shown this once. Sign in with POST /v1/auth/token and change it \
          with POST /v1/me/password.\n",
@@ -91,17 +91,16 @@ fn add_user(database_url: &str, options: UserAddOptions) -> anyhow::Result<()> {
         organisation_code: options.org.map(|c| c.to_uppercase()),
         password_hash: password::hash(&secret)?,
     };
-    let user = db::users::create(&db, &db::Actor::system("cli"), new).map_err(|e| anyhow!("{e}"))?;
+    let user = db::users::create(&db, &db::Actor::system("cli"), new)?;
     eprintln!("Added {} ({}) with id {}.", user.email, user.role.as_str(), user.id);
     Ok(())
 }
 
 fn disable_user(database_url: &str, email: &str) -> anyhow::Result<()> {
     let db = server::open_database(database_url, 1)?;
-    let id = db.read(|conn| db::users::find_id_by_email(conn, email)).map_err(|e| anyhow!("{e}"))?;
+    let id = db.read(|conn| db::users::find_id_by_email(conn, email))?;
     let changes = db::users::UserChanges { disabled: Some(true), ..Default::default() };
-    db::users::update(&db, &db::Actor::system("cli"), id, changes, db::Precondition::Exists)
-        .map_err(|e| anyhow!("{e}"))?;
+    db::users::update(&db, &db::Actor::system("cli"), id, changes, db::Precondition::Exists)?;
     eprintln!("Disabled {email}: their tokens no longer work.");
     Ok(())
 }
@@ -109,7 +108,7 @@ fn disable_user(database_url: &str, email: &str) -> anyhow::Result<()> {
 /// Opens and migrates the database, and loads the shipped seeds into an empty one.
 fn prepare_database(database_url: &str, connections: u32) -> anyhow::Result<Database> {
     let db = server::open_database(database_url, connections)?;
-    if db.read(db::seed::is_empty).map_err(|e| anyhow!("{e}"))? {
+    if db.read(db::seed::is_empty)? {
         eprintln!("The database is empty: loading the shipped seed data.");
         load_shipped_seeds(&db)?;
     }
@@ -122,7 +121,7 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     let auth = auth_config(&db, database_url)?;
     let listener = server::bind(&options.bind)?;
     let started = std::time::Instant::now();
-    let model = std::sync::Arc::new(db::read_model::ReadModel::load(&db).map_err(|e| anyhow!("{e}"))?);
+    let model = std::sync::Arc::new(db::read_model::ReadModel::load(&db)?);
     let _poller = db::read_model::Poller::start(db.clone(), model.clone());
     if options.lifecycle_sync_hours > 0 {
         let every = std::time::Duration::from_secs(options.lifecycle_sync_hours * 3600);
@@ -155,7 +154,7 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
 
 fn backup(database_url: &str, file: &std::path::Path) -> anyhow::Result<()> {
     let db = server::open_database(database_url, 1)?;
-    db::backup::sqlite_copy(&db, file).map_err(|e| anyhow!("{e}"))?;
+    db::backup::sqlite_copy(&db, file)?;
     eprintln!("Backed up the database to {} (mode 0600).", file.display());
     Ok(())
 }
@@ -177,8 +176,7 @@ fn seed(database_url: &str, options: SeedOptions) -> anyhow::Result<()> {
         db::synthetic::generate(&db, size, &mut |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
-        })
-        .map_err(|e| anyhow!("{e}"))?;
+        })?;
         bar.finish_and_clear();
         eprintln!(
             "Generated {} organisations, {} products, {} entitlements, {} estates and {} allocations (seed {}) \
@@ -211,8 +209,7 @@ fn load_shipped_seeds(db: &Database) -> anyhow::Result<db::seed::SeedCounts> {
     let counts = db::seed::load_shipped(db, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })
-    .map_err(|e| anyhow!("{e}"))?;
+    })?;
     bar.finish_and_clear();
     Ok(counts)
 }
@@ -278,7 +275,7 @@ fn lifecycle_sync(database_url: &str, options: LifecycleSyncOptions) -> anyhow::
 
 fn lifecycle_holds(database_url: &str, all: bool) -> anyhow::Result<()> {
     let db = server::open_database(database_url, 1)?;
-    let holds = db.read(|conn| db::lifecycle::holds(conn, all)).map_err(|e| anyhow!("{e}"))?;
+    let holds = db.read(|conn| db::lifecycle::holds(conn, all))?;
     if holds.is_empty() {
         eprintln!("No held dates{}.", if all { "" } else { " waiting" });
     }
@@ -300,8 +297,7 @@ fn lifecycle_holds(database_url: &str, all: bool) -> anyhow::Result<()> {
 
 fn decide_hold(database_url: &str, id: i64, confirm: bool) -> anyhow::Result<()> {
     let db = server::open_database(database_url, 1)?;
-    let hold = db::lifecycle::decide_hold(&db, &db::Actor::system("cli"), id, confirm)
-        .map_err(|e| anyhow!("{e}"))?;
+    let hold = db::lifecycle::decide_hold(&db, &db::Actor::system("cli"), id, confirm)?;
     eprintln!("Hold {} is {}.", hold.id, hold.status);
     Ok(())
 }
@@ -314,18 +310,17 @@ fn ods_import(database_url: &str, options: OdsImportOptions) -> anyhow::Result<(
         .ok_or_else(|| anyhow!("unknown ODS file kind {}", options.kind))?;
     let bytes =
         std::fs::read(&options.file).with_context(|| format!("cannot read {}", options.file.display()))?;
-    let file = db::ods::read(kind, &bytes).map_err(|e| anyhow!("{}: {e}", options.file.display()))?;
+    let file = db::ods::read(kind, &bytes).with_context(|| options.file.display().to_string())?;
     let db = server::open_database(database_url, 1)?;
     let started = std::time::Instant::now();
     let plan = if options.dry_run {
-        db.read(|conn| db::ods::plan_file(conn, &file)).map_err(|e| anyhow!("{e}"))?
+        db.read(|conn| db::ods::plan_file(conn, &file))?
     } else {
         let bar = progress_bar("ods import");
         let plan = db::ods::apply_file(&db, &db::Actor::system("ods-import"), &file, &mut |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
-        })
-        .map_err(|e| anyhow!("{e}"))?;
+        })?;
         bar.finish_and_clear();
         plan
     };
@@ -386,7 +381,7 @@ fn estate_import(database_url: &str, options: EstateImportOptions) -> anyhow::Re
         )
     };
     bar.finish_and_clear();
-    let report = outcome.map_err(|e| anyhow!("{}: {e}", options.file.display()))?;
+    let report = outcome.with_context(|| options.file.display().to_string())?;
     for row in &report.rows {
         let what = match &row.detail {
             db::estates::RowOutcome::Matched { product, release, .. } => match release {

@@ -12,8 +12,8 @@ use crate::state::AppState;
 
 /// Opens the database and applies pending migrations.
 pub fn open_database(url: &str, max_connections: u32) -> anyhow::Result<Database> {
-    let db = Database::connect(url, max_connections).map_err(|e| anyhow::anyhow!("{e}"))?;
-    db.migrate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = Database::connect(url, max_connections)?;
+    db.migrate()?;
     Ok(db)
 }
 
