@@ -399,8 +399,12 @@ fn serve_with(
         .with_webhooks_allow_http(true);
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
+    // The server closes a connection idle for 5 s (actix's keep-alive); a client that reused one
+    // as it closed would see an incomplete message. Tests pause that long on a loaded machine
+    // (seeding a second app, hashing a password), so the client lets idle connections go first.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .unwrap_or_else(|e| panic!("client: {e}"));
     TestApp {
