@@ -16,11 +16,11 @@ use db::estates::{ImportReport, RowReport};
 use db::vocabulary::{EstateSource, RowStatus};
 use serde::Deserialize;
 
-use crate::auth::extractors::AdminOrOfficer;
+use crate::auth::extractors::{AdminOrOfficer, ReadsOrganisation};
 use crate::error::ApiError;
 use crate::spreadsheet;
 use crate::state::AppState;
-use crate::web::session::UploadedFile;
+use crate::web::session::{PageOrganisation, UploadedFile};
 use crate::web::start::{can_act_for, capitalised};
 use crate::web::{
     Chrome, Session, Uploaded, WebError, WebResult, count, counted, long_date, render, see_other, today,
@@ -209,12 +209,10 @@ async fn render_estate(
 /// The estate page; with `format=csv`, its products and releases as a file.
 pub async fn estate_page(
     state: web::Data<AppState>,
-    session: Session,
-    code: web::Path<String>,
+    page: PageOrganisation<ReadsOrganisation>,
     query: web::Query<EstateQuery>,
 ) -> WebResult<HttpResponse> {
-    let code = code.into_inner().to_uppercase();
-    session.user.ensure_can_read(&code)?;
+    let PageOrganisation { session, code, .. } = page;
     let query = query.into_inner();
     if query.format.as_deref() == Some("csv") {
         let lookup = code.clone();

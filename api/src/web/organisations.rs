@@ -9,10 +9,12 @@ use db::PageRequest;
 use db::advisories::ResponseStatus;
 use serde::Deserialize;
 
+use crate::auth::extractors::ReadsOrganisation;
 use crate::state::AppState;
 use crate::web::advisories::{date_time, status_tag};
+use crate::web::session::PageOrganisation;
 use crate::web::start::{AllocationView, can_act_for, kind_words, live_allocations};
-use crate::web::{Chrome, Session, WebResult, long_date, render, today};
+use crate::web::{Chrome, WebResult, long_date, render, today};
 
 pub struct PurchaseRow {
     pub id: i64,
@@ -82,12 +84,10 @@ pub struct NoticeQuery {
 
 pub async fn organisation_page(
     state: web::Data<AppState>,
-    session: Session,
-    code: web::Path<String>,
+    page: PageOrganisation<ReadsOrganisation>,
     query: web::Query<NoticeQuery>,
 ) -> WebResult<HttpResponse> {
-    let code = code.into_inner().to_uppercase();
-    session.user.ensure_can_read(&code)?;
+    let PageOrganisation { session, code, .. } = page;
     let lookup = code.clone();
     let (organisation, allocations, obligations, purchases, acceptances, advisories) = state
         .run(move |db| {

@@ -12,6 +12,8 @@
 //!
 //! Cookies are `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the connection is TLS.
 
+use std::marker::PhantomData;
+
 use actix_web::body::MessageBody;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -28,7 +30,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::auth::extractors::{RoleSet, check_role, resolve_token};
+use crate::auth::extractors::{RoleSet, Scope, check_role, resolve_token};
 use crate::auth::sign_in::sign_in;
 use crate::auth::{AuthConfig, CurrentUser, claims};
 use crate::error::ApiError;
@@ -167,6 +169,31 @@ impl FromRequest for Session {
                 csrf_token: csrf_token_for(&state.auth, "session", session_id),
                 user: CurrentUser::new(principal, &request),
             })
+        })
+    }
+}
+
+/// The organisation of a page's `{code}` path segment, checked against the signed-in user by the
+/// API's own rule for that path (`S`, as `OrganisationPath<S>` checks it), so another
+/// organisation's page is not found, as its API route is not.
+pub struct PageOrganisation<S: Scope> {
+    pub session: Session,
+    /// The ODS code, upper-case.
+    pub code: String,
+    scope: PhantomData<S>,
+}
+
+impl<S: Scope + 'static> FromRequest for PageOrganisation<S> {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<PageOrganisation<S>, WebError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let session = Session::from_request(request, payload);
+        let code = request.match_info().get("code").unwrap_or_default().to_uppercase();
+        Box::pin(async move {
+            let session = session.await?;
+            S::check(&session.user, &code)?;
+            Ok(PageOrganisation { session, code, scope: PhantomData })
         })
     }
 }
