@@ -178,7 +178,7 @@ async fn seat_changes_are_checked_then_made(app: TestApp) {
     let form = browser.get(path).await;
     assert!(
         form.body
-            .contains(&format!(r#"<td class="nhsuk-table__cell nhsuk-table__cell--numeric">{line}</td>"#)),
+            .contains(&format!(r#"<span class="nhsuk-table-responsive__heading" aria-hidden="true">Line </span>{line}</td>"#)),
         "the line held: {}",
         form.body
     );

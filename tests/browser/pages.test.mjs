@@ -614,3 +614,74 @@ test('an officer manages what they are told: the defaults, an error summary that
     await close();
   }
 });
+
+/** That the page is no wider than the window: nothing to scroll sideways on a phone. */
+async function assertFitsWidth(page, name) {
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+  }));
+  assert.ok(scrollWidth <= innerWidth, `${name} is ${scrollWidth} px wide in a ${innerWidth} px window`);
+}
+
+test('at 390 px the pages with tables fit the screen, each row stacked under its headings, and print without forms or buttons', async () => {
+  const visits = [
+    [USERS.officer, ['/organisations/RR8', '/agreements']],
+    [USERS.admin, ['/users']],
+    [USERS.exemplar, ['/standards']],
+  ];
+  for (const [user, paths] of visits) {
+    const { page, problems, close } = await openBrowser();
+    try {
+      await signIn(page, user);
+      await page.setViewportSize({ width: 390, height: 844 });
+      const shown = [...paths];
+      if (user === USERS.officer) {
+        // An agreement's own page, with its lines and obligations.
+        await page.goto(`${BASE}/agreements`);
+        shown.push(new URL(await page.locator('main table a').first().getAttribute('href'), BASE).pathname);
+      }
+      if (user === USERS.exemplar) {
+        // A version's assessments, reached from the exemplar's standard.
+        await page.goto(`${BASE}/standards`);
+        await page.locator('main table a').first().click();
+        const assessments = page.locator('main a[href*="/assessments"]').first();
+        shown.push(new URL(await assessments.getAttribute('href'), BASE).pathname);
+      }
+      for (const path of shown) {
+        await page.goto(`${BASE}${path}`);
+        const table = page.locator('main table').first();
+        assert.equal(await table.getAttribute('class'), 'nhsuk-table-responsive', `${path}: a responsive table`);
+        await assertFitsWidth(page, `${path} at 390 px`);
+        await assertAccessible(page, `${path} at 390 px`);
+        const name = path.replace(/^\//, '').replace(/[^a-z0-9]+/gi, '-');
+        await screenshot(page, `40-${name}-390`);
+        // Each stacked cell is led by its column's heading.
+        const heading = table.locator('tbody .nhsuk-table-responsive__heading').first();
+        assert.ok(await heading.isVisible(), `${path}: the column heading shows beside a cell at 390 px`);
+      }
+      // Printed, the organisation's page keeps its tables and leaves out its forms and buttons.
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.emulateMedia({ media: 'print' });
+      await page.goto(`${BASE}${shown[0]}`);
+      const hidden = await page.evaluate(() =>
+        [...document.querySelectorAll('main form, main .nhsuk-button, .nhsuk-header__navigation')].every(
+          (element) => getComputedStyle(element).display === 'none',
+        ),
+      );
+      assert.ok(hidden, `${shown[0]} printed: forms, buttons and the navigation are left out`);
+      if ((await page.locator('main table').count()) > 0) {
+        assert.ok(await page.locator('main table').first().isVisible(), `${shown[0]} printed keeps its tables`);
+      }
+      await page.screenshot({ path: join(SCREENSHOTS, `41-print-${user.split('@')[0]}.png`), fullPage: true });
+      await page.emulateMedia({ media: 'screen' });
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.goto(`${BASE}${shown[0]}`);
+      await assertFitsWidth(page, `${shown[0]} at 1280 px`);
+      await screenshot(page, `42-${shown[0].replace(/^\//, '').replace(/[^a-z0-9]+/gi, '-')}-1280`);
+      assertNoConsoleProblems(problems);
+    } finally {
+      await close();
+    }
+  }
+});
