@@ -162,13 +162,13 @@ where
     let read = std::sync::Arc::new(read);
     if !csv {
         let first = read.clone();
-        let found = state.run(move |db| db.read(|conn| first(conn, &page))).await?;
-        return Ok(HttpResponse::Ok().json(found));
+        let found = state.read(move |conn| first(conn, &page)).await?;
+        return Ok(HttpResponse::Ok().json(crate::views::Page::from(found)));
     }
     let columns = columns::<T>();
     let batch = PageRequest { limit: Some(BATCH), cursor: page.cursor };
     let first = read.clone();
-    let first_batch = state.run(move |db| db.read(|conn| first(conn, &batch))).await?;
+    let first_batch = state.read(move |conn| first(conn, &batch)).await?;
     // A small bounded channel: the reader waits while the client is slow, so at most a few
     // batches are ever held in memory.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(2);
