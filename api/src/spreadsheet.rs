@@ -24,6 +24,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
+use crate::views::list_query;
 
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
@@ -67,6 +68,15 @@ pub enum Format {
 pub struct FormatQuery {
     /// `csv` for the rows as one CSV file (or send `Accept: text/csv`).
     pub format: Option<Format>,
+}
+
+list_query! {
+    /// The query of a list that takes no other parameter.
+    pub struct PageQuery {
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<Format>,
+    }
 }
 
 /// The query of a web page that lists something: `?format=csv` is the page's "Download CSV".

@@ -68,16 +68,20 @@ impl<T: Listed> ToSchema for Page<T> {
 
 /// Names each page: `UserPage = User` makes `User` [`Listed`] with a page named `UserPage`, and
 /// `UserPage` an alias of `Page<User>` for the path attributes.
+///
+/// Pages of items the API defines itself name themselves where the item is defined (so that this
+/// file imports no route: `routes::ods` names `OdsSuccessionPage`).
 macro_rules! pages {
     ($($page:ident = $item:ty $(, next_cursor = $next_cursor:literal)?;)*) => {$(
-        impl Listed for $item {
+        impl $crate::views::Listed for $item {
             const PAGE: &'static str = stringify!($page);
             $(const NEXT_CURSOR: Option<&'static str> = Some($next_cursor);)?
         }
 
-        pub type $page = Page<$item>;
+        pub type $page = $crate::views::Page<$item>;
     )*};
 }
+pub(crate) use pages;
 
 pages! {
     AdvisoryPage = db::advisories::Advisory;
@@ -89,7 +93,6 @@ pages! {
     DeliveryPage = db::deliveries::Delivery;
     EntitlementPage = db::agreements::Entitlement;
     ObligationPage = db::reports::OpenObligation;
-    OdsSuccessionPage = crate::routes::ods::OdsSuccession;
     OrganisationPage = db::organisations::Organisation;
     ProductPage = db::products::Product;
     PurchasePage = db::purchases::Purchase;
@@ -134,12 +137,3 @@ macro_rules! list_query {
     };
 }
 pub(crate) use list_query;
-
-list_query! {
-    /// The query of a list that takes no parameter of its own.
-    pub struct PageQuery {
-        ..page,
-        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-        pub format: Option<crate::spreadsheet::Format>,
-    }
-}

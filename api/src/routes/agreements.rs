@@ -18,9 +18,9 @@ use crate::error::ApiResult;
 use crate::ocds::{OcdsRecordPackage, OcdsReleasePackage};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
-use crate::spreadsheet;
+use crate::spreadsheet::{self, PageQuery};
 use crate::state::AppState;
-use crate::views::{AgreementPage, EntitlementPage, PageQuery, list_query};
+use crate::views::{AgreementPage, EntitlementPage, list_query};
 
 list_query! {
     pub struct AgreementQuery {

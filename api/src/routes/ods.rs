@@ -14,9 +14,9 @@ use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{CsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
-use crate::spreadsheet;
+use crate::spreadsheet::{self, PageQuery};
 use crate::state::AppState;
-use crate::views::{OdsSuccessionPage, OrganisationPage, PageQuery, list_query};
+use crate::views::{OrganisationPage, list_query, pages};
 
 /// An ODS file larger than this is refused with 413 before it is all read.
 pub const MAX_ODS_FILE_BYTES: usize = 32 * 1024 * 1024;
@@ -348,6 +348,10 @@ pub struct OdsSuccession {
     pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Who decided.
     pub decided_by: Option<String>,
+}
+
+pages! {
+    OdsSuccessionPage = OdsSuccession;
 }
 
 impl TryFrom<db::ods_successions::OdsSuccession> for OdsSuccession {

@@ -12,9 +12,9 @@ use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::today;
-use crate::spreadsheet;
+use crate::spreadsheet::{self, PageQuery};
 use crate::state::AppState;
-use crate::views::{PageQuery, ProductPage, SupplierPage, list_query};
+use crate::views::{ProductPage, SupplierPage, list_query};
 
 /// List suppliers, ordered by id.
 #[utoipa::path(
