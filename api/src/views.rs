@@ -5,8 +5,9 @@
 //! One generic [`Page<T>`] serves every list. utoipa 5's derive on a generic struct names its
 //! schema from the type's parts (`Page_User`) and can leave the item's schema unregistered, so
 //! the schema is written here by hand and named by the item ([`Listed::PAGE`]): the document
-//! keeps the names clients were generated from (`UserPage`, `ProductPage`, ...). The aliases at
-//! the end name each page for `#[utoipa::path]`, which needs a plain path to refer to it by.
+//! keeps the names clients were generated from (`UserPage`, `ProductPage`, ...). The aliases that
+//! `pages!` declares name each page for `#[utoipa::path]`, which needs a plain path to refer to
+//! it by: there `Page<User>` would be named `UserPage_User`.
 
 use std::borrow::Cow;
 
@@ -15,7 +16,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-/// A page of a list as the API sends it.
+/// A page of a list as the API sends it (every JSON list and `spreadsheet::list` serialise this).
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -107,7 +108,8 @@ pages! {
 
 /// Declares a list's query: the list's own parameters, then at `..page` the two that every
 /// list takes (`limit` and `cursor`, declared here and nowhere else), then any that follow them
-/// in the document (`format`). Unknown parameters are refused (400) as for every query.
+/// in the document (`format`). Unknown parameters are refused (400) as for every query, and
+/// `preconditions::page_request` turns the two into the data layer's page request.
 ///
 /// A macro rather than a `PageQuery` struct taken in with `#[serde(flatten)]`: utoipa 5's
 /// `IntoParams` derive does not flatten (the struct would be one parameter named `page`), serde
