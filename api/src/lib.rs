@@ -22,4 +22,5 @@ pub mod server;
 pub mod spreadsheet;
 pub mod state;
 pub mod telemetry;
+pub mod views;
 pub mod web;

@@ -24,6 +24,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
+use crate::views::list_query;
 
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
@@ -67,6 +68,15 @@ pub enum Format {
 pub struct FormatQuery {
     /// `csv` for the rows as one CSV file (or send `Accept: text/csv`).
     pub format: Option<Format>,
+}
+
+list_query! {
+    /// The query of a list that takes no other parameter.
+    pub struct PageQuery {
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<Format>,
+    }
 }
 
 /// The query of a web page that lists something: `?format=csv` is the page's "Download CSV".
@@ -162,13 +172,13 @@ where
     let read = std::sync::Arc::new(read);
     if !csv {
         let first = read.clone();
-        let found = state.run(move |db| db.read(|conn| first(conn, &page))).await?;
-        return Ok(HttpResponse::Ok().json(found));
+        let found = state.read(move |conn| first(conn, &page)).await?;
+        return Ok(HttpResponse::Ok().json(crate::views::Page::from(found)));
     }
     let columns = columns::<T>();
     let batch = PageRequest { limit: Some(BATCH), cursor: page.cursor };
     let first = read.clone();
-    let first_batch = state.run(move |db| db.read(|conn| first(conn, &batch))).await?;
+    let first_batch = state.read(move |conn| first(conn, &batch)).await?;
     // A small bounded channel: the reader waits while the client is slow, so at most a few
     // batches are ever held in memory.
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(2);

@@ -1,8 +1,8 @@
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use db::advisories::{Advisory, AdvisoryFields, AdvisoryResponse, Exposure, Response, Severity};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{
@@ -14,24 +14,15 @@ use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, optional_json_body, page_request, with_etag};
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::views::{AdvisoryPage, list_query};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AdvisoryQuery {
-    pub severity: Option<Severity>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AdvisoryPage {
-    pub items: Vec<Advisory>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct AdvisoryQuery {
+        pub severity: Option<Severity>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// List security advisories, ordered by id.
@@ -76,7 +67,7 @@ pub async fn get_advisory(
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    let advisory = state.run(move |db| db.read(|conn| db::advisories::get(conn, id))).await?;
+    let advisory = state.read(move |conn| db::advisories::get(conn, id)).await?;
     Ok(with_etag(HttpResponse::Ok(), advisory.revision, &advisory))
 }
 
@@ -225,7 +216,7 @@ pub async fn get_advisory_exposure(
 ) -> ApiResult<HttpResponse> {
     let (id, csv) = (id.into_inner(), spreadsheet::wants_csv(&request, query.format));
     let at = Utc::now().naive_utc();
-    let exposure = state.run(move |db| db.read(|conn| db::advisories::exposure(conn, id, at))).await?;
+    let exposure = state.read(move |conn| db::advisories::exposure(conn, id, at)).await?;
     if csv {
         return Ok(spreadsheet::whole("exposure", &exposure.organisations));
     }

@@ -8,8 +8,8 @@ use db::vocabulary::{
     AgreementStatus, ExtensionDecision, FundingModel, Metric, NhsmailService, OrganisationKind,
     OverAllocationPolicy, Tier,
 };
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole};
@@ -18,38 +18,28 @@ use crate::error::ApiResult;
 use crate::ocds::{OcdsRecordPackage, OcdsReleasePackage};
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
-use crate::routes::products::PageQuery;
-use crate::spreadsheet;
+use crate::spreadsheet::{self, PageQuery};
 use crate::state::AppState;
+use crate::views::{AgreementPage, EntitlementPage, list_query};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AgreementQuery {
-    pub supplier_id: Option<i64>,
-    pub status: Option<AgreementStatus>,
-    /// e.g. `RM6068`.
-    pub framework_reference: Option<String>,
-    /// Expired and terminated agreements are left out unless this is true (or `status` asks for them).
-    #[serde(default)]
-    pub include_ended: bool,
-    /// Only agreements with an undecided extension option whose decision is due within this
-    /// window from today: a number of days or months, `30d`, `90d`, `12m` (1 to 9999 days or
-    /// 1 to 999 months). Options already overdue and still undecided are included.
-    #[param(value_type = Option<String>, pattern = "^([1-9][0-9]{0,3}d|[1-9][0-9]{0,2}m)$", example = "90d")]
-    pub decision_due_within: Option<Window>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AgreementPage {
-    pub items: Vec<Agreement>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct AgreementQuery {
+        pub supplier_id: Option<i64>,
+        pub status: Option<AgreementStatus>,
+        /// e.g. `RM6068`.
+        pub framework_reference: Option<String>,
+        /// Expired and terminated agreements are left out unless this is true (or `status` asks for them).
+        #[serde(default)]
+        pub include_ended: bool,
+        /// Only agreements with an undecided extension option whose decision is due within this
+        /// window from today: a number of days or months, `30d`, `90d`, `12m` (1 to 9999 days or
+        /// 1 to 999 months). Options already overdue and still undecided are included.
+        #[param(value_type = Option<String>, pattern = "^([1-9][0-9]{0,3}d|[1-9][0-9]{0,2}m)$", example = "90d")]
+        pub decision_due_within: Option<Window>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// A window of time ahead of a date: `90d` (days) or `12m` (calendar months).
@@ -226,7 +216,7 @@ pub async fn get_agreement_ocds(
     request: HttpRequest,
 ) -> ApiResult<web::Json<OcdsReleasePackage>> {
     let id = id.into_inner();
-    let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
+    let agreement = state.read(move |conn| db::agreements::get(conn, id)).await?;
     Ok(web::Json(crate::ocds::package(&requested_uri(&request), &agreement, &state.ocid_prefix)))
 }
 
@@ -247,7 +237,7 @@ pub async fn get_agreement_ocds_record(
     request: HttpRequest,
 ) -> ApiResult<web::Json<OcdsRecordPackage>> {
     let id = id.into_inner();
-    let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
+    let agreement = state.read(move |conn| db::agreements::get(conn, id)).await?;
     let uri = requested_uri(&request);
     let release_package = uri.strip_suffix("/record").unwrap_or(&uri).to_owned();
     Ok(web::Json(crate::ocds::record_package(&uri, &release_package, &agreement, &state.ocid_prefix)))
@@ -268,7 +258,7 @@ pub async fn get_agreement(
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    let agreement = state.run(move |db| db.read(|conn| db::agreements::get(conn, id))).await?;
+    let agreement = state.read(move |conn| db::agreements::get(conn, id)).await?;
     Ok(with_etag(HttpResponse::Ok(), agreement.revision, &agreement))
 }
 
@@ -507,12 +497,6 @@ pub async fn update_agreement(
     Ok(with_etag(HttpResponse::Ok(), agreement.revision, &agreement))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct EntitlementPage {
-    pub items: Vec<Entitlement>,
-    pub next_cursor: Option<String>,
-}
-
 /// The entitlement lines of an agreement, with seats allocated and remaining.
 #[utoipa::path(
     tag = "agreements",
@@ -644,7 +628,7 @@ pub async fn get_entitlement(
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    let entitlement = state.run(move |db| db.read(|conn| db::agreements::get_entitlement(conn, id))).await?;
+    let entitlement = state.read(move |conn| db::agreements::get_entitlement(conn, id)).await?;
     Ok(with_etag(HttpResponse::Ok(), entitlement.revision, &entitlement))
 }
 

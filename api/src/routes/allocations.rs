@@ -18,6 +18,7 @@ use crate::routes::ods::{FileUpload, OdsFileBytes, csv_body};
 use crate::routes::today;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::views::{AllocationPage, list_query};
 
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -181,32 +182,22 @@ pub async fn release_seats(
     let id = id.into_inner();
     // The body is optional, but a body that is there must be valid: never "release all" by mistake.
     let quantity = optional_json_body::<ReleaseRequest>(&body)?.and_then(|request| request.quantity);
-    let allocation = state.run(move |db| db.read(|conn| db::ledger::get_allocation(conn, id))).await?;
+    let allocation = state.read(move |conn| db::ledger::get_allocation(conn, id)).await?;
     user.ensure_can_act_for(&allocation.organisation_code)
         .map_err(|_| ApiError::NotFound("allocation not found".into()))?;
     let actor = user.actor();
     Ok(web::Json(state.run(move |db| db::ledger::release(db, &actor, id, quantity)).await?))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AllocationQuery {
-    /// Released and transferred allocations are left out unless this is true.
-    #[serde(default)]
-    pub include_ended: bool,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AllocationPage {
-    pub items: Vec<Allocation>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct AllocationQuery {
+        /// Released and transferred allocations are left out unless this is true.
+        #[serde(default)]
+        pub include_ended: bool,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// Allocations of an entitlement. Officers and exemplars see only their own organisation's.

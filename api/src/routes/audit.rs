@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use db::audit::{AuditEvent, AuditFilter};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
@@ -11,39 +11,30 @@ use crate::openapi::ReadErrors;
 use crate::preconditions::page_request;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::views::{AuditPage, list_query};
 
 /// Events are read from the database in batches of this many while an export streams.
 const EXPORT_BATCH: i64 = 1000;
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// e.g. `allocation`, `standard_version`.
-    pub entity: Option<String>,
-    pub entity_id: Option<String>,
-    /// The acting user's id.
-    pub actor: Option<i64>,
-    /// ODS code of the organisation concerned.
-    pub organisation: Option<String>,
-    /// e.g. `allocation.claim`.
-    pub action: Option<String>,
-    /// From this time (inclusive).
-    pub from: Option<DateTime<Utc>>,
-    /// Up to this time (exclusive).
-    pub to: Option<DateTime<Utc>>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AuditPage {
-    pub items: Vec<AuditEvent>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct AuditQuery {
+        /// e.g. `allocation`, `standard_version`.
+        pub entity: Option<String>,
+        pub entity_id: Option<String>,
+        /// The acting user's id.
+        pub actor: Option<i64>,
+        /// ODS code of the organisation concerned.
+        pub organisation: Option<String>,
+        /// e.g. `allocation.claim`.
+        pub action: Option<String>,
+        /// From this time (inclusive).
+        pub from: Option<DateTime<Utc>>,
+        /// Up to this time (exclusive).
+        pub to: Option<DateTime<Utc>>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 fn filter_of(query: &AuditQuery) -> AuditFilter {

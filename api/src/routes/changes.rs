@@ -3,9 +3,8 @@
 //! by reading on from where it stopped instead of polling every list (`db::audit::feed`).
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use db::audit::FeedChange;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::Authorised;
 use crate::auth::extractors::AnyRole;
@@ -14,6 +13,7 @@ use crate::openapi::ReadErrors;
 use crate::preconditions::page_request;
 use crate::spreadsheet::{self, Format};
 use crate::state::AppState;
+use crate::views::ChangePage;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -25,14 +25,6 @@ pub struct ChangesQuery {
     pub limit: Option<i64>,
     /// `csv` for every change from `after` on as one CSV file (or send `Accept: text/csv`).
     pub format: Option<Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ChangePage {
-    pub items: Vec<FeedChange>,
-    /// Another page is there to read now (pass it as `after`); null when this page reached the
-    /// end for now: keep the last item's `cursor` and ask again later.
-    pub next_cursor: Option<String>,
 }
 
 /// Changes to suppliers, products, releases, agreements, entitlements, standards and advisories

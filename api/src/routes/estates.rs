@@ -4,9 +4,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
-use db::estates::{Estate, ImportReport, Mapped, Unmatched};
+use db::estates::{Estate, ImportReport, Mapped};
 use db::vocabulary::EstateSource;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
@@ -20,6 +20,7 @@ use crate::routes::ods::{FileUpload, OdsFileBytes, csv_body};
 use crate::routes::today;
 use crate::spreadsheet::{self, FormatQuery};
 use crate::state::AppState;
+use crate::views::{UnmatchedPage, list_query};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -105,29 +106,19 @@ pub async fn get_estate(
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (code, csv) = (organisation.code, spreadsheet::wants_csv(&request, query.format));
-    let estate = state.run(move |db| db.read(|conn| db::estates::estate(conn, &code))).await?;
+    let estate = state.read(move |conn| db::estates::estate(conn, &code)).await?;
     if csv {
         return Ok(spreadsheet::whole("estate", &estate.running));
     }
     Ok(HttpResponse::Ok().json(estate))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct UnmatchedQuery {
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct UnmatchedPage {
-    pub items: Vec<Unmatched>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct UnmatchedQuery {
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// Names in current estate snapshots that match no product, most devices first: the national

@@ -192,7 +192,7 @@ pub async fn list_lifecycle_holds(
     request: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (all, csv) = (query.all, spreadsheet::wants_csv(&request, query.format));
-    let items = state.run(move |db| db.read(|conn| db::lifecycle::holds(conn, all))).await?;
+    let items = state.read(move |conn| db::lifecycle::holds(conn, all)).await?;
     Ok(spreadsheet::report(csv, "lifecycle-holds", items, |items| HoldList { items }))
 }
 

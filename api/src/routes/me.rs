@@ -19,7 +19,7 @@ use db::users::User;
 #[get("/me")]
 pub async fn get_me(state: web::Data<AppState>, user: CurrentUser) -> ApiResult<web::Json<User>> {
     let id = user.id();
-    Ok(web::Json(state.run(move |db| db.read(|conn| db::users::get(conn, id))).await?))
+    Ok(web::Json(state.read(move |conn| db::users::get(conn, id)).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -53,7 +53,7 @@ pub async fn change_my_password(
 ) -> ApiResult<HttpResponse> {
     let PasswordChange { current_password, new_password } = body.into_inner();
     let id = user.id();
-    let email = state.run(move |db| db.read(|conn| db::users::get(conn, id))).await?.email;
+    let email = state.read(move |conn| db::users::get(conn, id)).await?.email;
     if let Some(weakness) = password::weakness(&new_password, &email) {
         return Err(ApiError::Unprocessable(weakness));
     }

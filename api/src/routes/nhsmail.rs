@@ -34,7 +34,7 @@ pub async fn get_nhsmail_service(
     organisation: OrganisationPath<ReadsOrganisation>,
 ) -> ApiResult<web::Json<ServiceHistory>> {
     let code = organisation.code;
-    Ok(web::Json(state.run(move |db| db.read(|conn| db::nhsmail::history(conn, &code, today()))).await?))
+    Ok(web::Json(state.read(move |conn| db::nhsmail::history(conn, &code, today())).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

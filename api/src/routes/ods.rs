@@ -14,8 +14,9 @@ use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{CsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
-use crate::spreadsheet;
+use crate::spreadsheet::{self, PageQuery};
 use crate::state::AppState;
+use crate::views::{OrganisationPage, list_query, pages};
 
 /// An ODS file larger than this is refused with 413 before it is all read.
 pub const MAX_ODS_FILE_BYTES: usize = 32 * 1024 * 1024;
@@ -349,6 +350,10 @@ pub struct OdsSuccession {
     pub decided_by: Option<String>,
 }
 
+pages! {
+    OdsSuccessionPage = OdsSuccession;
+}
+
 impl TryFrom<db::ods_successions::OdsSuccession> for OdsSuccession {
     type Error = ApiError;
 
@@ -379,24 +384,14 @@ impl TryFrom<db::ods_successions::OdsSuccession> for OdsSuccession {
     }
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct OdsSuccessionQuery {
-    /// Only successions of this status (default: all).
-    pub status: Option<OdsSuccessionStatus>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OdsSuccessionPage {
-    pub items: Vec<OdsSuccession>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct OdsSuccessionQuery {
+        /// Only successions of this status (default: all).
+        pub status: Option<OdsSuccessionStatus>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// Successions that ODS published, by id: `?status=proposed` for those waiting for an admin.
@@ -476,18 +471,6 @@ pub async fn reject_ods_succession(
     Ok(web::Json(decided.try_into()?))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
 /// Organisations that ODS has closed with no successor recorded and none proposed or confirmed,
 /// by code: flagged for a person to look at, never deleted (their codes are never reused). A
 /// successor found later is recorded with `POST /v1/organisations/{code}/succession`.
@@ -498,7 +481,7 @@ pub struct PageQuery {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of organisations, or all of them as CSV", content(
-            (crate::routes::organisations::OrganisationPage = "application/json"),
+            (OrganisationPage = "application/json"),
             (String = "text/csv"),
         )),
         ReadErrors

@@ -2,7 +2,7 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
 use db::organisations::{NewOrganisation, Organisation, OrganisationChanges, OrganisationFilter};
 use db::vocabulary::OrganisationKind;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{ActsAsOrganisation, AdminOnly, AdminOrOfficer, AnyRole, OrganisationPath};
@@ -12,34 +12,25 @@ use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::spreadsheet::{self, Format};
 use crate::state::AppState;
+use crate::views::{OrganisationPage, list_query};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct OrganisationQuery {
-    pub kind: Option<OrganisationKind>,
-    /// The NHS England region, by name (`London`) or ODS national grouping code (`Y56`).
-    pub region: Option<String>,
-    /// The ODS code of the commissioning ICB or sub-ICB location (`QWO`).
-    pub parent: Option<String>,
-    pub exemplar: Option<bool>,
-    /// Case-insensitive part of the name or code.
-    pub q: Option<String>,
-    /// Closed organisations are left out unless this is true.
-    #[serde(default)]
-    pub include_closed: bool,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every organisation from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OrganisationPage {
-    pub items: Vec<Organisation>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct OrganisationQuery {
+        pub kind: Option<OrganisationKind>,
+        /// The NHS England region, by name (`London`) or ODS national grouping code (`Y56`).
+        pub region: Option<String>,
+        /// The ODS code of the commissioning ICB or sub-ICB location (`QWO`).
+        pub parent: Option<String>,
+        pub exemplar: Option<bool>,
+        /// Case-insensitive part of the name or code.
+        pub q: Option<String>,
+        /// Closed organisations are left out unless this is true.
+        #[serde(default)]
+        pub include_closed: bool,
+        ..page,
+        /// `csv` for every organisation from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<Format>,
+    }
 }
 
 /// List organisations, ordered by ODS code.
@@ -95,7 +86,7 @@ pub async fn get_organisation(
     code: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let code = code.into_inner();
-    let organisation = state.run(move |db| db.read(|conn| db::organisations::get(conn, &code))).await?;
+    let organisation = state.read(move |conn| db::organisations::get(conn, &code)).await?;
     Ok(with_etag(HttpResponse::Ok(), organisation.revision, &organisation))
 }
 

@@ -2,7 +2,7 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::NaiveDate;
 use db::products::{Product, ProductFields, ProductFilter, Supplier};
 use db::vocabulary::SupportStatus;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
@@ -12,26 +12,9 @@ use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::today;
-use crate::spreadsheet;
+use crate::spreadsheet::{self, PageQuery};
 use crate::state::AppState;
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SupplierPage {
-    pub items: Vec<Supplier>,
-    pub next_cursor: Option<String>,
-}
+use crate::views::{ProductPage, SupplierPage, list_query};
 
 /// List suppliers, ordered by id.
 #[utoipa::path(
@@ -89,34 +72,24 @@ pub async fn create_supplier(
     Ok(HttpResponse::Created().json(supplier))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ProductQuery {
-    pub supplier_id: Option<i64>,
-    /// A category slug, e.g. `operating-system`.
-    pub category: Option<String>,
-    /// Support status at `on`.
-    pub support_status: Option<SupportStatus>,
-    /// Only products with (true) or without (false) a national entitlement in force at `on`.
-    pub nationally_licensed: Option<bool>,
-    /// Case-insensitive part of the name, edition or SKU.
-    pub q: Option<String>,
-    /// The date for support status and licensing (default today).
-    #[serde(default, deserialize_with = "crate::dates::optional")]
-    pub on: Option<NaiveDate>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ProductPage {
-    pub items: Vec<Product>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct ProductQuery {
+        pub supplier_id: Option<i64>,
+        /// A category slug, e.g. `operating-system`.
+        pub category: Option<String>,
+        /// Support status at `on`.
+        pub support_status: Option<SupportStatus>,
+        /// Only products with (true) or without (false) a national entitlement in force at `on`.
+        pub nationally_licensed: Option<bool>,
+        /// Case-insensitive part of the name, edition or SKU.
+        pub q: Option<String>,
+        /// The date for support status and licensing (default today).
+        #[serde(default, deserialize_with = "crate::dates::optional")]
+        pub on: Option<NaiveDate>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// List products, ordered by id, with their support status at `on`.
@@ -155,7 +128,7 @@ pub async fn list_products(
         })
         .await;
     }
-    Ok(HttpResponse::Ok().json(state.products(filter, on, page).await?))
+    Ok(HttpResponse::Ok().json(ProductPage::from(state.products(filter, on, page).await?)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -182,7 +155,7 @@ pub async fn get_product(
     query: web::Query<OnQuery>,
 ) -> ApiResult<HttpResponse> {
     let (id, on) = (id.into_inner(), query.on.unwrap_or_else(today));
-    let product = state.run(move |db| db.read(|conn| db::products::get(conn, id, on))).await?;
+    let product = state.read(move |conn| db::products::get(conn, id, on)).await?;
     Ok(with_etag(HttpResponse::Ok(), product.revision, &product))
 }
 

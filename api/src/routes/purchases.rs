@@ -2,8 +2,8 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use db::purchases::{NewPurchase, Purchase};
 use db::standards::Outcome;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{
@@ -15,6 +15,7 @@ use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::views::{PurchasePage, list_query};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -99,25 +100,15 @@ pub async fn create_purchase(
     Ok(HttpResponse::Created().json(purchase))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PurchaseQuery {
-    /// Purchases replaced by a correction are left out unless this is true.
-    #[serde(default)]
-    pub include_superseded: bool,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PurchasePage {
-    pub items: Vec<Purchase>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct PurchaseQuery {
+        /// Purchases replaced by a correction are left out unless this is true.
+        #[serde(default)]
+        pub include_superseded: bool,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// An organisation's local purchases.

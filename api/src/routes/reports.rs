@@ -1,6 +1,6 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::NaiveDate;
-use db::reports::{OpenObligation, UtilisationReport};
+use db::reports::UtilisationReport;
 use db::risk::{RiskyHolding, UnsupportedFilter};
 use db::vocabulary::RiskStatus;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use crate::preconditions::page_request;
 use crate::routes::today;
 use crate::spreadsheet::{self, Format};
 use crate::state::AppState;
+use crate::views::{ObligationPage, ReconciliationPage, list_query};
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -96,9 +97,7 @@ pub async fn utilisation_report(
     let csv = spreadsheet::wants_csv(&request, query.format);
     let on = query.on.unwrap_or_else(today);
     let report = state
-        .run(move |db| {
-            db.read(|conn| db::reports::utilisation(conn, query.agreement_id, query.include_ended, on))
-        })
+        .read(move |conn| db::reports::utilisation(conn, query.agreement_id, query.include_ended, on))
         .await?;
     if csv {
         return Ok(spreadsheet::whole("utilisation", &UtilisationLine::lines_of(report)));
@@ -106,27 +105,17 @@ pub async fn utilisation_report(
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ObligationQuery {
-    /// ODS code; officers and exemplars get their own organisation's whatever they ask.
-    pub organisation: Option<String>,
-    /// The date that decides what is overdue (default today).
-    #[serde(default, deserialize_with = "crate::dates::optional")]
-    pub on: Option<NaiveDate>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ObligationPage {
-    pub items: Vec<OpenObligation>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct ObligationQuery {
+        /// ODS code; officers and exemplars get their own organisation's whatever they ask.
+        pub organisation: Option<String>,
+        /// The date that decides what is overdue (default today).
+        #[serde(default, deserialize_with = "crate::dates::optional")]
+        pub on: Option<NaiveDate>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<Format>,
+    }
 }
 
 /// Open obligations, overdue first.
@@ -199,9 +188,7 @@ pub async fn compliance_report(
     let csv = spreadsheet::wants_csv(&request, query.format);
     let organisation = user.report_scope(query.organisation)?;
     let lines = state
-        .run(move |db| {
-            db.read(|conn| db::purchases::compliance(conn, organisation.as_deref(), query.region.as_deref()))
-        })
+        .read(move |conn| db::purchases::compliance(conn, organisation.as_deref(), query.region.as_deref()))
         .await?;
     Ok(spreadsheet::report(csv, "compliance", lines, |lines| ComplianceReport { lines }))
 }
@@ -209,30 +196,26 @@ pub async fn compliance_report(
 /// The longest look-ahead of the unsupported-software report, in months.
 pub const MAX_WITHIN_MONTHS: u32 = 120;
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct UnsupportedQuery {
-    /// The date asked about (default today), e.g. 2020-01-14 for the end of Windows 7.
-    #[serde(default, deserialize_with = "crate::dates::optional")]
-    pub on: Option<NaiveDate>,
-    /// Also count products whose support ends within this many months of `on` (default 0).
-    #[param(maximum = 120)]
-    pub within_months: Option<u32>,
-    /// Which holdings to list: `at_risk` (the default), those with no risk acceptance in force
-    /// on `on` (an expired acceptance is flagged on the holding), or `accepted`, those covered by
-    /// one. The totals count both.
-    pub status: Option<RiskStatus>,
-    /// ODS code: only this organisation's holdings (and totals).
-    pub organisation: Option<String>,
-    /// Only holdings (and totals) of organisations in this region.
-    pub region: Option<String>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<Format>,
+list_query! {
+    pub struct UnsupportedQuery {
+        /// The date asked about (default today), e.g. 2020-01-14 for the end of Windows 7.
+        #[serde(default, deserialize_with = "crate::dates::optional")]
+        pub on: Option<NaiveDate>,
+        /// Also count products whose support ends within this many months of `on` (default 0).
+        #[param(maximum = 120)]
+        pub within_months: Option<u32>,
+        /// Which holdings to list: `at_risk` (the default), those with no risk acceptance in force
+        /// on `on` (an expired acceptance is flagged on the holding), or `accepted`, those covered by
+        /// one. The totals count both.
+        pub status: Option<RiskStatus>,
+        /// ODS code: only this organisation's holdings (and totals).
+        pub organisation: Option<String>,
+        /// Only holdings (and totals) of organisations in this region.
+        pub region: Option<String>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<Format>,
+    }
 }
 
 /// The whole report's counts under `on`, `within_months`, `organisation` and `region`, whatever
@@ -323,13 +306,10 @@ pub async fn unsupported_report(
     }
     let first_page = page.cursor.is_none();
     let (found, totals) = state
-        .run(move |db| {
-            db.read(|conn| {
-                let found = db::risk::unsupported_holdings(conn, &filter, &page)?;
-                let totals =
-                    if first_page { Some(db::risk::unsupported_totals(conn, &filter)?) } else { None };
-                Ok((found, totals))
-            })
+        .read(move |conn| {
+            let found = db::risk::unsupported_holdings(conn, &filter, &page)?;
+            let totals = if first_page { Some(db::risk::unsupported_totals(conn, &filter)?) } else { None };
+            Ok((found, totals))
         })
         .await?;
     Ok(HttpResponse::Ok().json(UnsupportedReportPage {
@@ -382,40 +362,28 @@ pub async fn advisories_report(
     let csv = spreadsheet::wants_csv(&request, query.format);
     let organisation = user.report_scope(query.organisation)?;
     let at = chrono::Utc::now().naive_utc();
-    let lines = state
-        .run(move |db| db.read(|conn| db::advisories::report(conn, organisation.as_deref(), at)))
-        .await?;
+    let lines = state.read(move |conn| db::advisories::report(conn, organisation.as_deref(), at)).await?;
     Ok(spreadsheet::report(csv, "advisories", lines, |lines| AdvisoryReport { lines }))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ReconciliationQuery {
-    /// ODS code; officers and exemplars get their own organisation's unless they ask for one
-    /// they may read (an ICB's officer, for one it commissions for).
-    pub organisation: Option<String>,
-    /// NHS England region code, for example `Y63`.
-    pub region: Option<String>,
-    /// ODS code of the parent (the commissioning ICB).
-    pub parent: Option<String>,
-    /// Only rows with this flag.
-    pub flag: Option<db::vocabulary::ReconciliationFlag>,
-    /// The date that decides support and which lines are in force (default today).
-    #[serde(default, deserialize_with = "crate::dates::optional")]
-    pub on: Option<NaiveDate>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ReconciliationPage {
-    pub items: Vec<db::reconciliation::ReconciliationRow>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct ReconciliationQuery {
+        /// ODS code; officers and exemplars get their own organisation's unless they ask for one
+        /// they may read (an ICB's officer, for one it commissions for).
+        pub organisation: Option<String>,
+        /// NHS England region code, for example `Y63`.
+        pub region: Option<String>,
+        /// ODS code of the parent (the commissioning ICB).
+        pub parent: Option<String>,
+        /// Only rows with this flag.
+        pub flag: Option<db::vocabulary::ReconciliationFlag>,
+        /// The date that decides support and which lines are in force (default today).
+        #[serde(default, deserialize_with = "crate::dates::optional")]
+        pub on: Option<NaiveDate>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<Format>,
+    }
 }
 
 /// What organisations run (their estate snapshots) beside what they hold (national seats

@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use db::ledger::Approval;
 use db::seat_requests::{SeatRequest, SeatRequestFilter};
 use db::vocabulary::SeatRequestStatus;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole, CurrentUser};
@@ -18,28 +18,19 @@ use crate::preconditions::page_request;
 use crate::routes::today;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::views::{SeatRequestPage, list_query};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct SeatRequestQuery {
-    pub status: Option<SeatRequestStatus>,
-    /// ODS code. Officers and exemplars see only their own organisation's requests whatever this
-    /// says; a code no organisation has finds none.
-    pub organisation: Option<String>,
-    pub entitlement_id: Option<i64>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SeatRequestPage {
-    pub items: Vec<SeatRequest>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct SeatRequestQuery {
+        pub status: Option<SeatRequestStatus>,
+        /// ODS code. Officers and exemplars see only their own organisation's requests whatever this
+        /// says; a code no organisation has finds none.
+        pub organisation: Option<String>,
+        pub entitlement_id: Option<i64>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// The organisation whose requests the user may see: any for the national team and auditors,
@@ -86,7 +77,7 @@ pub async fn list_seat_requests(
 
 /// Reads a request the user may see; another organisation's answers 404.
 async fn visible_request(state: &AppState, user: &CurrentUser, id: i64) -> ApiResult<SeatRequest> {
-    let request = state.run(move |db| db.read(|conn| db::seat_requests::get(conn, id))).await?;
+    let request = state.read(move |conn| db::seat_requests::get(conn, id)).await?;
     user.ensure_can_read(&request.organisation_code)
         .map_err(|_| ApiError::NotFound("seat request not found".into()))?;
     Ok(request)

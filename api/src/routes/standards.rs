@@ -3,7 +3,7 @@ use db::standards::{
     Assessment, DraftChanges, NewAssessment, NewStandard, Outcome, RequirementInput, Standard,
     StandardFilter, StandardVersion, VersionStatus,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
@@ -16,28 +16,19 @@ use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::routes::today;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::views::{StandardPage, list_query};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct StandardQuery {
-    pub category: Option<String>,
-    /// ODS code of the publisher.
-    pub publisher: Option<String>,
-    /// Standards with at least one version in this status.
-    pub status: Option<VersionStatus>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StandardPage {
-    pub items: Vec<Standard>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct StandardQuery {
+        pub category: Option<String>,
+        /// ODS code of the publisher.
+        pub publisher: Option<String>,
+        /// Standards with at least one version in this status.
+        pub status: Option<VersionStatus>,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
+    }
 }
 
 /// List "buy against" standards, ordered by id.
@@ -132,7 +123,7 @@ pub async fn get_standard(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<Standard>> {
     let id = id.into_inner();
-    Ok(web::Json(state.run(move |db| db.read(|conn| db::standards::get(conn, id))).await?))
+    Ok(web::Json(state.read(move |conn| db::standards::get(conn, id)).await?))
 }
 
 /// One version of a standard with its requirements.
@@ -150,7 +141,7 @@ pub async fn get_standard_version(
     path: web::Path<(i64, i32)>,
 ) -> ApiResult<HttpResponse> {
     let (id, number) = path.into_inner();
-    let version = state.run(move |db| db.read(|conn| db::standards::get_version(conn, id, number))).await?;
+    let version = state.read(move |conn| db::standards::get_version(conn, id, number)).await?;
     Ok(with_etag(HttpResponse::Ok(), version.revision, &version))
 }
 
@@ -344,7 +335,6 @@ pub async fn list_assessments(
 ) -> ApiResult<HttpResponse> {
     let ((id, number), all) = (path.into_inner(), query.include_nonconforming);
     let csv = spreadsheet::wants_csv(&request, query.format);
-    let assessments =
-        state.run(move |db| db.read(|conn| db::standards::assessments_of(conn, id, number, all))).await?;
+    let assessments = state.read(move |conn| db::standards::assessments_of(conn, id, number, all)).await?;
     Ok(spreadsheet::report(csv, "assessments", assessments, |assessments| assessments))
 }

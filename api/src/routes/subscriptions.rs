@@ -10,7 +10,7 @@ use db::deliveries::{Delivery, RetryPolicy};
 use db::outbox::EventKind;
 use db::subscriptions::{AllowedHost, Channel, EmailCadence, NewSubscription, Subscription};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole, CurrentUser};
@@ -20,23 +20,14 @@ use crate::notify::webhook::{self, Policy};
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
 use crate::state::AppState;
+use crate::views::{DeliveryPage, SubscriptionPage, list_query};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionQuery {
-    /// Only this user's subscriptions (admins and auditors; everyone else sees only their own).
-    pub user_id: Option<i64>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SubscriptionPage {
-    pub items: Vec<Subscription>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct SubscriptionQuery {
+        /// Only this user's subscriptions (admins and auditors; everyone else sees only their own).
+        pub user_id: Option<i64>,
+        ..page,
+    }
 }
 
 /// The caller's subscriptions; an admin's or auditor's, everyone's (or one user's).
@@ -57,7 +48,7 @@ pub async fn list_subscriptions(
     let page = page_request(query.limit, query.cursor)?;
     let owner = if user.reads_every_subscription() { query.user_id } else { Some(user.id()) };
     let found = state.read(move |conn| db::subscriptions::list(conn, owner, &page)).await?;
-    Ok(web::Json(SubscriptionPage { items: found.items, next_cursor: found.next_cursor }))
+    Ok(web::Json(found.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -199,20 +190,10 @@ pub async fn delete_subscription(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveryQuery {
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct DeliveryPage {
-    pub items: Vec<Delivery>,
-    pub next_cursor: Option<String>,
+list_query! {
+    pub struct DeliveryQuery {
+        ..page,
+    }
 }
 
 /// A subscription's deliveries, oldest first, each with every attempt made.
@@ -234,7 +215,7 @@ pub async fn list_deliveries(
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor)?;
     let found = state.read(move |conn| db::deliveries::of_subscription(conn, subscription.id, &page)).await?;
-    Ok(web::Json(DeliveryPage { items: found.items, next_cursor: found.next_cursor }))
+    Ok(web::Json(found.into()))
 }
 
 /// Deliver again: due at once and retried for another day, whether it was delivered, is waiting

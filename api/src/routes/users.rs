@@ -1,8 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
-use db::Page;
 use db::users::{NewUser, Role, User, UserChanges, UserFilter};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::auth::{Authorised, password};
@@ -12,34 +11,19 @@ use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::views::{UserPage, list_query};
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct UserQuery {
-    pub role: Option<Role>,
-    /// An ODS code.
-    pub organisation: Option<String>,
-    /// Disabled users are left out unless this is true.
-    #[serde(default)]
-    pub include_disabled: bool,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
-    pub format: Option<crate::spreadsheet::Format>,
-}
-
-#[derive(serde::Serialize, ToSchema)]
-pub struct UserPage {
-    pub items: Vec<User>,
-    pub next_cursor: Option<String>,
-}
-
-impl From<Page<User>> for UserPage {
-    fn from(page: Page<User>) -> UserPage {
-        UserPage { items: page.items, next_cursor: page.next_cursor }
+list_query! {
+    pub struct UserQuery {
+        pub role: Option<Role>,
+        /// An ODS code.
+        pub organisation: Option<String>,
+        /// Disabled users are left out unless this is true.
+        #[serde(default)]
+        pub include_disabled: bool,
+        ..page,
+        /// `csv` for every row from the cursor on as one CSV file (or send `Accept: text/csv`).
+        pub format: Option<crate::spreadsheet::Format>,
     }
 }
 
@@ -151,7 +135,7 @@ pub async fn get_user(
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    let user = state.run(move |db| db.read(|conn| db::users::get(conn, id))).await?;
+    let user = state.read(move |conn| db::users::get(conn, id)).await?;
     Ok(with_etag(HttpResponse::Ok(), user.revision, &user))
 }
 
