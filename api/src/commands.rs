@@ -284,7 +284,8 @@ fn lifecycle_holds(database_url: &str, all: bool) -> anyhow::Result<()> {
         println!(
             "{:>5}  {:<9}  release {}  {}: {} -> {}  ({})",
             hold.id,
-            hold.status,
+            // as_str, because Display ignores the column's padding.
+            hold.status.as_str(),
             hold.release_id,
             hold.field,
             show(hold.current_value),

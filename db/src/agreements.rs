@@ -12,9 +12,10 @@ use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{agreement_extensions, agreements, entitlements, obligations, products, suppliers};
+use crate::stored::{JsonList, KindList};
 use crate::vocabulary::{
     AgreementStatus, ExtensionDecision, FundingModel, Metric, NhsmailService, OrganisationKind,
-    OverAllocationPolicy, Tier, join_kinds, parse_kinds,
+    OverAllocationPolicy, Tier, join_kinds,
 };
 
 /// The most seats one entitlement line may hold in all, capped or not (and the largest cap).
@@ -36,6 +37,11 @@ pub const MAX_NOTICE_CHARS: usize = 1990;
 pub const MAX_BUYER_CHARS: usize = 200;
 pub const MAX_EXTENSIONS: usize = 20;
 
+/// An agreement's own columns, typed as [`Agreement`] holds them. It stays beside
+/// `Agreement` because the agreement also carries what its table does not (the supplier's and
+/// reseller's names and the extension options, read for a whole batch at once), and diesel's
+/// derives have no field they leave out; `Agreement` is also the wire schema, so the columns
+/// cannot be nested in it without changing the API document.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = agreements)]
 struct AgreementRow {
@@ -46,9 +52,10 @@ struct AgreementRow {
     framework_reference: Option<String>,
     starts_on: NaiveDate,
     ends_on: Option<NaiveDate>,
-    funding_model: String,
-    status: String,
-    eligible_kinds: String,
+    funding_model: FundingModel,
+    status: AgreementStatus,
+    #[diesel(deserialize_as = KindList)]
+    eligible_kinds: Vec<OrganisationKind>,
     source: Option<String>,
     revision: i64,
     created_at: NaiveDateTime,
@@ -58,26 +65,16 @@ struct AgreementRow {
     reseller_id: Option<i64>,
     framework_lot: Option<String>,
     initial_term_months: Option<i32>,
-    notice_urls: String,
+    #[diesel(deserialize_as = JsonList<String>)]
+    notice_urls: Vec<String>,
     commercial_source: Option<String>,
     buyer: Option<String>,
 }
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = agreement_extensions)]
-struct ExtensionRow {
-    id: i64,
-    agreement_id: i64,
-    months: i32,
-    decide_by: NaiveDate,
-    decision: Option<String>,
-    decided_on: Option<NaiveDate>,
-    source: Option<String>,
-}
-
 /// An option to extend an agreement, and what was decided on it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[diesel(table_name = agreement_extensions)]
 pub struct ExtensionOption {
     pub id: i64,
     /// How long the extension runs, in months.
@@ -104,7 +101,8 @@ impl ExtensionOption {
 }
 
 /// An extension option as written: on create, or as the whole new list on update.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Insertable)]
+#[diesel(table_name = agreement_extensions)]
 pub struct NewExtensionOption {
     pub months: i32,
     pub decide_by: NaiveDate,
@@ -197,18 +195,15 @@ impl Agreement {
     }
 }
 
-const ENDED: [&str; 2] = ["expired", "terminated"];
+const ENDED: [AgreementStatus; 2] = [AgreementStatus::Expired, AgreementStatus::Terminated];
 
 fn to_agreement(
     row: AgreementRow,
     supplier: String,
     reseller: Option<String>,
     extension_options: Vec<ExtensionOption>,
-) -> DbResult<Agreement> {
-    let status = AgreementStatus::parse(&row.status).unwrap_or(AgreementStatus::Draft);
-    let notice_urls: Vec<String> = serde_json::from_str(&row.notice_urls)
-        .map_err(|e| DbError::Internal(format!("agreement {}: stored notice_urls: {e}", row.id)))?;
-    Ok(Agreement {
+) -> Agreement {
+    Agreement {
         id: row.id,
         supplier_id: row.supplier_id,
         supplier,
@@ -217,10 +212,10 @@ fn to_agreement(
         framework_reference: row.framework_reference,
         starts_on: row.starts_on,
         ends_on: row.ends_on,
-        funding_model: FundingModel::parse(&row.funding_model).unwrap_or(FundingModel::Central),
-        ended: matches!(status, AgreementStatus::Expired | AgreementStatus::Terminated),
-        status,
-        eligible_kinds: parse_kinds(&row.eligible_kinds),
+        funding_model: row.funding_model,
+        ended: matches!(row.status, AgreementStatus::Expired | AgreementStatus::Terminated),
+        status: row.status,
+        eligible_kinds: row.eligible_kinds,
         source: row.source,
         value_minor: row.value_minor,
         currency: row.currency,
@@ -228,14 +223,14 @@ fn to_agreement(
         reseller,
         framework_lot: row.framework_lot,
         initial_term_months: row.initial_term_months,
-        notice_urls,
+        notice_urls: row.notice_urls,
         commercial_source: row.commercial_source,
         buyer: row.buyer,
         extension_options,
         revision: row.revision,
         created_at: row.created_at,
         updated_at: row.updated_at,
-    })
+    }
 }
 
 /// Agreements from their rows, with resellers and extension options read in two statements
@@ -255,38 +250,23 @@ fn to_agreements(conn: &mut DbConnection, rows: Vec<(AgreementRow, String)>) -> 
         resellers.extend(found);
     }
     for chunk in ids.chunks(BINDS_PER_QUERY) {
-        let found: Vec<ExtensionRow> = agreement_extensions::table
+        let found: Vec<(i64, ExtensionOption)> = agreement_extensions::table
             .filter(agreement_extensions::agreement_id.eq_any(chunk))
             .order((agreement_extensions::decide_by, agreement_extensions::id))
-            .select(ExtensionRow::as_select())
+            .select((agreement_extensions::agreement_id, ExtensionOption::as_select()))
             .load(conn)?;
-        for row in found {
-            let decision = row
-                .decision
-                .as_deref()
-                .map(|d| {
-                    ExtensionDecision::parse(d).ok_or_else(|| {
-                        DbError::Internal(format!("extension option {}: stored decision {d:?}", row.id))
-                    })
-                })
-                .transpose()?;
-            options.entry(row.agreement_id).or_default().push(ExtensionOption {
-                id: row.id,
-                months: row.months,
-                decide_by: row.decide_by,
-                decision,
-                decided_on: row.decided_on,
-                source: row.source,
-            });
+        for (agreement_id, option) in found {
+            options.entry(agreement_id).or_default().push(option);
         }
     }
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|(row, supplier)| {
             let reseller = row.reseller_id.and_then(|id| resellers.get(&id).cloned());
             let extension_options = options.remove(&row.id).unwrap_or_default();
             to_agreement(row, supplier, reseller, extension_options)
         })
-        .collect()
+        .collect())
 }
 
 #[derive(Debug, Default)]
@@ -313,12 +293,12 @@ pub fn list(
         query = query.filter(agreements::supplier_id.eq(supplier));
     }
     if let Some(status) = filter.status {
-        query = query.filter(agreements::status.eq(status.as_str()));
+        query = query.filter(agreements::status.eq(status));
     }
     if let Some(framework) = &filter.framework_reference {
         query = query.filter(agreements::framework_reference.eq(framework.clone()));
     }
-    if !filter.include_ended && !filter.status.is_some_and(|s| ENDED.contains(&s.as_str())) {
+    if !filter.include_ended && !filter.status.is_some_and(|s| ENDED.contains(&s)) {
         query = query.filter(agreements::status.ne_all(ENDED));
     }
     if let Some(due_by) = filter.decision_due_by {
@@ -493,22 +473,14 @@ pub fn create(db: &Database, actor: &Actor, fields: AgreementFields) -> DbResult
         let stamp = now();
         let id: i64 = diesel::insert_into(agreements::table)
             .values((
+                fields.columns()?,
                 agreements::supplier_id.eq(fields.supplier_id),
                 agreements::reference.eq(fields.reference.trim()),
-                agreements::title.eq(fields.title.trim()),
-                agreements::framework_reference.eq(&fields.framework_reference),
-                agreements::starts_on.eq(fields.starts_on),
-                agreements::ends_on.eq(fields.ends_on),
-                agreements::funding_model.eq(fields.funding_model.as_str()),
-                agreements::status.eq(fields.status.as_str()),
-                agreements::eligible_kinds.eq(join_kinds(&fields.eligible_kinds)),
-                agreements::source.eq(&fields.source),
                 agreements::created_at.eq(stamp),
                 agreements::updated_at.eq(stamp),
             ))
             .returning(agreements::id)
             .get_result(conn)?;
-        write_commercial(conn, id, &fields)?;
         insert_extensions(conn, id, &fields.extension_options)?;
         let agreement = get(conn, id)?;
         Ok(Audited::one(
@@ -528,23 +500,51 @@ fn check_reseller(conn: &mut DbConnection, reseller_id: Option<i64>) -> DbResult
     Ok(())
 }
 
-/// Writes the commercial record's columns of an agreement (validated already).
-pub(crate) fn write_commercial(conn: &mut DbConnection, id: i64, fields: &AgreementFields) -> DbResult<()> {
-    let notices = serde_json::to_string(&fields.notice_urls)
-        .map_err(|e| DbError::Internal(format!("notice_urls: {e}")))?;
-    diesel::update(agreements::table.find(id))
-        .set((
-            agreements::value_minor.eq(fields.value_minor),
-            agreements::currency.eq(&fields.currency),
-            agreements::reseller_id.eq(fields.reseller_id),
-            agreements::framework_lot.eq(&fields.framework_lot),
-            agreements::initial_term_months.eq(fields.initial_term_months),
-            agreements::notice_urls.eq(notices),
-            agreements::commercial_source.eq(&fields.commercial_source),
-            agreements::buyer.eq(fields.buyer.as_deref().map(str::trim)),
-        ))
-        .execute(conn)?;
-    Ok(())
+/// The columns an agreement's create and update both write, from validated fields. A `None`
+/// is written as NULL, so an update clears what the fields no longer hold.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = agreements, treat_none_as_null = true)]
+struct AgreementColumns<'a> {
+    title: &'a str,
+    framework_reference: Option<&'a str>,
+    starts_on: NaiveDate,
+    ends_on: Option<NaiveDate>,
+    funding_model: FundingModel,
+    status: AgreementStatus,
+    eligible_kinds: String,
+    source: Option<&'a str>,
+    value_minor: Option<i64>,
+    currency: &'a str,
+    reseller_id: Option<i64>,
+    framework_lot: Option<&'a str>,
+    initial_term_months: Option<i32>,
+    notice_urls: String,
+    commercial_source: Option<&'a str>,
+    buyer: Option<&'a str>,
+}
+
+impl AgreementFields {
+    fn columns(&self) -> DbResult<AgreementColumns<'_>> {
+        Ok(AgreementColumns {
+            title: self.title.trim(),
+            framework_reference: self.framework_reference.as_deref(),
+            starts_on: self.starts_on,
+            ends_on: self.ends_on,
+            funding_model: self.funding_model,
+            status: self.status,
+            eligible_kinds: join_kinds(&self.eligible_kinds),
+            source: self.source.as_deref(),
+            value_minor: self.value_minor,
+            currency: &self.currency,
+            reseller_id: self.reseller_id,
+            framework_lot: self.framework_lot.as_deref(),
+            initial_term_months: self.initial_term_months,
+            notice_urls: serde_json::to_string(&self.notice_urls)
+                .map_err(|e| DbError::Internal(format!("notice_urls: {e}")))?,
+            commercial_source: self.commercial_source.as_deref(),
+            buyer: self.buyer.as_deref().map(str::trim),
+        })
+    }
 }
 
 pub(crate) fn insert_extensions(
@@ -554,14 +554,7 @@ pub(crate) fn insert_extensions(
 ) -> DbResult<()> {
     for option in options {
         diesel::insert_into(agreement_extensions::table)
-            .values((
-                agreement_extensions::agreement_id.eq(agreement_id),
-                agreement_extensions::months.eq(option.months),
-                agreement_extensions::decide_by.eq(option.decide_by),
-                agreement_extensions::decision.eq(option.decision.map(ExtensionDecision::as_str)),
-                agreement_extensions::decided_on.eq(option.decided_on),
-                agreement_extensions::source.eq(&option.source),
-            ))
+            .values((agreement_extensions::agreement_id.eq(agreement_id), option))
             .execute(conn)?;
     }
     Ok(())
@@ -594,25 +587,16 @@ pub fn update(
         if !status_change_allowed(before.status, fields.status) {
             return Err(DbError::Conflict(format!(
                 "an agreement cannot go from {} to {}",
-                before.status.as_str(),
-                fields.status.as_str()
+                before.status, fields.status
             )));
         }
         diesel::update(agreements::table.find(id))
             .set((
-                agreements::title.eq(fields.title.trim()),
-                agreements::framework_reference.eq(&fields.framework_reference),
-                agreements::starts_on.eq(fields.starts_on),
-                agreements::ends_on.eq(fields.ends_on),
-                agreements::funding_model.eq(fields.funding_model.as_str()),
-                agreements::status.eq(fields.status.as_str()),
-                agreements::eligible_kinds.eq(join_kinds(&fields.eligible_kinds)),
-                agreements::source.eq(&fields.source),
+                fields.columns()?,
                 agreements::revision.eq(agreements::revision + 1),
                 agreements::updated_at.eq(now()),
             ))
             .execute(conn)?;
-        write_commercial(conn, id, &fields)?;
         // The options are replaced only when they changed, so their ids stay put otherwise.
         if before.fields().extension_options != fields.extension_options {
             diesel::delete(agreement_extensions::table.filter(agreement_extensions::agreement_id.eq(id)))
@@ -627,18 +611,22 @@ pub fn update(
     })
 }
 
+/// An entitlement line's own columns, typed as [`Entitlement`] holds them. It stays beside
+/// `Entitlement` for the reasons [`AgreementRow`] does: the line also carries its product's
+/// label, the seats worked out from the cap, and its obligations, read for a whole batch at once.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = entitlements)]
 struct EntitlementRow {
     id: i64,
     agreement_id: i64,
     product_id: i64,
-    tier: String,
-    metric: String,
+    tier: Tier,
+    metric: Metric,
     seat_cap: Option<i64>,
     seats_allocated: i64,
-    over_allocation_policy: String,
-    eligible_kinds: String,
+    over_allocation_policy: OverAllocationPolicy,
+    #[diesel(deserialize_as = KindList)]
+    eligible_kinds: Vec<OrganisationKind>,
     starts_on: NaiveDate,
     ends_on: Option<NaiveDate>,
     how_to_claim: Option<String>,
@@ -648,7 +636,7 @@ struct EntitlementRow {
     updated_at: NaiveDateTime,
     requires_approval: bool,
     per_organisation_cap: Option<i64>,
-    nhsmail_service: Option<String>,
+    nhsmail_service: Option<NhsmailService>,
 }
 
 #[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]
@@ -743,21 +731,20 @@ fn to_entitlements(
                 agreement_id: row.agreement_id,
                 product_id: row.product_id,
                 product: crate::products::label(&name, &edition, &version),
-                tier: Tier::parse(&row.tier).unwrap_or(Tier::NationalProvision),
-                metric: Metric::parse(&row.metric).unwrap_or(Metric::PerDevice),
+                tier: row.tier,
+                metric: row.metric,
                 seat_cap: row.seat_cap,
                 seats_allocated: row.seats_allocated,
                 seats_remaining,
                 seats_over_cap,
-                over_allocation_policy: OverAllocationPolicy::parse(&row.over_allocation_policy)
-                    .unwrap_or(OverAllocationPolicy::Block),
-                eligible_kinds: parse_kinds(&row.eligible_kinds),
+                over_allocation_policy: row.over_allocation_policy,
+                eligible_kinds: row.eligible_kinds,
                 starts_on: row.starts_on,
                 ends_on: row.ends_on,
                 how_to_claim: row.how_to_claim,
                 requires_approval: row.requires_approval,
                 per_organisation_cap: row.per_organisation_cap,
-                nhsmail_service: row.nhsmail_service.as_deref().and_then(NhsmailService::parse),
+                nhsmail_service: row.nhsmail_service,
                 source: row.source,
                 revision: row.revision,
                 created_at: row.created_at,
@@ -852,7 +839,37 @@ pub struct EntitlementFields {
     pub source: Option<String>,
 }
 
+/// The columns an entitlement line's create and update both write (an update keeps the line's
+/// product, tier, metric and start). A `None` is written as NULL, so an update clears it.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = entitlements, treat_none_as_null = true)]
+struct EntitlementColumns<'a> {
+    seat_cap: Option<i64>,
+    over_allocation_policy: OverAllocationPolicy,
+    eligible_kinds: String,
+    ends_on: Option<NaiveDate>,
+    how_to_claim: Option<&'a str>,
+    requires_approval: bool,
+    per_organisation_cap: Option<i64>,
+    nhsmail_service: Option<NhsmailService>,
+    source: Option<&'a str>,
+}
+
 impl EntitlementFields {
+    fn columns(&self) -> EntitlementColumns<'_> {
+        EntitlementColumns {
+            seat_cap: self.seat_cap,
+            over_allocation_policy: self.over_allocation_policy,
+            eligible_kinds: join_kinds(&self.eligible_kinds),
+            ends_on: self.ends_on,
+            how_to_claim: self.how_to_claim.as_deref(),
+            requires_approval: self.requires_approval,
+            per_organisation_cap: self.per_organisation_cap,
+            nhsmail_service: self.nhsmail_service,
+            source: self.source.as_deref(),
+        }
+    }
+
     fn validate(&self, agreement: &Agreement) -> DbResult<()> {
         if self.seat_cap.is_some_and(|cap| !(0..=MAX_SEATS_PER_LINE).contains(&cap)) {
             return Err(DbError::Invalid(format!("seat_cap must be between 0 and {}", MAX_SEATS_PER_LINE)));
@@ -916,20 +933,12 @@ pub fn create_entitlement(
         let stamp = now();
         let id: i64 = diesel::insert_into(entitlements::table)
             .values((
+                fields.columns(),
                 entitlements::agreement_id.eq(agreement_id),
                 entitlements::product_id.eq(fields.product_id),
-                entitlements::tier.eq(fields.tier.as_str()),
-                entitlements::metric.eq(fields.metric.as_str()),
-                entitlements::seat_cap.eq(fields.seat_cap),
-                entitlements::over_allocation_policy.eq(fields.over_allocation_policy.as_str()),
-                entitlements::eligible_kinds.eq(join_kinds(&fields.eligible_kinds)),
+                entitlements::tier.eq(fields.tier),
+                entitlements::metric.eq(fields.metric),
                 entitlements::starts_on.eq(fields.starts_on),
-                entitlements::ends_on.eq(fields.ends_on),
-                entitlements::how_to_claim.eq(&fields.how_to_claim),
-                entitlements::requires_approval.eq(fields.requires_approval),
-                entitlements::per_organisation_cap.eq(fields.per_organisation_cap),
-                entitlements::nhsmail_service.eq(fields.nhsmail_service.map(NhsmailService::as_str)),
-                entitlements::source.eq(&fields.source),
                 entitlements::created_at.eq(stamp),
                 entitlements::updated_at.eq(stamp),
             ))
@@ -1007,15 +1016,7 @@ pub fn update_entitlement(
         }
         diesel::update(entitlements::table.find(id))
             .set((
-                entitlements::seat_cap.eq(fields.seat_cap),
-                entitlements::over_allocation_policy.eq(fields.over_allocation_policy.as_str()),
-                entitlements::eligible_kinds.eq(join_kinds(&fields.eligible_kinds)),
-                entitlements::ends_on.eq(fields.ends_on),
-                entitlements::how_to_claim.eq(&fields.how_to_claim),
-                entitlements::requires_approval.eq(fields.requires_approval),
-                entitlements::per_organisation_cap.eq(fields.per_organisation_cap),
-                entitlements::nhsmail_service.eq(fields.nhsmail_service.map(NhsmailService::as_str)),
-                entitlements::source.eq(&fields.source),
+                fields.columns(),
                 entitlements::revision.eq(entitlements::revision + 1),
                 entitlements::updated_at.eq(now()),
             ))

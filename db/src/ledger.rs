@@ -27,9 +27,8 @@ use crate::schema::{
     obligations, organisations as orgs,
 };
 use crate::seat_requests::{self, SeatRequest};
-use crate::vocabulary::{
-    AgreementStatus, NhsmailService, OrganisationKind, OverAllocationPolicy, parse_kinds,
-};
+use crate::stored::KindList;
+use crate::vocabulary::{AgreementStatus, NhsmailService, OrganisationKind, OverAllocationPolicy};
 
 /// The most seats one claim may take. The NHS has about 1.5 million staff and 2.1 million
 /// devices (Defender for Endpoint, October 2023): ten million is more than any real claim, and
@@ -100,22 +99,22 @@ pub struct Allocation {
 /// organisation. Only these columns: a claim's transaction holds SQLite's writer lock.
 #[derive(Queryable)]
 struct ClaimTerms {
-    line_kinds: String,
+    line_kinds: KindList,
     line_starts_on: NaiveDate,
     line_ends_on: Option<NaiveDate>,
     seat_cap: Option<i64>,
     seats_allocated: i64,
-    over_allocation_policy: String,
-    agreement_status: String,
+    over_allocation_policy: OverAllocationPolicy,
+    agreement_status: AgreementStatus,
     agreement_starts_on: NaiveDate,
     agreement_ends_on: Option<NaiveDate>,
-    agreement_kinds: String,
+    agreement_kinds: KindList,
     organisation_code: String,
-    organisation_kind: String,
+    organisation_kind: OrganisationKind,
     organisation_closed_on: Option<NaiveDate>,
     requires_approval: bool,
     per_organisation_cap: Option<i64>,
-    line_nhsmail_service: Option<String>,
+    line_nhsmail_service: Option<NhsmailService>,
 }
 
 /// The claim's terms with what is read beside them: the organisation's NHSmail service on the
@@ -137,8 +136,7 @@ fn claim_context(
         // Read only for a line that is one service's provision.
         Some(_) => {
             let recorded = nhsmail::periods_of(conn, &terms.organisation_code)?;
-            let kind = OrganisationKind::parse(&terms.organisation_kind).unwrap_or(OrganisationKind::Other);
-            nhsmail::service_on(&recorded, kind, on).map(|(service, _)| service)
+            nhsmail::service_on(&recorded, terms.organisation_kind, on).map(|(service, _)| service)
         }
         None => None,
     };
@@ -230,20 +228,22 @@ fn check_claim(entitlement_id: i64, context: &ClaimContext, quantity: i64, on: N
     if terms.organisation_closed_on.is_some() {
         return Err(DbError::Invalid(format!("organisation {organisation} has closed")));
     }
-    let agreement_status = AgreementStatus::parse(&terms.agreement_status).unwrap_or(AgreementStatus::Draft);
-    if !agreement_dates_in_force(agreement_status, terms.agreement_starts_on, terms.agreement_ends_on, on)
-        || !within_dates(terms.line_starts_on, terms.line_ends_on, on)
+    if !agreement_dates_in_force(
+        terms.agreement_status,
+        terms.agreement_starts_on,
+        terms.agreement_ends_on,
+        on,
+    ) || !within_dates(terms.line_starts_on, terms.line_ends_on, on)
     {
         return Err(DbError::Invalid(format!("entitlement {entitlement_id} is not in force on {on}")));
     }
-    let kind = OrganisationKind::parse(&terms.organisation_kind).unwrap_or(OrganisationKind::Other);
-    if !parse_kinds(&terms.line_kinds).contains(&kind) || !parse_kinds(&terms.agreement_kinds).contains(&kind)
-    {
+    let kind = terms.organisation_kind;
+    if !terms.line_kinds.contains(&kind) || !terms.agreement_kinds.contains(&kind) {
         return Err(DbError::Invalid(format!(
             "organisations of kind {kind} are not eligible for entitlement {entitlement_id}"
         )));
     }
-    if let Some(service) = terms.line_nhsmail_service.as_deref().and_then(NhsmailService::parse)
+    if let Some(service) = terms.line_nhsmail_service
         && context.nhsmail_service != Some(service)
     {
         return Err(DbError::Invalid(format!(
@@ -260,7 +260,7 @@ fn check_claim(entitlement_id: i64, context: &ClaimContext, quantity: i64, on: N
         quantity,
     )?;
     let total = total_after_claim(terms.seats_allocated, quantity)?;
-    let over_allocation_allowed = terms.over_allocation_policy == OverAllocationPolicy::AllowAndFlag.as_str();
+    let over_allocation_allowed = terms.over_allocation_policy == OverAllocationPolicy::AllowAndFlag;
     match terms.seat_cap {
         Some(cap) if !over_allocation_allowed && total > cap => Err(DbError::SeatsExhausted {
             remaining: seats_remaining(terms.seat_cap, terms.seats_allocated).unwrap_or(0),
@@ -286,7 +286,7 @@ fn take_seats(conn: &mut DbConnection, entitlement_id: i64, quantity: i64) -> Db
             .filter(e::seats_allocated.le(MAX_SEATS_PER_LINE - quantity))
             .filter(
                 e::over_allocation_policy
-                    .eq(OverAllocationPolicy::AllowAndFlag.as_str())
+                    .eq(OverAllocationPolicy::AllowAndFlag)
                     .or(e::seat_cap.is_null())
                     .or(e::seats_allocated.le(e::seat_cap.assume_not_null() - quantity)),
             ),

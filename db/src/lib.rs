@@ -35,6 +35,7 @@ pub mod seat_changes;
 pub mod seat_requests;
 pub mod seed;
 pub mod standards;
+pub mod stored;
 pub mod subscriptions;
 pub mod synthetic;
 pub mod time;

@@ -420,7 +420,7 @@ pub fn apply_plan(conn: &mut DbConnection, plan: &SyncPlan) -> DbResult<Vec<Chan
                 let mut pending = lifecycle_holds::table
                     .filter(lifecycle_holds::release_id.eq(held.id))
                     .filter(lifecycle_holds::field.eq(field))
-                    .filter(lifecycle_holds::status.eq(HoldStatus::Pending.as_str()))
+                    .filter(lifecycle_holds::status.eq(HoldStatus::Pending))
                     .into_boxed();
                 pending = match to {
                     Some(day) => pending.filter(lifecycle_holds::proposed_value.eq(*day)),
@@ -526,7 +526,9 @@ pub struct HoldRow {
     pub current_value: Option<NaiveDate>,
     pub proposed_value: Option<NaiveDate>,
     pub source: String,
-    pub status: String,
+    // The document has always described the status as a plain string.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: HoldStatus,
     #[serde(serialize_with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "crate::time::utc_option")]
@@ -547,7 +549,7 @@ pub fn holds(conn: &mut DbConnection, all: bool) -> DbResult<Vec<HoldRow>> {
     let mut query =
         lifecycle_holds::table.select(HoldRow::as_select()).order(lifecycle_holds::id).into_boxed();
     if !all {
-        query = query.filter(lifecycle_holds::status.eq(HoldStatus::Pending.as_str()));
+        query = query.filter(lifecycle_holds::status.eq(HoldStatus::Pending));
     }
     Ok(query.load(conn)?)
 }
@@ -557,7 +559,7 @@ pub fn holds(conn: &mut DbConnection, all: bool) -> DbResult<Vec<HoldRow>> {
 pub fn decide_hold(db: &Database, actor: &Actor, id: i64, confirm: bool) -> DbResult<HoldRow> {
     db.write(actor, |conn| {
         let hold = get_hold(conn, id)?;
-        if hold.status != HoldStatus::Pending.as_str() {
+        if hold.status != HoldStatus::Pending {
             return Err(DbError::Conflict(format!("lifecycle hold {id} was already {}", hold.status)));
         }
         let mut release_change = None;
@@ -587,7 +589,7 @@ pub fn decide_hold(db: &Database, actor: &Actor, id: i64, confirm: bool) -> DbRe
         }
         let status = if confirm { HoldStatus::Confirmed } else { HoldStatus::Rejected };
         diesel::update(lifecycle_holds::table.find(id))
-            .set((lifecycle_holds::status.eq(status.as_str()), lifecycle_holds::decided_at.eq(stamp)))
+            .set((lifecycle_holds::status.eq(status), lifecycle_holds::decided_at.eq(stamp)))
             .execute(conn)?;
         let decided = get_hold(conn, id)?;
         // One event per decision: a confirmation is a change to the release (which the read

@@ -32,12 +32,11 @@ pub fn services_began() -> NaiveDate {
 pub const MAX_PERIODS: usize = 50;
 
 /// One period in which an organisation took one NHSmail service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable, Insertable)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[diesel(table_name = periods)]
 pub struct ServicePeriod {
-    #[cfg_attr(feature = "openapi", schema(value_type = NhsmailService))]
-    pub service: String,
+    pub service: NhsmailService,
     pub starts_on: NaiveDate,
     /// Inclusive; null while it lasts.
     pub ends_on: Option<NaiveDate>,
@@ -73,8 +72,7 @@ pub fn service_on(
         return recorded
             .iter()
             .find(|period| period.covers(on))
-            .and_then(|period| NhsmailService::parse(&period.service))
-            .map(|service| (service, ServiceBasis::Recorded));
+            .map(|period| (period.service, ServiceBasis::Recorded));
     }
     (on >= services_began()).then(|| (service_for_kind(kind), ServiceBasis::ByKind))
 }
@@ -164,9 +162,6 @@ fn validate(new_periods: &mut [ServicePeriod]) -> DbResult<()> {
         return Err(DbError::Invalid(format!("at most {MAX_PERIODS} periods may be recorded")));
     }
     for (index, period) in new_periods.iter().enumerate() {
-        if NhsmailService::parse(&period.service).is_none() {
-            return Err(DbError::Invalid(format!("periods[{index}].service must be standard or enhanced")));
-        }
         if period.ends_on.is_some_and(|end| end < period.starts_on) {
             return Err(DbError::Invalid(format!("periods[{index}]: ends_on is before starts_on")));
         }
@@ -213,13 +208,7 @@ pub fn replace(
             .execute(conn)?;
         for period in &new_periods {
             diesel::insert_into(periods::table)
-                .values((
-                    periods::organisation_code.eq(&organisation.code),
-                    periods::service.eq(&period.service),
-                    periods::starts_on.eq(period.starts_on),
-                    periods::ends_on.eq(period.ends_on),
-                    periods::source.eq(&period.source),
-                ))
+                .values((periods::organisation_code.eq(&organisation.code), period))
                 .execute(conn)?;
         }
         let after = history(conn, &organisation.code, on)?;

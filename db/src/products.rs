@@ -52,6 +52,10 @@ pub fn create_supplier(
     })
 }
 
+/// A product's own columns. It stays beside [`Product`] because a product also carries what its
+/// table does not (its supplier's name, and its support status on the date asked about, which
+/// no stored column holds), and diesel's derives have no field they leave out; `Product` is also
+/// the wire schema, so the columns cannot be nested in it without changing the API document.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = products)]
 struct ProductRow {
@@ -296,12 +300,8 @@ fn matching(
                 .inner_join(agreements::table)
                 .filter(entitlements::product_id.eq(products::id))
                 // The same rule as `coverage::agreement_in_force`.
-                .filter(agreements::status.ne(AgreementStatus::Draft.as_str()))
-                .filter(
-                    agreements::status
-                        .eq(AgreementStatus::Active.as_str())
-                        .or(agreements::ends_on.is_not_null()),
-                )
+                .filter(agreements::status.ne(AgreementStatus::Draft))
+                .filter(agreements::status.eq(AgreementStatus::Active).or(agreements::ends_on.is_not_null()))
                 .filter(agreements::starts_on.le(on))
                 .filter(agreements::ends_on.is_null().or(agreements::ends_on.ge(on)))
                 .filter(entitlements::starts_on.le(on))
@@ -356,8 +356,10 @@ pub fn get(conn: &mut DbConnection, id: i64, on: NaiveDate) -> DbResult<Product>
     Ok(to_product(row, supplier, on))
 }
 
-/// The fields of a product that an admin sets.
-#[derive(Debug, Clone, Serialize)]
+/// The fields of a product that an admin sets: the columns create and update write. A `None` is
+/// written as NULL, so an update clears it.
+#[derive(Debug, Clone, Serialize, Insertable, AsChangeset)]
+#[diesel(table_name = products, treat_none_as_null = true)]
 pub struct ProductFields {
     pub supplier_id: i64,
     pub name: String,
@@ -391,6 +393,11 @@ impl ProductFields {
             return Err(DbError::Invalid("mainstream support cannot end after extended support".into()));
         }
         Ok(())
+    }
+
+    /// The fields as stored: the name without surrounding spaces.
+    fn normalised(self) -> ProductFields {
+        ProductFields { name: self.name.trim().to_owned(), ..self }
     }
 
     pub fn from_product(product: &Product) -> ProductFields {
@@ -446,28 +453,13 @@ fn supplier_must_exist(conn: &mut DbConnection, id: i64) -> DbResult<()> {
 
 pub fn create(db: &Database, actor: &Actor, fields: ProductFields, today: NaiveDate) -> DbResult<Product> {
     fields.validate()?;
+    let fields = fields.normalised();
     db.write(actor, |conn| {
         supplier_must_exist(conn, fields.supplier_id)?;
         successor_must_fit(conn, None, fields.successor_id)?;
         let stamp = now();
         let id: i64 = diesel::insert_into(products::table)
-            .values((
-                products::supplier_id.eq(fields.supplier_id),
-                products::name.eq(fields.name.trim()),
-                products::edition.eq(&fields.edition),
-                products::version.eq(&fields.version),
-                products::sku.eq(&fields.sku),
-                products::category.eq(&fields.category),
-                products::released_on.eq(fields.released_on),
-                products::mainstream_support_ends_on.eq(fields.mainstream_support_ends_on),
-                products::extended_support_ends_on.eq(fields.extended_support_ends_on),
-                products::dtac_passed.eq(fields.dtac_passed),
-                products::mds2_supplied.eq(fields.mds2_supplied),
-                products::successor_id.eq(fields.successor_id),
-                products::source.eq(&fields.source),
-                products::created_at.eq(stamp),
-                products::updated_at.eq(stamp),
-            ))
+            .values((&fields, products::created_at.eq(stamp), products::updated_at.eq(stamp)))
             .returning(products::id)
             .get_result(conn)?;
         let product = get(conn, id, today)?;
@@ -489,26 +481,11 @@ pub fn update(
         let mut fields = ProductFields::from_product(&before);
         change(&mut fields);
         fields.validate()?;
+        let fields = fields.normalised();
         supplier_must_exist(conn, fields.supplier_id)?;
         successor_must_fit(conn, Some(id), fields.successor_id)?;
         diesel::update(products::table.find(id))
-            .set((
-                products::supplier_id.eq(fields.supplier_id),
-                products::name.eq(fields.name.trim()),
-                products::edition.eq(&fields.edition),
-                products::version.eq(&fields.version),
-                products::sku.eq(&fields.sku),
-                products::category.eq(&fields.category),
-                products::released_on.eq(fields.released_on),
-                products::mainstream_support_ends_on.eq(fields.mainstream_support_ends_on),
-                products::extended_support_ends_on.eq(fields.extended_support_ends_on),
-                products::dtac_passed.eq(fields.dtac_passed),
-                products::mds2_supplied.eq(fields.mds2_supplied),
-                products::successor_id.eq(fields.successor_id),
-                products::source.eq(&fields.source),
-                products::revision.eq(products::revision + 1),
-                products::updated_at.eq(now()),
-            ))
+            .set((&fields, products::revision.eq(products::revision + 1), products::updated_at.eq(now())))
             .execute(conn)?;
         let after = get(conn, id, today)?;
         let change = Change::new("product.update", "product", id).before(&before).after(&after);

@@ -22,7 +22,7 @@ use crate::schema::{
 use crate::standards::{self, Outcome};
 use crate::vocabulary::is_slug;
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Declaration {
     /// The requirement's code.
@@ -31,6 +31,11 @@ pub struct Declaration {
     pub evidence: Option<String>,
 }
 
+/// A purchase's own columns. It stays beside [`Purchase`] because a purchase also carries what
+/// its table does not (the standard version's number, the declarations and the correcting
+/// purchase, read for a whole batch at once), and diesel's derives have no field they leave
+/// out; `Purchase` is also the wire schema, so the columns cannot be nested in it without
+/// changing the API document.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = purchases)]
 struct PurchaseRow {
@@ -100,13 +105,11 @@ fn to_purchases(conn: &mut DbConnection, rows: Vec<PurchaseWithVersion>) -> DbRe
             .order((purchase_declarations::purchase_id, requirements::position, requirements::id))
             .select((
                 purchase_declarations::purchase_id,
-                requirements::code,
-                purchase_declarations::met,
-                purchase_declarations::evidence,
+                (requirements::code, purchase_declarations::met, purchase_declarations::evidence),
             ))
-            .load::<(i64, String, bool, Option<String>)>(conn)?;
-        for (purchase_id, requirement, met, evidence) in found {
-            declarations.entry(purchase_id).or_default().push(Declaration { requirement, met, evidence });
+            .load::<(i64, Declaration)>(conn)?;
+        for (purchase_id, declaration) in found {
+            declarations.entry(purchase_id).or_default().push(declaration);
         }
     }
     let mut superseded_by: BTreeMap<i64, i64> = BTreeMap::new();

@@ -34,8 +34,7 @@ pub struct SeatRequest {
     /// Seats asked for.
     pub quantity: i64,
     pub reference: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(value_type = SeatRequestStatus))]
-    pub status: String,
+    pub status: SeatRequestStatus,
     /// Why it was refused.
     pub reason: Option<String>,
     /// The allocation its approval made.
@@ -73,7 +72,7 @@ pub(crate) fn create_in(
             requests::organisation_code.eq(organisation_code.to_uppercase()),
             requests::quantity.eq(quantity),
             requests::reference.eq(reference),
-            requests::status.eq(SeatRequestStatus::Pending.as_str()),
+            requests::status.eq(SeatRequestStatus::Pending),
             requests::requested_by.eq(actor.user_id),
             requests::requested_at.eq(now()),
         ))
@@ -101,7 +100,7 @@ pub fn list(
 ) -> DbResult<Page<SeatRequest>> {
     let mut query = requests::table.select(SeatRequest::as_select()).order(requests::id).into_boxed();
     if let Some(status) = filter.status {
-        query = query.filter(requests::status.eq(status.as_str()));
+        query = query.filter(requests::status.eq(status));
     }
     if let Some(code) = &filter.organisation_code {
         query = query.filter(requests::organisation_code.eq(code.to_uppercase()));
@@ -122,9 +121,7 @@ pub fn list(
 pub(crate) fn lock_pending(conn: &mut DbConnection, id: i64) -> DbResult<SeatRequest> {
     let current = get(conn, id)?;
     let pending = diesel::update(
-        requests::table
-            .filter(requests::id.eq(id))
-            .filter(requests::status.eq(SeatRequestStatus::Pending.as_str())),
+        requests::table.filter(requests::id.eq(id)).filter(requests::status.eq(SeatRequestStatus::Pending)),
     )
     .set(requests::status.eq(requests::status))
     .execute(conn)?;
@@ -146,7 +143,7 @@ fn decide(
 ) -> DbResult<(SeatRequest, Change)> {
     diesel::update(requests::table.find(before.id))
         .set((
-            requests::status.eq(status.as_str()),
+            requests::status.eq(status),
             requests::reason.eq(reason),
             requests::allocation_id.eq(allocation_id),
             requests::decided_by.eq(actor.user_id),
@@ -184,7 +181,7 @@ pub(crate) fn mark_approved(
 pub(crate) fn transfer_pending_in(conn: &mut DbConnection, from: &str, to: &str) -> DbResult<Vec<Change>> {
     let pending: Vec<SeatRequest> = requests::table
         .filter(requests::organisation_code.eq(from))
-        .filter(requests::status.eq(SeatRequestStatus::Pending.as_str()))
+        .filter(requests::status.eq(SeatRequestStatus::Pending))
         .order(requests::id)
         .select(SeatRequest::as_select())
         .load(conn)?;

@@ -82,7 +82,7 @@ pub async fn replace_nhsmail_service(
         .periods
         .into_iter()
         .map(|p| ServicePeriod {
-            service: p.service.as_str().to_owned(),
+            service: p.service,
             starts_on: p.starts_on,
             ends_on: p.ends_on,
             source: p.source,
