@@ -582,3 +582,127 @@ fn seat_totals_are_applied_in_version_order(test_db: TestDatabase) {
 
 on_both_engines!(answers_follow_the_rules_before_and_after_writes);
 on_both_databases!(a_failed_refresh_is_followed_by_a_full_reload, seat_totals_are_applied_in_version_order);
+
+/// The ids of every entitlement line in the database, in order.
+fn entitlement_ids(db: &db::Database) -> Vec<i64> {
+    use db::schema::entitlements::dsl;
+    use diesel::prelude::*;
+    db.read(|conn| Ok(dsl::entitlements.select(dsl::id).order(dsl::id).load(conn)?)).unwrap()
+}
+
+/// Every line the model holds answers exactly as the database does: every field, seats
+/// allocated, left and over the cap, and the revision its ETag is made from.
+fn every_line_is_held_as_the_database_answers_it(db: &db::Database, model: &ReadModel, model_of: &str) {
+    let ids = entitlement_ids(db);
+    for id in &ids {
+        let from_db = db.read(|conn| db::agreements::get_entitlement(conn, *id)).unwrap();
+        let from_memory = model.cached_entitlement(*id);
+        assert_eq!(from_memory.as_ref(), Some(&from_db), "entitlement {id}, {model_of}");
+    }
+}
+
+fn entitlement_lines_from_memory_answer_as_the_database_does(test_db: TestDatabase) {
+    let model = ReadModel::load(&test_db.db).unwrap();
+    assert!(entitlement_ids(&test_db.db).len() >= 10, "the seeds hold few lines");
+    every_line_is_held_as_the_database_answers_it(&test_db.db, &model, "loaded");
+    // An id the database does not know is not found, from the model as from the database.
+    let unknown = model.entitlement(&test_db.db, 9_000_000_000);
+    assert!(matches!(unknown, Err(db::DbError::NotFound("entitlement"))), "{unknown:?}");
+}
+
+on_both_databases!(entitlement_lines_from_memory_answer_as_the_database_does);
+
+/// `GET /v1/entitlements/{id}` as `app` answers it: the status, the body and the ETag.
+async fn entitlement_answer(app: &TestApp, token: &str, id: i64) -> (u16, Value, Option<String>) {
+    let response = app.get(&format!("/v1/entitlements/{id}")).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    let etag = response.headers().get("etag").map(|value| value.to_str().unwrap().to_owned());
+    (status, response.json().await.unwrap(), etag)
+}
+
+/// What the database answers for line `id`: the body and the ETag.
+fn database_answer(app: &TestApp, id: i64) -> (u16, Value, Option<String>) {
+    let entitlement = app.db().read(|conn| db::agreements::get_entitlement(conn, id)).unwrap();
+    (200, serde_json::to_value(&entitlement).unwrap(), Some(format!("\"{}\"", entitlement.revision)))
+}
+
+/// After a write on `app`: line `id` is answered as the database answers it on `app` at once and
+/// on `other` within a second, and every line either model holds is as the database has it.
+async fn line_follows(app: &TestApp, other: &TestApp, token: &str, id: i64, write: &str) -> Value {
+    let expected = database_answer(app, id);
+    assert_eq!(entitlement_answer(app, token, id).await, expected, "at once after {write}");
+    within_one_second(|| async { entitlement_answer(other, token, id).await == expected }).await;
+    every_line_is_held_as_the_database_answers_it(app.db(), app.read_model.as_ref().unwrap(), "here");
+    let there = other.read_model.as_ref().unwrap();
+    there.poll(other.db()).unwrap();
+    every_line_is_held_as_the_database_answers_it(other.db(), there, "on the other instance");
+    expected.1
+}
+
+/// An entitlement line, answered from the read model, follows every write that changes what it
+/// shows: the line's own update, a claim and a release (seats), its agreement's update and its
+/// product's rename (the line names its product); on the writing instance at once, on another
+/// within a second. A line made on the other instance is answered here before any poll brings
+/// it, and an unknown id is 404 on both.
+async fn entitlement_lines_follow_every_write(app: TestApp) {
+    let other = second_instance(&app);
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let (_, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let (agreement, line) = app.license_nationally("MS-M365-E3", None).await;
+    line_follows(&app, &other, &officer, line, "the line was made").await;
+
+    let update = app
+        .patch_any_version(&format!("/v1/entitlements/{line}"))
+        .bearer_auth(&admin)
+        .json(&json!({"seat_cap": 100, "how_to_claim": "Ask the national team"}));
+    assert_eq!(status_and_json(update).await.0, 200);
+    let updated = line_follows(&app, &other, &officer, line, "an update").await;
+    assert_eq!((&updated["seat_cap"], &updated["seats_remaining"]), (&json!(100), &json!(100)));
+
+    let claim = json!({"organisation": "RR8", "quantity": 25});
+    let allocation = app.created(&officer, &format!("/v1/entitlements/{line}/allocations"), &claim).await;
+    let claimed = line_follows(&app, &other, &officer, line, "a claim").await;
+    assert_eq!((&claimed["seats_allocated"], &claimed["seats_remaining"]), (&json!(25), &json!(75)));
+
+    let release = app
+        .post(&format!("/v1/allocations/{}/release", allocation["id"]))
+        .bearer_auth(&officer)
+        .json(&json!({"quantity": 10}));
+    assert_eq!(status_and_json(release).await.0, 200);
+    let released = line_follows(&app, &other, &officer, line, "a release").await;
+    assert_eq!(released["seats_allocated"], 15);
+
+    let agreement_change = app
+        .patch_any_version(&format!("/v1/agreements/{agreement}"))
+        .bearer_auth(&admin)
+        .json(&json!({"title": "Renamed national licence", "buyer": "NHS England"}));
+    let (status, changed) = status_and_json(agreement_change).await;
+    assert_eq!(status, 200, "{changed}");
+    line_follows(&app, &other, &officer, line, "an agreement change").await;
+
+    let product = updated["product_id"].as_i64().unwrap();
+    let rename = app
+        .patch_any_version(&format!("/v1/products/{product}"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Microsoft 365 E3 (renamed)"}));
+    let (status, renamed) = status_and_json(rename).await;
+    assert_eq!(status, 200, "{renamed}");
+    let relabelled = line_follows(&app, &other, &officer, line, "a product rename").await;
+    let label = relabelled["product"].as_str().unwrap();
+    assert!(label.starts_with("Microsoft 365 E3 (renamed)"), "{label}");
+
+    // Made on the other instance: answered here at once, whether or not a poll has brought it.
+    let (_, other_admin) = other.sign_in(Role::Admin, None).await;
+    let made = json!({"product_id": product, "tier": "top_up", "metric": "per_user", "seat_cap": 5,
+                      "eligible_kinds": ["trust"], "starts_on": "2024-01-01"});
+    let made = other.created(&other_admin, &format!("/v1/agreements/{agreement}/entitlements"), &made).await;
+    let made = made["id"].as_i64().unwrap();
+    assert_eq!(entitlement_answer(&app, &officer, made).await, database_answer(&app, made));
+
+    for instance in [&app, &other] {
+        let (status, problem, _) = entitlement_answer(instance, &officer, 9_000_000_000).await;
+        assert_eq!(status, 404, "{problem}");
+    }
+}
+
+on_both_engines!(entitlement_lines_follow_every_write);

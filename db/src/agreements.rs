@@ -705,6 +705,11 @@ pub(crate) fn seats_remaining(seat_cap: Option<i64>, seats_allocated: i64) -> Op
     seat_cap.map(|cap| (cap - seats_allocated).max(0))
 }
 
+/// Seats allocated beyond a cap (flagged for true-up), or 0 when the line is uncapped.
+pub(crate) fn seats_over_cap(seat_cap: Option<i64>, seats_allocated: i64) -> i64 {
+    seat_cap.map_or(0, |cap| (seats_allocated - cap).max(0))
+}
+
 /// Whether `on` falls within a start date and an optional (inclusive) end date.
 pub(crate) fn within_dates(starts_on: NaiveDate, ends_on: Option<NaiveDate>, on: NaiveDate) -> bool {
     starts_on <= on && ends_on.is_none_or(|end| on <= end)
@@ -724,7 +729,7 @@ fn to_entitlements(
         .into_iter()
         .map(|(row, (name, edition, version))| {
             let seats_remaining = seats_remaining(row.seat_cap, row.seats_allocated);
-            let seats_over_cap = row.seat_cap.map_or(0, |cap| (row.seats_allocated - cap).max(0));
+            let seats_over_cap = seats_over_cap(row.seat_cap, row.seats_allocated);
             Entitlement {
                 obligations: all_obligations.iter().filter(|o| o.entitlement_id == row.id).cloned().collect(),
                 id: row.id,

@@ -627,8 +627,7 @@ pub async fn get_entitlement(
     _user: Authorised<AnyRole>,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.into_inner();
-    let entitlement = state.read(move |conn| db::agreements::get_entitlement(conn, id)).await?;
+    let entitlement = state.entitlement(id.into_inner()).await?;
     Ok(with_etag(HttpResponse::Ok(), entitlement.revision, &entitlement))
 }
 
