@@ -34,7 +34,8 @@ pub struct NewEvent {
     pub occasion: Option<String>,
 }
 
-/// An event in the outbox, read straight from its row (the payload is stored as JSON text).
+/// An event in the outbox.
+// Read straight from its row; the payload is stored as JSON text.
 #[derive(Clone, Debug, Serialize, Queryable, Selectable)]
 #[diesel(table_name = outbox_events)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

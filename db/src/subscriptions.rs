@@ -22,8 +22,8 @@ pub const MAX_URL_LENGTH: usize = 2048;
 
 pub use crate::vocabulary::{Channel, EmailCadence};
 
-/// A subscription, without its webhook secret (shown once, when it is made); its kinds are
-/// stored as a JSON list.
+/// A subscription, without its webhook secret (shown once, when it is made).
+// Its kinds are stored as a JSON list.
 #[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = subscriptions)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
