@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::json_text::JsonText;
 use crate::organisations;
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{
@@ -21,7 +22,20 @@ use crate::schema::{
     products, purchases,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -41,12 +55,13 @@ impl Severity {
         }
     }
 
-    fn parse(text: &str) -> Severity {
+    fn parse(text: &str) -> Option<Severity> {
         match text {
-            "critical" => Severity::Critical,
-            "high" => Severity::High,
-            "medium" => Severity::Medium,
-            _ => Severity::Low,
+            "critical" => Some(Severity::Critical),
+            "high" => Some(Severity::High),
+            "medium" => Some(Severity::Medium),
+            "low" => Some(Severity::Low),
+            _ => None,
         }
     }
 
@@ -55,6 +70,8 @@ impl Severity {
         matches!(self, Severity::High | Severity::Critical).then(|| published_at + Duration::hours(48))
     }
 }
+
+crate::vocabulary::text_sql!(Severity);
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -113,54 +130,49 @@ fn affected_products(
     Ok(affected)
 }
 
-type AdvisoryRow = (i64, String, String, String, NaiveDateTime, String, String, Option<String>, i64);
+/// An advisory's own columns (its links stored as a JSON list); `Advisory` adds what is read
+/// or computed beside them (the affected products, the acknowledgement deadline).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = advisories)]
+struct AdvisoryRow {
+    id: i64,
+    reference: String,
+    title: String,
+    severity: Severity,
+    published_at: NaiveDateTime,
+    remediation: String,
+    #[diesel(deserialize_as = JsonText<Vec<String>>)]
+    links: Vec<String>,
+    source: Option<String>,
+    revision: i64,
+}
 
 /// Assembles advisories from their rows in one more statement, however many rows.
 fn to_advisories(conn: &mut DbConnection, rows: Vec<AdvisoryRow>) -> DbResult<Vec<Advisory>> {
-    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
     let mut affected = affected_products(conn, &ids)?;
-    rows.into_iter()
-        .map(|(id, reference, title, severity, published_at, remediation, links, source, revision)| {
-            let severity = Severity::parse(&severity);
-            let links = serde_json::from_str(&links)
-                .map_err(|error| DbError::corrupt_json(format!("advisory {id}"), "links", &error))?;
-            Ok(Advisory {
-                affected_products: affected.remove(&id).unwrap_or_default(),
-                acknowledge_by: severity.acknowledgement_deadline(published_at),
-                id,
-                reference,
-                title,
-                severity,
-                published_at,
-                remediation,
-                links,
-                source,
-                revision,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|row| Advisory {
+            affected_products: affected.remove(&row.id).unwrap_or_default(),
+            acknowledge_by: row.severity.acknowledgement_deadline(row.published_at),
+            id: row.id,
+            reference: row.reference,
+            title: row.title,
+            severity: row.severity,
+            published_at: row.published_at,
+            remediation: row.remediation,
+            links: row.links,
+            source: row.source,
+            revision: row.revision,
         })
-        .collect()
-}
-
-macro_rules! advisory_columns {
-    () => {
-        (
-            advisories::id,
-            advisories::reference,
-            advisories::title,
-            advisories::severity,
-            advisories::published_at,
-            advisories::remediation,
-            advisories::links,
-            advisories::source,
-            advisories::revision,
-        )
-    };
+        .collect())
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Advisory> {
     let row: AdvisoryRow = advisories::table
         .find(id)
-        .select(advisory_columns!())
+        .select(AdvisoryRow::as_select())
         .first(conn)
         .optional()?
         .ok_or(DbError::NotFound("advisory"))?;
@@ -172,9 +184,9 @@ pub fn list(
     severity: Option<Severity>,
     page: &PageRequest,
 ) -> DbResult<Page<Advisory>> {
-    let mut query = advisories::table.select(advisory_columns!()).order(advisories::id).into_boxed();
+    let mut query = advisories::table.select(AdvisoryRow::as_select()).order(advisories::id).into_boxed();
     if let Some(severity) = severity {
-        query = query.filter(advisories::severity.eq(severity.as_str()));
+        query = query.filter(advisories::severity.eq(severity));
     }
     if let Some(after) = page.after_id()? {
         query = query.filter(advisories::id.gt(after));
@@ -252,7 +264,7 @@ pub fn create(db: &Database, actor: &Actor, fields: AdvisoryFields) -> DbResult<
             .values((
                 advisories::reference.eq(fields.reference.trim()),
                 advisories::title.eq(fields.title.trim()),
-                advisories::severity.eq(fields.severity.as_str()),
+                advisories::severity.eq(fields.severity),
                 advisories::published_at.eq(fields.published_at),
                 advisories::remediation.eq(fields.remediation.trim()),
                 advisories::links.eq(links_json(&fields.links)?),
@@ -293,7 +305,7 @@ pub fn update(
         diesel::update(advisories::table.find(id))
             .set((
                 advisories::title.eq(fields.title.trim()),
-                advisories::severity.eq(fields.severity.as_str()),
+                advisories::severity.eq(fields.severity),
                 advisories::published_at.eq(fields.published_at),
                 advisories::remediation.eq(fields.remediation.trim()),
                 advisories::links.eq(links_json(&fields.links)?),

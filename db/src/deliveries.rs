@@ -17,9 +17,12 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::json_text::JsonText;
 use crate::outbox::{self, OutboxEvent};
 use crate::page::{Page, PageRequest};
 use crate::schema::{deliveries, delivery_attempts, email_digests, outbox_events, subscriptions, users};
+use crate::users::Role;
+use crate::vocabulary::{Channel, EmailCadence, EventKind};
 
 /// How failed attempts are retried.
 #[derive(Clone, Copy, Debug)]
@@ -88,12 +91,14 @@ fn waiting_events(conn: &mut DbConnection, limit: i64) -> DbResult<Vec<i64>> {
 }
 
 /// A subscription as fan-out reads it, with the holder's standing now.
+#[derive(Queryable)]
 struct Listener {
     id: i64,
     organisation_code: Option<String>,
-    kinds: Vec<String>,
-    cadence: Option<String>,
-    holder_role: String,
+    #[diesel(deserialize_as = JsonText<Vec<EventKind>>)]
+    kinds: Vec<EventKind>,
+    cadence: Option<EmailCadence>,
+    holder_role: Role,
     holder_organisation: Option<String>,
 }
 
@@ -103,7 +108,7 @@ impl Listener {
     /// each event, so a user moved to another organisation (or no longer an admin or auditor) is
     /// not told of the old one's events.
     fn hears(&self, event: &OutboxEvent) -> bool {
-        let reads_everything = matches!(self.holder_role.as_str(), "admin" | "auditor");
+        let reads_everything = matches!(self.holder_role, Role::Admin | Role::Auditor);
         let may_hold = match &self.organisation_code {
             None => reads_everything,
             Some(code) => reads_everything || self.holder_organisation.as_deref() == Some(code),
@@ -112,13 +117,12 @@ impl Listener {
             (None, _) | (_, None) => true,
             (Some(mine), Some(theirs)) => mine == theirs,
         };
-        may_hold && about_it && self.kinds.iter().any(|kind| kind == event.kind.as_str())
+        may_hold && about_it && self.kinds.contains(&event.kind)
     }
 }
 
 fn listeners(conn: &mut DbConnection) -> DbResult<Vec<Listener>> {
-    type Row = (i64, Option<String>, String, Option<String>, String, Option<String>);
-    let rows: Vec<Row> = subscriptions::table
+    Ok(subscriptions::table
         .inner_join(users::table)
         .filter(users::disabled.eq(false))
         .select((
@@ -129,14 +133,7 @@ fn listeners(conn: &mut DbConnection) -> DbResult<Vec<Listener>> {
             users::role,
             users::organisation_code,
         ))
-        .load(conn)?;
-    rows.into_iter()
-        .map(|(id, organisation_code, kinds, cadence, holder_role, holder_organisation)| {
-            let kinds = serde_json::from_str(&kinds)
-                .map_err(|_| DbError::Internal(format!("subscription {id} has a corrupt kind list")))?;
-            Ok(Listener { id, organisation_code, kinds, cadence, holder_role, holder_organisation })
-        })
-        .collect()
+        .load(conn)?)
 }
 
 /// Fans out up to `limit` waiting events: a delivery for each subscription that hears it, due at
@@ -159,12 +156,12 @@ pub fn fan_out(
         for event in ids.iter().filter_map(|id| events.get(id)) {
             for listener in listeners.iter().filter(|l| l.hears(event)) {
                 let due =
-                    if listener.cadence.as_deref() == Some("daily") { digest_time(stamp) } else { stamp };
+                    if listener.cadence == Some(EmailCadence::Daily) { digest_time(stamp) } else { stamp };
                 diesel::insert_into(deliveries::table)
                     .values((
                         deliveries::event_id.eq(event.id),
                         deliveries::subscription_id.eq(listener.id),
-                        deliveries::status.eq("pending"),
+                        deliveries::status.eq(DeliveryStatus::Pending),
                         deliveries::attempts.eq(0),
                         deliveries::next_attempt_at.eq(due),
                         deliveries::created_at.eq(stamp),
@@ -239,8 +236,11 @@ pub fn take(
     })
 }
 
-type TakenRow =
-    ((i64, i64, i64, i32), (String, Option<String>, Option<String>, Option<String>), (i64, String, String));
+type TakenRow = (
+    (i64, i64, i64, i32),
+    (Channel, Option<EmailCadence>, Option<String>, Option<String>),
+    (i64, String, String),
+);
 
 fn taken(conn: &mut DbConnection, ids: &[i64]) -> DbResult<Vec<Taken>> {
     let rows: Vec<TakenRow> = deliveries::table
@@ -267,10 +267,10 @@ fn taken(conn: &mut DbConnection, ids: &[i64]) -> DbResult<Vec<Taken>> {
         (user_id, email, name),
     ) in rows
     {
-        let destination = match (channel.as_str(), url, secret) {
-            ("webhook", Some(url), Some(secret)) => Destination::Webhook { url, secret },
-            ("email", None, None) => {
-                Destination::Email { to: email, name, user_id, daily: cadence.as_deref() == Some("daily") }
+        let destination = match (channel, url, secret) {
+            (Channel::Webhook, Some(url), Some(secret)) => Destination::Webhook { url, secret },
+            (Channel::Email, None, None) => {
+                Destination::Email { to: email, name, user_id, daily: cadence == Some(EmailCadence::Daily) }
             }
             _ => {
                 return Err(DbError::Internal(format!(
@@ -354,7 +354,7 @@ fn finish_in(
         None => {
             diesel::update(target)
                 .set((
-                    deliveries::status.eq("delivered"),
+                    deliveries::status.eq(DeliveryStatus::Delivered),
                     deliveries::attempts.eq(attempts),
                     deliveries::delivered_at.eq(stamp),
                     deliveries::last_error.eq(None::<String>),
@@ -365,9 +365,9 @@ fn finish_in(
         Some(error) => {
             let next = after(stamp, retry.wait_after(attempts));
             let (status, finished) = if next > retry_until {
-                ("dead", Finished::Dead)
+                (DeliveryStatus::Dead, Finished::Dead)
             } else {
-                ("pending", Finished::RetryAt(next))
+                (DeliveryStatus::Pending, Finished::RetryAt(next))
             };
             diesel::update(target)
                 .set((
@@ -441,7 +441,8 @@ pub fn postpone(db: &Database, worker: &str, delivery_ids: &[i64], at: NaiveDate
 }
 
 /// One attempt at a delivery.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = delivery_attempts)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryAttempt {
     #[serde(serialize_with = "crate::time::utc")]
@@ -470,43 +471,31 @@ pub struct Delivery {
     pub attempts: Vec<DeliveryAttempt>,
 }
 
-/// A delivery as stored; its event and attempts are read beside it.
+/// A delivery as stored; its event and attempts are read beside it. It stays apart from
+/// `Delivery`, which holds the event itself where the row holds its id.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = deliveries)]
 struct DeliveryRow {
     id: i64,
     subscription_id: i64,
     event_id: i64,
-    status: String,
+    status: DeliveryStatus,
     next_attempt_at: NaiveDateTime,
     delivered_at: Option<NaiveDateTime>,
     last_error: Option<String>,
 }
-/// An attempt as stored: its delivery, when, the receiver's status, the error and the time taken.
-type AttemptRow = (i64, NaiveDateTime, Option<i32>, Option<String>, i64);
 
 fn load_deliveries(conn: &mut DbConnection, rows: Vec<DeliveryRow>) -> DbResult<Vec<Delivery>> {
     let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
     let mut events = outbox::by_id(conn, &rows.iter().map(|row| row.event_id).collect::<Vec<_>>())?;
     let mut attempts: BTreeMap<i64, Vec<DeliveryAttempt>> = BTreeMap::new();
-    let attempt_rows: Vec<AttemptRow> = delivery_attempts::table
+    let attempt_rows: Vec<(i64, DeliveryAttempt)> = delivery_attempts::table
         .filter(delivery_attempts::delivery_id.eq_any(&ids))
         .order((delivery_attempts::delivery_id, delivery_attempts::id))
-        .select((
-            delivery_attempts::delivery_id,
-            delivery_attempts::attempted_at,
-            delivery_attempts::status_code,
-            delivery_attempts::error,
-            delivery_attempts::duration_ms,
-        ))
+        .select((delivery_attempts::delivery_id, DeliveryAttempt::as_select()))
         .load(conn)?;
-    for (delivery_id, attempted_at, status_code, error, duration_ms) in attempt_rows {
-        attempts.entry(delivery_id).or_default().push(DeliveryAttempt {
-            attempted_at,
-            status_code,
-            error,
-            duration_ms,
-        });
+    for (delivery_id, attempt) in attempt_rows {
+        attempts.entry(delivery_id).or_default().push(attempt);
     }
     rows.into_iter()
         .map(|row| {
@@ -516,9 +505,7 @@ fn load_deliveries(conn: &mut DbConnection, rows: Vec<DeliveryRow>) -> DbResult<
                 event: events
                     .remove(&row.event_id)
                     .ok_or_else(|| DbError::Internal(format!("delivery {}: its event is missing", row.id)))?,
-                status: DeliveryStatus::parse(&row.status).ok_or_else(|| {
-                    DbError::Internal(format!("delivery {}: unknown status {:?}", row.id, row.status))
-                })?,
+                status: row.status,
                 next_attempt_at: row.next_attempt_at,
                 delivered_at: row.delivered_at,
                 last_error: row.last_error,
@@ -562,7 +549,7 @@ pub fn redeliver(db: &Database, actor: &Actor, id: i64, retry: &RetryPolicy) -> 
         let stamp = now();
         diesel::update(deliveries::table.find(id))
             .set((
-                deliveries::status.eq("pending"),
+                deliveries::status.eq(DeliveryStatus::Pending),
                 deliveries::next_attempt_at.eq(stamp),
                 deliveries::retry_until.eq(after(stamp, retry.retry_for)),
                 deliveries::leased_until.eq(None::<NaiveDateTime>),

@@ -532,8 +532,7 @@ pub fn plan(
 pub struct Snapshot {
     pub id: i64,
     pub organisation_code: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = EstateSource))]
-    pub source: String,
+    pub source: EstateSource,
     pub taken_on: NaiveDate,
     pub rows_read: i64,
     pub rows_matched: i64,
@@ -579,7 +578,7 @@ pub fn import(
         let code = &plan.report.organisation_code;
         let before: Option<Snapshot> = estate_snapshots::table
             .filter(estate_snapshots::organisation_code.eq(code))
-            .filter(estate_snapshots::source.eq(source.as_str()))
+            .filter(estate_snapshots::source.eq(source))
             .select(Snapshot::as_select())
             .first(conn)
             .optional()?;
@@ -605,7 +604,7 @@ pub fn import(
         let id: i64 = diesel::insert_into(estate_snapshots::table)
             .values((
                 estate_snapshots::organisation_code.eq(code),
-                estate_snapshots::source.eq(source.as_str()),
+                estate_snapshots::source.eq(source),
                 estate_snapshots::taken_on.eq(taken_on),
                 estate_snapshots::rows_read.eq(plan.report.rows_read),
                 estate_snapshots::rows_matched.eq(plan.report.rows_matched),
@@ -713,10 +712,7 @@ pub fn estate(conn: &mut DbConnection, organisation: &str) -> DbResult<Estate> {
         .order(estate_snapshots::source)
         .select(Snapshot::as_select())
         .load(conn)?;
-    let source_of: HashMap<i64, EstateSource> = snapshots
-        .iter()
-        .filter_map(|s| EstateSource::parse(&s.source).map(|source| (s.id, source)))
-        .collect();
+    let source_of: HashMap<i64, EstateSource> = snapshots.iter().map(|s| (s.id, s.source)).collect();
     let rows: Vec<ItemRow> = estate_items::table
         .inner_join(products::table)
         .left_join(releases::table.on(estate_items::release_id.eq(releases::id.nullable())))

@@ -779,7 +779,7 @@ fn insert(
         .values((
             table::code.eq(code),
             table::name.eq(&target.name),
-            table::kind.eq(organisation_kind.as_str()),
+            table::kind.eq(organisation_kind),
             table::region.eq(&target.region),
             table::region_code.eq(&target.region_code),
             table::parent_code.eq(&target.parent_code),

@@ -61,7 +61,7 @@ pub(crate) fn propose(
             table::successor_code.eq(successor),
             table::reason.eq(reason),
             table::effective_on.eq(effective_on),
-            table::status.eq(SuccessionStatus::Proposed.as_str()),
+            table::status.eq(SuccessionStatus::Proposed),
             table::created_at.eq(now()),
         ))
         .returning(table::id)
@@ -86,7 +86,7 @@ pub fn list(
 ) -> DbResult<Page<OdsSuccession>> {
     let mut query = table::table.select(OdsSuccession::as_select()).order(table::id).into_boxed();
     if let Some(status) = status {
-        query = query.filter(table::status.eq(status.as_str()));
+        query = query.filter(table::status.eq(status));
     }
     if let Some(after) = page.after_id()? {
         query = query.filter(table::id.gt(after));
@@ -98,9 +98,8 @@ pub fn list(
 /// Closed organisations that ODS owns with no successor recorded and none proposed or confirmed:
 /// the closures a person should look at (a rejected proposal leaves one here). By code.
 pub fn closed_without_successor(conn: &mut DbConnection, page: &PageRequest) -> DbResult<Page<Organisation>> {
-    let pending = table::table
-        .filter(table::status.ne(SuccessionStatus::Rejected.as_str()))
-        .select(table::predecessor_code);
+    let pending =
+        table::table.filter(table::status.ne(SuccessionStatus::Rejected)).select(table::predecessor_code);
     let mut query = orgs::table
         .filter(orgs::closed_on.is_not_null())
         .filter(orgs::ods_file.is_not_null())
@@ -127,15 +126,14 @@ pub fn decide(db: &Database, actor: &Actor, id: i64, confirm: bool) -> DbResult<
         let proposal = get(conn, id)?;
         let status = if confirm { SuccessionStatus::Confirmed } else { SuccessionStatus::Rejected };
         // Decided only if still proposed: of two decisions at once, one finds it taken.
-        let decided = diesel::update(
-            table::table.find(id).filter(table::status.eq(SuccessionStatus::Proposed.as_str())),
-        )
-        .set((
-            table::status.eq(status.as_str()),
-            table::decided_at.eq(now()),
-            table::decided_by.eq(&actor.label),
-        ))
-        .execute(conn)?;
+        let decided =
+            diesel::update(table::table.find(id).filter(table::status.eq(SuccessionStatus::Proposed)))
+                .set((
+                    table::status.eq(status),
+                    table::decided_at.eq(now()),
+                    table::decided_by.eq(&actor.label),
+                ))
+                .execute(conn)?;
         if decided == 0 {
             return Err(DbError::Conflict(format!("ODS succession {id} was already {}", proposal.status)));
         }

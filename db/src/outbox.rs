@@ -13,15 +13,10 @@ use serde::Serialize;
 
 use crate::connection::DbConnection;
 use crate::error::{DbError, DbResult};
+use crate::json_text::JsonText;
 use crate::schema::{entitlements, outbox_events, products, standards};
 
 pub use crate::vocabulary::EventKind;
-
-/// A kind read back from the outbox or a subscription; an unknown one is corrupt data.
-pub(crate) fn stored_kind(text: &str) -> DbResult<EventKind> {
-    EventKind::parse(text)
-        .ok_or_else(|| DbError::Internal(format!("unknown event kind {text:?} in the outbox")))
-}
 
 /// An event to write to the outbox.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,7 +35,9 @@ pub struct NewEvent {
 }
 
 /// An event in the outbox.
-#[derive(Clone, Debug, Serialize)]
+// Read straight from its row; the payload is stored as JSON text.
+#[derive(Clone, Debug, Serialize, Queryable, Selectable)]
+#[diesel(table_name = outbox_events)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxEvent {
     pub id: i64,
@@ -48,36 +45,10 @@ pub struct OutboxEvent {
     pub organisation_code: Option<String>,
     pub subject: String,
     pub summary: String,
+    #[diesel(deserialize_as = JsonText<serde_json::Value>)]
     pub payload: serde_json::Value,
     #[serde(serialize_with = "crate::time::utc")]
     pub occurred_at: NaiveDateTime,
-}
-
-/// An event as stored (its kind and payload as text).
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = outbox_events)]
-struct EventRow {
-    id: i64,
-    kind: String,
-    organisation_code: Option<String>,
-    subject: String,
-    summary: String,
-    payload: String,
-    occurred_at: NaiveDateTime,
-}
-
-fn to_event(row: EventRow) -> DbResult<OutboxEvent> {
-    let EventRow { id, kind, organisation_code, subject, summary, payload, occurred_at } = row;
-    Ok(OutboxEvent {
-        id,
-        kind: stored_kind(&kind)?,
-        organisation_code,
-        subject,
-        summary,
-        payload: serde_json::from_str(&payload)
-            .map_err(|e| DbError::Internal(format!("outbox event {id} has a corrupt payload: {e}")))?,
-        occurred_at,
-    })
 }
 
 fn now() -> NaiveDateTime {
@@ -88,7 +59,7 @@ fn now() -> NaiveDateTime {
 pub fn record(conn: &mut DbConnection, event: &NewEvent) -> DbResult<i64> {
     Ok(diesel::insert_into(outbox_events::table)
         .values((
-            outbox_events::kind.eq(event.kind.as_str()),
+            outbox_events::kind.eq(event.kind),
             outbox_events::organisation_code.eq(&event.organisation_code),
             outbox_events::subject.eq(&event.subject),
             outbox_events::summary.eq(&event.summary),
@@ -118,32 +89,30 @@ pub fn record_once(conn: &mut DbConnection, event: &NewEvent) -> DbResult<bool> 
 
 /// An event by id.
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<OutboxEvent> {
-    let row = outbox_events::table
+    outbox_events::table
         .find(id)
-        .select(EventRow::as_select())
+        .select(OutboxEvent::as_select())
         .first(conn)
         .optional()?
-        .ok_or(DbError::NotFound("event"))?;
-    to_event(row)
+        .ok_or(DbError::NotFound("event"))
 }
 
 /// Events by id (a page of deliveries' events in one read).
 pub fn by_id(conn: &mut DbConnection, ids: &[i64]) -> DbResult<std::collections::HashMap<i64, OutboxEvent>> {
-    let rows = outbox_events::table
+    let events: Vec<OutboxEvent> = outbox_events::table
         .filter(outbox_events::id.eq_any(ids))
-        .select(EventRow::as_select())
+        .select(OutboxEvent::as_select())
         .load(conn)?;
-    rows.into_iter().map(|row| to_event(row).map(|event| (event.id, event))).collect()
+    Ok(events.into_iter().map(|event| (event.id, event)).collect())
 }
 
 /// The newest events first, at most `limit` (for tests and the admin's view of the outbox).
 pub fn recent(conn: &mut DbConnection, limit: i64) -> DbResult<Vec<OutboxEvent>> {
-    let rows = outbox_events::table
-        .select(EventRow::as_select())
+    Ok(outbox_events::table
+        .select(OutboxEvent::as_select())
         .order(outbox_events::id.desc())
         .limit(limit)
-        .load(conn)?;
-    rows.into_iter().map(to_event).collect()
+        .load(conn)?)
 }
 
 /// One audited change, as [`told_by`] reads it.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::json_text::JsonText;
 use crate::organisations;
 use crate::page::{Page, PageRequest, Precondition};
 use crate::products::{self, Product};
@@ -55,7 +56,18 @@ impl Criterion {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Level {
     #[serde(rename = "MUST")]
@@ -75,16 +87,20 @@ impl Level {
         }
     }
 
-    fn parse(text: &str) -> Level {
+    fn parse(text: &str) -> Option<Level> {
         match text {
-            "MUST" => Level::Must,
-            "SHOULD" => Level::Should,
-            _ => Level::May,
+            "MUST" => Some(Level::Must),
+            "SHOULD" => Some(Level::Should),
+            "MAY" => Some(Level::May),
+            _ => None,
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+crate::vocabulary::text_sql!(Level);
+
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = requirements)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Requirement {
     pub id: i64,
@@ -93,6 +109,7 @@ pub struct Requirement {
     pub text: String,
     pub level: Level,
     /// A machine-checkable criterion the service evaluates against the product, if any.
+    #[diesel(deserialize_as = JsonText<Option<Criterion>>)]
     pub criterion: Option<Criterion>,
 }
 
@@ -109,7 +126,18 @@ pub struct RequirementInput {
     pub criterion: Option<Criterion>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VersionStatus {
@@ -129,23 +157,27 @@ impl VersionStatus {
         }
     }
 
-    fn parse(text: &str) -> VersionStatus {
+    fn parse(text: &str) -> Option<VersionStatus> {
         match text {
-            "published" => VersionStatus::Published,
-            "superseded" => VersionStatus::Superseded,
-            "withdrawn" => VersionStatus::Withdrawn,
-            _ => VersionStatus::Draft,
+            "draft" => Some(VersionStatus::Draft),
+            "published" => Some(VersionStatus::Published),
+            "superseded" => Some(VersionStatus::Superseded),
+            "withdrawn" => Some(VersionStatus::Withdrawn),
+            _ => None,
         }
     }
 }
 
+crate::vocabulary::text_sql!(VersionStatus);
+
+/// A version's own columns; `StandardVersion` adds its requirements, read from their table.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = standard_versions)]
 struct VersionRow {
     id: i64,
     standard_id: i64,
     number: i32,
-    status: String,
+    status: VersionStatus,
     summary: Option<String>,
     published_at: Option<NaiveDateTime>,
     superseded_at: Option<NaiveDateTime>,
@@ -154,7 +186,8 @@ struct VersionRow {
     created_at: NaiveDateTime,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = standard_versions)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionSummary {
     pub number: i32,
@@ -205,26 +238,11 @@ pub struct Standard {
 }
 
 fn load_requirements(conn: &mut DbConnection, version_id: i64) -> DbResult<Vec<Requirement>> {
-    let rows: Vec<(i64, String, String, String, Option<String>)> = requirements::table
+    Ok(requirements::table
         .filter(requirements::version_id.eq(version_id))
         .order((requirements::position, requirements::id))
-        .select((
-            requirements::id,
-            requirements::code,
-            requirements::text,
-            requirements::level,
-            requirements::criterion,
-        ))
-        .load(conn)?;
-    rows.into_iter()
-        .map(|(id, code, text, level, criterion)| {
-            let criterion = criterion
-                .map(|c| serde_json::from_str(&c))
-                .transpose()
-                .map_err(|error| DbError::corrupt_json(format!("requirement {id}"), "criterion", &error))?;
-            Ok(Requirement { id, code, text, level: Level::parse(&level), criterion })
-        })
-        .collect()
+        .select(Requirement::as_select())
+        .load(conn)?)
 }
 
 fn to_version(conn: &mut DbConnection, row: VersionRow) -> DbResult<StandardVersion> {
@@ -233,7 +251,7 @@ fn to_version(conn: &mut DbConnection, row: VersionRow) -> DbResult<StandardVers
         id: row.id,
         standard_id: row.standard_id,
         number: row.number,
-        status: VersionStatus::parse(&row.status),
+        status: row.status,
         summary: row.summary,
         published_at: row.published_at,
         superseded_at: row.superseded_at,
@@ -278,17 +296,8 @@ pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Standard> {
     let versions: Vec<VersionSummary> = standard_versions::table
         .filter(standard_versions::standard_id.eq(id))
         .order(standard_versions::number)
-        .select(VersionRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(|row| VersionSummary {
-            number: row.number,
-            status: VersionStatus::parse(&row.status),
-            published_at: row.published_at,
-            superseded_at: row.superseded_at,
-            withdrawn_at: row.withdrawn_at,
-        })
-        .collect();
+        .select(VersionSummary::as_select())
+        .load(conn)?;
     let published_version = versions.iter().find(|v| v.status == VersionStatus::Published).map(|v| v.number);
     Ok(Standard { id, publisher_code, category, title, source, published_version, versions, created_at })
 }
@@ -317,7 +326,7 @@ pub fn list(
         query = query.filter(diesel::dsl::exists(
             standard_versions::table
                 .filter(standard_versions::standard_id.eq(standards::id))
-                .filter(standard_versions::status.eq(status.as_str())),
+                .filter(standard_versions::status.eq(status)),
         ));
     }
     if let Some(after) = page.after_id()? {
@@ -360,7 +369,7 @@ fn insert_requirements(conn: &mut DbConnection, version_id: i64, list: &[Require
                 requirements::version_id.eq(version_id),
                 requirements::code.eq(requirement.code.trim()),
                 requirements::text.eq(requirement.text.trim()),
-                requirements::level.eq(requirement.level.as_str()),
+                requirements::level.eq(requirement.level),
                 requirements::criterion.eq(requirement
                     .criterion
                     .as_ref()
@@ -425,7 +434,7 @@ pub fn create(db: &Database, actor: &Actor, new: NewStandard) -> DbResult<Standa
             .values((
                 standard_versions::standard_id.eq(id),
                 standard_versions::number.eq(1),
-                standard_versions::status.eq("draft"),
+                standard_versions::status.eq(VersionStatus::Draft),
                 standard_versions::summary.eq(&new.summary),
                 standard_versions::created_at.eq(stamp),
                 standard_versions::updated_at.eq(stamp),
@@ -464,7 +473,7 @@ pub fn new_draft(db: &Database, actor: &Actor, standard_id: i64) -> DbResult<Sta
             .order(standard_versions::number.desc())
             .select(VersionRow::as_select())
             .first(conn)?;
-        if latest.status == "draft" {
+        if latest.status == VersionStatus::Draft {
             return Err(DbError::Conflict(format!("version {} is already a draft: edit it", latest.number)));
         }
         let copied: Vec<RequirementInput> = load_requirements(conn, latest.id)?
@@ -476,7 +485,7 @@ pub fn new_draft(db: &Database, actor: &Actor, standard_id: i64) -> DbResult<Sta
             .values((
                 standard_versions::standard_id.eq(standard_id),
                 standard_versions::number.eq(latest.number + 1),
-                standard_versions::status.eq("draft"),
+                standard_versions::status.eq(VersionStatus::Draft),
                 standard_versions::summary.eq(&latest.summary),
                 standard_versions::created_at.eq(stamp),
                 standard_versions::updated_at.eq(stamp),
@@ -562,10 +571,10 @@ pub fn publish(db: &Database, actor: &Actor, standard_id: i64, number: i32) -> D
         diesel::update(
             standard_versions::table
                 .filter(standard_versions::standard_id.eq(standard_id))
-                .filter(standard_versions::status.eq("published")),
+                .filter(standard_versions::status.eq(VersionStatus::Published)),
         )
         .set((
-            standard_versions::status.eq("superseded"),
+            standard_versions::status.eq(VersionStatus::Superseded),
             standard_versions::superseded_at.eq(stamp),
             standard_versions::revision.eq(standard_versions::revision + 1),
             standard_versions::updated_at.eq(stamp),
@@ -575,10 +584,10 @@ pub fn publish(db: &Database, actor: &Actor, standard_id: i64, number: i32) -> D
         let published = diesel::update(
             standard_versions::table
                 .filter(standard_versions::id.eq(draft.id))
-                .filter(standard_versions::status.eq("draft")),
+                .filter(standard_versions::status.eq(VersionStatus::Draft)),
         )
         .set((
-            standard_versions::status.eq("published"),
+            standard_versions::status.eq(VersionStatus::Published),
             standard_versions::published_at.eq(stamp),
             standard_versions::revision.eq(standard_versions::revision + 1),
             standard_versions::updated_at.eq(stamp),
@@ -616,7 +625,7 @@ pub fn withdraw(db: &Database, actor: &Actor, standard_id: i64, number: i32) -> 
         let stamp = now();
         diesel::update(standard_versions::table.find(before.id))
             .set((
-                standard_versions::status.eq("withdrawn"),
+                standard_versions::status.eq(VersionStatus::Withdrawn),
                 standard_versions::withdrawn_at.eq(stamp),
                 standard_versions::revision.eq(standard_versions::revision + 1),
                 standard_versions::updated_at.eq(stamp),
@@ -849,7 +858,7 @@ pub fn published_on(
     let end_of_day = crate::time::end_of(on);
     let row = standard_versions::table
         .filter(standard_versions::standard_id.eq(standard_id))
-        .filter(standard_versions::status.eq_any(["published", "superseded"]))
+        .filter(standard_versions::status.eq_any([VersionStatus::Published, VersionStatus::Superseded]))
         .filter(standard_versions::published_at.lt(end_of_day))
         .filter(
             standard_versions::superseded_at.is_null().or(standard_versions::superseded_at.ge(end_of_day)),

@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::outbox::{EventKind, stored_kind};
+use crate::json_text::JsonText;
+use crate::outbox::EventKind;
 use crate::page::{Page, PageRequest};
 use crate::schema::{organisations, subscriptions, webhook_allowed_hosts};
 
@@ -22,13 +23,16 @@ pub const MAX_URL_LENGTH: usize = 2048;
 pub use crate::vocabulary::{Channel, EmailCadence};
 
 /// A subscription, without its webhook secret (shown once, when it is made).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+// Its kinds are stored as a JSON list.
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = subscriptions)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscription {
     pub id: i64,
     pub user_id: i64,
     /// The organisation whose events it is told (and national ones); null: every organisation's.
     pub organisation_code: Option<String>,
+    #[diesel(deserialize_as = JsonText<Vec<EventKind>>)]
     pub kinds: Vec<EventKind>,
     pub channel: Channel,
     /// For email: `immediate` or `daily` (one digest a day at most).
@@ -50,47 +54,6 @@ pub struct NewSubscription {
     pub email_cadence: Option<EmailCadence>,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
-}
-
-type SubscriptionRow =
-    (i64, i64, Option<String>, String, String, Option<String>, Option<String>, NaiveDateTime);
-
-const COLUMNS: (
-    subscriptions::id,
-    subscriptions::user_id,
-    subscriptions::organisation_code,
-    subscriptions::kinds,
-    subscriptions::channel,
-    subscriptions::email_cadence,
-    subscriptions::webhook_url,
-    subscriptions::created_at,
-) = (
-    subscriptions::id,
-    subscriptions::user_id,
-    subscriptions::organisation_code,
-    subscriptions::kinds,
-    subscriptions::channel,
-    subscriptions::email_cadence,
-    subscriptions::webhook_url,
-    subscriptions::created_at,
-);
-
-fn to_subscription(row: SubscriptionRow) -> DbResult<Subscription> {
-    let (id, user_id, organisation_code, kinds, channel, email_cadence, webhook_url, created_at) = row;
-    let corrupt = |what: &str| DbError::Internal(format!("subscription {id} has a corrupt {what}"));
-    let kinds: Vec<String> = serde_json::from_str(&kinds).map_err(|_| corrupt("kind list"))?;
-    Ok(Subscription {
-        id,
-        user_id,
-        organisation_code,
-        kinds: kinds.iter().map(|k| stored_kind(k)).collect::<DbResult<_>>()?,
-        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel"))?,
-        email_cadence: email_cadence
-            .map(|c| EmailCadence::parse(&c).ok_or_else(|| corrupt("cadence")))
-            .transpose()?,
-        webhook_url,
-        created_at,
-    })
 }
 
 fn stored_kinds(kinds: &[EventKind]) -> String {
@@ -135,8 +98,8 @@ fn insert(conn: &mut DbConnection, new: &NewSubscription) -> DbResult<Subscripti
             subscriptions::user_id.eq(new.user_id),
             subscriptions::organisation_code.eq(&new.organisation_code),
             subscriptions::kinds.eq(stored_kinds(&new.kinds)),
-            subscriptions::channel.eq(new.channel.as_str()),
-            subscriptions::email_cadence.eq(new.email_cadence.map(EmailCadence::as_str)),
+            subscriptions::channel.eq(new.channel),
+            subscriptions::email_cadence.eq(new.email_cadence),
             subscriptions::webhook_url.eq(&new.webhook_url),
             subscriptions::webhook_secret.eq(&new.webhook_secret),
             subscriptions::created_at.eq(now()),
@@ -200,18 +163,18 @@ pub fn add_officer_defaults(
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Subscription> {
-    let row: SubscriptionRow = subscriptions::table
+    subscriptions::table
         .find(id)
-        .select(COLUMNS)
+        .select(Subscription::as_select())
         .first(conn)
         .optional()?
-        .ok_or(DbError::NotFound("subscription"))?;
-    to_subscription(row)
+        .ok_or(DbError::NotFound("subscription"))
 }
 
 /// Subscriptions in id order; `owner` narrows them to one user's.
 pub fn list(conn: &mut DbConnection, owner: Option<i64>, page: &PageRequest) -> DbResult<Page<Subscription>> {
-    let mut query = subscriptions::table.select(COLUMNS).order(subscriptions::id).into_boxed();
+    let mut query =
+        subscriptions::table.select(Subscription::as_select()).order(subscriptions::id).into_boxed();
     if let Some(user_id) = owner {
         query = query.filter(subscriptions::user_id.eq(user_id));
     }
@@ -219,9 +182,8 @@ pub fn list(conn: &mut DbConnection, owner: Option<i64>, page: &PageRequest) -> 
         query = query.filter(subscriptions::id.gt(after));
     }
     let limit = page.limit();
-    let rows: Vec<SubscriptionRow> = query.limit(limit + 1).load(conn)?;
-    let items = rows.into_iter().map(to_subscription).collect::<DbResult<Vec<_>>>()?;
-    Ok(Page::from_rows(items, limit, |s| s.id.to_string()))
+    let rows = query.limit(limit + 1).load(conn)?;
+    Ok(Page::from_rows(rows, limit, |s| s.id.to_string()))
 }
 
 /// Ends a subscription; its deliveries, delivered or waiting, go with it.

@@ -11,7 +11,18 @@ use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{organisations, users};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -53,22 +64,11 @@ impl Role {
     }
 }
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = users)]
-struct UserRow {
-    id: i64,
-    email: String,
-    display_name: String,
-    role: String,
-    organisation_code: Option<String>,
-    disabled: bool,
-    revision: i64,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
+crate::vocabulary::text_sql!(Role);
 
 /// A user as the API shows it: never the password hash.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = users)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: i64,
@@ -85,25 +85,11 @@ pub struct User {
     pub updated_at: NaiveDateTime,
 }
 
-impl From<UserRow> for User {
-    fn from(row: UserRow) -> User {
-        User {
-            id: row.id,
-            email: row.email,
-            display_name: row.display_name,
-            // The database's check constraint admits only the four roles.
-            role: Role::parse(&row.role).unwrap_or(Role::Auditor),
-            organisation_code: row.organisation_code,
-            disabled: row.disabled,
-            revision: row.revision,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
 /// What signing in needs: the stored hash and whether the account may be used.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
 pub struct Credentials {
+    #[diesel(column_name = id)]
     pub user_id: i64,
     pub password_hash: String,
     pub disabled: bool,
@@ -111,8 +97,10 @@ pub struct Credentials {
 }
 
 /// What authorising a request needs, read fresh so that a disabled user stops at once.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
 pub struct Principal {
+    #[diesel(column_name = id)]
     pub user_id: i64,
     pub email: String,
     pub role: Role,
@@ -121,6 +109,9 @@ pub struct Principal {
     pub token_generation: i64,
 }
 
+/// A user to make; `create` normalises the email and trims the name before inserting it.
+#[derive(Insertable)]
+#[diesel(table_name = users)]
 pub struct NewUser {
     pub email: String,
     pub display_name: String,
@@ -129,7 +120,9 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
-#[derive(Default)]
+/// What an update changes; `None` leaves a field as it is.
+#[derive(Default, AsChangeset)]
+#[diesel(table_name = users)]
 pub struct UserChanges {
     pub display_name: Option<String>,
     pub role: Option<Role>,
@@ -187,23 +180,16 @@ pub fn create(db: &Database, actor: &Actor, new: NewUser) -> DbResult<User> {
     if new.display_name.trim().is_empty() {
         return Err(DbError::Invalid("display_name must not be empty".into()));
     }
+    let new = NewUser { display_name: new.display_name.trim().to_owned(), email, ..new };
     db.write(actor, |conn| {
         validate_assignment(conn, new.role, new.organisation_code.as_deref())?;
-        let taken: i64 = users::table.filter(users::email.eq(&email)).count().get_result(conn)?;
+        let taken: i64 = users::table.filter(users::email.eq(&new.email)).count().get_result(conn)?;
         if taken > 0 {
             return Err(DbError::Conflict("a user with this email already exists".into()));
         }
         let stamp = now();
         let id: i64 = diesel::insert_into(users::table)
-            .values((
-                users::email.eq(&email),
-                users::display_name.eq(new.display_name.trim()),
-                users::role.eq(new.role.as_str()),
-                users::organisation_code.eq(&new.organisation_code),
-                users::password_hash.eq(&new.password_hash),
-                users::created_at.eq(stamp),
-                users::updated_at.eq(stamp),
-            ))
+            .values((&new, users::created_at.eq(stamp), users::updated_at.eq(stamp)))
             .returning(users::id)
             .get_result(conn)?;
         let user = get(conn, id)?;
@@ -219,13 +205,7 @@ pub fn create(db: &Database, actor: &Actor, new: NewUser) -> DbResult<User> {
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<User> {
-    users::table
-        .find(id)
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?
-        .map(User::from)
-        .ok_or(DbError::NotFound("user"))
+    users::table.find(id).select(User::as_select()).first(conn).optional()?.ok_or(DbError::NotFound("user"))
 }
 
 pub struct UserFilter {
@@ -235,9 +215,9 @@ pub struct UserFilter {
 }
 
 pub fn list(conn: &mut DbConnection, filter: &UserFilter, page: &PageRequest) -> DbResult<Page<User>> {
-    let mut query = users::table.select(UserRow::as_select()).order(users::id).into_boxed();
+    let mut query = users::table.select(User::as_select()).order(users::id).into_boxed();
     if let Some(role) = filter.role {
-        query = query.filter(users::role.eq(role.as_str()));
+        query = query.filter(users::role.eq(role));
     }
     if let Some(code) = &filter.organisation_code {
         query = query.filter(users::organisation_code.eq(code.clone()));
@@ -250,46 +230,19 @@ pub fn list(conn: &mut DbConnection, filter: &UserFilter, page: &PageRequest) ->
     }
     let limit = page.limit();
     let rows = query.limit(limit + 1).load(conn)?;
-    Ok(Page::from_rows(rows.into_iter().map(User::from).collect(), limit, |u| u.id.to_string()))
+    Ok(Page::from_rows(rows, limit, |u| u.id.to_string()))
 }
 
 pub fn credentials(conn: &mut DbConnection, email: &str) -> DbResult<Option<Credentials>> {
-    let row: Option<(i64, String, bool, i64)> = users::table
+    Ok(users::table
         .filter(users::email.eq(normalise_email(email)))
-        .select((users::id, users::password_hash, users::disabled, users::token_generation))
+        .select(Credentials::as_select())
         .first(conn)
-        .optional()?;
-    Ok(row.map(|(user_id, password_hash, disabled, token_generation)| Credentials {
-        user_id,
-        password_hash,
-        disabled,
-        token_generation,
-    }))
+        .optional()?)
 }
 
 pub fn principal(conn: &mut DbConnection, user_id: i64) -> DbResult<Option<Principal>> {
-    let row: Option<(i64, String, String, Option<String>, bool, i64)> = users::table
-        .find(user_id)
-        .select((
-            users::id,
-            users::email,
-            users::role,
-            users::organisation_code,
-            users::disabled,
-            users::token_generation,
-        ))
-        .first(conn)
-        .optional()?;
-    Ok(row.and_then(|(user_id, email, role, organisation_code, disabled, token_generation)| {
-        Some(Principal {
-            user_id,
-            email,
-            role: Role::parse(&role)?,
-            organisation_code,
-            disabled,
-            token_generation,
-        })
-    }))
+    Ok(users::table.find(user_id).select(Principal::as_select()).first(conn).optional()?)
 }
 
 pub fn password_hash(conn: &mut DbConnection, user_id: i64) -> DbResult<String> {
@@ -308,6 +261,8 @@ pub fn update(
     changes: UserChanges,
     precondition: Precondition,
 ) -> DbResult<User> {
+    let changes =
+        UserChanges { display_name: changes.display_name.map(|name| name.trim().to_owned()), ..changes };
     db.write(actor, |conn| {
         let before = get(conn, id)?;
         precondition.check(before.revision)?;
@@ -330,7 +285,7 @@ pub fn update(
                 ));
             }
             let other_admins: i64 = users::table
-                .filter(users::role.eq(Role::Admin.as_str()))
+                .filter(users::role.eq(Role::Admin))
                 .filter(users::disabled.eq(false))
                 .filter(users::id.ne(id))
                 .count()
@@ -346,10 +301,7 @@ pub fn update(
             role != before.role || organisation != before.organisation_code || disabled != before.disabled;
         diesel::update(users::table.find(id))
             .set((
-                users::display_name.eq(display_name.trim()),
-                users::role.eq(role.as_str()),
-                users::organisation_code.eq(&organisation),
-                users::disabled.eq(disabled),
+                &changes,
                 users::token_generation.eq(users::token_generation + if revoke { 1 } else { 0 }),
                 users::revision.eq(users::revision + 1),
                 users::updated_at.eq(now()),
@@ -412,33 +364,11 @@ pub fn count(conn: &mut DbConnection) -> DbResult<i64> {
 
 /// Whether any admin exists, enabled or not.
 pub fn admin_exists(conn: &mut DbConnection) -> DbResult<bool> {
-    let admins: i64 = users::table.filter(users::role.eq(Role::Admin.as_str())).count().get_result(conn)?;
+    let admins: i64 = users::table.filter(users::role.eq(Role::Admin)).count().get_result(conn)?;
     Ok(admins > 0)
 }
 
 /// Every user's authorisation facts (for the read model).
 pub fn all_principals(conn: &mut DbConnection) -> DbResult<Vec<Principal>> {
-    let rows: Vec<(i64, String, String, Option<String>, bool, i64)> = users::table
-        .select((
-            users::id,
-            users::email,
-            users::role,
-            users::organisation_code,
-            users::disabled,
-            users::token_generation,
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(user_id, email, role, organisation_code, disabled, token_generation)| {
-            Some(Principal {
-                user_id,
-                email,
-                role: Role::parse(&role)?,
-                organisation_code,
-                disabled,
-                token_generation,
-            })
-        })
-        .collect())
+    Ok(users::table.select(Principal::as_select()).load(conn)?)
 }

@@ -27,9 +27,22 @@ macro_rules! text_enum {
             }
         }
 
-        // diesel reads and writes the enum as its text on every backend (the MultiConnection's
-        // too), so a row struct holds the enum itself; stored text outside the vocabulary is an
-        // error, never a default.
+        $crate::vocabulary::text_sql!($name);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// diesel reads and writes the enum as its text on every backend (the MultiConnection's too), so a
+/// row struct holds the enum itself; stored text outside the vocabulary is an error, never a
+/// default. For an enum with `as_str` and `parse` that derives `AsExpression` and `FromSqlRow` as
+/// Text (every `text_enum!`, and the few enums declared by hand for their extra derives).
+macro_rules! text_sql {
+    ($name:ident) => {
         impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for $name
         where
             DB: diesel::backend::Backend,
@@ -51,18 +64,14 @@ macro_rules! text_enum {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
                 let text = String::from_sql(bytes)?;
                 $name::parse(&text).ok_or_else(|| {
-                    format!(concat!("stored ", stringify!($name), " {:?} is not in the vocabulary"), text).into()
+                    format!(concat!("stored ", stringify!($name), " {:?} is not in the vocabulary"), text)
+                        .into()
                 })
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
             }
         }
     };
 }
+pub(crate) use text_sql;
 
 text_enum!(
     /// The kind of an NHS organisation.

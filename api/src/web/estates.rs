@@ -22,9 +22,7 @@ use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::session::{PageOrganisation, UploadedFile};
 use crate::web::start::{can_act_for, capitalised};
-use crate::web::{
-    Chrome, Session, Uploaded, WebError, WebResult, count, counted, long_date, render, see_other, today,
-};
+use crate::web::{Chrome, Session, Uploaded, WebResult, count, counted, long_date, render, see_other, today};
 
 /// Rows of a check listed on its page (with every invalid row the report names besides): the
 /// report itself holds up to `db::estates::MAX_REPORTED_ROWS`, too many to read on a page.
@@ -64,11 +62,6 @@ fn source_hint(source: EstateSource) -> &'static str {
              ApplicationVersion and DeviceCount."
         }
     }
-}
-
-/// A stored source's name, which must be one the service knows.
-fn stored_source(text: &str) -> WebResult<EstateSource> {
-    EstateSource::parse(text).ok_or_else(|| WebError::Internal(format!("unknown estate source {text:?}")))
 }
 
 pub struct SourceChoice {
@@ -167,17 +160,15 @@ async fn render_estate(
     let snapshots = estate
         .snapshots
         .iter()
-        .map(|s| {
-            Ok(SnapshotRow {
-                source: source_label(stored_source(&s.source)?),
-                taken_on: long_date(s.taken_on),
-                imported_on: long_date(s.imported_at.date()),
-                rows_read: count(s.rows_read),
-                rows_matched: count(s.rows_matched),
-                rows_unmatched: count(s.rows_unmatched),
-            })
+        .map(|s| SnapshotRow {
+            source: source_label(s.source),
+            taken_on: long_date(s.taken_on),
+            imported_on: long_date(s.imported_at.date()),
+            rows_read: count(s.rows_read),
+            rows_matched: count(s.rows_matched),
+            rows_unmatched: count(s.rows_unmatched),
         })
-        .collect::<WebResult<Vec<_>>>()?;
+        .collect::<Vec<_>>();
     let running = estate
         .running
         .into_iter()
