@@ -177,8 +177,9 @@ async fn seat_changes_are_checked_then_made(app: TestApp) {
     assert_eq!(rows(&app, "allocations"), 1);
     let form = browser.get(path).await;
     assert!(
-        form.body
-            .contains(&format!(r#"<span class="nhsuk-table-responsive__heading" aria-hidden="true">Line </span>{line}</td>"#)),
+        form.body.contains(&format!(
+            r#"<span class="nhsuk-table-responsive__heading" aria-hidden="true">Line </span>{line}</td>"#
+        )),
         "the line held: {}",
         form.body
     );

@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::json_text::JsonText;
 use crate::organisations;
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{
     advisories, advisory_products, advisory_responses, allocations, entitlements, organisations as orgs,
     products, purchases,
 };
+use crate::stored::JsonText;
 
 #[derive(
     Clone,

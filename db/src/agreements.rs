@@ -12,7 +12,7 @@ use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{agreement_extensions, agreements, entitlements, obligations, products, suppliers};
-use crate::stored::{JsonList, KindList};
+use crate::stored::{JsonText, KindList};
 use crate::vocabulary::{
     AgreementStatus, ExtensionDecision, FundingModel, Metric, NhsmailService, OrganisationKind,
     OverAllocationPolicy, Tier, join_kinds,
@@ -65,7 +65,7 @@ struct AgreementRow {
     reseller_id: Option<i64>,
     framework_lot: Option<String>,
     initial_term_months: Option<i32>,
-    #[diesel(deserialize_as = JsonList<String>)]
+    #[diesel(deserialize_as = JsonText<Vec<String>>)]
     notice_urls: Vec<String>,
     commercial_source: Option<String>,
     buyer: Option<String>,

@@ -17,10 +17,10 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::json_text::JsonText;
 use crate::outbox::{self, OutboxEvent};
 use crate::page::{Page, PageRequest};
 use crate::schema::{deliveries, delivery_attempts, email_digests, outbox_events, subscriptions, users};
+use crate::stored::JsonText;
 use crate::users::Role;
 use crate::vocabulary::{Channel, EmailCadence, EventKind};
 

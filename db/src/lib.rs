@@ -14,7 +14,6 @@ pub mod error;
 pub mod estates;
 pub mod guidance;
 pub mod icb_acting;
-mod json_text;
 pub mod ledger;
 pub mod lifecycle;
 pub mod nhsmail;

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::connection::DbConnection;
 use crate::error::{DbError, DbResult};
-use crate::json_text::JsonText;
 use crate::schema::{entitlements, outbox_events, products, standards};
+use crate::stored::JsonText;
 
 pub use crate::vocabulary::EventKind;
 

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::json_text::JsonText;
 use crate::organisations;
 use crate::page::{Page, PageRequest, Precondition};
 use crate::products::{self, Product};
 use crate::schema::{assessments, requirements, standard_versions, standards};
+use crate::stored::JsonText;
 use crate::vocabulary::is_slug;
 
 /// A check the service itself makes against a product record.

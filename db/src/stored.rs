@@ -1,12 +1,15 @@
-//! Lists kept in one TEXT column, read by diesel as the list itself: organisation kinds written
-//! comma-separated (`trust,icb`) and lists kept as JSON (an agreement's notices). A row struct
-//! names them with `#[diesel(deserialize_as = ...)]`. A stored value that does not read back is
+//! Values kept in one TEXT column, read by diesel as the value itself: organisation kinds written
+//! comma-separated (`trust,icb`), and JSON (an agreement's notices, an event's payload, an
+//! assessment's outcomes) through `JsonText<T>`. A row struct names them with
+//! `#[diesel(deserialize_as = ...)]`. A stored value that does not read back is
 //! a deserialisation error (and so a `DbError`), never an empty list or a shorter one: corrupt
 //! data must show, not quietly change who is eligible.
 
 use diesel::backend::Backend;
-use diesel::deserialize::{self, FromSql, FromSqlRow};
-use diesel::sql_types::Text;
+use std::convert::Infallible;
+
+use diesel::deserialize::{self, FromSql, FromSqlRow, Queryable};
+use diesel::sql_types::{Nullable, Text};
 use serde::de::DeserializeOwned;
 
 use crate::vocabulary::OrganisationKind;
@@ -47,25 +50,40 @@ impl KindList {
     }
 }
 
-/// A list kept as JSON text.
-#[derive(Clone, Debug, PartialEq, FromSqlRow)]
-pub struct JsonList<T>(pub Vec<T>);
+/// A value read from its stored JSON text.
+pub struct JsonText<T>(T);
 
-impl<T, DB> FromSql<Text, DB> for JsonList<T>
+impl<T> JsonText<T> {
+    /// What `deserialize_as` calls: the orphan rule forbids `From<JsonText<T>> for T`, and the
+    /// JSON was already checked when the row was read.
+    pub fn try_into(self) -> Result<T, Infallible> {
+        Ok(self.0)
+    }
+}
+
+impl<T, DB> Queryable<Text, DB> for JsonText<T>
 where
     T: DeserializeOwned,
     DB: Backend,
     String: FromSql<Text, DB>,
 {
-    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-        let text = String::from_sql(bytes)?;
-        let list = serde_json::from_str(&text).map_err(|e| format!("stored JSON list {text:?}: {e}"))?;
-        Ok(JsonList(list))
+    type Row = String;
+
+    fn build(text: String) -> deserialize::Result<Self> {
+        Ok(JsonText(serde_json::from_str(&text)?))
     }
 }
 
-impl<T> From<JsonList<T>> for Vec<T> {
-    fn from(list: JsonList<T>) -> Vec<T> {
-        list.0
+/// A nullable column: NULL is `None`; text that is not the JSON expected is still an error.
+impl<T, DB> Queryable<Nullable<Text>, DB> for JsonText<Option<T>>
+where
+    T: DeserializeOwned,
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    type Row = Option<String>;
+
+    fn build(text: Option<String>) -> deserialize::Result<Self> {
+        Ok(JsonText(text.map(|text| serde_json::from_str(&text)).transpose()?))
     }
 }

@@ -12,10 +12,10 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::json_text::JsonText;
 use crate::outbox::EventKind;
 use crate::page::{Page, PageRequest};
 use crate::schema::{organisations, subscriptions, webhook_allowed_hosts};
+use crate::stored::JsonText;
 
 /// A webhook URL's longest accepted length.
 pub const MAX_URL_LENGTH: usize = 2048;
