@@ -1,11 +1,10 @@
-//! The hot reads (coverage, the signed-in user, the product search, an entitlement line) and
+//! The hot reads (coverage, the signed-in user, the product search) and
 //! the one place that decides where each is answered from: the in-memory read model when the
 //! service keeps one, the database otherwise.
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use db::agreements::Entitlement;
 use db::coverage::{Coverage, Subject};
 use db::page::{Page, PageRequest};
 use db::products::{Product, ProductFilter, ProductTextIndex};
@@ -62,21 +61,6 @@ impl AppState {
         self.run(move |db| match model {
             Some(model) => model.principal(db, user_id),
             None => db.read(|conn| db::users::principal(conn, user_id)),
-        })
-        .await
-    }
-
-    /// An entitlement line, with its seats allocated and left: from memory when held (no query
-    /// on the hot path), else from the database (and then held). Not found is the database's
-    /// not found either way.
-    pub async fn entitlement(&self, id: i64) -> ApiResult<Entitlement> {
-        if let Some(entitlement) = self.read_model.as_ref().and_then(|model| model.cached_entitlement(id)) {
-            return Ok(entitlement);
-        }
-        let model = self.read_model.clone();
-        self.run(move |db| match model {
-            Some(model) => model.entitlement(db, id),
-            None => db.read(|conn| db::agreements::get_entitlement(conn, id)),
         })
         .await
     }
