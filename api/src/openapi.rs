@@ -247,7 +247,7 @@ const NOT_BLANK: &str = "[^\\s\\u0085]";
 /// operations' descriptions.
 fn conditional_rules() -> Vec<(&'static str, Value)> {
     let acting_for_one: Vec<&str> =
-        Role::ALL.into_iter().filter(|role| role.needs_organisation()).map(Role::as_str).collect();
+        Role::ALL.iter().copied().filter(|role| role.needs_organisation()).map(Role::as_str).collect();
     let role_acts_for_one =
         json!({ "required": ["role"], "properties": { "role": { "enum": acting_for_one } } });
     vec![

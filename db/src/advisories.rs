@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
@@ -22,56 +22,17 @@ use crate::schema::{
 };
 use crate::stored::JsonText;
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+// Ordered as written: low < medium < high < critical.
+crate::vocabulary::text_enum!(
+    Severity [PartialOrd, Ord] { Low = "low", Medium = "medium", High = "high", Critical = "critical" }
+);
 
 impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Severity> {
-        match text {
-            "critical" => Some(Severity::Critical),
-            "high" => Some(Severity::High),
-            "medium" => Some(Severity::Medium),
-            "low" => Some(Severity::Low),
-            _ => None,
-        }
-    }
-
     /// High and critical advisories must be acknowledged within 48 hours of publication.
     pub fn acknowledgement_deadline(self, published_at: NaiveDateTime) -> Option<NaiveDateTime> {
         matches!(self, Severity::High | Severity::Critical).then(|| published_at + Duration::hours(48))
     }
 }
-
-crate::vocabulary::text_sql!(Severity);
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

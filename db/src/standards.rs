@@ -56,48 +56,7 @@ impl Criterion {
     }
 }
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum Level {
-    #[serde(rename = "MUST")]
-    Must,
-    #[serde(rename = "SHOULD")]
-    Should,
-    #[serde(rename = "MAY")]
-    May,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Must => "MUST",
-            Level::Should => "SHOULD",
-            Level::May => "MAY",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Level> {
-        match text {
-            "MUST" => Some(Level::Must),
-            "SHOULD" => Some(Level::Should),
-            "MAY" => Some(Level::May),
-            _ => None,
-        }
-    }
-}
-
-crate::vocabulary::text_sql!(Level);
+crate::vocabulary::text_enum!(Level { Must = "MUST", Should = "SHOULD", May = "MAY" });
 
 #[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = requirements)]
@@ -126,49 +85,12 @@ pub struct RequirementInput {
     pub criterion: Option<Criterion>,
 }
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum VersionStatus {
-    Draft,
-    Published,
-    Superseded,
-    Withdrawn,
-}
-
-impl VersionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VersionStatus::Draft => "draft",
-            VersionStatus::Published => "published",
-            VersionStatus::Superseded => "superseded",
-            VersionStatus::Withdrawn => "withdrawn",
-        }
-    }
-
-    fn parse(text: &str) -> Option<VersionStatus> {
-        match text {
-            "draft" => Some(VersionStatus::Draft),
-            "published" => Some(VersionStatus::Published),
-            "superseded" => Some(VersionStatus::Superseded),
-            "withdrawn" => Some(VersionStatus::Withdrawn),
-            _ => None,
-        }
-    }
-}
-
-crate::vocabulary::text_sql!(VersionStatus);
+crate::vocabulary::text_enum!(VersionStatus {
+    Draft = "draft",
+    Published = "published",
+    Superseded = "superseded",
+    Withdrawn = "withdrawn",
+});
 
 /// A version's own columns; `StandardVersion` adds its requirements, read from their table.
 #[derive(Queryable, Selectable)]

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
@@ -11,60 +11,23 @@ use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{organisations, users};
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
+crate::vocabulary::text_enum!(Role {
     /// The national team: agreements, entitlements, products, organisations, users, advisories.
-    Admin,
+    Admin = "admin",
     /// An exemplar trust's author of "buy against" standards.
-    Exemplar,
+    Exemplar = "exemplar",
     /// A trust procurement officer.
-    Officer,
+    Officer = "officer",
     /// Reads everything, including the audit log; writes nothing.
-    Auditor,
-}
+    Auditor = "auditor",
+});
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Exemplar, Role::Officer, Role::Auditor];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Exemplar => "exemplar",
-            Role::Officer => "officer",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        match text {
-            "admin" => Some(Role::Admin),
-            "exemplar" => Some(Role::Exemplar),
-            "officer" => Some(Role::Officer),
-            "auditor" => Some(Role::Auditor),
-            _ => None,
-        }
-    }
-
     /// Officers and exemplars act for one organisation; admins and auditors for none in particular.
     pub fn needs_organisation(self) -> bool {
         matches!(self, Role::Exemplar | Role::Officer)
     }
 }
-
-crate::vocabulary::text_sql!(Role);
 
 /// A user as the API shows it: never the password hash.
 #[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]

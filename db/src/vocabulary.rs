@@ -1,13 +1,15 @@
 //! The closed vocabularies of the domain (organisation kinds, tiers, metrics, ...). Stored as
 //! text, checked by the database, and typed here so the API refuses anything else with 422.
 
-/// Declares an enum stored as text: `as_str`, `parse`, serde in snake_case, and an OpenAPI schema.
+/// Declares an enum stored as text: `as_str`, `parse`, serde as the stored text, diesel's mapping
+/// and an OpenAPI schema. Extra derives follow the name in brackets, e.g. `Severity [PartialOrd,
+/// Ord] { ... }` (an order follows the variants as written).
 macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:tt),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident $([$($derive:path),+])? { $($(#[$vdoc:meta])* $variant:ident = $text:tt),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow, $($($derive),+)?
         )]
         #[diesel(sql_type = diesel::sql_types::Text)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -40,7 +42,7 @@ macro_rules! text_enum {
 /// diesel reads and writes the enum as its text on every backend (the MultiConnection's too), so a
 /// row struct holds the enum itself; stored text outside the vocabulary is an error, never a
 /// default. For an enum with `as_str` and `parse` that derives `AsExpression` and `FromSqlRow` as
-/// Text (every `text_enum!`, and the few enums declared by hand for their extra derives).
+/// Text: what `text_enum!` declares.
 macro_rules! text_sql {
     ($name:ident) => {
         impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for $name
@@ -71,7 +73,7 @@ macro_rules! text_sql {
         }
     };
 }
-pub(crate) use text_sql;
+pub(crate) use {text_enum, text_sql};
 
 text_enum!(
     /// The kind of an NHS organisation.
