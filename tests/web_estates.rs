@@ -292,7 +292,7 @@ async fn a_form_with_a_file_needs_its_csrf_token_first(app: TestApp) {
     let long = "x".repeat(api::web::session::MAX_UPLOAD_FIELD_BYTES + 1);
     let too_long = browser.upload(path, &[("csrf_token", &token), ("source", &long)], file).await;
     assert_eq!(too_long.status, 400);
-    let huge = format!("product\n{}", "x".repeat(api::routes::ods::MAX_ODS_FILE_BYTES));
+    let huge = format!("product\n{}", "x".repeat(api::body::MAX_ODS_FILE_BYTES));
     let too_large = browser.upload(path, &[("csrf_token", &token)], Some(("huge.csv", &huge))).await;
     assert_eq!(too_large.status, 413);
     assert!(too_large.body.contains("The file is too large"));

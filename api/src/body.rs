@@ -21,6 +21,10 @@ use crate::error::ApiError;
 /// they are read.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// An ODS file (sent to the API or uploaded on a page) larger than this is refused with 413
+/// before it is all read.
+pub const MAX_ODS_FILE_BYTES: usize = 32 * 1024 * 1024;
+
 /// A request body of type `T`, read from JSON (see the module's comment).
 pub struct Json<T>(pub T);
 

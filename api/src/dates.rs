@@ -6,6 +6,11 @@
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Deserializer};
 
+/// Today's date (UTC), the default for questions asked "at a date", on the API and the pages.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
 pub const FIRST_YEAR: i32 = 1;
 pub const LAST_YEAR: i32 = 9999;
 

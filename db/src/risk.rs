@@ -132,6 +132,9 @@ pub struct RiskyHolding {
 }
 
 /// Which holdings the report is about.
+/// The longest look-ahead of the unsupported-software report, in months.
+pub const MAX_WITHIN_MONTHS: u32 = 120;
+
 #[derive(Clone, Debug)]
 pub struct UnsupportedFilter {
     /// The date asked about.

@@ -27,10 +27,7 @@ pub mod standards;
 pub mod subscriptions;
 pub mod users;
 
-/// Today's date (UTC), the default for questions asked "at a date".
-pub fn today() -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive()
-}
+pub use crate::dates::today;
 
 pub fn configure(config: &mut ServiceConfig) {
     config.service(health::healthz).service(health::readyz).service(

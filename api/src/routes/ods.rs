@@ -11,15 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
+use crate::body::MAX_ODS_FILE_BYTES;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{CsvWriteErrors, ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
 use crate::spreadsheet::{self, PageQuery};
 use crate::state::AppState;
 use crate::views::{OrganisationPage, list_query, pages};
-
-/// An ODS file larger than this is refused with 413 before it is all read.
-pub const MAX_ODS_FILE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The ODS national files the catalogue reads: `etr` (NHS trusts, `etr.csv`), `epraccur` (GP
 /// practices and other prescribing cost centres, `epraccur.csv`), `icb` (integrated care boards),

@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::NaiveDate;
 use db::reports::UtilisationReport;
-use db::risk::{RiskyHolding, UnsupportedFilter};
+use db::risk::{MAX_WITHIN_MONTHS, RiskyHolding, UnsupportedFilter};
 use db::vocabulary::RiskStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -192,9 +192,6 @@ pub async fn compliance_report(
         .await?;
     Ok(spreadsheet::report(csv, "compliance", lines, |lines| ComplianceReport { lines }))
 }
-
-/// The longest look-ahead of the unsupported-software report, in months.
-pub const MAX_WITHIN_MONTHS: u32 = 120;
 
 list_query! {
     pub struct UnsupportedQuery {

@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 use crate::auth::Authorised;
 use crate::auth::extractors::{AdminOnly, AnyRole, CurrentUser};
 use crate::body::Json;
-use crate::error::{ApiError, ApiResult};
-use crate::notify::webhook::{self, Policy};
+use crate::error::ApiResult;
+use crate::notify::check_webhook_url;
+use crate::notify::webhook;
 use crate::openapi::{ReadErrors, WriteErrors};
 use crate::preconditions::page_request;
 use crate::state::AppState;
@@ -120,23 +121,6 @@ pub async fn create_subscription(
     let actor = user.actor();
     let subscription = state.run(move |db| db::subscriptions::create(db, &actor, new)).await?;
     Ok(HttpResponse::Created().json(SubscriptionCreated { subscription, webhook_secret }))
-}
-
-/// A webhook URL must be https (in production), and neither it nor what its host resolves to may
-/// be loopback, link-local or private unless an admin allowed the host: the service must not be
-/// turned into a way to reach its own network. The pages check a URL typed into their form here too.
-pub(crate) async fn check_webhook_url(state: &AppState, url: &str) -> ApiResult<()> {
-    let allowed = state.read(db::subscriptions::allowed_hosts).await?;
-    let policy = Policy {
-        allow_http: state.webhooks_allow_http,
-        allowed_hosts: allowed.into_iter().map(|h| h.host).collect(),
-        timeout: std::time::Duration::from_secs(10),
-    };
-    let parsed =
-        webhook::check_url(url, &policy).map_err(|refused| ApiError::Unprocessable(refused.to_string()))?;
-    webhook::check_resolves(&parsed, &policy)
-        .await
-        .map_err(|refused| ApiError::Unprocessable(refused.to_string()))
 }
 
 /// A subscription the caller may see: their own, or anyone's for admins and auditors.

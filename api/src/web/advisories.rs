@@ -18,7 +18,7 @@ use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, words};
 use crate::web::{
-    Chrome, Session, Submitted, WebError, WebResult, count, local_path, long_date, optional_text, render,
+    Chrome, Refusal, Session, Submitted, WebResult, count, local_path, long_date, optional_text, render,
     see_other,
 };
 
@@ -496,14 +496,11 @@ async fn respond(
 ) -> WebResult<HttpResponse> {
     let Answer { response, typed, field, notice } = answer;
     let (actor, organisation) = (session.user.actor(), code.clone());
-    let (detail, status) =
+    let refused =
         match state.run(move |db| db::advisories::respond(db, &actor, id, &organisation, response)).await {
             Ok(_) => return Ok(see_other(&format!("/organisations/{code}/advisories/{id}?notice={notice}"))),
-            Err(ApiError::Unprocessable(detail)) => (detail, StatusCode::UNPROCESSABLE_ENTITY),
-            Err(ApiError::Conflict(detail)) => (detail, StatusCode::CONFLICT),
-            Err(ApiError::NotFound(_)) => return Err(WebError::NotFound),
-            Err(other) => return Err(other.into()),
+            Err(error) => Refusal::of(error)?,
         };
-    let shown = Shown { notice: None, error: Some((detail, field)), typed };
-    render_response(state, session, code, id, shown, status).await
+    let shown = Shown { notice: None, error: Some((refused.detail, field)), typed };
+    render_response(state, session, code, id, shown, refused.status).await
 }

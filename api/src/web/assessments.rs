@@ -17,11 +17,12 @@ use serde::Deserialize;
 
 use crate::auth::ensure_publisher;
 use crate::auth::extractors::AdminOrExemplar;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::advisories::date_time;
 use crate::web::start::{ChoiceView, words};
-use crate::web::{Chrome, Session, Submitted, WebError, WebResult, optional_text, render, see_other, today};
+use crate::web::{
+    Chrome, Refusal, Session, Submitted, WebError, WebResult, optional_text, render, see_other, today,
+};
 
 pub struct AssessmentRow {
     pub product_id: i64,
@@ -278,13 +279,9 @@ pub async fn assess(
             if assessment.conforms { "conforms" } else { "does-not-conform" },
             assessment.product_id
         ))),
-        Err(ApiError::Unprocessable(detail)) => {
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_page(&state, &session, id, number, again(detail), status).await
+        Err(error) => {
+            let refused = Refusal::of(error)?;
+            render_page(&state, &session, id, number, again(refused.detail), refused.status).await
         }
-        Err(ApiError::Conflict(detail)) => {
-            render_page(&state, &session, id, number, again(detail), StatusCode::CONFLICT).await
-        }
-        Err(other) => Err(other.into()),
     }
 }

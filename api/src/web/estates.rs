@@ -17,12 +17,13 @@ use db::vocabulary::{EstateSource, RowStatus};
 use serde::Deserialize;
 
 use crate::auth::extractors::{AdminOrOfficer, ReadsOrganisation};
-use crate::error::ApiError;
 use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::session::{PageOrganisation, UploadedFile};
 use crate::web::start::{can_act_for, capitalised};
-use crate::web::{Chrome, Session, Uploaded, WebResult, count, counted, long_date, render, see_other, today};
+use crate::web::{
+    Chrome, Refusal, Session, Uploaded, WebResult, count, counted, long_date, render, see_other, today,
+};
 
 /// Rows of a check listed on its page (with every invalid row the report names besides): the
 /// report itself holds up to `db::estates::MAX_REPORTED_ROWS`, too many to read on a page.
@@ -403,12 +404,11 @@ pub async fn import_estate(
         Ok(Done::Imported) => {
             Ok(see_other(&format!("/organisations/{code}/estate?notice=imported&source={}", source.as_str())))
         }
-        Err(ApiError::Unprocessable(detail)) => {
-            let error = Some((capitalised(&detail), "file"));
-            render_estate(&state, &session, code, answers, error, None, StatusCode::UNPROCESSABLE_ENTITY)
-                .await
+        Err(error) => {
+            let refused = Refusal::of(error)?;
+            let error = Some((capitalised(&refused.detail), "file"));
+            render_estate(&state, &session, code, answers, error, None, refused.status).await
         }
-        Err(other) => Err(other.into()),
     }
 }
 

@@ -320,6 +320,29 @@ impl From<ApiError> for WebError {
     }
 }
 
+/// A refusal the person can act on: the form is shown again with its message, under the status the
+/// API gives the same refusal. Every other error stops the page (`WebError`). The one place pages
+/// tell the two apart, so none matches `ApiError` variants by hand.
+pub struct Refusal {
+    pub detail: String,
+    pub status: StatusCode,
+}
+
+impl Refusal {
+    pub fn of(error: ApiError) -> Result<Refusal, WebError> {
+        let (detail, status) = match error {
+            ApiError::Unprocessable(detail) => (detail, StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::Conflict(detail) => (detail, StatusCode::CONFLICT),
+            ApiError::SeatsExhausted { remaining } => (
+                format!("Only {} seats are left: claim {} or fewer", count(remaining), count(remaining)),
+                StatusCode::CONFLICT,
+            ),
+            other => return Err(other.into()),
+        };
+        Ok(Refusal { detail, status })
+    }
+}
+
 impl From<db::DbError> for WebError {
     fn from(error: db::DbError) -> WebError {
         ApiError::from(error).into()
@@ -368,7 +391,7 @@ impl ResponseError for WebError {
                 format!(
                     "A file sent from these pages may be at most {} MB: split it into smaller files (an \
                      estate export can also be imported with catalogue estate import).",
-                    crate::routes::ods::MAX_ODS_FILE_BYTES / (1024 * 1024)
+                    crate::body::MAX_ODS_FILE_BYTES / (1024 * 1024)
                 ),
             ),
             WebError::TooManyRequests { retry_after_seconds } => (
@@ -397,10 +420,7 @@ pub fn optional_text(text: &str) -> Option<String> {
     Some(text.trim()).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
-/// Today's date (UTC), as the API handlers use.
-pub fn today() -> chrono::NaiveDate {
-    crate::routes::today()
-}
+pub use crate::dates::today;
 
 /// Formats a date as people in the NHS write it: 14 October 2025.
 pub fn long_date(date: chrono::NaiveDate) -> String {

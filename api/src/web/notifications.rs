@@ -6,7 +6,7 @@
 //! Every rule is the API's (`routes::subscriptions`), called from the same place: whose
 //! organisation a subscription may hear (`CurrentUser::subscription_scope`), who may see and end
 //! a subscription (`ensure_can_see_subscription`, `ensure_can_change_subscription`), the webhook
-//! URL checks (`routes::subscriptions::check_webhook_url`) and the shape `db::subscriptions`
+//! URL checks (`notify::check_webhook_url`) and the shape `db::subscriptions`
 //! checks when it stores one.
 
 use actix_web::http::StatusCode;
@@ -20,11 +20,10 @@ use db::subscriptions::{Channel, EmailCadence, NewSubscription, Subscription};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::error::ApiError;
+use crate::notify::check_webhook_url;
 use crate::notify::webhook;
-use crate::routes::subscriptions::check_webhook_url;
 use crate::state::AppState;
-use crate::web::{Chrome, Session, Submitted, WebError, WebResult, render, see_other};
+use crate::web::{Chrome, Refusal, Session, Submitted, WebError, WebResult, render, see_other};
 
 /// Deliveries shown on one page of a subscription's deliveries.
 const DELIVERIES_PER_PAGE: i64 = 50;
@@ -360,11 +359,11 @@ pub async fn subscribe(
     let webhook_secret = match &chosen.webhook_url {
         Some(url) => match check_webhook_url(&state, url).await {
             Ok(()) => Some(webhook::new_secret()),
-            Err(ApiError::Unprocessable(refused)) => {
-                let error = (sentence(&refused), "webhook_url");
-                return render_page(&state, &session, answers, refuse(error), unprocessable).await;
+            Err(error) => {
+                let refused = Refusal::of(error)?;
+                let error = (sentence(&refused.detail), "webhook_url");
+                return render_page(&state, &session, answers, refuse(error), refused.status).await;
             }
-            Err(other) => return Err(other.into()),
         },
         None => None,
     };

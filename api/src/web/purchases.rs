@@ -17,11 +17,11 @@ use db::{DbConnection, DbResult, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, RequirementView, words};
 use crate::web::{
-    Chrome, Session, Submitted, WebError, WebResult, long_date, optional_text, render, see_other, today,
+    Chrome, Refusal, Session, Submitted, WebError, WebResult, long_date, optional_text, render, see_other,
+    today,
 };
 
 #[derive(Template)]
@@ -291,19 +291,13 @@ pub async fn record_purchase(
                 (true, false) => "corrected-non-compliant",
             }
         ))),
-        Err(ApiError::Unprocessable(detail) | ApiError::Conflict(detail)) => {
-            render_form(
-                &state,
-                &session,
-                code,
-                standard_id,
-                form,
-                Some(detail),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+        Err(error) => {
+            // Shown as 422 whatever the refusal: the record as typed cannot be kept (a purchase
+            // already superseded is a conflict to the API).
+            let refused = Refusal::of(error)?;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_form(&state, &session, code, standard_id, form, Some(refused.detail), status).await
         }
-        Err(other) => Err(other.into()),
     }
 }
 

@@ -13,13 +13,13 @@ use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrAuditor;
 use crate::preconditions::page_request;
-use crate::routes::reports::MAX_WITHIN_MONTHS;
 use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::words;
 use crate::web::{
     Chrome, Session, WebResult, count, counted, long_date, optional_text, query_value, render, today,
 };
+use db::risk::MAX_WITHIN_MONTHS;
 
 pub struct HoldingRow {
     pub code: String,

@@ -10,10 +10,9 @@ use db::risk::NewRiskAcceptance;
 use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::ChoiceView;
-use crate::web::{Chrome, Session, Submitted, WebResult, optional_text, render, see_other, today};
+use crate::web::{Chrome, Refusal, Session, Submitted, WebResult, optional_text, render, see_other, today};
 
 /// Software whose support ends within this many months is offered too, not only unsupported.
 const WITHIN_MONTHS: u32 = 12;
@@ -139,10 +138,10 @@ pub async fn record_acceptance(
     let actor = user.actor();
     match state.run(move |db| db::risk::accept(db, &actor, new, today())).await {
         Ok(_) => Ok(see_other(&format!("/organisations/{code}?notice=risk-accepted"))),
-        Err(ApiError::Unprocessable(detail)) => {
+        Err(error) => {
+            let Refusal { detail, status } = Refusal::of(error)?;
             let field = if detail.contains("expires_on") { "expires_on" } else { "compensating_controls" };
-            render_form(&state, &session, code, form, Some((detail, field)), unprocessable).await
+            render_form(&state, &session, code, form, Some((detail, field)), status).await
         }
-        Err(other) => Err(other.into()),
     }
 }

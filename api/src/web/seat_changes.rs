@@ -16,10 +16,9 @@ use db::{DbConnection, DbResult, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::capitalised;
-use crate::web::{Chrome, Session, Uploaded, WebResult, count, render, see_other, today};
+use crate::web::{Chrome, Refusal, Session, Uploaded, WebResult, count, render, see_other, today};
 
 /// A line the organisation holds seats on, so that the file can name it.
 pub struct HeldLine {
@@ -231,10 +230,10 @@ pub async fn apply_seat_changes(
         Ok(Done::Applied(applied)) => {
             Ok(see_other(&format!("/organisations/{code}?notice=seat-changes&n={}", applied.rows.len())))
         }
-        Err(ApiError::Unprocessable(detail)) => {
-            let error = Some(capitalised(&detail));
-            render_form(&state, &session, code, dry_run, error, unprocessable).await
+        Err(error) => {
+            let refused = Refusal::of(error)?;
+            render_form(&state, &session, code, dry_run, Some(capitalised(&refused.detail)), refused.status)
+                .await
         }
-        Err(other) => Err(other.into()),
     }
 }

@@ -33,8 +33,8 @@ use sha2::Sha256;
 use crate::auth::extractors::{RoleSet, Scope, check_role, resolve_token};
 use crate::auth::sign_in::sign_in;
 use crate::auth::{AuthConfig, CurrentUser, claims};
+use crate::body::MAX_ODS_FILE_BYTES;
 use crate::error::ApiError;
-use crate::routes::ods::MAX_ODS_FILE_BYTES;
 use crate::state::AppState;
 use crate::web::{Chrome, WebError, WebResult, local_path, render, see_other};
 

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::start::{RequirementView, words};
-use crate::web::{Chrome, Session, Submitted, WebError, WebResult, long_date, render, see_other};
+use crate::web::{Chrome, Refusal, Session, Submitted, WebError, WebResult, long_date, render, see_other};
 
 pub struct StandardRow {
     pub id: i64,
@@ -235,10 +235,10 @@ pub async fn new_draft(
     let actor = user.actor();
     match state.run(move |db| db::standards::new_draft(db, &actor, id)).await {
         Ok(version) => Ok(see_other(&format!("/standards/{id}?notice=drafted&n={}", version.number))),
-        Err(ApiError::Conflict(detail)) => {
-            render_standard(&state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
+        Err(error) => {
+            let refused = Refusal::of(error)?;
+            render_standard(&state, &session, id, None, Some(refused.detail), refused.status).await
         }
-        Err(other) => Err(other.into()),
     }
 }
 
@@ -299,6 +299,17 @@ async fn save_requirements(
 
 const CHANGED_MEANWHILE: &str = "Someone changed the draft since you opened it: check it and try again";
 
+/// A draft's refusals: a stale revision is one the author can act on (409, as a conflict), the
+/// rest as every form's.
+fn draft_refusal(error: ApiError) -> Result<Refusal, WebError> {
+    match error {
+        ApiError::PreconditionFailed => {
+            Ok(Refusal { detail: CHANGED_MEANWHILE.to_owned(), status: StatusCode::CONFLICT })
+        }
+        other => Refusal::of(other),
+    }
+}
+
 /// The standard's page again, saying why the draft was not saved.
 async fn draft_not_saved(
     state: &AppState,
@@ -309,18 +320,10 @@ async fn draft_not_saved(
 ) -> WebResult<HttpResponse> {
     match outcome {
         Ok(()) => Ok(see_other(&format!("/standards/{id}?notice=saved&n={number}"))),
-        // The status the API gives the same refusal.
-        Err(ApiError::Unprocessable(detail)) => {
-            render_standard(state, session, id, None, Some(detail), StatusCode::UNPROCESSABLE_ENTITY).await
+        Err(error) => {
+            let refused = draft_refusal(error)?;
+            render_standard(state, session, id, None, Some(refused.detail), refused.status).await
         }
-        Err(ApiError::Conflict(detail)) => {
-            render_standard(state, session, id, None, Some(detail), StatusCode::CONFLICT).await
-        }
-        Err(ApiError::PreconditionFailed) => {
-            let detail = CHANGED_MEANWHILE.to_owned();
-            render_standard(state, session, id, None, Some(detail), StatusCode::CONFLICT).await
-        }
-        Err(other) => Err(other.into()),
     }
 }
 
@@ -427,14 +430,11 @@ pub async fn edit_requirement(
     changed.code = form.requirement.code.trim().to_owned();
     changed.text = form.requirement.text.trim().to_owned();
     changed.level = level;
-    let (error, status) = match save_requirements(&state, &session, id, number, revision, requirements).await
-    {
-        Ok(()) => return Ok(see_other(&format!("/standards/{id}?notice=saved&n={number}"))),
-        Err(ApiError::Unprocessable(detail)) => (detail, StatusCode::UNPROCESSABLE_ENTITY),
-        Err(ApiError::PreconditionFailed) => (CHANGED_MEANWHILE.to_owned(), StatusCode::CONFLICT),
-        Err(ApiError::Conflict(detail)) => (detail, StatusCode::CONFLICT),
-        Err(other) => return Err(other.into()),
-    };
+    let Refusal { detail: error, status } =
+        match save_requirements(&state, &session, id, number, revision, requirements).await {
+            Ok(()) => return Ok(see_other(&format!("/standards/{id}?notice=saved&n={number}"))),
+            Err(error) => draft_refusal(error)?,
+        };
     // The form again, with what was typed and what to correct.
     let standard = state.run(move |db| db.read(|conn| db::standards::get(conn, id))).await?;
     let page = RequirementPage {
@@ -542,14 +542,10 @@ async fn change_version(
     let actor = user.actor();
     match state.run(move |db| operation(db, &actor, id, number)).await {
         Ok(_) => Ok(see_other(&format!("/standards/{id}?notice={notice}&n={number}"))),
-        // The status the API gives the same refusal.
-        Err(ApiError::Unprocessable(detail)) => {
-            render_standard(state, &session, id, None, Some(detail), StatusCode::UNPROCESSABLE_ENTITY).await
+        Err(error) => {
+            let refused = Refusal::of(error)?;
+            render_standard(state, &session, id, None, Some(refused.detail), refused.status).await
         }
-        Err(ApiError::Conflict(detail)) => {
-            render_standard(state, &session, id, None, Some(detail), StatusCode::CONFLICT).await
-        }
-        Err(other) => Err(other.into()),
     }
 }
 
