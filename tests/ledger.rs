@@ -789,6 +789,56 @@ async fn two_instances_on_one_sqlite_file_keep_the_ledger() {
     assert_eq!(live, taken);
 }
 
+/// A key stored before the ledger kept what a claim made (when it kept the HTTP status and body)
+/// still answers its retry after the upgrade: the migration reads the allocation's id out of the
+/// stored body, and a retry gets that allocation back without taking seats again.
+async fn keys_stored_as_responses_still_replay_after_the_upgrade(app: TestApp) {
+    use diesel::prelude::*;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("../db/migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("../db/migrations/postgres");
+    let migrations = || match app.engine {
+        catalogue_tests::Engine::Sqlite => SQLITE,
+        catalogue_tests::Engine::Postgres => POSTGRES,
+    };
+    let (user, officer) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let e3 = entitlement_for(&app, &officer, "MS-M365-E3").await;
+    let body = json!({"organisation": "RR8", "quantity": 4, "reference": "PO-OLD"});
+    let claimed = app.post(&format!("/v1/entitlements/{e3}/allocations")).bearer_auth(&officer).json(&body);
+    let first: Value = claimed.send().await.unwrap().json().await.unwrap();
+    let claim =
+        db::ledger::Claim { organisation: "RR8".into(), quantity: 4, reference: Some("PO-OLD".into()) };
+    let key = db::ledger::IdempotencyKey::for_claim(user.id, "old-key".into(), e3, &claim);
+    app.with_connection(|conn| {
+        while conn.applied_migrations().unwrap().iter().any(|v| v.to_string().contains("000046")) {
+            conn.revert_last_migration(migrations()).unwrap();
+        }
+        // As the ledger stored it then: the status and the body it answered with.
+        diesel::sql_query(
+            "INSERT INTO idempotency_keys (user_id, idempotency_key, request_fingerprint, response_status, \
+             response_body) VALUES ($1, 'old-key', $2, 201, $3)",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(user.id)
+        .bind::<diesel::sql_types::Text, _>(&key.fingerprint)
+        .bind::<diesel::sql_types::Text, _>(first.to_string())
+        .execute(conn)
+        .unwrap();
+        conn.run_pending_migrations(migrations()).unwrap();
+    });
+    let retry = app
+        .post(&format!("/v1/entitlements/{e3}/allocations"))
+        .bearer_auth(&officer)
+        .header("idempotency-key", "old-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first, "the allocation the stored body named");
+    assert_eq!(seats(&app, &officer, e3).await.0, 4, "the retry took nothing");
+}
+
 on_both_engines!(
     claims_on_lines_not_in_force_are_refused,
     bulk_and_single_claims_together_keep_the_cap,
@@ -800,6 +850,7 @@ on_both_engines!(
     claims_past_the_cap_are_refused_with_the_seats_left,
     ineligible_claims_are_refused,
     idempotent_retries_never_take_seats_twice,
+    keys_stored_as_responses_still_replay_after_the_upgrade,
     seats_are_released_whole_or_in_part,
     bulk_claims_are_all_or_nothing,
     succession_moves_live_allocations_and_obligations,

@@ -519,15 +519,18 @@ pub enum ClaimOutcome {
     Created(Allocation),
     /// The line requires approval: the claim is held as a request, and takes no seats yet.
     Requested(SeatRequest),
-    /// A retry: the first response, as it was sent.
-    Replayed {
-        status: u16,
-        body: String,
-    },
 }
 
-/// Claims seats. With an idempotency key, a retry (even a concurrent one) returns the first
-/// result and never takes seats twice; the key with a different body is refused.
+/// What a claim answers: what it made, and whether that was made by an earlier request with the
+/// same idempotency key (a retry, which took nothing).
+pub struct Claimed {
+    pub outcome: ClaimOutcome,
+    pub replayed: bool,
+}
+
+/// Claims seats. With an idempotency key, a retry (even a concurrent one) returns what the first
+/// made (the allocation or seat request as it stands now) and never takes seats twice; the key
+/// with a different body is refused.
 pub fn claim(
     db: &Database,
     actor: &Actor,
@@ -535,8 +538,7 @@ pub fn claim(
     request: Claim,
     key: Option<IdempotencyKey>,
     on: NaiveDate,
-    render: impl Fn(&ClaimOutcome) -> String,
-) -> DbResult<ClaimOutcome> {
+) -> DbResult<Claimed> {
     // On a contended line most claims are refused. A refusal is decided here from the last
     // committed state, without a transaction: on SQLite it does not queue for the one writer, on
     // PostgreSQL it takes no row lock. A claim that may succeed is decided again, inside its
@@ -548,21 +550,21 @@ pub fn claim(
     if let Err(refusal) = refusal {
         // A retry of a claim that was made answers as it did then (or is refused for another body).
         if let Some(key) = &key
-            && let Some(replay) = db.read(|conn| stored_response(conn, key))?
+            && let Some(replay) = db.read(|conn| stored_outcome(conn, key))?
         {
-            return Ok(replay);
+            return Ok(Claimed { outcome: replay, replayed: true });
         }
         return Err(refusal);
     }
     let Some(key) = key else {
         return db.write(actor, |conn| {
             let (outcome, change) = claim_or_request_in(conn, actor, entitlement_id, &request, on)?;
-            Ok(Audited::one(outcome, change))
+            Ok(Audited::one(Claimed { outcome, replayed: false }, change))
         });
     };
     let attempt = db.write(actor, |conn| {
-        if let Some(replay) = stored_response(conn, &key)? {
-            return Ok(Audited::unchanged(replay));
+        if let Some(replay) = stored_outcome(conn, &key)? {
+            return Ok(Audited::unchanged(Claimed { outcome: replay, replayed: true }));
         }
         // Reserve the key first: a concurrent request with the same key waits here (PostgreSQL)
         // and then fails on the primary key, rolling back anything it would have done.
@@ -571,8 +573,6 @@ pub fn claim(
                 idempotency_keys::user_id.eq(key.user_id),
                 idempotency_keys::idempotency_key.eq(&key.key),
                 idempotency_keys::request_fingerprint.eq(&key.fingerprint),
-                idempotency_keys::response_status.eq(0),
-                idempotency_keys::response_body.eq(""),
                 idempotency_keys::created_at.eq(now()),
             ))
             .execute(conn);
@@ -583,37 +583,41 @@ pub fn claim(
             other => other?,
         };
         let (outcome, change) = claim_or_request_in(conn, actor, entitlement_id, &request, on)?;
-        let status = match outcome {
-            ClaimOutcome::Requested(_) => 202,
-            _ => 201,
+        let (allocation_id, seat_request_id) = match &outcome {
+            ClaimOutcome::Created(allocation) => (Some(allocation.id), None),
+            ClaimOutcome::Requested(seat_request) => (None, Some(seat_request.id)),
         };
         diesel::update(idempotency_keys::table.find((key.user_id, &key.key)))
             .set((
-                idempotency_keys::response_status.eq(status),
-                idempotency_keys::response_body.eq(render(&outcome)),
+                idempotency_keys::allocation_id.eq(allocation_id),
+                idempotency_keys::seat_request_id.eq(seat_request_id),
             ))
             .execute(conn)?;
-        Ok(Audited::one(outcome, change))
+        Ok(Audited::one(Claimed { outcome, replayed: false }, change))
     });
     match attempt {
-        Err(DbError::Conflict(detail)) if detail == KEY_RACE => {
-            db.read(|conn| stored_response(conn, &key))?.ok_or_else(|| {
+        Err(DbError::Conflict(detail)) if detail == KEY_RACE => db
+            .read(|conn| stored_outcome(conn, &key))?
+            .map(|outcome| Claimed { outcome, replayed: true })
+            .ok_or_else(|| {
                 DbError::Conflict("a request with this Idempotency-Key is still in progress".into())
-            })
-        }
+            }),
         other => other,
     }
 }
 
 const KEY_RACE: &str = "idempotency key taken by a concurrent request";
 
-fn stored_response(conn: &mut DbConnection, key: &IdempotencyKey) -> DbResult<Option<ClaimOutcome>> {
-    let stored: Option<(String, i32, String)> = idempotency_keys::table
+/// What the claim first made with this key, if it was made; refused when the key came with
+/// another request. A key whose claim has not committed is not seen (it is written in the claim's
+/// transaction), and one that names nothing is corrupt.
+fn stored_outcome(conn: &mut DbConnection, key: &IdempotencyKey) -> DbResult<Option<ClaimOutcome>> {
+    let stored: Option<(String, Option<i64>, Option<i64>)> = idempotency_keys::table
         .find((key.user_id, &key.key))
         .select((
             idempotency_keys::request_fingerprint,
-            idempotency_keys::response_status,
-            idempotency_keys::response_body,
+            idempotency_keys::allocation_id,
+            idempotency_keys::seat_request_id,
         ))
         .first(conn)
         .optional()?;
@@ -622,7 +626,16 @@ fn stored_response(conn: &mut DbConnection, key: &IdempotencyKey) -> DbResult<Op
         Some((fingerprint, _, _)) if fingerprint != key.fingerprint => Err(DbError::Invalid(
             "this Idempotency-Key was used with a different request; use a new key".into(),
         )),
-        Some((_, status, body)) => Ok(Some(ClaimOutcome::Replayed { status: status as u16, body })),
+        Some((_, Some(allocation_id), _)) => {
+            Ok(Some(ClaimOutcome::Created(get_allocation(conn, allocation_id)?)))
+        }
+        Some((_, None, Some(request_id))) => {
+            Ok(Some(ClaimOutcome::Requested(seat_requests::get(conn, request_id)?)))
+        }
+        Some((_, None, None)) => Err(DbError::Internal(format!(
+            "idempotency key {:?} of user {} names neither an allocation nor a seat request",
+            key.key, key.user_id
+        ))),
     }
 }
 

@@ -235,9 +235,9 @@ diesel::table! {
         user_id -> BigInt,
         idempotency_key -> Text,
         request_fingerprint -> Text,
-        response_status -> Integer,
-        response_body -> Text,
         created_at -> Timestamp,
+        allocation_id -> Nullable<BigInt>,
+        seat_request_id -> Nullable<BigInt>,
     }
 }
 

@@ -1,6 +1,6 @@
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey, Succession};
+use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, Claimed, IdempotencyKey, Succession};
 use db::seat_changes::SeatChangeReport;
 use db::seat_requests::SeatRequest;
 use serde::{Deserialize, Serialize};
@@ -36,22 +36,12 @@ pub struct ClaimRequest {
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-/// The body a claim answers with, kept with an idempotency key to answer a retry the same way.
-pub fn render_claim(outcome: &ClaimOutcome) -> String {
-    match outcome {
-        ClaimOutcome::Created(allocation) => serde_json::to_string(allocation),
-        ClaimOutcome::Requested(seat_request) => serde_json::to_string(seat_request),
-        ClaimOutcome::Replayed { body, .. } => Ok(body.clone()),
-    }
-    .unwrap_or_default()
-}
-
 /// Claim seats of an entitlement. Eligibility (organisation kind, NHSmail service, dates, open
 /// organisation), the cap and the line's per-organisation cap are checked in one transaction; a
 /// claim past the cap gets 409 with the seats that remain. The claimer accepts the entitlement's
 /// obligations. On a line that requires approval the claim is checked the same way and held as a
 /// seat request (202, no seats taken) until an admin approves it. With an `Idempotency-Key`, a
-/// retry returns the first result and never takes seats twice.
+/// retry answers with what the first claim made and never takes seats twice.
 #[utoipa::path(
     tag = "allocations",
     operation_id = "claim_seats",
@@ -63,9 +53,13 @@ pub fn render_claim(outcome: &ClaimOutcome) -> String {
     ),
     request_body = ClaimRequest,
     responses(
-        (status = 201, body = Allocation, description = "Seats taken (or, on a retry with the same key, the first result)"),
+        (status = 201, body = Allocation, description = "Seats taken (or, on a retry with the same key, the allocation the first claim made, as it stands now)",
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers a retry, which took no seats"))),
         (status = 202, body = SeatRequest, description = "The line requires approval: the claim is held as a seat request, taking no seats yet",
-            headers(("Location" = String, description = "The seat request"))),
+            headers(
+                ("Location" = String, description = "The seat request"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers a retry, which made no second request"),
+            )),
         WriteErrors
     )
 )]
@@ -97,21 +91,22 @@ pub async fn claim_seats(
         }
     };
     let actor = user.actor();
-    let render = render_claim;
-    let outcome = state
-        .run(move |db| db::ledger::claim(db, &actor, entitlement_id, claim, key, today(), render))
-        .await?;
-    Ok(match outcome {
-        ClaimOutcome::Created(allocation) => HttpResponse::Created().json(allocation),
-        ClaimOutcome::Requested(seat_request) => HttpResponse::Accepted()
-            .insert_header((header::LOCATION, format!("/v1/seat-requests/{}", seat_request.id)))
-            .json(seat_request),
-        ClaimOutcome::Replayed { status, body } => {
-            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED))
-                .content_type("application/json")
-                .insert_header(("Idempotent-Replayed", "true"))
-                .body(body)
+    let Claimed { outcome, replayed } =
+        state.run(move |db| db::ledger::claim(db, &actor, entitlement_id, claim, key, today())).await?;
+    let mut response = match &outcome {
+        ClaimOutcome::Created(_) => HttpResponse::Created(),
+        ClaimOutcome::Requested(seat_request) => {
+            let mut accepted = HttpResponse::Accepted();
+            accepted.insert_header((header::LOCATION, format!("/v1/seat-requests/{}", seat_request.id)));
+            accepted
         }
+    };
+    if replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(match outcome {
+        ClaimOutcome::Created(allocation) => response.json(allocation),
+        ClaimOutcome::Requested(seat_request) => response.json(seat_request),
     })
 }
 

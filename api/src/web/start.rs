@@ -16,7 +16,7 @@ use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
 use crate::web::{
-    Chrome, Session, Submitted, WebError, WebResult, count, local_path, long_date, optional_text,
+    Chrome, Refusal, Session, Submitted, WebError, WebResult, count, local_path, long_date, optional_text,
     query_value, render, see_other, today,
 };
 
@@ -584,36 +584,22 @@ pub async fn claim(
         .filter(|k| (1..=255).contains(&k.len()))
         .map(|key| IdempotencyKey::for_claim(user.id(), key, entitlement_id, &claim));
     let actor = user.actor();
-    let render_body = crate::routes::allocations::render_claim;
-    let outcome = state
-        .run(move |db| db::ledger::claim(db, &actor, entitlement_id, claim, key, today(), render_body))
-        .await;
+    let outcome =
+        state.run(move |db| db::ledger::claim(db, &actor, entitlement_id, claim, key, today())).await;
     let organisation_param = user.organisation().is_none().then_some(organisation.as_str());
-    match outcome {
-        Ok(ClaimOutcome::Requested(_) | ClaimOutcome::Replayed { status: 202, .. }) => Ok(see_other(
-            &format!("{}&notice=requested&n={quantity}", start_path(&question.text, organisation_param)),
-        )),
+    match outcome.map(|claimed| claimed.outcome) {
+        Ok(ClaimOutcome::Requested(_)) => Ok(see_other(&format!(
+            "{}&notice=requested&n={quantity}",
+            start_path(&question.text, organisation_param)
+        ))),
         Ok(_) => Ok(see_other(&format!(
             "{}&notice=claimed&n={quantity}",
             start_path(&question.text, organisation_param)
         ))),
-        Err(crate::error::ApiError::SeatsExhausted { remaining }) => {
-            let error =
-                format!("Only {} seats are left: claim {} or fewer", count(remaining), count(remaining));
-            render_start(&state, &session, Some(question), None, Some(error), StatusCode::CONFLICT).await
+        Err(error) => {
+            let refused = Refusal::of(error)?;
+            render_start(&state, &session, Some(question), None, Some(refused.detail), refused.status).await
         }
-        Err(crate::error::ApiError::Unprocessable(detail) | crate::error::ApiError::Conflict(detail)) => {
-            render_start(
-                &state,
-                &session,
-                Some(question),
-                None,
-                Some(detail),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(other) => Err(other.into()),
     }
 }
 
