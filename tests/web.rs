@@ -1280,8 +1280,80 @@ async fn a_claim_form_on_an_approval_line_makes_a_request(app: TestApp) {
     assert_eq!((requests, allocations), (1, 0), "a request, and no seats taken");
 }
 
+/// Releasing is never one click: the list links to a page that shows the allocation and asks how
+/// many seats (all at first); fewer keeps the rest; a number it cannot take shows the page again
+/// with an error summary linked to the field, the message beside it and what was typed.
+async fn an_officer_releases_part_of_an_allocation_after_confirming(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
+    let token = page.hidden("csrf_token");
+    let claim = [("organisation", "RR8"), ("quantity", "1,200"), ("csrf_token", token.as_str())];
+    let claimed = browser.post(&format!("/entitlements/{entitlement}/claim"), &claim).await;
+    assert_eq!(claimed.status, 303, "1,200 is a number people write: {}", claimed.body);
+    let (allocation, held) = app.with_connection(|conn| {
+        use db::schema::allocations::dsl::*;
+        use diesel::prelude::*;
+        allocations.select((id, quantity)).first::<(i64, i64)>(conn).unwrap()
+    });
+    assert_eq!(held, 1200);
+
+    let organisation = browser.get("/organisations/RR8").await;
+    let link = format!("/allocations/{allocation}/release?return_to=/organisations/RR8");
+    assert!(organisation.body.contains(&link), "the list links to the page: {}", organisation.body);
+    assert!(!organisation.body.contains(r#"/release" method="post""#), "no one-click release on the list");
+    let confirm = browser.get(&link).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("Release seats"));
+    assert!(confirm.body.contains("1,200 seats"), "what the allocation holds: {}", confirm.body);
+    assert!(
+        confirm
+            .body
+            .contains(r#"name="quantity" type="text" inputmode="numeric" spellcheck="false" value="1,200""#)
+    );
+    assert_eq!(confirm.hidden("return_to"), "/organisations/RR8");
+    let token = confirm.hidden("csrf_token");
+    let release = |quantity: &'static str| {
+        [("quantity", quantity), ("return_to", "/organisations/RR8"), ("csrf_token", "")]
+    };
+
+    for (typed, message) in
+        [("1,201", "Enter 1,200 or fewer"), ("two", "whole number"), ("-3", "whole number")]
+    {
+        let mut fields = release(typed);
+        fields[2].1 = &token;
+        let refused = browser.post(&format!("/allocations/{allocation}/release"), &fields).await;
+        assert_eq!(refused.status, 422, "{typed}");
+        assert!(refused.body.contains("There is a problem"), "an error summary: {}", refused.body);
+        assert!(refused.body.contains(r##"<a href="#quantity">"##), "linked to the field");
+        assert!(refused.body.contains(r#"id="quantity-error""#), "the message beside the field");
+        assert!(refused.body.contains(message), "{typed}: {}", refused.body);
+        assert!(refused.body.contains(&format!(r#"value="{typed}""#)), "what was typed is kept");
+        assert!(refused.body.contains("<title>Error: "), "the title says there is an error");
+    }
+    let quantity_now = || {
+        app.with_connection(|conn| {
+            use db::schema::allocations::dsl::*;
+            use diesel::prelude::*;
+            allocations.find(allocation).select(quantity).first::<i64>(conn).unwrap()
+        })
+    };
+    assert_eq!(quantity_now(), 1200, "nothing was released by a refused form");
+
+    let mut fields = release("200");
+    fields[2].1 = &token;
+    let released = browser.post(&format!("/allocations/{allocation}/release"), &fields).await;
+    assert_eq!(released.status, 303);
+    assert_eq!(released.location(), "/organisations/RR8?notice=released&n=200");
+    assert!(browser.get(released.location()).await.body.contains("You released 200 seats."));
+    assert_eq!(quantity_now(), 1000, "the rest is kept");
+}
+
 on_both_engines!(
     a_claim_form_on_an_approval_line_makes_a_request,
+    an_officer_releases_part_of_an_allocation_after_confirming,
     an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it,
     an_officer_records_a_risk_acceptance_from_the_organisation_page,
     an_officer_records_whether_an_advisory_applies_and_closes_it,

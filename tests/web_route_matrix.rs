@@ -216,9 +216,10 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("/logout", "/logout".into(), SIGNED_IN),
         post("/logout", Form::SignOut, SIGNED_IN),
         post("/entitlements/{id}/claim", Form::Claim, ACTS_FOR_TRUST),
+        get("/allocations/{id}/release", format!("/allocations/{}/release", f.allocation), ACTS_FOR_TRUST),
         post("/allocations/{id}/release", Form::Release, ACTS_FOR_TRUST),
         Case {
-            shows: Some((r#"/release" method="post""#, those_acting_for_trust)),
+            shows: Some((r#"/release?return_to="#, those_acting_for_trust)),
             ..get("/organisations/{code}", format!("/organisations/{TRUST}"), READS_TRUST)
         },
         get(

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 pub mod advisories;
 pub mod agreements;
+pub mod allocations;
 pub mod assessments;
 pub mod assets;
 pub mod chart;
@@ -81,7 +82,8 @@ pub const ROUTES: &[PageRoute] = &[
     get("/logout", |r| r.to(session::logout_page)),
     post("/logout", |r| r.to(session::logout)),
     post("/entitlements/{id}/claim", |r| r.to(start::claim)),
-    post("/allocations/{id}/release", |r| r.to(start::release)),
+    get("/allocations/{id}/release", |r| r.to(allocations::release_page)),
+    post("/allocations/{id}/release", |r| r.to(allocations::release)),
     get("/organisations/{code}", |r| r.to(organisations::organisation_page)),
     get("/organisations/{code}/purchases/new", |r| r.to(purchases::new_purchase_page)),
     post("/organisations/{code}/purchases", |r| r.to(purchases::record_purchase)),
@@ -443,6 +445,16 @@ pub fn count(value: i64) -> String {
 /// A count and what it counts: "1 holding", "1,200 holdings".
 pub fn counted(n: i64, one: &str, many: &str) -> String {
     format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
+/// A whole number as people type it: `1200`, `1,200` or ` 1 200 ` (thousands grouped by commas
+/// or spaces). Nothing for anything else, a sign or a fraction included.
+pub fn whole_number(text: &str) -> Option<i64> {
+    let digits: String = text.trim().chars().filter(|c| *c != ',' && *c != ' ').collect();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]

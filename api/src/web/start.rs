@@ -1,6 +1,6 @@
 //! The start page ("Can we use …?"): one search box; the coverage answer for the user's
-//! organisation in plain words, from `db::coverage::answer`; and the seat claim and release forms,
-//! which go through `db::ledger` with the API's authorisation rules.
+//! organisation in plain words, from `db::coverage::answer`; and the seat claim form, which goes
+//! through `db::ledger` with the API's authorisation rules (releasing is `web::allocations`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -16,8 +16,8 @@ use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebError, WebResult, count, local_path, long_date, optional_text,
-    query_value, render, see_other, today,
+    Chrome, Refusal, Session, Submitted, WebResult, count, long_date, optional_text, query_value, render,
+    see_other, today, whole_number,
 };
 
 /// At most this many products are offered when a question matches several.
@@ -563,10 +563,10 @@ pub async fn claim(
     let organisation = form.organisation.trim().to_uppercase();
     user.ensure_can_act_for(&organisation)?;
     let question = Question { text: form.question.trim().to_owned(), organisation: organisation.clone() };
-    let quantity = match form.quantity.trim().parse::<i64>() {
-        Ok(quantity) if quantity >= 1 => quantity,
-        _ => {
-            let error = "Enter the number of seats to claim as a whole number, 1 or more".to_owned();
+    let quantity = match whole_number(&form.quantity).filter(|quantity| *quantity >= 1) {
+        Some(quantity) => quantity,
+        None => {
+            let error = "Enter the number of seats to claim as a whole number, like 5 or 1,200".to_owned();
             return render_start(
                 &state,
                 &session,
@@ -601,46 +601,6 @@ pub async fn claim(
             render_start(&state, &session, Some(question), None, Some(refused.detail), refused.status).await
         }
     }
-}
-
-#[derive(Deserialize)]
-pub struct ReleaseForm {
-    #[serde(default)]
-    quantity: String,
-    #[serde(default)]
-    return_to: String,
-}
-
-/// Releases seats through `db::ledger::release`, as `POST /v1/allocations/{id}/release` does:
-/// an allocation of another organisation answers 404.
-pub async fn release(
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-    submitted: Submitted<ReleaseForm>,
-) -> WebResult<HttpResponse> {
-    let (allocation_id, session, form) = (id.into_inner(), submitted.session, submitted.form);
-    let user = session.require::<AdminOrOfficer>()?;
-    let allocation =
-        state.run(move |db| db.read(|conn| db::ledger::get_allocation(conn, allocation_id))).await?;
-    user.ensure_can_act_for(&allocation.organisation_code).map_err(|_| WebError::NotFound)?;
-    let quantity = match form.quantity.trim() {
-        "" => None,
-        text => match text.parse::<i64>() {
-            Ok(quantity) if quantity >= 1 => Some(quantity),
-            _ => {
-                return Err(WebError::BadRequest(
-                    "Enter the number of seats to release as a whole number, 1 or more".into(),
-                ));
-            }
-        },
-    };
-    let actor = user.actor();
-    let released = quantity.unwrap_or(allocation.quantity);
-    state.run(move |db| db::ledger::release(db, &actor, allocation_id, quantity)).await?;
-    let back = local_path(Some(&form.return_to));
-    let back = back.split('#').next().unwrap_or("/").to_owned();
-    let separator = if back.contains('?') { '&' } else { '?' };
-    Ok(see_other(&format!("{back}{separator}notice=released&n={released}")))
 }
 
 #[cfg(test)]
