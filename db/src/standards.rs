@@ -373,6 +373,16 @@ pub fn create(db: &Database, actor: &Actor, new: NewStandard) -> DbResult<Standa
 }
 
 /// The organisation that publishes a standard (for authorisation).
+/// The titles of the standards with these ids, in one query (an id that names none is left out):
+/// for pages that name the standards several records were bought against.
+pub fn titles(conn: &mut DbConnection, ids: &[i64]) -> DbResult<std::collections::BTreeMap<i64, String>> {
+    let rows: Vec<(i64, String)> = standards::table
+        .filter(standards::id.eq_any(ids))
+        .select((standards::id, standards::title))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
 pub fn publisher_of(conn: &mut DbConnection, standard_id: i64) -> DbResult<String> {
     standards::table
         .find(standard_id)

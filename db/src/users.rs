@@ -66,6 +66,8 @@ pub struct Principal {
     #[diesel(column_name = id)]
     pub user_id: i64,
     pub email: String,
+    /// What the pages' header calls them.
+    pub display_name: String,
     pub role: Role,
     pub organisation_code: Option<String>,
     pub disabled: bool,

@@ -210,7 +210,11 @@ impl Chrome {
             title: title.into(),
             assets: assets::prefix(),
             user: Some(NavUser {
-                name: user.principal.email.clone(),
+                // Their name, as people are addressed; the email where none was given.
+                name: Some(user.principal.display_name.trim())
+                    .filter(|name| !name.is_empty())
+                    .unwrap_or(&user.principal.email)
+                    .to_owned(),
                 role: role_label(user.role()),
                 organisation: user.organisation().map(str::to_owned),
                 csrf_token: session.csrf_token.clone(),
@@ -445,6 +449,15 @@ pub fn count(value: i64) -> String {
 /// A count and what it counts: "1 holding", "1,200 holdings".
 pub fn counted(n: i64, one: &str, many: &str) -> String {
     format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
+/// An organisation as people know it, with its code beside the name ("Leeds Teaching Hospitals NHS
+/// Trust (RR8)"); the code alone when `names` (from `db::organisations::names`) lacks it.
+pub fn named(code: &str, names: &std::collections::BTreeMap<String, String>) -> String {
+    match names.get(code) {
+        Some(name) => format!("{name} ({code})"),
+        None => code.to_owned(),
+    }
 }
 
 /// A whole number as people type it: `1200`, `1,200` or ` 1 200 ` (thousands grouped by commas

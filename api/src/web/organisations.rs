@@ -23,6 +23,8 @@ pub struct PurchaseRow {
     pub what: String,
     pub product_id: Option<i64>,
     pub standard_id: i64,
+    /// The standard's title ("Standard 3" when it cannot be read).
+    pub standard: String,
     pub version: i32,
     pub purchased_on: String,
     pub quantity: String,
@@ -97,8 +99,10 @@ pub async fn organisation_page(
                 let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
                 let obligations =
                     db::reports::open_obligations(conn, Some(&organisation.code), today(), &page)?;
-                let purchases = db::purchases::list(conn, &organisation.code, false, &page)?
-                    .items
+                let purchases = db::purchases::list(conn, &organisation.code, false, &page)?.items;
+                let standard_ids: Vec<i64> = purchases.iter().map(|p| p.standard_id).collect();
+                let titles = db::standards::titles(conn, &standard_ids)?;
+                let purchases = purchases
                     .into_iter()
                     .map(|p| {
                         let what = match p.product_id {
@@ -111,6 +115,10 @@ pub async fn organisation_page(
                             what,
                             product_id: p.product_id,
                             standard_id: p.standard_id,
+                            standard: titles
+                                .get(&p.standard_id)
+                                .cloned()
+                                .unwrap_or_else(|| format!("Standard {}", p.standard_id)),
                             version: p.version,
                             purchased_on: long_date(p.purchased_on),
                             quantity: crate::web::count(p.quantity),
@@ -139,7 +147,7 @@ pub async fn organisation_page(
         })
         .await?;
     let notice = match (query.notice.as_deref(), query.n) {
-        (Some("released"), Some(n)) => Some(format!("You released {} seats.", crate::web::count(n))),
+        (Some("released"), Some(n)) => Some(format!("You released {}.", crate::web::counted(n, "seat", "seats"))),
         (Some("acknowledged"), _) => Some("The advisory is acknowledged.".to_owned()),
         (Some("purchased"), _) => {
             Some("The purchase is recorded: it meets every MUST requirement.".to_owned())

@@ -17,13 +17,16 @@ use crate::error::ApiError;
 use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::start::{RequirementView, words};
-use crate::web::{Chrome, Refusal, Session, Submitted, WebError, WebResult, long_date, render, see_other};
+use crate::web::{
+    Chrome, Refusal, Session, Submitted, WebError, WebResult, long_date, named, render, see_other,
+};
 
 pub struct StandardRow {
     pub id: i64,
     pub title: String,
     pub category: String,
-    pub publisher_code: String,
+    /// The publishing trust's name with its code.
+    pub publisher: String,
     pub published: String,
 }
 
@@ -58,7 +61,13 @@ pub async fn standards_page(
         .await?);
     }
     let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
-    let found = state.run(move |db| db.read(|conn| db::standards::list(conn, &filter, &page))).await?;
+    let (found, publishers) = state
+        .read(move |conn| {
+            let found = db::standards::list(conn, &filter, &page)?;
+            let codes: Vec<String> = found.items.iter().map(|s| s.publisher_code.clone()).collect();
+            Ok((found, db::organisations::names(conn, &codes)?))
+        })
+        .await?;
     let page = StandardsPage {
         chrome: Chrome::for_session("Standards", &session, "/standards"),
         heading,
@@ -73,7 +82,7 @@ pub async fn standards_page(
                 id: s.id,
                 title: s.title,
                 category: words(&s.category),
-                publisher_code: s.publisher_code,
+                publisher: named(&s.publisher_code, &publishers),
             })
             .collect(),
     };
@@ -114,7 +123,7 @@ struct StandardPage {
     id: i64,
     title: String,
     category: String,
-    publisher_code: String,
+    publisher: String,
     versions: Vec<VersionRow>,
     published: Option<VersionView>,
     draft: Option<VersionView>,
@@ -168,12 +177,14 @@ async fn render_standard(
 ) -> WebResult<HttpResponse> {
     let (standard, published, draft) = load(state, id).await?;
     let can_edit = can_edit(state, session, id).await;
+    let code = vec![standard.publisher_code.clone()];
+    let publisher = state.read(move |conn| db::organisations::names(conn, &code)).await?;
     let page = StandardPage {
         chrome: Chrome::for_session(standard.title.clone(), session, ""),
         id: standard.id,
         title: standard.title,
         category: words(&standard.category),
-        publisher_code: standard.publisher_code,
+        publisher: named(&standard.publisher_code, &publisher),
         versions: standard
             .versions
             .into_iter()

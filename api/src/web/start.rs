@@ -16,8 +16,8 @@ use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebResult, count, long_date, optional_text, query_value, render,
-    see_other, today, whole_number,
+    Chrome, Refusal, Session, Submitted, WebResult, count, counted, long_date, named, optional_text,
+    query_value, render, see_other, today, whole_number,
 };
 
 /// At most this many products are offered when a question matches several.
@@ -104,13 +104,17 @@ pub struct ObligationView {
     pub due_on: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct AllocationView {
     pub id: i64,
     pub entitlement_id: i64,
     pub product: String,
     pub agreement_id: i64,
     pub agreement_reference: String,
+    /// The seats as a number (a table's column).
     pub quantity: String,
+    /// The seats in words: "1 seat", "1,200 seats".
+    pub seats: String,
     pub reference: Option<String>,
     pub claimed_on: String,
 }
@@ -125,7 +129,8 @@ pub struct StandardView {
     pub standard_id: i64,
     pub title: String,
     pub version: i32,
-    pub publisher_code: String,
+    /// The publishing trust's name with its code.
+    pub publisher: String,
     pub published_on: String,
     pub summary: Option<String>,
     pub must: Vec<RequirementView>,
@@ -189,6 +194,7 @@ fn allocation_view(conn: &mut DbConnection, allocation: &Allocation) -> DbResult
         agreement_id: agreement.id,
         agreement_reference: agreement.reference,
         quantity: count(allocation.quantity),
+        seats: counted(allocation.quantity, "seat", "seats"),
         reference: allocation.reference.clone(),
         claimed_on: long_date(allocation.created_at.date()),
     })
@@ -225,11 +231,7 @@ pub fn coverage_view(
                 (Some(left), Some(cap)) => format!("{} seats left of {}", count(left), count(cap)),
                 _ => "No national cap".to_owned(),
             },
-            held: held
-                .iter()
-                .filter(|a| a.entitlement_id == licence.entitlement_id)
-                .map(clone_allocation)
-                .collect(),
+            held: held.iter().filter(|a| a.entitlement_id == licence.entitlement_id).cloned().collect(),
             agreement_id: licence.agreement_id,
             agreement_title: licence.agreement_title,
             agreement_reference: licence.agreement_reference,
@@ -247,6 +249,8 @@ pub fn coverage_view(
                 .collect(),
         })
         .collect();
+    let publisher_codes: Vec<String> = coverage.standards.iter().map(|s| s.publisher_code.clone()).collect();
+    let publishers = db::organisations::names(conn, &publisher_codes)?;
     let standards = coverage
         .standards
         .into_iter()
@@ -260,7 +264,7 @@ pub fn coverage_view(
                 standard_id: standard.standard_id,
                 title: standard.title,
                 version: standard.version,
-                publisher_code: standard.publisher_code,
+                publisher: named(&standard.publisher_code, &publishers),
                 published_on: long_date(standard.published_at.date()),
                 summary: standard.summary,
                 must,
@@ -295,19 +299,6 @@ pub fn coverage_view(
         warnings: coverage.warnings.into_iter().map(|w| w.message).collect(),
         can_claim,
     })
-}
-
-fn clone_allocation(a: &AllocationView) -> AllocationView {
-    AllocationView {
-        id: a.id,
-        entitlement_id: a.entitlement_id,
-        product: a.product.clone(),
-        agreement_id: a.agreement_id,
-        agreement_reference: a.agreement_reference.clone(),
-        quantity: a.quantity.clone(),
-        reference: a.reference.clone(),
-        claimed_on: a.claimed_on.clone(),
-    }
 }
 
 /// What a question found.
@@ -442,16 +433,17 @@ pub struct StartQuery {
     n: Option<i64>,
 }
 
-fn notice_text(notice: Option<&str>, seats: Option<i64>) -> Option<String> {
-    let seats = seats.map(count).unwrap_or_default();
+/// The sentence a notice in the address stands for. `acting_for` names the organisation when the
+/// user claimed for one that is not their own (an admin), so the sentence says who took on what.
+fn notice_text(notice: Option<&str>, seats: Option<i64>, acting_for: Option<&str>) -> Option<String> {
+    let seats = counted(seats.unwrap_or_default(), "seat", "seats");
+    let holder = acting_for.map_or_else(|| "Your organisation".to_owned(), str::to_owned);
     match notice? {
-        "claimed" => {
-            Some(format!("You claimed {seats} seats. Your organisation has taken on the obligations shown."))
-        }
+        "claimed" => Some(format!("You claimed {seats}. {holder} has taken on the obligations shown.")),
         "requested" => Some(format!(
-            "You asked for {seats} seats. This line needs the national team's approval: no seats are taken until they approve your request."
+            "You asked for {seats}. This line needs the national team's approval: no seats are taken until they approve your request."
         )),
-        "released" => Some(format!("You released {seats} seats.")),
+        "released" => Some(format!("You released {seats}.")),
         _ => None,
     }
 }
@@ -533,7 +525,11 @@ pub async fn start_page(
             None => query.organisation.unwrap_or_default().trim().to_uppercase(),
         },
     });
-    let notice = notice_text(query.notice.as_deref(), query.n);
+    let acting_for = match (&question, session.user.organisation()) {
+        (Some(question), None) if !question.organisation.is_empty() => Some(question.organisation.as_str()),
+        _ => None,
+    };
+    let notice = notice_text(query.notice.as_deref(), query.n, acting_for);
     render_start(&state, &session, question, notice, None, StatusCode::OK).await
 }
 
@@ -616,8 +612,14 @@ mod tests {
 
     #[test]
     fn notices_are_fixed_sentences() {
-        assert_eq!(notice_text(Some("released"), Some(1200)).as_deref(), Some("You released 1,200 seats."));
-        assert_eq!(notice_text(Some("<script>"), Some(1)), None);
-        assert_eq!(notice_text(None, Some(1)), None);
+        assert_eq!(
+            notice_text(Some("released"), Some(1200), None).as_deref(),
+            Some("You released 1,200 seats.")
+        );
+        assert_eq!(notice_text(Some("released"), Some(1), None).as_deref(), Some("You released 1 seat."));
+        assert_eq!(notice_text(Some("<script>"), Some(1), None), None);
+        assert_eq!(notice_text(None, Some(1), None), None);
+        let for_a_trust = notice_text(Some("claimed"), Some(5), Some("RR8")).unwrap_or_default();
+        assert!(for_a_trust.contains("RR8 has taken on the obligations"), "{for_a_trust}");
     }
 }
