@@ -1351,8 +1351,27 @@ async fn an_officer_releases_part_of_an_allocation_after_confirming(app: TestApp
     assert_eq!(quantity_now(), 1000, "the rest is kept");
 }
 
+/// Pages name people and organisations as people know them: the header the signed-in user's name,
+/// a standard's publisher by name beside its code.
+async fn pages_name_people_and_publishers(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let start = browser.get("/").await;
+    assert!(start.body.contains("Test officer ("), "the header names the user: {}", start.body);
+    assert!(
+        !start.body.contains(&format!("{} (", officer.email)),
+        "the header shows the name, not the email"
+    );
+    let publisher = app.with_connection(|conn| db::organisations::get(conn, "RM3").unwrap().name);
+    let standards = browser.get("/standards").await;
+    assert_eq!(standards.status, 200);
+    assert!(standards.body.contains(&format!("{publisher} (RM3)")), "{}", standards.body);
+}
+
 on_both_engines!(
     a_claim_form_on_an_approval_line_makes_a_request,
+    pages_name_people_and_publishers,
     an_officer_releases_part_of_an_allocation_after_confirming,
     an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it,
     an_officer_records_a_risk_acceptance_from_the_organisation_page,
