@@ -624,6 +624,51 @@ async function assertFitsWidth(page, name) {
   assert.ok(scrollWidth <= innerWidth, `${name} is ${scrollWidth} px wide in a ${innerWidth} px window`);
 }
 
+test('an officer releases part of an allocation: a page asks how many, an error summary keeps what was typed, the rest is kept, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    await ask(page, 'Windows 10 Enterprise');
+    await page.getByRole('heading', { name: 'Licensed nationally' }).waitFor();
+    await page.locator(`#quantity-${windowsEntitlement}`).fill('1,200');
+    await page.locator(`#reference-${windowsEntitlement}`).fill('CHG-RELEASE-1');
+    await page.getByRole('button', { name: /Claim seats/ }).first().click();
+    await page.getByText('You claimed 1,200 seats').waitFor();
+
+    await page.getByRole('link', { name: 'Our organisation' }).click();
+    const row = page.locator('tr', { hasText: 'CHG-RELEASE-1' });
+    await row.getByRole('link', { name: /Release seats/ }).click();
+    await page.getByRole('heading', { name: 'Release seats', level: 1 }).waitFor();
+    assert.equal(await page.getByLabel('How many seats to release').inputValue(), '1,200', 'all seats at first');
+    await screenshot(page, '50-release');
+    await assertAccessible(page, 'release');
+
+    await page.getByLabel('How many seats to release').fill('1,500');
+    await page.getByRole('button', { name: 'Release the seats' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /Enter 1,200 or fewer/);
+    assert.equal(await page.getByLabel('How many seats to release').inputValue(), '1,500', 'what was typed is kept');
+    await summary.getByRole('link').click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'quantity', 'the summary leads to the field');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertFitsWidth(page, 'release with an error at 390 px');
+    await screenshot(page, '51-release-error-390');
+    await assertAccessible(page, 'release with an error at 390 px');
+
+    await page.getByLabel('How many seats to release').fill('200');
+    await page.getByRole('button', { name: 'Release the seats' }).click();
+    await page.getByText('You released 200 seats.').waitFor();
+    const kept = page.locator('tr', { hasText: 'CHG-RELEASE-1' });
+    assert.match(await kept.innerText(), /1,000|1000/, 'the rest is kept');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await screenshot(page, '52-released-1280');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
+
 test('at 390 px the pages with tables fit the screen, each row stacked under its headings, and print without forms or buttons', async () => {
   const visits = [
     [USERS.officer, ['/organisations/RR8', '/agreements']],
