@@ -740,6 +740,8 @@ async fn the_publisher_assesses_products_against_the_published_version(app: Test
     assert!(failing.location().contains("notice=does-not-conform"));
     let after = browser.get(failing.location()).await;
     assert!(after.body.contains("Does not conform"));
+    assert!(after.body.contains(">Important</h2>"), "not a green success banner: {}", after.body);
+    assert!(!after.body.contains("nhsuk-notification-banner--success"));
     assert!(after.body.contains("MDS-01: not met (the service found the product record does not meet it)"));
 
     let twice = browser.post(&path, &fields(&every_requirement_met(&ultrasound, &token))).await;

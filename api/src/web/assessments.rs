@@ -57,6 +57,8 @@ struct AssessmentsPage {
     requirements: Vec<CriterionView>,
     products: Vec<ChoiceView>,
     notice: Option<String>,
+    /// The notice is good news (the product conforms): a green banner; else an "Important" one.
+    notice_is_success: bool,
     error: Option<String>,
     values: HashMap<String, String>,
 }
@@ -182,6 +184,7 @@ async fn render_page(
         return Err(WebError::NotFound);
     }
     let published = loaded.status == VersionStatus::Published;
+    let notice_is_success = shown.notice.as_ref().is_some_and(|notice| notice.conforms);
     let notice = shown.notice.and_then(|notice| {
         let assessed = loaded.assessments.iter().find(|a| a.product_id == notice.product_id)?;
         Some(match notice.conforms {
@@ -204,6 +207,7 @@ async fn render_page(
         requirements: loaded.requirements,
         products: loaded.products,
         notice,
+        notice_is_success,
         error: shown.error,
         values: shown.values,
     };
