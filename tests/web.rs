@@ -1371,8 +1371,65 @@ async fn pages_name_people_and_publishers(app: TestApp) {
     assert!(standards.body.contains(&format!("{publisher} (RM3)")), "{}", standards.body);
 }
 
+/// Auditors read the audit log on a page: filtered on the server by action, organisation and
+/// dates, the same selection as CSV, and a date it cannot read shown back with an error summary.
+async fn an_auditor_reads_and_downloads_the_audit_log(app: TestApp) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
+    let token = page.hidden("csrf_token");
+    let claim = [
+        ("organisation", "RR8"),
+        ("quantity", "7"),
+        ("reference", "AUDIT-REF"),
+        ("csrf_token", token.as_str()),
+    ];
+    assert_eq!(browser.post(&format!("/entitlements/{entitlement}/claim"), &claim).await.status, 303);
+    assert_eq!(browser.get("/audit").await.status, 403, "officers do not read the log");
+
+    let auditor = app.create_user(Role::Auditor, None);
+    let mut auditing = Browser::new(&app);
+    auditing.sign_in(&auditor).await;
+    let whole = auditing.get("/audit").await;
+    assert_eq!(whole.status, 200);
+    assert!(whole.body.contains("allocation.claim"), "{}", whole.body);
+    assert!(whole.body.contains("entitlement.create") || whole.body.contains("agreement.create"));
+
+    let today = chrono::Utc::now().date_naive();
+    let filtered = auditing
+        .get(&format!("/audit?action=allocation.claim&organisation=rr8&from={today}&to={today}"))
+        .await;
+    assert_eq!(filtered.status, 200);
+    assert!(filtered.body.contains("allocation.claim"));
+    assert!(!filtered.body.contains("agreement.create"), "only the action asked for: {}", filtered.body);
+    assert!(filtered.body.contains(r#"value="rr8""#), "the filters are kept in the form");
+    let download = format!(
+        "/audit?action=allocation.claim&#38;organisation=rr8&#38;from={today}&#38;to={today}&#38;format=csv"
+    );
+    assert!(filtered.body.contains(&download), "the download keeps the filters: {}", filtered.body);
+
+    let csv = auditing.get(&download.replace("&#38;", "&")).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(lines[0].contains("action"), "a header row: {}", lines[0]);
+    assert_eq!(lines.len(), 2, "the one claim: {}", csv.body);
+    assert!(lines[1].contains("allocation.claim") && lines[1].contains("RR8"));
+
+    let before = auditing.get("/audit?action=allocation.claim&to=2000-01-01").await;
+    assert!(before.body.contains("No events match these filters."));
+    let bad = auditing.get("/audit?from=yesterday&action=allocation.claim").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("There is a problem"));
+    assert!(bad.body.contains(r##"<a href="#from">Enter the from date as year-month-day"##), "{}", bad.body);
+    assert!(bad.body.contains(r#"value="yesterday""#), "what was typed is kept");
+}
+
 on_both_engines!(
     a_claim_form_on_an_approval_line_makes_a_request,
+    an_auditor_reads_and_downloads_the_audit_log,
     pages_name_people_and_publishers,
     an_officer_releases_part_of_an_allocation_after_confirming,
     an_officer_corrects_a_purchase_with_a_new_record_that_supersedes_it,

@@ -218,6 +218,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/entitlements/{id}/claim", Form::Claim, ACTS_FOR_TRUST),
         get("/allocations/{id}/release", format!("/allocations/{}/release", f.allocation), ACTS_FOR_TRUST),
         post("/allocations/{id}/release", Form::Release, ACTS_FOR_TRUST),
+        get("/audit", "/audit?action=allocation.claim".into(), READERS),
         Case {
             shows: Some((r#"/release?return_to="#, those_acting_for_trust)),
             ..get("/organisations/{code}", format!("/organisations/{TRUST}"), READS_TRUST)

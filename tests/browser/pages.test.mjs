@@ -672,7 +672,7 @@ test('an officer releases part of an allocation: a page asks how many, an error 
 test('at 390 px the pages with tables fit the screen, each row stacked under its headings, and print without forms or buttons', async () => {
   const visits = [
     [USERS.officer, ['/organisations/RR8', '/agreements']],
-    [USERS.admin, ['/users']],
+    [USERS.admin, ['/users', '/audit']],
     [USERS.exemplar, ['/standards']],
   ];
   for (const [user, paths] of visits) {

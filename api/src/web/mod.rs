@@ -19,6 +19,7 @@ pub mod agreements;
 pub mod allocations;
 pub mod assessments;
 pub mod assets;
+pub mod audit;
 pub mod chart;
 pub mod estates;
 pub mod notifications;
@@ -97,6 +98,7 @@ pub const ROUTES: &[PageRoute] = &[
     get("/agreements", |r| r.to(agreements::agreements_page)),
     get("/agreements/{id}", |r| r.to(agreements::agreement_page)),
     get("/users", |r| r.to(users::users_page)),
+    get("/audit", |r| r.to(audit::audit_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
     get("/notifications", |r| r.to(notifications::notifications_page)),
     post("/notifications", |r| r.to(notifications::subscribe)),
@@ -201,6 +203,8 @@ impl Chrome {
                 href: "/reports/reconciliation".into(),
                 current: false,
             });
+            // The audit log is linked from the users page: one more item here and the header
+            // folds "Users" into its "More" menu at desktop width.
             nav.push(NavItem { label: "Users", href: "/users".into(), current: false });
         }
         for item in &mut nav {
