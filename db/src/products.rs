@@ -452,19 +452,26 @@ fn supplier_must_exist(conn: &mut DbConnection, id: i64) -> DbResult<()> {
 }
 
 pub fn create(db: &Database, actor: &Actor, fields: ProductFields, today: NaiveDate) -> DbResult<Product> {
+    db.write(actor, |conn| {
+        let product = create_in(conn, fields.clone(), today)?;
+        let change = Change::new("product.create", "product", product.id).after(&product);
+        Ok(Audited::one(product, change))
+    })
+}
+
+/// [`create`] inside the caller's transaction, with the same checks: what seeding calls too, so
+/// a shipped product passes the rules an admin's does.
+pub(crate) fn create_in(conn: &mut DbConnection, fields: ProductFields, today: NaiveDate) -> DbResult<Product> {
     fields.validate()?;
     let fields = fields.normalised();
-    db.write(actor, |conn| {
-        supplier_must_exist(conn, fields.supplier_id)?;
-        successor_must_fit(conn, None, fields.successor_id)?;
-        let stamp = now();
-        let id: i64 = diesel::insert_into(products::table)
-            .values((&fields, products::created_at.eq(stamp), products::updated_at.eq(stamp)))
-            .returning(products::id)
-            .get_result(conn)?;
-        let product = get(conn, id, today)?;
-        Ok(Audited::one(product.clone(), Change::new("product.create", "product", id).after(&product)))
-    })
+    supplier_must_exist(conn, fields.supplier_id)?;
+    successor_must_fit(conn, None, fields.successor_id)?;
+    let stamp = now();
+    let id: i64 = diesel::insert_into(products::table)
+        .values((&fields, products::created_at.eq(stamp), products::updated_at.eq(stamp)))
+        .returning(products::id)
+        .get_result(conn)?;
+    get(conn, id, today)
 }
 
 pub fn update(

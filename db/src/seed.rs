@@ -395,27 +395,31 @@ fn insert_product(conn: &mut DbConnection, seed: &SeedProduct) -> DbResult<usize
     if exists > 0 {
         return Ok(0);
     }
-    let supplier = supplier_id(conn, &seed.supplier)?;
-    let stamp = now();
-    diesel::insert_into(products::table)
-        .values((
-            products::supplier_id.eq(supplier),
-            products::name.eq(&seed.name),
-            products::edition.eq(seed.edition.clone().unwrap_or_default()),
-            products::version.eq(seed.version.clone().unwrap_or_default()),
-            products::sku.eq(&seed.sku),
-            products::category.eq(&seed.category),
-            products::released_on.eq(seed.released_on),
-            products::mainstream_support_ends_on.eq(seed.mainstream_support_ends_on),
-            products::extended_support_ends_on.eq(seed.extended_support_ends_on),
-            products::dtac_passed.eq(seed.dtac_passed),
-            products::mds2_supplied.eq(seed.mds2_supplied),
-            products::source.eq(&seed.source),
-            products::created_at.eq(stamp),
-            products::updated_at.eq(stamp),
-        ))
-        .execute(conn)
-        .map_err(|e| seed_error("product", &seed.sku, e))
+    let fields = crate::products::ProductFields {
+        supplier_id: supplier_id(conn, &seed.supplier)?,
+        name: seed.name.clone(),
+        edition: seed.edition.clone().unwrap_or_default(),
+        version: seed.version.clone().unwrap_or_default(),
+        sku: Some(seed.sku.clone()),
+        category: seed.category.clone(),
+        released_on: seed.released_on,
+        mainstream_support_ends_on: seed.mainstream_support_ends_on,
+        extended_support_ends_on: seed.extended_support_ends_on,
+        dtac_passed: seed.dtac_passed,
+        mds2_supplied: seed.mds2_supplied,
+        successor_id: None,
+        source: Some(seed.source.clone()),
+    };
+    // The create an admin's product goes through, with its checks (a name, a category slug,
+    // mainstream support ending no later than extended): a seed that breaks one stops the load.
+    let today = chrono::Utc::now().date_naive();
+    crate::products::create_in(conn, fields, today).map_err(|e| match e {
+        DbError::Invalid(reason) | DbError::Conflict(reason) => {
+            DbError::Invalid(format!("seed product {}: {reason}", seed.sku))
+        }
+        other => other,
+    })?;
+    Ok(1)
 }
 
 fn insert_agreement(conn: &mut DbConnection, seed: &SeedAgreement) -> DbResult<(usize, usize)> {
