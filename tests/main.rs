@@ -24,6 +24,7 @@ mod read_model;
 mod restricted_lines;
 mod route_matrix;
 mod schema_file;
+mod search;
 mod seat_changes;
 mod spreadsheets;
 mod standards;

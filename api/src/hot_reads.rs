@@ -1,6 +1,6 @@
-//! The hot reads (coverage, the signed-in user, the product search) and
-//! the one place that decides where each is answered from: the in-memory read model when the
-//! service keeps one, the database otherwise.
+//! The hot reads (coverage, the signed-in user, the product search on the API and the start
+//! page) and the one place that decides where each is answered from: the in-memory read model
+//! when the service keeps one, the database otherwise.
 
 use std::sync::Arc;
 
@@ -27,6 +27,27 @@ pub fn coverage_on(
     match model {
         Some(model) => model.coverage(organisation, subject, on),
         None => db::coverage::answer(conn, organisation, subject, on),
+    }
+}
+
+/// The products a person's question names, at most `limit`, in id order (the start page's
+/// "Which product do you mean?"): from the read model's search index when there is one, which
+/// forgives typos and word order and also searches release names; else the database's `LIKE`
+/// per word. A question with no words names nothing.
+pub fn product_search_on(
+    model: Option<&ReadModel>,
+    conn: &mut DbConnection,
+    question: &str,
+    on: NaiveDate,
+    limit: i64,
+) -> DbResult<Vec<Product>> {
+    match model {
+        _ if question.split_whitespace().next().is_none() => Ok(Vec::new()),
+        Some(model) => {
+            let ids = model.products_matching(question, None, usize::try_from(limit).unwrap_or_default())?;
+            db::products::with_ids(conn, &ids, on)
+        }
+        None => db::products::search(conn, question, on, limit),
     }
 }
 

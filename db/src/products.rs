@@ -177,14 +177,16 @@ fn to_product(row: ProductRow, supplier: String, on: NaiveDate) -> Product {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ProductFilter {
     pub supplier_id: Option<i64>,
     pub category: Option<String>,
     pub support_status: Option<SupportStatus>,
     /// Only products with (or without) an entitlement in force on `on` under an agreement in force.
     pub nationally_licensed: Option<bool>,
-    /// Case-insensitive substring of name, edition or SKU.
+    /// Text to search for: with the read model's index, every word (in any order, forgiving a
+    /// typo) in the name, edition, version, SKU, supplier or a release name (see
+    /// `read_model::search`); without one, a case-insensitive substring of name, edition or SKU.
     pub q: Option<String>,
 }
 
@@ -199,17 +201,17 @@ pub fn list(
     Ok(Page::from_rows(items, limit, |p: &Product| p.id.to_string()))
 }
 
-/// Finds products by text in memory (the read model keeps one).
+/// Finds products by text in memory (the read model keeps a search index).
 pub trait ProductTextIndex {
-    /// The ids, in order, of the products after `after` whose name, edition or SKU contains
-    /// `text` whatever its case; at most `at_most` of them.
-    fn products_containing(&self, text: &str, after: Option<i64>, at_most: usize) -> Vec<i64>;
+    /// The ids, in order, of the products after `after` that match `text` (every word, in any
+    /// order, forgiving typos: see `read_model::search`); at most `at_most` of them.
+    fn products_matching(&self, text: &str, after: Option<i64>, at_most: usize) -> DbResult<Vec<i64>>;
 }
 
-/// [`list`], with the text filter `q` answered from an in-memory index when there is one: a
-/// scan of the products' texts in memory instead of a `LIKE` over every row (the benchmark
-/// measured the `LIKE` at under a hundredth of `/healthz`). The products it names are then
-/// read, and the other filters applied, by their ids.
+/// [`list`], with the text filter `q` answered from an in-memory index when there is one,
+/// instead of a `LIKE` over every row (the benchmark measured the `LIKE` at under a hundredth
+/// of `/healthz`), and forgiving typos and word order as the `LIKE` cannot. The products it
+/// names are then read, and the other filters applied, by their ids.
 pub fn list_using_index(
     db: &Database,
     index: Option<&dyn ProductTextIndex>,
@@ -228,7 +230,7 @@ pub fn list_using_index(
     // page; with them, batches grow until the page is full or the candidates run out.
     let mut batch = wanted;
     loop {
-        let candidates = index.products_containing(text, after, batch);
+        let candidates = index.products_matching(text, after, batch)?;
         let Some(&last) = candidates.last() else { break };
         let found = db.read(|conn| {
             matching(conn, filter, Some(&candidates), on, None, (wanted - items.len()) as i64)
@@ -314,6 +316,11 @@ fn matching(
     }
     let rows: Vec<(ProductRow, String)> = query.limit(limit).load(conn)?;
     Ok(rows.into_iter().map(|(row, supplier)| to_product(row, supplier, on)).collect())
+}
+
+/// The products with these ids (those that exist), in id order, with their support status on `on`.
+pub fn with_ids(conn: &mut DbConnection, ids: &[i64], on: NaiveDate) -> DbResult<Vec<Product>> {
+    matching(conn, &ProductFilter::default(), Some(ids), on, None, ids.len() as i64)
 }
 
 /// Products whose name, edition, version, SKU or supplier contains every word of `text`

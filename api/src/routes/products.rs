@@ -81,7 +81,14 @@ list_query! {
         pub support_status: Option<SupportStatus>,
         /// Only products with (true) or without (false) a national entitlement in force at `on`.
         pub nationally_licensed: Option<bool>,
-        /// Case-insensitive part of the name, edition or SKU.
+        /// Words to search for, in any order, each in any of the product's name, edition,
+        /// version, SKU, supplier or release names; every word must match. A word matches a
+        /// word it equals or begins (`win` finds Windows), or, when no product has the word,
+        /// one a typo away (one edit for a word of 4-7 letters, two for longer; a swap of two
+        /// letters is one edit; never for words with digits, so `win7` is not `win8`). A word with punctuation (`MS-WIN10-ENT`)
+        /// matches its parts in that order. At most 8 words are read. The page stays in id
+        /// order. A CSV download (`format=csv`) matches `q` as a case-insensitive part of the
+        /// name, edition or SKU instead.
         pub q: Option<String>,
         /// The date for support status and licensing (default today).
         #[serde(default, deserialize_with = "crate::dates::optional")]

@@ -308,9 +308,11 @@ enum Found {
     Nothing,
 }
 
-/// A product whose name, edition, version, SKU or supplier has every word of the question (the
-/// only one, or the one whose full name, name and edition, name or SKU is the question); else a category whose name is the question; else
-/// the products to choose from.
+/// A product the question names (see [`crate::hot_reads::product_search_on`]: every word in its
+/// name, edition, version, SKU, supplier or releases, forgiving typos and word order where the
+/// read model keeps a search index): the only one, or the one whose full name, name and edition,
+/// name or SKU is the question; else a category whose name is the question; else the products
+/// to choose from.
 fn answer_question(
     conn: &mut DbConnection,
     model: Option<&ReadModel>,
@@ -319,7 +321,7 @@ fn answer_question(
     on: NaiveDate,
     can_claim: bool,
 ) -> DbResult<Found> {
-    let products = db::products::search(conn, question, on, MAX_CHOICES)?;
+    let products = crate::hot_reads::product_search_on(model, conn, question, on, MAX_CHOICES)?;
     let chosen = match products.as_slice() {
         [only] => Some(only.id),
         several => {

@@ -5,7 +5,6 @@
 //! and one allocation per name (450,000 small allocations). Here each table is one vector sorted
 //! by key, looked up by binary search, and its texts share one string.
 
-use aho_corasick::AhoCorasick;
 use chrono::NaiveDate;
 
 use crate::coverage::CoveredProduct;
@@ -176,8 +175,8 @@ pub(super) type ProductRow =
     (i64, i64, String, String, String, Option<String>, String, Option<NaiveDate>, Option<NaiveDate>);
 
 /// What coverage needs of a product. Name, edition, SKU and version are one text:
-/// `name \0 edition \0 sku \0 version`, so that what the product list's text filter covers
-/// (name, edition and SKU) is the text up to its last `\0`.
+/// `name \0 edition \0 sku \0 version` (one allocation, not four). The product search has its
+/// own index (`search.rs`).
 struct CachedProduct {
     id: i64,
     supplier_id: i64,
@@ -307,40 +306,6 @@ impl Products {
         )
     }
 
-    /// The ids, in order, of the products after `after` whose name, edition or SKU contains
-    /// `text` whatever its case; at most `at_most` of them.
-    pub(super) fn containing(&self, text: &str, after: Option<i64>, at_most: usize) -> Vec<i64> {
-        let needle = text.to_lowercase();
-        if needle.contains('\0') {
-            return Vec::new(); // no field holds one, and the fields are joined by it
-        }
-        // No lower-case copy of every product's texts is kept (13 MB at the 10x benchmark's
-        // 200,000 products): ASCII texts, nearly all of them, are compared ignoring ASCII case,
-        // and only others are lowered to compare.
-        let Ok(ascii_finder) = AhoCorasick::builder().ascii_case_insensitive(true).build([&needle]) else {
-            return Vec::new();
-        };
-        let matches = |product: &&CachedProduct| {
-            let text = self.texts.get(product.text);
-            let searched = text.rsplit_once('\0').map_or(text, |(searched, _version)| searched);
-            if needle.is_ascii() && searched.is_ascii() {
-                ascii_finder.is_match(searched)
-            } else {
-                searched.split('\0').any(|field| field.to_lowercase().contains(&needle))
-            }
-        };
-        let start =
-            after.map_or(0, |after| self.position(after).map_or_else(|index| index, |index| index + 1));
-        self.sorted
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .filter(matches)
-            .map(|product| product.id)
-            .take(at_most)
-            .collect()
-    }
-
     /// The ids of the products in `category`, or `None` when no product has it.
     pub(super) fn in_category(&self, category: &str) -> Option<&[i64]> {
         let index = self.categories.iter().position(|c| c == category)?;
@@ -416,33 +381,5 @@ mod tests {
         products.replace(1, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         assert!(products.covered(1, on).is_none());
         assert_eq!(products.in_category("office"), None);
-    }
-
-    #[test]
-    fn product_texts_are_searched_in_id_order_whatever_their_case() {
-        let row = |id: i64, name: &str, edition: &str, sku: Option<&str>| -> ProductRow {
-            (id, 1, name.into(), edition.into(), "10".into(), sku.map(Into::into), "os".into(), None, None)
-        };
-        let mut products = Products::default();
-        products
-            .load(vec![
-                row(3, "Windows", "Enterprise", Some("MS-WIN-E")),
-                row(1, "Windows Server", "Datacenter", None),
-                row(2, "Ubuntu", "Pro", Some("CAN-UBU")),
-                row(4, "Éclair", "", None),
-            ])
-            .unwrap_or_else(|e| panic!("{e}"));
-        products.finish_loading();
-        assert_eq!(products.containing("WINDOWS", None, 10), vec![1, 3]);
-        assert_eq!(products.containing("windows", Some(1), 10), vec![3], "after the cursor");
-        assert_eq!(products.containing("windows", None, 1), vec![1], "at most");
-        assert_eq!(products.containing("ms-win", None, 10), vec![3], "the SKU");
-        assert_eq!(products.containing("pro", None, 10), vec![2], "the edition");
-        assert_eq!(products.containing("10", None, 10), Vec::<i64>::new(), "not the version");
-        assert_eq!(products.containing("serverdatacenter", None, 10), Vec::<i64>::new(), "not across fields");
-        assert_eq!(products.containing("ÉCLAIR", None, 10), vec![4]);
-        assert_eq!(products.containing("", Some(2), 10), vec![3, 4], "an empty text matches every product");
-        products.replace(3, vec![row(3, "Linux", "", None)]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(products.containing("windows", None, 10), vec![1], "a replaced product's new text");
     }
 }

@@ -2,7 +2,8 @@
 //! agreements, entitlement lines with their seats, published guidance) and authentication (each
 //! user's role, organisation, disabled flag and token generation), and each entitlement line as
 //! `GET /v1/entitlements/{id}` answers it (the benchmark's second hot read: from the database it
-//! ran at 0.23x `/healthz` on SQLite and 0.08x on PostgreSQL).
+//! ran at 0.23x `/healthz` on SQLite and 0.08x on PostgreSQL), and the product search (an
+//! index of products' names, editions, versions, SKUs, suppliers and releases: [`search`]).
 //!
 //! Freshness:
 //! - On the instance that writes: [`Database::write`] hands every committed change to
@@ -32,12 +33,15 @@ use crate::guidance::{self, StandardGuidance};
 use crate::icb_acting;
 use crate::nhsmail::{self, ServicePeriod};
 use crate::releases::{self, Release};
-use crate::schema::{audit_events, entitlements, organisations, products};
+use crate::schema::{audit_events, entitlements, organisations, products, suppliers};
 use crate::users::{self, Principal};
 
 mod compact;
+mod search;
 
 use compact::{Code, OrganisationRow, Organisations, ProductRow, Products};
+pub use search::MAX_WORDS;
+use search::{ProductSearch, SearchDoc};
 
 /// How far back each poll re-reads the audit log; longer than any write transaction.
 pub const EVENT_WINDOW: Duration = Duration::from_secs(30);
@@ -107,6 +111,9 @@ pub struct ReadModel {
     organisations: RwLock<Organisations>,
     products: RwLock<Products>,
     lifecycles: RwLock<Lifecycles>,
+    /// The products' search index; replaced whole by a reload, changed in place by a refresh.
+    /// `None` only before the first load.
+    search: RwLock<Option<Arc<ProductSearch>>>,
     /// Organisation code -> its recorded NHSmail service periods (most have none).
     nhsmail_services: RwLock<HashMap<String, Arc<[ServicePeriod]>>>,
     lines: RwLock<Lines>,
@@ -176,18 +183,27 @@ fn load_organisations(
     Ok(query.load(conn)?)
 }
 
-fn load_products(conn: &mut DbConnection, id: Option<i64>, after: Option<i64>) -> DbResult<Vec<ProductRow>> {
+/// Products as the model holds them, each with its supplier's name (for the search index).
+fn load_products(
+    conn: &mut DbConnection,
+    id: Option<i64>,
+    after: Option<i64>,
+) -> DbResult<Vec<(ProductRow, String)>> {
     let mut query = products::table
+        .inner_join(suppliers::table)
         .select((
-            products::id,
-            products::supplier_id,
-            products::name,
-            products::edition,
-            products::version,
-            products::sku,
-            products::category,
-            products::mainstream_support_ends_on,
-            products::extended_support_ends_on,
+            (
+                products::id,
+                products::supplier_id,
+                products::name,
+                products::edition,
+                products::version,
+                products::sku,
+                products::category,
+                products::mainstream_support_ends_on,
+                products::extended_support_ends_on,
+            ),
+            suppliers::name,
         ))
         .order(products::id)
         .limit(LOAD_PAGE)
@@ -199,6 +215,20 @@ fn load_products(conn: &mut DbConnection, id: Option<i64>, after: Option<i64>) -
         query = query.filter(products::id.gt(after));
     }
     Ok(query.load(conn)?)
+}
+
+/// What the search index holds of a product.
+fn search_doc(row: &ProductRow, supplier: &str, releases: Option<&[Release]>) -> SearchDoc {
+    let (id, _, name, edition, version, sku, ..) = row;
+    SearchDoc {
+        id: *id,
+        name: name.clone(),
+        edition: edition.clone(),
+        version: version.clone(),
+        sku: sku.clone(),
+        supplier: supplier.to_owned(),
+        releases: releases.unwrap_or_default().iter().map(|release| release.name.clone()).collect(),
+    }
 }
 
 /// Guidance is cached as published "as of the far future"; questions about an earlier date
@@ -234,24 +264,34 @@ impl ReadModel {
             }
         }
         organisations.finish_loading();
-        let mut products = Products::default();
-        let mut after: Option<i64> = None;
-        loop {
-            let page = db.read(|conn| load_products(conn, None, after))?;
-            after = page.last().map(|row| row.0);
-            let last_page = (page.len() as i64) < LOAD_PAGE;
-            products.load(page)?;
-            if last_page {
-                break;
-            }
-        }
-        products.finish_loading();
+        // Releases first: the search index holds each product's release names.
         let lifecycles = db.read(|conn| {
             Ok(Lifecycles {
                 releases: releases::all(conn)?.into_iter().map(|(id, list)| (id, Arc::from(list))).collect(),
                 successors: releases::successors(conn)?,
             })
         })?;
+        let mut products = Products::default();
+        let search = ProductSearch::new()?;
+        let mut after: Option<i64> = None;
+        loop {
+            let page = db.read(|conn| load_products(conn, None, after))?;
+            after = page.last().map(|(row, _)| row.0);
+            let last_page = (page.len() as i64) < LOAD_PAGE;
+            let docs: Vec<SearchDoc> = page
+                .iter()
+                .map(|(row, supplier)| {
+                    search_doc(row, supplier, lifecycles.releases.get(&row.0).map(|r| &r[..]))
+                })
+                .collect();
+            search.add(&docs)?;
+            products.load(page.into_iter().map(|(row, _)| row).collect())?;
+            if last_page {
+                break;
+            }
+        }
+        products.finish_loading();
+        search.commit()?;
         let services = db.read(nhsmail::all_periods)?;
         let (agreement_list, entitlement_list, seat_rows, published, categories, principal_list) =
             db.read(|conn| {
@@ -266,6 +306,7 @@ impl ReadModel {
             })?;
         *write(&self.organisations) = organisations;
         *write(&self.products) = products;
+        *write(&self.search) = Some(Arc::new(search));
         *write(&self.lifecycles) = lifecycles;
         *write(&self.nhsmail_services) =
             services.into_iter().map(|(code, periods)| (code, Arc::from(periods))).collect();
@@ -534,7 +575,10 @@ impl ReadModel {
                     let lines = agreements::entitlements_for_products(conn, &[id])?;
                     Ok((load_products(conn, Some(id), None)?, successor, lines))
                 })?;
-                write(&self.products).replace(id, rows)?;
+                let releases = read(&self.lifecycles).releases.get(&id).cloned();
+                let doc = rows.first().map(|(row, supplier)| search_doc(row, supplier, releases.as_deref()));
+                self.reindex(id, doc.as_ref())?;
+                write(&self.products).replace(id, rows.into_iter().map(|(row, _)| row).collect())?;
                 // An entitlement line is answered with its product's name, edition and version:
                 // a renamed product's lines are read again, or they would answer the old name.
                 write(&self.lines).replace_entitlements(lines);
@@ -547,7 +591,15 @@ impl ReadModel {
             "release" => {
                 let product_id = after.and_then(|a| a.get("product_id")).and_then(serde_json::Value::as_i64);
                 let Some(product_id) = product_id else { return Ok(()) };
-                let releases = db.read(|conn| releases::for_product(conn, product_id))?;
+                let (releases, rows) = db.read(|conn| {
+                    Ok((
+                        releases::for_product(conn, product_id)?,
+                        load_products(conn, Some(product_id), None)?,
+                    ))
+                })?;
+                // A product is also found by its releases' names.
+                let doc = rows.first().map(|(row, supplier)| search_doc(row, supplier, Some(&releases)));
+                self.reindex(product_id, doc.as_ref())?;
                 write(&self.lifecycles).releases.insert(product_id, Arc::from(releases));
             }
             "agreement" => {
@@ -593,6 +645,14 @@ impl ReadModel {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Replaces what the search index holds for product `id`; findable on return.
+    fn reindex(&self, id: i64, doc: Option<&SearchDoc>) -> DbResult<()> {
+        match read(&self.search).clone() {
+            Some(search) => search.replace(id, doc),
+            None => Ok(()),
+        }
     }
 
     /// Applies seat totals that are at least as new as the cached ones.
@@ -696,7 +756,11 @@ impl CommitListener for ReadModel {
 }
 
 impl crate::products::ProductTextIndex for ReadModel {
-    fn products_containing(&self, text: &str, after: Option<i64>, at_most: usize) -> Vec<i64> {
-        read(&self.products).containing(text, after, at_most)
+    fn products_matching(&self, text: &str, after: Option<i64>, at_most: usize) -> DbResult<Vec<i64>> {
+        // The index is shared (`Arc`): the lock is not held while it is searched.
+        match read(&self.search).clone() {
+            Some(search) => search.matching(text, after, at_most),
+            None => Err(DbError::Unavailable("the read model has not loaded yet".into())),
+        }
     }
 }

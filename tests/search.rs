@@ -1,0 +1,136 @@
+//! Product search that forgives typos and word order (issue 22), on the API's product list and
+//! the start page's "Which product do you mean?", from each instance's search index, on both
+//! engines.
+
+use catalogue_tests::{Role, TestApp, on_both_engines, second_instance, status_and_json};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+use crate::web::Browser;
+
+/// The SKUs of the products `GET /v1/products?q=` finds for `text` (the first 500).
+async fn skus_found(app: &TestApp, token: &str, text: &str) -> Vec<String> {
+    let path = format!("/v1/products?limit=500&q={}", text.replace(' ', "%20"));
+    let (status, page) = status_and_json(app.get(&path).bearer_auth(token)).await;
+    assert_eq!(status, 200, "{path}: {page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn ids_found(app: &TestApp, token: &str, text: &str) -> Vec<i64> {
+    let path = format!("/v1/products?limit=500&q={}", text.replace(' ', "%20"));
+    let (status, page) = status_and_json(app.get(&path).bearer_auth(token)).await;
+    assert_eq!(status, 200, "{path}: {page}");
+    page["items"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect()
+}
+
+fn has(found: &[String], sku: &str) -> bool {
+    found.iter().any(|s| s == sku)
+}
+
+async fn typos_and_word_order_are_forgiven(app: TestApp) {
+    let (_, token) = app.sign_in(Role::Officer, Some("RR8")).await;
+
+    let windows_10 = skus_found(&app, &token, "windos 10").await;
+    assert!(has(&windows_10, "MS-WIN10-ENT") && has(&windows_10, "MS-WIN10-PRO"), "{windows_10:?}");
+    assert!(!has(&windows_10, "MS-WIN7-ENT"), "{windows_10:?}");
+
+    for text in ["365 E3 microsoft", "microsoft 365 e3", "mircosoft 365 E3"] {
+        let found = skus_found(&app, &token, text).await;
+        assert!(has(&found, "MS-M365-E3-FULL") && has(&found, "MS-M365-E3"), "{text}: {found:?}");
+        assert!(!has(&found, "MS-M365-E5") && !has(&found, "MS-WIN10-ENT"), "{text}: {found:?}");
+    }
+
+    // The SKU, whole and begun, and a prefix of a name, as the substring search found them.
+    assert_eq!(skus_found(&app, &token, "MS-WIN10-ENT").await, ["MS-WIN10-ENT"]);
+    assert_eq!(skus_found(&app, &token, "ms-win10").await, ["MS-WIN10-ENT", "MS-WIN10-PRO"]);
+    assert!(has(&skus_found(&app, &token, "win").await, "MS-WIN7-ENT"));
+    // A supplier's name, and a release's.
+    assert!(has(&skus_found(&app, &token, "nhs englnd").await, "NHSE-NHSMAIL"));
+    assert_eq!(skus_found(&app, &token, "windows 1909").await, ["MS-WIN10-ENT", "MS-WIN10-PRO"]);
+
+    // What must not match does not: every word must, and digits are not loosened.
+    assert_eq!(skus_found(&app, &token, "windows 95").await, Vec::<String>::new());
+    assert_eq!(skus_found(&app, &token, "windows visio").await, Vec::<String>::new());
+    assert_eq!(skus_found(&app, &token, "ms-win9").await, Vec::<String>::new());
+
+    // Paged by cursor in id order, as without a text.
+    let (_, first) = status_and_json(app.get("/v1/products?q=windows&limit=2").bearer_auth(&token)).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let path = format!("/v1/products?q=windows&limit=500&cursor={cursor}");
+    let (_, rest) = status_and_json(app.get(&path).bearer_auth(&token)).await;
+    let mut paged: Vec<i64> =
+        first["items"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    paged.extend(rest["items"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()));
+    let whole = ids_found(&app, &token, "windows").await;
+    assert_eq!(paged, whole);
+    assert!(whole.windows(2).all(|pair| pair[0] < pair[1]), "in id order");
+}
+
+/// The start page's "Which product do you mean?" searches the same index.
+async fn the_start_page_forgives_typos(app: TestApp) {
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let page = browser.get("/?q=windos+10").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Windows 10 Enterprise"), "{}", page.body);
+    assert!(page.body.contains("Windows 10 Pro"), "{}", page.body);
+    // A question that names one product exactly is still answered for it.
+    let answer = browser.get("/?q=microsoft+365+e5").await;
+    assert!(answer.body.contains("Microsoft 365 E5"), "{}", answer.body);
+    let nothing = browser.get("/?q=windows+visio").await;
+    assert!(nothing.body.contains("Nothing matches"), "{}", nothing.body);
+}
+
+/// Waits until `check` holds, for at most one second.
+async fn within_one_second<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(1), "not reflected within one second");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A product made through the API is found at once by a typo of its name, on the instance that
+/// made it, and within a second on another; renamed, it is found by its new name and not its old.
+async fn the_index_keeps_in_step_with_writes(app: TestApp) {
+    let other = second_instance(&app);
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let supplier = app.any_supplier_id(&admin).await;
+    let body = json!({"supplier_id": supplier, "name": "Radiology Viewer", "edition": "Workstation",
+                      "sku": "RADV-WS-1", "category": "medical-device-software"});
+    let id = app.created(&admin, "/v1/products", &body).await["id"].as_i64().unwrap();
+
+    assert_eq!(ids_found(&app, &admin, "radiolgy viewr").await, [id], "at once, by a typo");
+    assert_eq!(ids_found(&app, &admin, "workstation radiology").await, [id], "in any order");
+    within_one_second(|| async { ids_found(&other, &admin, "radiolgy viewr").await == [id] }).await;
+
+    let rename = app
+        .patch_any_version(&format!("/v1/products/{id}"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Pathology Portal"}));
+    let (status, renamed): (u16, Value) = status_and_json(rename).await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(ids_found(&app, &admin, "patholgy portal").await, [id], "by its new name at once");
+    assert_eq!(ids_found(&app, &admin, "radiology").await, Vec::<i64>::new(), "not by its old name");
+    within_one_second(|| async {
+        ids_found(&other, &admin, "pathology").await == [id]
+            && ids_found(&other, &admin, "radiology").await.is_empty()
+    })
+    .await;
+}
+
+on_both_engines!(
+    typos_and_word_order_are_forgiven,
+    the_start_page_forgives_typos,
+    the_index_keeps_in_step_with_writes
+);
