@@ -468,7 +468,11 @@ pub fn create(db: &Database, actor: &Actor, fields: ProductFields, today: NaiveD
 
 /// [`create`] inside the caller's transaction, with the same checks: what seeding calls too, so
 /// a shipped product passes the rules an admin's does.
-pub(crate) fn create_in(conn: &mut DbConnection, fields: ProductFields, today: NaiveDate) -> DbResult<Product> {
+pub(crate) fn create_in(
+    conn: &mut DbConnection,
+    fields: ProductFields,
+    today: NaiveDate,
+) -> DbResult<Product> {
     fields.validate()?;
     let fields = fields.normalised();
     supplier_must_exist(conn, fields.supplier_id)?;
