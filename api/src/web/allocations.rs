@@ -116,6 +116,21 @@ pub struct ReleaseForm {
     return_to: String,
 }
 
+/// The seats a person typed to release, out of `held`: none typed means all of them (`None`);
+/// else the message to show beside the field.
+fn seats_to_release(typed: &str, held: i64) -> Result<Option<i64>, String> {
+    if typed.trim().is_empty() {
+        return Ok(None);
+    }
+    match whole_number(typed).filter(|quantity| *quantity >= 1) {
+        Some(quantity) if quantity > held => {
+            Err(format!("Enter {} or fewer: that is what this allocation holds", count(held)))
+        }
+        Some(quantity) => Ok(Some(quantity)),
+        None => Err("Enter the number of seats to release as a whole number, like 5 or 1,200".to_owned()),
+    }
+}
+
 /// Releases seats through `db::ledger::release`, as `POST /v1/allocations/{id}/release` does;
 /// a number it cannot read, or more seats than are held, shows the page again with the message.
 pub async fn release(
@@ -127,42 +142,21 @@ pub async fn release(
     let user = session.require::<AdminOrOfficer>()?;
     let allocation = releasable(&state, user, allocation_id).await?;
     let back = local_path(Some(&form.return_to));
-    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-    let quantity = match form.quantity.trim() {
-        "" => None,
-        text => match whole_number(text).filter(|quantity| *quantity >= 1) {
-            Some(quantity) if quantity > allocation.quantity => {
-                let error = format!(
-                    "Enter {} or fewer: that is what this allocation holds",
-                    count(allocation.quantity)
-                );
-                return render_page(
-                    &state,
-                    &session,
-                    allocation,
-                    form.quantity,
-                    back,
-                    Some(error),
-                    unprocessable,
-                )
-                .await;
-            }
-            Some(quantity) => Some(quantity),
-            None => {
-                let error =
-                    "Enter the number of seats to release as a whole number, like 5 or 1,200".to_owned();
-                return render_page(
-                    &state,
-                    &session,
-                    allocation,
-                    form.quantity,
-                    back,
-                    Some(error),
-                    unprocessable,
-                )
-                .await;
-            }
-        },
+    let quantity = match seats_to_release(&form.quantity, allocation.quantity) {
+        Ok(quantity) => quantity,
+        Err(error) => {
+            let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+            return render_page(
+                &state,
+                &session,
+                allocation,
+                form.quantity,
+                back,
+                Some(error),
+                unprocessable,
+            )
+            .await;
+        }
     };
     let actor = user.actor();
     let released = quantity.unwrap_or(allocation.quantity);
