@@ -180,6 +180,22 @@ async fn windows_10_claim_form(browser: &mut Browser<'_>) -> (String, Page) {
     (id, page)
 }
 
+/// An RR8 officer signed in, with Windows 10 Enterprise licensed nationally, who sends the start
+/// page's claim form for RR8 with `fields` (the quantity as typed, a reference): their browser and
+/// the form's answer.
+async fn rr8_officer_claims_windows_10<'a>(app: &'a TestApp, fields: &[(&str, &str)]) -> (Browser<'a>, Page) {
+    app.license_nationally("MS-WIN10-ENT", None).await;
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(app);
+    browser.sign_in(&officer).await;
+    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
+    let token = page.hidden("csrf_token");
+    let mut claim = vec![("organisation", "RR8"), ("csrf_token", token.as_str())];
+    claim.extend_from_slice(fields);
+    let answer = browser.post(&format!("/entitlements/{entitlement}/claim"), &claim).await;
+    (browser, answer)
+}
+
 async fn sign_in_sets_a_strict_http_only_session_cookie(app: TestApp) {
     let officer = app.create_user(Role::Officer, Some("RR8"));
     let mut browser = Browser::new(&app);
@@ -1286,14 +1302,7 @@ async fn a_claim_form_on_an_approval_line_makes_a_request(app: TestApp) {
 /// many seats (all at first); fewer keeps the rest; a number it cannot take shows the page again
 /// with an error summary linked to the field, the message beside it and what was typed.
 async fn an_officer_releases_part_of_an_allocation_after_confirming(app: TestApp) {
-    app.license_nationally("MS-WIN10-ENT", None).await;
-    let officer = app.create_user(Role::Officer, Some("RR8"));
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&officer).await;
-    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
-    let token = page.hidden("csrf_token");
-    let claim = [("organisation", "RR8"), ("quantity", "1,200"), ("csrf_token", token.as_str())];
-    let claimed = browser.post(&format!("/entitlements/{entitlement}/claim"), &claim).await;
+    let (mut browser, claimed) = rr8_officer_claims_windows_10(&app, &[("quantity", "1,200")]).await;
     assert_eq!(claimed.status, 303, "1,200 is a number people write: {}", claimed.body);
     let (allocation, held) = app.with_connection(|conn| {
         use db::schema::allocations::dsl::*;
@@ -1374,19 +1383,9 @@ async fn pages_name_people_and_publishers(app: TestApp) {
 /// Auditors read the audit log on a page: filtered on the server by action, organisation and
 /// dates, the same selection as CSV, and a date it cannot read shown back with an error summary.
 async fn an_auditor_reads_and_downloads_the_audit_log(app: TestApp) {
-    app.license_nationally("MS-WIN10-ENT", None).await;
-    let officer = app.create_user(Role::Officer, Some("RR8"));
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&officer).await;
-    let (entitlement, page) = windows_10_claim_form(&mut browser).await;
-    let token = page.hidden("csrf_token");
-    let claim = [
-        ("organisation", "RR8"),
-        ("quantity", "7"),
-        ("reference", "AUDIT-REF"),
-        ("csrf_token", token.as_str()),
-    ];
-    assert_eq!(browser.post(&format!("/entitlements/{entitlement}/claim"), &claim).await.status, 303);
+    let claim = [("quantity", "7"), ("reference", "AUDIT-REF")];
+    let (mut browser, claimed) = rr8_officer_claims_windows_10(&app, &claim).await;
+    assert_eq!(claimed.status, 303);
     assert_eq!(browser.get("/audit").await.status, 403, "officers do not read the log");
 
     let auditor = app.create_user(Role::Auditor, None);
