@@ -1,9 +1,11 @@
 //! The in-memory read model of what the hot paths read: coverage (organisations, products,
 //! agreements, entitlement lines with their seats, published guidance) and authentication (each
-//! user's role, organisation, disabled flag and token generation), and each entitlement line as
-//! `GET /v1/entitlements/{id}` answers it (the benchmark's second hot read: from the database it
-//! ran at 0.23x `/healthz` on SQLite and 0.08x on PostgreSQL), and the product search (an
+//! user's role, organisation, disabled flag and token generation), and the product search (an
 //! index of products' names, editions, versions, SKUs, suppliers and releases: [`search`]).
+//! It holds each entitlement line exactly as `GET /v1/entitlements/{id}` answers it
+//! ([`ReadModel::cached_entitlement`]), but the API reads lines from the database: their seats
+//! must agree with the ledger at once on every instance, and another instance's claims reach
+//! this model only at its next poll.
 //!
 //! Freshness:
 //! - On the instance that writes: [`Database::write`] hands every committed change to
