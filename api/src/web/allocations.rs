@@ -37,8 +37,12 @@ struct ReleasePage {
 }
 
 impl ReleasePage {
-    fn has_error(&self) -> bool {
-        self.error.is_some()
+    fn hint(&self) -> String {
+        format!(
+            "All {} are released unless you enter fewer. Seats released go back to the national line \
+             for any organisation to claim.",
+            self.held
+        )
     }
 }
 

@@ -43,6 +43,13 @@ struct AuditLogPage {
     error: Option<(String, &'static str)>,
 }
 
+impl AuditLogPage {
+    /// The message for the filter `field`, when that is the one to correct.
+    fn error_for(&self, field: &str) -> Option<&str> {
+        self.error.as_ref().filter(|(_, wrong)| *wrong == field).map(|(message, _)| message.as_str())
+    }
+}
+
 #[derive(Deserialize)]
 pub struct AuditLogQuery {
     #[serde(default)]

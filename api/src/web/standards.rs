@@ -132,15 +132,23 @@ struct StandardPage {
     error: Option<String>,
 }
 
-/// The standard, its published version and (for its publisher) its draft.
-async fn load(
-    state: &AppState,
-    id: i64,
-) -> WebResult<(Standard, Option<StandardVersion>, Option<StandardVersion>)> {
+/// What a standard's pages show, read in one go.
+struct Loaded {
+    standard: Standard,
+    /// The publishing trust's name beside its code.
+    publisher: String,
+    published: Option<StandardVersion>,
+    /// Shown only to its publisher.
+    draft: Option<StandardVersion>,
+}
+
+async fn load(state: &AppState, id: i64) -> WebResult<Loaded> {
     Ok(state
         .run(move |db| {
             db.read(|conn| {
                 let standard = db::standards::get(conn, id)?;
+                let code = [standard.publisher_code.clone()];
+                let publisher = named(&standard.publisher_code, &db::organisations::names(conn, &code)?);
                 let mut published = None;
                 let mut draft = None;
                 for summary in &standard.versions {
@@ -154,7 +162,7 @@ async fn load(
                         _ => {}
                     }
                 }
-                Ok((standard, published, draft))
+                Ok(Loaded { standard, publisher, published, draft })
             })
         })
         .await?)
@@ -175,16 +183,14 @@ async fn render_standard(
     error: Option<String>,
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
-    let (standard, published, draft) = load(state, id).await?;
+    let Loaded { standard, publisher, published, draft } = load(state, id).await?;
     let can_edit = can_edit(state, session, id).await;
-    let code = vec![standard.publisher_code.clone()];
-    let publisher = state.read(move |conn| db::organisations::names(conn, &code)).await?;
     let page = StandardPage {
         chrome: Chrome::for_session(standard.title.clone(), session, ""),
         id: standard.id,
         title: standard.title,
         category: words(&standard.category),
-        publisher: named(&standard.publisher_code, &publisher),
+        publisher,
         versions: standard
             .versions
             .into_iter()
@@ -394,7 +400,7 @@ pub async fn edit_requirement_page(
     let (id, number) = path.into_inner();
     let user = session.require::<AdminOrExemplar>()?;
     ensure_publisher(&state, user, id).await?;
-    let (standard, _, draft) = load(&state, id).await?;
+    let Loaded { standard, draft, .. } = load(&state, id).await?;
     let draft = draft.filter(|d| d.number == number).ok_or(WebError::NotFound)?;
     let requirement =
         draft.requirements.into_iter().find(|r| r.code == query.code).ok_or(WebError::NotFound)?;
@@ -513,7 +519,7 @@ pub async fn publish_page(
     let (id, number) = path.into_inner();
     let user = session.require::<AdminOrExemplar>()?;
     ensure_publisher(&state, user, id).await?;
-    let (standard, published, draft) = load(&state, id).await?;
+    let Loaded { standard, published, draft, .. } = load(&state, id).await?;
     let draft = draft.filter(|d| d.number == number).ok_or(WebError::NotFound)?;
     let page = PublishPage {
         chrome: Chrome::for_session(format!("Publish version {number}"), &session, ""),
@@ -581,7 +587,7 @@ pub async fn withdraw_page(
     let (id, number) = path.into_inner();
     let user = session.require::<AdminOrExemplar>()?;
     ensure_publisher(&state, user, id).await?;
-    let (standard, published, draft) = load(&state, id).await?;
+    let Loaded { standard, published, draft, .. } = load(&state, id).await?;
     // Only the published version and the draft can be withdrawn: any other has no such page.
     let is_published = published.is_some_and(|p| p.number == number);
     let is_draft = draft.is_some_and(|d| d.number == number);
