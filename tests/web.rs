@@ -1426,7 +1426,140 @@ async fn an_auditor_reads_and_downloads_the_audit_log(app: TestApp) {
     assert!(bad.body.contains(r#"value="yesterday""#), "what was typed is kept");
 }
 
+/// The national team adds an account on a page: every problem listed at once and linked to its
+/// field, what was typed kept (never the password), the data layer's refusals (an unknown trust,
+/// a taken email) against the field to correct; then disables it after confirming, which signs
+/// the person out, and enables it again. Auditors see accounts but change nothing.
+async fn the_national_team_adds_disables_and_enables_an_account(app: TestApp) {
+    let admin = app.create_user(Role::Admin, None);
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&admin).await;
+    let users = browser.get("/users").await;
+    assert!(users.body.contains(r#"href="/users/new""#), "admins are offered the form");
+    let form = browser.get("/users/new").await;
+    assert_eq!(form.status, 200);
+    let token = form.hidden("csrf_token");
+
+    let empty = browser.post_form("/users", &[("csrf_token", &token)]).await;
+    assert_eq!(empty.status, 422);
+    assert!(empty.body.contains("<title>Error: Add a user"), "{}", empty.body);
+    for field in ["display_name", "email", "role", "password"] {
+        assert!(
+            empty.body.contains(&format!(r##"<a href="#{field}">"##)),
+            "{field} is listed: {}",
+            empty.body
+        );
+        assert!(empty.body.contains(&format!(r#"id="{field}-error""#)), "{field} has its message beside it");
+    }
+
+    let strong = "tangerine quietly harbours seven kites";
+    let mut fields = vec![
+        ("csrf_token", token.as_str()),
+        ("display_name", "Priya Shah"),
+        ("email", "Priya.Shah@nhs.net"),
+        ("role", "officer"),
+        ("organisation_code", ""),
+        ("password", "password1"),
+    ];
+    let weak = browser.post_form("/users", &fields).await;
+    assert_eq!(weak.status, 422);
+    assert!(weak.body.contains(r##"<a href="#organisation_code">"##), "an officer needs a trust");
+    assert!(weak.body.contains(r##"<a href="#password">The password"##), "{}", weak.body);
+    assert!(!weak.body.contains(r##"<a href="#email">"##), "the email was fine");
+    assert!(weak.body.contains(r#"value="Priya Shah""#), "what was typed is kept");
+    assert!(weak.body.contains(r#"value="officer" aria-describedby="role-officer-hint" checked"#));
+    assert!(!weak.body.contains("password1"), "the password is never shown back");
+
+    fields[4] = ("organisation_code", "ZZ999");
+    fields[5] = ("password", strong);
+    let unknown = browser.post_form("/users", &fields).await;
+    assert_eq!(unknown.status, 422);
+    assert!(
+        unknown.body.contains(r##"<a href="#organisation_code">Organisation ZZ999 does not exist"##),
+        "{}",
+        unknown.body
+    );
+    let every = db::users::UserFilter { role: None, organisation_code: None, include_disabled: true };
+    let most = db::PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
+    let count = || app.with_connection(|conn| db::users::list(conn, &every, &most).unwrap().items.len());
+    let before = count();
+
+    fields[4] = ("organisation_code", "rr8");
+    let created = browser.post_form("/users", &fields).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(count(), before + 1);
+    let page = browser.get(created.location()).await;
+    assert!(page.body.contains("Account created"), "{}", page.body);
+    assert!(page.body.contains("priya.shah@nhs.net") && page.body.contains("Procurement officer"));
+    assert!(page.body.contains(r#"href="/organisations/RR8""#));
+    let id: i64 =
+        created.location().trim_start_matches("/users/").split('?').next().unwrap().parse().unwrap();
+
+    let taken = browser.post_form("/users", &fields).await;
+    assert_eq!(taken.status, 422);
+    assert!(
+        taken.body.contains(r##"<a href="#email">A user with this email already exists"##),
+        "{}",
+        taken.body
+    );
+    assert_eq!(count(), before + 1, "nothing half-made");
+
+    // The new account signs in with the password the admin set.
+    let priya = TestUser {
+        id,
+        email: "priya.shah@nhs.net".into(),
+        role: Role::Officer,
+        organisation: Some("RR8".into()),
+    };
+    let mut theirs = Browser::new(&app);
+    let login = theirs.get("/login").await;
+    let signed_in = theirs
+        .post_form(
+            "/login",
+            &[("email", &priya.email), ("password", strong), ("csrf_token", &login.hidden("csrf_token"))],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert_eq!(theirs.get("/organisations/RR8").await.status, 200);
+
+    let confirm = browser.get(&format!("/users/{id}/disable")).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("signed out everywhere"), "{}", confirm.body);
+    let disabled = browser.post_form(&format!("/users/{id}/disable"), &[("csrf_token", &token)]).await;
+    assert_eq!(disabled.status, 303);
+    let page = browser.get(disabled.location()).await;
+    assert!(
+        page.body.contains("Account disabled") && page.body.contains("Enable this account"),
+        "{}",
+        page.body
+    );
+    let signed_out = theirs.get("/organisations/RR8").await;
+    assert_ne!(signed_out.status, 200, "the disabled person's session ended");
+
+    let enabled = browser.post_form(&format!("/users/{id}/enable"), &[("csrf_token", &token)]).await;
+    assert_eq!(enabled.status, 303);
+    assert!(browser.get(enabled.location()).await.body.contains("Account enabled"));
+    assert!(!app.with_connection(|conn| db::users::get(conn, id).unwrap().disabled));
+
+    let own = browser.get(&format!("/users/{}", admin.id)).await;
+    assert!(!own.body.contains("Disable this account"), "an admin is not offered their own account");
+    let refused = browser.post_form(&format!("/users/{}/disable", admin.id), &[("csrf_token", &token)]).await;
+    assert!(refused.status.is_client_error(), "{}", refused.body);
+    assert!(refused.body.contains("you cannot disable your own account"), "{}", refused.body);
+    assert!(!app.with_connection(|conn| db::users::get(conn, admin.id).unwrap().disabled));
+
+    let auditor = app.create_user(Role::Auditor, None);
+    let mut auditing = Browser::new(&app);
+    auditing.sign_in(&auditor).await;
+    let seen = auditing.get(&format!("/users/{id}")).await;
+    assert_eq!(seen.status, 200);
+    assert!(!seen.body.contains("Disable this account"), "auditors change nothing");
+    assert!(!auditing.get("/users").await.body.contains(r#"href="/users/new""#));
+    assert_eq!(auditing.get("/users/new").await.status, 403);
+}
+
 on_both_engines!(
+    the_national_team_adds_disables_and_enables_an_account,
     a_claim_form_on_an_approval_line_makes_a_request,
     an_auditor_reads_and_downloads_the_audit_log,
     pages_name_people_and_publishers,

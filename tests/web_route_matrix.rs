@@ -104,6 +104,8 @@ const OWN_OR_READERS: [Expect; 8] = [IN, IN, OK, OK, OK, NF, NF, NF];
 /// Ending that subscription (`ensure_can_change_subscription`): its owner and admins; auditors,
 /// who see it, get 403.
 const OWN_OR_ADMIN: [Expect; 8] = [IN, IN, OK, NO, OK, NF, NF, NF];
+/// The national team only (the API's `AdminOnly`): accounts.
+const ADMIN_ONLY: [Expect; 8] = [IN, IN, OK, NO, NO, NO, NO, NO];
 /// The sign-in form, sent with the caller's own credentials (signed out: an unknown email).
 const SIGN_IN_FORM: [Expect; 8] = [BAD, BAD, OK, OK, OK, OK, OK, OK];
 
@@ -134,6 +136,12 @@ enum Form {
     Subscribe,
     /// A subscription of `TRUST`'s officer ended, made afresh for each call.
     EndSubscription,
+    /// An account added on the new-user page.
+    NewUser,
+    /// An officer's account, made afresh for each call, disabled.
+    DisableUser,
+    /// A disabled officer's account, made afresh for each call, enabled.
+    EnableUser,
 }
 
 enum Send {
@@ -264,6 +272,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
             ..get("/agreements/{id}", format!("/agreements/{}", f.agreement), SIGNED_IN)
         },
         get("/users", "/users".into(), READERS),
+        get("/users/new", "/users/new".into(), ADMIN_ONLY),
+        post("/users", Form::NewUser, ADMIN_ONLY),
+        get("/users/{id}", format!("/users/{}", f.officer), READERS),
+        get("/users/{id}/disable", format!("/users/{}/disable", f.officer), ADMIN_ONLY),
+        post("/users/{id}/disable", Form::DisableUser, ADMIN_ONLY),
+        post("/users/{id}/enable", Form::EnableUser, ADMIN_ONLY),
         get("/advisories", "/advisories".into(), SIGNED_IN),
         get("/reports/unsupported", "/reports/unsupported".into(), READERS),
         get("/reports/reconciliation", "/reports/reconciliation".into(), READERS),
@@ -677,6 +691,35 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
             ]),
             "SELECT CAST(COUNT(*) AS TEXT) AS value FROM subscriptions".to_owned(),
         ),
+        Form::NewUser => (
+            "/users".to_owned(),
+            pairs(&[
+                ("display_name", "Matrix Auditor"),
+                ("email", &format!("matrix-{}@nhs.net", f.next())),
+                ("role", "auditor"),
+                ("organisation_code", ""),
+                ("password", "tangerine quietly harbours seven kites"),
+            ]),
+            "SELECT CAST(COUNT(*) AS TEXT) AS value FROM users".to_owned(),
+        ),
+        Form::DisableUser | Form::EnableUser => {
+            let user = app.create_user(Role::Officer, Some(TRUST));
+            let enable = matches!(form, Form::EnableUser);
+            if enable {
+                let changes = db::users::UserChanges { disabled: Some(true), ..Default::default() };
+                let system = db::Actor::system("test");
+                db::users::update(app.db(), &system, user.id, changes, db::Precondition::Exists).unwrap();
+            }
+            let action = if enable { "enable" } else { "disable" };
+            (
+                format!("/users/{}/{action}", user.id),
+                Vec::new(),
+                format!(
+                    "SELECT CASE WHEN disabled THEN 'yes' ELSE 'no' END AS value FROM users WHERE id = {}",
+                    user.id
+                ),
+            )
+        }
         Form::EndSubscription => {
             let subscription = subscription_of(app, f.officer, false);
             (

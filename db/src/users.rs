@@ -101,12 +101,21 @@ pub fn normalise_email(email: &str) -> String {
 }
 
 fn validate_email(email: &str) -> DbResult<()> {
-    let valid = email.chars().count() <= 254
+    if is_email_address(email) {
+        Ok(())
+    } else {
+        Err(DbError::Invalid("email is not a valid address".into()))
+    }
+}
+
+/// Whether a (normalised) email address has the shape the service accepts: something, an @, and
+/// a domain with a dot inside it; no spaces; at most 254 characters.
+pub fn is_email_address(email: &str) -> bool {
+    email.chars().count() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
-        && !email.chars().any(char::is_whitespace);
-    if valid { Ok(()) } else { Err(DbError::Invalid("email is not a valid address".into())) }
+        && !email.chars().any(char::is_whitespace)
 }
 
 /// Checks that a role and organisation fit together and that the organisation can take them.

@@ -672,6 +672,62 @@ test('an officer releases part of an allocation: a page asks how many, an error 
   }
 });
 
+test('the national team adds an account: every problem listed and linked, values kept, then the account disabled after confirming, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.admin);
+    await page.goto(`${BASE}/users`);
+    await page.getByRole('link', { name: 'Add a user' }).click();
+    await page.getByRole('heading', { name: 'Add a user', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Add the user' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 4, 'name, email, role and password');
+    assert.match(await page.title(), /^Error: Add a user/);
+    await screenshot(page, '60-new-user-errors-1280');
+    await assertAccessible(page, 'new user with errors');
+    await summary.getByRole('link', { name: /what the person does/ }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'role', 'the summary leads to the first choice');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${BASE}/users/new`);
+    const email = `browser-${Date.now()}@nhs.net`;
+    await page.getByLabel('Full name').fill('Priya Shah');
+    await page.getByLabel('Email address').fill(email);
+    await page.getByLabel('Procurement officer').check();
+    await page.getByLabel('Password to sign in with at first').fill('password1');
+    await page.getByRole('button', { name: 'Add the user' }).click();
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 2, 'the trust and the password');
+    assert.equal(await page.getByLabel('Full name').inputValue(), 'Priya Shah', 'what was typed is kept');
+    assert.ok(await page.getByLabel('Procurement officer').isChecked(), 'the role chosen is kept');
+    assert.equal(await page.getByLabel('Password to sign in with at first').inputValue(), '', 'never the password');
+    await assertFitsWidth(page, 'new user with errors at 390 px');
+    await screenshot(page, '61-new-user-errors-390');
+    await assertAccessible(page, 'new user with errors at 390 px');
+
+    await page.getByLabel('Organisation (ODS code)').fill('RR8');
+    await page.getByLabel('Password to sign in with at first').fill('tangerine quietly harbours seven kites');
+    await page.getByRole('button', { name: 'Add the user' }).click();
+    await page.getByText('Account created').waitFor();
+    await page.getByRole('heading', { name: 'Priya Shah', level: 1 }).waitFor();
+    await assertFitsWidth(page, 'the new account at 390 px');
+    await screenshot(page, '62-user-390');
+    await assertAccessible(page, 'user page');
+
+    await page.getByRole('link', { name: 'Disable this account' }).click();
+    await page.getByRole('heading', { name: /Disable Priya Shah/ }).waitFor();
+    await assertAccessible(page, 'disable confirmation');
+    await page.getByRole('button', { name: 'Disable the account' }).click();
+    await page.getByText('Account disabled').waitFor();
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await screenshot(page, '63-user-disabled-1280');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
+
 test('at 390 px the pages with tables fit the screen, each row stacked under its headings, and print without forms or buttons', async () => {
   const visits = [
     [USERS.officer, ['/organisations/RR8', '/agreements']],

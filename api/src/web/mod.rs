@@ -98,6 +98,12 @@ pub const ROUTES: &[PageRoute] = &[
     get("/agreements", |r| r.to(agreements::agreements_page)),
     get("/agreements/{id}", |r| r.to(agreements::agreement_page)),
     get("/users", |r| r.to(users::users_page)),
+    get("/users/new", |r| r.to(users::new_user_page)),
+    post("/users", |r| r.to(users::create_user)),
+    get("/users/{id}", |r| r.to(users::user_page)),
+    get("/users/{id}/disable", |r| r.to(users::disable_page)),
+    post("/users/{id}/disable", |r| r.to(users::disable)),
+    post("/users/{id}/enable", |r| r.to(users::enable)),
     get("/audit", |r| r.to(audit::audit_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
     get("/notifications", |r| r.to(notifications::notifications_page)),
@@ -422,6 +428,34 @@ impl ResponseError for WebError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// One problem with what was typed into a form, and the id of the field to correct: the error
+/// summary lists every one, linked to its field, and the field shows its message beside it.
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: &str) -> FieldError {
+        FieldError { field, message: message.to_owned() }
+    }
+}
+
+/// The message for `field`, when it has one.
+pub fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
+    errors.iter().find(|error| error.field == field).map(|error| error.message.as_str())
+}
+
+/// A rule's message as a sentence on a page: the data layer's and the API's messages begin in
+/// lower case ("a user with this email already exists").
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -1,17 +1,25 @@
-//! The users list, for the national team and auditors (the API's `AdminOrAuditor` rule).
+//! The users list and each account's page, for the national team and auditors (the API's
+//! `AdminOrAuditor` rule); adding an account, and disabling or enabling one, for the national
+//! team only (`AdminOnly`), through the same data-layer calls and password rule as the API.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use db::PageRequest;
-use db::users::UserFilter;
+use db::users::{NewUser, Role, User, UserChanges, UserFilter};
+use db::{PageRequest, Precondition};
+use serde::Deserialize;
 
-use crate::auth::extractors::AdminOrAuditor;
+use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
+use crate::auth::password;
 use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
-use crate::web::{Chrome, Session, WebResult, render, role_label};
+use crate::web::{
+    Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, error_for, long_date,
+    optional_text, render, role_label, see_other, sentence,
+};
 
 pub struct UserRow {
+    pub id: i64,
     pub email: String,
     pub display_name: String,
     pub role: &'static str,
@@ -19,11 +27,26 @@ pub struct UserRow {
     pub disabled: bool,
 }
 
+impl From<User> for UserRow {
+    fn from(user: User) -> UserRow {
+        UserRow {
+            id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            role: role_label(user.role),
+            organisation_code: user.organisation_code,
+            disabled: user.disabled,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "users.html")]
 struct UsersPage {
     chrome: Chrome,
     users: Vec<UserRow>,
+    /// Whether the viewer may add accounts (admins; auditors only read).
+    can_add: bool,
 }
 
 pub async fn users_page(
@@ -31,7 +54,8 @@ pub async fn users_page(
     session: Session,
     download: web::Query<PageDownload>,
 ) -> WebResult<HttpResponse> {
-    session.require::<AdminOrAuditor>()?;
+    let viewer = session.require::<AdminOrAuditor>()?;
+    let can_add = viewer.role() == Role::Admin;
     let filter = UserFilter { role: None, organisation_code: None, include_disabled: true };
     if download.wanted() {
         let every = PageRequest::default();
@@ -44,17 +68,252 @@ pub async fn users_page(
     let users = state.run(move |db| db.read(|conn| db::users::list(conn, &filter, &page))).await?;
     let page = UsersPage {
         chrome: Chrome::for_session("Users", &session, "/users"),
-        users: users
-            .items
-            .into_iter()
-            .map(|u| UserRow {
-                email: u.email,
-                display_name: u.display_name,
-                role: role_label(u.role),
-                organisation_code: u.organisation_code,
-                disabled: u.disabled,
-            })
-            .collect(),
+        users: users.items.into_iter().map(UserRow::from).collect(),
+        can_add,
     };
     render(StatusCode::OK, &page)
+}
+
+/// The roles an admin may give, in the order the form offers them, with what each may do.
+const ROLE_CHOICES: [(Role, &str); 4] = [
+    (Role::Officer, "Claims national seats and records local purchases for one trust"),
+    (Role::Exemplar, "Writes and publishes the buy-against standards of one exemplar trust"),
+    (Role::Auditor, "Reads everything, the audit log included, and changes nothing"),
+    (Role::Admin, "The national team: agreements, products, organisations, users and advisories"),
+];
+
+pub struct RoleChoice {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub hint: &'static str,
+}
+
+/// What the new-user form sends. The password is never shown back.
+#[derive(Deserialize, Default)]
+pub struct NewUserForm {
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    organisation_code: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Template)]
+#[template(path = "new_user.html")]
+struct NewUserPage {
+    chrome: Chrome,
+    form: NewUserForm,
+    roles: Vec<RoleChoice>,
+    errors: Vec<FieldError>,
+}
+
+impl NewUserPage {
+    fn error_for(&self, field: &str) -> Option<&str> {
+        error_for(&self.errors, field)
+    }
+}
+
+/// The form for a new account (admins only).
+pub async fn new_user_page(session: Session) -> WebResult<HttpResponse> {
+    session.require::<AdminOnly>()?;
+    render_new_user(&session, NewUserForm::default(), Vec::new())
+}
+
+fn render_new_user(session: &Session, form: NewUserForm, errors: Vec<FieldError>) -> WebResult<HttpResponse> {
+    let (title, status) = if errors.is_empty() {
+        ("Add a user", StatusCode::OK)
+    } else {
+        ("Error: Add a user", StatusCode::UNPROCESSABLE_ENTITY)
+    };
+    let roles = ROLE_CHOICES
+        .iter()
+        .map(|(role, hint)| RoleChoice { value: role.as_str(), label: role_label(*role), hint })
+        .collect();
+    let form = NewUserForm { password: String::new(), ..form };
+    render(
+        status,
+        &NewUserPage { chrome: Chrome::for_session(title, session, "/users"), form, roles, errors },
+    )
+}
+
+/// What is wrong with the form, every problem at once, each against its field; and the role
+/// chosen when there is one.
+fn new_user_problems(form: &NewUserForm) -> (Vec<FieldError>, Option<Role>) {
+    let mut errors = Vec::new();
+    if form.display_name.trim().is_empty() {
+        errors.push(FieldError::new("display_name", "Enter the person's full name"));
+    }
+    if !db::users::is_email_address(&db::users::normalise_email(&form.email)) {
+        errors.push(FieldError::new(
+            "email",
+            "Enter an email address in the correct format, like name@nhs.net",
+        ));
+    }
+    let role = Role::parse(&form.role);
+    match role {
+        None => errors.push(FieldError::new("role", "Select what the person does")),
+        Some(role) if role.needs_organisation() && form.organisation_code.trim().is_empty() => {
+            errors.push(FieldError::new(
+                "organisation_code",
+                "Enter the ODS code of the trust a procurement officer or exemplar author acts for, like RR8",
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(weakness) = password::weakness(&form.password, &form.email) {
+        errors.push(FieldError::new("password", &sentence(&weakness)));
+    }
+    (errors, role)
+}
+
+/// Creates the account through `db::users::create`, as `POST /v1/users` does (the same password
+/// rule and hashing); the user's page on success, else the form again with every problem.
+pub async fn create_user(
+    state: web::Data<AppState>,
+    submitted: Submitted<NewUserForm>,
+) -> WebResult<HttpResponse> {
+    let (session, form) = (submitted.session, submitted.form);
+    let admin = session.require::<AdminOnly>()?;
+    let (errors, role) = new_user_problems(&form);
+    let Some(role) = role.filter(|_| errors.is_empty()) else {
+        return render_new_user(&session, form, errors);
+    };
+    let secret = form.password.clone();
+    let password_hash = state
+        .run_password_work(move || password::hash(&secret))
+        .await?
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let new = NewUser {
+        email: form.email.clone(),
+        display_name: form.display_name.clone(),
+        role,
+        organisation_code: optional_text(&form.organisation_code).map(|code| code.to_uppercase()),
+        password_hash,
+    };
+    let actor = admin.actor();
+    match state.run(move |db| db::users::create(db, &actor, new)).await {
+        Ok(user) => Ok(see_other(&format!("/users/{}?notice=created", user.id))),
+        Err(error) => {
+            // The form's own checks cover the name and the email's shape, so what the data layer
+            // still refuses is a taken email (a conflict) or an organisation that cannot take
+            // the role (missing, closed, or not an exemplar).
+            let refused = Refusal::of(error)?;
+            let field = if refused.status == StatusCode::CONFLICT { "email" } else { "organisation_code" };
+            render_new_user(&session, form, vec![FieldError::new(field, &sentence(&refused.detail))])
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserQuery {
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserPage {
+    chrome: Chrome,
+    user: UserRow,
+    id: i64,
+    created_on: String,
+    /// Whether the signed-in admin may disable or enable this account (not their own).
+    can_change: bool,
+    notice: Option<&'static str>,
+}
+
+/// One account, and for an admin, the buttons that disable or enable it.
+pub async fn user_page(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+    query: web::Query<UserQuery>,
+) -> WebResult<HttpResponse> {
+    let viewer = session.require::<AdminOrAuditor>()?;
+    let id = id.into_inner();
+    let user = state.read(move |conn| db::users::get(conn, id)).await?;
+    let notice = match query.notice.as_deref() {
+        Some("created") => {
+            Some("Account created. Give the person their password by another route than email.")
+        }
+        Some("disabled") => Some("Account disabled: it is signed out everywhere and cannot sign in."),
+        Some("enabled") => Some("Account enabled: the person can sign in again."),
+        _ => None,
+    };
+    let page = UserPage {
+        chrome: Chrome::for_session(user.display_name.clone(), &session, "/users"),
+        id: user.id,
+        created_on: long_date(user.created_at.date()),
+        can_change: viewer.role() == Role::Admin && viewer.id() != user.id,
+        notice,
+        user: UserRow::from(user),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "disable_user.html")]
+struct DisableUserPage {
+    chrome: Chrome,
+    id: i64,
+    display_name: String,
+    email: String,
+}
+
+/// Asks before an account is disabled: disabling signs the person out everywhere.
+pub async fn disable_page(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> WebResult<HttpResponse> {
+    session.require::<AdminOnly>()?;
+    let id = id.into_inner();
+    let user = state.read(move |conn| db::users::get(conn, id)).await?;
+    let page = DisableUserPage {
+        chrome: Chrome::for_session(format!("Disable {}", user.display_name), &session, "/users"),
+        id: user.id,
+        display_name: user.display_name,
+        email: user.email,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The confirmation and enable forms send nothing but their CSRF token.
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+pub async fn disable(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    submitted: Submitted<NoFields>,
+) -> WebResult<HttpResponse> {
+    set_disabled(state, id.into_inner(), submitted.session, true).await
+}
+
+pub async fn enable(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    submitted: Submitted<NoFields>,
+) -> WebResult<HttpResponse> {
+    set_disabled(state, id.into_inner(), submitted.session, false).await
+}
+
+/// Disables or enables an account through `db::users::update`, as `PATCH /v1/users/{id}` does
+/// (which ends every token the person holds, and refuses an admin's own account).
+async fn set_disabled(
+    state: web::Data<AppState>,
+    id: i64,
+    session: Session,
+    disabled: bool,
+) -> WebResult<HttpResponse> {
+    let admin = session.require::<AdminOnly>()?;
+    let actor = admin.actor();
+    let changes = UserChanges { disabled: Some(disabled), ..Default::default() };
+    state.run(move |db| db::users::update(db, &actor, id, changes, Precondition::Exists)).await?;
+    let notice = if disabled { "disabled" } else { "enabled" };
+    Ok(see_other(&format!("/users/{id}?notice={notice}")))
 }
