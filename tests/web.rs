@@ -1558,7 +1558,88 @@ async fn the_national_team_adds_disables_and_enables_an_account(app: TestApp) {
     assert_eq!(auditing.get("/users/new").await.status, 403);
 }
 
+/// The start page lists what needs the user's attention until a question is asked: an officer
+/// their trust's risk acceptance about to end, the national team a line nearly full; auditors,
+/// who act on nothing, get no list.
+async fn the_start_page_lists_what_needs_attention(app: TestApp) {
+    let (agreement, line) = app.license_nationally("MS-WIN10-ENT", None).await;
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let quiet = browser.get("/").await;
+    assert!(quiet.body.contains("Needs your attention"), "{}", quiet.body);
+    assert!(quiet.body.contains("Nothing needs your attention today."));
+
+    let today = chrono::Utc::now().date_naive();
+    let product = app.with_connection(|conn| db::agreements::get_entitlement(conn, line).unwrap().product_id);
+    let acceptance = db::risk::NewRiskAcceptance {
+        organisation_code: "RR8".into(),
+        product_id: product,
+        compensating_controls: "Isolated network segment".into(),
+        mds2_reference: None,
+        expires_on: today + chrono::Days::new(10),
+    };
+    db::risk::accept(app.db(), &db::Actor::system("test"), acceptance, today).unwrap();
+    let start = browser.get("/").await;
+    assert!(!start.body.contains("Nothing needs your attention"), "{}", start.body);
+    assert!(
+        start.body.contains(&format!(
+            r#"<a href="/products/{product}">Your acceptance of the risk of running Windows 10"#
+        )),
+        "{}",
+        start.body
+    );
+    let asked = browser.get("/?q=Windows+10+Enterprise").await;
+    assert!(
+        !asked.body.contains("Needs your attention"),
+        "the answer, not the list, once a question is asked"
+    );
+
+    let claimed = browser
+        .post_form(
+            &format!("/entitlements/{line}/claim"),
+            &[
+                ("organisation", "RR8"),
+                ("quantity", "9"),
+                ("csrf_token", &start.hidden("csrf_token")),
+                ("question", "Windows 10 Enterprise"),
+            ],
+        )
+        .await;
+    assert_eq!(claimed.status, 303, "{}", claimed.body);
+    let (_, admin_token) = app.sign_in(Role::Admin, None).await;
+    let capped = app
+        .patch_any_version(&format!("/v1/entitlements/{line}"))
+        .bearer_auth(&admin_token)
+        .json(&serde_json::json!({"seat_cap": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(capped.status(), 200, "{}", capped.text().await.unwrap_or_default());
+    let admin = app.create_user(Role::Admin, None);
+    let mut national = Browser::new(&app);
+    national.sign_in(&admin).await;
+    let theirs = national.get("/").await;
+    assert!(
+        theirs.body.contains(&format!(
+            r#"<a href="/agreements/{agreement}">Windows 10 Enterprise 10.0: 9 of 10 seats allocated</a>"#
+        )),
+        "{}",
+        theirs.body
+    );
+    assert!(
+        !theirs.body.contains("Your acceptance of the risk"),
+        "a trust's own business is not the national list"
+    );
+
+    let auditor = app.create_user(Role::Auditor, None);
+    let mut auditing = Browser::new(&app);
+    auditing.sign_in(&auditor).await;
+    assert!(!auditing.get("/").await.body.contains("Needs your attention"));
+}
+
 on_both_engines!(
+    the_start_page_lists_what_needs_attention,
     the_national_team_adds_disables_and_enables_an_account,
     a_claim_form_on_an_approval_line_makes_a_request,
     an_auditor_reads_and_downloads_the_audit_log,

@@ -5,6 +5,7 @@ pub mod action;
 pub mod advisories;
 pub mod agreements;
 pub mod attempts;
+pub mod attention;
 pub mod audit;
 pub mod backup;
 pub mod connection;

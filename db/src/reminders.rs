@@ -82,7 +82,7 @@ pub fn write_due(db: &Database, now: NaiveDateTime) -> DbResult<usize> {
     })
 }
 
-fn within(today: NaiveDate, days: u64) -> NaiveDate {
+pub(crate) fn within(today: NaiveDate, days: u64) -> NaiveDate {
     today.checked_add_days(Days::new(days)).unwrap_or(NaiveDate::MAX)
 }
 

@@ -19,6 +19,7 @@ pub mod agreements;
 pub mod allocations;
 pub mod assessments;
 pub mod assets;
+pub mod attention;
 pub mod audit;
 pub mod chart;
 pub mod estates;

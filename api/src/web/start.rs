@@ -9,12 +9,14 @@ use chrono::NaiveDate;
 use db::coverage::{Coverage, Decision, Subject};
 use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey};
 use db::read_model::ReadModel;
+use db::users::Role;
 use db::{DbConnection, DbError, DbResult, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
+use crate::web::attention::{AttentionView, attention_for};
 use crate::web::{
     Chrome, Refusal, Session, Submitted, WebResult, count, counted, long_date, named, optional_text,
     query_value, render, see_other, today, whole_number,
@@ -411,6 +413,8 @@ struct StartPage {
     /// A fresh idempotency key for the claim forms: submitting twice never claims twice.
     form_key: String,
     return_to: String,
+    /// What needs the user's attention, shown until a question is asked; none for auditors.
+    attention: Option<Vec<AttentionView>>,
 }
 
 fn licence_restrictions(requires_approval: bool, per_organisation_cap: Option<i64>) -> Vec<String> {
@@ -485,6 +489,7 @@ async fn render_start(
         error,
         form_key: uuid::Uuid::new_v4().to_string(),
         return_to: "/".into(),
+        attention: None,
     };
     if let Some(Question { text, organisation }) = question {
         page.question = text.clone();
@@ -509,6 +514,8 @@ async fn render_start(
         } else if page.error.is_none() {
             page.error = Some("Enter the ODS code of the organisation the question is for".into());
         }
+    } else if user.role() != Role::Auditor {
+        page.attention = Some(attention_for(state, user, chrono::Utc::now().naive_utc()).await?);
     }
     render(status, &page)
 }
