@@ -18,17 +18,12 @@ use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, words};
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebResult, count, local_path, long_date, optional_text, render,
-    see_other,
+    Chrome, Refusal, Session, Submitted, WebResult, count, date_time, local_path, long_date, optional_text,
+    render, see_other,
 };
 
 fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
-}
-
-/// "12 May 2017 at 18:00 UTC".
-pub fn date_time(at: NaiveDateTime) -> String {
-    format!("{} at {} UTC", long_date(at.date()), at.format("%H:%M"))
 }
 
 /// The words and the NHS tag colour for a response status.

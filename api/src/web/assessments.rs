@@ -18,10 +18,10 @@ use serde::Deserialize;
 use crate::auth::ensure_publisher;
 use crate::auth::extractors::AdminOrExemplar;
 use crate::state::AppState;
-use crate::web::advisories::date_time;
 use crate::web::start::{ChoiceView, words};
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebError, WebResult, optional_text, render, see_other, today,
+    Chrome, Refusal, Session, Submitted, WebError, WebResult, date_time, optional_text, render, see_other,
+    today,
 };
 
 pub struct AssessmentRow {

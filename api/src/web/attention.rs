@@ -8,8 +8,7 @@ use db::users::Role;
 
 use crate::auth::CurrentUser;
 use crate::state::AppState;
-use crate::web::advisories::date_time;
-use crate::web::{WebResult, count, counted, long_date};
+use crate::web::{WebResult, count, counted, date_time, long_date};
 
 pub struct AttentionView {
     pub text: String,

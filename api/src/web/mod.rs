@@ -472,6 +472,11 @@ pub fn long_date(date: chrono::NaiveDate) -> String {
     date.format("%-d %B %Y").to_string()
 }
 
+/// A moment as people in the NHS write it: "12 May 2017 at 18:00 UTC".
+pub fn date_time(at: chrono::NaiveDateTime) -> String {
+    format!("{} at {} UTC", long_date(at.date()), at.format("%H:%M"))
+}
+
 /// Formats a count with thousands separators: 1,200,000.
 pub fn count(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();

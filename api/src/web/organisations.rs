@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use crate::auth::extractors::ReadsOrganisation;
 use crate::state::AppState;
-use crate::web::advisories::{date_time, status_tag};
+use crate::web::advisories::status_tag;
 use crate::web::session::PageOrganisation;
 use crate::web::start::{AllocationView, can_act_for, kind_words, live_allocations};
-use crate::web::{Chrome, WebResult, long_date, render, today};
+use crate::web::{Chrome, WebResult, date_time, long_date, render, today};
 
 pub struct PurchaseRow {
     pub id: i64,
