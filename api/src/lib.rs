@@ -1,6 +1,10 @@
 //! The catalogue's HTTP service and command line. Handlers live in `routes/`, one module per
 //! resource; they call the `db` crate, which holds every query and transaction.
 
+// The workspace denies unsafe code; only the `catalogue` binary's allocator setting
+// (api/src/main.rs) allows it. Nothing in this crate may.
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod auth;
 pub mod body;

@@ -4,7 +4,7 @@ use api::cli::Cli;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    return_large_buffers_to_the_system();
+    tune_the_allocator();
     let cli = Cli::parse();
     api::telemetry::init(cli.global.log_format);
     match api::commands::run(cli) {
@@ -35,12 +35,13 @@ fn main() -> ExitCode {
 /// whoever starts it.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn return_large_buffers_to_the_system() {
+fn tune_the_allocator() {
     const THRESHOLD_BYTES: libc::c_int = 128 * 1024;
     let arenas = std::thread::available_parallelism().map_or(1, usize::from);
     let arenas = libc::c_int::try_from(arenas).unwrap_or(libc::c_int::MAX);
     // SAFETY: mallopt only sets parameters of the allocator; it is called first thing in main,
-    // before any other thread exists.
+    // before any other thread exists. Its result is not checked: a setting glibc refused leaves
+    // its default, which is slower to give memory back but correct.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD_BYTES);
         libc::mallopt(libc::M_ARENA_MAX, arenas);
@@ -48,4 +49,4 @@ fn return_large_buffers_to_the_system() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn return_large_buffers_to_the_system() {}
+fn tune_the_allocator() {}

@@ -1,6 +1,10 @@
 //! The catalogue's data layer: one schema on SQLite and PostgreSQL, the transactional operations
 //! on it, and the audit mechanism they all use. Nothing here knows about HTTP.
 
+// The workspace denies unsafe code; only the `catalogue` binary's allocator setting
+// (api/src/main.rs) allows it. Nothing in this crate may.
+#![forbid(unsafe_code)]
+
 pub mod action;
 pub mod advisories;
 pub mod agreements;
