@@ -1534,7 +1534,8 @@ async fn the_national_team_adds_disables_and_enables_an_account(app: TestApp) {
         page.body
     );
     let signed_out = theirs.get("/organisations/RR8").await;
-    assert_ne!(signed_out.status, 200, "the disabled person's session ended");
+    assert_eq!(signed_out.status, 303, "the disabled person's session ended");
+    assert!(signed_out.location().starts_with("/login"), "{}", signed_out.location());
 
     let enabled = browser.post_form(&format!("/users/{id}/enable"), &[("csrf_token", &token)]).await;
     assert_eq!(enabled.status, 303);
@@ -1543,6 +1544,7 @@ async fn the_national_team_adds_disables_and_enables_an_account(app: TestApp) {
 
     let own = browser.get(&format!("/users/{}", admin.id)).await;
     assert!(!own.body.contains("Disable this account"), "an admin is not offered their own account");
+    assert_eq!(browser.get(&format!("/users/{}/disable", admin.id)).await.status, 403, "nor asked about it");
     let refused = browser.post_form(&format!("/users/{}/disable", admin.id), &[("csrf_token", &token)]).await;
     assert!(refused.status.is_client_error(), "{}", refused.body);
     assert!(refused.body.contains("you cannot disable your own account"), "{}", refused.body);
@@ -1583,9 +1585,9 @@ async fn the_start_page_lists_what_needs_attention(app: TestApp) {
     let start = browser.get("/").await;
     assert!(!start.body.contains("Nothing needs your attention"), "{}", start.body);
     assert!(
-        start.body.contains(&format!(
-            r#"<a href="/products/{product}">Your acceptance of the risk of running Windows 10"#
-        )),
+        start.body.contains(
+            r##"<a href="/organisations/RR8#risk-acceptances">Your acceptance of the risk of running Windows 10"##
+        ),
         "{}",
         start.body
     );
@@ -1608,17 +1610,20 @@ async fn the_start_page_lists_what_needs_attention(app: TestApp) {
         .await;
     assert_eq!(claimed.status, 303, "{}", claimed.body);
     let (_, admin_token) = app.sign_in(Role::Admin, None).await;
-    let capped = app
-        .patch_any_version(&format!("/v1/entitlements/{line}"))
-        .bearer_auth(&admin_token)
-        .json(&serde_json::json!({"seat_cap": 10}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(capped.status(), 200, "{}", capped.text().await.unwrap_or_default());
-    let admin = app.create_user(Role::Admin, None);
+    let cap = |seats: i64| {
+        let request = app.patch_any_version(&format!("/v1/entitlements/{line}")).bearer_auth(&admin_token);
+        async move {
+            let capped = request.json(&serde_json::json!({"seat_cap": seats})).send().await.unwrap();
+            assert_eq!(capped.status(), 200, "{}", capped.text().await.unwrap_or_default());
+        }
+    };
+    // An admin recorded against a trust still gets the national list.
+    let admin = app.create_user(Role::Admin, Some("RR8"));
     let mut national = Browser::new(&app);
     national.sign_in(&admin).await;
+    cap(11).await;
+    assert!(!national.get("/").await.body.contains("seats allocated"), "9 of 11 is not nearly full");
+    cap(10).await;
     let theirs = national.get("/").await;
     assert!(
         theirs.body.contains(&format!(
@@ -1632,10 +1637,27 @@ async fn the_start_page_lists_what_needs_attention(app: TestApp) {
         "a trust's own business is not the national list"
     );
 
-    let auditor = app.create_user(Role::Auditor, None);
-    let mut auditing = Browser::new(&app);
-    auditing.sign_in(&auditor).await;
-    assert!(!auditing.get("/").await.body.contains("Needs your attention"));
+    cap(9).await;
+    assert!(
+        national.get("/").await.body.contains(r#"<strong class="nhsuk-tag nhsuk-tag--orange">Full</strong>"#)
+    );
+
+    let other = app.create_user(Role::Officer, Some("RJ1"));
+    let mut elsewhere = Browser::new(&app);
+    elsewhere.sign_in(&other).await;
+    let theirs = elsewhere.get("/").await;
+    assert!(
+        theirs.body.contains("Nothing needs your attention today."),
+        "not RR8's business: {}",
+        theirs.body
+    );
+
+    for role in [Role::Auditor, Role::Exemplar] {
+        let user = app.create_user(role, (role == Role::Exemplar).then_some("RM3"));
+        let mut browser = Browser::new(&app);
+        browser.sign_in(&user).await;
+        assert!(!browser.get("/").await.body.contains("Needs your attention"), "{role:?} acts on none of it");
+    }
 }
 
 on_both_engines!(

@@ -626,7 +626,21 @@ pub fn report(
     organisation: Option<&str>,
     at: NaiveDateTime,
 ) -> DbResult<Vec<AdvisoryStanding>> {
-    let ids: Vec<i64> = advisories::table.select(advisories::id).order(advisories::id).load(conn)?;
+    report_since(conn, organisation, None, at)
+}
+
+/// [`report`] of the advisories published at or after `since` (all of them when `None`).
+pub fn report_since(
+    conn: &mut DbConnection,
+    organisation: Option<&str>,
+    since: Option<NaiveDateTime>,
+    at: NaiveDateTime,
+) -> DbResult<Vec<AdvisoryStanding>> {
+    let mut query = advisories::table.select(advisories::id).order(advisories::id).into_boxed();
+    if let Some(since) = since {
+        query = query.filter(advisories::published_at.ge(since));
+    }
+    let ids: Vec<i64> = query.load(conn)?;
     let mut lines = Vec::new();
     for id in ids {
         let exposure = exposure(conn, id, at)?;

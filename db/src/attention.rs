@@ -16,12 +16,17 @@ use crate::schema::{
     agreement_extensions, agreements, entitlements, obligation_acceptances, obligations, products,
     risk_acceptances, seat_requests,
 };
-use crate::vocabulary::SeatRequestStatus;
+use crate::vocabulary::{AgreementStatus, SeatRequestStatus};
 
 /// A product's name, edition and version, as [`label`] joins them.
 type ProductWords = (String, String, String);
 const PRODUCT_WORDS: (products::name, products::edition, products::version) =
     (products::name, products::edition, products::version);
+
+/// Advisories published longer ago than this are not looked at: reading an advisory's exposure
+/// walks every organisation that holds what it names, and the start page is read often. Their
+/// 48-hour deadlines passed long before; the organisation page still lists every one.
+pub const ADVISORY_LOOKBACK_DAYS: i64 = 90;
 
 /// A line is nearly full when this share of its cap (in tenths) is allocated.
 pub const NEARLY_FULL_TENTHS: i64 = 9;
@@ -42,7 +47,8 @@ pub enum Attention {
     SeatRequestsWaiting { count: i64 },
     /// A capped line with at least nine tenths of its seats allocated.
     LineNearlyFull { agreement_id: i64, product: String, allocated: i64, cap: i64 },
-    /// An agreement's extension option must be taken up or let go by `decide_by`.
+    /// An agreement's extension option must be taken up or let go by `decide_by` (which may
+    /// have passed with nothing decided).
     ExtensionDecisionDue { agreement_id: i64, reference: String, months: i32, decide_by: NaiveDate },
 }
 
@@ -51,7 +57,8 @@ pub fn for_organisation(conn: &mut DbConnection, code: &str, now: NaiveDateTime)
     let code = code.to_uppercase();
     let today = now.date();
     let mut found = Vec::new();
-    for standing in advisories::report(conn, Some(&code), now)? {
+    let since = now - chrono::Duration::days(ADVISORY_LOOKBACK_DAYS);
+    for standing in advisories::report_since(conn, Some(&code), Some(since), now)? {
         let Some(due) = standing.acknowledge_by else { continue };
         let (advisory_id, reference) = (standing.advisory_id, standing.reference);
         match standing.status {
@@ -108,11 +115,14 @@ pub fn for_the_national_team(conn: &mut DbConnection, now: NaiveDateTime) -> DbR
     if waiting > 0 {
         found.push(Attention::SeatRequestsWaiting { count: waiting });
     }
-    // Caps are bounded far below i64::MAX / 10 (the ledger checks every sum), so the products
-    // cannot overflow.
+    // Caps are at most MAX_SEATS_PER_LINE (10^9), and a line never holds more than its cap
+    // allows, so neither product can overflow. A cap of 0 is a line closed to claims, not one
+    // nearly full.
     let nearly_full: Vec<(i64, ProductWords, i64, i64)> = entitlements::table
         .inner_join(products::table)
-        .filter(entitlements::seat_cap.is_not_null())
+        .inner_join(agreements::table)
+        .filter(agreements::status.eq(AgreementStatus::Active))
+        .filter(entitlements::seat_cap.gt(0))
         .filter(entitlements::ends_on.is_null().or(entitlements::ends_on.ge(today)))
         .filter(
             (entitlements::seats_allocated * 10)
@@ -132,7 +142,8 @@ pub fn for_the_national_team(conn: &mut DbConnection, now: NaiveDateTime) -> DbR
     let decisions: Vec<(i64, String, i32, NaiveDate)> = agreement_extensions::table
         .inner_join(agreements::table)
         .filter(agreement_extensions::decision.is_null())
-        .filter(agreement_extensions::decide_by.between(today, within(today, EXTENSION_DECISION_DAYS)))
+        .filter(agreement_extensions::decide_by.le(within(today, EXTENSION_DECISION_DAYS)))
+        .filter(agreements::ends_on.is_null().or(agreements::ends_on.ge(today)))
         .order(agreement_extensions::decide_by)
         .select((
             agreements::id,

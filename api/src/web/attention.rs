@@ -1,6 +1,7 @@
 //! "Needs your attention" on the start page: `db::attention` in words, each linked to the page
-//! where it is dealt with. An organisation's people see their organisation's; the national team
-//! sees its own decisions; auditors, who act on nothing, see none.
+//! where it is dealt with. A procurement officer sees their trust's; the national team its own
+//! decisions (also an admin recorded against a trust); exemplar authors and auditors, who act on
+//! none of these, see no list.
 
 use chrono::NaiveDateTime;
 use db::attention::Attention;
@@ -14,8 +15,21 @@ pub struct AttentionView {
     pub text: String,
     /// Where it is dealt with; none when no page does it (seat requests are decided through the API).
     pub href: Option<String>,
-    /// Past its date: shown with a red "Overdue" tag.
-    pub overdue: bool,
+    /// A tag before the text, and its NHS.UK colour: "Overdue" (red) for what is past its date,
+    /// "Full" (orange) for a line with no seats left.
+    pub tag: Option<(&'static str, &'static str)>,
+}
+
+const OVERDUE: Option<(&str, &str)> = Some(("Overdue", "red"));
+const FULL: Option<(&str, &str)> = Some(("Full", "orange"));
+
+/// Whether `user` gets a list at all (see the module documentation).
+pub fn shown_to(user: &CurrentUser) -> bool {
+    match user.role() {
+        Role::Admin => true,
+        Role::Officer => user.organisation().is_some(),
+        Role::Exemplar | Role::Auditor => false,
+    }
 }
 
 /// What `user` must attend to at `now`.
@@ -24,36 +38,35 @@ pub async fn attention_for(
     user: &CurrentUser,
     now: NaiveDateTime,
 ) -> WebResult<Vec<AttentionView>> {
-    let organisation = user.organisation().map(str::to_owned);
-    let found = match (organisation, user.role()) {
-        (Some(code), _) => {
+    let found = match (user.role(), user.organisation().map(str::to_owned)) {
+        (Role::Admin, _) => {
+            let items = state.read(move |conn| db::attention::for_the_national_team(conn, now)).await?;
+            items.into_iter().map(|item| in_words(item, None, now)).collect()
+        }
+        (Role::Officer, Some(code)) => {
             let items = state.read({
                 let code = code.clone();
                 move |conn| db::attention::for_organisation(conn, &code, now)
             });
             items.await?.into_iter().map(|item| in_words(item, Some(&code), now)).collect()
         }
-        (None, Role::Admin) => {
-            let items = state.read(move |conn| db::attention::for_the_national_team(conn, now)).await?;
-            items.into_iter().map(|item| in_words(item, None, now)).collect()
-        }
-        (None, _) => Vec::new(),
+        _ => Vec::new(),
     };
     Ok(found)
 }
 
 fn in_words(item: Attention, organisation: Option<&str>, now: NaiveDateTime) -> AttentionView {
     let own = organisation.unwrap_or_default();
-    let (text, href, overdue) = match item {
+    let (text, href, tag) = match item {
         Attention::AcknowledgementOverdue { advisory_id, reference, due } => (
             format!("Acknowledge advisory {reference}: it was due by {}", date_time(due)),
             Some(format!("/organisations/{own}/advisories/{advisory_id}")),
-            true,
+            OVERDUE,
         ),
         Attention::AcknowledgementDue { advisory_id, reference, due } => (
             format!("Acknowledge advisory {reference} by {}", date_time(due)),
             Some(format!("/organisations/{own}/advisories/{advisory_id}")),
-            false,
+            None,
         ),
         Attention::ObligationDue { description, due_on } => {
             let overdue = due_on < now.date();
@@ -61,31 +74,33 @@ fn in_words(item: Attention, organisation: Option<&str>, now: NaiveDateTime) -> 
             (
                 format!("An obligation {when} {}: {description}", long_date(due_on)),
                 Some(format!("/organisations/{own}")),
-                overdue,
+                if overdue { OVERDUE } else { None },
             )
         }
-        Attention::RiskAcceptanceExpiring { product_id, product, expires_on } => (
+        Attention::RiskAcceptanceExpiring { product, expires_on, .. } => (
             format!("Your acceptance of the risk of running {product} ends on {}", long_date(expires_on)),
-            Some(format!("/products/{product_id}")),
-            false,
+            // The organisation page lists its risk acceptances, each linked to its product.
+            Some(format!("/organisations/{own}#risk-acceptances")),
+            None,
         ),
+        // No page shows seat requests yet: they are decided and followed through the API.
         Attention::SeatRequestsWaiting { count: waiting } if organisation.is_some() => (
             format!(
                 "{} waiting for the national team's decision",
                 counted(waiting, "seat request", "seat requests")
             ),
-            Some(format!("/organisations/{own}")),
-            false,
+            None,
+            None,
         ),
         Attention::SeatRequestsWaiting { count: waiting } => (
             format!("{} waiting for your decision", counted(waiting, "seat request", "seat requests")),
             None,
-            false,
+            None,
         ),
         Attention::LineNearlyFull { agreement_id, product, allocated, cap } => (
             format!("{product}: {} of {} seats allocated", count(allocated), count(cap)),
             Some(format!("/agreements/{agreement_id}")),
-            allocated >= cap,
+            if allocated >= cap { FULL } else { None },
         ),
         Attention::ExtensionDecisionDue { agreement_id, reference, months, decide_by } => (
             format!(
@@ -93,8 +108,8 @@ fn in_words(item: Attention, organisation: Option<&str>, now: NaiveDateTime) -> 
                 long_date(decide_by)
             ),
             Some(format!("/agreements/{agreement_id}")),
-            false,
+            if decide_by < now.date() { OVERDUE } else { None },
         ),
     };
-    AttentionView { text, href, overdue }
+    AttentionView { text, href, tag }
 }

@@ -9,14 +9,13 @@ use chrono::NaiveDate;
 use db::coverage::{Coverage, Decision, Subject};
 use db::ledger::{Allocation, AllocationFilter, Claim, ClaimOutcome, IdempotencyKey};
 use db::read_model::ReadModel;
-use db::users::Role;
 use db::{DbConnection, DbError, DbResult, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
-use crate::web::attention::{AttentionView, attention_for};
+use crate::web::attention::{self, AttentionView, attention_for};
 use crate::web::{
     Chrome, Refusal, Session, Submitted, WebResult, count, counted, long_date, named, optional_text,
     query_value, render, see_other, today, whole_number,
@@ -514,7 +513,7 @@ async fn render_start(
         } else if page.error.is_none() {
             page.error = Some("Enter the ODS code of the organisation the question is for".into());
         }
-    } else if user.role() != Role::Auditor {
+    } else if attention::shown_to(user) {
         page.attention = Some(attention_for(state, user, chrono::Utc::now().naive_utc()).await?);
     }
     render(status, &page)

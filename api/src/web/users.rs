@@ -270,8 +270,12 @@ pub async fn disable_page(
     session: Session,
     id: web::Path<i64>,
 ) -> WebResult<HttpResponse> {
-    session.require::<AdminOnly>()?;
+    let admin = session.require::<AdminOnly>()?;
     let id = id.into_inner();
+    if id == admin.id() {
+        // As db::users::update refuses it; the account page offers no button for it either.
+        return Err(WebError::Forbidden("You cannot disable your own account: ask another admin".into()));
+    }
     let user = state.read(move |conn| db::users::get(conn, id)).await?;
     let page = DisableUserPage {
         chrome: Chrome::for_session(format!("Disable {}", user.display_name), &session, "/users"),
