@@ -1,6 +1,7 @@
 //! Authentication (who is calling: passwords, tokens, throttling) and authorisation (what they
 //! may do: role guards and organisation scope, as extractors that handlers ask for).
 
+pub mod accounts;
 pub mod claims;
 pub mod extractors;
 pub mod password;

@@ -1,12 +1,13 @@
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
-use db::users::{NewUser, Role, User, UserChanges, UserFilter};
+use db::users::{Role, User, UserChanges, UserFilter};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::auth::Authorised;
+use crate::auth::accounts::{self, AccountRequest};
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
-use crate::auth::{Authorised, password};
 use crate::body::Json;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::openapi::{PreconditionErrors, ReadErrors, WriteErrors};
 use crate::preconditions::{IfMatch, double_option, page_request, with_etag};
 use crate::spreadsheet;
@@ -100,23 +101,14 @@ pub async fn create_user(
     body: Json<CreateUser>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    if let Some(weakness) = password::weakness(&body.password, &body.email) {
-        return Err(ApiError::Unprocessable(weakness));
-    }
-    let secret = body.password;
-    let password_hash = state
-        .run_password_work(move || password::hash(&secret))
-        .await?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let new = NewUser {
+    let request = AccountRequest {
         email: body.email,
         display_name: body.display_name,
         role: body.role,
-        organisation_code: body.organisation_code.map(|c| c.to_uppercase()),
-        password_hash,
+        organisation_code: body.organisation_code,
+        password: body.password,
     };
-    let actor = admin.actor();
-    let user = state.run(move |db| db::users::create(db, &actor, new)).await?;
+    let user = accounts::create(&state, admin.actor(), request).await?;
     Ok(with_etag(HttpResponse::Created(), user.revision, &user))
 }
 

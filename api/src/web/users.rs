@@ -5,10 +5,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use db::users::{NewUser, Role, User, UserChanges, UserFilter};
+use db::users::{Role, User, UserChanges, UserFilter};
 use db::{PageRequest, Precondition};
 use serde::Deserialize;
 
+use crate::auth::accounts::{self, AccountRequest};
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::auth::password;
 use crate::spreadsheet::{self, PageDownload};
@@ -171,8 +172,8 @@ fn new_user_problems(form: &NewUserForm) -> (Vec<FieldError>, Option<Role>) {
     (errors, role)
 }
 
-/// Creates the account through `db::users::create`, as `POST /v1/users` does (the same password
-/// rule and hashing); the user's page on success, else the form again with every problem.
+/// Creates the account through `auth::accounts::create`, as `POST /v1/users` does; the user's
+/// page on success, else the form again with every problem.
 pub async fn create_user(
     state: web::Data<AppState>,
     submitted: Submitted<NewUserForm>,
@@ -183,20 +184,14 @@ pub async fn create_user(
     let Some(role) = role.filter(|_| errors.is_empty()) else {
         return render_new_user(&session, form, errors);
     };
-    let secret = form.password.clone();
-    let password_hash = state
-        .run_password_work(move || password::hash(&secret))
-        .await?
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    let new = NewUser {
+    let request = AccountRequest {
         email: form.email.clone(),
         display_name: form.display_name.clone(),
         role,
-        organisation_code: optional_text(&form.organisation_code).map(|code| code.to_uppercase()),
-        password_hash,
+        organisation_code: optional_text(&form.organisation_code),
+        password: form.password.clone(),
     };
-    let actor = admin.actor();
-    match state.run(move |db| db::users::create(db, &actor, new)).await {
+    match accounts::create(&state, admin.actor(), request).await {
         Ok(user) => Ok(see_other(&format!("/users/{}?notice=created", user.id))),
         Err(error) => {
             // The form's own checks cover the name and the email's shape, so what the data layer
