@@ -1419,10 +1419,14 @@ async fn an_auditor_reads_and_downloads_the_audit_log(app: TestApp) {
 
     let before = auditing.get("/audit?action=allocation.claim&to=2000-01-01").await;
     assert!(before.body.contains("No events match these filters."));
-    let bad = auditing.get("/audit?from=yesterday&action=allocation.claim").await;
+    let bad = auditing.get("/audit?from=yesterday&to=soon&action=allocation.claim").await;
     assert_eq!(bad.status, 422);
     assert!(bad.body.contains("There is a problem"));
     assert!(bad.body.contains(r##"<a href="#from">Enter the from date as year-month-day"##), "{}", bad.body);
+    assert!(
+        bad.body.contains(r##"<a href="#to">Enter the to date as year-month-day"##),
+        "both problems at once"
+    );
     assert!(bad.body.contains(r#"value="yesterday""#), "what was typed is kept");
 }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::auth::extractors::AdminOrAuditor;
 use crate::spreadsheet;
 use crate::state::AppState;
-use crate::web::{Chrome, Session, WebResult, query_value, render};
+use crate::web::{Chrome, FieldError, Session, WebResult, error_for, query_value, render};
 
 /// Events on one page of the log.
 const PAGE_SIZE: i64 = 50;
@@ -39,14 +39,14 @@ struct AuditLogPage {
     next: Option<String>,
     /// The address of the CSV file of every event the filters select.
     download: String,
-    /// What is wrong with a filter, and the filter's field id.
-    error: Option<(String, &'static str)>,
+    /// What is wrong with the filters, each against its field.
+    errors: Vec<FieldError>,
 }
 
 impl AuditLogPage {
     /// The message for the filter `field`, when that is the one to correct.
     fn error_for(&self, field: &str) -> Option<&str> {
-        self.error.as_ref().filter(|(_, wrong)| *wrong == field).map(|(message, _)| message.as_str())
+        error_for(&self.errors, field)
     }
 }
 
@@ -100,10 +100,13 @@ pub async fn audit_page(
 ) -> WebResult<HttpResponse> {
     session.require::<AdminOrAuditor>()?;
     let query = query.into_inner();
-    let (from, to) = match (day(&query.from, "from"), day(&query.to, "to")) {
-        (Ok(from), Ok(to)) => (from, to),
-        (Err(message), _) => return render_log(&session, &query, Vec::new(), None, Some((message, "from"))),
-        (_, Err(message)) => return render_log(&session, &query, Vec::new(), None, Some((message, "to"))),
+    let (from, to) = (day(&query.from, "from"), day(&query.to, "to"));
+    let errors: Vec<FieldError> = [("from", &from), ("to", &to)]
+        .into_iter()
+        .filter_map(|(field, parsed)| parsed.as_ref().err().map(|message| FieldError::new(field, message)))
+        .collect();
+    let (Ok(from), Ok(to)) = (from, to) else {
+        return render_log(&session, &query, Vec::new(), None, errors);
     };
     let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
     let filter = AuditFilter {
@@ -134,7 +137,7 @@ pub async fn audit_page(
             organisation_code: event.organisation_code,
         })
         .collect();
-    render_log(&session, &query, events, found.next_cursor, None)
+    render_log(&session, &query, events, found.next_cursor, Vec::new())
 }
 
 fn render_log(
@@ -142,15 +145,17 @@ fn render_log(
     query: &AuditLogQuery,
     events: Vec<EventRow>,
     next_cursor: Option<String>,
-    error: Option<(String, &'static str)>,
+    errors: Vec<FieldError>,
 ) -> WebResult<HttpResponse> {
     let filters = query.filters();
     let joined = |extra: String| match filters.is_empty() {
         true => format!("/audit?{extra}"),
         false => format!("/audit?{filters}&{extra}"),
     };
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    let title = if error.is_some() { "Error: Audit log" } else { "Audit log" };
+    let (status, title) = match errors.is_empty() {
+        true => (StatusCode::OK, "Audit log"),
+        false => (StatusCode::UNPROCESSABLE_ENTITY, "Error: Audit log"),
+    };
     let page = AuditLogPage {
         chrome: Chrome::for_session(title, session, ""),
         action: query.action.clone(),
@@ -160,7 +165,7 @@ fn render_log(
         events,
         next: next_cursor.map(|cursor| joined(format!("cursor={}", query_value(&cursor)))),
         download: joined("format=csv".into()),
-        error,
+        errors,
     };
     render(status, &page)
 }
