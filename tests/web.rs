@@ -1442,6 +1442,11 @@ async fn the_national_team_adds_disables_and_enables_an_account(app: TestApp) {
     assert!(users.body.contains(r#"href="/users/new""#), "admins are offered the form");
     let form = browser.get("/users/new").await;
     assert_eq!(form.status, 200);
+    assert!(
+        form.body.contains(r#"id="email" name="email" type="email" autocomplete="email""#),
+        "{}",
+        form.body
+    );
     let token = form.hidden("csrf_token");
 
     let empty = browser.post_form("/users", &[("csrf_token", &token)]).await;
