@@ -23,21 +23,13 @@ pub struct AttentionView {
 const OVERDUE: Option<(&str, &str)> = Some(("Overdue", "red"));
 const FULL: Option<(&str, &str)> = Some(("Full", "orange"));
 
-/// Whether `user` gets a list at all (see the module documentation).
-pub fn shown_to(user: &CurrentUser) -> bool {
-    match user.role() {
-        Role::Admin => true,
-        Role::Officer => user.organisation().is_some(),
-        Role::Exemplar | Role::Auditor => false,
-    }
-}
-
-/// What `user` must attend to at `now`.
+/// What `user` must attend to at `now`; `None` for those who get no list (see the module
+/// documentation).
 pub async fn attention_for(
     state: &AppState,
     user: &CurrentUser,
     now: NaiveDateTime,
-) -> WebResult<Vec<AttentionView>> {
+) -> WebResult<Option<Vec<AttentionView>>> {
     let found = match (user.role(), user.organisation().map(str::to_owned)) {
         (Role::Admin, _) => {
             let items = state.read(move |conn| db::attention::for_the_national_team(conn, now)).await?;
@@ -50,9 +42,9 @@ pub async fn attention_for(
             });
             items.await?.into_iter().map(|item| in_words(item, Some(&code), now)).collect()
         }
-        _ => Vec::new(),
+        _ => return Ok(None),
     };
-    Ok(found)
+    Ok(Some(found))
 }
 
 fn in_words(item: Attention, organisation: Option<&str>, now: NaiveDateTime) -> AttentionView {

@@ -19,8 +19,9 @@ use serde::Deserialize;
 use crate::auth::extractors::{AdminOrOfficer, ReadsOrganisation};
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::web::capitalised;
 use crate::web::session::{PageOrganisation, UploadedFile};
-use crate::web::start::{can_act_for, capitalised};
+use crate::web::start::can_act_for;
 use crate::web::{
     Chrome, Refusal, Session, Uploaded, WebResult, count, counted, long_date, render, see_other, today,
 };

@@ -432,6 +432,10 @@ impl ResponseError for WebError {
     }
 }
 
+/// A form that sends nothing but its CSRF token: a confirmation, or a button like "Enable".
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
 /// One problem with what was typed into a form, and the id of the field to correct: the error
 /// summary lists every one, linked to its field, and the field shows its message beside it.
 pub struct FieldError {
@@ -450,10 +454,10 @@ pub fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
     errors.iter().find(|error| error.field == field).map(|error| error.message.as_str())
 }
 
-/// A rule's message as a sentence on a page: the data layer's and the API's messages begin in
-/// lower case ("a user with this email already exists").
-pub fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
+/// The text with its first letter a capital: a refusal's message as a sentence on a page (the data
+/// layer's and the API's messages begin in lower case, "a user with this email already exists").
+pub fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),

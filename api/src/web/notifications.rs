@@ -23,7 +23,9 @@ use crate::auth::CurrentUser;
 use crate::notify::check_webhook_url;
 use crate::notify::webhook;
 use crate::state::AppState;
-use crate::web::{Chrome, Refusal, Session, Submitted, WebError, WebResult, render, see_other};
+use crate::web::{
+    Chrome, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, render, see_other,
+};
 
 /// Deliveries shown on one page of a subscription's deliveries.
 const DELIVERIES_PER_PAGE: i64 = 50;
@@ -310,12 +312,6 @@ fn chosen(answers: &Answers) -> Result<Chosen, Problem> {
     }
 }
 
-/// A sentence from the start of a refusal: its first letter a capital.
-fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
 /// Adds a subscription, as `POST /v1/subscriptions` does. A webhook's secret is shown on the
 /// page that answers, once; an email subscription goes back to the list.
 pub async fn subscribe(
@@ -361,7 +357,7 @@ pub async fn subscribe(
             Ok(()) => Some(webhook::new_secret()),
             Err(error) => {
                 let refused = Refusal::of(error)?;
-                let error = (sentence(&refused.detail), "webhook_url");
+                let error = (capitalised(&refused.detail), "webhook_url");
                 return render_page(&state, &session, answers, refuse(error), refused.status).await;
             }
         },
@@ -509,9 +505,6 @@ pub async fn end_page(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
-pub struct NoFields {}
-
 /// Ends a subscription once confirmed, as `DELETE /v1/subscriptions/{id}` does.
 pub async fn end(
     state: web::Data<AppState>,
@@ -565,7 +558,10 @@ mod tests {
 
     #[test]
     fn refusals_read_as_sentences() {
-        assert_eq!(sentence("the address must start with https://"), "The address must start with https://");
-        assert_eq!(sentence(""), "");
+        assert_eq!(
+            capitalised("the address must start with https://"),
+            "The address must start with https://"
+        );
+        assert_eq!(capitalised(""), "");
     }
 }

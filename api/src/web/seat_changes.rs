@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
-use crate::web::start::capitalised;
+use crate::web::capitalised;
 use crate::web::{Chrome, Refusal, Session, Uploaded, WebResult, count, render, see_other, today};
 
 /// A line the organisation holds seats on, so that the file can name it.

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
-use crate::web::attention::{self, AttentionView, attention_for};
+use crate::web::attention::{AttentionView, attention_for};
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebResult, count, counted, long_date, named, optional_text,
-    query_value, render, see_other, today, whole_number,
+    Chrome, Refusal, Session, Submitted, WebResult, capitalised, count, counted, long_date, named,
+    optional_text, query_value, render, see_other, today, whole_number,
 };
 
 /// At most this many products are offered when a question matches several.
@@ -158,15 +158,6 @@ pub struct MatchView {
 /// Words for a vocabulary value: `national_provision` becomes "National provision".
 pub fn words(slug: &str) -> String {
     capitalised(&slug.replace(['_', '-'], " "))
-}
-
-/// The text with its first letter a capital.
-pub fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// Words for an organisation kind, with the NHS's own capitals (ICB, GP practice, CSU).
@@ -412,7 +403,8 @@ struct StartPage {
     /// A fresh idempotency key for the claim forms: submitting twice never claims twice.
     form_key: String,
     return_to: String,
-    /// What needs the user's attention, shown until a question is asked; none for auditors.
+    /// What needs the user's attention, shown until a question is asked; none for those who get
+    /// no list.
     attention: Option<Vec<AttentionView>>,
 }
 
@@ -513,8 +505,8 @@ async fn render_start(
         } else if page.error.is_none() {
             page.error = Some("Enter the ODS code of the organisation the question is for".into());
         }
-    } else if attention::shown_to(user) {
-        page.attention = Some(attention_for(state, user, chrono::Utc::now().naive_utc()).await?);
+    } else {
+        page.attention = attention_for(state, user, chrono::Utc::now().naive_utc()).await?;
     }
     render(status, &page)
 }

@@ -15,8 +15,8 @@ use crate::auth::password;
 use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
 use crate::web::{
-    Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, error_for, long_date,
-    optional_text, render, role_label, see_other, sentence,
+    Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, error_for,
+    long_date, optional_text, render, role_label, see_other,
 };
 
 pub struct UserRow {
@@ -66,7 +66,7 @@ pub async fn users_page(
         .await?);
     }
     let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
-    let users = state.run(move |db| db.read(|conn| db::users::list(conn, &filter, &page))).await?;
+    let users = state.read(move |conn| db::users::list(conn, &filter, &page)).await?;
     let page = UsersPage {
         chrome: Chrome::for_session("Users", &session, "/users"),
         users: users.items.into_iter().map(UserRow::from).collect(),
@@ -167,7 +167,7 @@ fn new_user_problems(form: &NewUserForm) -> (Vec<FieldError>, Option<Role>) {
         Some(_) => {}
     }
     if let Some(weakness) = password::weakness(&form.password, &form.email) {
-        errors.push(FieldError::new("password", &sentence(&weakness)));
+        errors.push(FieldError::new("password", &capitalised(&weakness)));
     }
     (errors, role)
 }
@@ -199,7 +199,7 @@ pub async fn create_user(
             // the role (missing, closed, or not an exemplar).
             let refused = Refusal::of(error)?;
             let field = if refused.status == StatusCode::CONFLICT { "email" } else { "organisation_code" };
-            render_new_user(&session, form, vec![FieldError::new(field, &sentence(&refused.detail))])
+            render_new_user(&session, form, vec![FieldError::new(field, &capitalised(&refused.detail))])
         }
     }
 }
@@ -214,7 +214,6 @@ pub struct UserQuery {
 struct UserPage {
     chrome: Chrome,
     user: UserRow,
-    id: i64,
     created_on: String,
     /// Whether the signed-in admin may disable or enable this account (not their own).
     can_change: bool,
@@ -241,7 +240,6 @@ pub async fn user_page(
     };
     let page = UserPage {
         chrome: Chrome::for_session(user.display_name.clone(), &session, "/users"),
-        id: user.id,
         created_on: long_date(user.created_at.date()),
         can_change: viewer.role() == Role::Admin && viewer.id() != user.id,
         notice,
@@ -280,10 +278,6 @@ pub async fn disable_page(
     };
     render(StatusCode::OK, &page)
 }
-
-/// The confirmation and enable forms send nothing but their CSRF token.
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 pub async fn disable(
     state: web::Data<AppState>,
