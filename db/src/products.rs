@@ -153,6 +153,18 @@ pub(crate) fn support_ends_before(day: NaiveDate) -> _ {
     extended.lt(day).or(extended.is_null().and(mainstream.lt(day)))
 }
 
+/// Products whose support (extended, else mainstream) ends on or after `from` and before
+/// `before`, as SQL: [`support_ends_before`] with a first day.
+#[diesel::dsl::auto_type]
+pub(crate) fn support_ends_within(from: NaiveDate, before: NaiveDate) -> _ {
+    let extended: products::extended_support_ends_on = products::extended_support_ends_on;
+    let mainstream: products::mainstream_support_ends_on = products::mainstream_support_ends_on;
+    extended
+        .ge(from)
+        .and(extended.lt(before))
+        .or(extended.is_null().and(mainstream.ge(from)).and(mainstream.lt(before)))
+}
+
 fn to_product(row: ProductRow, supplier: String, on: NaiveDate) -> Product {
     Product {
         support_status: support_status(row.mainstream_support_ends_on, row.extended_support_ends_on, on),

@@ -140,6 +140,7 @@ fn support_ending(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<New
         status: None,
         organisation: None,
         region: None,
+        only_ending: true,
     };
     let horizon = today.checked_add_months(Months::new(SUPPORT_ENDING_MONTHS)).unwrap_or(NaiveDate::MAX);
     let mut page = PageRequest { limit: Some(500), cursor: None };

@@ -25,7 +25,7 @@ use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations;
 use crate::page::{Page, PageRequest};
-use crate::products::{self, support_ends_before, support_status};
+use crate::products::{self, support_ends_within, support_status};
 use crate::schema::{
     allocations, entitlements, estate_items, estate_snapshots, organisations as orgs,
     products as products_table, purchases, risk_acceptances,
@@ -148,6 +148,9 @@ pub struct UnsupportedFilter {
     pub organisation: Option<String>,
     /// Only holdings of organisations in this region.
     pub region: Option<String>,
+    /// Only products still supported on `on` whose support ends within the months (those
+    /// about to leave support, as the reminders tell of), not those already unsupported.
+    pub only_ending: bool,
 }
 
 /// The whole report's counts under a filter's date, organisation and region, whatever its
@@ -175,7 +178,8 @@ struct Scope {
     on: NaiveDate,
     /// What happened on `on` happened before this.
     day_ends: NaiveDateTime,
-    /// Products whose support ends before this day are at risk.
+    /// Products whose support ends on or after `risk_from` and before `risk_before` are at risk.
+    risk_from: NaiveDate,
     risk_before: NaiveDate,
     status: Option<RiskStatus>,
     organisation: Option<String>,
@@ -200,6 +204,12 @@ impl Scope {
         Scope {
             on,
             day_ends: crate::time::end_of(on),
+            // Without `only_ending` the window has no first day: no support ended before year 1.
+            risk_from: if filter.only_ending {
+                on
+            } else {
+                NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN)
+            },
             risk_before,
             status: filter.status,
             organisation: filter.organisation.as_deref().map(str::to_uppercase),
@@ -310,7 +320,7 @@ fn held(scope: &Scope) -> HeldQuery {
     let query = allocations::table
         .inner_join(entitlements::table.inner_join(products_table::table))
         .filter(allocation_held(scope.day_ends))
-        .filter(support_ends_before(scope.risk_before))
+        .filter(support_ends_within(scope.risk_from, scope.risk_before))
         .into_boxed();
     narrowed!(query, allocations::organisation_code, scope)
 }
@@ -330,7 +340,7 @@ fn bought(scope: &Scope) -> BoughtQuery {
     let query = purchases::table
         .inner_join(products_table::table.on(purchases::product_id.eq(products_table::id.nullable())))
         .filter(purchase_standing(scope.on))
-        .filter(support_ends_before(scope.risk_before))
+        .filter(support_ends_within(scope.risk_from, scope.risk_before))
         .into_boxed();
     narrowed!(query, purchases::organisation_code, scope)
 }
@@ -349,7 +359,7 @@ fn ran(scope: &Scope) -> RanQuery {
         .inner_join(products_table::table)
         .filter(estate_snapshots::taken_on.le(scope.on))
         .filter(estate_items::devices.gt(0).or(estate_items::users.gt(0)))
-        .filter(support_ends_before(scope.risk_before))
+        .filter(support_ends_within(scope.risk_from, scope.risk_before))
         .into_boxed();
     narrowed!(query, estate_snapshots::organisation_code, scope)
 }
@@ -634,7 +644,7 @@ pub fn unsupported_totals(
             .inner_join(entitlements::table.inner_join(products_table::table))
             .filter(allocations::organisation_code.eq(orgs::code))
             .filter(allocation_held(scope.day_ends))
-            .filter(support_ends_before(scope.risk_before))
+            .filter(support_ends_within(scope.risk_from, scope.risk_before))
             .filter(not(acceptance!(in_force, allocations::organisation_code, scope))),
     );
     let bought_at_risk_by = exists(
@@ -642,7 +652,7 @@ pub fn unsupported_totals(
             .inner_join(products_table::table.on(purchases::product_id.eq(products_table::id.nullable())))
             .filter(purchases::organisation_code.eq(orgs::code))
             .filter(purchase_standing(scope.on))
-            .filter(support_ends_before(scope.risk_before))
+            .filter(support_ends_within(scope.risk_from, scope.risk_before))
             .filter(not(acceptance!(in_force, purchases::organisation_code, scope))),
     );
     let ran_at_risk_by = exists(
@@ -652,7 +662,7 @@ pub fn unsupported_totals(
             .filter(estate_snapshots::organisation_code.eq(orgs::code))
             .filter(estate_snapshots::taken_on.le(scope.on))
             .filter(estate_items::devices.gt(0).or(estate_items::users.gt(0)))
-            .filter(support_ends_before(scope.risk_before))
+            .filter(support_ends_within(scope.risk_from, scope.risk_before))
             .filter(not(acceptance!(in_force, estate_snapshots::organisation_code, scope))),
     );
     let mut organisations =
@@ -690,6 +700,7 @@ pub fn products_at_risk(
         status: None,
         organisation: Some(organisation.to_owned()),
         region: None,
+        only_ending: false,
     };
     let scope = Scope::of(&filter);
     type Named = (i64, String, String, String);

@@ -294,6 +294,7 @@ pub async fn unsupported_report(
         status: Some(status),
         organisation: query.organisation,
         region: query.region,
+        only_ending: false,
     };
     if csv {
         return spreadsheet::list(&state, true, "unsupported", page, move |conn, page| {

@@ -190,6 +190,7 @@ pub async fn unsupported_page(
         status: Some(status),
         organisation: typed(&query.organisation).map(|code| code.to_uppercase()),
         region: typed(&query.region),
+        only_ending: false,
     };
     if query.format.as_deref() == Some("csv") && error.is_none() {
         let filter = filter.clone();
