@@ -2,6 +2,7 @@
 //! layer) on SQLite and on PostgreSQL.
 
 mod advisories;
+mod attention;
 mod audit;
 mod auth;
 mod catalogue;
