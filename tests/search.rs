@@ -129,7 +129,58 @@ async fn the_index_keeps_in_step_with_writes(app: TestApp) {
     .await;
 }
 
+/// The ids of every product `path` lists, page by page (`path` has its own query string).
+async fn every_page(app: &TestApp, token: &str, path: &str) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_path = match &cursor {
+            Some(cursor) => format!("{path}&cursor={cursor}"),
+            None => path.to_owned(),
+        };
+        let (status, page) = status_and_json(app.get(&page_path).bearer_auth(token)).await;
+        assert_eq!(status, 200, "{page_path}: {page}");
+        ids.extend(page["items"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+/// The text filter narrows with the others (on SQLite the index's candidates are read by a chain
+/// of `id = ?` joined with OR, which the other filters must AND around), in pages of any size.
+async fn text_and_other_filters_narrow_together(app: TestApp) {
+    let (_, token) = app.sign_in(Role::Officer, Some("RR8")).await;
+    let windows = every_page(&app, &token, "/v1/products?q=windows&limit=500").await;
+    assert!(windows.len() > 3, "{windows:?}");
+    for limit in [1, 2, 7, 8, 9, 50] {
+        let paged = every_page(&app, &token, &format!("/v1/products?q=windows&limit={limit}")).await;
+        assert_eq!(paged, windows, "pages of {limit}");
+    }
+    let microsoft = every_page(&app, &token, "/v1/products?q=microsoft&limit=500").await;
+    let (_, first) =
+        status_and_json(app.get(&format!("/v1/products/{}", windows[0])).bearer_auth(&token)).await;
+    let supplier = first["supplier_id"].as_i64().unwrap();
+    for (filter, all) in [
+        ("category=operating-system", "/v1/products?category=operating-system&limit=500".to_owned()),
+        ("support_status=unsupported", "/v1/products?support_status=unsupported&limit=500".to_owned()),
+        (&*format!("supplier_id={supplier}"), format!("/v1/products?supplier_id={supplier}&limit=500")),
+    ] {
+        let narrowed = every_page(&app, &token, &all).await;
+        for (text, found) in [("windows", &windows), ("microsoft", &microsoft)] {
+            let expected: Vec<i64> = found.iter().copied().filter(|id| narrowed.contains(id)).collect();
+            for limit in [3, 50] {
+                let both =
+                    every_page(&app, &token, &format!("/v1/products?q={text}&{filter}&limit={limit}")).await;
+                assert_eq!(both, expected, "q={text} and {filter}, pages of {limit}");
+            }
+        }
+    }
+}
+
 on_both_engines!(
+    text_and_other_filters_narrow_together,
     typos_and_word_order_are_forgiven,
     the_start_page_forgives_typos,
     the_index_keeps_in_step_with_writes
