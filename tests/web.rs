@@ -436,11 +436,30 @@ async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
     assert!(charts > 0, "at least one utilisation chart");
     assert_eq!(national.get("/users").await.status, 200);
 
-    // The unsupported-software report at a chosen date.
-    let report = national.get("/reports/unsupported?on=2020-01-14&within_months=6").await;
+    // The unsupported-software report at a chosen date, typed into the form's three boxes or
+    // written year-month-day in an address (the report's own links).
+    let report = national.get("/reports/unsupported?on-day=14&on-month=1&on-year=2020&within_months=6").await;
     assert_eq!(report.status, 200);
     assert!(report.body.contains("Unsupported software on 14 January 2020"));
+    assert!(report.body.contains("on=2020-01-14&#38;within_months=6"), "its links keep the day");
+    let linked = national.get("/reports/unsupported?on=2020-01-14&within_months=6").await;
+    assert_eq!(linked.status, 200);
+    assert!(linked.body.contains("Unsupported software on 14 January 2020"));
+    assert!(linked.body.contains(
+        r#"id="on-day" name="on-day" type="text" inputmode="numeric" spellcheck="false" value="14""#
+    ));
     assert_eq!(national.get("/reports/unsupported?on=14/01/2020").await.status, 422);
+    let bad =
+        national.get("/reports/unsupported?on-day=30&on-month=feb&on-year=2020&within_months=many").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains(r##"<a href="#on-day">Date must be a real date</a>"##), "{}", bad.body);
+    assert!(
+        bad.body.contains(r##"<a href="#within_months">Enter a whole number of months"##),
+        "both at once"
+    );
+    assert!(bad.body.contains(
+        r#"id="on-month" name="on-month" type="text" inputmode="numeric" spellcheck="false" value="feb""#
+    ));
     assert_eq!(browser.get("/reports/unsupported").await.status, 403, "officers do not see national reports");
 }
 

@@ -87,20 +87,12 @@ pub struct AuditLogQuery {
     format: Option<String>,
 }
 
-/// A day filter's boxes, or, when they are empty, its old one-box form split into them (what is
-/// not year-month-day then reads as a date with parts missing, and says so).
+/// A day filter's boxes, or, when they are empty, its old one-box form split into them.
 fn day_boxes(field: DateField, [day, month, year]: [&str; 3], old: &str) -> DateInput {
-    let typed = DateInput::typed(field, day, month, year);
-    if !typed.is_blank() || old.trim().is_empty() {
-        return typed;
+    match DateInput::typed(field, day, month, year) {
+        typed if typed.is_blank() => DateInput::from_iso(field, old),
+        typed => typed,
     }
-    let mut parts = old.trim().splitn(3, '-');
-    let (year, month, day) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    DateInput::typed(field, day, month, year)
 }
 
 /// The filters as typed, to show back and to repeat in the next page's and the download's address.

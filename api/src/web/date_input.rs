@@ -88,6 +88,18 @@ impl DateInput {
         DateInput::typed(field, value(field.day), value(field.month), value(field.year))
     }
 
+    /// A date written year-month-day in an address (`on=2020-01-14`), split into the three boxes;
+    /// what is not in that form reads as a date with parts missing, and says so.
+    pub fn from_iso(field: DateField, text: &str) -> DateInput {
+        let mut parts = text.trim().splitn(3, '-');
+        let (year, month, day) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        DateInput::typed(field, day, month, year)
+    }
+
     /// The three boxes filled in with `date`, as a person would type it: 27 3 2027.
     pub fn showing(field: DateField, date: NaiveDate) -> DateInput {
         DateInput::typed(field, &date.day().to_string(), &date.month().to_string(), &date.year().to_string())
@@ -381,5 +393,12 @@ mod tests {
         assert!(past.parts().iter().all(|p| p.wrong));
         assert_eq!(past.fields()[0], ("purchased_on-day".to_owned(), "1".to_owned()));
         assert!(DateInput::typed(FIELD, " ", "", "").is_blank());
+        assert_eq!(DateInput::from_iso(FIELD, "2020-01-14").date(), Ok(date(2020, 1, 14)));
+        assert!(DateInput::from_iso(FIELD, "").is_blank());
+        let written = DateInput::from_iso(FIELD, "14/01/2020");
+        assert_eq!(
+            written.date().map_err(|p| p.message),
+            Err("Date of purchase must include a day and month".into())
+        );
     }
 }
