@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
+use chrono::Datelike;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
@@ -435,11 +436,30 @@ async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
     assert!(charts > 0, "at least one utilisation chart");
     assert_eq!(national.get("/users").await.status, 200);
 
-    // The unsupported-software report at a chosen date.
-    let report = national.get("/reports/unsupported?on=2020-01-14&within_months=6").await;
+    // The unsupported-software report at a chosen date, typed into the form's three boxes or
+    // written year-month-day in an address (the report's own links).
+    let report = national.get("/reports/unsupported?on-day=14&on-month=1&on-year=2020&within_months=6").await;
     assert_eq!(report.status, 200);
     assert!(report.body.contains("Unsupported software on 14 January 2020"));
+    assert!(report.body.contains("on=2020-01-14&#38;within_months=6"), "its links keep the day");
+    let linked = national.get("/reports/unsupported?on=2020-01-14&within_months=6").await;
+    assert_eq!(linked.status, 200);
+    assert!(linked.body.contains("Unsupported software on 14 January 2020"));
+    assert!(linked.body.contains(
+        r#"id="on-day" name="on-day" type="text" inputmode="numeric" spellcheck="false" value="14""#
+    ));
     assert_eq!(national.get("/reports/unsupported?on=14/01/2020").await.status, 422);
+    let bad =
+        national.get("/reports/unsupported?on-day=30&on-month=feb&on-year=2020&within_months=many").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains(r##"<a href="#on-day">Date must be a real date</a>"##), "{}", bad.body);
+    assert!(
+        bad.body.contains(r##"<a href="#within_months">Enter a whole number of months"##),
+        "both at once"
+    );
+    assert!(bad.body.contains(
+        r#"id="on-month" name="on-month" type="text" inputmode="numeric" spellcheck="false" value="feb""#
+    ));
     assert_eq!(browser.get("/reports/unsupported").await.status, 403, "officers do not see national reports");
 }
 
@@ -582,6 +602,37 @@ async fn an_officer_records_a_purchase_against_the_published_version(app: TestAp
     assert!(refused.body.contains("Enter the cost of one unit in pounds"));
     assert!(refused.body.contains("Portable X-ray unit"), "what was typed is kept");
 
+    // A date that is not one, in the three boxes: every problem at once, the summary linked to the
+    // wrong box, only that box marked, what was typed kept; nothing recorded.
+    let mut bad_date = base.clone();
+    bad_date.retain(|(name, _)| !name.starts_with("purchased_on") && name != "quantity");
+    for (name, value) in [
+        ("purchased_on-day", " 31 "),
+        ("purchased_on-month", "02"),
+        ("purchased_on-year", "2026"),
+        ("quantity", ""),
+    ] {
+        bad_date.push((name.into(), value.into()));
+    }
+    let recorded = count_rows(&app, "purchases");
+    let refused = browser.post("/organisations/RR8/purchases", &fields(&bad_date)).await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains(r##"<a href="#purchased_on-day">Date of purchase must be a real date</a>"##),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(r##"<a href="#quantity">Enter the quantity"##), "both problems at once");
+    assert!(refused.body.contains(r#"nhsuk-input--error" id="purchased_on-day" name="purchased_on-day" type="text" inputmode="numeric" spellcheck="false" value="31""#));
+    assert!(refused.body.contains(r#"nhsuk-input--width-2" id="purchased_on-month" name="purchased_on-month" type="text" inputmode="numeric" spellcheck="false" value="02""#), "the month is not marked");
+    let mut two_digit_year = base.clone();
+    two_digit_year.retain(|(name, _)| name != "purchased_on-year");
+    two_digit_year.push(("purchased_on-year".into(), "26".into()));
+    let refused = browser.post("/organisations/RR8/purchases", &fields(&two_digit_year)).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains(r##"<a href="#purchased_on-year">Year must include 4 numbers</a>"##));
+    assert_eq!(count_rows(&app, "purchases"), recorded, "nothing recorded");
+
     assert_eq!(browser.get(&format!("/organisations/RJ1/purchases/new?standard={id}")).await.status, 404);
     assert_eq!(browser.post("/organisations/RJ1/purchases", &fields(&base)).await.status, 404);
 }
@@ -595,7 +646,9 @@ fn x_ray_purchase(csrf_token: &str, standard_id: &str, version: &str) -> Vec<(St
         ("version", version),
         ("category", "medical-device-software"),
         ("description", "Portable X-ray unit"),
-        ("purchased_on", "2026-11-02"),
+        ("purchased_on-day", "2"),
+        ("purchased_on-month", "11"),
+        ("purchased_on-year", "2026"),
         ("quantity", "1"),
         ("unit_cost", "12,000"),
         ("order_reference", "PO-1"),
@@ -1192,37 +1245,72 @@ async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: Te
     let start = form.body.find("Choose a product</option>").unwrap();
     let at = form.body[start..].find(marker).expect("a product RR8 holds") + start + marker.len();
     let product = form.body[at..].split('"').next().unwrap().to_owned();
-    let next_year = (chrono::Utc::now().date_naive() + chrono::Days::new(365)).to_string();
-    let acceptance = |product: &str, controls: &str, expires_on: &str, token: &str| {
+    let next_year = chrono::Utc::now().date_naive() + chrono::Days::new(365);
+    let next_year =
+        [next_year.day().to_string(), next_year.month().to_string(), next_year.year().to_string()];
+    let next_year = [next_year[0].as_str(), next_year[1].as_str(), next_year[2].as_str()];
+    let acceptance = |product: &str, controls: &str, [day, month, year]: [&str; 3], token: &str| {
         vec![
             ("csrf_token".to_owned(), token.to_owned()),
             ("product_id".to_owned(), product.to_owned()),
             ("compensating_controls".to_owned(), controls.to_owned()),
             ("mds2_reference".to_owned(), "MDS2-W10-7".to_owned()),
-            ("expires_on".to_owned(), expires_on.to_owned()),
+            ("expires_on-day".to_owned(), day.to_owned()),
+            ("expires_on-month".to_owned(), month.to_owned()),
+            ("expires_on-year".to_owned(), year.to_owned()),
         ]
     };
     let record = "/organisations/RR8/risk-acceptances";
 
-    // Bad input: the form again with an error summary and what was typed; nothing recorded.
-    for (fields_, message) in [
-        (acceptance("", "Isolated VLAN", &next_year, &token), "Choose the product the acceptance is for"),
+    // Bad input: the form again with an error summary linked to the field (the date's first wrong
+    // box) and what was typed; nothing recorded.
+    for (fields_, message, link) in [
         (
-            acceptance(&product, "Isolated VLAN", "next year", &token),
-            "Enter the expiry date as year-month-day",
+            acceptance("", "Isolated VLAN", next_year, &token),
+            "Choose the product the acceptance is for",
+            "product_id",
         ),
-        (acceptance(&product, "Isolated VLAN", "2020-01-01", &token), "expires_on must be in the future"),
-        (acceptance(&product, " ", &next_year, &token), "describe the compensating controls"),
+        (
+            acceptance(&product, "Isolated VLAN", ["31", "2", next_year[2]], &token),
+            "Expiry date must be a real date",
+            "expires_on-day",
+        ),
+        (
+            acceptance(&product, "Isolated VLAN", ["31", "", ""], &token),
+            "Expiry date must include a month and year",
+            "expires_on-month",
+        ),
+        (
+            acceptance(&product, "Isolated VLAN", ["1", "1", "27"], &token),
+            "Year must include 4 numbers",
+            "expires_on-year",
+        ),
+        (
+            acceptance(&product, "Isolated VLAN", ["1", "1", "2020"], &token),
+            "expires_on must be in the future",
+            "expires_on-day",
+        ),
+        (
+            acceptance(&product, " ", next_year, &token),
+            "describe the compensating controls",
+            "compensating_controls",
+        ),
     ] {
         let refused = browser.post(record, &fields(&fields_)).await;
         assert_eq!(refused.status, 422, "{message}");
         assert!(refused.body.contains("nhsuk-error-summary"));
         assert!(refused.body.contains(message), "{message}: {}", refused.body);
+        assert!(refused.body.contains(&format!(r##"<a href="#{link}">"##)), "{message}: linked to {link}");
+        let year = format!(
+            r#"id="expires_on-year" name="expires_on-year" type="text" inputmode="numeric" spellcheck="false" value="{}""#,
+            fields_[6].1
+        );
+        assert!(refused.body.contains(&year), "the year typed is kept: {}", refused.body);
         assert!(refused.body.contains(r#"value="MDS2-W10-7""#), "what was typed is kept");
         let chosen = format!(r#"<option value="{}" selected>"#, fields_[1].1);
         assert_eq!(refused.body.contains(&chosen), !fields_[1].1.is_empty(), "the product chosen is kept");
     }
-    let no_token = acceptance(&product, "Isolated VLAN", &next_year, "");
+    let no_token = acceptance(&product, "Isolated VLAN", next_year, "");
     assert_eq!(browser.post(record, &fields(&no_token)).await.status, 403);
     assert_eq!(count_rows(&app, "risk_acceptances"), 0);
 
@@ -1236,13 +1324,13 @@ async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: Te
         other.sign_in(&user).await;
         assert_eq!(other.get(path).await.status, status);
         let their_token = other.get("/").await.hidden("csrf_token");
-        let theirs = acceptance(&product, "Not ours", &next_year, &their_token);
+        let theirs = acceptance(&product, "Not ours", next_year, &their_token);
         assert_eq!(other.post(record, &fields(&theirs)).await.status, status);
     }
     assert_eq!(count_rows(&app, "risk_acceptances"), 0);
 
     let recorded = browser
-        .post(record, &fields(&acceptance(&product, "Isolated VLAN, no internet", &next_year, &token)))
+        .post(record, &fields(&acceptance(&product, "Isolated VLAN, no internet", next_year, &token)))
         .await;
     assert_eq!(recorded.status, 303, "{}", recorded.body);
     assert_eq!(recorded.location(), "/organisations/RR8?notice=risk-accepted");
@@ -1397,15 +1485,16 @@ async fn an_auditor_reads_and_downloads_the_audit_log(app: TestApp) {
     assert!(whole.body.contains("entitlement.create") || whole.body.contains("agreement.create"));
 
     let today = chrono::Utc::now().date_naive();
-    let filtered = auditing
-        .get(&format!("/audit?action=allocation.claim&organisation=rr8&from={today}&to={today}"))
-        .await;
+    let (d, m, y) = (today.day(), today.month(), today.year());
+    let days = format!("from-day={d}&from-month={m}&from-year={y}&to-day={d}&to-month={m}&to-year={y}");
+    let filtered = auditing.get(&format!("/audit?action=allocation.claim&organisation=rr8&{days}")).await;
     assert_eq!(filtered.status, 200);
     assert!(filtered.body.contains("allocation.claim"));
     assert!(!filtered.body.contains("agreement.create"), "only the action asked for: {}", filtered.body);
     assert!(filtered.body.contains(r#"value="rr8""#), "the filters are kept in the form");
     let download = format!(
-        "/audit?action=allocation.claim&#38;organisation=rr8&#38;from={today}&#38;to={today}&#38;format=csv"
+        "/audit?action=allocation.claim&#38;organisation=rr8&#38;{}&#38;format=csv",
+        days.replace('&', "&#38;")
     );
     assert!(filtered.body.contains(&download), "the download keeps the filters: {}", filtered.body);
 
@@ -1417,17 +1506,33 @@ async fn an_auditor_reads_and_downloads_the_audit_log(app: TestApp) {
     assert_eq!(lines.len(), 2, "the one claim: {}", csv.body);
     assert!(lines[1].contains("allocation.claim") && lines[1].contains("RR8"));
 
-    let before = auditing.get("/audit?action=allocation.claim&to=2000-01-01").await;
+    let before = auditing.get("/audit?action=allocation.claim&to-day=1&to-month=1&to-year=2000").await;
     assert!(before.body.contains("No events match these filters."));
-    let bad = auditing.get("/audit?from=yesterday&to=soon&action=allocation.claim").await;
+    // An address from before the three boxes still filters, and its links use the boxes.
+    let old = auditing.get(&format!("/audit?action=allocation.claim&from={today}&to=2000-01-01")).await;
+    assert_eq!(old.status, 200);
+    assert!(old.body.contains("No events match these filters."));
+    assert!(
+        old.body.contains(&format!("from-day={d:02}&#38;from-month={m:02}&#38;from-year={y}")),
+        "{}",
+        old.body
+    );
+    let bad = auditing
+        .get("/audit?from-day=31&from-month=2&from-year=2026&to-day=1&to-month=12&to-year=26&action=allocation.claim")
+        .await;
     assert_eq!(bad.status, 422);
     assert!(bad.body.contains("There is a problem"));
-    assert!(bad.body.contains(r##"<a href="#from">Enter the from date as year-month-day"##), "{}", bad.body);
+    assert!(bad.body.contains(r##"<a href="#from-day">From date must be a real date</a>"##), "{}", bad.body);
     assert!(
-        bad.body.contains(r##"<a href="#to">Enter the to date as year-month-day"##),
+        bad.body.contains(r##"<a href="#to-year">Year must include 4 numbers</a>"##),
         "both problems at once"
     );
-    assert!(bad.body.contains(r#"value="yesterday""#), "what was typed is kept");
+    assert!(
+        bad.body.contains(
+            r#"id="to-year" name="to-year" type="text" inputmode="numeric" spellcheck="false" value="26""#
+        ),
+        "what was typed is kept"
+    );
 }
 
 /// The national team adds an account on a page: every problem listed at once and linked to its

@@ -26,8 +26,11 @@ fn audit_events(app: &TestApp) -> i64 {
     app.with_connection(|conn| db::audit::count(conn).unwrap())
 }
 
-fn today() -> String {
-    chrono::Utc::now().date_naive().to_string()
+/// Today as typed into the form's Day, Month and Year boxes: 7, 12, 2026.
+fn today() -> [String; 3] {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    [today.day().to_string(), today.month().to_string(), today.year().to_string()]
 }
 
 /// The text of the error summary's list: what the page says to correct.
@@ -59,7 +62,12 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
         empty.body.contains(r#"value="yes" aria-describedby="dry_run-hint" checked"#),
         "checked first by default"
     );
-    assert!(empty.body.contains(&format!(r#"value="{}""#, today())), "taken today by default");
+    for (part, value) in ["day", "month", "year"].iter().zip(today()) {
+        let shown = format!(
+            r#"id="taken_on-{part}" name="taken_on-{part}" type="text" inputmode="numeric" spellcheck="false" value="{value}""#
+        );
+        assert!(empty.body.contains(&shown), "taken today by default: {shown}");
+    }
     for column in ["DeviceId, SoftwareVendor, SoftwareName and SoftwareVersion", "ApplicationName"] {
         assert!(empty.body.contains(column), "the hints name the columns: {column}");
     }
@@ -68,8 +76,14 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     let (snapshots, events) = (rows(&app, "estate_snapshots"), audit_events(&app));
 
     // The check: every row's outcome, nothing written.
-    let fields =
-        [("csrf_token", token.as_str()), ("source", "catalogue"), ("taken_on", &today), ("dry_run", "yes")];
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+        ("dry_run", "yes"),
+    ];
     let checked = browser.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(checked.status, 200, "{}", checked.body);
     assert!(checked.body.contains("Check of estate.csv"));
@@ -85,7 +99,13 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     );
 
     // The import: back to the estate page, which shows what the file says RR8 runs.
-    let fields = [("csrf_token", token.as_str()), ("source", "catalogue"), ("taken_on", &today)];
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+    ];
     let imported =
         browser.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(imported.status, 303, "{}", imported.body);
@@ -120,13 +140,25 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     // A file with invalid rows: the check lists them; the import shows the form again, naming
     // the lines, and leaves the snapshot as it was.
     let bad = "product,release,devices\nMS-WIN10-ENT,22H2,12\nMS-WIN10-ENT,,twelve\n";
-    let fields =
-        [("csrf_token", token.as_str()), ("source", "catalogue"), ("taken_on", &today), ("dry_run", "yes")];
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+        ("dry_run", "yes"),
+    ];
     let checked = browser.upload("/organisations/RR8/estate", &fields, Some(("bad.csv", bad))).await;
     assert_eq!(checked.status, 200);
     assert!(checked.body.contains("The file cannot be imported"));
     assert!(checked.body.contains("Invalid</strong>"), "{}", checked.body);
-    let fields = [("csrf_token", token.as_str()), ("source", "catalogue"), ("taken_on", &today)];
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+    ];
     let refused = browser.upload("/organisations/RR8/estate", &fields, Some(("bad.csv", bad))).await;
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(problem(&refused).contains("line 3"), "{}", problem(&refused));
@@ -138,12 +170,38 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     let no_file = browser.upload("/organisations/RR8/estate", &fields, Some(("", ""))).await;
     assert_eq!(no_file.status, 422);
     assert!(problem(&no_file).contains("Choose the inventory file"));
-    let fields = [("csrf_token", token.as_str()), ("source", "catalogue"), ("taken_on", "30/11/2026")];
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", "30"),
+        ("taken_on-month", "11"),
+        ("taken_on-year", "26"),
+    ];
     let bad_date =
         browser.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(bad_date.status, 422);
-    assert!(problem(&bad_date).contains("#taken_on"));
-    assert!(bad_date.body.contains(r#"value="30/11/2026""#), "what was typed, shown again");
+    assert!(
+        problem(&bad_date).contains(r##"<a href="#taken_on-year">Year must include 4 numbers</a>"##),
+        "{}",
+        problem(&bad_date)
+    );
+    assert!(
+        bad_date.body.contains(r#"nhsuk-input--error" id="taken_on-year" name="taken_on-year" type="text" inputmode="numeric" spellcheck="false" value="26""#),
+        "what was typed, shown again, the year marked"
+    );
+    assert!(
+        bad_date.body.contains(r#"nhsuk-input--width-2" id="taken_on-day" name="taken_on-day" type="text" inputmode="numeric" spellcheck="false" value="30""#),
+        "the day is not marked"
+    );
+    // No file and no date: both at once, in the form's order.
+    let no_date = [("csrf_token", token.as_str()), ("source", "catalogue")];
+    let both = browser.upload("/organisations/RR8/estate", &no_date, Some(("", ""))).await;
+    assert_eq!(both.status, 422);
+    let listed = problem(&both);
+    let (file_at, date_at) =
+        (listed.find("#file"), listed.find(r##"#taken_on-day">Enter the date the inventory was taken"##));
+    assert!(file_at.is_some() && date_at.is_some() && file_at < date_at, "{listed}");
+    assert_eq!(rows(&app, "estate_snapshots"), snapshots + 1, "nothing imported");
 }
 
 async fn seat_changes_are_checked_then_made(app: TestApp) {
@@ -208,7 +266,14 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
     let mut us = Browser::new(&app);
     us.sign_in(&ours).await;
     let token = us.get("/organisations/RR8/estate").await.hidden("csrf_token");
-    let fields = [("csrf_token", token.as_str()), ("source", "catalogue"), ("taken_on", &today())];
+    let today = today();
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+    ];
     let imported = us.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(imported.status, 303);
 
@@ -216,7 +281,13 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
     let mut them = Browser::new(&app);
     them.sign_in(&theirs).await;
     let their_token = them.get("/organisations/RJ1/estate").await.hidden("csrf_token");
-    let fields = [("csrf_token", their_token.as_str()), ("source", "catalogue"), ("taken_on", &today())];
+    let fields = [
+        ("csrf_token", their_token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+    ];
     for path in ["/organisations/RR8/estate", "/organisations/RR8/seat-changes", "/organisations/rr8/estate"]
     {
         let page = them.get(path).await;
@@ -239,7 +310,13 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
         "and the national report of it"
     );
     let auditor_token = estate.hidden("csrf_token");
-    let fields = [("csrf_token", auditor_token.as_str()), ("source", "catalogue"), ("taken_on", &today())];
+    let fields = [
+        ("csrf_token", auditor_token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+    ];
     let snapshots = rows(&app, "estate_snapshots");
     let sent = reader.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(sent.status, 403);
@@ -299,7 +376,14 @@ async fn a_form_with_a_file_needs_its_csrf_token_first(app: TestApp) {
     assert_eq!((rows(&app, "estate_snapshots"), audit_events(&app)), (snapshots, events), "nothing written");
 
     // The same form with its token first is accepted.
-    let fields = [("csrf_token", token.as_str()), ("source", "catalogue"), ("taken_on", &today())];
+    let today = today();
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("source", "catalogue"),
+        ("taken_on-day", &today[0]),
+        ("taken_on-month", &today[1]),
+        ("taken_on-year", &today[2]),
+    ];
     assert_eq!(browser.upload(path, &fields, file).await.status, 303);
 }
 

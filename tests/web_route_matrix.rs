@@ -525,6 +525,16 @@ fn pairs(fields: &[(&str, &str)]) -> Vec<(String, String)> {
     fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// `date` in a form's Day, Month and Year boxes for the date `id`.
+fn date_boxes(id: &str, date: chrono::NaiveDate) -> [(String, String); 3] {
+    use chrono::Datelike;
+    [
+        (format!("{id}-day"), date.day().to_string()),
+        (format!("{id}-month"), date.month().to_string()),
+        (format!("{id}-year"), date.year().to_string()),
+    ]
+}
+
 /// Prepares `form` so that it would succeed for a caller who may send it: forms that can be
 /// sent once (acknowledging, publishing, ...) get a target of their own each time.
 fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
@@ -551,11 +561,11 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 ("version", &version.number.to_string()),
                 ("category", &f.category),
                 ("description", "Portable X-ray unit"),
-                ("purchased_on", &today().to_string()),
                 ("quantity", "1"),
                 ("unit_cost", "12000"),
                 ("order_reference", &format!("PO-M{}", f.next())),
             ]);
+            fields.extend(date_boxes("purchased_on", today()));
             every_requirement_met(&version, &mut fields);
             (
                 format!("/organisations/{TRUST}/purchases"),
@@ -571,8 +581,10 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 ("product_id", &f.product.to_string()),
                 ("compensating_controls", "Isolated VLAN"),
                 ("mds2_reference", ""),
-                ("expires_on", &(today() + chrono::Days::new(365)).to_string()),
-            ]),
+            ])
+            .into_iter()
+            .chain(date_boxes("expires_on", today() + chrono::Days::new(365)))
+            .collect(),
             format!(
                 "SELECT CAST(COUNT(*) AS TEXT) AS value FROM risk_acceptances WHERE organisation_code = '{TRUST}'"
             ),
@@ -759,7 +771,7 @@ fn prepare_upload(f: &Fixture, form: Form) -> Prepared {
     let (url, fields, file, watch) = match form {
         Form::Estate => (
             format!("/organisations/{TRUST}/estate"),
-            pairs(&[("source", "catalogue"), ("taken_on", &today().to_string())]),
+            pairs(&[("source", "catalogue")]).into_iter().chain(date_boxes("taken_on", today())).collect(),
             format!("product,devices\nMS-WIN10-ENT,{}\n", f.next()),
             format!(
                 "SELECT CAST(COALESCE(SUM(i.devices), 0) AS TEXT) AS value FROM estate_items i JOIN \

@@ -19,11 +19,6 @@ pub fn comparable(date: NaiveDate) -> bool {
     (FIRST_YEAR..=LAST_YEAR).contains(&date.year())
 }
 
-/// Parses `YYYY-MM-DD` (a form field) into a comparable date.
-pub fn parse(text: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok().filter(|date| comparable(*date))
-}
-
 fn checked<E: serde::de::Error>(date: NaiveDate) -> Result<NaiveDate, E> {
     if comparable(date) {
         Ok(date)
@@ -67,7 +62,5 @@ mod tests {
         assert!(parse_query("").is_ok_and(|q| q.on.is_none()));
         assert!(serde_json::from_str::<Query>(r#"{"on":"+10000-01-01"}"#).is_err());
         assert!(serde_json::from_str::<Query>(r#"{"on":"-0001-01-01"}"#).is_err());
-        assert_eq!(parse("+10000-01-01"), None);
-        assert_eq!(parse("2026-12-03"), NaiveDate::from_ymd_opt(2026, 12, 3));
     }
 }

@@ -528,7 +528,10 @@ test('an officer records whether an advisory applies, closes it, records a risk 
     await screenshot(page, '18-risk-acceptance');
     await page.getByLabel('Product', { exact: true }).selectOption({ index: 1 });
     await page.getByLabel('Compensating controls').fill('Isolated VLAN; no internet access; monitored by the SOC.');
-    await page.getByLabel('Expires on').fill(`${new Date().getUTCFullYear() + 1}-03-31`);
+    const expiry = page.getByRole('group', { name: 'Expires on' });
+    await expiry.getByLabel('Day').fill('31');
+    await expiry.getByLabel('Month').fill('3');
+    await expiry.getByLabel('Year').fill(`${new Date().getUTCFullYear() + 1}`);
     await page.getByRole('button', { name: 'Record the risk acceptance' }).click();
     await page.getByText('The risk acceptance is recorded.').waitFor();
     assert.match(await page.locator('main').innerText(), /Isolated VLAN; no internet access/);
@@ -787,5 +790,66 @@ test('at 390 px the pages with tables fit the screen, each row stacked under its
     } finally {
       await close();
     }
+  }
+});
+
+test('a date is typed as day, month and year: the error summary links to the wrong box, only it is marked and what was typed is kept, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await signIn(page, USERS.officer);
+    await ask(page, 'medical device software');
+    await page.getByRole('link', { name: /Record a local purchase against version/ }).first().click();
+    await page.getByRole('heading', { name: 'Record a local purchase' }).waitFor();
+    const date = page.getByRole('group', { name: 'Date of purchase' });
+    assert.match(await date.innerText(), /For example, 2 11 2026/);
+    const today = new Date();
+    assert.equal(await date.getByLabel('Year').inputValue(), `${today.getUTCFullYear()}`, 'today to start with');
+
+    await page.getByLabel('Description, if it is not in the catalogue').fill('Portable X-ray unit');
+    await page.getByLabel('Quantity').fill('1');
+    await page.getByLabel('Cost of one unit, in pounds').fill('12,000');
+    await page.getByLabel('Order reference').fill('PO-RR8-DATES');
+    await date.getByLabel('Day').fill('31');
+    await date.getByLabel('Month').fill('2');
+    await date.getByLabel('Year').fill('2026');
+    await page.getByRole('button', { name: 'Record the purchase' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 1);
+    assert.match(await summary.innerText(), /Date of purchase must be a real date/);
+    const marked = async () => Promise.all(['day', 'month', 'year'].map((part) =>
+      page.locator(`#purchased_on-${part}`).evaluate((input) => input.classList.contains('nhsuk-input--error'))));
+    assert.deepEqual(await marked(), [true, false, false], 'only the day is marked');
+    assert.equal(await page.locator('#purchased_on-day').inputValue(), '31', 'what was typed is kept');
+    await summary.getByRole('link').click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'purchased_on-day', 'the summary leads to the day');
+    await screenshot(page, '80-date-error-1280');
+    await assertAccessible(page, 'purchase with a date error');
+
+    // On a phone: a 2-digit year. Loaded at this width (see the release test).
+    await page.setViewportSize({ width: 390, height: 844 });
+    await date.getByLabel('Day').fill('2');
+    await date.getByLabel('Month').fill('11');
+    await date.getByLabel('Year').fill('26');
+    await page.getByRole('button', { name: 'Record the purchase' }).click();
+    await summary.getByText('Year must include 4 numbers').waitFor();
+    assert.deepEqual(await marked(), [false, false, true], 'only the year is marked');
+    await summary.getByRole('link').click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'purchased_on-year');
+    await assertFitsWidth(page, 'date error at 390 px');
+    await screenshot(page, '81-date-error-390');
+    await assertAccessible(page, 'purchase with a date error at 390 px');
+
+    // The month may be a name ("Dec"); the purchase is then recorded. Today: the standard's
+    // version was published when the browser tests' database was made.
+    await date.getByLabel('Day').fill(`${today.getUTCDate()}`);
+    await date.getByLabel('Month').fill(today.toLocaleString('en-GB', { month: 'short', timeZone: 'UTC' }));
+    await date.getByLabel('Year').fill(`${today.getUTCFullYear()}`);
+    await page.getByRole('button', { name: 'Record the purchase' }).click();
+    await page.getByText('The purchase is recorded').waitFor();
+    await page.setViewportSize({ width: 1280, height: 900 });
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
   }
 });

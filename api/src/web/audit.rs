@@ -1,11 +1,12 @@
 //! The audit log for auditors and the national team (the API's `AdminOrAuditor` rule): every
 //! write, newest last as the log keeps them, filtered on the server by action, organisation and
-//! dates, a page at a time, and the same selection as one CSV file.
+//! dates, a page at a time, and the same selection as one CSV file. The form is a GET, so the
+//! filters are the address: `/audit?action=allocation.claim&from-day=1&from-month=12&from-year=2026`,
+//! which the next page and the download repeat.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::NaiveDate;
 use db::PageRequest;
 use db::audit::AuditFilter;
 use serde::Deserialize;
@@ -13,10 +14,19 @@ use serde::Deserialize;
 use crate::auth::extractors::AdminOrAuditor;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::web::date_input::{DateField, DateInput};
 use crate::web::{Chrome, FieldError, Session, WebResult, error_for, query_value, render};
 
 /// Events on one page of the log.
 const PAGE_SIZE: i64 = 50;
+
+/// The first day of events shown.
+const FROM: DateField =
+    DateField { id: "from", day: "from-day", month: "from-month", year: "from-year", name: "from date" };
+
+/// The last day of events shown, all of it.
+const TO: DateField =
+    DateField { id: "to", day: "to-day", month: "to-month", year: "to-year", name: "to date" };
 
 pub struct EventRow {
     pub when: String,
@@ -30,10 +40,7 @@ pub struct EventRow {
 #[template(path = "audit.html")]
 struct AuditLogPage {
     chrome: Chrome,
-    action: String,
-    organisation: String,
-    from: String,
-    to: String,
+    filters: Filters,
     events: Vec<EventRow>,
     /// The address of the next page, when there is one.
     next: Option<String>,
@@ -56,40 +63,66 @@ pub struct AuditLogQuery {
     action: String,
     #[serde(default)]
     organisation: String,
-    /// A day (2026-12-07), inclusive.
+    /// The first day, inclusive, in three boxes.
+    #[serde(default, rename = "from-day")]
+    from_day: String,
+    #[serde(default, rename = "from-month")]
+    from_month: String,
+    #[serde(default, rename = "from-year")]
+    from_year: String,
+    /// The last day, inclusive (events up to the end of it), in three boxes.
+    #[serde(default, rename = "to-day")]
+    to_day: String,
+    #[serde(default, rename = "to-month")]
+    to_month: String,
+    #[serde(default, rename = "to-year")]
+    to_year: String,
+    /// The days as the form sent them before it had three boxes, `2026-12-07`: still read, so an
+    /// address kept from then still filters (the pages no longer link with them).
     #[serde(default)]
     from: String,
-    /// A day, inclusive: events up to the end of it.
     #[serde(default)]
     to: String,
     cursor: Option<String>,
     format: Option<String>,
 }
 
-impl AuditLogQuery {
-    /// The filters' part of an address, for the next page and the download.
-    fn filters(&self) -> String {
-        [
-            ("action", &self.action),
-            ("organisation", &self.organisation),
-            ("from", &self.from),
-            ("to", &self.to),
-        ]
-        .iter()
-        .filter(|(_, value)| !value.trim().is_empty())
-        .map(|(name, value)| format!("{name}={}", query_value(value.trim())))
-        .collect::<Vec<_>>()
-        .join("&")
+/// A day filter's boxes, or, when they are empty, its old one-box form split into them.
+fn day_boxes(field: DateField, [day, month, year]: [&str; 3], old: &str) -> DateInput {
+    match DateInput::typed(field, day, month, year) {
+        typed if typed.is_blank() => DateInput::from_iso(field, old),
+        typed => typed,
     }
 }
 
-/// A day typed into a filter: nothing when empty, an error message when it is not a date.
-fn day(text: &str, what: &str) -> Result<Option<NaiveDate>, String> {
-    match text.trim() {
-        "" => Ok(None),
-        text => crate::dates::parse(text)
-            .map(Some)
-            .ok_or_else(|| format!("Enter the {what} date as year-month-day, like 2026-12-07")),
+/// The filters as typed, to show back and to repeat in the next page's and the download's address.
+struct Filters {
+    action: String,
+    organisation: String,
+    from: DateInput,
+    to: DateInput,
+}
+
+impl Filters {
+    fn of(query: &AuditLogQuery) -> Filters {
+        Filters {
+            action: query.action.clone(),
+            organisation: query.organisation.clone(),
+            from: day_boxes(FROM, [&query.from_day, &query.from_month, &query.from_year], &query.from),
+            to: day_boxes(TO, [&query.to_day, &query.to_month, &query.to_year], &query.to),
+        }
+    }
+
+    /// The filters' part of an address: only those typed in.
+    fn query(&self) -> String {
+        [("action".to_owned(), self.action.clone()), ("organisation".to_owned(), self.organisation.clone())]
+            .into_iter()
+            .chain(self.from.fields())
+            .chain(self.to.fields())
+            .filter(|(_, value)| !value.trim().is_empty())
+            .map(|(name, value)| format!("{name}={}", query_value(value.trim())))
+            .collect::<Vec<_>>()
+            .join("&")
     }
 }
 
@@ -100,18 +133,18 @@ pub async fn audit_page(
 ) -> WebResult<HttpResponse> {
     session.require::<AdminOrAuditor>()?;
     let query = query.into_inner();
-    let (from, to) = (day(&query.from, "from"), day(&query.to, "to"));
-    let errors: Vec<FieldError> = [("from", &from), ("to", &to)]
-        .into_iter()
-        .filter_map(|(field, parsed)| parsed.as_ref().err().map(|message| FieldError::new(field, message)))
-        .collect();
-    let (Ok(from), Ok(to)) = (from, to) else {
-        return render_log(&session, &query, Vec::new(), None, errors);
-    };
+    let mut filters = Filters::of(&query);
+    // Either day may be left out; every problem with those typed is listed at once.
+    let mut errors = Vec::new();
+    let from = if filters.from.is_blank() { None } else { filters.from.read(&mut errors) };
+    let to = if filters.to.is_blank() { None } else { filters.to.read(&mut errors) };
+    if !errors.is_empty() {
+        return render_log(&session, filters, Vec::new(), None, errors);
+    }
     let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
     let filter = AuditFilter {
-        action: optional(&query.action),
-        organisation_code: optional(&query.organisation).map(|code| code.to_uppercase()),
+        action: optional(&filters.action),
+        organisation_code: optional(&filters.organisation).map(|code| code.to_uppercase()),
         from: from.and_then(|day| day.and_hms_opt(0, 0, 0)),
         // The whole of the last day: up to the start of the next.
         to: to.and_then(|day| day.succ_opt()).and_then(|day| day.and_hms_opt(0, 0, 0)),
@@ -137,20 +170,20 @@ pub async fn audit_page(
             organisation_code: event.organisation_code,
         })
         .collect();
-    render_log(&session, &query, events, found.next_cursor, Vec::new())
+    render_log(&session, filters, events, found.next_cursor, Vec::new())
 }
 
 fn render_log(
     session: &Session,
-    query: &AuditLogQuery,
+    filters: Filters,
     events: Vec<EventRow>,
     next_cursor: Option<String>,
     errors: Vec<FieldError>,
 ) -> WebResult<HttpResponse> {
-    let filters = query.filters();
-    let joined = |extra: String| match filters.is_empty() {
+    let address = filters.query();
+    let joined = |extra: String| match address.is_empty() {
         true => format!("/audit?{extra}"),
-        false => format!("/audit?{filters}&{extra}"),
+        false => format!("/audit?{address}&{extra}"),
     };
     let (status, title) = match errors.is_empty() {
         true => (StatusCode::OK, "Audit log"),
@@ -158,10 +191,7 @@ fn render_log(
     };
     let page = AuditLogPage {
         chrome: Chrome::for_session(title, session, ""),
-        action: query.action.clone(),
-        organisation: query.organisation.clone(),
-        from: query.from.clone(),
-        to: query.to.clone(),
+        filters,
         events,
         next: next_cursor.map(|cursor| joined(format!("cursor={}", query_value(&cursor)))),
         download: joined("format=csv".into()),

@@ -19,11 +19,12 @@ use serde::Deserialize;
 use crate::auth::extractors::{AdminOrOfficer, ReadsOrganisation};
 use crate::spreadsheet;
 use crate::state::AppState;
-use crate::web::capitalised;
+use crate::web::date_input::{DateField, DateInput};
 use crate::web::session::{PageOrganisation, UploadedFile};
 use crate::web::start::can_act_for;
 use crate::web::{
-    Chrome, Refusal, Session, Uploaded, WebResult, count, counted, long_date, render, see_other, today,
+    Chrome, FieldError, Refusal, Session, Uploaded, WebResult, capitalised, count, counted, long_date,
+    render, see_other, today,
 };
 
 /// Rows of a check listed on its page (with every invalid row the report names besides): the
@@ -83,10 +84,19 @@ fn source_choices() -> Vec<SourceChoice> {
         .collect()
 }
 
+/// The day the inventory was taken, as the upload form asks for it.
+const TAKEN_ON: DateField = DateField {
+    id: "taken_on",
+    day: "taken_on-day",
+    month: "taken_on-month",
+    year: "taken_on-year",
+    name: "date the inventory was taken",
+};
+
 /// What the upload form was given, to show it again.
 pub struct Answers {
     pub source: String,
-    pub taken_on: String,
+    pub taken_on: DateInput,
     pub dry_run: bool,
 }
 
@@ -94,7 +104,7 @@ impl Answers {
     fn fresh() -> Answers {
         Answers {
             source: EstateSource::Catalogue.as_str().to_owned(),
-            taken_on: today().to_string(),
+            taken_on: DateInput::showing(TAKEN_ON, today()),
             dry_run: true,
         }
     }
@@ -131,8 +141,8 @@ struct EstatePage {
     can_import: bool,
     sources: Vec<SourceChoice>,
     answers: Answers,
-    /// What to correct, and the id of the field.
-    error: Option<(String, &'static str)>,
+    /// What to correct, each against the id of its field.
+    errors: Vec<FieldError>,
     notice: Option<String>,
 }
 
@@ -149,7 +159,7 @@ async fn render_estate(
     session: &Session,
     code: String,
     answers: Answers,
-    error: Option<(String, &'static str)>,
+    errors: Vec<FieldError>,
     notice: Option<String>,
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
@@ -193,7 +203,7 @@ async fn render_estate(
         running,
         sources: source_choices(),
         answers,
-        error,
+        errors,
         notice,
     };
     render(status, &page)
@@ -232,34 +242,50 @@ pub async fn estate_page(
         }),
         _ => None,
     };
-    render_estate(&state, &session, code, Answers::fresh(), None, notice, StatusCode::OK).await
+    render_estate(&state, &session, code, Answers::fresh(), Vec::new(), notice, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
 pub struct UploadForm {
     #[serde(default)]
     source: String,
-    #[serde(default)]
-    taken_on: String,
+    #[serde(default, rename = "taken_on-day")]
+    taken_on_day: String,
+    #[serde(default, rename = "taken_on-month")]
+    taken_on_month: String,
+    #[serde(default, rename = "taken_on-year")]
+    taken_on_year: String,
     /// The "check the file first" box: `yes` when ticked.
     dry_run: Option<String>,
 }
 
-/// The form's answers read, or what to correct and where.
+/// The form's answers read, or every problem with them, each against its field (the date's boxes
+/// marked in `taken_on`).
 fn read_form(
     form: &UploadForm,
     file: Option<UploadedFile>,
-) -> Result<(EstateSource, NaiveDate, UploadedFile), (String, &'static str)> {
-    let file = file.ok_or_else(|| ("Choose the inventory file to upload".to_owned(), "file"))?;
-    if file.bytes.is_empty() {
-        return Err((format!("The file {} is empty", file.name), "file"));
+    taken_on: &mut DateInput,
+) -> Result<(EstateSource, NaiveDate, UploadedFile), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let file = match file {
+        None => {
+            errors.push(FieldError::new("file", "Choose the inventory file to upload"));
+            None
+        }
+        Some(file) if file.bytes.is_empty() => {
+            errors.push(FieldError::new("file", &format!("The file {} is empty", file.name)));
+            None
+        }
+        Some(file) => Some(file),
+    };
+    let source = EstateSource::parse(form.source.trim());
+    if source.is_none() {
+        errors.push(FieldError::new("source-catalogue", "Choose which export the file is"));
     }
-    let source = EstateSource::parse(form.source.trim())
-        .ok_or_else(|| ("Choose which export the file is".to_owned(), "source-catalogue"))?;
-    let taken_on = crate::dates::parse(&form.taken_on).ok_or_else(|| {
-        ("Enter the date the inventory was taken as year-month-day, like 2026-11-30".to_owned(), "taken_on")
-    })?;
-    Ok((source, taken_on, file))
+    match (file, source, taken_on.read(&mut errors)) {
+        (Some(file), Some(source), Some(taken_on)) => Ok((source, taken_on, file)),
+        _ => Err(errors),
+    }
 }
 
 /// One row of a check, in words.
@@ -356,16 +382,16 @@ pub async fn import_estate(
     let code = code.into_inner().to_uppercase();
     let Uploaded { session, form, file } = upload;
     let user = session.require_acting_for::<AdminOrOfficer>(&code)?;
-    let answers = Answers {
+    let mut answers = Answers {
         source: form.source.trim().to_owned(),
-        taken_on: form.taken_on.trim().to_owned(),
+        taken_on: DateInput::typed(TAKEN_ON, &form.taken_on_day, &form.taken_on_month, &form.taken_on_year),
         dry_run: form.dry_run.as_deref() == Some("yes"),
     };
-    let (source, taken_on, file) = match read_form(&form, file) {
+    let (source, taken_on, file) = match read_form(&form, file, &mut answers.taken_on) {
         Ok(read) => read,
-        Err(error) => {
+        Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return render_estate(&state, &session, code, answers, Some(error), None, status).await;
+            return render_estate(&state, &session, code, answers, errors, None, status).await;
         }
     };
     let (actor, organisation, dry_run) = (user.actor(), code.clone(), answers.dry_run);
@@ -407,8 +433,8 @@ pub async fn import_estate(
         }
         Err(error) => {
             let refused = Refusal::of(error)?;
-            let error = Some((capitalised(&refused.detail), "file"));
-            render_estate(&state, &session, code, answers, error, None, refused.status).await
+            let errors = vec![FieldError::new("file", &capitalised(&refused.detail))];
+            render_estate(&state, &session, code, answers, errors, None, refused.status).await
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod assets;
 pub mod attention;
 pub mod audit;
 pub mod chart;
+pub mod date_input;
 pub mod estates;
 pub mod notifications;
 pub mod organisations;

@@ -18,10 +18,20 @@ use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
+use crate::web::date_input::{DateField, DateInput};
 use crate::web::start::{ChoiceView, RequirementView, words};
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebError, WebResult, long_date, optional_text, render, see_other,
-    today,
+    Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, long_date, optional_text, render,
+    see_other, today,
+};
+
+/// The day of the purchase: the form's three date boxes.
+const PURCHASED_ON: DateField = DateField {
+    id: "purchased_on",
+    day: "purchased_on-day",
+    month: "purchased_on-month",
+    year: "purchased_on-year",
+    name: "date of purchase",
 };
 
 #[derive(Template)]
@@ -37,8 +47,10 @@ struct PurchasePage {
     published_on: String,
     requirements: Vec<RequirementView>,
     products: Vec<ChoiceView>,
-    error: Option<String>,
+    /// What to correct, each against the id of its field.
+    errors: Vec<FieldError>,
     values: HashMap<String, String>,
+    purchased_on: DateInput,
     /// The purchase this one corrects, if it is a correction.
     corrects: Option<i64>,
 }
@@ -104,10 +116,13 @@ async fn render_form(
     organisation: String,
     standard_id: i64,
     values: HashMap<String, String>,
-    error: Option<String>,
-    status: StatusCode,
+    purchased_on: DateInput,
+    errors: Vec<FieldError>,
 ) -> WebResult<HttpResponse> {
-    let on = values.get("purchased_on").and_then(|d| crate::dates::parse(d));
+    // Whatever the problem, the record as typed cannot be kept (a purchase already superseded is
+    // a conflict to the API).
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let on = purchased_on.date().ok();
     let data = state.run(move |db| db.read(|conn| form_data(conn, standard_id, on))).await?;
     let corrects = values.get("supersedes").and_then(|id| id.trim().parse::<i64>().ok());
     let title = if corrects.is_some() { "Correct a local purchase" } else { "Record a local purchase" };
@@ -124,8 +139,9 @@ async fn render_form(
         published_on: data.published_on,
         requirements: data.requirements,
         products: data.products,
-        error,
+        errors,
         values,
+        purchased_on,
         corrects,
     };
     render(status, &page)
@@ -144,7 +160,6 @@ fn values_of(purchase: &db::purchases::Purchase) -> HashMap<String, String> {
         ("supersedes".to_owned(), purchase.id.to_string()),
         ("product_id".to_owned(), purchase.product_id.map(|id| id.to_string()).unwrap_or_default()),
         ("description".to_owned(), purchase.description.clone().unwrap_or_default()),
-        ("purchased_on".to_owned(), purchase.purchased_on.to_string()),
         ("quantity".to_owned(), purchase.quantity.to_string()),
         (
             "unit_cost".to_owned(),
@@ -152,6 +167,7 @@ fn values_of(purchase: &db::purchases::Purchase) -> HashMap<String, String> {
         ),
         ("order_reference".to_owned(), purchase.order_reference.clone()),
     ]);
+    values.extend(DateInput::showing(PURCHASED_ON, purchase.purchased_on).fields());
     for declaration in &purchase.declarations {
         if declaration.met {
             values.insert(format!("met_{}", declaration.requirement), "yes".to_owned());
@@ -181,33 +197,60 @@ pub async fn new_purchase_page(
             }
             values_of(&purchase)
         }
-        None => HashMap::from([("purchased_on".to_owned(), today().to_string())]),
+        None => HashMap::from(DateInput::showing(PURCHASED_ON, today()).fields()),
     };
-    render_form(&state, &session, code, query.standard, values, None, StatusCode::OK).await
+    let purchased_on = DateInput::from_form(PURCHASED_ON, &values);
+    render_form(&state, &session, code, query.standard, values, purchased_on, Vec::new()).await
 }
 
-/// Reads the form into a purchase, or says what to correct.
-fn purchase_from(organisation: &str, form: &HashMap<String, String>) -> Result<NewPurchase, String> {
+/// An optional id field: `Some(None)` when empty, `None` when it is not an id.
+fn optional_id(text: &str) -> Option<Option<i64>> {
+    match text {
+        "" => Some(None),
+        id => id.parse::<i64>().ok().map(Some),
+    }
+}
+
+/// Reads the form into a purchase, or says everything to correct, each against its field in the
+/// form's order (the date's wrong boxes marked in `purchased_on`).
+fn purchase_from(
+    organisation: &str,
+    form: &HashMap<String, String>,
+    purchased_on: &mut DateInput,
+) -> Result<NewPurchase, Vec<FieldError>> {
     let field = |name: &str| form.get(name).map_or("", |v| v.trim());
-    let standard_id =
-        field("standard_id").parse::<i64>().map_err(|_| "The form is out of date".to_owned())?;
-    let version = field("version").parse::<i32>().map_err(|_| "The form is out of date".to_owned())?;
-    let purchased_on = crate::dates::parse(field("purchased_on"))
-        .ok_or_else(|| "Enter the purchase date as year-month-day, like 2026-11-30".to_owned())?;
-    let quantity = field("quantity")
-        .parse::<i64>()
-        .ok()
-        .filter(|q| *q >= 1)
-        .ok_or_else(|| "Enter the quantity as a whole number, 1 or more".to_owned())?;
-    let unit_cost_pence = pounds_to_pence(field("unit_cost"))
-        .ok_or_else(|| "Enter the cost of one unit in pounds, like 1250 or 1250.50".to_owned())?;
-    let product_id = match field("product_id") {
-        "" => None,
-        id => Some(id.parse::<i64>().map_err(|_| "Choose a product".to_owned())?),
-    };
-    let supersedes_id = match field("supersedes") {
-        "" => None,
-        id => Some(id.parse::<i64>().map_err(|_| "The form is out of date".to_owned())?),
+    let mut errors = Vec::new();
+    let standard_id = field("standard_id").parse::<i64>().ok();
+    let version = field("version").parse::<i32>().ok();
+    let supersedes_id = optional_id(field("supersedes"));
+    if standard_id.is_none() || version.is_none() || supersedes_id.is_none() {
+        errors.push(FieldError::new("product_id", "The form is out of date"));
+    }
+    let product_id = optional_id(field("product_id"));
+    if product_id.is_none() {
+        errors.push(FieldError::new("product_id", "Choose a product"));
+    }
+    let date = purchased_on.read(&mut errors);
+    let quantity = field("quantity").parse::<i64>().ok().filter(|q| *q >= 1);
+    if quantity.is_none() {
+        errors.push(FieldError::new("quantity", "Enter the quantity as a whole number, 1 or more"));
+    }
+    let unit_cost_pence = pounds_to_pence(field("unit_cost"));
+    if unit_cost_pence.is_none() {
+        errors
+            .push(FieldError::new("unit_cost", "Enter the cost of one unit in pounds, like 1250 or 1250.50"));
+    }
+    let (
+        Some(standard_id),
+        Some(version),
+        Some(supersedes_id),
+        Some(product_id),
+        Some(purchased_on),
+        Some(quantity),
+        Some(unit_cost_pence),
+    ) = (standard_id, version, supersedes_id, product_id, date, quantity, unit_cost_pence)
+    else {
+        return Err(errors);
     };
     let codes: Vec<String> =
         form.keys().filter_map(|key| key.strip_prefix("requirement_").map(str::to_owned)).collect();
@@ -265,19 +308,11 @@ pub async fn record_purchase(
     let user = session.require_acting_for::<AdminOrOfficer>(&code)?;
     let standard_id =
         form.get("standard_id").and_then(|v| v.trim().parse::<i64>().ok()).ok_or(WebError::NotFound)?;
-    let new = match purchase_from(&code, &form) {
+    let mut purchased_on = DateInput::from_form(PURCHASED_ON, &form);
+    let new = match purchase_from(&code, &form, &mut purchased_on) {
         Ok(new) => new,
-        Err(message) => {
-            return render_form(
-                &state,
-                &session,
-                code,
-                standard_id,
-                form,
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+        Err(errors) => {
+            return render_form(&state, &session, code, standard_id, form, purchased_on, errors).await;
         }
     };
     let actor = user.actor();
@@ -292,11 +327,8 @@ pub async fn record_purchase(
             }
         ))),
         Err(error) => {
-            // Shown as 422 whatever the refusal: the record as typed cannot be kept (a purchase
-            // already superseded is a conflict to the API).
-            let refused = Refusal::of(error)?;
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_form(&state, &session, code, standard_id, form, Some(refused.detail), status).await
+            let errors = vec![FieldError::new("product_id", &Refusal::of(error)?.detail)];
+            render_form(&state, &session, code, standard_id, form, purchased_on, errors).await
         }
     }
 }

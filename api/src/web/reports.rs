@@ -15,11 +15,16 @@ use crate::auth::extractors::AdminOrAuditor;
 use crate::preconditions::page_request;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::web::date_input::{DateField, DateInput};
 use crate::web::start::words;
 use crate::web::{
-    Chrome, Session, WebResult, count, counted, long_date, optional_text, query_value, render, today,
+    Chrome, FieldError, Session, WebResult, count, counted, long_date, optional_text, query_value, render,
+    today,
 };
 use db::risk::MAX_WITHIN_MONTHS;
+
+/// The day the report is for: today unless another is typed.
+const ON: DateField = DateField { id: "on", day: "on-day", month: "on-month", year: "on-year", name: "date" };
 
 pub struct HoldingRow {
     pub code: String,
@@ -91,15 +96,15 @@ fn summary(totals: &UnsupportedTotals) -> Vec<String> {
 #[template(path = "unsupported.html")]
 struct UnsupportedPage {
     chrome: Chrome,
-    on: String,
+    on: DateInput,
     on_words: String,
     within_months: String,
     /// `at_risk` or `accepted`.
     status: &'static str,
     organisation: String,
     region: String,
-    /// What to correct, and the id of the field.
-    error: Option<(String, &'static str)>,
+    /// What to correct, each against the id of its field.
+    errors: Vec<FieldError>,
     caption: &'static str,
     holdings: Vec<HoldingRow>,
     summary: Vec<String>,
@@ -112,6 +117,15 @@ struct UnsupportedPage {
 
 #[derive(Deserialize)]
 pub struct UnsupportedQuery {
+    /// The day, from the form's three boxes.
+    #[serde(default, rename = "on-day")]
+    on_day: String,
+    #[serde(default, rename = "on-month")]
+    on_month: String,
+    #[serde(default, rename = "on-year")]
+    on_year: String,
+    /// The day as the report's own links (and the API) write it, `2020-01-14`, when the boxes are
+    /// empty.
     on: Option<String>,
     within_months: Option<String>,
     status: Option<String>,
@@ -153,22 +167,24 @@ pub async fn unsupported_page(
     session.require::<AdminOrAuditor>()?;
     let query = query.into_inner();
     let typed = |text: &Option<String>| text.as_deref().and_then(optional_text);
-    let mut error = None;
-    let on = match typed(&query.on) {
-        None => today(),
-        Some(text) => crate::dates::parse(&text).unwrap_or_else(|| {
-            error = Some(("Enter the date as year-month-day, like 2020-01-14".to_owned(), "on"));
-            today()
-        }),
+    let mut errors = Vec::new();
+    let mut on_boxes = match DateInput::typed(ON, &query.on_day, &query.on_month, &query.on_year) {
+        boxes if boxes.is_blank() => DateInput::from_iso(ON, query.on.as_deref().unwrap_or_default()),
+        boxes => boxes,
     };
+    if on_boxes.is_blank() {
+        on_boxes = DateInput::showing(ON, today());
+    }
+    // A date that is not one is shown back with why; the report meanwhile is today's.
+    let on = on_boxes.read(&mut errors).unwrap_or_else(today);
     let within_months = match typed(&query.within_months) {
         None => 0,
         Some(text) => match text.parse::<u32>() {
             Ok(months) if months <= MAX_WITHIN_MONTHS => months,
             _ => {
-                error = Some((
-                    format!("Enter a whole number of months, from 0 to {MAX_WITHIN_MONTHS}"),
+                errors.push(FieldError::new(
                     "within_months",
+                    &format!("Enter a whole number of months, from 0 to {MAX_WITHIN_MONTHS}"),
                 ));
                 0
             }
@@ -177,12 +193,12 @@ pub async fn unsupported_page(
     let status = match typed(&query.status) {
         None => RiskStatus::AtRisk,
         Some(text) => RiskStatus::parse(&text).unwrap_or_else(|| {
-            error = Some(("Choose at risk or covered by a risk acceptance".to_owned(), "status-at_risk"));
+            errors.push(FieldError::new("status-at_risk", "Choose at risk or covered by a risk acceptance"));
             RiskStatus::AtRisk
         }),
     };
     // A page of answers that were not understood would not be the page asked for: start again.
-    let cursor = if error.is_some() { None } else { query.cursor };
+    let cursor = if errors.is_empty() { query.cursor } else { None };
     let page: PageRequest = page_request(query.limit, cursor)?;
     let filter = UnsupportedFilter {
         on,
@@ -192,7 +208,7 @@ pub async fn unsupported_page(
         region: typed(&query.region),
         only_ending: false,
     };
-    if query.format.as_deref() == Some("csv") && error.is_none() {
+    if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let filter = filter.clone();
         let rows = PageRequest::default();
         return Ok(spreadsheet::list(&state, true, "unsupported", rows, move |conn, page| {
@@ -213,13 +229,13 @@ pub async fn unsupported_page(
     };
     let view = UnsupportedPage {
         chrome: Chrome::for_session("Unsupported software", &session, "/reports/unsupported"),
-        on: on.to_string(),
+        on: on_boxes,
         on_words: long_date(on),
         within_months: within_months.to_string(),
         status: status.as_str(),
         organisation: filter.organisation.clone().unwrap_or_default(),
         region: filter.region.clone().unwrap_or_default(),
-        error,
+        errors,
         caption: match status {
             RiskStatus::AtRisk => "At risk: no risk acceptance in force",
             RiskStatus::Accepted => "Covered by a risk acceptance",
@@ -230,7 +246,7 @@ pub async fn unsupported_page(
         next_page: found.next_cursor.map(|cursor| link(&filter, query.limit, Some(&cursor))),
         download: format!("{}&format=csv", link(&filter, None, None)),
     };
-    let status = if view.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if view.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     render(status, &view)
 }
 

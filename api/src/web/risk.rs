@@ -11,11 +11,23 @@ use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
+use crate::web::date_input::{DateField, DateInput};
 use crate::web::start::ChoiceView;
-use crate::web::{Chrome, Refusal, Session, Submitted, WebResult, optional_text, render, see_other, today};
+use crate::web::{
+    Chrome, FieldError, Refusal, Session, Submitted, WebResult, optional_text, render, see_other, today,
+};
 
 /// Software whose support ends within this many months is offered too, not only unsupported.
 const WITHIN_MONTHS: u32 = 12;
+
+/// The day the acceptance stops covering the product.
+const EXPIRES_ON: DateField = DateField {
+    id: "expires_on",
+    day: "expires_on-day",
+    month: "expires_on-month",
+    year: "expires_on-year",
+    name: "expiry date",
+};
 
 #[derive(Template)]
 #[template(path = "risk_acceptance.html")]
@@ -24,9 +36,12 @@ struct AcceptancePage {
     code: String,
     name: String,
     products: Vec<ChoiceView>,
-    error: Option<(String, &'static str)>,
+    /// What to correct, each against the id of its field.
+    errors: Vec<FieldError>,
     values: RiskForm,
-    example_expiry: String,
+    expires_on: DateInput,
+    /// The expiry's hint, with a date six months ahead as its example.
+    expiry_hint: String,
 }
 
 impl AcceptancePage {
@@ -43,8 +58,18 @@ pub struct RiskForm {
     compensating_controls: String,
     #[serde(default)]
     mds2_reference: String,
-    #[serde(default)]
-    expires_on: String,
+    #[serde(default, rename = "expires_on-day")]
+    expires_on_day: String,
+    #[serde(default, rename = "expires_on-month")]
+    expires_on_month: String,
+    #[serde(default, rename = "expires_on-year")]
+    expires_on_year: String,
+}
+
+impl RiskForm {
+    fn expires_on(&self) -> DateInput {
+        DateInput::typed(EXPIRES_ON, &self.expires_on_day, &self.expires_on_month, &self.expires_on_year)
+    }
 }
 
 #[derive(Deserialize)]
@@ -59,7 +84,8 @@ async fn render_form(
     session: &Session,
     code: String,
     values: RiskForm,
-    error: Option<(String, &'static str)>,
+    expires_on: DateInput,
+    errors: Vec<FieldError>,
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
     let lookup = code.clone();
@@ -80,9 +106,13 @@ async fn render_form(
         code: organisation.code,
         name: organisation.name,
         products,
-        error,
+        errors,
         values,
-        example_expiry: example.to_string(),
+        expires_on,
+        expiry_hint: format!(
+            "After this date the acceptance no longer covers the product. For example, {}",
+            example.format("%-d %-m %Y")
+        ),
     };
     render(status, &page)
 }
@@ -100,19 +130,25 @@ pub async fn new_acceptance_page(
         product_id: query.product.map(|id| id.to_string()).unwrap_or_default(),
         ..Default::default()
     };
-    render_form(&state, &session, code, values, None, StatusCode::OK).await
+    let expires_on = values.expires_on();
+    render_form(&state, &session, code, values, expires_on, Vec::new(), StatusCode::OK).await
 }
 
-/// Reads the form into an acceptance, or says what to correct (and which field).
-fn acceptance_from(code: &str, form: &RiskForm) -> Result<NewRiskAcceptance, (String, &'static str)> {
-    let product_id = form
-        .product_id
-        .trim()
-        .parse::<i64>()
-        .map_err(|_| ("Choose the product the acceptance is for".to_owned(), "product_id"))?;
-    let expires_on = crate::dates::parse(&form.expires_on).ok_or_else(|| {
-        ("Enter the expiry date as year-month-day, like 2027-05-31".to_owned(), "expires_on")
-    })?;
+/// Reads the form into an acceptance, or says everything to correct, each against its field (the
+/// expiry's wrong boxes marked in `expires_on`).
+fn acceptance_from(
+    code: &str,
+    form: &RiskForm,
+    expires_on: &mut DateInput,
+) -> Result<NewRiskAcceptance, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let product_id = form.product_id.trim().parse::<i64>().ok();
+    if product_id.is_none() {
+        errors.push(FieldError::new("product_id", "Choose the product the acceptance is for"));
+    }
+    let (Some(product_id), Some(expires_on)) = (product_id, expires_on.read(&mut errors)) else {
+        return Err(errors);
+    };
     Ok(NewRiskAcceptance {
         organisation_code: code.to_owned(),
         product_id,
@@ -131,17 +167,27 @@ pub async fn record_acceptance(
     let (code, session, form) = (code.into_inner().to_uppercase(), submitted.session, submitted.form);
     let user = session.require_acting_for::<AdminOrOfficer>(&code)?;
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-    let new = match acceptance_from(&code, &form) {
+    let mut expires_on = form.expires_on();
+    let new = match acceptance_from(&code, &form, &mut expires_on) {
         Ok(new) => new,
-        Err(error) => return render_form(&state, &session, code, form, Some(error), unprocessable).await,
+        Err(errors) => {
+            return render_form(&state, &session, code, form, expires_on, errors, unprocessable).await;
+        }
     };
     let actor = user.actor();
     match state.run(move |db| db::risk::accept(db, &actor, new, today())).await {
         Ok(_) => Ok(see_other(&format!("/organisations/{code}?notice=risk-accepted"))),
         Err(error) => {
+            // The data layer's rules (an expiry in the future, controls described), against the
+            // field each is about: a refused expiry marks the whole date.
             let Refusal { detail, status } = Refusal::of(error)?;
-            let field = if detail.contains("expires_on") { "expires_on" } else { "compensating_controls" };
-            render_form(&state, &session, code, form, Some((detail, field)), status).await
+            let mut errors = Vec::new();
+            if detail.contains("expires_on") {
+                expires_on.refuse(&detail, &mut errors);
+            } else {
+                errors.push(FieldError::new("compensating_controls", &detail));
+            }
+            render_form(&state, &session, code, form, expires_on, errors, status).await
         }
     }
 }
