@@ -33,3 +33,4 @@ mod web;
 mod web_estates;
 mod web_notifications;
 mod web_route_matrix;
+mod web_session;
