@@ -106,6 +106,7 @@ async fn a_form_sent_after_the_session_ended_is_kept_and_given_back_to_its_autho
         form.body
     );
     assert!(!form.body.contains("passphrase"), "a password is never kept");
+    assert!(form.body.contains("Type the password again"));
     assert!(browser.cookie(KEPT).is_none(), "given back once, then dropped");
     let fresh = form.hidden("csrf_token");
     assert_ne!(fresh, token, "a new session, a new CSRF token");

@@ -68,6 +68,8 @@ pub struct KeptForm {
     fields: Vec<(String, String)>,
     /// A file was chosen, and must be chosen again.
     file_left_out: bool,
+    /// A password was typed, and must be typed again.
+    password_left_out: bool,
     /// The session ended by being left idle (otherwise: signed out elsewhere, or the account
     /// changed), to tell the person why.
     timed_out: bool,
@@ -131,14 +133,16 @@ impl KeptForm {
         fields: Vec<(String, String)>,
         file_left_out: bool,
     ) -> KeptForm {
-        let fields =
-            fields.into_iter().filter(|(name, _)| !name.to_ascii_lowercase().contains("password")).collect();
+        let is_password = |name: &str| name.to_ascii_lowercase().contains("password");
+        let password_left_out = fields.iter().any(|(name, value)| is_password(name) && !value.is_empty());
+        let fields = fields.into_iter().filter(|(name, _)| !is_password(name)).collect();
         KeptForm {
             user: former.user_id,
             action: request.path().to_owned(),
             page: form_page(request),
             fields,
             file_left_out,
+            password_left_out,
             timed_out: former.expired,
             until: now() + KEPT_FOR_SECONDS,
         }
@@ -187,7 +191,7 @@ impl KeptForm {
         };
         let file = if self.file_left_out { " You will need to choose the file again." } else { "" };
         KeptNotice {
-            heading: "Your form has not been sent".to_owned(),
+            heading: "Your form has not been sent yet".to_owned(),
             detail: format!(
                 "{why} Sign in again to send the form you were filling in: what you typed is kept for {} \
                  minutes and will be put back into the form.{file}",
@@ -212,9 +216,10 @@ impl KeptForm {
         // How many text fields of each name have been filled: a name may repeat.
         let filled: Rc<RefCell<HashMap<String, usize>>> = Rc::default();
         let select_name: Rc<RefCell<Option<String>>> = Rc::default();
-        let banner = KeptFormBanner { file_left_out: self.file_left_out }
-            .render()
-            .map_err(|e| lol_html::errors::RewritingError::ContentHandlerError(e.into()))?;
+        let banner =
+            KeptFormBanner { file_left_out: self.file_left_out, password_left_out: self.password_left_out }
+                .render()
+                .map_err(|e| lol_html::errors::RewritingError::ContentHandlerError(e.into()))?;
         let typed = &typed;
         let settings = RewriteStrSettings::new()
             .append_element_content_handler(element!("form", {
@@ -297,6 +302,7 @@ pub struct KeptNotice {
 #[template(path = "kept_form_banner.html")]
 struct KeptFormBanner {
     file_left_out: bool,
+    password_left_out: bool,
 }
 
 /// A value as askama writes it into an attribute, to compare with the page's raw attribute text
@@ -424,6 +430,7 @@ mod tests {
             page: "/organisations/RR8/purchases/new".into(),
             fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             file_left_out: false,
+            password_left_out: false,
             timed_out: true,
             until: now() + 60,
         }
