@@ -34,3 +34,4 @@ mod web;
 mod web_estates;
 mod web_notifications;
 mod web_route_matrix;
+mod web_session;

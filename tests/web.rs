@@ -83,10 +83,33 @@ impl<'a> Browser<'a> {
     }
 
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_with_headers(path, fields, &[]).await
+    }
+
+    /// Sends a form with more headers (an `Accept`, or the `Referer` a browser sends).
+    pub(crate) async fn post_with_headers(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let body = serde_urlencoded_pairs(fields);
-        let request =
+        let mut request =
             self.app.post(path).header("content-type", "application/x-www-form-urlencoded").body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.page(request).await
+    }
+
+    /// The value of the cookie called `name` that the browser holds.
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    /// Sets (or replaces) a cookie, as if the app had set it.
+    pub(crate) fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
     }
 
     /// Sends a form with a file as a browser sends `enctype="multipart/form-data"`: the fields in

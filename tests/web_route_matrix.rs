@@ -3,7 +3,9 @@
 //! table below does not name (and on a row naming no route). Each route is called, GET and form
 //! POST alike, by someone signed out, by a disabled user's session, by each role, and by an
 //! officer and an exemplar of another trust, and must get exactly what the table says: the
-//! sign-in page, 403, 404, or the page (200) and, for a form, the change it asks for (303).
+//! sign-in page, 403, 404, or the page (200) and, for a form, the change it asks for (303). A
+//! form sent without a valid session goes to the sign-in page with the form's page to come back
+//! to (see `web_session.rs` for the form kept meanwhile).
 //!
 //! Forms carry the caller's own valid CSRF token and a body that would succeed for a caller who
 //! may send it, so only authorisation can refuse them. A refused form must also leave the data
@@ -63,7 +65,7 @@ const CALLERS: [Who; 8] = [
 /// What a call must get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
-    /// 303 to the sign-in page, which remembers the page asked for (a form: the start page).
+    /// 303 to the sign-in page, which remembers the page asked for (a form: its page, see `form_page`).
     SignIn,
     /// The page (200); for a form, 303 to a page of the site, with the change made.
     Ok,
@@ -114,6 +116,8 @@ const SIGN_IN_FORM: [Expect; 8] = [BAD, BAD, OK, OK, OK, OK, OK, OK];
 enum Form {
     SignIn,
     SignOut,
+    /// The timeout warning's "Stay signed in".
+    RenewSession,
     Claim,
     Release,
     Purchase,
@@ -223,6 +227,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/login", Form::SignIn, SIGN_IN_FORM),
         get("/logout", "/logout".into(), SIGNED_IN),
         post("/logout", Form::SignOut, SIGNED_IN),
+        post("/session/renew", Form::RenewSession, SIGNED_IN),
         post("/entitlements/{id}/claim", Form::Claim, ACTS_FOR_TRUST),
         get("/allocations/{id}/release", format!("/allocations/{}/release", f.allocation), ACTS_FOR_TRUST),
         post("/allocations/{id}/release", Form::Release, ACTS_FOR_TRUST),
@@ -540,7 +545,7 @@ fn date_boxes(id: &str, date: chrono::NaiveDate) -> [(String, String); 3] {
 fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
     let s = f.standard;
     let (url, fields, watch) = match form {
-        Form::SignIn | Form::SignOut => unreachable!("prepared by the caller"),
+        Form::SignIn | Form::SignOut | Form::RenewSession => unreachable!("prepared by the caller"),
         Form::Estate | Form::SeatChanges => unreachable!("prepared by prepare_upload"),
         Form::Claim => (
             format!("/entitlements/{}/claim", f.entitlement),
@@ -810,6 +815,15 @@ fn matches(pattern: &str, url: &str) -> bool {
     }
 }
 
+/// The page a form sent to `url` is on, as far as the app can tell without a `Referer` (the
+/// matrix sends none): the form's own path when that is also a page, else the start page. Signing
+/// out and renewing a session, whose forms are never kept, go back to the start page.
+fn form_page(url: &str) -> String {
+    let is_page =
+        api::web::ROUTES.iter().any(|route| route.method == PageMethod::Get && matches(route.path, url));
+    if is_page && !["/logout", "/session/renew"].contains(&url) { url.to_owned() } else { "/".to_owned() }
+}
+
 /// Checks one answer against what was expected; says what is wrong, if anything.
 fn judge(answer: &Answer, expect: Expect, method: PageMethod, url: &str) -> Option<String> {
     let (status, location) = (answer.status, answer.location());
@@ -817,7 +831,7 @@ fn judge(answer: &Answer, expect: Expect, method: PageMethod, url: &str) -> Opti
         Expect::SignIn => {
             let next = match method {
                 PageMethod::Get => api::web::query_value(url),
-                PageMethod::Post => "%2F".to_owned(),
+                PageMethod::Post => api::web::query_value(&form_page(url)),
             };
             let wanted = format!("/login?next={next}");
             (status == 303 && location == wanted, format!("303 to {wanted}"))
@@ -882,6 +896,19 @@ async fn call_form(
             };
             let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
             (url, answer, problems)
+        }
+        // Renewing a session writes nothing: accepted, it sets the session's cookie anew.
+        Form::RenewSession => {
+            let fields = pairs(&[("csrf_token", &caller.csrf_token)]);
+            let (audit_before, url) = (audit_events(app), "/session/renew");
+            let answer = post_form(app, caller.cookie.as_deref(), url, &fields).await;
+            if answer.cookie("catalogue_session").is_some() != (expect == Expect::Ok) {
+                problems.push("the session cookie was set anew exactly when renewing is allowed".to_owned());
+            }
+            if audit_events(app) != audit_before {
+                problems.push("renewing a session wrote to the audit log".to_owned());
+            }
+            (url.into(), answer, problems)
         }
         _ => {
             let mut prepared = match form {

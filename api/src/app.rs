@@ -111,6 +111,7 @@ pub fn build_app(
             async move { Err::<HttpResponse, ApiError>(route_table.miss(request.method(), request.path())) }
         }))
         .wrap(actix_web::middleware::from_fn(crate::web::session::renew_cookie))
+        .wrap(actix_web::middleware::from_fn(crate::web::kept_form::restore_kept_form))
         .wrap(actix_web::middleware::from_fn(crate::auth::extractors::authenticate))
         .wrap(security_headers())
         .wrap_fn(|request, service| {

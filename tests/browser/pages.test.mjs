@@ -4,6 +4,7 @@
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -326,6 +327,7 @@ test('the pages work with JavaScript off', async () => {
     await signIn(page, USERS.officer);
     await ask(page, 'Windows 10 Enterprise');
     await page.getByRole('heading', { name: 'Licensed nationally' }).waitFor();
+    assert.equal(await page.getByRole('alertdialog').count(), 0, 'no timeout warning without its script');
   } finally {
     await close();
   }
@@ -849,6 +851,127 @@ test('a date is typed as day, month and year: the error summary links to the wro
     await page.getByText('The purchase is recorded').waitFor();
     await page.setViewportSize({ width: 1280, height: 900 });
     assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
+
+/**
+ * Makes the browser's session one that ended a minute ago, after 15 idle minutes: its token is
+ * re-signed (with the secret run.sh gave the server) as issued 16 minutes ago, so the server's
+ * quarter of an hour passes at once. The session id, and so the page's CSRF token, stay.
+ */
+async function endSessionByIdling(context) {
+  const secret = process.env.CATALOGUE_JWT_SECRET;
+  assert.ok(secret, 'run.sh exports the signing secret');
+  const session = (await context.cookies()).find((c) => c.name === 'catalogue_session');
+  assert.ok(session, 'a session cookie');
+  const dot = session.value.indexOf('.');
+  const [id, token] = [session.value.slice(0, dot), session.value.slice(dot + 1)];
+  const [header, payload] = token.split('.');
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+  const now = Math.floor(Date.now() / 1000);
+  Object.assign(claims, { iat: now - 16 * 60, exp: now - 60 });
+  const unsigned = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = createHmac('sha256', secret).update(unsigned).digest('base64url');
+  await context.addCookies([{ ...session, value: `${id}.${unsigned}.${signature}` }]);
+}
+
+test('a warning comes two minutes before the session ends: accessible, focused, and "Stay signed in" renews it, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    // The page's own clock, moved on by the test: the page counts down from the time it was given.
+    await page.clock.install();
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.officer);
+    await page.goto(`${BASE}/organisations/RR8`);
+    const warning = page.getByRole('alertdialog', { name: "You're about to be signed out" });
+    assert.equal(await warning.count(), 0, 'no warning while the session has long to run');
+    await page.clock.fastForward('12:30');
+    assert.equal(await warning.count(), 0, 'none two and a half minutes before the end');
+    await page.clock.fastForward('00:40');
+    await warning.waitFor();
+    assert.match(await warning.innerText(), /sign you out in 2 minutes/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'session-timeout', 'focus moves to the warning');
+    assert.equal(await warning.getAttribute('aria-modal'), 'true');
+    await assertAccessible(page, 'timeout warning');
+    await screenshot(page, '70-timeout-warning-1280');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, '71-timeout-warning-390');
+
+    const [renewal] = await Promise.all([
+      page.waitForResponse((response) => new URL(response.url()).pathname === '/session/renew'),
+      warning.getByRole('button', { name: 'Stay signed in' }).click(),
+    ]);
+    assert.equal(renewal.status(), 200);
+    assert.equal((await renewal.json()).expires_in, 900, 'the session has its 15 minutes again');
+    await warning.waitFor({ state: 'hidden' });
+    assert.ok(await page.getByRole('heading', { level: 1 }).isVisible(), 'back on the page');
+
+    // Left alone again: warned, then told the session has ended, with the page left as it was.
+    await page.clock.fastForward('13:05');
+    await warning.waitFor();
+    await page.clock.fastForward('02:00');
+    const ended = page.getByRole('alertdialog', { name: 'You have been signed out' });
+    await ended.waitFor();
+    assert.match(await ended.innerText(), /brought back to it, with what you typed kept/);
+    await assertAccessible(page, 'signed out warning');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await screenshot(page, '72-timeout-ended-1280');
+    await ended.getByRole('button', { name: 'Continue' }).click();
+    await ended.waitFor({ state: 'hidden' });
+    assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});
+
+test('a form sent after the session ended is kept: the sign-in page says why, and signing in again returns to the form with what was typed, never the password, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.admin);
+    await page.goto(`${BASE}/users/new`);
+    const email = `kept-${Date.now()}@nhs.net`;
+    await page.getByLabel('Full name').fill('Grace Hopper');
+    await page.getByLabel('Email address').fill(email);
+    await page.getByLabel('Procurement officer').check();
+    await page.getByLabel('Organisation (ODS code)').fill('RR8');
+    await page.getByLabel('Password to sign in with at first').fill('tangerine quietly harbours seven kites');
+    await endSessionByIdling(page.context());
+    await page.getByRole('button', { name: 'Add the user' }).click();
+
+    await page.waitForURL((url) => url.pathname === '/login');
+    assert.equal(new URL(page.url()).searchParams.get('next'), '/users/new');
+    const notice = page.getByRole('region', { name: 'Important' });
+    assert.match(await notice.innerText(), /signed out after 15 minutes without activity/);
+    assert.match(await notice.innerText(), /Sign in again to send the form you were filling in/);
+    await screenshot(page, '73-signed-out-form-kept-1280');
+    await assertAccessible(page, 'sign-in with a kept form');
+
+    await page.getByLabel('Email address').fill(USERS.admin);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((url) => url.pathname === '/users/new');
+    await page.getByText('Your form has not been sent yet').waitFor();
+    assert.equal(await page.getByLabel('Full name').inputValue(), 'Grace Hopper');
+    assert.equal(await page.getByLabel('Email address').inputValue(), email);
+    assert.ok(await page.getByLabel('Procurement officer').isChecked());
+    assert.equal(await page.getByLabel('Organisation (ODS code)').inputValue(), 'RR8');
+    assert.equal(await page.getByLabel('Password to sign in with at first').inputValue(), '', 'never the password');
+    await page.getByText('Type the password again').waitFor();
+    await screenshot(page, '74-form-given-back-1280');
+    await assertAccessible(page, 'the form given back');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertFitsWidth(page, 'the form given back at 390 px');
+    await screenshot(page, '75-form-given-back-390');
+
+    // Checked, and sent again by the person, with the new session's token.
+    await page.getByLabel('Password to sign in with at first').fill('tangerine quietly harbours seven kites');
+    await page.getByRole('button', { name: 'Add the user' }).click();
+    await page.getByText('Account created').waitFor();
+    await page.getByRole('heading', { name: 'Grace Hopper', level: 1 }).waitFor();
+    assertNoConsoleProblems(problems);
   } finally {
     await close();
   }

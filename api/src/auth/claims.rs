@@ -27,6 +27,10 @@ pub struct Claims {
 pub struct IssuedToken {
     pub token: String,
     pub expires_in: u64,
+    /// When it expires (seconds since the Unix epoch): a page's session ends then.
+    pub expires_at: u64,
+    /// Whose token it is.
+    pub user_id: i64,
 }
 
 pub fn issue(config: &AuthConfig, user_id: i64, generation: i64) -> anyhow::Result<IssuedToken> {
@@ -41,7 +45,7 @@ pub fn issue(config: &AuthConfig, user_id: i64, generation: i64) -> anyhow::Resu
         r#gen: generation,
     };
     let token = encode(&Header::new(ALGORITHM), &claims, &config.encoding_key)?;
-    Ok(IssuedToken { token, expires_in: lifetime })
+    Ok(IssuedToken { token, expires_in: lifetime, expires_at: claims.exp, user_id })
 }
 
 /// The claims of a valid token, or `None` for anything else (no reason is given to the caller).
@@ -53,6 +57,26 @@ pub fn verify(config: &AuthConfig, token: &str) -> Option<Arc<Claims>> {
     let claims = Arc::new(decode::<Claims>(token, &config.decoding_key, &config.validation).ok()?.claims);
     config.verified_tokens.insert(digest, claims.clone());
     Some(claims)
+}
+
+/// Whose a token was, once it no longer signs anyone in: expired, or ended by signing out
+/// elsewhere. Only the pages ask, to bind a form sent after the session ended to the person who
+/// typed it (`web::kept_form`), so that it is given back to them alone, after they sign in again
+/// with their password. It never authenticates anything: `verify` (which always checks `exp`) does.
+/// The signature, algorithm, issuer and audience are checked as `verify` checks them.
+pub fn former_subject(config: &AuthConfig, token: &str) -> Option<FormerSubject> {
+    let mut validation = config.validation.clone();
+    validation.validate_exp = false;
+    let claims = decode::<Claims>(token, &config.decoding_key, &validation).ok()?.claims;
+    let user_id = claims.sub.parse().ok()?;
+    Some(FormerSubject { user_id, expired: !unexpired(&claims, &config.validation) })
+}
+
+/// The user of a token that no longer signs them in, and whether it ended by expiring (rather
+/// than by a sign-out or an account change).
+pub struct FormerSubject {
+    pub user_id: i64,
+    pub expired: bool,
 }
 
 /// Tokens that passed [`decode`], by the SHA-256 of the whole token. A profile of the coverage
@@ -113,6 +137,20 @@ mod tests {
         assert_eq!(config.verified_tokens.len(), 1, "the verified token is held");
         std::thread::sleep(std::time::Duration::from_millis(2100));
         assert!(verify(&config, &token).is_none(), "past the leeway, the held token is refused");
+    }
+
+    #[test]
+    fn an_expired_token_still_names_its_user_for_a_kept_form_but_signs_no_one_in() {
+        let config = new_config();
+        let token = token_expiring_at(&config, jsonwebtoken::get_current_timestamp() - 600);
+        assert!(verify(&config, &token).is_none());
+        let former = former_subject(&config, &token).unwrap_or_else(|| panic!("no subject"));
+        assert_eq!((former.user_id, former.expired), (7, true));
+        let live = token_expiring_at(&config, jsonwebtoken::get_current_timestamp() + 600);
+        assert_eq!(former_subject(&config, &live).map(|f| f.expired), Some(false));
+        let foreign = token_expiring_at(&new_config(), jsonwebtoken::get_current_timestamp() - 600);
+        assert!(former_subject(&config, &foreign).is_none(), "signed with another key");
+        assert!(former_subject(&config, "not.a.token").is_none());
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct AuthConfig {
     pub(crate) dummy_hash: String,
     /// Key for the web pages' CSRF tokens, derived from the secret (never the signing key itself).
     pub(crate) csrf_key: [u8; 32],
+    /// Key that encrypts and authenticates the cookie keeping a form sent after its session ended
+    /// (`web::kept_form`), derived from the secret like `csrf_key`.
+    pub(crate) kept_form_key: actix_web::cookie::Key,
 }
 
 impl AuthConfig {
@@ -48,8 +51,18 @@ impl AuthConfig {
             token_lifetime: Duration::from_secs(15 * 60),
             dummy_hash: password::hash(&password::random_password())?,
             csrf_key: derive_key(secret.expose(), b"nhs-licence-catalogue/web-csrf/v1")?,
+            kept_form_key: cookie_key(secret.expose(), b"nhs-licence-catalogue/web-kept-form/v1")?,
         })
     }
+}
+
+/// The 64 bytes a private cookie's key takes (32 to encrypt, 32 to sign), as two subkeys.
+fn cookie_key(secret: &[u8], purpose: &[u8]) -> anyhow::Result<actix_web::cookie::Key> {
+    let mut bytes = Vec::with_capacity(64);
+    for half in [&b"/1"[..], &b"/2"[..]] {
+        bytes.extend_from_slice(&derive_key(secret, &[purpose, half].concat())?);
+    }
+    Ok(actix_web::cookie::Key::try_from(bytes.as_slice())?)
 }
 
 /// A subkey of `secret` for one purpose: HMAC-SHA256(secret, purpose).

@@ -37,6 +37,7 @@ const ASSETS: &[Asset] = assets! {
     "app/app.css" => "text/css; charset=utf-8",
     "app/body.js" => "text/javascript; charset=utf-8",
     "app/init.mjs" => "text/javascript; charset=utf-8",
+    "app/session-timeout.mjs" => "text/javascript; charset=utf-8",
 };
 
 /// `/assets/<digest>`: the prefix of every asset URL in this build.

@@ -24,6 +24,7 @@ pub mod audit;
 pub mod chart;
 pub mod date_input;
 pub mod estates;
+pub mod kept_form;
 pub mod notifications;
 pub mod organisations;
 pub mod products;
@@ -84,6 +85,7 @@ pub const ROUTES: &[PageRoute] = &[
     post("/login", |r| r.to(session::login)),
     get("/logout", |r| r.to(session::logout_page)),
     post("/logout", |r| r.to(session::logout)),
+    post("/session/renew", |r| r.to(session::renew)),
     post("/entitlements/{id}/claim", |r| r.to(start::claim)),
     get("/allocations/{id}/release", |r| r.to(allocations::release_page)),
     post("/allocations/{id}/release", |r| r.to(allocations::release)),
@@ -177,6 +179,10 @@ pub struct NavUser {
     /// Whether the page is Notifications, linked from the header's account links (beside
     /// signing out, for every role) rather than the menu, which for the national team is full.
     pub on_notifications: bool,
+    /// Seconds until the session ends unless renewed, and how long before that the page's
+    /// script warns (the timeout warning in `base.html`).
+    pub session_ends_in: u64,
+    pub warn_before: u64,
 }
 
 pub struct NavItem {
@@ -231,6 +237,8 @@ impl Chrome {
                 organisation: user.organisation().map(str::to_owned),
                 csrf_token: session.csrf_token.clone(),
                 on_notifications: current == "/notifications",
+                session_ends_in: session.ends_in_seconds,
+                warn_before: session.warn_seconds_before,
             }),
             nav,
         }
@@ -257,11 +265,15 @@ pub fn role_label(role: Role) -> &'static str {
 }
 
 /// An HTML response with the page CSP, never cached (pages name an organisation's holdings).
+/// Its forms tell this site, and no other, which page sent them (`Referrer-Policy: same-origin`,
+/// where the API says `no-referrer`): a form sent after the session ended is given back on that
+/// page after signing in (`kept_form`).
 pub fn html(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .body(body)
 }
 
@@ -303,6 +315,12 @@ pub fn query_value(value: &str) -> String {
 pub enum WebError {
     #[error("sign in to continue")]
     SignIn { next: String },
+    /// A form sent after the session ended, kept while its author signs in again (`kept_form`).
+    #[error("sign in to send the kept form")]
+    SignInToSend { next: String, kept: kept_form::KeptCookie },
+    /// A form sent after the session ended, too long to keep (`kept_form::MAX_SEALED_BYTES`).
+    #[error("the form is too long to keep")]
+    TooLongToKeep { next: String },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -373,12 +391,15 @@ struct ErrorPage {
     chrome: Chrome,
     heading: String,
     message: String,
+    /// A sign-in link to offer instead of the start page, with the page to come back to.
+    sign_in: Option<String>,
 }
 
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebError::SignIn { .. } => StatusCode::SEE_OTHER,
+            WebError::SignIn { .. } | WebError::SignInToSend { .. } => StatusCode::SEE_OTHER,
+            WebError::TooLongToKeep { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
@@ -389,12 +410,28 @@ impl ResponseError for WebError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut sign_in = None;
         let (heading, message) = match self {
             WebError::SignIn { next } => {
                 let mut response = see_other(&format!("/login?next={}", query_value(next)));
                 // Whatever session cookie came with the request no longer works: forget it.
                 let _ = response.add_removal_cookie(&session::session_cookie_template());
                 return response;
+            }
+            WebError::SignInToSend { next, kept } => {
+                let mut response = see_other(&format!("/login?next={}", query_value(next)));
+                let _ = response.add_removal_cookie(&session::session_cookie_template());
+                let _ = response.add_cookie(&kept.0);
+                return response;
+            }
+            WebError::TooLongToKeep { next } => {
+                sign_in = Some(format!("/login?next={}", query_value(next)));
+                (
+                    "Your form could not be kept",
+                    "You were signed out before your form was sent, and what you typed is too long to keep while \
+                     you sign in again. Go back to copy what you typed, then sign in again and send the form."
+                        .to_owned(),
+                )
             }
             WebError::BadRequest(detail) => ("There is a problem with the request", detail.clone()),
             WebError::Forbidden(detail) => ("You cannot do this", detail.clone()),
@@ -421,9 +458,13 @@ impl ResponseError for WebError {
                 ("Sorry, there is a problem with the service", "Try again later.".to_owned())
             }
         };
-        let page = ErrorPage { chrome: Chrome::anonymous(heading), heading: heading.to_owned(), message };
+        let page =
+            ErrorPage { chrome: Chrome::anonymous(heading), heading: heading.to_owned(), message, sign_in };
         let body = page.render().unwrap_or_else(|_| heading.to_owned());
         let mut response = html(self.status_code(), body);
+        if let WebError::TooLongToKeep { .. } = self {
+            let _ = response.add_removal_cookie(&session::session_cookie_template());
+        }
         if let WebError::TooManyRequests { retry_after_seconds } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string())
         {

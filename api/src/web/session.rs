@@ -10,6 +10,10 @@
 //! carries an HMAC of a random value kept in a short-lived cookie instead. Forms with a file
 //! (`multipart/form-data`, [`Uploaded`]) carry the same token, checked before the file is read.
 //!
+//! A form sent after the session ended is kept while its author signs in again (`kept_form`).
+//! Every page tells its script when the session ends (`Session::ends_in_seconds`), so that it can
+//! warn a couple of minutes before; its "Stay signed in" is `POST /session/renew` ([`renew`]).
+//!
 //! Cookies are `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the connection is TLS.
 
 use std::marker::PhantomData;
@@ -36,6 +40,7 @@ use crate::auth::{AuthConfig, CurrentUser, claims};
 use crate::body::MAX_ODS_FILE_BYTES;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::web::kept_form::{self, KEPT_FOR_SECONDS, KEPT_FORM_COOKIE, KeptCookie, KeptForm, SignedInUser};
 use crate::web::{Chrome, WebError, WebResult, local_path, render, see_other};
 
 pub const SESSION_COOKIE: &str = "catalogue_session";
@@ -47,6 +52,12 @@ pub const CSRF_FIELD: &str = "csrf_token";
 pub struct Session {
     pub user: CurrentUser,
     pub csrf_token: String,
+    /// The session id, which the CSRF token is bound to and which survives renewals.
+    id: String,
+    /// How long until the session ends unless renewed (its token expires), as of this request.
+    pub ends_in_seconds: u64,
+    /// How long before the end the page warns: two minutes, less for a very short session.
+    pub warn_seconds_before: u64,
 }
 
 impl Session {
@@ -134,14 +145,21 @@ fn state_of(request: &HttpRequest) -> WebResult<web::Data<AppState>> {
         .ok_or_else(|| WebError::Internal("application state missing".into()))
 }
 
-/// Where to come back to after signing in: this page (GET), else the start page.
+/// Where to come back to after signing in: this page (GET), the page of a form (POST), else
+/// the start page.
 fn return_path(request: &HttpRequest) -> String {
     if request.method() == actix_web::http::Method::GET {
         local_path(request.uri().path_and_query().map(|p| p.as_str()))
+    } else if kept_form::keepable(request) {
+        kept_form::form_page(request)
     } else {
         "/".into()
     }
 }
+
+/// The most a page warns before its session ends; a session shorter than three times this is
+/// warned a third of its life before.
+const WARN_SECONDS_BEFORE: u64 = 120;
 
 impl FromRequest for Session {
     type Error = WebError;
@@ -158,15 +176,22 @@ impl FromRequest for Session {
                 ApiError::Unauthorized => sign_in(),
                 other => other.into(),
             })?;
-            let half_life = state.auth.token_lifetime.as_secs() / 2;
-            if jsonwebtoken::get_current_timestamp() >= claims.iat + half_life
+            let lifetime = state.auth.token_lifetime.as_secs();
+            let now = jsonwebtoken::get_current_timestamp();
+            let mut expires_at = claims.exp;
+            if now >= claims.iat + lifetime / 2
                 && let Ok(issued) = claims::issue(&state.auth, principal.user_id, principal.token_generation)
             {
                 let renewed = cookie_for_session(&request, session_id, &issued.token);
                 request.extensions_mut().insert(RenewedSession(renewed));
+                expires_at = issued.expires_at;
             }
+            request.extensions_mut().insert(SignedInUser(principal.user_id));
             Ok(Session {
                 csrf_token: csrf_token_for(&state.auth, "session", session_id),
+                id: session_id.to_owned(),
+                ends_in_seconds: expires_at.saturating_sub(now),
+                warn_seconds_before: WARN_SECONDS_BEFORE.min(lifetime / 3),
                 user: CurrentUser::new(principal, &request),
             })
         })
@@ -262,6 +287,43 @@ fn csrf_refused() -> WebError {
     )
 }
 
+/// The answer to a form sent without a valid session: sign in, then back to the form's page. The
+/// form is kept (`kept_form`) when it came with its ended session's cookie and that session's
+/// CSRF token (still in `fields`, and not kept): a form from anywhere else is not.
+fn signed_out(
+    request: &HttpRequest,
+    state: &AppState,
+    mut fields: Vec<(String, String)>,
+    file_left_out: bool,
+    next: String,
+) -> WebError {
+    let session_cookie = request.cookie(SESSION_COOKIE);
+    let Some((session_id, token)) = session_cookie.as_ref().and_then(|c| c.value().split_once('.')) else {
+        return WebError::SignIn { next };
+    };
+    let sent_by_session = csrf_token_matches(
+        &state.auth,
+        "session",
+        session_id,
+        field(&fields, CSRF_FIELD).unwrap_or_default(),
+    );
+    let former = claims::former_subject(&state.auth, token);
+    let (true, true, Some(former)) = (kept_form::keepable(request), sent_by_session, former) else {
+        return WebError::SignIn { next };
+    };
+    fields.retain(|(name, _)| name != CSRF_FIELD);
+    let kept = KeptForm::new(request, &former, fields, file_left_out);
+    let next = kept.page().to_owned();
+    match kept.seal(&state.auth.kept_form_key) {
+        Some(sealed) => {
+            let mut kept_cookie = cookie(KEPT_FORM_COOKIE, sealed, request);
+            kept_cookie.set_max_age(CookieDuration::seconds(KEPT_FOR_SECONDS as i64));
+            WebError::SignInToSend { next, kept: KeptCookie(Box::new(kept_cookie)) }
+        }
+        None => WebError::TooLongToKeep { next },
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Submitted<T> {
     type Error = WebError;
     type Future = LocalBoxFuture<'static, Result<Submitted<T>, WebError>>;
@@ -271,7 +333,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Submitted<T> {
         let body = web::Bytes::from_request(request, payload);
         let request = request.clone();
         Box::pin(async move {
-            let session = session.await?;
+            let session = match session.await {
+                Err(WebError::SignIn { next }) => {
+                    let state = state_of(&request)?;
+                    let fields = match body.await {
+                        Ok(body) if ensure_form_content_type(&request).is_ok() => {
+                            form_pairs(&body).unwrap_or_default()
+                        }
+                        _ => Vec::new(),
+                    };
+                    return Err(signed_out(&request, &state, fields, false, next));
+                }
+                other => other?,
+            };
             let state = state_of(&request)?;
             let body = body.await.map_err(|_| WebError::BadRequest("the form is too large".into()))?;
             ensure_form_content_type(&request)?;
@@ -339,7 +413,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for Uploaded<T> {
         let payload = payload.take();
         let request = request.clone();
         Box::pin(async move {
-            let session = session.await?;
+            let session = match session.await {
+                Err(WebError::SignIn { next }) => {
+                    let state = state_of(&request)?;
+                    let (fields, file_chosen) =
+                        text_fields_of_upload(&request, payload).await.unwrap_or_default();
+                    return Err(signed_out(&request, &state, fields, file_chosen, next));
+                }
+                other => other?,
+            };
             let state = state_of(&request)?;
             ensure_content_type(&request, "multipart/form-data")?;
             let mut parts = actix_multipart::Multipart::new(request.headers(), payload);
@@ -392,6 +474,42 @@ impl<T: DeserializeOwned + 'static> FromRequest for Uploaded<T> {
     }
 }
 
+/// The text fields of a form with a file sent without a session, and whether a file was chosen:
+/// what `kept_form` keeps of it. The file is read past, not kept (the forms put it before some
+/// of their fields). `None` for a form that `Uploaded` would refuse.
+async fn text_fields_of_upload(
+    request: &HttpRequest,
+    payload: Payload,
+) -> Option<(Vec<(String, String)>, bool)> {
+    ensure_content_type(request, "multipart/form-data").ok()?;
+    let mut parts = actix_multipart::Multipart::new(request.headers(), payload);
+    let (mut fields, mut file_chosen) = (Vec::new(), false);
+    while let Some(part) = parts.next().await {
+        let mut part = part.ok()?;
+        let name = part.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            file_chosen |= part
+                .content_disposition()
+                .and_then(|d| d.get_filename())
+                .is_some_and(|name| !name.is_empty());
+            let mut read = 0;
+            while let Some(chunk) = part.next().await {
+                read += chunk.ok()?.len();
+                if read > MAX_ODS_FILE_BYTES {
+                    return None;
+                }
+            }
+            continue;
+        }
+        if fields.len() == MAX_UPLOAD_FIELDS {
+            return None;
+        }
+        let bytes = read_part(&mut part, MAX_UPLOAD_FIELD_BYTES).await.ok()??;
+        fields.push((name, String::from_utf8(bytes).ok()?));
+    }
+    Some((fields, file_chosen))
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -401,6 +519,8 @@ struct LoginPage {
     email: String,
     error: Option<String>,
     signed_out: bool,
+    /// Why they must sign in again, when a form they sent is kept meanwhile.
+    kept_form: Option<kept_form::KeptNotice>,
 }
 
 #[derive(Deserialize)]
@@ -414,6 +534,7 @@ pub async fn login_page(request: HttpRequest, query: web::Query<LoginQuery>) -> 
     let state = state_of(&request)?;
     let query = query.into_inner();
     let value = random_hex(16);
+    let kept = KeptForm::of_request(&request, &state.auth.kept_form_key);
     let page = LoginPage {
         chrome: Chrome::anonymous("Sign in"),
         csrf_token: csrf_token_for(&state.auth, "sign-in", &value),
@@ -421,6 +542,7 @@ pub async fn login_page(request: HttpRequest, query: web::Query<LoginQuery>) -> 
         email: String::new(),
         error: None,
         signed_out: query.signed_out.is_some(),
+        kept_form: kept.map(|kept| kept.notice(state.auth.token_lifetime.as_secs() / 60)),
     };
     let mut response = render(StatusCode::OK, &page)?;
     let mut sign_in_cookie = cookie(SIGN_IN_COOKIE, value, &request);
@@ -463,6 +585,7 @@ pub async fn login(request: HttpRequest, body: web::Bytes) -> WebResult<HttpResp
         email: email.clone(),
         error: Some(message.to_owned()),
         signed_out: false,
+        kept_form: None,
     };
     if email.is_empty() || form.password.is_empty() {
         return render(StatusCode::UNPROCESSABLE_ENTITY, &failure("Enter your email address and password"));
@@ -470,11 +593,22 @@ pub async fn login(request: HttpRequest, body: web::Bytes) -> WebResult<HttpResp
     match sign_in(&state, email.clone(), form.password, &address).await {
         Ok(issued) => {
             let session_id = random_hex(16);
+            // A kept form brings its author back to it; anyone else never sees it, nor where
+            // it was (the start page instead).
+            let kept = KeptForm::of_request(&request, &state.auth.kept_form_key);
+            let (next, drop_kept) = match kept {
+                Some(kept) if kept.belongs_to(issued.user_id) => (kept.page().to_owned(), false),
+                Some(_) => ("/".to_owned(), true),
+                None => (next, request.cookie(KEPT_FORM_COOKIE).is_some()),
+            };
             let mut response = see_other(&next);
             response
                 .add_cookie(&cookie_for_session(&request, &session_id, &issued.token))
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             let _ = response.add_removal_cookie(&Cookie::build(SIGN_IN_COOKIE, "").path("/").finish());
+            if drop_kept {
+                let _ = response.add_removal_cookie(&kept_form::removal());
+            }
             Ok(response)
         }
         Err(ApiError::Unauthorized) => {
@@ -506,6 +640,46 @@ pub async fn logout(state: web::Data<AppState>, submitted: Submitted<NoFields>) 
     state.run(move |db| db::users::end_sessions(db, &actor, id)).await?;
     let mut response = see_other("/login?signed_out=1");
     let _ = response.add_removal_cookie(&session_cookie_template());
+    let _ = response.add_removal_cookie(&kept_form::removal());
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct RenewForm {
+    /// The page to go back to, for a browser that sent the form without the page's script.
+    #[serde(default)]
+    next: String,
+}
+
+/// The new end of a renewed session, for the page's script.
+#[derive(serde::Serialize)]
+struct Renewed {
+    expires_in: u64,
+}
+
+/// `POST /session/renew`, the timeout warning's "Stay signed in": a new token for the same
+/// session (the same id, so the page's CSRF token still holds), so that the idle time starts
+/// again. The page's script asks for JSON and is told how long the session now lasts; a form
+/// sent without it goes back to its page. An ended session cannot be renewed: that takes signing
+/// in (`Submitted` answers as for any form).
+pub async fn renew(request: HttpRequest, submitted: Submitted<RenewForm>) -> WebResult<HttpResponse> {
+    let state = state_of(&request)?;
+    let principal = &submitted.session.user.principal;
+    let issued = claims::issue(&state.auth, principal.user_id, principal.token_generation)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let wants_json = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    let mut response = if wants_json {
+        HttpResponse::Ok().json(Renewed { expires_in: issued.expires_in })
+    } else {
+        see_other(&local_path(Some(&submitted.form.next)))
+    };
+    response
+        .add_cookie(&cookie_for_session(&request, &submitted.session.id, &issued.token))
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(response)
 }
 
