@@ -209,7 +209,9 @@ async fn a_form_with_a_file_is_kept_without_its_file(app: TestApp) {
     let fields = [
         ("csrf_token", token.as_str()),
         ("source", "intune"),
-        ("taken_on", "2025-01-31"),
+        ("taken_on-day", "31"),
+        ("taken_on-month", "1"),
+        ("taken_on-year", "2025"),
         ("dry_run", "yes"),
     ];
     let sent =
@@ -221,7 +223,9 @@ async fn a_form_with_a_file_is_kept_without_its_file(app: TestApp) {
     assert_eq!(browser.sign_in(&officer).await.location(), "/organisations/RR8/estate");
     let page = browser.get("/organisations/RR8/estate").await;
     assert!(page.body.contains("Choose the file again"), "{}", page.body);
-    assert!(page.body.contains(r#"value="2025-01-31""#), "{}", page.body);
+    for (part, typed) in [("day", "31"), ("month", "1"), ("year", "2025")] {
+        assert_eq!(input_value(&page, &format!("taken_on-{part}")), typed, "{}", page.body);
+    }
     assert!(
         page.body.contains(r#"value="intune" aria-describedby="source-intune-hint" checked"#),
         "{}",
@@ -233,6 +237,15 @@ async fn a_form_with_a_file_is_kept_without_its_file(app: TestApp) {
     );
     assert!(page.body.contains(r#"aria-describedby="dry_run-hint" checked"#));
     assert!(!page.body.contains("PC1"));
+}
+
+/// The value of the input named `name` (its tag's `value` attribute).
+fn input_value(page: &Page, name: &str) -> String {
+    let marker = format!(r#"name="{name}""#);
+    let at = page.body.find(&marker).unwrap_or_else(|| panic!("no input {name}: {}", page.body));
+    let tag_start = page.body[..at].rfind('<').unwrap_or_default();
+    let tag = &page.body[tag_start..tag_start + page.body[tag_start..].find('>').unwrap_or_default()];
+    tag.split(r#"value=""#).nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default().to_owned()
 }
 
 /// The `data-ends-in` the page's timeout warning counts down from.
