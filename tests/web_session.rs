@@ -9,7 +9,7 @@ use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::web::{Browser, Page};
+use crate::web::{Browser, Page, Part};
 
 const SESSION: &str = "catalogue_session";
 const KEPT: &str = "catalogue_kept_form";
@@ -89,7 +89,11 @@ async fn a_form_sent_after_the_session_ended_is_kept_and_given_back_to_its_autho
 
     let login = browser.get(sent.location()).await;
     assert_eq!(login.status, 200);
-    assert!(login.body.contains("You were signed out after 15 minutes without activity."), "{}", login.body);
+    assert!(
+        login.body.contains("You were signed out after up to 15 minutes without activity."),
+        "{}",
+        login.body
+    );
     assert!(login.body.contains("Sign in again to send the form you were filling in"));
 
     let signed_in = browser.sign_in(&admin).await;
@@ -237,6 +241,22 @@ async fn a_form_with_a_file_is_kept_without_its_file(app: TestApp) {
     );
     assert!(page.body.contains(r#"aria-describedby="dry_run-hint" checked"#));
     assert!(!page.body.contains("PC1"));
+
+    // A file before the token: not read past (anyone may send a signed-out upload), not kept.
+    let mut other = Browser::new(&app);
+    other.sign_in(&officer).await;
+    let token = other.get("/organisations/RR8/estate").await.hidden("csrf_token");
+    end_session(&app, &mut other);
+    let file_first = other
+        .upload_parts(
+            "/organisations/RR8/estate",
+            &[Part::File("estate.csv", "hostname\nPC1\n"), Part::Field("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(file_first.status, 303, "{}", file_first.body);
+    let login = other.get(file_first.location()).await;
+    assert!(login.body.contains("Sign in"), "{}", login.body);
+    assert!(!login.body.contains("Sign in again to send the form"), "{}", login.body);
 }
 
 /// The value of the input named `name` (its tag's `value` attribute).

@@ -952,7 +952,7 @@ test('a form sent after the session ended is kept: the sign-in page says why, an
     await page.waitForURL((url) => url.pathname === '/login');
     assert.equal(new URL(page.url()).searchParams.get('next'), '/users/new');
     const notice = page.getByRole('region', { name: 'Important' });
-    assert.match(await notice.innerText(), /signed out after 15 minutes without activity/);
+    assert.match(await notice.innerText(), /signed out after up to 15 minutes without activity/);
     assert.match(await notice.innerText(), /Sign in again to send the form you were filling in/);
     await screenshot(page, '73-signed-out-form-kept-1280');
     await assertAccessible(page, 'sign-in with a kept form');

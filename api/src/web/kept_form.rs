@@ -1,6 +1,7 @@
 //! A form sent after its session ended is kept, not lost, and given back after signing in again.
 //!
-//! A session ends after 15 minutes without activity (the token's life) or when its account signs
+//! A session ends after up to 15 minutes without activity (the token's life; it is renewed once half
+//! of that has passed, so from 7½ minutes on) or when its account signs
 //! out elsewhere. A form sent then used to send its author to sign in with no word of why, drop
 //! what they typed and land them on the start page. Now the form extractors (`Submitted`,
 //! `Uploaded` in `session.rs`) keep its fields in a private cookie, bound to the user whose ended
@@ -185,7 +186,9 @@ impl KeptForm {
     /// What the sign-in page tells its author: why they must sign in, and that the form is kept.
     pub fn notice(&self, idle_minutes: u64) -> KeptNotice {
         let why = if self.timed_out {
-            format!("You were signed out after {idle_minutes} minutes without activity.")
+            // A session is renewed once half its token's life has passed, so it ends after
+            // between half of `idle_minutes` and all of it without activity: "up to".
+            format!("You were signed out after up to {idle_minutes} minutes without activity.")
         } else {
             "You were signed out, on this computer or another, or your account was changed.".to_owned()
         };

@@ -354,7 +354,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Submitted<T> {
                 return Err(csrf_refused());
             }
             let form = serde_urlencoded::from_bytes(&body)
-                .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
+                // Not serde's message: it may quote what was typed, and the error is logged.
+                .map_err(|_| WebError::BadRequest("the form could not be read".into()))?;
             Ok(Submitted { session, form })
         })
     }
@@ -416,8 +417,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Uploaded<T> {
             let session = match session.await {
                 Err(WebError::SignIn { next }) => {
                     let state = state_of(&request)?;
+                    // Nothing is read of a form that could not be kept: anyone may send one.
+                    if !could_be_kept(&request, &state) {
+                        return Err(WebError::SignIn { next });
+                    }
                     let (fields, file_chosen) =
-                        text_fields_of_upload(&request, payload).await.unwrap_or_default();
+                        text_fields_of_upload(&request, &state, payload).await.unwrap_or_default();
                     return Err(signed_out(&request, &state, fields, file_chosen, next));
                 }
                 other => other?,
@@ -467,27 +472,43 @@ impl<T: DeserializeOwned + 'static> FromRequest for Uploaded<T> {
             let encoded = serde_urlencoded::to_string(&fields)
                 .map_err(|_| WebError::BadRequest("the form could not be read".into()))?;
             let form = serde_urlencoded::from_str(&encoded)
-                .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
+                // Not serde's message: it may quote what was typed, and the error is logged.
+                .map_err(|_| WebError::BadRequest("the form could not be read".into()))?;
             let file = file.filter(|f: &UploadedFile| !(f.name.is_empty() && f.bytes.is_empty()));
             Ok(Uploaded { session, form, file })
         })
     }
 }
 
+/// Whether a form sent without a session could be kept: it came with an ended session's cookie
+/// whose token names its user, to a page whose forms are kept ([`signed_out`] also checks the
+/// form's CSRF token).
+fn could_be_kept(request: &HttpRequest, state: &AppState) -> bool {
+    let cookie = request.cookie(SESSION_COOKIE);
+    let token = cookie.as_ref().and_then(|c| c.value().split_once('.')).map(|(_, token)| token);
+    kept_form::keepable(request)
+        && token.is_some_and(|token| claims::former_subject(&state.auth, token).is_some())
+}
+
 /// The text fields of a form with a file sent without a session, and whether a file was chosen:
 /// what `kept_form` keeps of it. The file is read past, not kept (the forms put it before some
-/// of their fields). `None` for a form that `Uploaded` would refuse.
+/// of their fields), and only after the ended session's CSRF token, as [`Uploaded`] reads it.
+/// `None` for a form that `Uploaded` would refuse.
 async fn text_fields_of_upload(
     request: &HttpRequest,
+    state: &AppState,
     payload: Payload,
 ) -> Option<(Vec<(String, String)>, bool)> {
     ensure_content_type(request, "multipart/form-data").ok()?;
     let mut parts = actix_multipart::Multipart::new(request.headers(), payload);
-    let (mut fields, mut file_chosen) = (Vec::new(), false);
+    let (mut fields, mut file_chosen, mut token_accepted) = (Vec::new(), false, false);
     while let Some(part) = parts.next().await {
         let mut part = part.ok()?;
         let name = part.name().unwrap_or_default().to_owned();
         if name == "file" {
+            if !token_accepted {
+                return None;
+            }
             file_chosen |= part
                 .content_disposition()
                 .and_then(|d| d.get_filename())
@@ -505,7 +526,9 @@ async fn text_fields_of_upload(
             return None;
         }
         let bytes = read_part(&mut part, MAX_UPLOAD_FIELD_BYTES).await.ok()??;
-        fields.push((name, String::from_utf8(bytes).ok()?));
+        let value = String::from_utf8(bytes).ok()?;
+        token_accepted |= name == CSRF_FIELD && csrf_accepted(state, request, &value);
+        fields.push((name, value));
     }
     Some((fields, file_chosen))
 }
