@@ -297,6 +297,45 @@ async fn dated_reminders_are_written_once_per_occasion(app: TestApp) {
     );
 }
 
+/// Support ending is told of for products still supported whose support ends by the horizon
+/// (three months on), and not for those already out of support (the unsupported-software
+/// report's business) or ending later; the reminder reads only that window.
+async fn support_ending_is_told_of_within_its_window_only(app: TestApp) {
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let supplier = app.any_supplier_id(&admin).await;
+    let today = chrono::Utc::now().date_naive();
+    let horizon =
+        today.checked_add_months(chrono::Months::new(db::reminders::SUPPORT_ENDING_MONTHS)).unwrap();
+    let mut products = Vec::new();
+    for (sku, ends) in [
+        ("END-YESTERDAY", today - chrono::Days::new(1)),
+        ("END-TODAY", today),
+        ("END-HORIZON", horizon),
+        ("END-AFTER", horizon + chrono::Days::new(1)),
+    ] {
+        let body = json!({"supplier_id": supplier, "name": sku, "sku": sku, "category": "operating-system",
+                          "extended_support_ends_on": ends});
+        let (status, product) = post(&app, &admin, "/v1/products", body).await;
+        assert_eq!(status, 201, "{product}");
+        let (_, line) = app.license_nationally(sku, None).await;
+        let path = format!("/v1/entitlements/{line}/allocations");
+        let (status, claimed) =
+            post(&app, &admin, &path, json!({"organisation": "RR8", "quantity": 1})).await;
+        assert_eq!(status, 201, "{claimed}");
+        products.push((sku, product["id"].as_i64().unwrap()));
+    }
+    db::reminders::write_due(app.db(), chrono::Utc::now().naive_utc()).unwrap();
+    let told: Vec<String> = events(&app)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::SupportEnding && e.organisation_code.as_deref() == Some("RR8"))
+        .map(|e| e.subject)
+        .collect();
+    for (sku, id) in products {
+        let expected = matches!(sku, "END-TODAY" | "END-HORIZON");
+        assert_eq!(told.contains(&format!("product/{id}")), expected, "{sku}: {told:?}");
+    }
+}
+
 /// Subscribes `token`'s holder to advisories by webhook at `receiver`, the host allowed by an admin.
 async fn subscribe_webhook(app: &TestApp, token: &str, receiver: &Receiver) -> i64 {
     let (_, admin) = app.sign_in(Role::Admin, None).await;
@@ -471,6 +510,7 @@ async fn email_at_once_and_in_one_daily_digest(app: TestApp) {
 }
 
 on_both_engines!(
+    support_ending_is_told_of_within_its_window_only,
     events_go_to_the_outbox_with_their_change,
     officers_start_with_email_subscriptions_for_their_organisation,
     subscriptions_are_their_owners,

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{Days, Months, NaiveDate, NaiveDateTime};
+use chrono::{Days, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::advisories::{self, ResponseStatus};
@@ -142,15 +142,13 @@ fn support_ending(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<New
         region: None,
         only_ending: true,
     };
-    let horizon = today.checked_add_months(Months::new(SUPPORT_ENDING_MONTHS)).unwrap_or(NaiveDate::MAX);
     let mut page = PageRequest { limit: Some(500), cursor: None };
     let mut due = Vec::new();
     loop {
         let found = risk::unsupported_holdings(conn, &filter, &page)?;
         for holding in &found.items {
-            let Some(ends) = holding.support_ends_on.filter(|ends| *ends >= today && *ends <= horizon) else {
-                continue;
-            };
+            // `only_ending`: every holding's support ends in the window, so it has an end.
+            let Some(ends) = holding.support_ends_on else { continue };
             let code = &holding.organisation_code;
             due.push(dated(
                 EventKind::SupportEnding,
