@@ -480,6 +480,7 @@ async fn pages_answer_in_plain_words_under_a_page_csp(app: TestApp) {
         bad.body.contains(r##"<a href="#within_months">Enter a whole number of months"##),
         "both at once"
     );
+    assert!(!bad.body.contains("Download CSV"), "no download of the page with its errors");
     assert!(bad.body.contains(
         r#"id="on-month" name="on-month" type="text" inputmode="numeric" spellcheck="false" value="feb""#
     ));
@@ -1310,12 +1311,12 @@ async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: Te
         ),
         (
             acceptance(&product, "Isolated VLAN", ["1", "1", "2020"], &token),
-            "expires_on must be in the future",
+            "Expiry date must be in the future",
             "expires_on-day",
         ),
         (
             acceptance(&product, " ", next_year, &token),
-            "describe the compensating controls",
+            "Describe the compensating controls",
             "compensating_controls",
         ),
     ] {
@@ -1556,6 +1557,16 @@ async fn an_auditor_reads_and_downloads_the_audit_log(app: TestApp) {
         ),
         "what was typed is kept"
     );
+    assert!(!bad.body.contains("Download CSV"), "no download of the page with its errors");
+
+    // To 31 December 9999: every event from the day on (no next day to stop before; SQLite
+    // compared "+10000-01-01" as text and found none).
+    let to_the_end = auditing
+        .get(&format!("/audit?action=allocation.claim&from-day={d}&from-month={m}&from-year={y}&to-day=31&to-month=12&to-year=9999"))
+        .await;
+    assert_eq!(to_the_end.status, 200);
+    assert!(to_the_end.body.contains("allocation.claim"), "{}", to_the_end.body);
+    assert!(!to_the_end.body.contains("No events match these filters."));
 }
 
 /// The national team adds an account on a page: every problem listed at once and linked to its

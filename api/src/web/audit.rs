@@ -14,19 +14,17 @@ use serde::Deserialize;
 use crate::auth::extractors::AdminOrAuditor;
 use crate::spreadsheet;
 use crate::state::AppState;
-use crate::web::date_input::{DateField, DateInput};
+use crate::web::date_input::{DateField, DateInput, date_field};
 use crate::web::{Chrome, FieldError, Session, WebResult, error_for, query_value, render};
 
 /// Events on one page of the log.
 const PAGE_SIZE: i64 = 50;
 
 /// The first day of events shown.
-const FROM: DateField =
-    DateField { id: "from", day: "from-day", month: "from-month", year: "from-year", name: "from date" };
+const FROM: DateField = date_field!("from", "from date");
 
 /// The last day of events shown, all of it.
-const TO: DateField =
-    DateField { id: "to", day: "to-day", month: "to-month", year: "to-year", name: "to date" };
+const TO: DateField = date_field!("to", "to date");
 
 pub struct EventRow {
     pub when: String,
@@ -87,14 +85,6 @@ pub struct AuditLogQuery {
     format: Option<String>,
 }
 
-/// A day filter's boxes, or, when they are empty, its old one-box form split into them.
-fn day_boxes(field: DateField, [day, month, year]: [&str; 3], old: &str) -> DateInput {
-    match DateInput::typed(field, day, month, year) {
-        typed if typed.is_blank() => DateInput::from_iso(field, old),
-        typed => typed,
-    }
-}
-
 /// The filters as typed, to show back and to repeat in the next page's and the download's address.
 struct Filters {
     action: String,
@@ -108,8 +98,14 @@ impl Filters {
         Filters {
             action: query.action.clone(),
             organisation: query.organisation.clone(),
-            from: day_boxes(FROM, [&query.from_day, &query.from_month, &query.from_year], &query.from),
-            to: day_boxes(TO, [&query.to_day, &query.to_month, &query.to_year], &query.to),
+            from: DateInput::typed_or_iso(
+                FROM,
+                &query.from_day,
+                &query.from_month,
+                &query.from_year,
+                &query.from,
+            ),
+            to: DateInput::typed_or_iso(TO, &query.to_day, &query.to_month, &query.to_year, &query.to),
         }
     }
 
@@ -146,8 +142,13 @@ pub async fn audit_page(
         action: optional(&filters.action),
         organisation_code: optional(&filters.organisation).map(|code| code.to_uppercase()),
         from: from.and_then(|day| day.and_hms_opt(0, 0, 0)),
-        // The whole of the last day: up to the start of the next.
-        to: to.and_then(|day| day.succ_opt()).and_then(|day| day.and_hms_opt(0, 0, 0)),
+        // The whole of the last day: up to the start of the next. After 31 December 9999 there
+        // is no next day the databases compare alike (SQLite compares "+10000-01-01" as text,
+        // before every other date), and no bound is needed.
+        to: to
+            .and_then(|day| day.succ_opt())
+            .filter(|next| crate::dates::comparable(*next))
+            .and_then(|day| day.and_hms_opt(0, 0, 0)),
         ..AuditFilter::default()
     };
     if query.format.as_deref() == Some("csv") {

@@ -21,14 +21,29 @@ use crate::web::{FieldError, capitalised};
 pub struct DateField {
     /// The group's id: `purchased_on`.
     pub id: &'static str,
-    /// The boxes' ids and names: `purchased_on-day`, `purchased_on-month`, `purchased_on-year`.
-    /// Written out rather than built, because a `FieldError` links to a `&'static str`.
+    /// The boxes' ids and names: `purchased_on-day`, `purchased_on-month`, `purchased_on-year`
+    /// (made by [`date_field!`] at compile time, since a `FieldError` links to a `&'static str`).
     pub day: &'static str,
     pub month: &'static str,
     pub year: &'static str,
     /// The date in a sentence, lower case: "date of purchase" ("Enter the date of purchase").
     pub name: &'static str,
 }
+
+/// A [`DateField`] whose boxes are named after its id: `date_field!("purchased_on", "date of
+/// purchase")` has the boxes `purchased_on-day`, `purchased_on-month` and `purchased_on-year`.
+macro_rules! date_field {
+    ($id:literal, $name:literal) => {
+        $crate::web::date_input::DateField {
+            id: $id,
+            day: concat!($id, "-day"),
+            month: concat!($id, "-month"),
+            year: concat!($id, "-year"),
+            name: $name,
+        }
+    };
+}
+pub(crate) use date_field;
 
 /// Which boxes hold the problem.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -98,6 +113,16 @@ impl DateInput {
             parts.next().unwrap_or_default(),
         );
         DateInput::typed(field, day, month, year)
+    }
+
+    /// The boxes as typed or, when all three are empty, the date an older address wrote in one
+    /// parameter (`on=2020-01-14`, [`DateInput::from_iso`]): the report's and audit log's links
+    /// from before the boxes still work.
+    pub fn typed_or_iso(field: DateField, day: &str, month: &str, year: &str, old: &str) -> DateInput {
+        match DateInput::typed(field, day, month, year) {
+            typed if typed.is_blank() => DateInput::from_iso(field, old),
+            typed => typed,
+        }
     }
 
     /// The three boxes filled in with `date`, as a person would type it: 27 3 2027.
@@ -358,13 +383,7 @@ mod tests {
         assert_eq!(read("27", "3", "02027"), Ok(date(2027, 3, 27)), "a leading zero");
     }
 
-    const FIELD: DateField = DateField {
-        id: "purchased_on",
-        day: "purchased_on-day",
-        month: "purchased_on-month",
-        year: "purchased_on-year",
-        name: "date of purchase",
-    };
+    const FIELD: DateField = date_field!("purchased_on", "date of purchase");
 
     #[test]
     fn the_summary_links_to_the_first_wrong_box_and_only_wrong_boxes_are_marked() {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::auth::extractors::{AdminOrOfficer, ReadsOrganisation};
 use crate::spreadsheet;
 use crate::state::AppState;
-use crate::web::date_input::{DateField, DateInput};
+use crate::web::date_input::{DateField, DateInput, date_field};
 use crate::web::session::{PageOrganisation, UploadedFile};
 use crate::web::start::can_act_for;
 use crate::web::{
@@ -85,13 +85,7 @@ fn source_choices() -> Vec<SourceChoice> {
 }
 
 /// The day the inventory was taken, as the upload form asks for it.
-const TAKEN_ON: DateField = DateField {
-    id: "taken_on",
-    day: "taken_on-day",
-    month: "taken_on-month",
-    year: "taken_on-year",
-    name: "date the inventory was taken",
-};
+const TAKEN_ON: DateField = date_field!("taken_on", "date the inventory was taken");
 
 /// What the upload form was given, to show it again.
 pub struct Answers {

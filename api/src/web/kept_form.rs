@@ -117,8 +117,10 @@ fn referring_page(request: &HttpRequest) -> Option<String> {
     let (_, after_scheme) = referer.split_once("://")?;
     let slash = after_scheme.find('/')?;
     let (authority, path) = after_scheme.split_at(slash);
-    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok())?;
-    (authority.eq_ignore_ascii_case(host) && path != "/login").then(|| local_path(Some(path)))
+    // The host as the request names it (an HTTP/2 request has no Host header; behind a proxy,
+    // the forwarded host). Whatever it says, the answer is a local path.
+    let connection = request.connection_info();
+    (authority.eq_ignore_ascii_case(connection.host()) && path != "/login").then(|| local_path(Some(path)))
 }
 
 fn now() -> u64 {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
-use crate::web::date_input::{DateField, DateInput};
+use crate::web::date_input::{DateField, DateInput, date_field};
 use crate::web::start::{ChoiceView, RequirementView, words};
 use crate::web::{
     Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, long_date, optional_text, render,
@@ -26,13 +26,7 @@ use crate::web::{
 };
 
 /// The day of the purchase: the form's three date boxes.
-const PURCHASED_ON: DateField = DateField {
-    id: "purchased_on",
-    day: "purchased_on-day",
-    month: "purchased_on-month",
-    year: "purchased_on-year",
-    name: "date of purchase",
-};
+const PURCHASED_ON: DateField = date_field!("purchased_on", "date of purchase");
 
 #[derive(Template)]
 #[template(path = "purchase.html")]

@@ -15,7 +15,7 @@ use crate::auth::extractors::AdminOrAuditor;
 use crate::preconditions::page_request;
 use crate::spreadsheet;
 use crate::state::AppState;
-use crate::web::date_input::{DateField, DateInput};
+use crate::web::date_input::{DateField, DateInput, date_field};
 use crate::web::start::words;
 use crate::web::{
     Chrome, FieldError, Session, WebResult, count, counted, long_date, optional_text, query_value, render,
@@ -24,7 +24,7 @@ use crate::web::{
 use db::risk::MAX_WITHIN_MONTHS;
 
 /// The day the report is for: today unless another is typed.
-const ON: DateField = DateField { id: "on", day: "on-day", month: "on-month", year: "on-year", name: "date" };
+const ON: DateField = date_field!("on", "date");
 
 pub struct HoldingRow {
     pub code: String,
@@ -168,10 +168,8 @@ pub async fn unsupported_page(
     let query = query.into_inner();
     let typed = |text: &Option<String>| text.as_deref().and_then(optional_text);
     let mut errors = Vec::new();
-    let mut on_boxes = match DateInput::typed(ON, &query.on_day, &query.on_month, &query.on_year) {
-        boxes if boxes.is_blank() => DateInput::from_iso(ON, query.on.as_deref().unwrap_or_default()),
-        boxes => boxes,
-    };
+    let old_on = query.on.as_deref().unwrap_or_default();
+    let mut on_boxes = DateInput::typed_or_iso(ON, &query.on_day, &query.on_month, &query.on_year, old_on);
     if on_boxes.is_blank() {
         on_boxes = DateInput::showing(ON, today());
     }

@@ -11,23 +11,18 @@ use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
 use crate::state::AppState;
-use crate::web::date_input::{DateField, DateInput};
+use crate::web::date_input::{DateField, DateInput, date_field};
 use crate::web::start::ChoiceView;
 use crate::web::{
-    Chrome, FieldError, Refusal, Session, Submitted, WebResult, optional_text, render, see_other, today,
+    Chrome, FieldError, Refusal, Session, Submitted, WebResult, capitalised, optional_text, render,
+    see_other, today,
 };
 
 /// Software whose support ends within this many months is offered too, not only unsupported.
 const WITHIN_MONTHS: u32 = 12;
 
 /// The day the acceptance stops covering the product.
-const EXPIRES_ON: DateField = DateField {
-    id: "expires_on",
-    day: "expires_on-day",
-    month: "expires_on-month",
-    year: "expires_on-year",
-    name: "expiry date",
-};
+const EXPIRES_ON: DateField = date_field!("expires_on", "expiry date");
 
 #[derive(Template)]
 #[template(path = "risk_acceptance.html")]
@@ -181,11 +176,13 @@ pub async fn record_acceptance(
             // The data layer's rules (an expiry in the future, controls described), against the
             // field each is about: a refused expiry marks the whole date.
             let Refusal { detail, status } = Refusal::of(error)?;
+            // The API's words name its fields ("expires_on must be in the future"); the page
+            // says it as the form does.
             let mut errors = Vec::new();
             if detail.contains("expires_on") {
-                expires_on.refuse(&detail, &mut errors);
+                expires_on.refuse("Expiry date must be in the future", &mut errors);
             } else {
-                errors.push(FieldError::new("compensating_controls", &detail));
+                errors.push(FieldError::new("compensating_controls", &capitalised(&detail)));
             }
             render_form(&state, &session, code, form, expires_on, errors, status).await
         }
