@@ -33,6 +33,18 @@ fn today() -> [String; 3] {
     [today.day().to_string(), today.month().to_string(), today.year().to_string()]
 }
 
+/// The estate import form's fields with `token`, the source "catalogue" and the day taken in
+/// its Day, Month and Year boxes.
+fn import_form<'a>(token: &'a str, taken_on: &'a [String; 3]) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("csrf_token", token),
+        ("source", "catalogue"),
+        ("taken_on-day", &taken_on[0]),
+        ("taken_on-month", &taken_on[1]),
+        ("taken_on-year", &taken_on[2]),
+    ]
+}
+
 /// The text of the error summary's list: what the page says to correct.
 fn problem(page: &Page) -> &str {
     let start = page
@@ -76,14 +88,8 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     let (snapshots, events) = (rows(&app, "estate_snapshots"), audit_events(&app));
 
     // The check: every row's outcome, nothing written.
-    let fields = [
-        ("csrf_token", token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-        ("dry_run", "yes"),
-    ];
+    let mut fields = import_form(token.as_str(), &today);
+    fields.push(("dry_run", "yes"));
     let checked = browser.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(checked.status, 200, "{}", checked.body);
     assert!(checked.body.contains("Check of estate.csv"));
@@ -99,13 +105,7 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     );
 
     // The import: back to the estate page, which shows what the file says RR8 runs.
-    let fields = [
-        ("csrf_token", token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-    ];
+    let fields = import_form(token.as_str(), &today);
     let imported =
         browser.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(imported.status, 303, "{}", imported.body);
@@ -140,25 +140,13 @@ async fn an_officer_checks_an_inventory_then_imports_it(app: TestApp) {
     // A file with invalid rows: the check lists them; the import shows the form again, naming
     // the lines, and leaves the snapshot as it was.
     let bad = "product,release,devices\nMS-WIN10-ENT,22H2,12\nMS-WIN10-ENT,,twelve\n";
-    let fields = [
-        ("csrf_token", token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-        ("dry_run", "yes"),
-    ];
+    let mut fields = import_form(token.as_str(), &today);
+    fields.push(("dry_run", "yes"));
     let checked = browser.upload("/organisations/RR8/estate", &fields, Some(("bad.csv", bad))).await;
     assert_eq!(checked.status, 200);
     assert!(checked.body.contains("The file cannot be imported"));
     assert!(checked.body.contains("Invalid</strong>"), "{}", checked.body);
-    let fields = [
-        ("csrf_token", token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-    ];
+    let fields = import_form(token.as_str(), &today);
     let refused = browser.upload("/organisations/RR8/estate", &fields, Some(("bad.csv", bad))).await;
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(problem(&refused).contains("line 3"), "{}", problem(&refused));
@@ -267,13 +255,7 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
     us.sign_in(&ours).await;
     let token = us.get("/organisations/RR8/estate").await.hidden("csrf_token");
     let today = today();
-    let fields = [
-        ("csrf_token", token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-    ];
+    let fields = import_form(token.as_str(), &today);
     let imported = us.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(imported.status, 303);
 
@@ -281,13 +263,7 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
     let mut them = Browser::new(&app);
     them.sign_in(&theirs).await;
     let their_token = them.get("/organisations/RJ1/estate").await.hidden("csrf_token");
-    let fields = [
-        ("csrf_token", their_token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-    ];
+    let fields = import_form(their_token.as_str(), &today);
     for path in ["/organisations/RR8/estate", "/organisations/RR8/seat-changes", "/organisations/rr8/estate"]
     {
         let page = them.get(path).await;
@@ -310,13 +286,7 @@ async fn another_trusts_officer_and_an_auditor_see_what_they_may(app: TestApp) {
         "and the national report of it"
     );
     let auditor_token = estate.hidden("csrf_token");
-    let fields = [
-        ("csrf_token", auditor_token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-    ];
+    let fields = import_form(auditor_token.as_str(), &today);
     let snapshots = rows(&app, "estate_snapshots");
     let sent = reader.upload("/organisations/RR8/estate", &fields, Some(("estate.csv", CATALOGUE))).await;
     assert_eq!(sent.status, 403);
@@ -377,13 +347,7 @@ async fn a_form_with_a_file_needs_its_csrf_token_first(app: TestApp) {
 
     // The same form with its token first is accepted.
     let today = today();
-    let fields = [
-        ("csrf_token", token.as_str()),
-        ("source", "catalogue"),
-        ("taken_on-day", &today[0]),
-        ("taken_on-month", &today[1]),
-        ("taken_on-year", &today[2]),
-    ];
+    let fields = import_form(token.as_str(), &today);
     assert_eq!(browser.upload(path, &fields, file).await.status, 303);
 }
 
