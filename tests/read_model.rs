@@ -637,10 +637,15 @@ fn database_answer(app: &TestApp, id: i64) -> (u16, Value, Option<String>) {
 }
 
 /// After a write on `app`: line `id` is answered as the database answers it on `app` at once and
-/// on `other` within a second, and every line either model holds is as the database has it.
+/// on `other` at once on PostgreSQL (the database instances share) and within a second on SQLite
+/// (one instance's embedded database), and every line either model holds is as the database has
+/// it.
 async fn line_follows(app: &TestApp, other: &TestApp, token: &str, id: i64, write: &str) -> Value {
     let expected = database_answer(app, id);
     assert_eq!(entitlement_answer(app, token, id).await, expected, "at once after {write}");
+    if app.db().engine() == db::Engine::Postgres {
+        assert_eq!(entitlement_answer(other, token, id).await, expected, "elsewhere at once after {write}");
+    }
     within_one_second(|| async { entitlement_answer(other, token, id).await == expected }).await;
     every_line_is_held_as_the_database_answers_it(app.db(), app.read_model.as_ref().unwrap(), "here");
     // A poll here may find the write's events already taken by the instance's own poller, still

@@ -1,16 +1,17 @@
-//! The hot reads (coverage, the signed-in user, the product search on the API and the start
-//! page) and the one place that decides where each is answered from: the in-memory read model
+//! The hot reads (coverage, the signed-in user, an entitlement line, the product search on the
+//! API and the start page) and the one place that decides where each is answered from: the in-memory read model
 //! when the service keeps one, the database otherwise.
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use db::agreements::Entitlement;
 use db::coverage::{Coverage, Subject};
 use db::page::{Page, PageRequest};
 use db::products::{Product, ProductFilter, ProductTextIndex};
 use db::read_model::ReadModel;
 use db::users::Principal;
-use db::{DbConnection, DbResult};
+use db::{DbConnection, DbResult, Engine};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -84,6 +85,25 @@ impl AppState {
             None => db.read(|conn| db::users::principal(conn, user_id)),
         })
         .await
+    }
+
+    /// An entitlement line with its seats, as the database holds it when the request began.
+    /// On SQLite, the embedded database one instance serves, from memory: this instance's
+    /// writes reach the model before they return, and the `catalogue` command (which claims no
+    /// seats) writes rarely and reaches it within a poll. On PostgreSQL, which several instances
+    /// share, a claim through another instance must show at once, so one narrow read by id gives
+    /// the line's revision, seats and product name and memory gives the rest.
+    pub async fn entitlement(&self, id: i64) -> ApiResult<Entitlement> {
+        let Some(model) = self.read_model.clone() else {
+            return self.read(move |conn| db::agreements::get_entitlement(conn, id)).await;
+        };
+        if self.db.engine() == Engine::Sqlite {
+            if let Some(line) = model.cached_entitlement(id) {
+                return Ok(line);
+            }
+            return self.run(move |db| model.entitlement(db, id)).await;
+        }
+        self.run(move |db| model.current_entitlement(db, id)).await
     }
 
     /// A page of the product list, its text filter answered from memory when it can be.

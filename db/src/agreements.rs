@@ -698,6 +698,13 @@ impl Entitlement {
     pub fn in_force_on(&self, on: NaiveDate) -> bool {
         within_dates(self.starts_on, self.ends_on, on)
     }
+
+    /// Sets the seats held by live allocations, and what follows from them under the cap.
+    pub(crate) fn set_seats_allocated(&mut self, seats_allocated: i64) {
+        self.seats_allocated = seats_allocated;
+        self.seats_remaining = seats_remaining(self.seat_cap, seats_allocated);
+        self.seats_over_cap = seats_over_cap(self.seat_cap, seats_allocated);
+    }
 }
 
 /// Seats left under a cap (never negative), or `None` when the line is uncapped.

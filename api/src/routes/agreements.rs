@@ -627,11 +627,7 @@ pub async fn get_entitlement(
     _user: Authorised<AnyRole>,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    // From the database, not the read model: a line's seats must agree with the ledger at once
-    // on every instance (the cluster test reads them through the proxy right after claims made
-    // through the others), and another instance's model learns of seats only at its next poll.
-    let id = id.into_inner();
-    let entitlement = state.read(move |conn| db::agreements::get_entitlement(conn, id)).await?;
+    let entitlement = state.entitlement(id.into_inner()).await?;
     Ok(with_etag(HttpResponse::Ok(), entitlement.revision, &entitlement))
 }
 

@@ -3,9 +3,10 @@
 //! user's role, organisation, disabled flag and token generation), and the product search (an
 //! index of products' names, editions, versions, SKUs, suppliers and releases: [`search`]).
 //! It holds each entitlement line exactly as `GET /v1/entitlements/{id}` answers it
-//! ([`ReadModel::cached_entitlement`]), but the API reads lines from the database: their seats
-//! must agree with the ledger at once on every instance, and another instance's claims reach
-//! this model only at its next poll.
+//! ([`ReadModel::cached_entitlement`]); where several instances share the database, a line's
+//! seats must agree with the ledger at once on every instance, and another instance's claims
+//! reach this model only at its next poll, so [`ReadModel::current_entitlement`] reads what may
+//! have changed in one narrow query and takes the rest from memory.
 //!
 //! Freshness:
 //! - On the instance that writes: [`Database::write`] hands every committed change to
@@ -498,11 +499,33 @@ impl ReadModel {
         let allocated = read(&self.seats).get(&id).map(|(allocated, _)| *allocated);
         let mut entitlement = Entitlement::clone(&line);
         if let Some(allocated) = allocated {
-            entitlement.seats_allocated = allocated;
-            entitlement.seats_remaining = agreements::seats_remaining(entitlement.seat_cap, allocated);
-            entitlement.seats_over_cap = agreements::seats_over_cap(entitlement.seat_cap, allocated);
+            entitlement.set_seats_allocated(allocated);
         }
         Some(entitlement)
+    }
+
+    /// An entitlement line exactly as the database answers it now, in one narrow read by id
+    /// instead of the line, its product and its obligations: the read gives what another
+    /// instance may have changed since this model last heard (the line's revision, which every
+    /// update raises; its seats; its product's name), and the rest comes from memory when the
+    /// line held is of that revision (a line's obligations, agreement and product never change
+    /// once it is made). Otherwise the whole line is read and held.
+    pub fn current_entitlement(&self, db: &Database, id: i64) -> DbResult<Entitlement> {
+        let now = db.read(|conn| line_now(conn, id))?.ok_or(DbError::NotFound("entitlement"))?;
+        self.apply_seats([(id, now.seats_allocated, now.seats_version)]);
+        let held = read(&self.lines).entitlements.get(&id).cloned();
+        match held {
+            Some(line) if line.revision == now.revision => {
+                let mut entitlement = Entitlement::clone(&line);
+                entitlement.set_seats_allocated(now.seats_allocated);
+                entitlement.product = crate::products::label(&now.name, &now.edition, &now.version);
+                Ok(entitlement)
+            }
+            _ => {
+                let _refreshing = self.refreshing();
+                self.load_entitlement(db, id)
+            }
+        }
     }
 
     /// An entitlement line: from memory when held, else read from the database and then held
@@ -715,6 +738,33 @@ fn seat_rows(conn: &mut DbConnection) -> DbResult<Vec<(i64, i64, i64)>> {
     Ok(entitlements::table
         .select((entitlements::id, entitlements::seats_allocated, entitlements::seats_version))
         .load(conn)?)
+}
+
+/// What [`ReadModel::current_entitlement`] reads of a line: what can change after it is made.
+#[derive(Queryable)]
+struct LineNow {
+    revision: i64,
+    seats_allocated: i64,
+    seats_version: i64,
+    name: String,
+    edition: String,
+    version: String,
+}
+
+fn line_now(conn: &mut DbConnection, id: i64) -> DbResult<Option<LineNow>> {
+    Ok(entitlements::table
+        .inner_join(products::table)
+        .filter(entitlements::id.eq(id))
+        .select((
+            entitlements::revision,
+            entitlements::seats_allocated,
+            entitlements::seats_version,
+            products::name,
+            products::edition,
+            products::version,
+        ))
+        .first(conn)
+        .optional()?)
 }
 
 fn seat_row(conn: &mut DbConnection, id: i64) -> DbResult<(i64, i64, i64)> {
