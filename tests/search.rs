@@ -129,6 +129,58 @@ async fn the_index_keeps_in_step_with_writes(app: TestApp) {
     .await;
 }
 
+/// A product a search has found is answered as it is now after it changes: its new name and
+/// support dates (and so its status, and whether a status filter admits it) at once on the
+/// instance that changed it, and within a second on another, whose search found it before.
+async fn found_products_are_answered_as_they_are_now(app: TestApp) {
+    let other = second_instance(&app);
+    let (_, admin) = app.sign_in(Role::Admin, None).await;
+    let supplier = app.any_supplier_id(&admin).await;
+    let body = json!({"supplier_id": supplier, "name": "Theatre Scheduler", "sku": "THS-1",
+                      "category": "clinical-system", "mainstream_support_ends_on": "2099-12-31"});
+    let id = app.created(&admin, "/v1/products", &body).await["id"].as_i64().unwrap();
+    let found = |app: &TestApp, query: &str| {
+        let request = app.get(&format!("/v1/products?{query}")).bearer_auth(&admin);
+        async move {
+            let (status, page) = status_and_json(request).await;
+            assert_eq!(status, 200, "{page}");
+            page["items"].as_array().unwrap().clone()
+        }
+    };
+    // Text alone (the page's rows are then held in memory), and with a filter (applied in SQL).
+    let text = "q=theatre%20scheduler";
+    let supported = "q=theatre%20scheduler&support_status=supported";
+    let unsupported = "q=theatre%20scheduler&support_status=unsupported";
+    for instance in [&app, &other] {
+        within_one_second(|| async { found(instance, text).await.len() == 1 }).await;
+        assert_eq!(found(instance, text).await[0]["support_status"], "supported");
+        assert_eq!(found(instance, supported).await.len(), 1);
+        assert!(found(instance, unsupported).await.is_empty());
+    }
+
+    let change = app
+        .patch_any_version(&format!("/v1/products/{id}"))
+        .bearer_auth(&admin)
+        .json(&json!({"edition": "Enterprise", "mainstream_support_ends_on": "2001-01-31"}));
+    let (status, changed): (u16, Value) = status_and_json(change).await;
+    assert_eq!(status, 200, "{changed}");
+    let now_unsupported = |items: Vec<Value>| {
+        items.len() == 1
+            && items[0]["edition"] == "Enterprise"
+            && items[0]["support_status"] == "unsupported"
+            && items[0]["mainstream_support_ends_on"] == "2001-01-31"
+    };
+    assert!(now_unsupported(found(&app, text).await), "at once here");
+    assert!(now_unsupported(found(&app, unsupported).await), "filtered, at once here");
+    assert!(found(&app, supported).await.is_empty(), "no longer supported here");
+    within_one_second(|| async {
+        now_unsupported(found(&other, text).await)
+            && now_unsupported(found(&other, unsupported).await)
+            && found(&other, supported).await.is_empty()
+    })
+    .await;
+}
+
 /// The ids of every product `path` lists, page by page (`path` has its own query string).
 async fn every_page(app: &TestApp, token: &str, path: &str) -> Vec<i64> {
     let mut ids = Vec::new();
@@ -165,6 +217,9 @@ async fn text_and_other_filters_narrow_together(app: TestApp) {
     for (filter, all) in [
         ("category=operating-system", "/v1/products?category=operating-system&limit=500".to_owned()),
         ("support_status=unsupported", "/v1/products?support_status=unsupported&limit=500".to_owned()),
+        ("support_status=extended", "/v1/products?support_status=extended&limit=500".to_owned()),
+        ("support_status=supported", "/v1/products?support_status=supported&limit=500".to_owned()),
+        ("nationally_licensed=true", "/v1/products?nationally_licensed=true&limit=500".to_owned()),
         (&*format!("supplier_id={supplier}"), format!("/v1/products?supplier_id={supplier}&limit=500")),
     ] {
         let narrowed = every_page(&app, &token, &all).await;
@@ -181,6 +236,7 @@ async fn text_and_other_filters_narrow_together(app: TestApp) {
 
 on_both_engines!(
     text_and_other_filters_narrow_together,
+    found_products_are_answered_as_they_are_now,
     typos_and_word_order_are_forgiven,
     the_start_page_forgives_typos,
     the_index_keeps_in_step_with_writes

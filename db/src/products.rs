@@ -218,6 +218,23 @@ pub trait ProductTextIndex {
     /// The ids, in order, of the products after `after` that match `text` (every word, in any
     /// order, forgiving typos: see `read_model::search`); at most `at_most` of them.
     fn products_matching(&self, text: &str, after: Option<i64>, at_most: usize) -> DbResult<Vec<i64>>;
+
+    /// The products with these ids that exist, in the order given, with their support status
+    /// on `on` (the read model answers from the rows it holds of the products found lately).
+    fn products_with_ids(&self, db: &Database, ids: &[i64], on: NaiveDate) -> DbResult<Vec<Product>> {
+        db.read(|conn| with_ids(conn, ids, on))
+    }
+}
+
+impl ProductFilter {
+    /// Only text to search for: every product the index finds is an answer.
+    fn is_text_only(&self) -> bool {
+        let ProductFilter { supplier_id, category, support_status, nationally_licensed, q: _ } = self;
+        supplier_id.is_none()
+            && category.is_none()
+            && support_status.is_none()
+            && nationally_licensed.is_none()
+    }
 }
 
 /// [`list`], with the text filter `q` answered from an in-memory index when there is one,
@@ -244,9 +261,14 @@ pub fn list_using_index(
     loop {
         let candidates = index.products_matching(text, after, batch)?;
         let Some(&last) = candidates.last() else { break };
-        let found = db.read(|conn| {
-            matching(conn, filter, Some(&candidates), on, None, (wanted - items.len()) as i64)
-        })?;
+        let room = wanted - items.len();
+        // Text alone: the candidates are the page, and the index's owner may hold their rows.
+        // With other filters, SQL applies them, so that only the rows that pass are read.
+        let found = if filter.is_text_only() {
+            index.products_with_ids(db, &candidates, on)?
+        } else {
+            db.read(|conn| matching(conn, filter, Some(&candidates), on, None, room as i64))?
+        };
         items.extend(found);
         if items.len() >= wanted || candidates.len() < batch {
             break;

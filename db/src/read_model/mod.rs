@@ -35,14 +35,17 @@ use crate::error::{DbError, DbResult};
 use crate::guidance::{self, StandardGuidance};
 use crate::icb_acting;
 use crate::nhsmail::{self, ServicePeriod};
+use crate::products::Product;
 use crate::releases::{self, Release};
 use crate::schema::{audit_events, entitlements, organisations, products, suppliers};
 use crate::users::{self, Principal};
 
 mod compact;
+mod held_products;
 mod search;
 
 use compact::{Code, OrganisationRow, Organisations, ProductRow, Products};
+use held_products::HeldProducts;
 pub use search::MAX_WORDS;
 use search::{ProductSearch, SearchDoc};
 
@@ -117,6 +120,8 @@ pub struct ReadModel {
     /// The products' search index; replaced whole by a reload, changed in place by a refresh.
     /// `None` only before the first load.
     search: RwLock<Option<Arc<ProductSearch>>>,
+    /// Whole rows of the products searches found lately.
+    held_products: HeldProducts,
     /// Organisation code -> its recorded NHSmail service periods (most have none).
     nhsmail_services: RwLock<HashMap<String, Arc<[ServicePeriod]>>>,
     lines: RwLock<Lines>,
@@ -255,6 +260,7 @@ impl ReadModel {
         // keeps the next poll from repeating their work (after a `catalogue seed` shortly
         // before start-up, that work would be a second whole load, doubling peak memory).
         let reflected = db.read(recent_events)?;
+        self.held_products.forget_all();
         let mut organisations = Organisations::default();
         let mut after: Option<String> = None;
         loop {
@@ -590,6 +596,8 @@ impl ReadModel {
             }
             "product" => {
                 let Some(id) = id() else { return Ok(()) };
+                // Before the read, so that a refresh that fails still forgets the old row.
+                self.held_products.forget(id);
                 let (rows, successor, lines) = db.read(|conn| {
                     let successor: Option<i64> = products::table
                         .find(id)
@@ -814,5 +822,9 @@ impl crate::products::ProductTextIndex for ReadModel {
             Some(search) => search.matching(text, after, at_most),
             None => Err(DbError::Unavailable("the read model has not loaded yet".into())),
         }
+    }
+
+    fn products_with_ids(&self, db: &Database, ids: &[i64], on: NaiveDate) -> DbResult<Vec<Product>> {
+        self.held_products.with_ids(db, ids, on)
     }
 }
