@@ -113,7 +113,7 @@ async fn everything_to_attend_to_is_listed_for_whom_it_concerns(app: TestApp) {
         .map(|item| match item {
             Attention::AcknowledgementOverdue { advisory_id, .. } if *advisory_id == overdue_id => "overdue",
             Attention::AcknowledgementDue { advisory_id, .. } if *advisory_id == due_id => "due",
-            Attention::ObligationDue { description, due_on }
+            Attention::ObligationDue { description, due_on, overdue: false }
                 if description == "Enrol devices in Defender" && *due_on == days_from_today(5) =>
             {
                 "obligation"
@@ -141,6 +141,7 @@ async fn everything_to_attend_to_is_listed_for_whom_it_concerns(app: TestApp) {
             reference: "ATTENTION-1".into(),
             months: 12,
             decide_by: days_from_today(20),
+            overdue: false,
         }),
         "{national:?}"
     );
@@ -150,6 +151,21 @@ async fn everything_to_attend_to_is_listed_for_whom_it_concerns(app: TestApp) {
             Attention::AcknowledgementDue { .. } | Attention::ObligationDue { .. }
         )),
         "a trust's own business is not the national list: {national:?}"
+    );
+    // Once their day has passed, the obligation and the extension decision are overdue.
+    let later = |days: i64| now + chrono::Duration::days(days);
+    let trust_later = app.with_connection(|conn| attention::for_organisation(conn, "RR8", later(6)).unwrap());
+    assert!(
+        trust_later.iter().any(|item| matches!(item,
+            Attention::ObligationDue { due_on, overdue: true, .. } if *due_on == days_from_today(5))),
+        "{trust_later:?}"
+    );
+    let national_later =
+        app.with_connection(|conn| attention::for_the_national_team(conn, later(21)).unwrap());
+    assert!(
+        national_later.iter().any(|item| matches!(item,
+            Attention::ExtensionDecisionDue { agreement_id, overdue: true, .. } if *agreement_id == agreement)),
+        "{national_later:?}"
     );
 
     // Acknowledging takes the advisory off the list; the page links each item to where it is done.

@@ -39,17 +39,24 @@ pub enum Attention {
     AcknowledgementOverdue { advisory_id: i64, reference: String, due: NaiveDateTime },
     /// An advisory the organisation must acknowledge by `due`.
     AcknowledgementDue { advisory_id: i64, reference: String, due: NaiveDateTime },
-    /// An obligation the organisation took on with seats, due by `due_on` (or past it).
-    ObligationDue { description: String, due_on: NaiveDate },
+    /// An obligation the organisation took on with seats, due by `due_on`; `overdue` once that
+    /// day has passed.
+    ObligationDue { description: String, due_on: NaiveDate, overdue: bool },
     /// The organisation's acceptance of running an unsupported product ends on `expires_on`.
     RiskAcceptanceExpiring { product_id: i64, product: String, expires_on: NaiveDate },
     /// Requests for seats on lines that need approval, not yet decided.
     SeatRequestsWaiting { count: i64 },
     /// A capped line with at least nine tenths of its seats allocated.
     LineNearlyFull { agreement_id: i64, product: String, allocated: i64, cap: i64 },
-    /// An agreement's extension option must be taken up or let go by `decide_by` (which may
-    /// have passed with nothing decided).
-    ExtensionDecisionDue { agreement_id: i64, reference: String, months: i32, decide_by: NaiveDate },
+    /// An agreement's extension option must be taken up or let go by `decide_by`; `overdue`
+    /// once that day has passed with nothing decided.
+    ExtensionDecisionDue {
+        agreement_id: i64,
+        reference: String,
+        months: i32,
+        decide_by: NaiveDate,
+        overdue: bool,
+    },
 }
 
 /// What organisation `code` must attend to at `now`.
@@ -79,9 +86,11 @@ pub fn for_organisation(conn: &mut DbConnection, code: &str, now: NaiveDateTime)
         .order(obligation_acceptances::due_on)
         .select((obligations::description, obligation_acceptances::due_on.assume_not_null()))
         .load(conn)?;
-    found.extend(
-        obligations.into_iter().map(|(description, due_on)| Attention::ObligationDue { description, due_on }),
-    );
+    found.extend(obligations.into_iter().map(|(description, due_on)| Attention::ObligationDue {
+        description,
+        due_on,
+        overdue: due_on < today,
+    }));
     let expiring: Vec<(i64, ProductWords, NaiveDate)> = risk_acceptances::table
         .inner_join(products::table)
         .filter(risk_acceptances::organisation_code.eq(&code))
@@ -153,7 +162,13 @@ pub fn for_the_national_team(conn: &mut DbConnection, now: NaiveDateTime) -> DbR
         ))
         .load(conn)?;
     found.extend(decisions.into_iter().map(|(agreement_id, reference, months, decide_by)| {
-        Attention::ExtensionDecisionDue { agreement_id, reference, months, decide_by }
+        Attention::ExtensionDecisionDue {
+            agreement_id,
+            reference,
+            months,
+            decide_by,
+            overdue: decide_by < today,
+        }
     }));
     Ok(found)
 }

@@ -33,21 +33,21 @@ pub async fn attention_for(
     let found = match (user.role(), user.organisation().map(str::to_owned)) {
         (Role::Admin, _) => {
             let items = state.read(move |conn| db::attention::for_the_national_team(conn, now)).await?;
-            items.into_iter().map(|item| in_words(item, None, now)).collect()
+            items.into_iter().map(|item| in_words(item, None)).collect()
         }
         (Role::Officer, Some(code)) => {
             let items = state.read({
                 let code = code.clone();
                 move |conn| db::attention::for_organisation(conn, &code, now)
             });
-            items.await?.into_iter().map(|item| in_words(item, Some(&code), now)).collect()
+            items.await?.into_iter().map(|item| in_words(item, Some(&code))).collect()
         }
         _ => return Ok(None),
     };
     Ok(Some(found))
 }
 
-fn in_words(item: Attention, organisation: Option<&str>, now: NaiveDateTime) -> AttentionView {
+fn in_words(item: Attention, organisation: Option<&str>) -> AttentionView {
     let own = organisation.unwrap_or_default();
     let (text, href, tag) = match item {
         Attention::AcknowledgementOverdue { advisory_id, reference, due } => (
@@ -60,8 +60,7 @@ fn in_words(item: Attention, organisation: Option<&str>, now: NaiveDateTime) -> 
             Some(format!("/organisations/{own}/advisories/{advisory_id}")),
             None,
         ),
-        Attention::ObligationDue { description, due_on } => {
-            let overdue = due_on < now.date();
+        Attention::ObligationDue { description, due_on, overdue } => {
             let when = if overdue { "was due by" } else { "is due by" };
             (
                 format!("An obligation {when} {}: {description}", long_date(due_on)),
@@ -94,13 +93,13 @@ fn in_words(item: Attention, organisation: Option<&str>, now: NaiveDateTime) -> 
             Some(format!("/agreements/{agreement_id}")),
             if allocated >= cap { FULL } else { None },
         ),
-        Attention::ExtensionDecisionDue { agreement_id, reference, months, decide_by } => (
+        Attention::ExtensionDecisionDue { agreement_id, reference, months, decide_by, overdue } => (
             format!(
                 "Decide on the {months}-month extension of agreement {reference} by {}",
                 long_date(decide_by)
             ),
             Some(format!("/agreements/{agreement_id}")),
-            if decide_by < now.date() { OVERDUE } else { None },
+            if overdue { OVERDUE } else { None },
         ),
     };
     AttentionView { text, href, tag }
