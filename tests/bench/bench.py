@@ -270,7 +270,8 @@ def database_size(engine: str, name: str) -> int | None:
 
 
 def build(args, tmp: Path) -> tuple[Path, float]:
-    binary = REPO / "target" / "release" / "catalogue"
+    # Where cargo builds: CARGO_TARGET_DIR when set (relative to the repository, as cargo takes it).
+    binary = REPO / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "catalogue"
     started = time.monotonic()
     if args.no_build:
         if not binary.exists():
@@ -951,7 +952,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="server worker threads (default: the server's, one per core)")
     parser.add_argument("--out", type=Path, help="folder for results.md/json/svg (default tests/bench, or "
                                                   "tests/bench/quick with --quick)")
-    parser.add_argument("--no-build", action="store_true", help="use target/release/catalogue as it is")
+    parser.add_argument("--no-build", action="store_true", help="use the release build as it is ($CARGO_TARGET_DIR/release/catalogue, else target/)")
     parser.add_argument("--build-attempts", type=int, default=4,
                         help="tries of the release build (another engineer's edits may be mid-way; default 4)")
     parser.add_argument("--build-wait", type=int, default=180, help="seconds between build attempts (default 180)")
