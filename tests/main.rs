@@ -33,5 +33,6 @@ mod synthetic;
 mod web;
 mod web_estates;
 mod web_notifications;
+mod web_password;
 mod web_route_matrix;
 mod web_session;

@@ -146,6 +146,9 @@ enum Form {
     DisableUser,
     /// A disabled officer's account, made afresh for each call, enabled.
     EnableUser,
+    /// The caller's own password changed (from a session of a user like them, made for the call:
+    /// the change ends every session of the account).
+    ChangePassword,
 }
 
 enum Send {
@@ -228,6 +231,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("/logout", "/logout".into(), SIGNED_IN),
         post("/logout", Form::SignOut, SIGNED_IN),
         post("/session/renew", Form::RenewSession, SIGNED_IN),
+        get("/account/password", "/account/password".into(), SIGNED_IN),
+        post("/account/password", Form::ChangePassword, SIGNED_IN),
         post("/entitlements/{id}/claim", Form::Claim, ACTS_FOR_TRUST),
         get("/allocations/{id}/release", format!("/allocations/{}/release", f.allocation), ACTS_FOR_TRUST),
         post("/allocations/{id}/release", Form::Release, ACTS_FOR_TRUST),
@@ -545,7 +550,9 @@ fn date_boxes(id: &str, date: chrono::NaiveDate) -> [(String, String); 3] {
 fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
     let s = f.standard;
     let (url, fields, watch) = match form {
-        Form::SignIn | Form::SignOut | Form::RenewSession => unreachable!("prepared by the caller"),
+        Form::SignIn | Form::SignOut | Form::RenewSession | Form::ChangePassword => {
+            unreachable!("prepared by the caller")
+        }
         Form::Estate | Form::SeatChanges => unreachable!("prepared by prepare_upload"),
         Form::Claim => (
             format!("/entitlements/{}/claim", f.entitlement),
@@ -891,6 +898,35 @@ async fn call_form(
             let prepared = Prepared {
                 url: "/logout".into(),
                 fields: pairs(&[("csrf_token", &caller.csrf_token)]),
+                file: None,
+                watch,
+            };
+            let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
+            (url, answer, problems)
+        }
+        // Changing one's password ends every session of the account, like signing out: a caller
+        // who may change theirs does so from a session of a user like them, made for this call.
+        Form::ChangePassword => {
+            let own;
+            let caller = if expect == Expect::Ok {
+                own = signed_in(app, caller.who, user_like(app, caller.who)).await;
+                &own
+            } else {
+                caller
+            };
+            let watch = caller
+                .user
+                .as_ref()
+                .map(|user| format!("SELECT password_hash AS value FROM users WHERE id = {}", user.id));
+            let new = "tangerine quietly harbours seven kites";
+            let prepared = Prepared {
+                url: "/account/password".into(),
+                fields: pairs(&[
+                    ("csrf_token", &caller.csrf_token),
+                    ("current_password", TEST_PASSWORD),
+                    ("new_password", new),
+                    ("confirm_password", new),
+                ]),
                 file: None,
                 watch,
             };

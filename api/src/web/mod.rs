@@ -14,6 +14,7 @@ use db::users::Role;
 
 use crate::error::ApiError;
 
+pub mod account;
 pub mod advisories;
 pub mod agreements;
 pub mod allocations;
@@ -86,6 +87,8 @@ pub const ROUTES: &[PageRoute] = &[
     get("/logout", |r| r.to(session::logout_page)),
     post("/logout", |r| r.to(session::logout)),
     post("/session/renew", |r| r.to(session::renew)),
+    get("/account/password", |r| r.to(account::password_page)),
+    post("/account/password", |r| r.to(account::change_password)),
     post("/entitlements/{id}/claim", |r| r.to(start::claim)),
     get("/allocations/{id}/release", |r| r.to(allocations::release_page)),
     post("/allocations/{id}/release", |r| r.to(allocations::release)),
@@ -179,6 +182,8 @@ pub struct NavUser {
     /// Whether the page is Notifications, linked from the header's account links (beside
     /// signing out, for every role) rather than the menu, which for the national team is full.
     pub on_notifications: bool,
+    /// Whether the page is "Change your password", linked from the header's account links too.
+    pub on_password: bool,
     /// Seconds until the session ends unless renewed, and how long before that the page's
     /// script warns (the timeout warning in `base.html`).
     pub session_ends_in: u64,
@@ -237,6 +242,7 @@ impl Chrome {
                 organisation: user.organisation().map(str::to_owned),
                 csrf_token: session.csrf_token.clone(),
                 on_notifications: current == "/notifications",
+                on_password: current == "/account/password",
                 session_ends_in: session.ends_in_seconds,
                 warn_before: session.warn_seconds_before,
             }),
