@@ -31,6 +31,7 @@ mod spreadsheets;
 mod standards;
 mod synthetic;
 mod web;
+mod web_advisory_forms;
 mod web_estates;
 mod web_notifications;
 mod web_password;

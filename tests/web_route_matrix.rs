@@ -149,6 +149,10 @@ enum Form {
     /// The caller's own password changed (from a session of a user like them, made for the call:
     /// the change ends every session of the account).
     ChangePassword,
+    /// An advisory published on the new-advisory page.
+    NewAdvisory,
+    /// An advisory, made afresh for each call, changed at its current revision.
+    EditAdvisory,
 }
 
 enum Send {
@@ -223,6 +227,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let admins_and_auditors = [false, false, true, true, false, false, false, false];
     let publishers = [false, false, true, false, false, false, true, false];
     let those_acting_for_trust = [false, false, true, false, true, false, false, false];
+    let admins = [false, false, true, false, false, false, false, false];
     vec![
         get("/assets/{digest}/{path:.*}", assets, PUBLIC),
         get("/", "/".into(), SIGNED_IN),
@@ -288,11 +293,22 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("/users/{id}/disable", format!("/users/{}/disable", f.officer), ADMIN_ONLY),
         post("/users/{id}/disable", Form::DisableUser, ADMIN_ONLY),
         post("/users/{id}/enable", Form::EnableUser, ADMIN_ONLY),
-        get("/advisories", "/advisories".into(), SIGNED_IN),
+        Case {
+            shows: Some((r#"href="/advisories/new""#, admins)),
+            ..get("/advisories", "/advisories".into(), SIGNED_IN)
+        },
+        get("/advisories/new", "/advisories/new".into(), ADMIN_ONLY),
+        post("/advisories", Form::NewAdvisory, ADMIN_ONLY),
+        get("/advisories/{id}/edit", format!("/advisories/{}/edit", f.advisory), ADMIN_ONLY),
+        post("/advisories/{id}/edit", Form::EditAdvisory, ADMIN_ONLY),
         get("/reports/unsupported", "/reports/unsupported".into(), READERS),
         get("/reports/reconciliation", "/reports/reconciliation".into(), READERS),
         Case {
             shows: Some(("<h2>Exposure</h2>", admins_and_auditors)),
+            ..get("/advisories/{id}", format!("/advisories/{}", f.advisory), SIGNED_IN)
+        },
+        Case {
+            shows: Some((r#"/edit">Change"#, admins)),
             ..get("/advisories/{id}", format!("/advisories/{}", f.advisory), SIGNED_IN)
         },
         get(
@@ -726,6 +742,43 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
             ]),
             "SELECT CAST(COUNT(*) AS TEXT) AS value FROM users".to_owned(),
         ),
+        Form::NewAdvisory => {
+            let reference = format!("CC-PAGE-{:04}", f.next());
+            let mut fields = pairs(&[
+                ("reference", &reference),
+                ("title", "Matrix advisory from the page"),
+                ("severity", "high"),
+                ("remediation", "Upgrade."),
+                ("links", ""),
+                ("source", ""),
+                ("products", &f.product.to_string()),
+            ]);
+            fields.extend(date_boxes("published_on", today()));
+            (
+                "/advisories".to_owned(),
+                fields,
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM advisories".to_owned(),
+            )
+        }
+        Form::EditAdvisory => {
+            let advisory = fresh_advisory(app, f, false);
+            let revision = app.with_connection(|conn| db::advisories::get(conn, advisory).unwrap().revision);
+            let mut fields = pairs(&[
+                ("revision", &revision.to_string()),
+                ("title", &format!("Matrix advisory, changed {}", f.next())),
+                ("severity", "critical"),
+                ("remediation", "Upgrade now."),
+                ("links", ""),
+                ("source", ""),
+                ("products", &f.product.to_string()),
+            ]);
+            fields.extend(date_boxes("published_on", today()));
+            (
+                format!("/advisories/{advisory}/edit"),
+                fields,
+                format!("SELECT CAST(revision AS TEXT) AS value FROM advisories WHERE id = {advisory}"),
+            )
+        }
         Form::DisableUser | Form::EnableUser => {
             let user = app.create_user(Role::Officer, Some(TRUST));
             let enable = matches!(form, Form::EnableUser);

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 pub mod account;
 pub mod advisories;
+pub mod advisory_forms;
 pub mod agreements;
 pub mod allocations;
 pub mod assessments;
@@ -113,6 +114,8 @@ pub const ROUTES: &[PageRoute] = &[
     post("/users/{id}/enable", |r| r.to(users::enable)),
     get("/audit", |r| r.to(audit::audit_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
+    post("/advisories", |r| r.to(advisory_forms::create_advisory)),
+    get("/advisories/new", |r| r.to(advisory_forms::new_advisory_page)),
     get("/notifications", |r| r.to(notifications::notifications_page)),
     post("/notifications", |r| r.to(notifications::subscribe)),
     get("/notifications/{id}/deliveries", |r| r.to(notifications::deliveries_page)),
@@ -121,6 +124,8 @@ pub const ROUTES: &[PageRoute] = &[
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
     get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),
     get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
+    get("/advisories/{id}/edit", |r| r.to(advisory_forms::edit_advisory_page)),
+    post("/advisories/{id}/edit", |r| r.to(advisory_forms::update_advisory)),
     get("/organisations/{code}/advisories/{id}", |r| r.to(advisories::response_page)),
     post("/organisations/{code}/advisories/{id}/acknowledge", |r| r.to(advisories::acknowledge)),
     post("/organisations/{code}/advisories/{id}/applicability", |r| r.to(advisories::set_applicability)),
