@@ -146,6 +146,13 @@ enum Form {
     DisableUser,
     /// A disabled officer's account, made afresh for each call, enabled.
     EnableUser,
+    /// The caller's own password changed (from a session of a user like them, made for the call:
+    /// the change ends every session of the account).
+    ChangePassword,
+    /// An advisory published on the new-advisory page.
+    NewAdvisory,
+    /// An advisory, made afresh for each call, changed at its current revision.
+    EditAdvisory,
 }
 
 enum Send {
@@ -220,6 +227,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let admins_and_auditors = [false, false, true, true, false, false, false, false];
     let publishers = [false, false, true, false, false, false, true, false];
     let those_acting_for_trust = [false, false, true, false, true, false, false, false];
+    let admins = [false, false, true, false, false, false, false, false];
     vec![
         get("/assets/{digest}/{path:.*}", assets, PUBLIC),
         get("/", "/".into(), SIGNED_IN),
@@ -228,6 +236,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("/logout", "/logout".into(), SIGNED_IN),
         post("/logout", Form::SignOut, SIGNED_IN),
         post("/session/renew", Form::RenewSession, SIGNED_IN),
+        get("/account/password", "/account/password".into(), SIGNED_IN),
+        post("/account/password", Form::ChangePassword, SIGNED_IN),
         post("/entitlements/{id}/claim", Form::Claim, ACTS_FOR_TRUST),
         get("/allocations/{id}/release", format!("/allocations/{}/release", f.allocation), ACTS_FOR_TRUST),
         post("/allocations/{id}/release", Form::Release, ACTS_FOR_TRUST),
@@ -283,11 +293,22 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("/users/{id}/disable", format!("/users/{}/disable", f.officer), ADMIN_ONLY),
         post("/users/{id}/disable", Form::DisableUser, ADMIN_ONLY),
         post("/users/{id}/enable", Form::EnableUser, ADMIN_ONLY),
-        get("/advisories", "/advisories".into(), SIGNED_IN),
+        Case {
+            shows: Some((r#"href="/advisories/new""#, admins)),
+            ..get("/advisories", "/advisories".into(), SIGNED_IN)
+        },
+        get("/advisories/new", "/advisories/new".into(), ADMIN_ONLY),
+        post("/advisories", Form::NewAdvisory, ADMIN_ONLY),
+        get("/advisories/{id}/edit", format!("/advisories/{}/edit", f.advisory), ADMIN_ONLY),
+        post("/advisories/{id}/edit", Form::EditAdvisory, ADMIN_ONLY),
         get("/reports/unsupported", "/reports/unsupported".into(), READERS),
         get("/reports/reconciliation", "/reports/reconciliation".into(), READERS),
         Case {
             shows: Some(("<h2>Exposure</h2>", admins_and_auditors)),
+            ..get("/advisories/{id}", format!("/advisories/{}", f.advisory), SIGNED_IN)
+        },
+        Case {
+            shows: Some((r#"/edit">Change"#, admins)),
             ..get("/advisories/{id}", format!("/advisories/{}", f.advisory), SIGNED_IN)
         },
         get(
@@ -545,7 +566,9 @@ fn date_boxes(id: &str, date: chrono::NaiveDate) -> [(String, String); 3] {
 fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
     let s = f.standard;
     let (url, fields, watch) = match form {
-        Form::SignIn | Form::SignOut | Form::RenewSession => unreachable!("prepared by the caller"),
+        Form::SignIn | Form::SignOut | Form::RenewSession | Form::ChangePassword => {
+            unreachable!("prepared by the caller")
+        }
         Form::Estate | Form::SeatChanges => unreachable!("prepared by prepare_upload"),
         Form::Claim => (
             format!("/entitlements/{}/claim", f.entitlement),
@@ -719,6 +742,43 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
             ]),
             "SELECT CAST(COUNT(*) AS TEXT) AS value FROM users".to_owned(),
         ),
+        Form::NewAdvisory => {
+            let reference = format!("CC-PAGE-{:04}", f.next());
+            let mut fields = pairs(&[
+                ("reference", &reference),
+                ("title", "Matrix advisory from the page"),
+                ("severity", "high"),
+                ("remediation", "Upgrade."),
+                ("links", ""),
+                ("source", ""),
+                ("products", &f.product.to_string()),
+            ]);
+            fields.extend(date_boxes("published_on", today()));
+            (
+                "/advisories".to_owned(),
+                fields,
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM advisories".to_owned(),
+            )
+        }
+        Form::EditAdvisory => {
+            let advisory = fresh_advisory(app, f, false);
+            let revision = app.with_connection(|conn| db::advisories::get(conn, advisory).unwrap().revision);
+            let mut fields = pairs(&[
+                ("revision", &revision.to_string()),
+                ("title", &format!("Matrix advisory, changed {}", f.next())),
+                ("severity", "critical"),
+                ("remediation", "Upgrade now."),
+                ("links", ""),
+                ("source", ""),
+                ("products", &f.product.to_string()),
+            ]);
+            fields.extend(date_boxes("published_on", today()));
+            (
+                format!("/advisories/{advisory}/edit"),
+                fields,
+                format!("SELECT CAST(revision AS TEXT) AS value FROM advisories WHERE id = {advisory}"),
+            )
+        }
         Form::DisableUser | Form::EnableUser => {
             let user = app.create_user(Role::Officer, Some(TRUST));
             let enable = matches!(form, Form::EnableUser);
@@ -891,6 +951,35 @@ async fn call_form(
             let prepared = Prepared {
                 url: "/logout".into(),
                 fields: pairs(&[("csrf_token", &caller.csrf_token)]),
+                file: None,
+                watch,
+            };
+            let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
+            (url, answer, problems)
+        }
+        // Changing one's password ends every session of the account, like signing out: a caller
+        // who may change theirs does so from a session of a user like them, made for this call.
+        Form::ChangePassword => {
+            let own;
+            let caller = if expect == Expect::Ok {
+                own = signed_in(app, caller.who, user_like(app, caller.who)).await;
+                &own
+            } else {
+                caller
+            };
+            let watch = caller
+                .user
+                .as_ref()
+                .map(|user| format!("SELECT password_hash AS value FROM users WHERE id = {}", user.id));
+            let new = "tangerine quietly harbours seven kites";
+            let prepared = Prepared {
+                url: "/account/password".into(),
+                fields: pairs(&[
+                    ("csrf_token", &caller.csrf_token),
+                    ("current_password", TEST_PASSWORD),
+                    ("new_password", new),
+                    ("confirm_password", new),
+                ]),
                 file: None,
                 watch,
             };

@@ -169,6 +169,22 @@ pub struct AdvisoryFields {
     pub source: Option<String>,
 }
 
+impl AdvisoryFields {
+    /// The fields of an advisory as it stands: what an update changes.
+    pub fn of(advisory: &Advisory) -> AdvisoryFields {
+        AdvisoryFields {
+            reference: advisory.reference.clone(),
+            title: advisory.title.clone(),
+            severity: advisory.severity,
+            published_at: advisory.published_at,
+            remediation: advisory.remediation.clone(),
+            links: advisory.links.clone(),
+            affected_product_ids: advisory.affected_products.iter().map(|p| p.product_id).collect(),
+            source: advisory.source.clone(),
+        }
+    }
+}
+
 fn set_affected(conn: &mut DbConnection, advisory_id: i64, product_ids: &[i64]) -> DbResult<()> {
     let mut ids = product_ids.to_vec();
     ids.sort_unstable();
@@ -193,14 +209,36 @@ fn set_affected(conn: &mut DbConnection, advisory_id: i64, product_ids: &[i64]) 
     Ok(())
 }
 
+/// A rule an advisory's fields break, naming the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldProblem {
+    NoReference,
+    NoTitle,
+    NoRemediation,
+    NoAffectedProduct,
+}
+
+/// Every rule `fields` break, in the fields' order: the one statement of the rules that `create`
+/// and `update` refuse with (the API's one message) and that the advisory pages list field by
+/// field. Whether each affected product exists is checked when it is written.
+pub fn problems(fields: &AdvisoryFields) -> Vec<FieldProblem> {
+    [
+        (fields.reference.trim().is_empty(), FieldProblem::NoReference),
+        (fields.title.trim().is_empty(), FieldProblem::NoTitle),
+        (fields.remediation.trim().is_empty(), FieldProblem::NoRemediation),
+        (fields.affected_product_ids.is_empty(), FieldProblem::NoAffectedProduct),
+    ]
+    .into_iter()
+    .filter_map(|(broken, problem)| broken.then_some(problem))
+    .collect()
+}
+
 fn validate(fields: &AdvisoryFields) -> DbResult<()> {
-    if fields.reference.trim().is_empty()
-        || fields.title.trim().is_empty()
-        || fields.remediation.trim().is_empty()
-    {
+    let problems = problems(fields);
+    if problems.iter().any(|problem| *problem != FieldProblem::NoAffectedProduct) {
         return Err(DbError::Invalid("reference, title and remediation must not be empty".into()));
     }
-    if fields.affected_product_ids.is_empty() {
+    if !problems.is_empty() {
         return Err(DbError::Invalid("an advisory must name at least one affected product".into()));
     }
     Ok(())
@@ -251,16 +289,7 @@ pub fn update(
     db.write(actor, |conn| {
         let before = get(conn, id)?;
         precondition.check(before.revision)?;
-        let mut fields = AdvisoryFields {
-            reference: before.reference.clone(),
-            title: before.title.clone(),
-            severity: before.severity,
-            published_at: before.published_at,
-            remediation: before.remediation.clone(),
-            links: before.links.clone(),
-            affected_product_ids: before.affected_products.iter().map(|p| p.product_id).collect(),
-            source: before.source.clone(),
-        };
+        let mut fields = AdvisoryFields::of(&before);
         change(&mut fields);
         validate(&fields)?;
         diesel::update(advisories::table.find(id))

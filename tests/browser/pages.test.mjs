@@ -20,6 +20,8 @@ const USERS = {
   otherOfficer: 'officer@rj1.test.nhs.uk',
   exemplar: 'exemplar@rm3.test.nhs.uk',
   admin: 'admin@x24.test.nhs.uk',
+  // Changes their password in its test: a user of their own, so that the others still sign in.
+  changesPassword: 'password.change@x24.test.nhs.uk',
 };
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -980,6 +982,163 @@ test('a form sent after the session ended is kept: the sign-in page says why, an
     await page.getByText('Account created').waitFor();
     await page.getByRole('heading', { name: 'Grace Hopper', level: 1 }).waitFor();
     assertNoConsoleProblems(problems);
+  } finally {
+    await close();
+  }
+});
+
+/** The console's report of a form answered with `status`, as a test asks for on purpose. */
+function refusedWith(status) {
+  return (problem) => new RegExp(`status of ${status} `).test(problem);
+}
+
+test('anyone changes their password: every problem listed at once, passwords never shown back, then signed out everywhere and in with the new one, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  const newPassword = 'tangerine otter on a bicycle';
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.changesPassword);
+    await page.getByRole('link', { name: 'Change password' }).click();
+    await page.getByRole('heading', { name: 'Change your password', level: 1 }).waitFor();
+    await screenshot(page, '90-change-password-1280');
+    await assertAccessible(page, 'change password');
+
+    await page.getByRole('button', { name: 'Change password' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 3, 'current, new and confirmed');
+    assert.match(await page.title(), /^Error: Change your password/);
+    await screenshot(page, '91-change-password-errors-1280');
+    await assertAccessible(page, 'change password with errors');
+    await summary.getByRole('link', { name: 'Enter a new password' }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'new_password', 'the summary leads to the field');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${BASE}/account/password`);
+    await page.getByLabel('Current password').fill('not my password at all');
+    await page.getByLabel('New password', { exact: true }).fill('password1');
+    await page.getByLabel('Confirm new password').fill('pasword1');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 2, 'the new password and its confirmation');
+    assert.match(await summary.innerText(), /at least 12 characters/);
+    assert.match(await summary.innerText(), /do not match/);
+    for (const label of ['Current password', 'Confirm new password']) {
+      assert.equal(await page.getByLabel(label).inputValue(), '', `${label}: never shown back`);
+    }
+    assert.equal(await page.getByLabel('New password', { exact: true }).inputValue(), '', 'never shown back');
+    await assertFitsWidth(page, 'change password with errors at 390 px');
+    await screenshot(page, '92-change-password-errors-390');
+    await assertAccessible(page, 'change password with errors at 390 px');
+
+    await page.getByLabel('Current password').fill(PASSWORD);
+    await page.getByLabel('New password', { exact: true }).fill(newPassword);
+    await page.getByLabel('Confirm new password').fill(newPassword);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.waitForURL((url) => url.pathname === '/login');
+    await page.getByText('Your password has been changed').waitFor();
+    await assertFitsWidth(page, 'signed out after the change at 390 px');
+    await screenshot(page, '93-password-changed-390');
+    await assertAccessible(page, 'signed out after changing the password');
+    const back = await page.goto(`${BASE}/account/password`);
+    assert.equal(new URL(page.url()).pathname, '/login', `the old session ended (${back.status()})`);
+
+    await page.getByLabel('Email address').fill(USERS.changesPassword);
+    await page.getByLabel('Password').fill(newPassword);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+    await page.getByRole('link', { name: 'Change password' }).waitFor();
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
+
+test('the national team adds an advisory and changes it: every problem listed, a change made meanwhile is not undone, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.admin);
+    await page.goto(`${BASE}/advisories`);
+    await page.getByRole('link', { name: 'Add an advisory' }).click();
+    await page.getByRole('heading', { name: 'Add an advisory', level: 1 }).waitFor();
+    await screenshot(page, '94-new-advisory-1280');
+    await assertAccessible(page, 'new advisory');
+
+    await page.getByRole('button', { name: 'Publish the advisory' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 6, 'reference, title, severity, date, what to do, products');
+    assert.match(await page.title(), /^Error: Add an advisory/);
+    await screenshot(page, '95-new-advisory-errors-1280');
+    await assertAccessible(page, 'new advisory with errors');
+    await summary.getByRole('link', { name: /how severe/ }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'severity', 'the summary leads to the first choice');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${BASE}/advisories/new`);
+    const reference = `CC-BROWSER-${Date.now()}`;
+    const today = new Date();
+    await page.getByLabel('Reference').fill(reference);
+    await page.getByLabel('Title').fill('Remote code execution in the print spooler');
+    await page.getByLabel('High').check();
+    const date = page.getByRole('group', { name: 'Date of publication' });
+    await date.getByLabel('Day').fill(`${today.getUTCDate()}`);
+    await date.getByLabel('Month').fill('13');
+    await date.getByLabel('Year').fill(`${today.getUTCFullYear()}`);
+    await page.getByLabel('What organisations must do').fill('Apply the latest cumulative update.');
+    await page.getByRole('group', { name: 'Which products does it affect?' }).getByLabel(/^Windows 10 Enterprise/).first().check();
+    await page.getByRole('button', { name: 'Publish the advisory' }).click();
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 1, 'only the date');
+    assert.match(await summary.innerText(), /Date of publication must be a real date/);
+    assert.equal(await page.getByLabel('Title').inputValue(), 'Remote code execution in the print spooler', 'what was typed is kept');
+    assert.ok(await page.getByLabel('High').isChecked(), 'the severity chosen is kept');
+    await assertFitsWidth(page, 'new advisory with an error at 390 px');
+    await screenshot(page, '96-new-advisory-error-390');
+    await assertAccessible(page, 'new advisory with an error at 390 px');
+
+    await date.getByLabel('Month').fill(`${today.getUTCMonth() + 1}`);
+    await page.getByRole('button', { name: 'Publish the advisory' }).click();
+    await page.getByText('The advisory is published').waitFor();
+    const id = new URL(page.url()).pathname.split('/').pop();
+
+    await page.getByRole('main').getByRole('link', { name: new RegExp(`^Change ${reference}`) }).click();
+    await page.getByRole('heading', { name: `Change ${reference}`, level: 1 }).waitFor();
+    await assertFitsWidth(page, 'change advisory at 390 px');
+    await screenshot(page, '97-change-advisory-390');
+    await assertAccessible(page, 'change advisory');
+
+    // Meanwhile, someone else changes it through the API.
+    const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
+    });
+    const { access_token: token } = await tokenResponse.json();
+    const patched = await fetch(`${BASE}/v1/advisories/${id}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'if-match': '*' },
+      body: JSON.stringify({ title: 'Print spooler flaw (updated by someone else)' }),
+    });
+    assert.equal(patched.status, 200);
+
+    await page.getByLabel('Title').fill('Print spooler: patch now');
+    await page.getByRole('button', { name: 'Save the changes' }).click();
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /Someone changed this advisory since you opened it/);
+    assert.equal(await page.getByLabel('Title').inputValue(), 'Print spooler: patch now', 'what was typed is kept');
+    await assertFitsWidth(page, 'changed meanwhile at 390 px');
+    await screenshot(page, '98-advisory-changed-meanwhile-390');
+    await assertAccessible(page, 'advisory changed meanwhile');
+
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole('button', { name: 'Save the changes' }).click();
+    await page.getByText('Your changes to the advisory are saved').waitFor();
+    await page.getByRole('heading', { name: 'Print spooler: patch now', level: 1 }).waitFor();
+    await screenshot(page, '99-advisory-changed-1280');
+    await assertAccessible(page, 'advisory after the change');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem) && !refusedWith(409)(problem)));
   } finally {
     await close();
   }

@@ -34,6 +34,8 @@ add_user officer@rr8.test.nhs.uk officer RR8
 add_user officer@rj1.test.nhs.uk officer RJ1
 add_user exemplar@rm3.test.nhs.uk exemplar RM3
 add_user admin@x24.test.nhs.uk admin
+# Changes their password in its test, so that no other test's sign-in depends on it.
+add_user password.change@x24.test.nhs.uk auditor
 
 port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 CATALOGUE_WORKERS=2 "$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &

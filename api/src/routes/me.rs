@@ -2,9 +2,9 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{CurrentUser, password, throttle};
+use crate::auth::{CurrentUser, accounts};
 use crate::body::Json;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::openapi::{PasswordChangeErrors, ReadErrors, WriteErrors};
 use crate::state::AppState;
 use db::users::User;
@@ -52,33 +52,6 @@ pub async fn change_my_password(
     body: Json<PasswordChange>,
 ) -> ApiResult<HttpResponse> {
     let PasswordChange { current_password, new_password } = body.into_inner();
-    let id = user.id();
-    let email = state.read(move |conn| db::users::get(conn, id)).await?.email;
-    if let Some(weakness) = password::weakness(&new_password, &email) {
-        return Err(ApiError::Unprocessable(weakness));
-    }
-    // Guesses at the current password are counted before it is checked, like sign-ins: a stolen
-    // session must not become a way to test passwords.
-    let (stored, attempt) = state
-        .run(move |db| {
-            let attempt = throttle::password_change_attempt(db, id)?;
-            Ok((db.read(|conn| db::users::password_hash(conn, id))?, attempt))
-        })
-        .await?;
-    let attempt = attempt.map_err(|retry_after_seconds| ApiError::TooManyRequests { retry_after_seconds })?;
-    let new_hash = state
-        .run_password_work(move || {
-            if password::verify(&current_password, &stored) {
-                password::hash(&new_password).map(Some)
-            } else {
-                Ok(None)
-            }
-        })
-        .await?
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or_else(|| ApiError::Forbidden("the current password is not correct".into()))?;
-    state.run(move |db| attempt.succeeded(db)).await?;
-    let actor = user.actor();
-    state.run(move |db| db::users::set_password(db, &actor, id, &new_hash)).await?;
+    accounts::change_password(&state, user.actor(), user.id(), current_password, new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,7 +2,9 @@
 //! auditors) its exposure with overdue acknowledgements; one organisation's response to an
 //! advisory; and acknowledging an advisory, recording whether it applies and closing it with a
 //! remediation note, through `db::advisories::respond` with the API's rules (the `AdminOrOfficer`
-//! role set, acting for one's own organisation; the national team for any).
+//! role set, acting for one's own organisation; the national team for any). Adding and changing
+//! an advisory is `advisory_forms`; the list and the advisory's page link to it for the national
+//! team.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -12,7 +14,7 @@ use db::PageRequest;
 use db::advisories::{Response, ResponseStatus, Severity};
 use serde::Deserialize;
 
-use crate::auth::extractors::{AdminOrAuditor, AdminOrOfficer};
+use crate::auth::extractors::{AdminOnly, AdminOrAuditor, AdminOrOfficer};
 use crate::error::ApiError;
 use crate::spreadsheet::{self, PageDownload};
 use crate::state::AppState;
@@ -59,6 +61,8 @@ pub struct AdvisoryRow {
 struct AdvisoriesPage {
     chrome: Chrome,
     advisories: Vec<AdvisoryRow>,
+    /// Whether the viewer may add advisories (the national team).
+    can_add: bool,
 }
 
 pub async fn advisories_page(
@@ -88,8 +92,11 @@ pub async fn advisories_page(
         })
         .collect();
     advisories.reverse();
-    let page =
-        AdvisoriesPage { chrome: Chrome::for_session("Advisories", &session, "/advisories"), advisories };
+    let page = AdvisoriesPage {
+        chrome: Chrome::for_session("Advisories", &session, "/advisories"),
+        advisories,
+        can_add: session.require::<AdminOnly>().is_ok(),
+    };
     render(StatusCode::OK, &page)
 }
 
@@ -130,6 +137,8 @@ struct AdvisoryPage {
     exposure_summary: String,
     notice: Option<String>,
     return_to: String,
+    /// Whether the viewer may change the advisory (the national team).
+    can_change: bool,
 }
 
 #[derive(Deserialize)]
@@ -198,8 +207,12 @@ pub async fn advisory_page(
             })
             .collect()
     });
-    let notice =
-        (query.notice.as_deref() == Some("acknowledged")).then(|| "The advisory is acknowledged.".to_owned());
+    let notice = match query.notice.as_deref() {
+        Some("acknowledged") => Some("The advisory is acknowledged.".to_owned()),
+        Some("published") => Some("The advisory is published.".to_owned()),
+        Some("changed") => Some("Your changes to the advisory are saved.".to_owned()),
+        _ => None,
+    };
     let page = AdvisoryPage {
         chrome: Chrome::for_session(advisory.reference.clone(), &session, ""),
         id: advisory.id,
@@ -221,6 +234,7 @@ pub async fn advisory_page(
         exposure_summary,
         notice,
         return_to: format!("/advisories/{id}"),
+        can_change: session.require::<AdminOnly>().is_ok(),
     };
     render(StatusCode::OK, &page)
 }

@@ -14,7 +14,9 @@ use db::users::Role;
 
 use crate::error::ApiError;
 
+pub mod account;
 pub mod advisories;
+pub mod advisory_forms;
 pub mod agreements;
 pub mod allocations;
 pub mod assessments;
@@ -86,6 +88,8 @@ pub const ROUTES: &[PageRoute] = &[
     get("/logout", |r| r.to(session::logout_page)),
     post("/logout", |r| r.to(session::logout)),
     post("/session/renew", |r| r.to(session::renew)),
+    get("/account/password", |r| r.to(account::password_page)),
+    post("/account/password", |r| r.to(account::change_password)),
     post("/entitlements/{id}/claim", |r| r.to(start::claim)),
     get("/allocations/{id}/release", |r| r.to(allocations::release_page)),
     post("/allocations/{id}/release", |r| r.to(allocations::release)),
@@ -110,6 +114,8 @@ pub const ROUTES: &[PageRoute] = &[
     post("/users/{id}/enable", |r| r.to(users::enable)),
     get("/audit", |r| r.to(audit::audit_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
+    post("/advisories", |r| r.to(advisory_forms::create_advisory)),
+    get("/advisories/new", |r| r.to(advisory_forms::new_advisory_page)),
     get("/notifications", |r| r.to(notifications::notifications_page)),
     post("/notifications", |r| r.to(notifications::subscribe)),
     get("/notifications/{id}/deliveries", |r| r.to(notifications::deliveries_page)),
@@ -118,6 +124,8 @@ pub const ROUTES: &[PageRoute] = &[
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
     get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),
     get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
+    get("/advisories/{id}/edit", |r| r.to(advisory_forms::edit_advisory_page)),
+    post("/advisories/{id}/edit", |r| r.to(advisory_forms::update_advisory)),
     get("/organisations/{code}/advisories/{id}", |r| r.to(advisories::response_page)),
     post("/organisations/{code}/advisories/{id}/acknowledge", |r| r.to(advisories::acknowledge)),
     post("/organisations/{code}/advisories/{id}/applicability", |r| r.to(advisories::set_applicability)),
@@ -179,6 +187,8 @@ pub struct NavUser {
     /// Whether the page is Notifications, linked from the header's account links (beside
     /// signing out, for every role) rather than the menu, which for the national team is full.
     pub on_notifications: bool,
+    /// Whether the page is "Change your password", linked from the header's account links too.
+    pub on_password: bool,
     /// Seconds until the session ends unless renewed, and how long before that the page's
     /// script warns (the timeout warning in `base.html`).
     pub session_ends_in: u64,
@@ -237,6 +247,7 @@ impl Chrome {
                 organisation: user.organisation().map(str::to_owned),
                 csrf_token: session.csrf_token.clone(),
                 on_notifications: current == "/notifications",
+                on_password: current == "/account/password",
                 session_ends_in: session.ends_in_seconds,
                 warn_before: session.warn_seconds_before,
             }),

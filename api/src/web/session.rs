@@ -542,6 +542,8 @@ struct LoginPage {
     email: String,
     error: Option<String>,
     signed_out: bool,
+    /// Signed out by changing their password (`web::account`): every session ended.
+    password_changed: bool,
     /// Why they must sign in again, when a form they sent is kept meanwhile.
     kept_form: Option<kept_form::KeptNotice>,
 }
@@ -550,6 +552,7 @@ struct LoginPage {
 pub struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
+    password_changed: Option<String>,
 }
 
 /// The sign-in page. It sets a short-lived random cookie that its form's CSRF token is bound to.
@@ -565,6 +568,7 @@ pub async fn login_page(request: HttpRequest, query: web::Query<LoginQuery>) -> 
         email: String::new(),
         error: None,
         signed_out: query.signed_out.is_some(),
+        password_changed: query.password_changed.is_some(),
         kept_form: kept.map(|kept| kept.notice(state.auth.token_lifetime.as_secs() / 60)),
     };
     let mut response = render(StatusCode::OK, &page)?;
@@ -608,6 +612,7 @@ pub async fn login(request: HttpRequest, body: web::Bytes) -> WebResult<HttpResp
         email: email.clone(),
         error: Some(message.to_owned()),
         signed_out: false,
+        password_changed: false,
         kept_form: None,
     };
     if email.is_empty() || form.password.is_empty() {
