@@ -11,7 +11,7 @@ use db::page::{Page, PageRequest};
 use db::products::{Product, ProductFilter, ProductTextIndex};
 use db::read_model::ReadModel;
 use db::users::Principal;
-use db::{DbConnection, DbResult, Engine};
+use db::{DbConnection, DbResult};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -87,22 +87,15 @@ impl AppState {
         .await
     }
 
-    /// An entitlement line with its seats, as the database holds it when the request began.
-    /// On SQLite, the embedded database one instance serves, from memory: this instance's
-    /// writes reach the model before they return, and the `catalogue` command (which claims no
-    /// seats) writes rarely and reaches it within a poll. On PostgreSQL, which several instances
-    /// share, a claim through another instance must show at once, so one narrow read by id gives
-    /// the line's revision, seats and product name and memory gives the rest.
+    /// An entitlement line with its seats, as the database holds it when the request began. A
+    /// claim through another instance must show at once (several instances share PostgreSQL, and
+    /// a second `catalogue serve` may share a SQLite file: `ledger::two_instances_on_one_sqlite_
+    /// file_keep_the_ledger`), so one narrow read by id gives the line's revision, seats and
+    /// product name, and memory gives the rest.
     pub async fn entitlement(&self, id: i64) -> ApiResult<Entitlement> {
         let Some(model) = self.read_model.clone() else {
             return self.read(move |conn| db::agreements::get_entitlement(conn, id)).await;
         };
-        if self.db.engine() == Engine::Sqlite {
-            if let Some(line) = model.cached_entitlement(id) {
-                return Ok(line);
-            }
-            return self.run(move |db| model.entitlement(db, id)).await;
-        }
         self.run(move |db| model.current_entitlement(db, id)).await
     }
 
