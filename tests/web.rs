@@ -1334,6 +1334,20 @@ async fn an_officer_records_a_risk_acceptance_from_the_organisation_page(app: Te
         let chosen = format!(r#"<option value="{}" selected>"#, fields_[1].1);
         assert_eq!(refused.body.contains(&chosen), !fields_[1].1.is_empty(), "the product chosen is kept");
     }
+    // Both of the data layer's rules broken: both listed at once, each beside its field.
+    let both = browser.post(record, &fields(&acceptance(&product, " ", ["1", "1", "2020"], &token))).await;
+    assert_eq!(both.status, 422);
+    for (message, link) in [
+        ("Describe the compensating controls", "compensating_controls"),
+        ("Expiry date must be in the future", "expires_on-day"),
+    ] {
+        assert!(
+            both.body.contains(&format!(r##"<a href="#{link}">{message}</a>"##)),
+            "{message}: {}",
+            both.body
+        );
+    }
+    assert!(both.body.contains(r#"id="compensating_controls-error""#), "inline: {}", both.body);
     let no_token = acceptance(&product, "Isolated VLAN", next_year, "");
     assert_eq!(browser.post(record, &fields(&no_token)).await.status, 403);
     assert_eq!(count_rows(&app, "risk_acceptances"), 0);

@@ -56,17 +56,44 @@ pub struct NewRiskAcceptance {
     pub expires_on: NaiveDate,
 }
 
+/// A rule an acceptance's fields break, naming the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptanceProblem {
+    NoCompensatingControls,
+    ExpiryNotInFuture,
+}
+
+impl AcceptanceProblem {
+    /// The refusal, in the API's words (which name its fields).
+    pub fn detail(self) -> &'static str {
+        match self {
+            AcceptanceProblem::NoCompensatingControls => "describe the compensating controls",
+            AcceptanceProblem::ExpiryNotInFuture => "expires_on must be in the future",
+        }
+    }
+}
+
+/// Every rule `new` breaks on `today`, in the fields' order: what [`accept`] refuses with, and
+/// what the risk-acceptance page lists field by field. Whether the product exists is checked
+/// when it is written.
+pub fn problems(new: &NewRiskAcceptance, today: NaiveDate) -> Vec<AcceptanceProblem> {
+    [
+        (new.compensating_controls.trim().is_empty(), AcceptanceProblem::NoCompensatingControls),
+        (new.expires_on <= today, AcceptanceProblem::ExpiryNotInFuture),
+    ]
+    .into_iter()
+    .filter_map(|(broken, problem)| broken.then_some(problem))
+    .collect()
+}
+
 pub fn accept(
     db: &Database,
     actor: &Actor,
     new: NewRiskAcceptance,
     today: NaiveDate,
 ) -> DbResult<RiskAcceptance> {
-    if new.compensating_controls.trim().is_empty() {
-        return Err(DbError::Invalid("describe the compensating controls".into()));
-    }
-    if new.expires_on <= today {
-        return Err(DbError::Invalid("expires_on must be in the future".into()));
+    if let Some(problem) = problems(&new, today).first() {
+        return Err(DbError::Invalid(problem.detail().into()));
     }
     db.write(actor, |conn| {
         let organisation = organisations::get(conn, &new.organisation_code)?;

@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use db::risk::NewRiskAcceptance;
+use db::risk::{AcceptanceProblem, NewRiskAcceptance};
 use serde::Deserialize;
 
 use crate::auth::extractors::AdminOrOfficer;
@@ -14,8 +14,8 @@ use crate::state::AppState;
 use crate::web::date_input::{DateField, DateInput, date_field};
 use crate::web::start::ChoiceView;
 use crate::web::{
-    Chrome, FieldError, Refusal, Session, Submitted, WebResult, capitalised, optional_text, render,
-    see_other, today,
+    Chrome, FieldError, Refusal, Session, Submitted, WebResult, capitalised, error_for, optional_text,
+    render, see_other, today,
 };
 
 /// Software whose support ends within this many months is offered too, not only unsupported.
@@ -42,6 +42,10 @@ struct AcceptancePage {
 impl AcceptancePage {
     fn selected(&self, product_id: &i64) -> bool {
         self.values.product_id.trim() == product_id.to_string()
+    }
+
+    fn error_for(&self, field: &str) -> Option<&str> {
+        error_for(&self.errors, field)
     }
 }
 
@@ -169,21 +173,29 @@ pub async fn record_acceptance(
             return render_form(&state, &session, code, form, expires_on, errors, unprocessable).await;
         }
     };
+    // The data layer's rules, every one broken listed against its field, as the form says
+    // them (the API's words name its fields): a refused expiry marks the whole date.
+    let problems = db::risk::problems(&new, today());
+    if !problems.is_empty() {
+        let mut errors = Vec::new();
+        for problem in problems {
+            match problem {
+                AcceptanceProblem::NoCompensatingControls => errors
+                    .push(FieldError::new("compensating_controls", "Describe the compensating controls")),
+                AcceptanceProblem::ExpiryNotInFuture => {
+                    expires_on.refuse("Expiry date must be in the future", &mut errors)
+                }
+            }
+        }
+        return render_form(&state, &session, code, form, expires_on, errors, unprocessable).await;
+    }
     let actor = user.actor();
     match state.run(move |db| db::risk::accept(db, &actor, new, today())).await {
         Ok(_) => Ok(see_other(&format!("/organisations/{code}?notice=risk-accepted"))),
         Err(error) => {
-            // The data layer's rules (an expiry in the future, controls described), against the
-            // field each is about: a refused expiry marks the whole date.
+            // What is left is about the product (it does not exist).
             let Refusal { detail, status } = Refusal::of(error)?;
-            // The API's words name its fields ("expires_on must be in the future"); the page
-            // says it as the form does.
-            let mut errors = Vec::new();
-            if detail.contains("expires_on") {
-                expires_on.refuse("Expiry date must be in the future", &mut errors);
-            } else {
-                errors.push(FieldError::new("compensating_controls", &capitalised(&detail)));
-            }
+            let errors = vec![FieldError::new("product_id", &capitalised(&detail))];
             render_form(&state, &session, code, form, expires_on, errors, status).await
         }
     }
