@@ -27,10 +27,15 @@ crate::vocabulary::text_enum!(
     Severity [PartialOrd, Ord] { Low = "low", Medium = "medium", High = "high", Critical = "critical" }
 );
 
+/// How long organisations have to acknowledge a high or critical advisory, from its publication.
+pub const ACKNOWLEDGE_WITHIN_HOURS: i64 = 48;
+
 impl Severity {
-    /// High and critical advisories must be acknowledged within 48 hours of publication.
+    /// High and critical advisories must be acknowledged within [`ACKNOWLEDGE_WITHIN_HOURS`] of
+    /// publication.
     pub fn acknowledgement_deadline(self, published_at: NaiveDateTime) -> Option<NaiveDateTime> {
-        matches!(self, Severity::High | Severity::Critical).then(|| published_at + Duration::hours(48))
+        matches!(self, Severity::High | Severity::Critical)
+            .then(|| published_at + Duration::hours(ACKNOWLEDGE_WITHIN_HOURS))
     }
 }
 

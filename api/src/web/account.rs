@@ -45,6 +45,10 @@ impl PasswordPage {
     fn error_for(&self, field: &str) -> Option<&str> {
         error_for(&self.errors, field)
     }
+
+    fn password_hint(&self) -> String {
+        crate::web::password_hint("Not a common password, and not your email address or the service's name.")
+    }
 }
 
 const PATH: &str = "/account/password";

@@ -118,7 +118,7 @@ impl Typed {
 pub struct SeverityChoice {
     pub value: &'static str,
     pub label: String,
-    pub hint: &'static str,
+    pub hint: String,
     pub checked: bool,
 }
 
@@ -154,12 +154,13 @@ impl AdvisoryFormPage {
     }
 }
 
-fn severity_hint(severity: Severity) -> &'static str {
+fn severity_hint(severity: Severity) -> String {
     match severity {
-        Severity::Critical | Severity::High => {
-            "Every organisation holding an affected product must acknowledge it within 48 hours"
-        }
-        Severity::Medium | Severity::Low => "Acknowledged when organisations can; no deadline",
+        Severity::Critical | Severity::High => format!(
+            "Every organisation holding an affected product must acknowledge it within {} hours",
+            db::advisories::ACKNOWLEDGE_WITHIN_HOURS
+        ),
+        Severity::Medium | Severity::Low => "Acknowledged when organisations can; no deadline".into(),
     }
 }
 

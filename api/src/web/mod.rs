@@ -524,6 +524,12 @@ pub fn optional_text(text: &str) -> Option<String> {
 
 pub use crate::dates::today;
 
+/// The hint beside a new password: the service's rule in a few words, then `then`.
+pub fn password_hint(then: &str) -> String {
+    let least = crate::auth::password::MIN_PASSWORD_CHARS;
+    format!("At least {least} characters; a few unrelated words make a strong one. {then}")
+}
+
 /// Formats a date as people in the NHS write it: 14 October 2025.
 pub fn long_date(date: chrono::NaiveDate) -> String {
     date.format("%-d %B %Y").to_string()

@@ -117,6 +117,10 @@ impl NewUserPage {
     fn error_for(&self, field: &str) -> Option<&str> {
         error_for(&self.errors, field)
     }
+
+    fn password_hint(&self) -> String {
+        crate::web::password_hint("Give it to the person by another route than email.")
+    }
 }
 
 /// The form for a new account (admins only).
