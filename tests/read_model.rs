@@ -618,7 +618,7 @@ fn entitlement_lines_from_memory_answer_as_the_database_does(test_db: TestDataba
     assert!(entitlement_ids(&test_db.db).len() >= 10, "the seeds hold few lines");
     every_line_is_held_as_the_database_answers_it(&test_db.db, &model, "loaded");
     // An id the database does not know is not found, from the model as from the database.
-    let unknown = model.entitlement(&test_db.db, 9_000_000_000);
+    let unknown = model.current_entitlement(&test_db.db, 9_000_000_000);
     assert!(matches!(unknown, Err(db::DbError::NotFound("entitlement"))), "{unknown:?}");
 }
 

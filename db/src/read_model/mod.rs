@@ -3,9 +3,9 @@
 //! user's role, organisation, disabled flag and token generation), and the product search (an
 //! index of products' names, editions, versions, SKUs, suppliers and releases: [`search`]).
 //! It holds each entitlement line exactly as `GET /v1/entitlements/{id}` answers it
-//! ([`ReadModel::cached_entitlement`]); where several instances share the database, a line's
-//! seats must agree with the ledger at once on every instance, and another instance's claims
-//! reach this model only at its next poll, so [`ReadModel::current_entitlement`] reads what may
+//! ([`ReadModel::cached_entitlement`]); a line's seats must agree with the ledger at once on
+//! every instance sharing the database, and another instance's claims reach this model only at
+//! its next poll, so [`ReadModel::current_entitlement`] reads what may
 //! have changed in one narrow query and takes the rest from memory.
 //!
 //! Freshness:
@@ -532,18 +532,6 @@ impl ReadModel {
                 self.load_entitlement(db, id)
             }
         }
-    }
-
-    /// An entitlement line: from memory when held, else read from the database and then held
-    /// (a line another instance made that no poll has brought yet). An id the database does not
-    /// know is not found, as it is there; unknown ids are not remembered, so a line made later
-    /// is found.
-    pub fn entitlement(&self, db: &Database, id: i64) -> DbResult<Entitlement> {
-        if let Some(entitlement) = self.cached_entitlement(id) {
-            return Ok(entitlement);
-        }
-        let _refreshing = self.refreshing();
-        self.load_entitlement(db, id)
     }
 
     /// Reads an entitlement line and its seat total and holds them; returns the line as the
