@@ -253,35 +253,65 @@ fn links_json(links: &[String]) -> DbResult<String> {
     serde_json::to_string(links).map_err(|error| DbError::unwritable_json("an advisory's links", &error))
 }
 
+/// The columns an advisory's create and update both write, from validated fields (the
+/// reference only on create: it names the advisory for good).
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = advisories, treat_none_as_null = true)]
+struct AdvisoryColumns<'a> {
+    title: &'a str,
+    severity: Severity,
+    published_at: NaiveDateTime,
+    remediation: &'a str,
+    links: String,
+    source: Option<&'a str>,
+}
+
+impl AdvisoryFields {
+    fn columns(&self) -> DbResult<AdvisoryColumns<'_>> {
+        Ok(AdvisoryColumns {
+            title: self.title.trim(),
+            severity: self.severity,
+            published_at: self.published_at,
+            remediation: self.remediation.trim(),
+            links: links_json(&self.links)?,
+            source: self.source.as_deref(),
+        })
+    }
+}
+
 pub fn create(db: &Database, actor: &Actor, fields: AdvisoryFields) -> DbResult<Advisory> {
-    validate(&fields)?;
     db.write(actor, |conn| {
-        let taken: i64 = advisories::table
-            .filter(advisories::reference.eq(fields.reference.trim()))
-            .count()
-            .get_result(conn)?;
-        if taken > 0 {
-            return Err(DbError::Conflict(format!("advisory {} exists", fields.reference.trim())));
-        }
-        let stamp = now();
-        let id: i64 = diesel::insert_into(advisories::table)
-            .values((
-                advisories::reference.eq(fields.reference.trim()),
-                advisories::title.eq(fields.title.trim()),
-                advisories::severity.eq(fields.severity),
-                advisories::published_at.eq(fields.published_at),
-                advisories::remediation.eq(fields.remediation.trim()),
-                advisories::links.eq(links_json(&fields.links)?),
-                advisories::source.eq(&fields.source),
-                advisories::created_at.eq(stamp),
-                advisories::updated_at.eq(stamp),
-            ))
-            .returning(advisories::id)
-            .get_result(conn)?;
-        set_affected(conn, id, &fields.affected_product_ids)?;
-        let advisory = get(conn, id)?;
-        Ok(Audited::one(advisory.clone(), Change::new("advisory.create", "advisory", id).after(&advisory)))
+        let advisory = create_in(conn, &fields)?;
+        Ok(Audited::one(
+            advisory.clone(),
+            Change::new("advisory.create", "advisory", advisory.id).after(&advisory),
+        ))
     })
+}
+
+/// [`create`] inside the caller's transaction, with the same checks: what seeding calls too, so
+/// a shipped advisory passes the rules an admin's does.
+pub(crate) fn create_in(conn: &mut DbConnection, fields: &AdvisoryFields) -> DbResult<Advisory> {
+    validate(fields)?;
+    let taken: i64 = advisories::table
+        .filter(advisories::reference.eq(fields.reference.trim()))
+        .count()
+        .get_result(conn)?;
+    if taken > 0 {
+        return Err(DbError::Conflict(format!("advisory {} exists", fields.reference.trim())));
+    }
+    let stamp = now();
+    let id: i64 = diesel::insert_into(advisories::table)
+        .values((
+            fields.columns()?,
+            advisories::reference.eq(fields.reference.trim()),
+            advisories::created_at.eq(stamp),
+            advisories::updated_at.eq(stamp),
+        ))
+        .returning(advisories::id)
+        .get_result(conn)?;
+    set_affected(conn, id, &fields.affected_product_ids)?;
+    get(conn, id)
 }
 
 pub fn update(
@@ -299,12 +329,7 @@ pub fn update(
         validate(&fields)?;
         diesel::update(advisories::table.find(id))
             .set((
-                advisories::title.eq(fields.title.trim()),
-                advisories::severity.eq(fields.severity),
-                advisories::published_at.eq(fields.published_at),
-                advisories::remediation.eq(fields.remediation.trim()),
-                advisories::links.eq(links_json(&fields.links)?),
-                advisories::source.eq(&fields.source),
+                fields.columns()?,
                 advisories::revision.eq(advisories::revision + 1),
                 advisories::updated_at.eq(now()),
             ))

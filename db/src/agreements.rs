@@ -452,42 +452,46 @@ impl AgreementFields {
 }
 
 pub fn create(db: &Database, actor: &Actor, fields: AgreementFields) -> DbResult<Agreement> {
-    fields.validate()?;
     db.write(actor, |conn| {
-        let supplier: i64 =
-            suppliers::table.filter(suppliers::id.eq(fields.supplier_id)).count().get_result(conn)?;
-        if supplier == 0 {
-            return Err(DbError::Invalid(format!("supplier {} does not exist", fields.supplier_id)));
-        }
-        check_reseller(conn, fields.reseller_id)?;
-        let taken: i64 = agreements::table
-            .filter(agreements::reference.eq(fields.reference.trim()))
-            .count()
-            .get_result(conn)?;
-        if taken > 0 {
-            return Err(DbError::Conflict(format!(
-                "an agreement with reference {} exists",
-                fields.reference.trim()
-            )));
-        }
-        let stamp = now();
-        let id: i64 = diesel::insert_into(agreements::table)
-            .values((
-                fields.columns()?,
-                agreements::supplier_id.eq(fields.supplier_id),
-                agreements::reference.eq(fields.reference.trim()),
-                agreements::created_at.eq(stamp),
-                agreements::updated_at.eq(stamp),
-            ))
-            .returning(agreements::id)
-            .get_result(conn)?;
-        insert_extensions(conn, id, &fields.extension_options)?;
-        let agreement = get(conn, id)?;
-        Ok(Audited::one(
-            agreement.clone(),
-            Change::new("agreement.create", "agreement", id).after(&agreement),
-        ))
+        let agreement = create_in(conn, &fields)?;
+        let change = Change::new("agreement.create", "agreement", agreement.id).after(&agreement);
+        Ok(Audited::one(agreement, change))
     })
+}
+
+/// [`create`] inside the caller's transaction, with the same checks: what seeding calls too, so
+/// a shipped agreement passes the rules an admin's does.
+pub(crate) fn create_in(conn: &mut DbConnection, fields: &AgreementFields) -> DbResult<Agreement> {
+    fields.validate()?;
+    let supplier: i64 =
+        suppliers::table.filter(suppliers::id.eq(fields.supplier_id)).count().get_result(conn)?;
+    if supplier == 0 {
+        return Err(DbError::Invalid(format!("supplier {} does not exist", fields.supplier_id)));
+    }
+    check_reseller(conn, fields.reseller_id)?;
+    let taken: i64 = agreements::table
+        .filter(agreements::reference.eq(fields.reference.trim()))
+        .count()
+        .get_result(conn)?;
+    if taken > 0 {
+        return Err(DbError::Conflict(format!(
+            "an agreement with reference {} exists",
+            fields.reference.trim()
+        )));
+    }
+    let stamp = now();
+    let id: i64 = diesel::insert_into(agreements::table)
+        .values((
+            fields.columns()?,
+            agreements::supplier_id.eq(fields.supplier_id),
+            agreements::reference.eq(fields.reference.trim()),
+            agreements::created_at.eq(stamp),
+            agreements::updated_at.eq(stamp),
+        ))
+        .returning(agreements::id)
+        .get_result(conn)?;
+    insert_extensions(conn, id, &fields.extension_options)?;
+    get(conn, id)
 }
 
 fn check_reseller(conn: &mut DbConnection, reseller_id: Option<i64>) -> DbResult<()> {
@@ -580,35 +584,46 @@ pub fn update(
     db.write(actor, |conn| {
         let before = get(conn, id)?;
         precondition.check(before.revision)?;
-        let mut fields = before.fields();
-        change(&mut fields);
-        fields.validate()?;
-        check_reseller(conn, fields.reseller_id)?;
-        if !status_change_allowed(before.status, fields.status) {
-            return Err(DbError::Conflict(format!(
-                "an agreement cannot go from {} to {}",
-                before.status, fields.status
-            )));
-        }
-        diesel::update(agreements::table.find(id))
-            .set((
-                fields.columns()?,
-                agreements::revision.eq(agreements::revision + 1),
-                agreements::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
-        // The options are replaced only when they changed, so their ids stay put otherwise.
-        if before.fields().extension_options != fields.extension_options {
-            diesel::delete(agreement_extensions::table.filter(agreement_extensions::agreement_id.eq(id)))
-                .execute(conn)?;
-            insert_extensions(conn, id, &fields.extension_options)?;
-        }
-        let after = get(conn, id)?;
+        let after = update_in(conn, &before, change)?;
         Ok(Audited::one(
             after.clone(),
             Change::new("agreement.update", "agreement", id).before(&before).after(&after),
         ))
     })
+}
+
+/// [`update`] of the agreement `before` inside the caller's transaction, with the same checks
+/// (seeding ends a shipped agreement this way, after giving it its lines).
+pub(crate) fn update_in(
+    conn: &mut DbConnection,
+    before: &Agreement,
+    change: impl FnOnce(&mut AgreementFields),
+) -> DbResult<Agreement> {
+    let id = before.id;
+    let mut fields = before.fields();
+    change(&mut fields);
+    fields.validate()?;
+    check_reseller(conn, fields.reseller_id)?;
+    if !status_change_allowed(before.status, fields.status) {
+        return Err(DbError::Conflict(format!(
+            "an agreement cannot go from {} to {}",
+            before.status, fields.status
+        )));
+    }
+    diesel::update(agreements::table.find(id))
+        .set((
+            fields.columns()?,
+            agreements::revision.eq(agreements::revision + 1),
+            agreements::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    // The options are replaced only when they changed, so their ids stay put otherwise.
+    if before.fields().extension_options != fields.extension_options {
+        diesel::delete(agreement_extensions::table.filter(agreement_extensions::agreement_id.eq(id)))
+            .execute(conn)?;
+        insert_extensions(conn, id, &fields.extension_options)?;
+    }
+    get(conn, id)
 }
 
 /// An entitlement line's own columns, typed as [`Entitlement`] holds them. It stays beside
@@ -929,46 +944,56 @@ pub fn create_entitlement(
     new_obligations: Vec<NewObligation>,
 ) -> DbResult<Entitlement> {
     db.write(actor, |conn| {
-        let agreement = get(conn, agreement_id)?;
-        fields.validate(&agreement)?;
-        if agreement.ended {
-            return Err(DbError::Conflict("the agreement has ended: it takes no new lines".into()));
-        }
-        let product: i64 =
-            products::table.filter(products::id.eq(fields.product_id)).count().get_result(conn)?;
-        if product == 0 {
-            return Err(DbError::Invalid(format!("product {} does not exist", fields.product_id)));
-        }
-        if new_obligations.iter().any(|o| o.description.trim().is_empty()) {
-            return Err(DbError::Invalid("an obligation needs a description".into()));
-        }
-        let stamp = now();
-        let id: i64 = diesel::insert_into(entitlements::table)
-            .values((
-                fields.columns(),
-                entitlements::agreement_id.eq(agreement_id),
-                entitlements::product_id.eq(fields.product_id),
-                entitlements::tier.eq(fields.tier),
-                entitlements::metric.eq(fields.metric),
-                entitlements::starts_on.eq(fields.starts_on),
-                entitlements::created_at.eq(stamp),
-                entitlements::updated_at.eq(stamp),
-            ))
-            .returning(entitlements::id)
-            .get_result(conn)?;
-        for obligation in &new_obligations {
-            diesel::insert_into(obligations::table)
-                .values((
-                    obligations::entitlement_id.eq(id),
-                    obligations::description.eq(obligation.description.trim()),
-                    obligations::due_on.eq(obligation.due_on),
-                ))
-                .execute(conn)?;
-        }
-        let entitlement = get_entitlement(conn, id)?;
-        let change = Change::new("entitlement.create", "entitlement", id).after(&entitlement);
+        let entitlement = create_entitlement_in(conn, agreement_id, &fields, &new_obligations)?;
+        let change = Change::new("entitlement.create", "entitlement", entitlement.id).after(&entitlement);
         Ok(Audited::one(entitlement, change))
     })
+}
+
+/// [`create_entitlement`] inside the caller's transaction, with the same checks: what seeding
+/// calls too, so a shipped line passes the rules an admin's does.
+pub(crate) fn create_entitlement_in(
+    conn: &mut DbConnection,
+    agreement_id: i64,
+    fields: &EntitlementFields,
+    new_obligations: &[NewObligation],
+) -> DbResult<Entitlement> {
+    let agreement = get(conn, agreement_id)?;
+    fields.validate(&agreement)?;
+    if agreement.ended {
+        return Err(DbError::Conflict("the agreement has ended: it takes no new lines".into()));
+    }
+    let product: i64 = products::table.filter(products::id.eq(fields.product_id)).count().get_result(conn)?;
+    if product == 0 {
+        return Err(DbError::Invalid(format!("product {} does not exist", fields.product_id)));
+    }
+    if new_obligations.iter().any(|o| o.description.trim().is_empty()) {
+        return Err(DbError::Invalid("an obligation needs a description".into()));
+    }
+    let stamp = now();
+    let id: i64 = diesel::insert_into(entitlements::table)
+        .values((
+            fields.columns(),
+            entitlements::agreement_id.eq(agreement_id),
+            entitlements::product_id.eq(fields.product_id),
+            entitlements::tier.eq(fields.tier),
+            entitlements::metric.eq(fields.metric),
+            entitlements::starts_on.eq(fields.starts_on),
+            entitlements::created_at.eq(stamp),
+            entitlements::updated_at.eq(stamp),
+        ))
+        .returning(entitlements::id)
+        .get_result(conn)?;
+    for obligation in new_obligations {
+        diesel::insert_into(obligations::table)
+            .values((
+                obligations::entitlement_id.eq(id),
+                obligations::description.eq(obligation.description.trim()),
+                obligations::due_on.eq(obligation.due_on),
+            ))
+            .execute(conn)?;
+    }
+    get_entitlement(conn, id)
 }
 
 #[derive(Debug, Default)]

@@ -163,6 +163,18 @@ pub struct NewOrganisation {
 }
 
 pub fn create(db: &Database, actor: &Actor, new: NewOrganisation) -> DbResult<Organisation> {
+    db.write(actor, |conn| {
+        let organisation = create_in(conn, &new)?;
+        let change = Change::new("organisation.create", "organisation", &organisation.code)
+            .organisation(Some(&organisation.code))
+            .after(&organisation);
+        Ok(Audited::one(organisation, change))
+    })
+}
+
+/// [`create`] inside the caller's transaction, with the same checks: what seeding calls too, so
+/// a shipped organisation passes the rules an admin's does.
+pub(crate) fn create_in(conn: &mut DbConnection, new: &NewOrganisation) -> DbResult<Organisation> {
     let code = new.code.trim().to_uppercase();
     if !is_ods_code(&code) {
         return Err(DbError::Invalid("code must be an ODS code: 3 to 10 letters and digits".into()));
@@ -170,33 +182,26 @@ pub fn create(db: &Database, actor: &Actor, new: NewOrganisation) -> DbResult<Or
     if new.name.trim().is_empty() {
         return Err(DbError::Invalid("name must not be empty".into()));
     }
-    db.write(actor, |conn| {
-        let exists: i64 =
-            organisations::table.filter(organisations::code.eq(&code)).count().get_result(conn)?;
-        if exists > 0 {
-            return Err(DbError::Conflict(format!(
-                "organisation {code} already exists (ODS codes are never reused)"
-            )));
-        }
-        let stamp = now();
-        diesel::insert_into(organisations::table)
-            .values((
-                organisations::code.eq(&code),
-                organisations::name.eq(new.name.trim()),
-                organisations::kind.eq(new.kind),
-                organisations::region.eq(&new.region),
-                organisations::exemplar.eq(new.exemplar),
-                organisations::source.eq(&new.source),
-                organisations::created_at.eq(stamp),
-                organisations::updated_at.eq(stamp),
-            ))
-            .execute(conn)?;
-        let organisation = get(conn, &code)?;
-        let change = Change::new("organisation.create", "organisation", &code)
-            .organisation(Some(&code))
-            .after(&organisation);
-        Ok(Audited::one(organisation, change))
-    })
+    let exists: i64 = organisations::table.filter(organisations::code.eq(&code)).count().get_result(conn)?;
+    if exists > 0 {
+        return Err(DbError::Conflict(format!(
+            "organisation {code} already exists (ODS codes are never reused)"
+        )));
+    }
+    let stamp = now();
+    diesel::insert_into(organisations::table)
+        .values((
+            organisations::code.eq(&code),
+            organisations::name.eq(new.name.trim()),
+            organisations::kind.eq(new.kind),
+            organisations::region.eq(&new.region),
+            organisations::exemplar.eq(new.exemplar),
+            organisations::source.eq(&new.source),
+            organisations::created_at.eq(stamp),
+            organisations::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    get(conn, &code)
 }
 
 #[derive(Debug, Default)]

@@ -5,11 +5,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Actor, Audited, Change, now};
+use crate::advisories::{AdvisoryFields, Severity};
+use crate::agreements::{AgreementFields, EntitlementFields, NewExtensionOption, NewObligation};
+use crate::audit::{Actor, Audited, Change};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::lifecycle;
+use crate::organisations::NewOrganisation;
 use crate::schema::*;
+use crate::standards::{DraftChanges, NewStandard, RequirementInput, VersionStatus};
+use crate::vocabulary::{
+    AgreementStatus, ExtensionDecision, FundingModel, Metric, NhsmailService, OrganisationKind,
+    OverAllocationPolicy, Tier,
+};
 
 const ORGANISATIONS: &str = include_str!("../../seeds/organisations.json");
 const PRODUCTS: &str = include_str!("../../seeds/products.json");
@@ -34,7 +42,7 @@ const ODS_TRUSTS: &[u8] = include_bytes!("../../seeds/ods/etr.csv");
 struct SeedOrganisation {
     code: String,
     name: String,
-    kind: String,
+    kind: OrganisationKind,
     region: Option<String>,
     exemplar: bool,
     closed_on: Option<NaiveDate>,
@@ -70,9 +78,9 @@ struct SeedAgreement {
     framework_reference: Option<String>,
     starts_on: NaiveDate,
     ends_on: Option<NaiveDate>,
-    funding_model: String,
-    status: String,
-    eligible_kinds: Vec<String>,
+    funding_model: FundingModel,
+    status: AgreementStatus,
+    eligible_kinds: Vec<OrganisationKind>,
     source: String,
     /// The commercial record (issue 16; `seeds/commercial.md` holds the table behind each fact).
     #[serde(default)]
@@ -107,7 +115,7 @@ fn default_currency() -> String {
 struct SeedExtension {
     months: i32,
     decide_by: NaiveDate,
-    decision: Option<String>,
+    decision: Option<ExtensionDecision>,
     decided_on: Option<NaiveDate>,
     source: String,
 }
@@ -116,11 +124,11 @@ struct SeedExtension {
 #[serde(deny_unknown_fields)]
 struct SeedEntitlement {
     product_sku: String,
-    tier: String,
-    metric: String,
+    tier: Tier,
+    metric: Metric,
     seat_cap: Option<i64>,
-    over_allocation_policy: String,
-    eligible_kinds: Vec<String>,
+    over_allocation_policy: OverAllocationPolicy,
+    eligible_kinds: Vec<OrganisationKind>,
     starts_on: NaiveDate,
     ends_on: Option<NaiveDate>,
     how_to_claim: Option<String>,
@@ -132,7 +140,7 @@ struct SeedEntitlement {
     per_organisation_cap: Option<i64>,
     /// `standard` or `enhanced`: the line is that NHSmail service's national provision.
     #[serde(default)]
-    nhsmail_service: Option<String>,
+    nhsmail_service: Option<NhsmailService>,
 }
 
 #[derive(Deserialize)]
@@ -156,19 +164,10 @@ struct SeedStandard {
 #[serde(deny_unknown_fields)]
 struct SeedVersion {
     number: i32,
-    status: String,
+    status: VersionStatus,
     summary: Option<String>,
     published_at: Option<DateTime<Utc>>,
-    requirements: Vec<SeedRequirement>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SeedRequirement {
-    code: String,
-    text: String,
-    level: String,
-    criterion: Option<serde_json::Value>,
+    requirements: Vec<RequirementInput>,
 }
 
 #[derive(Deserialize)]
@@ -176,7 +175,7 @@ struct SeedRequirement {
 struct SeedAdvisory {
     reference: String,
     title: String,
-    severity: String,
+    severity: Severity,
     published_at: DateTime<Utc>,
     remediation: String,
     links: Vec<String>,
@@ -351,22 +350,27 @@ fn insert_organisation(conn: &mut DbConnection, seed: &SeedOrganisation) -> DbRe
     if exists > 0 {
         return Ok(0);
     }
-    let stamp = now();
-    diesel::insert_into(organisations::table)
-        .values((
-            organisations::code.eq(&seed.code),
-            organisations::name.eq(&seed.name),
-            organisations::kind.eq(&seed.kind),
-            organisations::region.eq(&seed.region),
-            organisations::exemplar.eq(seed.exemplar),
-            organisations::closed_on.eq(seed.closed_on),
-            organisations::successor_code.eq(&seed.successor),
-            organisations::source.eq(&seed.source),
-            organisations::created_at.eq(stamp),
-            organisations::updated_at.eq(stamp),
-        ))
-        .execute(conn)
-        .map_err(|e| seed_error("organisation", &seed.code, e))
+    let new = NewOrganisation {
+        code: seed.code.clone(),
+        name: seed.name.clone(),
+        kind: seed.kind,
+        region: seed.region.clone(),
+        exemplar: seed.exemplar,
+        source: Some(seed.source.clone()),
+    };
+    crate::organisations::create_in(conn, &new).map_err(|e| seed_refused("organisation", &seed.code, e))?;
+    // A closure and its successor are ODS's to say, never an admin's: the few seeded ones (an
+    // organisation that merged away, with its source) are written as ODS's import would.
+    if seed.closed_on.is_some() || seed.successor.is_some() {
+        diesel::update(organisations::table.find(&seed.code))
+            .set((
+                organisations::closed_on.eq(seed.closed_on),
+                organisations::successor_code.eq(&seed.successor),
+            ))
+            .execute(conn)
+            .map_err(|e| seed_error("organisation", &seed.code, e))?;
+    }
+    Ok(1)
 }
 
 fn supplier_id(conn: &mut DbConnection, name: &str) -> DbResult<i64> {
@@ -413,98 +417,75 @@ fn insert_product(conn: &mut DbConnection, seed: &SeedProduct) -> DbResult<usize
     // The create an admin's product goes through, with its checks (a name, a category slug,
     // mainstream support ending no later than extended): a seed that breaks one stops the load.
     let today = chrono::Utc::now().date_naive();
-    crate::products::create_in(conn, fields, today).map_err(|e| match e {
-        DbError::Invalid(reason) | DbError::Conflict(reason) => {
-            DbError::Invalid(format!("seed product {}: {reason}", seed.sku))
-        }
-        other => other,
-    })?;
+    crate::products::create_in(conn, fields, today).map_err(|e| seed_refused("product", &seed.sku, e))?;
     Ok(1)
 }
 
+/// An agreement goes through the create an admin's does, then its lines through theirs; one that
+/// has ended is created active, given its lines, then ended as an admin would end it (an ended
+/// agreement takes no new lines).
 fn insert_agreement(conn: &mut DbConnection, seed: &SeedAgreement) -> DbResult<(usize, usize)> {
     let existing: Option<i64> = agreements::table
         .filter(agreements::reference.eq(&seed.reference))
         .select(agreements::id)
         .first(conn)
         .optional()?;
+    let refused = |e| seed_refused("agreement", &seed.reference, e);
     let (agreement_id, inserted) = match existing {
         Some(id) => (id, 0),
         None => {
-            let supplier = supplier_id(conn, &seed.supplier)?;
-            let stamp = now();
-            let id = diesel::insert_into(agreements::table)
-                .values((
-                    agreements::supplier_id.eq(supplier),
-                    agreements::reference.eq(&seed.reference),
-                    agreements::title.eq(&seed.title),
-                    agreements::framework_reference.eq(&seed.framework_reference),
-                    agreements::starts_on.eq(seed.starts_on),
-                    agreements::ends_on.eq(seed.ends_on),
-                    agreements::funding_model.eq(&seed.funding_model),
-                    agreements::status.eq(&seed.status),
-                    agreements::eligible_kinds.eq(seed.eligible_kinds.join(",")),
-                    agreements::source.eq(&seed.source),
-                    agreements::created_at.eq(stamp),
-                    agreements::updated_at.eq(stamp),
-                ))
-                .returning(agreements::id)
-                .get_result(conn)
-                .map_err(|e| seed_error("agreement", &seed.reference, e))?;
-            insert_commercial(conn, id, seed)?;
-            (id, 1)
+            let fields = agreement_fields(conn, seed)?;
+            (crate::agreements::create_in(conn, &fields).map_err(refused)?.id, 1)
         }
     };
     let mut entitlements_inserted = 0;
     for line in &seed.entitlements {
-        let product = product_id(conn, &line.product_sku)?;
+        let product_id = product_id(conn, &line.product_sku)?;
         let exists: i64 = entitlements::table
             .filter(entitlements::agreement_id.eq(agreement_id))
-            .filter(entitlements::product_id.eq(product))
-            .filter(entitlements::tier.eq(&line.tier))
+            .filter(entitlements::product_id.eq(product_id))
+            .filter(entitlements::tier.eq(line.tier))
             .count()
             .get_result(conn)?;
         if exists > 0 {
             continue;
         }
-        let stamp = now();
-        let entitlement_id: i64 = diesel::insert_into(entitlements::table)
-            .values((
-                entitlements::agreement_id.eq(agreement_id),
-                entitlements::product_id.eq(product),
-                entitlements::tier.eq(&line.tier),
-                entitlements::metric.eq(&line.metric),
-                entitlements::seat_cap.eq(line.seat_cap),
-                entitlements::over_allocation_policy.eq(&line.over_allocation_policy),
-                entitlements::eligible_kinds.eq(line.eligible_kinds.join(",")),
-                entitlements::starts_on.eq(line.starts_on),
-                entitlements::ends_on.eq(line.ends_on),
-                entitlements::how_to_claim.eq(&line.how_to_claim),
-                entitlements::requires_approval.eq(line.requires_approval),
-                entitlements::per_organisation_cap.eq(line.per_organisation_cap),
-                entitlements::nhsmail_service.eq(&line.nhsmail_service),
-                entitlements::source.eq(&line.source),
-                entitlements::created_at.eq(stamp),
-                entitlements::updated_at.eq(stamp),
-            ))
-            .returning(entitlements::id)
-            .get_result(conn)
-            .map_err(|e| seed_error("entitlement", &format!("{} {}", seed.reference, line.product_sku), e))?;
-        for obligation in &line.obligations {
-            diesel::insert_into(obligations::table)
-                .values((
-                    obligations::entitlement_id.eq(entitlement_id),
-                    obligations::description.eq(&obligation.description),
-                    obligations::due_on.eq(obligation.due_on),
-                ))
-                .execute(conn)?;
-        }
+        let fields = EntitlementFields {
+            product_id,
+            tier: line.tier,
+            metric: line.metric,
+            seat_cap: line.seat_cap,
+            over_allocation_policy: line.over_allocation_policy,
+            eligible_kinds: line.eligible_kinds.clone(),
+            starts_on: line.starts_on,
+            ends_on: line.ends_on,
+            how_to_claim: line.how_to_claim.clone(),
+            requires_approval: line.requires_approval,
+            per_organisation_cap: line.per_organisation_cap,
+            nhsmail_service: line.nhsmail_service,
+            source: Some(line.source.clone()),
+        };
+        let obligations: Vec<NewObligation> = line
+            .obligations
+            .iter()
+            .map(|o| NewObligation { description: o.description.clone(), due_on: o.due_on })
+            .collect();
+        crate::agreements::create_entitlement_in(conn, agreement_id, &fields, &obligations).map_err(|e| {
+            seed_refused("entitlement", &format!("{} {}", seed.reference, line.product_sku), e)
+        })?;
         entitlements_inserted += 1;
+    }
+    let agreement = crate::agreements::get(conn, agreement_id)?;
+    if agreement.status != seed.status {
+        crate::agreements::update_in(conn, &agreement, |fields| fields.status = seed.status)
+            .map_err(refused)?;
     }
     Ok((inserted, entitlements_inserted))
 }
 
-fn insert_commercial(conn: &mut DbConnection, agreement_id: i64, seed: &SeedAgreement) -> DbResult<()> {
+/// The fields of a seeded agreement as an admin would send them: active while its lines are
+/// added when it has since ended.
+fn agreement_fields(conn: &mut DbConnection, seed: &SeedAgreement) -> DbResult<AgreementFields> {
     let has_facts = seed.value_minor.is_some()
         || seed.reseller.is_some()
         || seed.framework_lot.is_some()
@@ -517,38 +498,44 @@ fn insert_commercial(conn: &mut DbConnection, agreement_id: i64, seed: &SeedAgre
             seed.reference
         )));
     }
-    let reseller = seed.reseller.as_deref().map(|name| supplier_id(conn, name)).transpose()?;
-    let notices = serde_json::to_string(&seed.notice_urls)
-        .map_err(|e| DbError::Internal(format!("notice_urls: {e}")))?;
-    diesel::update(agreements::table.find(agreement_id))
-        .set((
-            agreements::value_minor.eq(seed.value_minor),
-            agreements::currency.eq(&seed.currency),
-            agreements::reseller_id.eq(reseller),
-            agreements::framework_lot.eq(&seed.framework_lot),
-            agreements::initial_term_months.eq(seed.initial_term_months),
-            agreements::notice_urls.eq(notices),
-            agreements::commercial_source.eq(&seed.commercial_source),
-            agreements::buyer.eq(&seed.buyer),
-        ))
-        .execute(conn)
-        .map_err(|e| seed_error("agreement", &seed.reference, e))?;
-    for option in &seed.extension_options {
-        diesel::insert_into(agreement_extensions::table)
-            .values((
-                agreement_extensions::agreement_id.eq(agreement_id),
-                agreement_extensions::months.eq(option.months),
-                agreement_extensions::decide_by.eq(option.decide_by),
-                agreement_extensions::decision.eq(&option.decision),
-                agreement_extensions::decided_on.eq(option.decided_on),
-                agreement_extensions::source.eq(&option.source),
-            ))
-            .execute(conn)
-            .map_err(|e| seed_error("extension option", &seed.reference, e))?;
-    }
-    Ok(())
+    let ended = matches!(seed.status, AgreementStatus::Expired | AgreementStatus::Terminated);
+    Ok(AgreementFields {
+        supplier_id: supplier_id(conn, &seed.supplier)?,
+        reference: seed.reference.clone(),
+        title: seed.title.clone(),
+        framework_reference: seed.framework_reference.clone(),
+        starts_on: seed.starts_on,
+        ends_on: seed.ends_on,
+        funding_model: seed.funding_model,
+        status: if ended { AgreementStatus::Active } else { seed.status },
+        eligible_kinds: seed.eligible_kinds.clone(),
+        source: Some(seed.source.clone()),
+        value_minor: seed.value_minor,
+        currency: seed.currency.clone(),
+        reseller_id: seed.reseller.as_deref().map(|name| supplier_id(conn, name)).transpose()?,
+        framework_lot: seed.framework_lot.clone(),
+        initial_term_months: seed.initial_term_months,
+        notice_urls: seed.notice_urls.clone(),
+        commercial_source: seed.commercial_source.clone(),
+        buyer: seed.buyer.clone(),
+        extension_options: seed
+            .extension_options
+            .iter()
+            .map(|option| NewExtensionOption {
+                months: option.months,
+                decide_by: option.decide_by,
+                decision: option.decision,
+                decided_on: option.decided_on,
+                source: Some(option.source.clone()),
+            })
+            .collect(),
+    })
 }
 
+/// A standard's history is written as its publisher made it: version 1 created, each later one
+/// drafted from the one before and given its requirements, each published version published on
+/// the day its source says (which supersedes the one before then), through the functions the
+/// API calls, with their checks.
 fn insert_standard(conn: &mut DbConnection, seed: &SeedStandard) -> DbResult<usize> {
     let exists: i64 = standards::table
         .filter(standards::publisher_code.eq(&seed.publisher))
@@ -558,62 +545,65 @@ fn insert_standard(conn: &mut DbConnection, seed: &SeedStandard) -> DbResult<usi
     if exists > 0 {
         return Ok(0);
     }
-    let stamp = now();
-    let standard_id: i64 = diesel::insert_into(standards::table)
-        .values((
-            standards::publisher_code.eq(&seed.publisher),
-            standards::category.eq(&seed.category),
-            standards::title.eq(&seed.title),
-            standards::source.eq(&seed.source),
-            standards::created_at.eq(stamp),
-            standards::updated_at.eq(stamp),
-        ))
-        .returning(standards::id)
-        .get_result(conn)
-        .map_err(|e| seed_error("standard", &seed.title, e))?;
-    // Each version is written as a draft (only drafts take requirements), then moved to its
-    // status; a superseded version ends when the next version was published.
+    let refused = |e| seed_refused("standard", &seed.title, e);
+    let Some(first) = seed.versions.first() else {
+        return Err(refused(DbError::Invalid("a standard needs at least one version".into())));
+    };
+    let new = NewStandard {
+        publisher_code: seed.publisher.clone(),
+        category: seed.category.clone(),
+        title: seed.title.clone(),
+        source: Some(seed.source.clone()),
+        summary: first.summary.clone(),
+        requirements: first.requirements.clone(),
+    };
+    let standard_id = crate::standards::create_in(conn, &new).map_err(refused)?.id;
     for (index, version) in seed.versions.iter().enumerate() {
-        let published_at = version.published_at.map(|t| t.naive_utc());
-        let superseded_at =
-            seed.versions[index + 1..].iter().find_map(|later| later.published_at).map(|t| t.naive_utc());
-        let version_id: i64 = diesel::insert_into(standard_versions::table)
-            .values((
-                standard_versions::standard_id.eq(standard_id),
-                standard_versions::number.eq(version.number),
-                standard_versions::status.eq("draft"),
-                standard_versions::summary.eq(&version.summary),
-                standard_versions::created_at.eq(stamp),
-                standard_versions::updated_at.eq(stamp),
-            ))
-            .returning(standard_versions::id)
-            .get_result(conn)
-            .map_err(|e| seed_error("standard version", &format!("{} v{}", seed.title, version.number), e))?;
-        for (position, requirement) in version.requirements.iter().enumerate() {
-            diesel::insert_into(requirements::table)
-                .values((
-                    requirements::version_id.eq(version_id),
-                    requirements::code.eq(&requirement.code),
-                    requirements::text.eq(&requirement.text),
-                    requirements::level.eq(&requirement.level),
-                    requirements::criterion.eq(requirement.criterion.as_ref().map(|c| c.to_string())),
-                    requirements::position.eq(position as i32),
-                ))
-                .execute(conn)
-                .map_err(|e| seed_error("requirement", &requirement.code, e))?;
+        let draft = match index {
+            0 => crate::standards::get_version(conn, standard_id, 1)?,
+            _ => {
+                let draft = crate::standards::new_draft_in(conn, standard_id).map_err(refused)?;
+                let changes = DraftChanges {
+                    summary: Some(version.summary.clone()),
+                    requirements: Some(version.requirements.clone()),
+                };
+                crate::standards::edit_draft_in(conn, &draft, &changes).map_err(refused)?
+            }
+        };
+        if draft.number != version.number {
+            return Err(refused(DbError::Invalid(format!(
+                "versions must be numbered 1, 2, 3... in order: found {} where {} comes",
+                version.number, draft.number
+            ))));
         }
-        diesel::update(standard_versions::table.find(version_id))
-            .set((
-                standard_versions::status.eq(&version.status),
-                standard_versions::published_at.eq(published_at),
-                standard_versions::superseded_at.eq(if version.status == "superseded" {
-                    superseded_at
-                } else {
-                    None
-                }),
-            ))
-            .execute(conn)
-            .map_err(|e| seed_error("standard version", &format!("{} v{}", seed.title, version.number), e))?;
+        match (version.status, version.published_at) {
+            (VersionStatus::Draft, None) => {}
+            (VersionStatus::Published | VersionStatus::Superseded, Some(at)) => {
+                crate::standards::publish_in(conn, standard_id, draft.number, at.naive_utc())
+                    .map_err(refused)?;
+            }
+            (status, _) => {
+                return Err(refused(DbError::Invalid(format!(
+                    "version {}: a {status} version needs {}",
+                    version.number,
+                    match status {
+                        VersionStatus::Draft => "no published_at",
+                        VersionStatus::Withdrawn => "a date it was withdrawn, which seeds cannot give",
+                        _ => "the published_at of its source",
+                    }
+                ))));
+            }
+        }
+    }
+    // Each version must end as the file says: a "superseded" one needs a later version published.
+    for version in &seed.versions {
+        let held = crate::standards::get_version(conn, standard_id, version.number)?;
+        if held.status != version.status {
+            return Err(refused(DbError::Invalid(format!(
+                "version {} is {} in the file but {} once its history is written",
+                version.number, version.status, held.status
+            ))));
+        }
     }
     Ok(1)
 }
@@ -624,40 +614,35 @@ fn insert_advisory(conn: &mut DbConnection, seed: &SeedAdvisory) -> DbResult<usi
     if exists > 0 {
         return Ok(0);
     }
-    let stamp = now();
-    let advisory_id: i64 = diesel::insert_into(advisories::table)
-        .values((
-            advisories::reference.eq(&seed.reference),
-            advisories::title.eq(&seed.title),
-            advisories::severity.eq(&seed.severity),
-            advisories::published_at.eq(seed.published_at.naive_utc()),
-            advisories::remediation.eq(&seed.remediation),
-            advisories::links.eq(serde_json::to_string(&seed.links).unwrap_or_else(|_| "[]".into())),
-            advisories::source.eq(&seed.source),
-            advisories::created_at.eq(stamp),
-            advisories::updated_at.eq(stamp),
-        ))
-        .returning(advisories::id)
-        .get_result(conn)
-        .map_err(|e| seed_error("advisory", &seed.reference, e))?;
-    for sku in &seed.affected_skus {
-        let product = product_id(conn, sku)?;
-        diesel::insert_into(advisory_products::table)
-            .values((
-                advisory_products::advisory_id.eq(advisory_id),
-                advisory_products::product_id.eq(product),
-            ))
-            .execute(conn)?;
-    }
+    let fields = AdvisoryFields {
+        reference: seed.reference.clone(),
+        title: seed.title.clone(),
+        severity: seed.severity,
+        published_at: seed.published_at.naive_utc(),
+        remediation: seed.remediation.clone(),
+        links: seed.links.clone(),
+        affected_product_ids: seed
+            .affected_skus
+            .iter()
+            .map(|sku| product_id(conn, sku))
+            .collect::<DbResult<_>>()?,
+        source: Some(seed.source.clone()),
+    };
+    crate::advisories::create_in(conn, &fields).map_err(|e| seed_refused("advisory", &seed.reference, e))?;
     Ok(1)
 }
 
-/// Names the seed record a database refusal came from, so a bad seed file is easy to fix.
-fn seed_error(kind: &str, key: &str, error: diesel::result::Error) -> DbError {
-    match DbError::from(error) {
+/// Names the seed record a rule refused, so a bad seed file is easy to fix.
+fn seed_refused(kind: &str, key: &str, error: DbError) -> DbError {
+    match error {
         DbError::Invalid(detail) | DbError::Conflict(detail) => {
             DbError::Invalid(format!("seeds: {kind} {key}: {detail}"))
         }
         other => other,
     }
+}
+
+/// Names the seed record a database refusal came from, so a bad seed file is easy to fix.
+fn seed_error(kind: &str, key: &str, error: diesel::result::Error) -> DbError {
+    seed_refused(kind, key, DbError::from(error))
 }

@@ -317,6 +317,18 @@ pub struct NewStandard {
 /// Creates a standard with a draft version 1. The publisher must be an open exemplar
 /// organisation or a national body.
 pub fn create(db: &Database, actor: &Actor, new: NewStandard) -> DbResult<Standard> {
+    db.write(actor, |conn| {
+        let standard = create_in(conn, &new)?;
+        let change = Change::new("standard.create", "standard", standard.id)
+            .organisation(Some(&standard.publisher_code))
+            .after(&standard);
+        Ok(Audited::one(standard, change))
+    })
+}
+
+/// [`create`] inside the caller's transaction, with the same checks: what seeding calls too, so
+/// a shipped standard passes the rules an exemplar's does.
+pub(crate) fn create_in(conn: &mut DbConnection, new: &NewStandard) -> DbResult<Standard> {
     if !is_slug(&new.category) {
         return Err(DbError::Invalid(
             "category must be a slug: lower-case letters, digits and hyphens".into(),
@@ -326,50 +338,44 @@ pub fn create(db: &Database, actor: &Actor, new: NewStandard) -> DbResult<Standa
         return Err(DbError::Invalid("title must not be empty".into()));
     }
     validate_requirements(&new.requirements)?;
-    db.write(actor, |conn| {
-        // The publisher is named in the body: one that does not exist is bad input (422), not the
-        // missing resource of the path (404), as for a succession's successor.
-        let publisher = organisations::get(conn, &new.publisher_code).map_err(|error| match error {
-            DbError::NotFound(_) => {
-                DbError::Invalid(format!("the publisher {} does not exist", new.publisher_code))
-            }
-            other => other,
-        })?;
-        let may_publish =
-            publisher.exemplar || publisher.kind == crate::vocabulary::OrganisationKind::NationalBody;
-        if !may_publish || publisher.closed {
-            return Err(DbError::Invalid(format!("{} cannot publish standards", publisher.code)));
+    // The publisher is named in the body: one that does not exist is bad input (422), not the
+    // missing resource of the path (404), as for a succession's successor.
+    let publisher = organisations::get(conn, &new.publisher_code).map_err(|error| match error {
+        DbError::NotFound(_) => {
+            DbError::Invalid(format!("the publisher {} does not exist", new.publisher_code))
         }
-        let stamp = now();
-        let id: i64 = diesel::insert_into(standards::table)
-            .values((
-                standards::publisher_code.eq(&publisher.code),
-                standards::category.eq(&new.category),
-                standards::title.eq(new.title.trim()),
-                standards::source.eq(&new.source),
-                standards::created_at.eq(stamp),
-                standards::updated_at.eq(stamp),
-            ))
-            .returning(standards::id)
-            .get_result(conn)?;
-        let version_id: i64 = diesel::insert_into(standard_versions::table)
-            .values((
-                standard_versions::standard_id.eq(id),
-                standard_versions::number.eq(1),
-                standard_versions::status.eq(VersionStatus::Draft),
-                standard_versions::summary.eq(&new.summary),
-                standard_versions::created_at.eq(stamp),
-                standard_versions::updated_at.eq(stamp),
-            ))
-            .returning(standard_versions::id)
-            .get_result(conn)?;
-        insert_requirements(conn, version_id, &new.requirements)?;
-        let standard = get(conn, id)?;
-        let change = Change::new("standard.create", "standard", id)
-            .organisation(Some(&publisher.code))
-            .after(&standard);
-        Ok(Audited::one(standard, change))
-    })
+        other => other,
+    })?;
+    let may_publish =
+        publisher.exemplar || publisher.kind == crate::vocabulary::OrganisationKind::NationalBody;
+    if !may_publish || publisher.closed {
+        return Err(DbError::Invalid(format!("{} cannot publish standards", publisher.code)));
+    }
+    let stamp = now();
+    let id: i64 = diesel::insert_into(standards::table)
+        .values((
+            standards::publisher_code.eq(&publisher.code),
+            standards::category.eq(&new.category),
+            standards::title.eq(new.title.trim()),
+            standards::source.eq(&new.source),
+            standards::created_at.eq(stamp),
+            standards::updated_at.eq(stamp),
+        ))
+        .returning(standards::id)
+        .get_result(conn)?;
+    let version_id: i64 = diesel::insert_into(standard_versions::table)
+        .values((
+            standard_versions::standard_id.eq(id),
+            standard_versions::number.eq(1),
+            standard_versions::status.eq(VersionStatus::Draft),
+            standard_versions::summary.eq(&new.summary),
+            standard_versions::created_at.eq(stamp),
+            standard_versions::updated_at.eq(stamp),
+        ))
+        .returning(standard_versions::id)
+        .get_result(conn)?;
+    insert_requirements(conn, version_id, &new.requirements)?;
+    get(conn, id)
 }
 
 /// The organisation that publishes a standard (for authorisation).
@@ -400,41 +406,46 @@ fn version_change(action: &str, version: &StandardVersion, publisher: &str) -> C
 pub fn new_draft(db: &Database, actor: &Actor, standard_id: i64) -> DbResult<StandardVersion> {
     db.write(actor, |conn| {
         let publisher = publisher_of(conn, standard_id)?;
-        let latest = standard_versions::table
-            .filter(standard_versions::standard_id.eq(standard_id))
-            .order(standard_versions::number.desc())
-            .select(VersionRow::as_select())
-            .first(conn)?;
-        if latest.status == VersionStatus::Draft {
-            return Err(DbError::Conflict(format!("version {} is already a draft: edit it", latest.number)));
-        }
-        let copied: Vec<RequirementInput> = load_requirements(conn, latest.id)?
-            .into_iter()
-            .map(|r| RequirementInput { code: r.code, text: r.text, level: r.level, criterion: r.criterion })
-            .collect();
-        let stamp = now();
-        let inserted = diesel::insert_into(standard_versions::table)
-            .values((
-                standard_versions::standard_id.eq(standard_id),
-                standard_versions::number.eq(latest.number + 1),
-                standard_versions::status.eq(VersionStatus::Draft),
-                standard_versions::summary.eq(&latest.summary),
-                standard_versions::created_at.eq(stamp),
-                standard_versions::updated_at.eq(stamp),
-            ))
-            .returning(standard_versions::id)
-            .get_result::<i64>(conn);
-        let version_id = match inserted {
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                return Err(DbError::Conflict("another draft was started at the same time".into()));
-            }
-            other => other?,
-        };
-        insert_requirements(conn, version_id, &copied)?;
-        let version = get_version(conn, standard_id, latest.number + 1)?;
+        let version = new_draft_in(conn, standard_id)?;
         let change = version_change("standard_version.create", &version, &publisher).after(&version);
         Ok(Audited::one(version, change))
     })
+}
+
+/// [`new_draft`] inside the caller's transaction (seeding writes a standard's history this way).
+pub(crate) fn new_draft_in(conn: &mut DbConnection, standard_id: i64) -> DbResult<StandardVersion> {
+    let latest = standard_versions::table
+        .filter(standard_versions::standard_id.eq(standard_id))
+        .order(standard_versions::number.desc())
+        .select(VersionRow::as_select())
+        .first(conn)?;
+    if latest.status == VersionStatus::Draft {
+        return Err(DbError::Conflict(format!("version {} is already a draft: edit it", latest.number)));
+    }
+    let copied: Vec<RequirementInput> = load_requirements(conn, latest.id)?
+        .into_iter()
+        .map(|r| RequirementInput { code: r.code, text: r.text, level: r.level, criterion: r.criterion })
+        .collect();
+    let stamp = now();
+    let inserted = diesel::insert_into(standard_versions::table)
+        .values((
+            standard_versions::standard_id.eq(standard_id),
+            standard_versions::number.eq(latest.number + 1),
+            standard_versions::status.eq(VersionStatus::Draft),
+            standard_versions::summary.eq(&latest.summary),
+            standard_versions::created_at.eq(stamp),
+            standard_versions::updated_at.eq(stamp),
+        ))
+        .returning(standard_versions::id)
+        .get_result::<i64>(conn);
+    let version_id = match inserted {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            return Err(DbError::Conflict("another draft was started at the same time".into()));
+        }
+        other => other?,
+    };
+    insert_requirements(conn, version_id, &copied)?;
+    get_version(conn, standard_id, latest.number + 1)
 }
 
 pub struct DraftChanges {
@@ -452,6 +463,7 @@ pub fn edit_draft(
     changes: DraftChanges,
     precondition: Precondition,
 ) -> DbResult<StandardVersion> {
+    // Bad requirements are refused before anything is looked up, as they always were.
     if let Some(list) = &changes.requirements {
         validate_requirements(list)?;
     }
@@ -459,115 +471,147 @@ pub fn edit_draft(
         let publisher = publisher_of(conn, standard_id)?;
         let before = get_version(conn, standard_id, number)?;
         precondition.check(before.revision)?;
-        if before.status != VersionStatus::Draft {
-            return Err(DbError::Conflict(format!(
-                "version {number} is {}: only a draft can change",
-                before.status.as_str()
-            )));
-        }
-        if let Some(list) = &changes.requirements {
-            diesel::delete(requirements::table.filter(requirements::version_id.eq(before.id)))
-                .execute(conn)?;
-            insert_requirements(conn, before.id, list)?;
-        }
-        diesel::update(standard_versions::table.find(before.id))
-            .set((
-                standard_versions::summary
-                    .eq(changes.summary.clone().unwrap_or_else(|| before.summary.clone())),
-                standard_versions::revision.eq(standard_versions::revision + 1),
-                standard_versions::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
-        let after = get_version(conn, standard_id, number)?;
+        let after = edit_draft_in(conn, &before, &changes)?;
         let change =
             version_change("standard_version.update", &after, &publisher).before(&before).after(&after);
         Ok(Audited::one(after, change))
     })
 }
 
+/// [`edit_draft`] of the version `before` inside the caller's transaction.
+pub(crate) fn edit_draft_in(
+    conn: &mut DbConnection,
+    before: &StandardVersion,
+    changes: &DraftChanges,
+) -> DbResult<StandardVersion> {
+    if let Some(list) = &changes.requirements {
+        validate_requirements(list)?;
+    }
+    if before.status != VersionStatus::Draft {
+        return Err(DbError::Conflict(format!(
+            "version {} is {}: only a draft can change",
+            before.number,
+            before.status.as_str()
+        )));
+    }
+    if let Some(list) = &changes.requirements {
+        diesel::delete(requirements::table.filter(requirements::version_id.eq(before.id))).execute(conn)?;
+        insert_requirements(conn, before.id, list)?;
+    }
+    diesel::update(standard_versions::table.find(before.id))
+        .set((
+            standard_versions::summary.eq(changes.summary.clone().unwrap_or_else(|| before.summary.clone())),
+            standard_versions::revision.eq(standard_versions::revision + 1),
+            standard_versions::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    get_version(conn, before.standard_id, before.number)
+}
+
 /// Publishes a draft; the version published until now is superseded in the same transaction.
 pub fn publish(db: &Database, actor: &Actor, standard_id: i64, number: i32) -> DbResult<StandardVersion> {
     db.write(actor, |conn| {
         let publisher = publisher_of(conn, standard_id)?;
-        let draft = get_version(conn, standard_id, number)?;
-        if draft.status != VersionStatus::Draft {
-            return Err(DbError::Conflict(format!(
-                "version {number} is {}: only a draft can be published",
-                draft.status.as_str()
-            )));
-        }
-        if draft.requirements.is_empty() {
-            return Err(DbError::Invalid("a version needs at least one requirement to be published".into()));
-        }
-        let stamp = now();
-        diesel::update(
-            standard_versions::table
-                .filter(standard_versions::standard_id.eq(standard_id))
-                .filter(standard_versions::status.eq(VersionStatus::Published)),
-        )
-        .set((
-            standard_versions::status.eq(VersionStatus::Superseded),
-            standard_versions::superseded_at.eq(stamp),
-            standard_versions::revision.eq(standard_versions::revision + 1),
-            standard_versions::updated_at.eq(stamp),
-        ))
-        .execute(conn)?;
-        // Conditional on still being a draft: of two concurrent publishes, one finds nothing to do.
-        let published = diesel::update(
-            standard_versions::table
-                .filter(standard_versions::id.eq(draft.id))
-                .filter(standard_versions::status.eq(VersionStatus::Draft)),
-        )
-        .set((
-            standard_versions::status.eq(VersionStatus::Published),
-            standard_versions::published_at.eq(stamp),
-            standard_versions::revision.eq(standard_versions::revision + 1),
-            standard_versions::updated_at.eq(stamp),
-        ))
-        .execute(conn);
-        match published {
-            Ok(0) => {
-                return Err(DbError::Conflict(format!("version {number} was published by someone else")));
-            }
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                return Err(DbError::Conflict("another version was published at the same time".into()));
-            }
-            other => {
-                other?;
-            }
-        }
-        let after = get_version(conn, standard_id, number)?;
+        let (draft, after) = publish_in(conn, standard_id, number, now())?;
         let change =
             version_change("standard_version.publish", &after, &publisher).before(&draft).after(&after);
         Ok(Audited::one(after, change))
     })
 }
 
+/// [`publish`] inside the caller's transaction, as of `stamp` (seeding publishes a shipped
+/// version on the day its source says): the draft as it was, and as published.
+pub(crate) fn publish_in(
+    conn: &mut DbConnection,
+    standard_id: i64,
+    number: i32,
+    stamp: NaiveDateTime,
+) -> DbResult<(StandardVersion, StandardVersion)> {
+    let draft = get_version(conn, standard_id, number)?;
+    if draft.status != VersionStatus::Draft {
+        return Err(DbError::Conflict(format!(
+            "version {number} is {}: only a draft can be published",
+            draft.status.as_str()
+        )));
+    }
+    if draft.requirements.is_empty() {
+        return Err(DbError::Invalid("a version needs at least one requirement to be published".into()));
+    }
+    diesel::update(
+        standard_versions::table
+            .filter(standard_versions::standard_id.eq(standard_id))
+            .filter(standard_versions::status.eq(VersionStatus::Published)),
+    )
+    .set((
+        standard_versions::status.eq(VersionStatus::Superseded),
+        standard_versions::superseded_at.eq(stamp),
+        standard_versions::revision.eq(standard_versions::revision + 1),
+        standard_versions::updated_at.eq(stamp),
+    ))
+    .execute(conn)?;
+    // Conditional on still being a draft: of two concurrent publishes, one finds nothing to do.
+    let published = diesel::update(
+        standard_versions::table
+            .filter(standard_versions::id.eq(draft.id))
+            .filter(standard_versions::status.eq(VersionStatus::Draft)),
+    )
+    .set((
+        standard_versions::status.eq(VersionStatus::Published),
+        standard_versions::published_at.eq(stamp),
+        standard_versions::revision.eq(standard_versions::revision + 1),
+        standard_versions::updated_at.eq(stamp),
+    ))
+    .execute(conn);
+    match published {
+        Ok(0) => {
+            return Err(DbError::Conflict(format!("version {number} was published by someone else")));
+        }
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            return Err(DbError::Conflict("another version was published at the same time".into()));
+        }
+        other => {
+            other?;
+        }
+    }
+    let after = get_version(conn, standard_id, number)?;
+    Ok((draft, after))
+}
+
 /// Withdraws a draft or the published version (no version is then published).
 pub fn withdraw(db: &Database, actor: &Actor, standard_id: i64, number: i32) -> DbResult<StandardVersion> {
     db.write(actor, |conn| {
         let publisher = publisher_of(conn, standard_id)?;
-        let before = get_version(conn, standard_id, number)?;
-        if !matches!(before.status, VersionStatus::Draft | VersionStatus::Published) {
-            return Err(DbError::Conflict(format!(
-                "version {number} is {}: it cannot be withdrawn",
-                before.status.as_str()
-            )));
-        }
-        let stamp = now();
-        diesel::update(standard_versions::table.find(before.id))
-            .set((
-                standard_versions::status.eq(VersionStatus::Withdrawn),
-                standard_versions::withdrawn_at.eq(stamp),
-                standard_versions::revision.eq(standard_versions::revision + 1),
-                standard_versions::updated_at.eq(stamp),
-            ))
-            .execute(conn)?;
-        let after = get_version(conn, standard_id, number)?;
+        let (before, after) = withdraw_in(conn, standard_id, number, now())?;
         let change =
             version_change("standard_version.withdraw", &after, &publisher).before(&before).after(&after);
         Ok(Audited::one(after, change))
     })
+}
+
+/// [`withdraw`] inside the caller's transaction, as of `stamp`: the version before and after.
+pub(crate) fn withdraw_in(
+    conn: &mut DbConnection,
+    standard_id: i64,
+    number: i32,
+    stamp: NaiveDateTime,
+) -> DbResult<(StandardVersion, StandardVersion)> {
+    let before = get_version(conn, standard_id, number)?;
+    if !matches!(before.status, VersionStatus::Draft | VersionStatus::Published) {
+        return Err(DbError::Conflict(format!(
+            "version {number} is {}: it cannot be withdrawn",
+            before.status.as_str()
+        )));
+    }
+    diesel::update(standard_versions::table.find(before.id))
+        .set((
+            standard_versions::status.eq(VersionStatus::Withdrawn),
+            standard_versions::withdrawn_at.eq(stamp),
+            standard_versions::revision.eq(standard_versions::revision + 1),
+            standard_versions::updated_at.eq(stamp),
+        ))
+        .execute(conn)?;
+    let after = get_version(conn, standard_id, number)?;
+    Ok((before, after))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
