@@ -90,6 +90,125 @@ fn buy(db: &Database, serial: usize, supersedes_id: Option<i64>) -> i64 {
     db::purchases::record(db, &actor(), new).unwrap_or_else(|e| panic!("purchase {serial}: {e}")).id
 }
 
+/// Records a purchase of `product` for `organisation` against the first published standard,
+/// declaring every MUST met: what exposes the organisation to an advisory about the product.
+fn buy_product(db: &Database, organisation: &str, product: i64, serial: usize) {
+    let guidance = db
+        .read(|conn| db::guidance::published(conn, None, today()))
+        .unwrap_or_else(|e| panic!("published standards: {e}"));
+    let standard = guidance.first().unwrap_or_else(|| panic!("the seeds publish a standard"));
+    let declarations: Vec<Outcome> = standard
+        .requirements
+        .iter()
+        .filter(|r| r.level == "MUST")
+        .map(|r| Outcome { requirement: r.code.clone(), met: true, evaluated: None, note: None })
+        .collect();
+    let evidence = declarations.iter().map(|_| Some("https://example.nhs.uk/evidence".to_owned())).collect();
+    let new = NewPurchase {
+        organisation_code: organisation.into(),
+        product_id: Some(product),
+        description: None,
+        category: standard.category.clone(),
+        standard_id: standard.standard_id,
+        version: standard.version,
+        purchased_on: today(),
+        quantity: 1,
+        unit_cost_pence: 100,
+        order_reference: format!("PO-EXPOSED-{serial}"),
+        declarations,
+        evidence,
+        supersedes_id: None,
+    };
+    db::purchases::record(db, &actor(), new).unwrap_or_else(|e| panic!("purchase by {organisation}: {e}"));
+}
+
+/// An advisory's exposure reads the organisations it exposes, their names and their responses
+/// in the same statements for one organisation or many; one organisation's standing (the start
+/// page's) is the national exposure's line for it, read without the others' holdings.
+fn an_exposure_takes_the_same_statements_for_one_organisation_or_many(test_db: TestDatabase) {
+    let db = &test_db.db;
+    // A product the first published standard may be bought for: its category.
+    let category = db
+        .read(|conn| db::guidance::published(conn, None, today()))
+        .unwrap_or_else(|e| panic!("published standards: {e}"))
+        .first()
+        .map(|standard| standard.category.clone())
+        .unwrap_or_else(|| panic!("the seeds publish a standard"));
+    let product = db
+        .read(|conn| {
+            Ok(db::schema::products::table
+                .filter(db::schema::products::category.eq(&category))
+                .select(db::schema::products::id)
+                .order(db::schema::products::id)
+                .first::<i64>(conn)?)
+        })
+        .unwrap_or_else(|e| panic!("a product in {category}: {e}"));
+    let published_at = chrono::Utc::now().naive_utc() - chrono::Duration::days(3);
+    let fields = AdvisoryFields {
+        reference: "TEST-EXPOSURE".into(),
+        title: "Exposure test".into(),
+        severity: Severity::High,
+        published_at,
+        remediation: "Patch.".into(),
+        links: Vec::new(),
+        affected_product_ids: vec![product],
+        source: None,
+    };
+    let advisory =
+        db::advisories::create(db, &actor(), fields).unwrap_or_else(|e| panic!("advisory: {e}")).id;
+    let trusts: Vec<String> = db
+        .read(|conn| {
+            Ok(db::schema::organisations::table
+                .filter(db::schema::organisations::kind.eq(OrganisationKind::Trust))
+                .filter(db::schema::organisations::closed_on.is_null())
+                .select(db::schema::organisations::code)
+                .order(db::schema::organisations::code)
+                .limit(25)
+                .load(conn)?)
+        })
+        .unwrap_or_else(|e| panic!("trusts: {e}"));
+    assert_eq!(trusts.len(), 25, "the seeds hold the country's trusts");
+    let now = chrono::Utc::now().naive_utc();
+    let mut counts = Vec::new();
+    for exposed in [1, 5, 25] {
+        while counts.len() < exposed && counts.len() < trusts.len() {
+            let serial = counts.len();
+            buy_product(db, &trusts[serial], product, serial);
+            counts.push(0);
+        }
+        let (exposure, statements) =
+            count_statements(db, |conn| db::advisories::exposure(conn, advisory, now));
+        let exposure = exposure.unwrap_or_else(|e| panic!("exposure: {e}"));
+        assert_eq!(exposure.organisations.len(), exposed);
+        counts[exposed - 1] = statements;
+        let last = &trusts[exposed - 1];
+        let national = exposure
+            .organisations
+            .iter()
+            .find(|o| &o.organisation_code == last)
+            .map(|o| (o.status, o.acknowledge_by));
+        let standing = db
+            .read(|conn| db::advisories::report_since(conn, Some(&last.to_lowercase()), None, now))
+            .unwrap_or_else(|e| panic!("report: {e}"));
+        let own: Vec<_> = standing
+            .iter()
+            .filter(|s| s.advisory_id == advisory)
+            .map(|s| (s.status, s.acknowledge_by))
+            .collect();
+        assert_eq!(
+            own,
+            national.into_iter().collect::<Vec<_>>(),
+            "{last}'s standing is its line of the exposure"
+        );
+        assert!(standing.iter().all(|s| &s.organisation_code == last), "only {last}'s standing");
+    }
+    let measured = [counts[0], counts[4], counts[24]];
+    assert!(
+        measured.iter().all(|count| *count == measured[0]),
+        "statements for 1, 5 and 25 exposed: {measured:?}"
+    );
+}
+
 /// Grows the organisation's purchases to `total`, and answers the rows and statements of its
 /// list with superseded purchases and without.
 fn purchases_grown_to(db: &Database, total: usize, made: &mut Vec<i64>) -> [(usize, usize); 2] {
@@ -332,4 +451,5 @@ on_both_databases!(
     listing_purchases_takes_the_same_statements_for_few_rows_or_many,
     listing_advisories_takes_the_same_statements_for_few_rows_or_many,
     coverage_takes_the_same_statements_for_one_agreement_or_many,
+    an_exposure_takes_the_same_statements_for_one_organisation_or_many,
 );

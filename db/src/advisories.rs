@@ -422,34 +422,62 @@ pub struct Exposure {
 
 /// An organisation's response, judged against the advisory's acknowledgement deadline: every
 /// answer that shows a response (acknowledge, close, exposure, report) says the same about lateness.
+/// A response as stored: whether it came late depends on the organisation's deadline.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = advisory_responses)]
+struct StoredResponse {
+    organisation_code: String,
+    acknowledged_at: Option<NaiveDateTime>,
+    applicable: Option<bool>,
+    applicability_reason: Option<String>,
+    closed_at: Option<NaiveDateTime>,
+    remediation_note: Option<String>,
+}
+
+impl StoredResponse {
+    fn with_deadline(self, deadline: Option<NaiveDateTime>) -> AdvisoryResponse {
+        AdvisoryResponse {
+            acknowledged_late: self.acknowledged_at.zip(deadline).is_some_and(|(at, by)| at > by),
+            acknowledged_at: self.acknowledged_at,
+            applicable: self.applicable,
+            applicability_reason: self.applicability_reason,
+            closed_at: self.closed_at,
+            remediation_note: self.remediation_note,
+        }
+    }
+}
+
 fn response_of(
     conn: &mut DbConnection,
     advisory_id: i64,
     code: &str,
     deadline: Option<NaiveDateTime>,
 ) -> DbResult<Option<AdvisoryResponse>> {
-    type Row = (Option<NaiveDateTime>, Option<bool>, Option<String>, Option<NaiveDateTime>, Option<String>);
-    let row: Option<Row> = advisory_responses::table
+    let stored: Option<StoredResponse> = advisory_responses::table
         .find((advisory_id, code))
-        .select((
-            advisory_responses::acknowledged_at,
-            advisory_responses::applicable,
-            advisory_responses::applicability_reason,
-            advisory_responses::closed_at,
-            advisory_responses::remediation_note,
-        ))
+        .select(StoredResponse::as_select())
         .first(conn)
         .optional()?;
-    Ok(row.map(|(acknowledged_at, applicable, applicability_reason, closed_at, remediation_note)| {
-        AdvisoryResponse {
-            acknowledged_at,
-            applicable,
-            applicability_reason,
-            closed_at,
-            remediation_note,
-            acknowledged_late: acknowledged_at.zip(deadline).is_some_and(|(at, by)| at > by),
-        }
-    }))
+    Ok(stored.map(|stored| stored.with_deadline(deadline)))
+}
+
+/// The responses of each of `codes` to the advisory, by code, in a statement per
+/// [`BINDS_PER_QUERY`].
+fn responses_to(
+    conn: &mut DbConnection,
+    advisory_id: i64,
+    codes: &[String],
+) -> DbResult<BTreeMap<String, StoredResponse>> {
+    let mut responses = BTreeMap::new();
+    for chunk in codes.chunks(BINDS_PER_QUERY) {
+        let rows: Vec<StoredResponse> = advisory_responses::table
+            .filter(advisory_responses::advisory_id.eq(advisory_id))
+            .filter(advisory_responses::organisation_code.eq_any(chunk))
+            .select(StoredResponse::as_select())
+            .load(conn)?;
+        responses.extend(rows.into_iter().map(|row| (row.organisation_code.clone(), row)));
+    }
+    Ok(responses)
 }
 
 fn status_of(
@@ -467,20 +495,40 @@ fn status_of(
 
 /// Every organisation holding an affected product, with what it holds and how it responded.
 pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) -> DbResult<Exposure> {
+    exposure_of(conn, advisory_id, None, at)
+}
+
+/// [`exposure`], of one organisation only when `organisation` names one: each read then asks
+/// for its holdings alone, rather than for the whole country's to keep one line of it (the
+/// start page reads this for the signed-in organisation). A constant number of statements
+/// however many organisations are exposed.
+fn exposure_of(
+    conn: &mut DbConnection,
+    advisory_id: i64,
+    organisation: Option<&str>,
+    at: NaiveDateTime,
+) -> DbResult<Exposure> {
     let advisory = get(conn, advisory_id)?;
     let affected: Vec<i64> = advisory.affected_products.iter().map(|p| p.product_id).collect();
-    let through_allocations: Vec<(String, i64, i64)> = allocations::table
+    let only: Option<[String; 1]> = organisation.map(|code| [code.to_uppercase()]);
+    let mut allocated = allocations::table
         .inner_join(entitlements::table)
         .filter(entitlements::product_id.eq_any(&affected))
         .filter(allocations::status.eq("live"))
         .select((allocations::organisation_code, entitlements::product_id, allocations::quantity))
-        .load(conn)?;
+        .into_boxed();
     let superseded = crate::purchases::superseded_ids(conn)?;
-    let through_purchases: Vec<(String, Option<i64>, i64)> = purchases::table
+    let mut bought = purchases::table
         .filter(purchases::product_id.eq_any(&affected))
         .filter(purchases::id.ne_all(superseded))
         .select((purchases::organisation_code, purchases::product_id, purchases::quantity))
-        .load(conn)?;
+        .into_boxed();
+    if let Some([code]) = &only {
+        allocated = allocated.filter(allocations::organisation_code.eq(code.clone()));
+        bought = bought.filter(purchases::organisation_code.eq(code.clone()));
+    }
+    let through_allocations: Vec<(String, i64, i64)> = allocated.load(conn)?;
+    let through_purchases: Vec<(String, Option<i64>, i64)> = bought.load(conn)?;
     let held_already: std::collections::HashSet<String> = through_allocations
         .iter()
         .map(|(code, _, _)| code.clone())
@@ -508,7 +556,7 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
     // snapshot first showed an affected product, if later.
     let mut exposed_since: BTreeMap<String, NaiveDateTime> = BTreeMap::new();
     for ((code, product_id), running) in
-        crate::estates::running_by_product(conn, Some(&affected), None, |_| false)?
+        crate::estates::running_by_product(conn, Some(&affected), only.as_ref().map(|o| &o[..]), |_| false)?
     {
         if !held_already.contains(&code) {
             let since = exposed_since.entry(code.clone()).or_insert(running.first_seen);
@@ -516,12 +564,15 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
         }
         add(code, product_id, "estate", running.count())?;
     }
+    let codes: Vec<String> = holdings.keys().cloned().collect();
+    let mut names = named_in_regions(conn, &codes)?;
+    let mut responses = responses_to(conn, advisory_id, &codes)?;
     let mut organisations = Vec::new();
     for (code, held) in holdings {
-        let (name, region): (String, Option<String>) =
-            orgs::table.find(&code).select((orgs::name, orgs::region)).first(conn)?;
+        let (name, region) = names.remove(&code).ok_or(DbError::NotFound("organisation"))?;
         let deadline = organisation_deadline(&advisory, exposed_since.get(&code).copied());
-        let response = response_of(conn, advisory_id, &code, deadline)?.unwrap_or_default();
+        let response =
+            responses.remove(&code).map(|stored| stored.with_deadline(deadline)).unwrap_or_default();
         organisations.push(ExposedOrganisation {
             acknowledge_by: deadline,
             status: status_of(&response, deadline, at),
@@ -543,6 +594,22 @@ pub fn exposure(conn: &mut DbConnection, advisory_id: i64, at: NaiveDateTime) ->
         acknowledge_by: advisory.acknowledge_by,
         organisations,
     })
+}
+
+/// The name and region of each of `codes`, by code, in a statement per [`BINDS_PER_QUERY`].
+fn named_in_regions(
+    conn: &mut DbConnection,
+    codes: &[String],
+) -> DbResult<BTreeMap<String, (String, Option<String>)>> {
+    let mut named = BTreeMap::new();
+    for chunk in codes.chunks(BINDS_PER_QUERY) {
+        let rows: Vec<(String, String, Option<String>)> = orgs::table
+            .filter(orgs::code.eq_any(chunk))
+            .select((orgs::code, orgs::name, orgs::region))
+            .load(conn)?;
+        named.extend(rows.into_iter().map(|(code, name, region)| (code, (name, region))));
+    }
+    Ok(named)
 }
 
 /// An organisation's acknowledgement deadline: from publication, or from `exposed_since` when
@@ -702,11 +769,8 @@ pub fn report_since(
     let ids: Vec<i64> = query.load(conn)?;
     let mut lines = Vec::new();
     for id in ids {
-        let exposure = exposure(conn, id, at)?;
+        let exposure = exposure_of(conn, id, organisation, at)?;
         for exposed in exposure.organisations {
-            if organisation.is_some_and(|code| !code.eq_ignore_ascii_case(&exposed.organisation_code)) {
-                continue;
-            }
             lines.push(AdvisoryStanding {
                 advisory_id: id,
                 reference: exposure.reference.clone(),
