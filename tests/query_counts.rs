@@ -58,9 +58,9 @@ fn big_page() -> PageRequest {
 
 const ORGANISATION: &str = "RR8";
 
-/// Records a purchase for [`ORGANISATION`] against a published standard, declaring every MUST
-/// met; every third one corrects the one before it.
-fn buy(db: &Database, serial: usize, supersedes_id: Option<i64>) -> i64 {
+/// A purchase for `organisation` against the first published standard, declaring every MUST
+/// met: of `product` when given, else of a described item.
+fn purchase(db: &Database, organisation: &str, product: Option<i64>, serial: usize) -> NewPurchase {
     let guidance = db
         .read(|conn| db::guidance::published(conn, None, today()))
         .unwrap_or_else(|e| panic!("published standards: {e}"));
@@ -72,53 +72,33 @@ fn buy(db: &Database, serial: usize, supersedes_id: Option<i64>) -> i64 {
         .map(|r| Outcome { requirement: r.code.clone(), met: true, evaluated: None, note: None })
         .collect();
     let evidence = declarations.iter().map(|_| Some("https://example.nhs.uk/evidence".to_owned())).collect();
-    let new = NewPurchase {
-        organisation_code: ORGANISATION.into(),
-        product_id: None,
-        description: Some(format!("Test item {serial}")),
+    NewPurchase {
+        organisation_code: organisation.into(),
+        product_id: product,
+        description: product.is_none().then(|| format!("Test item {serial}")),
         category: standard.category.clone(),
         standard_id: standard.standard_id,
         version: standard.version,
         purchased_on: today(),
         quantity: 1 + serial as i64,
         unit_cost_pence: 100,
-        order_reference: format!("PO-{serial}"),
-        declarations,
-        evidence,
-        supersedes_id,
-    };
-    db::purchases::record(db, &actor(), new).unwrap_or_else(|e| panic!("purchase {serial}: {e}")).id
-}
-
-/// Records a purchase of `product` for `organisation` against the first published standard,
-/// declaring every MUST met: what exposes the organisation to an advisory about the product.
-fn buy_product(db: &Database, organisation: &str, product: i64, serial: usize) {
-    let guidance = db
-        .read(|conn| db::guidance::published(conn, None, today()))
-        .unwrap_or_else(|e| panic!("published standards: {e}"));
-    let standard = guidance.first().unwrap_or_else(|| panic!("the seeds publish a standard"));
-    let declarations: Vec<Outcome> = standard
-        .requirements
-        .iter()
-        .filter(|r| r.level == "MUST")
-        .map(|r| Outcome { requirement: r.code.clone(), met: true, evaluated: None, note: None })
-        .collect();
-    let evidence = declarations.iter().map(|_| Some("https://example.nhs.uk/evidence".to_owned())).collect();
-    let new = NewPurchase {
-        organisation_code: organisation.into(),
-        product_id: Some(product),
-        description: None,
-        category: standard.category.clone(),
-        standard_id: standard.standard_id,
-        version: standard.version,
-        purchased_on: today(),
-        quantity: 1,
-        unit_cost_pence: 100,
-        order_reference: format!("PO-EXPOSED-{serial}"),
+        order_reference: format!("PO-{organisation}-{serial}"),
         declarations,
         evidence,
         supersedes_id: None,
-    };
+    }
+}
+
+/// Records a purchase for [`ORGANISATION`]; every third one corrects the one before it.
+fn buy(db: &Database, serial: usize, supersedes_id: Option<i64>) -> i64 {
+    let new = NewPurchase { supersedes_id, ..purchase(db, ORGANISATION, None, serial) };
+    db::purchases::record(db, &actor(), new).unwrap_or_else(|e| panic!("purchase {serial}: {e}")).id
+}
+
+/// Records a purchase of `product` for `organisation`: what exposes the organisation to an
+/// advisory about the product.
+fn buy_product(db: &Database, organisation: &str, product: i64, serial: usize) {
+    let new = purchase(db, organisation, Some(product), serial);
     db::purchases::record(db, &actor(), new).unwrap_or_else(|e| panic!("purchase by {organisation}: {e}"));
 }
 
