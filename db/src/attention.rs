@@ -11,11 +11,11 @@ use crate::advisories::{self, ResponseStatus};
 use crate::connection::DbConnection;
 use crate::error::DbResult;
 use crate::products::label;
-use crate::reminders::{EXTENSION_DECISION_DAYS, OBLIGATION_DUE_DAYS, RISK_ACCEPTANCE_DAYS, within};
-use crate::schema::{
-    agreement_extensions, agreements, entitlements, obligation_acceptances, obligations, products,
-    risk_acceptances, seat_requests,
+use crate::reminders::{
+    EXTENSION_DECISION_DAYS, OBLIGATION_DUE_DAYS, extension_decisions_due, open_obligations_due,
+    risk_acceptances_ending, within,
 };
+use crate::schema::{agreements, entitlements, products, seat_requests};
 use crate::vocabulary::{AgreementStatus, SeatRequestStatus};
 
 /// A product's name, edition and version, as [`label`] joins them.
@@ -78,29 +78,18 @@ pub fn for_organisation(conn: &mut DbConnection, code: &str, now: NaiveDateTime)
             ResponseStatus::Acknowledged | ResponseStatus::Closed => {}
         }
     }
-    let obligations: Vec<(String, NaiveDate)> = obligation_acceptances::table
-        .inner_join(obligations::table)
-        .filter(obligation_acceptances::organisation_code.eq(&code))
-        .filter(obligation_acceptances::status.eq("open"))
-        .filter(obligation_acceptances::due_on.le(within(today, OBLIGATION_DUE_DAYS)))
-        .order(obligation_acceptances::due_on)
-        .select((obligations::description, obligation_acceptances::due_on.assume_not_null()))
-        .load(conn)?;
-    found.extend(obligations.into_iter().map(|(description, due_on)| Attention::ObligationDue {
-        description,
-        due_on,
-        overdue: due_on < today,
+    let obligations = open_obligations_due(conn, Some(&code), None, within(today, OBLIGATION_DUE_DAYS))?;
+    found.extend(obligations.into_iter().map(|obligation| Attention::ObligationDue {
+        overdue: obligation.due_on < today,
+        description: obligation.description,
+        due_on: obligation.due_on,
     }));
-    let expiring: Vec<(i64, ProductWords, NaiveDate)> = risk_acceptances::table
-        .inner_join(products::table)
-        .filter(risk_acceptances::organisation_code.eq(&code))
-        .filter(risk_acceptances::expires_on.between(today, within(today, RISK_ACCEPTANCE_DAYS)))
-        .order(risk_acceptances::expires_on)
-        .select((products::id, PRODUCT_WORDS, risk_acceptances::expires_on))
-        .load(conn)?;
-    found.extend(expiring.into_iter().map(|(product_id, (name, edition, version), expires_on)| {
-        let product = label(&name, &edition, &version);
-        Attention::RiskAcceptanceExpiring { product_id, product, expires_on }
+    found.extend(risk_acceptances_ending(conn, Some(&code), today)?.into_iter().map(|acceptance| {
+        Attention::RiskAcceptanceExpiring {
+            product_id: acceptance.product_id,
+            product: acceptance.product,
+            expires_on: acceptance.expires_on,
+        }
     }));
     let waiting: i64 = seat_requests::table
         .filter(seat_requests::organisation_code.eq(&code))
@@ -148,27 +137,13 @@ pub fn for_the_national_team(conn: &mut DbConnection, now: NaiveDateTime) -> DbR
     found.extend(nearly_full.into_iter().map(|(agreement_id, (name, edition, version), allocated, cap)| {
         Attention::LineNearlyFull { agreement_id, product: label(&name, &edition, &version), allocated, cap }
     }));
-    let decisions: Vec<(i64, String, i32, NaiveDate)> = agreement_extensions::table
-        .inner_join(agreements::table)
-        .filter(agreement_extensions::decision.is_null())
-        .filter(agreement_extensions::decide_by.le(within(today, EXTENSION_DECISION_DAYS)))
-        .filter(agreements::ends_on.is_null().or(agreements::ends_on.ge(today)))
-        .order(agreement_extensions::decide_by)
-        .select((
-            agreements::id,
-            agreements::reference,
-            agreement_extensions::months,
-            agreement_extensions::decide_by,
-        ))
-        .load(conn)?;
-    found.extend(decisions.into_iter().map(|(agreement_id, reference, months, decide_by)| {
-        Attention::ExtensionDecisionDue {
-            agreement_id,
-            reference,
-            months,
-            decide_by,
-            overdue: decide_by < today,
-        }
+    let decisions = extension_decisions_due(conn, today, None, within(today, EXTENSION_DECISION_DAYS))?;
+    found.extend(decisions.into_iter().map(|option| Attention::ExtensionDecisionDue {
+        agreement_id: option.agreement_id,
+        reference: option.reference,
+        months: option.months,
+        overdue: option.decide_by < today,
+        decide_by: option.decide_by,
     }));
     Ok(found)
 }

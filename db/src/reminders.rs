@@ -206,26 +206,64 @@ fn lines_and_agreements_ending(conn: &mut DbConnection, today: NaiveDate) -> DbR
     Ok(lines.chain(agreements).collect())
 }
 
-fn extension_decisions(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<NewEvent>> {
-    let open: Vec<(i64, i64, NaiveDate, i32, String)> = agreement_extensions::table
+/// An extension option not yet decided, with its agreement.
+pub(crate) struct DecisionDue {
+    pub id: i64,
+    pub agreement_id: i64,
+    pub reference: String,
+    pub months: i32,
+    pub decide_by: NaiveDate,
+}
+
+/// The undecided extension options of agreements still running on `today` that must be decided
+/// by `until`, from `from` on when given (the reminders tell of each once, as it falls due; the
+/// start page lists the overdue ones too), soonest first.
+pub(crate) fn extension_decisions_due(
+    conn: &mut DbConnection,
+    today: NaiveDate,
+    from: Option<NaiveDate>,
+    until: NaiveDate,
+) -> DbResult<Vec<DecisionDue>> {
+    let mut query = agreement_extensions::table
         .inner_join(agreements::table)
         .filter(agreement_extensions::decision.is_null())
-        .filter(agreement_extensions::decide_by.between(today, within(today, EXTENSION_DECISION_DAYS)))
+        .filter(agreement_extensions::decide_by.le(until))
+        .filter(agreements::ends_on.is_null().or(agreements::ends_on.ge(today)))
+        .order((agreement_extensions::decide_by, agreement_extensions::id))
         .select((
             agreement_extensions::id,
             agreements::id,
-            agreement_extensions::decide_by,
-            agreement_extensions::months,
             agreements::reference,
+            agreement_extensions::months,
+            agreement_extensions::decide_by,
         ))
-        .load(conn)?;
-    Ok(open
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(agreement_extensions::decide_by.ge(from));
+    }
+    let rows: Vec<(i64, i64, String, i32, NaiveDate)> = query.load(conn)?;
+    Ok(rows
         .into_iter()
-        .map(|(id, agreement, decide_by, months, reference)| {
+        .map(|(id, agreement_id, reference, months, decide_by)| DecisionDue {
+            id,
+            agreement_id,
+            reference,
+            months,
+            decide_by,
+        })
+        .collect())
+}
+
+fn extension_decisions(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<NewEvent>> {
+    let due = extension_decisions_due(conn, today, Some(today), within(today, EXTENSION_DECISION_DAYS))?;
+    Ok(due
+        .into_iter()
+        .map(|option| {
+            let DecisionDue { id, agreement_id, reference, months, decide_by } = option;
             dated(
                 EventKind::ExtensionDecisionDue,
                 None,
-                format!("agreement/{agreement}"),
+                format!("agreement/{agreement_id}"),
                 format!(
                     "The {months}-month extension of agreement {reference} must be decided by {}.",
                     decide_by.format("%-d %B %Y")
@@ -236,21 +274,57 @@ fn extension_decisions(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Ve
         .collect())
 }
 
-fn obligations_due(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<NewEvent>> {
-    let open: Vec<(i64, String, NaiveDate, String)> = obligation_acceptances::table
+/// An obligation an organisation took on with seats, still open, with the day it is due.
+pub(crate) struct ObligationDue {
+    pub id: i64,
+    pub organisation_code: String,
+    pub description: String,
+    pub due_on: NaiveDate,
+}
+
+/// Open obligations due by `until`, of one organisation when named, from `from` on when given,
+/// soonest first.
+pub(crate) fn open_obligations_due(
+    conn: &mut DbConnection,
+    organisation: Option<&str>,
+    from: Option<NaiveDate>,
+    until: NaiveDate,
+) -> DbResult<Vec<ObligationDue>> {
+    let mut query = obligation_acceptances::table
         .inner_join(obligations::table)
         .filter(obligation_acceptances::status.eq("open"))
-        .filter(obligation_acceptances::due_on.between(today, within(today, OBLIGATION_DUE_DAYS)))
+        .filter(obligation_acceptances::due_on.le(until))
+        .order((obligation_acceptances::due_on, obligation_acceptances::id))
         .select((
             obligation_acceptances::id,
             obligation_acceptances::organisation_code,
-            obligation_acceptances::due_on.assume_not_null(),
             obligations::description,
+            obligation_acceptances::due_on.assume_not_null(),
         ))
-        .load(conn)?;
-    Ok(open
+        .into_boxed();
+    if let Some(code) = organisation {
+        query = query.filter(obligation_acceptances::organisation_code.eq(code.to_uppercase()));
+    }
+    if let Some(from) = from {
+        query = query.filter(obligation_acceptances::due_on.ge(from));
+    }
+    let rows: Vec<(i64, String, String, NaiveDate)> = query.load(conn)?;
+    Ok(rows
         .into_iter()
-        .map(|(id, code, due_on, description)| {
+        .map(|(id, organisation_code, description, due_on)| ObligationDue {
+            id,
+            organisation_code,
+            description,
+            due_on,
+        })
+        .collect())
+}
+
+fn obligations_due(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<NewEvent>> {
+    let due = open_obligations_due(conn, None, Some(today), within(today, OBLIGATION_DUE_DAYS))?;
+    Ok(due
+        .into_iter()
+        .map(|ObligationDue { id, organisation_code: code, description, due_on }| {
             dated(
                 EventKind::ObligationDue,
                 Some(&code),
@@ -262,20 +336,55 @@ fn obligations_due(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<Ne
         .collect())
 }
 
-fn risk_acceptances_expiring(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<NewEvent>> {
-    let expiring: Vec<(i64, String, NaiveDate, String)> = risk_acceptances::table
+/// An organisation's acceptance of running an unsupported product, with the day it ends.
+pub(crate) struct ExpiringAcceptance {
+    pub id: i64,
+    pub organisation_code: String,
+    pub product_id: i64,
+    /// The product's name, edition and version (`products::label`).
+    pub product: String,
+    pub expires_on: NaiveDate,
+}
+
+/// Risk acceptances that end between `today` and [`RISK_ACCEPTANCE_DAYS`] later, of one
+/// organisation when named, soonest first.
+pub(crate) fn risk_acceptances_ending(
+    conn: &mut DbConnection,
+    organisation: Option<&str>,
+    today: NaiveDate,
+) -> DbResult<Vec<ExpiringAcceptance>> {
+    let mut query = risk_acceptances::table
         .inner_join(products::table)
         .filter(risk_acceptances::expires_on.between(today, within(today, RISK_ACCEPTANCE_DAYS)))
+        .order((risk_acceptances::expires_on, risk_acceptances::id))
         .select((
             risk_acceptances::id,
             risk_acceptances::organisation_code,
+            products::id,
+            (products::name, products::edition, products::version),
             risk_acceptances::expires_on,
-            products::name,
         ))
-        .load(conn)?;
-    Ok(expiring
+        .into_boxed();
+    if let Some(code) = organisation {
+        query = query.filter(risk_acceptances::organisation_code.eq(code.to_uppercase()));
+    }
+    let rows: Vec<(i64, String, i64, (String, String, String), NaiveDate)> = query.load(conn)?;
+    Ok(rows
         .into_iter()
-        .map(|(id, code, expires_on, product)| {
+        .map(|(id, organisation_code, product_id, (name, edition, version), expires_on)| ExpiringAcceptance {
+            id,
+            organisation_code,
+            product_id,
+            product: crate::products::label(&name, &edition, &version),
+            expires_on,
+        })
+        .collect())
+}
+
+fn risk_acceptances_expiring(conn: &mut DbConnection, today: NaiveDate) -> DbResult<Vec<NewEvent>> {
+    Ok(risk_acceptances_ending(conn, None, today)?
+        .into_iter()
+        .map(|ExpiringAcceptance { id, organisation_code: code, product, expires_on, .. }| {
             dated(
                 EventKind::RiskAcceptanceExpiring,
                 Some(&code),
