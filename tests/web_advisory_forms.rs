@@ -59,9 +59,31 @@ async fn the_national_team_adds_an_advisory(app: TestApp) {
     let form = browser.get("/advisories/new").await;
     assert_eq!(form.status, 200);
     assert!(form.body.contains("<title>Add an advisory"), "{}", form.body);
-    assert!(form.body.contains(&format!(r#"name="products" type="checkbox" value="{windows}""#)));
+    assert!(!form.body.contains(r#"type="checkbox" value=""#), "no product is offered before a search");
+    assert!(form.body.contains(r#"id="products" name="find" type="search""#), "{}", form.body);
     let token = form.hidden("csrf_token");
     let before = count_advisories(&app);
+
+    // Finding a product (the way the start page finds them: word order and a typo forgiven)
+    // offers it unticked beside what is ticked, keeps what was typed, and writes nothing.
+    let finding = [
+        ("csrf_token", token.as_str()),
+        ("title", "Print spooler"),
+        ("products", office.as_str()),
+        ("find", "enterprise windos 10"),
+        ("action", "find"),
+    ];
+    let found = browser.post_form("/advisories", &finding).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains(&format!(r#"type="checkbox" value="{windows}">"#)), "{}", found.body);
+    assert!(found.body.contains(&format!(r#"type="checkbox" value="{office}" checked"#)), "still ticked");
+    assert!(found.body.contains(r#"value="Print spooler""#), "what was typed is kept");
+    assert!(found.body.contains(r#"name="find" type="search" value="enterprise windos 10""#));
+    assert!(!found.body.contains("nhsuk-error-summary"), "finding is not a mistake");
+    assert_eq!(count_advisories(&app), before, "finding writes nothing");
+    let nothing = [("csrf_token", token.as_str()), ("find", "zzzqqq"), ("action", "find")];
+    let none = browser.post_form("/advisories", &nothing).await;
+    assert!(none.body.contains("No product matches “zzzqqq”"), "{}", none.body);
 
     let empty = browser.post_form("/advisories", &[("csrf_token", &token)]).await;
     assert_eq!(empty.status, 422);

@@ -1087,7 +1087,16 @@ test('the national team adds an advisory and changes it: every problem listed, a
     await date.getByLabel('Month').fill('13');
     await date.getByLabel('Year').fill(`${today.getUTCFullYear()}`);
     await page.getByLabel('What organisations must do').fill('Apply the latest cumulative update.');
-    await page.getByRole('group', { name: 'Which products does it affect?' }).getByLabel(/^Windows 10 Enterprise/).first().check();
+    // Products are found, then ticked: a catalogue holds too many to list.
+    const affects = page.getByRole('group', { name: 'Which products does it affect?' });
+    await affects.getByLabel('Find products').fill('windos 10 enterprise');
+    await page.getByRole('button', { name: 'Find products' }).click();
+    await affects.getByLabel(/^Windows 10 Enterprise/).first().waitFor();
+    assert.equal(await page.getByLabel('Title').inputValue(), 'Remote code execution in the print spooler', 'finding keeps what was typed');
+    assert.equal(await page.locator('.nhsuk-error-summary').count(), 0, 'finding is not a mistake');
+    await assertFitsWidth(page, 'products found at 390 px');
+    await assertAccessible(page, 'products found');
+    await affects.getByLabel(/^Windows 10 Enterprise/).first().check();
     await page.getByRole('button', { name: 'Publish the advisory' }).click();
     await summary.waitFor();
     assert.equal(await summary.getByRole('link').count(), 1, 'only the date');

@@ -18,9 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{NaiveDate, NaiveDateTime};
-use db::PageRequest;
 use db::advisories::{Advisory, AdvisoryFields, FieldProblem, Severity};
-use db::products::ProductFilter;
 
 use crate::auth::extractors::AdminOnly;
 use crate::error::ApiError;
@@ -51,6 +49,11 @@ pub struct Typed {
     pub source: String,
     /// The ids of the products ticked.
     pub products: Vec<String>,
+    /// What to find products by, to tick more of them.
+    pub find: String,
+    /// Sent by the "Find products" button: show the form again with what `find` names, and write
+    /// nothing.
+    pub finding: bool,
     /// The advisory's revision when the form was shown (a change only).
     pub revision: String,
 }
@@ -70,6 +73,8 @@ impl Typed {
                 "links" => typed.links = value,
                 "source" => typed.source = value,
                 "products" => typed.products.push(value.trim().to_owned()),
+                "find" => typed.find = value,
+                "action" => typed.finding = value == "find",
                 "revision" => typed.revision = value,
                 _ => {}
             }
@@ -93,6 +98,7 @@ impl Typed {
             source: advisory.source.clone().unwrap_or_default(),
             products: advisory.affected_products.iter().map(|p| p.product_id.to_string()).collect(),
             revision: advisory.revision.to_string(),
+            ..Typed::default()
         }
     }
 
@@ -164,24 +170,36 @@ fn severity_hint(severity: Severity) -> String {
     }
 }
 
-/// Every product, by its label, to choose the affected ones from.
-async fn every_product(state: &AppState) -> WebResult<Vec<(i64, String)>> {
-    let mut products = state
+/// The most products one search offers to tick.
+const MAX_FOUND: i64 = 20;
+
+/// The products the form offers: those ticked, by label, then those that the search names and are
+/// not ticked (at most [`MAX_FOUND`]), found as the start page finds them (typos and word order
+/// forgiven). Only these are rendered: a catalogue holds tens of thousands of products.
+async fn product_choices(state: &AppState, typed: &Typed) -> WebResult<Vec<ProductChoice>> {
+    let ticked = typed.product_ids();
+    let find = typed.find.clone();
+    let model = state.read_model();
+    let (ticked, found) = state
         .read(move |conn| {
-            let (filter, mut found) = (ProductFilter::default(), Vec::new());
-            let mut page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
-            loop {
-                let listed = db::products::list(conn, &filter, today(), &page)?;
-                found.extend(listed.items.iter().map(|p| (p.id, p.label())));
-                match listed.next_cursor {
-                    Some(cursor) => page.cursor = Some(cursor),
-                    None => return Ok(found),
-                }
-            }
+            let on = today();
+            let ticked = db::products::with_ids(conn, &ticked, on)?;
+            let found = crate::hot_reads::product_search_on(model.as_deref(), conn, &find, on, MAX_FOUND)?;
+            Ok((ticked, found))
         })
         .await?;
-    products.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()).then(a.0.cmp(&b.0)));
-    Ok(products)
+    let choice = |checked| {
+        move |product: db::products::Product| ProductChoice {
+            id: product.id,
+            label: product.label(),
+            checked,
+        }
+    };
+    let ticked_ids: Vec<i64> = ticked.iter().map(|p| p.id).collect();
+    let mut choices: Vec<ProductChoice> = ticked.into_iter().map(choice(true)).collect();
+    choices.sort_by_key(|c| c.label.to_lowercase());
+    choices.extend(found.into_iter().filter(|p| !ticked_ids.contains(&p.id)).map(choice(false)));
+    Ok(choices)
 }
 
 async fn render_form(
@@ -208,11 +226,7 @@ async fn render_form(
             checked: typed.severity == severity.as_str(),
         })
         .collect();
-    let products = every_product(state)
-        .await?
-        .into_iter()
-        .map(|(id, label)| ProductChoice { checked: typed.products.contains(&id.to_string()), id, label })
-        .collect();
+    let products = product_choices(state, &typed).await?;
     let page = AdvisoryFormPage {
         chrome: Chrome::for_session(title, session, "/advisories"),
         editing,
@@ -311,6 +325,9 @@ pub async fn create_advisory(
     let admin = session.require::<AdminOnly>()?;
     let typed = Typed::from_pairs(submitted.form);
     let mut published_on = typed.published_on();
+    if typed.finding {
+        return render_form(&state, &session, None, typed, published_on, Vec::new(), StatusCode::OK).await;
+    }
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let (mut fields, date) = match fields_from(&typed, &typed.reference, &mut published_on) {
         Ok(read) => read,
@@ -376,6 +393,9 @@ pub async fn update_advisory(
     let current = advisory(&state, id).await?;
     let editing = Some((current.id, current.reference.clone()));
     let mut published_on = typed.published_on();
+    if typed.finding {
+        return render_form(&state, &session, editing, typed, published_on, Vec::new(), StatusCode::OK).await;
+    }
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let (fields, date) = match fields_from(&typed, &current.reference, &mut published_on) {
         Ok(read) => read,
