@@ -229,17 +229,36 @@ pub async fn organisations_page(
         Err(errors) => (Vec::new(), None, errors),
     };
     let regions = state.read(db::organisations::regions).await?;
+    let listed = Listed { organisations, after: query.cursor, next_cursor };
+    render_list(&session, filters, order, regions, listed, errors)
+}
+
+/// A page of the list as read: its rows, the cursor it started after and the next page's.
+struct Listed {
+    organisations: Vec<Organisation>,
+    after: Option<String>,
+    next_cursor: Option<String>,
+}
+
+fn render_list(
+    session: &Session,
+    filters: Filters,
+    order: OrganisationOrder,
+    regions: Vec<String>,
+    listed: Listed,
+    errors: Vec<FieldError>,
+) -> WebResult<HttpResponse> {
     let sort_heading = |label, by: OrganisationOrder| SortHeading {
         label,
         href: filters.address(by, &[]),
         current: by == order,
     };
+    let (status, title) = match errors.is_empty() {
+        true => (StatusCode::OK, "Organisations"),
+        false => (StatusCode::UNPROCESSABLE_ENTITY, "Error: Organisations"),
+    };
     let view = OrganisationListPage {
-        chrome: Chrome::for_session(
-            if errors.is_empty() { "Organisations" } else { "Error: Organisations" },
-            &session,
-            "/organisations",
-        ),
+        chrome: Chrome::for_session(title, session, "/organisations"),
         kinds: OrganisationKind::ALL
             .iter()
             .map(|kind| Choice {
@@ -257,14 +276,13 @@ pub async fn organisations_page(
             sort_heading("Name", OrganisationOrder::Name),
             sort_heading("Code", OrganisationOrder::Code),
         ],
-        organisations: organisations.into_iter().map(|o| row(&session, o)).collect(),
-        first_page: query.cursor.is_some().then(|| filters.address(order, &[])),
-        next_page: next_cursor.map(|cursor| filters.address(order, &[("cursor", &cursor)])),
+        organisations: listed.organisations.into_iter().map(|o| row(session, o)).collect(),
+        first_page: listed.after.is_some().then(|| filters.address(order, &[])),
+        next_page: listed.next_cursor.map(|cursor| filters.address(order, &[("cursor", &cursor)])),
         download: filters.address(order, &[("format", "csv")]),
         can_add: session.require::<AdminOnly>().is_ok(),
         filters,
         errors,
     };
-    let status = if view.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     render(status, &view)
 }
