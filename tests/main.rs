@@ -34,6 +34,7 @@ mod web;
 mod web_advisory_forms;
 mod web_estates;
 mod web_notifications;
+mod web_organisations;
 mod web_password;
 mod web_route_matrix;
 mod web_session;

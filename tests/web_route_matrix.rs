@@ -153,6 +153,10 @@ enum Form {
     NewAdvisory,
     /// An advisory, made afresh for each call, changed at its current revision.
     EditAdvisory,
+    /// An organisation added on the new-organisation page.
+    NewOrganisation,
+    /// `TRUST` changed at its current revision (its source, a field of the catalogue's own).
+    EditOrganisation,
 }
 
 enum Send {
@@ -243,9 +247,22 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/allocations/{id}/release", Form::Release, ACTS_FOR_TRUST),
         get("/audit", "/audit?action=allocation.claim".into(), READERS),
         Case {
+            shows: Some((r#"href="/organisations/new""#, admins)),
+            ..get("/organisations", "/organisations?sort=name&include_closed=yes".into(), SIGNED_IN)
+        },
+        get("/organisations", "/organisations?kind=trust&format=csv".into(), SIGNED_IN),
+        get("/organisations/new", "/organisations/new".into(), ADMIN_ONLY),
+        post("/organisations", Form::NewOrganisation, ADMIN_ONLY),
+        Case {
             shows: Some((r#"/release?return_to="#, those_acting_for_trust)),
             ..get("/organisations/{code}", format!("/organisations/{TRUST}"), READS_TRUST)
         },
+        Case {
+            shows: Some((r#"/edit">Change"#, admins)),
+            ..get("/organisations/{code}", format!("/organisations/{TRUST}"), READS_TRUST)
+        },
+        get("/organisations/{code}/edit", format!("/organisations/{TRUST}/edit"), ADMIN_ONLY),
+        post("/organisations/{code}/edit", Form::EditOrganisation, ADMIN_ONLY),
         get(
             "/organisations/{code}/purchases/new",
             format!("/organisations/{TRUST}/purchases/new?standard={s}"),
@@ -777,6 +794,33 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 format!("/advisories/{advisory}/edit"),
                 fields,
                 format!("SELECT CAST(revision AS TEXT) AS value FROM advisories WHERE id = {advisory}"),
+            )
+        }
+        Form::NewOrganisation => (
+            "/organisations".to_owned(),
+            pairs(&[
+                ("code", &format!("MX{:03}", f.next())),
+                ("name", "Matrix Community Interest Company"),
+                ("kind", "other"),
+                ("region", "London"),
+                ("source", ""),
+            ]),
+            "SELECT CAST(COUNT(*) AS TEXT) AS value FROM organisations".to_owned(),
+        ),
+        Form::EditOrganisation => {
+            let trust = app.with_connection(|conn| db::organisations::get(conn, TRUST).unwrap());
+            (
+                format!("/organisations/{TRUST}/edit"),
+                pairs(&[
+                    ("revision", &trust.revision.to_string()),
+                    ("name", &trust.name),
+                    ("kind", trust.kind.as_str()),
+                    ("region", trust.region.as_deref().unwrap_or_default()),
+                    // `TRUST` publishes a standard: it stays an exemplar.
+                    ("exemplar", "yes"),
+                    ("source", &format!("Matrix check {}", f.next())),
+                ]),
+                format!("SELECT CAST(revision AS TEXT) AS value FROM organisations WHERE code = '{TRUST}'"),
             )
         }
         Form::DisableUser | Form::EnableUser => {

@@ -58,6 +58,24 @@ pub struct Organisation {
     pub updated_at: NaiveDateTime,
 }
 
+impl Organisation {
+    /// Whether ODS owns this record's name and region, which then change only by importing a
+    /// newer file ([`update`] refuses a hand edit of them).
+    pub fn owned_by_ods(&self) -> bool {
+        self.ods_file.is_some()
+    }
+}
+
+/// Every region an organisation is in, by name, once each: what a list can be filtered by.
+pub fn regions(conn: &mut DbConnection) -> DbResult<Vec<String>> {
+    Ok(organisations::table
+        .filter(organisations::region.is_not_null())
+        .select(organisations::region.assume_not_null())
+        .distinct()
+        .order(organisations::region.assume_not_null())
+        .load(conn)?)
+}
+
 /// Every organisation, ordered by code (the ODS import compares a whole file with them).
 pub(crate) fn all(conn: &mut DbConnection) -> DbResult<Vec<Organisation>> {
     Ok(organisations::table.select(Organisation::as_select()).order(organisations::code).load(conn)?)
@@ -83,6 +101,40 @@ pub struct OrganisationFilter {
     /// Case-insensitive substring of the name (or the code).
     pub q: Option<String>,
     pub include_closed: bool,
+    pub order: OrganisationOrder,
+}
+
+/// The order of a list of organisations. Each pages by its own key with the code after it, so a
+/// page never skips or repeats one, whatever the order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OrganisationOrder {
+    /// By ODS code (the API's order): the cursor is the last code.
+    #[default]
+    Code,
+    /// By name, without regard to case, then code: the cursor is the last code and name, as
+    /// `CODE:name` (a code never holds `:`).
+    Name,
+}
+
+impl OrganisationOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrganisationOrder::Code => "code",
+            OrganisationOrder::Name => "name",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OrganisationOrder> {
+        [OrganisationOrder::Code, OrganisationOrder::Name].into_iter().find(|order| order.as_str() == text)
+    }
+
+    /// The cursor naming `organisation` as the last of a page.
+    fn cursor(self, organisation: &Organisation) -> String {
+        match self {
+            OrganisationOrder::Code => organisation.code.clone(),
+            OrganisationOrder::Name => format!("{}:{}", organisation.code, organisation.name),
+        }
+    }
 }
 
 /// `%text%` for LIKE, with the wildcard characters of the text itself escaped.
@@ -96,8 +148,7 @@ pub fn list(
     filter: &OrganisationFilter,
     page: &PageRequest,
 ) -> DbResult<Page<Organisation>> {
-    let mut query =
-        organisations::table.select(Organisation::as_select()).order(organisations::code).into_boxed();
+    let mut query = organisations::table.select(Organisation::as_select()).into_boxed();
     if let Some(kind) = filter.kind {
         query = query.filter(organisations::kind.eq(kind));
     }
@@ -124,12 +175,30 @@ pub fn list(
     if !filter.include_closed {
         query = query.filter(organisations::closed_on.is_null());
     }
-    if let Some(after) = &page.cursor {
-        query = query.filter(organisations::code.gt(after.clone()));
-    }
+    query = match filter.order {
+        OrganisationOrder::Code => {
+            if let Some(after) = &page.cursor {
+                query = query.filter(organisations::code.gt(after.clone()));
+            }
+            query.order(organisations::code)
+        }
+        OrganisationOrder::Name => {
+            if let Some(after) = &page.cursor {
+                let (code, name) = after.split_once(':').ok_or(DbError::InvalidCursor)?;
+                // The database lowers both sides, so that the comparison is the one it orders by
+                // (SQLite's lower() changes ASCII letters only; Rust's would change more).
+                query = query.filter(
+                    lower(organisations::name).gt(lower(name.to_owned())).or(lower(organisations::name)
+                        .eq(lower(name.to_owned()))
+                        .and(organisations::code.gt(code.to_owned()))),
+                );
+            }
+            query.order((lower(organisations::name), organisations::code))
+        }
+    };
     let limit = page.limit();
     let rows = query.limit(limit + 1).load(conn)?;
-    Ok(Page::from_rows(rows, limit, |o| o.code.clone()))
+    Ok(Page::from_rows(rows, limit, |o| filter.order.cursor(o)))
 }
 
 pub fn get(conn: &mut DbConnection, code: &str) -> DbResult<Organisation> {
@@ -162,6 +231,36 @@ pub struct NewOrganisation {
     pub source: Option<String>,
 }
 
+/// A rule an organisation's fields break, naming the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrganisationProblem {
+    NotAnOdsCode,
+    NoName,
+}
+
+impl OrganisationProblem {
+    /// The refusal, in the API's words (which name its fields).
+    pub fn detail(self) -> &'static str {
+        match self {
+            OrganisationProblem::NotAnOdsCode => "code must be an ODS code: 3 to 10 letters and digits",
+            OrganisationProblem::NoName => "name must not be empty",
+        }
+    }
+}
+
+/// The rule of a name, new or changed.
+pub fn name_problem(name: &str) -> Option<OrganisationProblem> {
+    name.trim().is_empty().then_some(OrganisationProblem::NoName)
+}
+
+/// Every rule `new` breaks, in the fields' order: what [`create`] refuses with (the first), and what
+/// the new-organisation page lists field by field. Whether the code is taken is checked when it is
+/// written.
+pub fn problems(new: &NewOrganisation) -> Vec<OrganisationProblem> {
+    let code = (!is_ods_code(&new.code.trim().to_uppercase())).then_some(OrganisationProblem::NotAnOdsCode);
+    code.into_iter().chain(name_problem(&new.name)).collect()
+}
+
 pub fn create(db: &Database, actor: &Actor, new: NewOrganisation) -> DbResult<Organisation> {
     db.write(actor, |conn| {
         let organisation = create_in(conn, &new)?;
@@ -176,11 +275,8 @@ pub fn create(db: &Database, actor: &Actor, new: NewOrganisation) -> DbResult<Or
 /// a shipped organisation passes the rules an admin's does.
 pub(crate) fn create_in(conn: &mut DbConnection, new: &NewOrganisation) -> DbResult<Organisation> {
     let code = new.code.trim().to_uppercase();
-    if !is_ods_code(&code) {
-        return Err(DbError::Invalid("code must be an ODS code: 3 to 10 letters and digits".into()));
-    }
-    if new.name.trim().is_empty() {
-        return Err(DbError::Invalid("name must not be empty".into()));
+    if let Some(problem) = problems(&new).first() {
+        return Err(DbError::Invalid(problem.detail().into()));
     }
     let exists: i64 = organisations::table.filter(organisations::code.eq(&code)).count().get_result(conn)?;
     if exists > 0 {
@@ -225,8 +321,8 @@ pub fn update(
         precondition.check(before.revision)?;
         refuse_ods_owned(&before, &changes)?;
         let name = changes.name.clone().unwrap_or_else(|| before.name.clone());
-        if name.trim().is_empty() {
-            return Err(DbError::Invalid("name must not be empty".into()));
+        if let Some(problem) = name_problem(&name) {
+            return Err(DbError::Invalid(problem.detail().into()));
         }
         diesel::update(organisations::table.find(&before.code))
             .set((

@@ -1152,3 +1152,137 @@ test('the national team adds an advisory and changes it: every problem listed, a
     await close();
   }
 });
+
+test('anyone lists organisations: filtered, sorted and paged on the server, and downloaded, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.officer);
+    await page.getByRole('navigation', { name: 'Menu' }).getByRole('link', { name: 'Organisations' }).click();
+    await page.getByRole('heading', { name: 'Organisations', level: 1 }).waitFor();
+    const rows = page.locator('main table tbody tr');
+    assert.equal(await rows.count(), 50, 'fifty a page');
+    await page.getByRole('link', { name: /Next page/ }).click();
+    await page.getByRole('link', { name: 'First page' }).waitFor();
+    assert.ok((await rows.count()) > 0, 'a second page');
+
+    await page.getByLabel('Name or code').fill('leeds');
+    await page.getByLabel('Kind').selectOption('trust');
+    await page.getByRole('button', { name: 'Show organisations' }).click();
+    await page.waitForURL(/q=leeds/);
+    assert.match(await page.locator('main table').innerText(), /Leeds Teaching Hospitals NHS Trust/);
+    assert.equal(await page.getByLabel('Name or code').inputValue(), 'leeds', 'the filters are kept');
+    // Sorted by name from its heading, keeping the filters; the officer's own trust is a link.
+    await page.getByRole('link', { name: /^Name/ }).click();
+    await page.waitForURL(/sort=name/);
+    assert.match(page.url(), /q=leeds/);
+    assert.equal(await page.locator('th[aria-sort="ascending"]').innerText(), 'Name');
+    await page.getByRole('link', { name: 'Leeds Teaching Hospitals NHS Trust' }).waitFor();
+    assert.match(await page.getByRole('link', { name: /Download CSV/ }).getAttribute('href'), /q=leeds&kind=trust&sort=name&format=csv/);
+    await screenshot(page, '100-organisations-1280');
+    await assertAccessible(page, 'organisations');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${BASE}/organisations?include_closed=yes`);
+    await assertFitsWidth(page, 'organisations at 390 px');
+    assert.ok(await page.locator('main tbody .nhsuk-table-responsive__heading').first().isVisible(), 'each cell led by its heading');
+    await screenshot(page, '101-organisations-390');
+    await assertAccessible(page, 'organisations at 390 px');
+
+    await page.goto(`${BASE}/organisations?kind=hospital`);
+    await page.locator('.nhsuk-error-summary').waitFor();
+    await assertFitsWidth(page, 'organisations with an error at 390 px');
+    await screenshot(page, '102-organisations-error-390');
+    await assertAccessible(page, 'organisations with an error at 390 px');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
+
+test('the national team adds an organisation and changes it: every problem listed, a change made meanwhile is not undone, what ODS owns only shown, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.admin);
+    // The national team's menu is full: their list is linked from the users page.
+    await page.getByRole('navigation', { name: 'Menu' }).getByRole('link', { name: 'Users' }).click();
+    await page.getByRole('main').getByRole('link', { name: 'Organisations' }).click();
+    await page.getByRole('link', { name: 'Add an organisation' }).click();
+    await page.getByRole('heading', { name: 'Add an organisation', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Add the organisation' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 3, 'code, name, kind');
+    assert.match(await page.title(), /^Error: Add an organisation/);
+    await screenshot(page, '103-new-organisation-errors-1280');
+    await assertAccessible(page, 'new organisation with errors');
+    await summary.getByRole('link', { name: /what kind/ }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'kind', 'the summary leads to the first choice');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    const code = `B${Date.now().toString(36).slice(-6).toUpperCase()}`;
+    await page.getByLabel('ODS code').fill(`${code}!`);
+    await page.getByLabel('Name', { exact: true }).fill('Browser Test Community Health CIC');
+    await page.getByLabel('Other').check();
+    await page.getByLabel('Region (optional)').fill('London');
+    await page.getByRole('button', { name: 'Add the organisation' }).click();
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 1, 'only the code');
+    assert.match(await summary.innerText(), /Enter the ODS code/);
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'Browser Test Community Health CIC', 'what was typed is kept');
+    assert.ok(await page.getByLabel('Other').isChecked(), 'the kind chosen is kept');
+    await assertFitsWidth(page, 'new organisation with an error at 390 px');
+    await screenshot(page, '104-new-organisation-error-390');
+    await assertAccessible(page, 'new organisation with an error at 390 px');
+
+    await page.getByLabel('ODS code').fill(code);
+    await page.getByRole('button', { name: 'Add the organisation' }).click();
+    await page.getByText('The organisation is added.').waitFor();
+    await page.getByRole('main').getByRole('link', { name: /^Change\s+Browser Test/ }).click();
+    await page.getByRole('heading', { name: 'Change Browser Test Community Health CIC', level: 1 }).waitFor();
+    await assertFitsWidth(page, 'change organisation at 390 px');
+    await screenshot(page, '105-change-organisation-390');
+    await assertAccessible(page, 'change organisation');
+
+    // Meanwhile, someone else changes it through the API.
+    const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
+    });
+    const { access_token: token } = await tokenResponse.json();
+    const patched = await fetch(`${BASE}/v1/organisations/${code}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'if-match': '*' },
+      body: JSON.stringify({ region: 'North West' }),
+    });
+    assert.equal(patched.status, 200);
+
+    await page.getByLabel('Name', { exact: true }).fill('Browser Test Health CIC');
+    await page.getByRole('button', { name: 'Save the changes' }).click();
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /Someone changed this organisation since you opened it/);
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'Browser Test Health CIC', 'what was typed is kept');
+    await assertFitsWidth(page, 'organisation changed meanwhile at 390 px');
+    await screenshot(page, '106-organisation-changed-meanwhile-390');
+    await assertAccessible(page, 'organisation changed meanwhile');
+
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole('button', { name: 'Save the changes' }).click();
+    await page.getByText('Your changes to the organisation are saved.').waitFor();
+    await page.getByRole('heading', { name: 'Browser Test Health CIC', level: 1 }).waitFor();
+    await screenshot(page, '107-organisation-changed-1280');
+
+    // A trust imported from ODS: its name and region are shown, not offered.
+    await page.goto(`${BASE}/organisations/RR8/edit`);
+    await page.getByRole('heading', { name: 'Change Leeds Teaching Hospitals NHS Trust', level: 1 }).waitFor();
+    assert.equal(await page.getByRole('textbox', { name: 'Name', exact: true }).count(), 0, 'the name is not a field');
+    await page.getByText(/come from the Organisation Data Service/).waitFor();
+    await screenshot(page, '108-change-ods-organisation-1280');
+    await assertAccessible(page, 'change an organisation ODS owns');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem) && !refusedWith(409)(problem)));
+  } finally {
+    await close();
+  }
+});

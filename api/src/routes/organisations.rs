@@ -1,5 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
-use db::organisations::{NewOrganisation, Organisation, OrganisationChanges, OrganisationFilter};
+use db::organisations::{
+    NewOrganisation, Organisation, OrganisationChanges, OrganisationFilter, OrganisationOrder,
+};
 use db::vocabulary::OrganisationKind;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -64,6 +66,8 @@ pub async fn list_organisations(
         exemplar: query.exemplar,
         q: query.q,
         include_closed: query.include_closed,
+        // The API's documented order.
+        order: OrganisationOrder::Code,
     };
     spreadsheet::list(&state, csv, "organisations", page, move |conn, page| {
         db::organisations::list(conn, &filter, page)

@@ -28,6 +28,8 @@ pub mod date_input;
 pub mod estates;
 pub mod kept_form;
 pub mod notifications;
+pub mod organisation_forms;
+pub mod organisation_list;
 pub mod organisations;
 pub mod products;
 pub mod purchases;
@@ -93,7 +95,13 @@ pub const ROUTES: &[PageRoute] = &[
     post("/entitlements/{id}/claim", |r| r.to(start::claim)),
     get("/allocations/{id}/release", |r| r.to(allocations::release_page)),
     post("/allocations/{id}/release", |r| r.to(allocations::release)),
+    get("/organisations", |r| r.to(organisation_list::organisations_page)),
+    post("/organisations", |r| r.to(organisation_forms::create_organisation)),
+    // Before `{code}`: actix answers a path from the first resource that matches it.
+    get("/organisations/new", |r| r.to(organisation_forms::new_organisation_page)),
     get("/organisations/{code}", |r| r.to(organisations::organisation_page)),
+    get("/organisations/{code}/edit", |r| r.to(organisation_forms::edit_organisation_page)),
+    post("/organisations/{code}/edit", |r| r.to(organisation_forms::update_organisation)),
     get("/organisations/{code}/purchases/new", |r| r.to(purchases::new_purchase_page)),
     post("/organisations/{code}/purchases", |r| r.to(purchases::record_purchase)),
     get("/organisations/{code}/estate", |r| r.to(estates::estate_page)),
@@ -213,10 +221,17 @@ impl Chrome {
                 current: false,
             });
         }
+        let national = matches!(user.role(), Role::Admin | Role::Auditor);
+        // Every role lists organisations, as the API lets every role; the national team's menu
+        // is full (one more item folds "Users" into "More" at desktop width), so theirs is linked
+        // from the users page, beside the audit log.
+        if !national {
+            nav.push(NavItem { label: "Organisations", href: "/organisations".into(), current: false });
+        }
         nav.push(NavItem { label: "Agreements", href: "/agreements".into(), current: false });
         nav.push(NavItem { label: "Standards", href: "/standards".into(), current: false });
         nav.push(NavItem { label: "Advisories", href: "/advisories".into(), current: false });
-        if matches!(user.role(), Role::Admin | Role::Auditor) {
+        if national {
             nav.push(NavItem {
                 label: "Unsupported software",
                 href: "/reports/unsupported".into(),

@@ -9,7 +9,7 @@ use db::PageRequest;
 use db::advisories::ResponseStatus;
 use serde::Deserialize;
 
-use crate::auth::extractors::ReadsOrganisation;
+use crate::auth::extractors::{AdminOnly, ReadsOrganisation};
 use crate::state::AppState;
 use crate::web::advisories::status_tag;
 use crate::web::session::PageOrganisation;
@@ -74,6 +74,8 @@ struct OrganisationPage {
     acceptances: Vec<AcceptanceRow>,
     advisories: Vec<AdvisoryRow>,
     can_release: bool,
+    /// Whether to offer "Change" (the national team).
+    can_change: bool,
     notice: Option<String>,
     return_to: String,
 }
@@ -148,6 +150,8 @@ pub async fn organisation_page(
         .await?;
     let notice = match (query.notice.as_deref(), query.n) {
         (Some("released"), Some(n)) => Some(format!("You released {}.", crate::web::counted(n, "seat", "seats"))),
+        (Some("added"), _) => Some("The organisation is added.".to_owned()),
+        (Some("changed"), _) => Some("Your changes to the organisation are saved.".to_owned()),
         (Some("acknowledged"), _) => Some("The advisory is acknowledged.".to_owned()),
         (Some("purchased"), _) => {
             Some("The purchase is recorded: it meets every MUST requirement.".to_owned())
@@ -175,6 +179,7 @@ pub async fn organisation_page(
     let page = OrganisationPage {
         chrome: Chrome::for_session(organisation.name.clone(), &session, &format!("/organisations/{code}")),
         can_release: can_act_for(&session, &organisation.code),
+        can_change: session.require::<AdminOnly>().is_ok(),
         return_to: format!("/organisations/{}", organisation.code),
         code: organisation.code,
         name: organisation.name,
