@@ -275,7 +275,7 @@ pub fn create(db: &Database, actor: &Actor, new: NewOrganisation) -> DbResult<Or
 /// a shipped organisation passes the rules an admin's does.
 pub(crate) fn create_in(conn: &mut DbConnection, new: &NewOrganisation) -> DbResult<Organisation> {
     let code = new.code.trim().to_uppercase();
-    if let Some(problem) = problems(&new).first() {
+    if let Some(problem) = problems(new).first() {
         return Err(DbError::Invalid(problem.detail().into()));
     }
     let exists: i64 = organisations::table.filter(organisations::code.eq(&code)).count().get_result(conn)?;

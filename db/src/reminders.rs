@@ -368,7 +368,8 @@ pub(crate) fn risk_acceptances_ending(
     if let Some(code) = organisation {
         query = query.filter(risk_acceptances::organisation_code.eq(code.to_uppercase()));
     }
-    let rows: Vec<(i64, String, i64, (String, String, String), NaiveDate)> = query.load(conn)?;
+    type Row = (i64, String, i64, (String, String, String), NaiveDate);
+    let rows: Vec<Row> = query.load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(id, organisation_code, product_id, (name, edition, version), expires_on)| ExpiringAcceptance {
