@@ -37,4 +37,5 @@ mod web_notifications;
 mod web_organisations;
 mod web_password;
 mod web_route_matrix;
+mod web_seat_requests;
 mod web_session;

@@ -157,6 +157,12 @@ enum Form {
     NewOrganisation,
     /// `TRUST` changed at its current revision (its source, a field of the catalogue's own).
     EditOrganisation,
+    /// A seat request of `TRUST`, made afresh for each call, approved.
+    ApproveRequest,
+    /// A seat request of `TRUST`, made afresh for each call, refused with a reason.
+    RefuseRequest,
+    /// A seat request of `TRUST`, made afresh for each call, withdrawn.
+    WithdrawRequest,
 }
 
 enum Send {
@@ -214,6 +220,9 @@ struct Fixture {
     /// The officer of `TRUST` among the callers, and a webhook subscription of theirs.
     officer: i64,
     webhook: i64,
+    /// A line whose claims need approval, and a pending seat request of `TRUST` on it.
+    approval_line: i64,
+    seat_request: i64,
     /// Makes names unique (order references, requirement codes, advisory references).
     serial: Cell<u32>,
 }
@@ -232,6 +241,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let publishers = [false, false, true, false, false, false, true, false];
     let those_acting_for_trust = [false, false, true, false, true, false, false, false];
     let admins = [false, false, true, false, false, false, false, false];
+    let officers_of_trust = [false, false, false, false, true, false, false, false];
     vec![
         get("/assets/{digest}/{path:.*}", assets, PUBLIC),
         get("/", "/".into(), SIGNED_IN),
@@ -318,6 +328,19 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/advisories", Form::NewAdvisory, ADMIN_ONLY),
         get("/advisories/{id}/edit", format!("/advisories/{}/edit", f.advisory), ADMIN_ONLY),
         post("/advisories/{id}/edit", Form::EditAdvisory, ADMIN_ONLY),
+        get("/seat-requests", "/seat-requests".into(), SIGNED_IN),
+        get("/seat-requests", "/seat-requests?status=&format=csv".into(), SIGNED_IN),
+        Case {
+            shows: Some((r#"/approve""#, admins)),
+            ..get("/seat-requests/{id}", format!("/seat-requests/{}", f.seat_request), READS_TRUST)
+        },
+        Case {
+            shows: Some((r#"/withdraw""#, officers_of_trust)),
+            ..get("/seat-requests/{id}", format!("/seat-requests/{}", f.seat_request), READS_TRUST)
+        },
+        post("/seat-requests/{id}/approve", Form::ApproveRequest, ADMIN_ONLY),
+        post("/seat-requests/{id}/refuse", Form::RefuseRequest, ADMIN_ONLY),
+        post("/seat-requests/{id}/withdraw", Form::WithdrawRequest, ACTS_FOR_TRUST),
         get("/reports/unsupported", "/reports/unsupported".into(), READERS),
         get("/reports/reconciliation", "/reports/reconciliation".into(), READERS),
         Case {
@@ -823,6 +846,19 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 format!("SELECT CAST(revision AS TEXT) AS value FROM organisations WHERE code = '{TRUST}'"),
             )
         }
+        Form::ApproveRequest | Form::RefuseRequest | Form::WithdrawRequest => {
+            let request = app.request_seats(f.approval_line, TRUST, 1);
+            let (action, fields) = match form {
+                Form::ApproveRequest => ("approve", Vec::new()),
+                Form::RefuseRequest => ("refuse", pairs(&[("reason", "Matrix check: no budget this year")])),
+                _ => ("withdraw", Vec::new()),
+            };
+            (
+                format!("/seat-requests/{request}/{action}"),
+                fields,
+                format!("SELECT status AS value FROM seat_requests WHERE id = {request}"),
+            )
+        }
         Form::DisableUser | Form::EnableUser => {
             let user = app.create_user(Role::Officer, Some(TRUST));
             let enable = matches!(form, Form::EnableUser);
@@ -1148,8 +1184,12 @@ async fn fixture(app: &TestApp, admin: &Caller, officer: &Caller) -> Fixture {
         purchase: 0,
         officer: officer.user.as_ref().map(|u| u.id).expect("the officer is signed in"),
         webhook: 0,
+        approval_line: 0,
+        seat_request: 0,
         serial: Cell::new(0),
     };
+    fixture.approval_line = app.line_needing_approval("MS-O365-E3").await;
+    fixture.seat_request = app.request_seats(fixture.approval_line, TRUST, 1);
     fixture.webhook = subscription_of(app, fixture.officer, true);
     let mut purchase = prepare(app, &fixture, Form::Purchase);
     purchase.fields.push(("csrf_token".into(), admin.csrf_token.clone()));

@@ -115,6 +115,28 @@ pub fn list(
     Ok(Page::from_rows(query.limit(limit + 1).load(conn)?, limit, |r| r.id.to_string()))
 }
 
+/// The label of the product each of `entitlement_ids` is a line of, by line id, in one statement
+/// (a list of requests names what each asks for).
+pub fn products_of_lines(
+    conn: &mut DbConnection,
+    entitlement_ids: &[i64],
+) -> DbResult<std::collections::BTreeMap<i64, String>> {
+    let rows: Vec<(i64, String, String, String)> = crate::schema::entitlements::table
+        .inner_join(crate::schema::products::table)
+        .filter(crate::schema::entitlements::id.eq_any(entitlement_ids))
+        .select((
+            crate::schema::entitlements::id,
+            crate::schema::products::name,
+            crate::schema::products::edition,
+            crate::schema::products::version,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, edition, version)| (id, crate::products::label(&name, &edition, &version)))
+        .collect())
+}
+
 /// Takes a pending request's row lock (a no-op update) and reads it, or says where it stands:
 /// a concurrent decision waits for the lock, then finds it decided. An approval takes it first,
 /// so locks go request, organisation, line.

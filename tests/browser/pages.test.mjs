@@ -1286,3 +1286,98 @@ test('the national team adds an organisation and changes it: every problem liste
     await close();
   }
 });
+
+/** The API as `email`: a function that sends a request with their token and answers the JSON. */
+async function apiAs(email) {
+  const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  assert.equal(tokenResponse.status, 200);
+  const { access_token: token } = await tokenResponse.json();
+  return async (path, init = {}) => {
+    const response = await fetch(`${BASE}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+    });
+    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+    return response.json();
+  };
+}
+
+test('the national team approves and refuses seat requests, and a trust follows its own, at desktop and 390 px', async () => {
+  // A line whose claims need approval, and two claims of RR8's on it, through the API.
+  const admin = await apiAs(USERS.admin);
+  const officer = await apiAs(USERS.officer);
+  const products = await admin('/v1/products?q=MS-O365-E3');
+  const product = products.items.find((p) => p.sku === 'MS-O365-E3');
+  const agreement = await admin('/v1/agreements', {
+    method: 'POST',
+    body: JSON.stringify({
+      supplier_id: product.supplier_id, reference: 'BROWSER-TEST-APPROVAL', title: 'Office 365 E3 on approval (browser tests)',
+      starts_on: '2023-06-01', funding_model: 'central', status: 'active', eligible_kinds: ['trust'],
+    }),
+  });
+  const line = await admin(`/v1/agreements/${agreement.id}/entitlements`, {
+    method: 'POST',
+    body: JSON.stringify({
+      product_id: product.id, tier: 'national_provision', metric: 'per_user', seat_cap: 1000,
+      starts_on: '2023-06-01', eligible_kinds: ['trust'], requires_approval: true,
+    }),
+  });
+  const claim = (quantity, reference) => officer(`/v1/entitlements/${line.id}/allocations`, {
+    method: 'POST', body: JSON.stringify({ organisation: 'RR8', quantity, reference }),
+  });
+  const approved = await claim(40, 'BROWSER-APPROVE');
+  const refused = await claim(900, 'BROWSER-REFUSE');
+
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.admin);
+    await page.goto(`${BASE}/`);
+    await page.getByRole('link', { name: /seat requests? waiting for your decision/ }).click();
+    await page.getByRole('heading', { name: 'Seat requests', level: 1 }).waitFor();
+    await screenshot(page, '120-seat-requests-1280');
+    await assertAccessible(page, 'seat requests');
+    await page.getByRole('link', { name: new RegExp(`request ${approved.id}$`) }).click();
+    await page.getByRole('heading', { name: /40 seats of Office 365 E3/, level: 1 }).waitFor();
+    await screenshot(page, '121-seat-request-1280');
+    await assertAccessible(page, 'seat request');
+    await page.getByRole('button', { name: 'Approve and allocate 40 seats' }).click();
+    await page.getByText('Request approved').waitFor();
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${BASE}/seat-requests/${refused.id}`);
+    await page.getByRole('button', { name: 'Refuse the request' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /Enter why the request is refused/);
+    await assertFitsWidth(page, 'seat request with an error at 390 px');
+    await screenshot(page, '122-seat-request-error-390');
+    await assertAccessible(page, 'seat request with an error');
+    await page.getByLabel('Why is it refused?').fill('Office 365 E3 is held for acute trusts this year.');
+    await page.getByRole('button', { name: 'Refuse the request' }).click();
+    await page.getByText('Request refused').waitFor();
+    await page.goto(`${BASE}/seat-requests?status=`);
+    await assertFitsWidth(page, 'seat requests at 390 px');
+    await screenshot(page, '123-seat-requests-390');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+
+  // RR8's officer reads how each was decided.
+  const trust = await openBrowser();
+  try {
+    await signIn(trust.page, USERS.officer);
+    await trust.page.goto(`${BASE}/seat-requests/${refused.id}`);
+    await trust.page.getByText('Office 365 E3 is held for acute trusts this year.').waitFor();
+    assert.equal(await trust.page.getByRole('button', { name: /Approve/ }).count(), 0, 'only the national team decides');
+    await assertAccessible(trust.page, 'a refused seat request');
+    assertNoConsoleProblems(trust.problems);
+  } finally {
+    await trust.close();
+  }
+});

@@ -277,6 +277,37 @@ impl TestApp {
         (agreement, line["id"].as_i64().unwrap_or_else(|| panic!("{line}")))
     }
 
+    /// A line licensing `sku` nationally (as [`TestApp::license_nationally`] makes it) whose
+    /// claims need the national team's approval: each is held as a seat request. Returns the
+    /// line's id.
+    pub async fn line_needing_approval(&self, sku: &str) -> i64 {
+        let (_, line) = self.license_nationally(sku, None).await;
+        let (_, admin) = self.sign_in(Role::Admin, None).await;
+        let patched = self
+            .patch_any_version(&format!("/v1/entitlements/{line}"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"requires_approval": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200, "the line needs approval");
+        line
+    }
+
+    /// A claim of `quantity` seats of `line` for `organisation`, held as a seat request (the line
+    /// needs approval); returns the request's id.
+    pub fn request_seats(&self, line: i64, organisation: &str, quantity: i64) -> i64 {
+        let claim = db::ledger::Claim { organisation: organisation.to_owned(), quantity, reference: None };
+        let today = chrono::Utc::now().date_naive();
+        match db::ledger::claim(self.db(), &db::Actor::system("test"), line, claim, None, today)
+            .unwrap()
+            .outcome
+        {
+            db::ledger::ClaimOutcome::Requested(request) => request.id,
+            db::ledger::ClaimOutcome::Created(_) => panic!("line {line} needs no approval"),
+        }
+    }
+
     /// Creates a user directly in the database (audited as a test actor).
     pub fn create_user(&self, role: Role, organisation: Option<&str>) -> TestUser {
         let email = format!("{}-{}@test.nhs.uk", role.as_str(), uuid::Uuid::new_v4().simple());

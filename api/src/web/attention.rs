@@ -13,8 +13,8 @@ use crate::web::{WebResult, count, counted, date_time, long_date};
 
 pub struct AttentionView {
     pub text: String,
-    /// Where it is dealt with; none when no page does it (seat requests are decided through the API).
-    pub href: Option<String>,
+    /// The page where it is dealt with.
+    pub href: String,
     /// A tag before the text, and its NHS.UK colour: "Overdue" (red) for what is past its date,
     /// "Full" (orange) for a line with no seats left.
     pub tag: Option<(&'static str, &'static str)>,
@@ -52,45 +52,44 @@ fn in_words(item: Attention, organisation: Option<&str>) -> AttentionView {
     let (text, href, tag) = match item {
         Attention::AcknowledgementOverdue { advisory_id, reference, due } => (
             format!("Acknowledge advisory {reference}: it was due by {}", date_time(due)),
-            Some(format!("/organisations/{own}/advisories/{advisory_id}")),
+            format!("/organisations/{own}/advisories/{advisory_id}"),
             OVERDUE,
         ),
         Attention::AcknowledgementDue { advisory_id, reference, due } => (
             format!("Acknowledge advisory {reference} by {}", date_time(due)),
-            Some(format!("/organisations/{own}/advisories/{advisory_id}")),
+            format!("/organisations/{own}/advisories/{advisory_id}"),
             None,
         ),
         Attention::ObligationDue { description, due_on, overdue } => {
             let when = if overdue { "was due by" } else { "is due by" };
             (
                 format!("An obligation {when} {}: {description}", long_date(due_on)),
-                Some(format!("/organisations/{own}")),
+                format!("/organisations/{own}"),
                 if overdue { OVERDUE } else { None },
             )
         }
         Attention::RiskAcceptanceExpiring { product, expires_on, .. } => (
             format!("Your acceptance of the risk of running {product} ends on {}", long_date(expires_on)),
             // The organisation page lists its risk acceptances, each linked to its product.
-            Some(format!("/organisations/{own}#risk-acceptances")),
+            format!("/organisations/{own}#risk-acceptances"),
             None,
         ),
-        // No page shows seat requests yet: they are decided and followed through the API.
         Attention::SeatRequestsWaiting { count: waiting } if organisation.is_some() => (
             format!(
                 "{} waiting for the national team's decision",
                 counted(waiting, "seat request", "seat requests")
             ),
-            None,
+            "/seat-requests?status=pending".to_owned(),
             None,
         ),
         Attention::SeatRequestsWaiting { count: waiting } => (
             format!("{} waiting for your decision", counted(waiting, "seat request", "seat requests")),
-            None,
+            "/seat-requests?status=pending".to_owned(),
             None,
         ),
         Attention::LineNearlyFull { agreement_id, product, allocated, cap } => (
             format!("{product}: {} of {} seats allocated", count(allocated), count(cap)),
-            Some(format!("/agreements/{agreement_id}")),
+            format!("/agreements/{agreement_id}"),
             if allocated >= cap { FULL } else { None },
         ),
         Attention::ExtensionDecisionDue { agreement_id, reference, months, decide_by, overdue } => (
@@ -98,7 +97,7 @@ fn in_words(item: Attention, organisation: Option<&str>) -> AttentionView {
                 "Decide on the {months}-month extension of agreement {reference} by {}",
                 long_date(decide_by)
             ),
-            Some(format!("/agreements/{agreement_id}")),
+            format!("/agreements/{agreement_id}"),
             if overdue { OVERDUE } else { None },
         ),
     };

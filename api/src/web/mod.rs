@@ -36,6 +36,7 @@ pub mod purchases;
 pub mod reports;
 pub mod risk;
 pub mod seat_changes;
+pub mod seat_requests;
 pub mod session;
 pub mod standards;
 pub mod start;
@@ -129,6 +130,11 @@ pub const ROUTES: &[PageRoute] = &[
     get("/notifications/{id}/deliveries", |r| r.to(notifications::deliveries_page)),
     get("/notifications/{id}/delete", |r| r.to(notifications::end_page)),
     post("/notifications/{id}/delete", |r| r.to(notifications::end)),
+    get("/seat-requests", |r| r.to(seat_requests::seat_requests_page)),
+    get("/seat-requests/{id}", |r| r.to(seat_requests::seat_request_page)),
+    post("/seat-requests/{id}/approve", |r| r.to(seat_requests::approve)),
+    post("/seat-requests/{id}/refuse", |r| r.to(seat_requests::refuse)),
+    post("/seat-requests/{id}/withdraw", |r| r.to(seat_requests::withdraw)),
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
     get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),
     get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
