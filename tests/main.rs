@@ -39,3 +39,4 @@ mod web_password;
 mod web_route_matrix;
 mod web_seat_requests;
 mod web_session;
+mod web_users;

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use crate::auth::accounts::{self, AccountRequest};
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::auth::password;
-use crate::spreadsheet::{self, PageDownload};
+use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::{
     Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, error_for,
-    long_date, optional_text, render, role_label, see_other,
+    long_date, optional_text, query_value, render, role_label, see_other,
 };
 
 pub struct UserRow {
@@ -41,35 +41,117 @@ impl From<User> for UserRow {
     }
 }
 
+/// Accounts on one page of the list.
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Deserialize)]
+pub struct UsersQuery {
+    /// A role, or empty for every one.
+    #[serde(default)]
+    role: String,
+    /// An organisation's ODS code.
+    #[serde(default)]
+    organisation: String,
+    /// `active` to leave out disabled accounts; anything else lists them too.
+    #[serde(default)]
+    status: String,
+    cursor: Option<String>,
+    /// `csv`: the whole selection as a file (the page's "Download CSV").
+    format: Option<String>,
+}
+
+/// One option of the list's role filter.
+pub struct RoleFilterOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
 #[derive(Template)]
 #[template(path = "users.html")]
 struct UsersPage {
     chrome: Chrome,
+    roles: Vec<RoleFilterOption>,
+    organisation: String,
+    active_only: bool,
+    errors: Vec<FieldError>,
     users: Vec<UserRow>,
+    first_page: Option<String>,
+    next_page: Option<String>,
+    /// Every account the filters select, as one CSV file.
+    download: String,
     /// Whether the viewer may add accounts (admins; auditors only read).
     can_add: bool,
 }
 
+impl UsersPage {
+    fn error_for(&self, field: &str) -> Option<&str> {
+        error_for(&self.errors, field)
+    }
+}
+
+/// Every account, filtered by role, organisation and whether it is disabled, 50 a page in the
+/// order they were added, or the whole selection as one CSV file.
 pub async fn users_page(
     state: web::Data<AppState>,
     session: Session,
-    download: web::Query<PageDownload>,
+    query: web::Query<UsersQuery>,
 ) -> WebResult<HttpResponse> {
     let viewer = session.require::<AdminOrAuditor>()?;
     let can_add = viewer.role() == Role::Admin;
-    let filter = UserFilter { role: None, organisation_code: None, include_disabled: true };
-    if download.wanted() {
+    let query = query.into_inner();
+    let role_typed = query.role.trim();
+    let mut errors = Vec::new();
+    let role = match role_typed {
+        "" => None,
+        typed => Role::parse(typed).or_else(|| {
+            errors.push(FieldError::new("role", "Choose a role from the list"));
+            None
+        }),
+    };
+    let organisation = query.organisation.trim().to_uppercase();
+    let active_only = query.status == "active";
+    let filter = UserFilter {
+        role,
+        organisation_code: (!organisation.is_empty()).then(|| organisation.clone()),
+        include_disabled: !active_only,
+    };
+    let address = format!(
+        "/users?role={}&organisation={}&status={}",
+        query_value(role_typed),
+        query_value(&organisation),
+        if active_only { "active" } else { "all" }
+    );
+    if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let every = PageRequest::default();
         return Ok(spreadsheet::list(&state, true, "users", every, move |conn, page| {
             db::users::list(conn, &filter, page)
         })
         .await?);
     }
-    let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
-    let users = state.read(move |conn| db::users::list(conn, &filter, &page)).await?;
+    let (users, next_cursor) = match errors.is_empty() {
+        true => {
+            let page = PageRequest { limit: Some(PAGE_SIZE), cursor: query.cursor.clone() };
+            let found = state.read(move |conn| db::users::list(conn, &filter, &page)).await?;
+            (found.items.into_iter().map(UserRow::from).collect(), found.next_cursor)
+        }
+        false => (Vec::new(), None),
+    };
+    let roles = std::iter::once(("", "Any role"))
+        .chain(ROLE_CHOICES.iter().map(|(role, _)| (role.as_str(), role_label(*role))))
+        .map(|(value, label)| RoleFilterOption { value, label, selected: value == role_typed })
+        .collect();
+    let title = if errors.is_empty() { "Users" } else { "Error: Users" };
     let page = UsersPage {
-        chrome: Chrome::for_session("Users", &session, "/users"),
-        users: users.items.into_iter().map(UserRow::from).collect(),
+        chrome: Chrome::for_session(title, &session, "/users"),
+        roles,
+        organisation,
+        active_only,
+        errors,
+        users,
+        first_page: query.cursor.is_some().then(|| address.clone()),
+        next_page: next_cursor.map(|cursor| format!("{address}&cursor={}", query_value(&cursor))),
+        download: format!("{address}&format=csv"),
         can_add,
     };
     render(StatusCode::OK, &page)

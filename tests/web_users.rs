@@ -1,0 +1,63 @@
+//! The users list on both engines: 50 a page in the order accounts were added, every account on
+//! exactly one page; filtered by role, organisation and whether disabled; a role not in the list
+//! named against its field; the download is the whole selection.
+
+use catalogue_tests::{Role, TestApp, on_both_engines};
+
+use crate::web::Browser;
+
+/// The ids of the accounts a page links to, in order.
+fn linked_users(body: &str) -> Vec<i64> {
+    body.split(r#"<a href="/users/"#)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect()
+}
+
+async fn the_users_list_pages_and_filters(app: TestApp) {
+    let made: Vec<i64> = (0..61).map(|_| app.create_user(Role::Officer, Some("RJ1")).id).collect();
+    let disabled = made[7];
+    let changes = db::users::UserChanges { disabled: Some(true), ..Default::default() };
+    db::users::update(app.db(), &db::Actor::system("test"), disabled, changes, db::Precondition::Exists)
+        .unwrap();
+    let auditor = app.create_user(Role::Auditor, None);
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&auditor).await;
+
+    // Officers of RJ1: the 61 made, over two pages, each once, in the order they were added.
+    let mut seen = Vec::new();
+    let mut next = Some("/users?role=officer&organisation=rj1".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        seen.extend(linked_users(&page.body));
+        pages += 1;
+        next = page
+            .body
+            .split(r#"<a class="nhsuk-pagination__link" href=""#)
+            .nth(if pages == 1 { 1 } else { 2 })
+            .and_then(|rest| rest.split('"').next())
+            .map(|href| href.replace("&#38;", "&").replace("&amp;", "&"));
+        assert!(pages <= 3, "the pages end");
+    }
+    let mut expected = made.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "every officer of RJ1 once, in the order added, over {pages} pages");
+    assert_eq!(pages, 2);
+
+    let active = browser.get("/users?role=officer&organisation=RJ1&status=active").await;
+    assert!(!linked_users(&active.body).contains(&disabled), "a disabled account is left out when asked");
+    let auditors = browser.get("/users?role=auditor").await;
+    assert!(linked_users(&auditors.body).contains(&auditor.id));
+    assert!(!linked_users(&auditors.body).iter().any(|id| made.contains(id)), "only auditors");
+
+    let wrong = browser.get("/users?role=chief").await;
+    assert!(wrong.body.contains(r##"<a href="#role">Choose a role from the list"##), "{}", wrong.body);
+    assert!(linked_users(&wrong.body).is_empty());
+
+    let csv = browser.get("/users?role=officer&organisation=RJ1&status=all&format=csv").await;
+    assert_eq!(csv.body.lines().count(), 1 + made.len(), "a header and every officer of RJ1: {}", csv.body);
+}
+
+on_both_engines!(the_users_list_pages_and_filters);
