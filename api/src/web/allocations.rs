@@ -6,7 +6,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use db::agreements::{Agreement, Entitlement};
 use db::ledger::Allocation;
+use db::organisations::Organisation;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
@@ -60,6 +62,23 @@ async fn releasable(state: &AppState, user: &CurrentUser, id: i64) -> WebResult<
     Ok(allocation)
 }
 
+/// The organisation `code`, and the entitlement line `line` with its agreement: what a page about
+/// seats of that line for that organisation names (a release, a seat request).
+pub(crate) async fn organisation_and_line(
+    state: &AppState,
+    code: &str,
+    line: i64,
+) -> WebResult<(Organisation, Entitlement, Agreement)> {
+    let code = code.to_owned();
+    Ok(state
+        .read(move |conn| {
+            let entitlement = db::agreements::get_entitlement(conn, line)?;
+            let agreement = db::agreements::get(conn, entitlement.agreement_id)?;
+            Ok((db::organisations::get(conn, &code)?, entitlement, agreement))
+        })
+        .await?)
+}
+
 /// The release page, with what was typed and what to correct when `error` is set.
 async fn render_page(
     state: &AppState,
@@ -70,14 +89,8 @@ async fn render_page(
     error: Option<String>,
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
-    let (code, line) = (allocation.organisation_code.clone(), allocation.entitlement_id);
-    let (organisation, entitlement, agreement) = state
-        .read(move |conn| {
-            let entitlement = db::agreements::get_entitlement(conn, line)?;
-            let agreement = db::agreements::get(conn, entitlement.agreement_id)?;
-            Ok((db::organisations::get(conn, &code)?, entitlement, agreement))
-        })
-        .await?;
+    let (organisation, entitlement, agreement) =
+        organisation_and_line(state, &allocation.organisation_code, allocation.entitlement_id).await?;
     let title = if error.is_some() { "Error: Release seats" } else { "Release seats" };
     let page = ReleasePage {
         chrome: Chrome::for_session(title, session, ""),

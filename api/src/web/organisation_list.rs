@@ -259,13 +259,9 @@ fn render_list(
     };
     let view = OrganisationListPage {
         chrome: Chrome::for_session(title, session, "/organisations"),
-        kinds: OrganisationKind::ALL
-            .iter()
-            .map(|kind| Choice {
-                value: kind.as_str().to_owned(),
-                label: kind_words(kind.as_str()),
-                selected: filters.kind == kind.as_str(),
-            })
+        kinds: std::iter::once(("", "Any kind".to_owned()))
+            .chain(OrganisationKind::ALL.iter().map(|kind| (kind.as_str(), kind_words(kind.as_str()))))
+            .map(|(value, label)| Choice { value: value.to_owned(), label, selected: filters.kind == value })
             .collect(),
         regions: regions
             .into_iter()

@@ -19,6 +19,7 @@ use crate::auth::CurrentUser;
 use crate::auth::extractors::{AdminOnly, AdminOrOfficer, AnyRole};
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::web::allocations::organisation_and_line;
 use crate::web::{
     Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, count,
     counted, date_time, error_for, query_value, render, see_other,
@@ -143,7 +144,10 @@ pub async fn seat_requests_page(
         .chain(SeatRequestStatus::ALL.iter().map(|s| (s.as_str(), status_words(*s).0)))
         .map(|(value, label)| StatusChoice { value, label, selected: value == status_typed })
         .collect();
-    let title = if errors.is_empty() { "Seat requests" } else { "Error: Seat requests" };
+    let (status, title) = match errors.is_empty() {
+        true => (StatusCode::OK, "Seat requests"),
+        false => (StatusCode::UNPROCESSABLE_ENTITY, "Error: Seat requests"),
+    };
     let page = SeatRequestsPage {
         chrome: Chrome::for_session(title, &session, "/seat-requests"),
         national,
@@ -155,7 +159,7 @@ pub async fn seat_requests_page(
         next_page: next_cursor.map(|cursor| format!("{address}&cursor={}", query_value(&cursor))),
         download: format!("{address}&format=csv"),
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
 }
 
 /// A page of requests with the names of their organisations and products, in three statements.
@@ -271,14 +275,8 @@ async fn render_request(
     request: SeatRequest,
     outcome: Outcome,
 ) -> WebResult<HttpResponse> {
-    let (code, line) = (request.organisation_code.clone(), request.entitlement_id);
-    let (organisation, entitlement, agreement) = state
-        .read(move |conn| {
-            let entitlement = db::agreements::get_entitlement(conn, line)?;
-            let agreement = db::agreements::get(conn, entitlement.agreement_id)?;
-            Ok((db::organisations::get(conn, &code)?, entitlement, agreement))
-        })
-        .await?;
+    let (organisation, entitlement, agreement) =
+        organisation_and_line(state, &request.organisation_code, request.entitlement_id).await?;
     let pending = request.status == SeatRequestStatus::Pending;
     let (status, tag) = status_words(request.status);
     let title = match outcome.errors.is_empty() && outcome.refused_approval.is_none() {

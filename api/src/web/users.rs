@@ -141,7 +141,10 @@ pub async fn users_page(
         .chain(ROLE_CHOICES.iter().map(|(role, _)| (role.as_str(), role_label(*role))))
         .map(|(value, label)| RoleFilterOption { value, label, selected: value == role_typed })
         .collect();
-    let title = if errors.is_empty() { "Users" } else { "Error: Users" };
+    let (status, title) = match errors.is_empty() {
+        true => (StatusCode::OK, "Users"),
+        false => (StatusCode::UNPROCESSABLE_ENTITY, "Error: Users"),
+    };
     let page = UsersPage {
         chrome: Chrome::for_session(title, &session, "/users"),
         roles,
@@ -154,7 +157,7 @@ pub async fn users_page(
         download: format!("{address}&format=csv"),
         can_add,
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
 }
 
 /// The roles an admin may give, in the order the form offers them, with what each may do.
