@@ -36,5 +36,6 @@ mod web_estates;
 mod web_notifications;
 mod web_organisations;
 mod web_password;
+mod web_products;
 mod web_route_matrix;
 mod web_session;
