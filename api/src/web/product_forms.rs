@@ -197,6 +197,15 @@ impl ProductFormPage {
         }
     }
 
+    fn submit_label(&self) -> &'static str {
+        if self.editing.is_some() { "Save the changes" } else { "Add the product" }
+    }
+
+    /// Back to the product changed, or to the start page where products are found.
+    fn cancel_href(&self) -> String {
+        self.editing.as_ref().map_or_else(|| "/".to_owned(), |editing| format!("/products/{}", editing.id))
+    }
+
     /// Whether the product changed since the form was shown.
     fn changed_meanwhile(&self) -> bool {
         self.error_for(CHANGED_FIELD).is_some()
