@@ -163,6 +163,11 @@ enum Form {
     RefuseRequest,
     /// A seat request of `TRUST`, made afresh for each call, withdrawn.
     WithdrawRequest,
+    /// A product added on the new-product page.
+    NewProduct,
+    /// The fixture's product changed at its current revision (its source only, so that the other
+    /// rows see it as it was).
+    EditProduct,
 }
 
 enum Send {
@@ -244,7 +249,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
     let officers_of_trust = [false, false, false, false, true, false, false, false];
     vec![
         get("/assets/{digest}/{path:.*}", assets, PUBLIC),
-        get("/", "/".into(), SIGNED_IN),
+        Case { shows: Some((r#"href="/products/new""#, admins)), ..get("/", "/".into(), SIGNED_IN) },
         get("/login", "/login".into(), PUBLIC),
         post("/login", Form::SignIn, SIGN_IN_FORM),
         get("/logout", "/logout".into(), SIGNED_IN),
@@ -307,7 +312,14 @@ fn cases(f: &Fixture) -> Vec<Case> {
             ACTS_FOR_TRUST,
         ),
         post("/organisations/{code}/risk-acceptances", Form::RiskAcceptance, ACTS_FOR_TRUST),
-        get("/products/{id}", format!("/products/{}", f.product), SIGNED_IN),
+        Case {
+            shows: Some((r#"/edit">Change"#, admins)),
+            ..get("/products/{id}", format!("/products/{}", f.product), SIGNED_IN)
+        },
+        get("/products/new", "/products/new".into(), ADMIN_ONLY),
+        post("/products", Form::NewProduct, ADMIN_ONLY),
+        get("/products/{id}/edit", format!("/products/{}/edit", f.product), ADMIN_ONLY),
+        post("/products/{id}/edit", Form::EditProduct, ADMIN_ONLY),
         get("/agreements", "/agreements".into(), SIGNED_IN),
         Case {
             shows: Some((r#"<svg class="app-chart""#, admins_and_auditors)),
@@ -857,6 +869,48 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 format!("/seat-requests/{request}/{action}"),
                 fields,
                 format!("SELECT status AS value FROM seat_requests WHERE id = {request}"),
+            )
+        }
+        Form::NewProduct => {
+            let supplier =
+                app.with_connection(|conn| db::products::get(conn, f.product, today()).unwrap()).supplier_id;
+            (
+                "/products".to_owned(),
+                pairs(&[
+                    ("supplier", &supplier.to_string()),
+                    ("name", &format!("Matrix Product {}", f.next())),
+                    ("category", "operating-system"),
+                ]),
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM products".to_owned(),
+            )
+        }
+        Form::EditProduct => {
+            let product = app.with_connection(|conn| db::products::get(conn, f.product, today()).unwrap());
+            let mut fields = pairs(&[
+                ("revision", &product.revision.to_string()),
+                ("supplier", &product.supplier_id.to_string()),
+                ("name", &product.name),
+                ("edition", &product.edition),
+                ("version", &product.version),
+                ("sku", product.sku.as_deref().unwrap_or_default()),
+                ("category", &product.category),
+                ("dtac_passed", if product.dtac_passed { "yes" } else { "" }),
+                ("mds2_supplied", if product.mds2_supplied { "yes" } else { "" }),
+                ("successor", &product.successor_id.map(|id| id.to_string()).unwrap_or_default()),
+                ("source", &format!("Matrix check {}", f.next())),
+            ]);
+            let dates = [
+                ("released_on", product.released_on),
+                ("mainstream_support_ends_on", product.mainstream_support_ends_on),
+                ("extended_support_ends_on", product.extended_support_ends_on),
+            ];
+            for (id, date) in dates {
+                fields.extend(date.map(|date| date_boxes(id, date)).into_iter().flatten());
+            }
+            (
+                format!("/products/{}/edit", f.product),
+                fields,
+                format!("SELECT CAST(revision AS TEXT) AS value FROM products WHERE id = {}", f.product),
             )
         }
         Form::DisableUser | Form::EnableUser => {

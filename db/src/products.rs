@@ -443,23 +443,64 @@ pub struct ProductFields {
     pub source: Option<String>,
 }
 
+/// A rule of a product's fields that they break: what [`create`] and [`update`] refuse with, and
+/// what the product pages list against the field to correct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProductProblem {
+    NoName,
+    CategoryNotASlug,
+    MainstreamAfterExtended,
+    /// The successor named is no product.
+    NoSuchSuccessor(i64),
+    /// The successor is the product itself, or leads back to it.
+    OwnSuccessor,
+    /// The successors run on past the most followed.
+    TooManySuccessors,
+}
+
+impl ProductProblem {
+    /// The refusal, in the API's words (which name its fields).
+    pub fn detail(self) -> String {
+        match self {
+            ProductProblem::NoName => "name must not be empty".into(),
+            ProductProblem::CategoryNotASlug => {
+                "category must be a slug: lower-case letters, digits and hyphens".into()
+            }
+            ProductProblem::MainstreamAfterExtended => {
+                "mainstream support cannot end after extended support".into()
+            }
+            ProductProblem::NoSuchSuccessor(id) => format!("successor product {id} does not exist"),
+            ProductProblem::OwnSuccessor => "successor_id would make a product its own successor".into(),
+            ProductProblem::TooManySuccessors => "successor_id leads through too many successors".into(),
+        }
+    }
+}
+
+/// Every rule `fields` break that the fields alone can tell, in the fields' order: the one
+/// statement of the rules that [`create`] and [`update`] refuse with (the first of them) and that
+/// the product pages list field by field. The supplier and successor are checked against the
+/// database when written ([`successor_problem`]).
+pub fn problems(fields: &ProductFields) -> Vec<ProductProblem> {
+    let dates_reversed = matches!(
+        (fields.mainstream_support_ends_on, fields.extended_support_ends_on),
+        (Some(mainstream), Some(extended)) if mainstream > extended
+    );
+    [
+        (fields.name.trim().is_empty(), ProductProblem::NoName),
+        (!is_slug(&fields.category), ProductProblem::CategoryNotASlug),
+        (dates_reversed, ProductProblem::MainstreamAfterExtended),
+    ]
+    .into_iter()
+    .filter_map(|(broken, problem)| broken.then_some(problem))
+    .collect()
+}
+
 impl ProductFields {
     fn validate(&self) -> DbResult<()> {
-        if self.name.trim().is_empty() {
-            return Err(DbError::Invalid("name must not be empty".into()));
+        match problems(self).first() {
+            Some(problem) => Err(DbError::Invalid(problem.detail())),
+            None => Ok(()),
         }
-        if !is_slug(&self.category) {
-            return Err(DbError::Invalid(
-                "category must be a slug: lower-case letters, digits and hyphens".into(),
-            ));
-        }
-        if let (Some(mainstream), Some(extended)) =
-            (self.mainstream_support_ends_on, self.extended_support_ends_on)
-            && mainstream > extended
-        {
-            return Err(DbError::Invalid("mainstream support cannot end after extended support".into()));
-        }
-        Ok(())
     }
 
     /// The fields as stored: the name without surrounding spaces.
@@ -486,25 +527,35 @@ impl ProductFields {
     }
 }
 
-/// A successor must be another product that exists, and must not lead back to this one.
-fn successor_must_fit(conn: &mut DbConnection, id: Option<i64>, successor: Option<i64>) -> DbResult<()> {
-    let Some(successor) = successor else { return Ok(()) };
+/// What is wrong with `successor` as the successor of the product `id` (`None`: a new one), if
+/// anything: a successor must be another product that exists, and must not lead back to this one.
+pub fn successor_problem(
+    conn: &mut DbConnection,
+    id: Option<i64>,
+    successor: Option<i64>,
+) -> DbResult<Option<ProductProblem>> {
+    let Some(successor) = successor else { return Ok(None) };
     let mut current = successor;
     for _ in 0..64 {
         if Some(current) == id {
-            return Err(DbError::Invalid("successor_id would make a product its own successor".into()));
+            return Ok(Some(ProductProblem::OwnSuccessor));
         }
         let next: Option<Option<i64>> =
             products::table.find(current).select(products::successor_id).first(conn).optional()?;
         match next {
-            None if current == successor => {
-                return Err(DbError::Invalid(format!("successor product {successor} does not exist")));
-            }
+            None if current == successor => return Ok(Some(ProductProblem::NoSuchSuccessor(successor))),
             Some(Some(next)) => current = next,
-            _ => return Ok(()),
+            _ => return Ok(None),
         }
     }
-    Err(DbError::Invalid("successor_id leads through too many successors".into()))
+    Ok(Some(ProductProblem::TooManySuccessors))
+}
+
+fn successor_must_fit(conn: &mut DbConnection, id: Option<i64>, successor: Option<i64>) -> DbResult<()> {
+    match successor_problem(conn, id, successor)? {
+        Some(problem) => Err(DbError::Invalid(problem.detail())),
+        None => Ok(()),
+    }
 }
 
 /// The product exists (for routes about its parts).
@@ -577,6 +628,40 @@ mod tests {
 
     fn date(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_default()
+    }
+
+    #[test]
+    fn problems_lists_every_broken_rule_in_the_fields_order_and_validate_refuses_with_the_first() {
+        let mut fields = ProductFields {
+            supplier_id: 1,
+            name: "  ".into(),
+            edition: String::new(),
+            version: String::new(),
+            sku: None,
+            category: "Operating System".into(),
+            released_on: None,
+            mainstream_support_ends_on: Some(date("2030-01-02")),
+            extended_support_ends_on: Some(date("2030-01-01")),
+            dtac_passed: false,
+            mds2_supplied: false,
+            successor_id: None,
+            source: None,
+        };
+        assert_eq!(
+            problems(&fields),
+            [
+                ProductProblem::NoName,
+                ProductProblem::CategoryNotASlug,
+                ProductProblem::MainstreamAfterExtended
+            ]
+        );
+        let refused = fields.validate().err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(refused.contains("name must not be empty"), "{refused}");
+        fields.name = "Windows 11".into();
+        fields.category = "operating-system".into();
+        fields.extended_support_ends_on = Some(date("2030-01-02"));
+        assert_eq!(problems(&fields), [], "a day may end both");
+        assert!(fields.validate().is_ok());
     }
 
     #[test]

@@ -988,6 +988,23 @@ test('a form sent after the session ended is kept: the sign-in page says why, an
 });
 
 /** The console's report of a form answered with `status`, as a test asks for on purpose. */
+/** Someone else's change through the API, as the national team, at any revision: what a form
+    opened before it must not silently undo. */
+async function changeElsewhere(path, changes) {
+  const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
+  });
+  const { access_token: token } = await tokenResponse.json();
+  const patched = await fetch(`${BASE}${path}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'if-match': '*' },
+    body: JSON.stringify(changes),
+  });
+  assert.equal(patched.status, 200, `${path}: ${await patched.text()}`);
+}
+
 function refusedWith(status) {
   return (problem) => new RegExp(`status of ${status} `).test(problem);
 }
@@ -1119,18 +1136,7 @@ test('the national team adds an advisory and changes it: every problem listed, a
     await assertAccessible(page, 'change advisory');
 
     // Meanwhile, someone else changes it through the API.
-    const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
-    });
-    const { access_token: token } = await tokenResponse.json();
-    const patched = await fetch(`${BASE}/v1/advisories/${id}`, {
-      method: 'PATCH',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'if-match': '*' },
-      body: JSON.stringify({ title: 'Print spooler flaw (updated by someone else)' }),
-    });
-    assert.equal(patched.status, 200);
+    await changeElsewhere(`/v1/advisories/${id}`, { title: 'Print spooler flaw (updated by someone else)' });
 
     await page.getByLabel('Title').fill('Print spooler: patch now');
     await page.getByRole('button', { name: 'Save the changes' }).click();
@@ -1246,18 +1252,7 @@ test('the national team adds an organisation and changes it: every problem liste
     await assertAccessible(page, 'change organisation');
 
     // Meanwhile, someone else changes it through the API.
-    const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
-    });
-    const { access_token: token } = await tokenResponse.json();
-    const patched = await fetch(`${BASE}/v1/organisations/${code}`, {
-      method: 'PATCH',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'if-match': '*' },
-      body: JSON.stringify({ region: 'North West' }),
-    });
-    assert.equal(patched.status, 200);
+    await changeElsewhere(`/v1/organisations/${code}`, { region: 'North West' });
 
     await page.getByLabel('Name', { exact: true }).fill('Browser Test Health CIC');
     await page.getByRole('button', { name: 'Save the changes' }).click();
@@ -1379,5 +1374,82 @@ test('the national team approves and refuses seat requests, and a trust follows 
     assertNoConsoleProblems(trust.problems);
   } finally {
     await trust.close();
+  }
+});
+
+test('the national team adds a product and changes it: every problem listed, dates in three boxes, a change made meanwhile is not undone, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.admin);
+    // Products are found from the start page: the national team adds one from there.
+    await page.getByRole('main').getByRole('link', { name: 'Add a product' }).click();
+    await page.getByRole('heading', { name: 'Add a product', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Add the product' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 3, 'supplier, name, category');
+    assert.match(await page.title(), /^Error: Add a product/);
+    await screenshot(page, '110-new-product-errors-1280');
+    await assertAccessible(page, 'new product with errors');
+    await summary.getByRole('link', { name: "Enter the product's name" }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'name', 'the summary leads to the field');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    const name = `Browser Test Product ${Date.now().toString(36)}`;
+    await page.getByLabel('Supplier', { exact: true }).selectOption({ label: 'Microsoft' });
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel('Category').fill('Operating System');
+    await page.locator('#mainstream_support_ends_on-day').fill('14');
+    await page.locator('#mainstream_support_ends_on-month').fill('10');
+    await page.locator('#mainstream_support_ends_on-year').fill('2036');
+    await page.locator('#extended_support_ends_on-day').fill('13');
+    await page.locator('#extended_support_ends_on-month').fill('10');
+    await page.locator('#extended_support_ends_on-year').fill('2030');
+    await page.getByLabel('DTAC passed').check();
+    await page.getByRole('button', { name: 'Add the product' }).click();
+    await summary.waitFor();
+    assert.equal(await summary.getByRole('link').count(), 2, 'the category and the dates');
+    assert.match(await summary.innerText(), /Mainstream support must end on or before extended support/);
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), name, 'what was typed is kept');
+    assert.equal(await page.locator('#extended_support_ends_on-year').inputValue(), '2030');
+    assert.ok(await page.getByLabel('DTAC passed').isChecked(), 'the box ticked stays ticked');
+    await assertFitsWidth(page, 'new product with errors at 390 px');
+    await screenshot(page, '111-new-product-errors-390');
+    await assertAccessible(page, 'new product with errors at 390 px');
+
+    await page.getByLabel('Category').fill('operating-system');
+    await page.locator('#extended_support_ends_on-year').fill('2037');
+    await page.getByRole('button', { name: 'Add the product' }).click();
+    await page.getByText('The product is added.').waitFor();
+    await page.getByRole('main').getByText('14 October 2036').waitFor();
+    await page.getByRole('main').getByRole('link', { name: new RegExp(`^Change\\s+${name}`) }).click();
+    await page.getByRole('heading', { name: `Change ${name}`, level: 1 }).waitFor();
+    await assertFitsWidth(page, 'change product at 390 px');
+    await screenshot(page, '112-change-product-390');
+    await assertAccessible(page, 'change product');
+
+    // Meanwhile, someone else changes it through the API.
+    const id = /\/products\/(\d+)\/edit/.exec(page.url())[1];
+    await changeElsewhere(`/v1/products/${id}`, { version: '2' });
+
+    await page.getByLabel('Edition (optional)').fill('Enterprise');
+    await page.getByRole('button', { name: 'Save the changes' }).click();
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /Someone changed this product since you opened it/);
+    assert.equal(await page.getByLabel('Edition (optional)').inputValue(), 'Enterprise', 'what was typed is kept');
+    await assertFitsWidth(page, 'product changed meanwhile at 390 px');
+    await screenshot(page, '113-product-changed-meanwhile-390');
+    await assertAccessible(page, 'product changed meanwhile');
+
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole('button', { name: 'Save the changes' }).click();
+    await page.getByText('Your changes to the product are saved.').waitFor();
+    await page.getByRole('heading', { name: `${name} Enterprise`, level: 1 }).waitFor();
+    await screenshot(page, '114-product-changed-1280');
+    await assertAccessible(page, 'product changed');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem) && !refusedWith(409)(problem)));
+  } finally {
+    await close();
   }
 });

@@ -26,8 +26,8 @@ use crate::state::AppState;
 use crate::web::date_input::{DateField, DateInput, date_field};
 use crate::web::start::words;
 use crate::web::{
-    Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, capitalised, error_for,
-    optional_text, render, see_other, today,
+    CHANGED_FIELD, Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, capitalised,
+    changed_meanwhile, error_for, optional_text, render, see_other, today,
 };
 
 /// The day the advisory was published.
@@ -370,13 +370,6 @@ pub async fn edit_advisory_page(
     render_form(&state, &session, editing, typed, published_on, Vec::new(), StatusCode::OK).await
 }
 
-/// What the summary links to when the advisory changed meanwhile: the link to it as it is now.
-const CHANGED_FIELD: &str = "changed-meanwhile";
-
-const CHANGED_MEANWHILE: &str = "Someone changed this advisory since you opened it, so your changes have not been \
-                                 saved. Check the advisory as it is now: sending this form again will replace it \
-                                 with what you typed";
-
 /// Changes the advisory at the revision the form was shown with, as `PATCH /v1/advisories/{id}`
 /// with `If-Match` does; its page on success, else the form again with every problem and what
 /// was typed.
@@ -420,7 +413,7 @@ pub async fn update_advisory(
         ApiError::PreconditionFailed => {
             // The form now carries the advisory's revision as it is: sent again, it is a choice.
             typed.revision = advisory(&state, id).await?.revision.to_string();
-            (FieldError::new(CHANGED_FIELD, CHANGED_MEANWHILE), StatusCode::CONFLICT)
+            (changed_meanwhile("advisory"), StatusCode::CONFLICT)
         }
         other => {
             let refused = Refusal::of(other)?;

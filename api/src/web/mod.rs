@@ -31,6 +31,7 @@ pub mod notifications;
 pub mod organisation_forms;
 pub mod organisation_list;
 pub mod organisations;
+pub mod product_forms;
 pub mod products;
 pub mod purchases;
 pub mod reports;
@@ -111,7 +112,12 @@ pub const ROUTES: &[PageRoute] = &[
     post("/organisations/{code}/seat-changes", |r| r.to(seat_changes::apply_seat_changes)),
     get("/organisations/{code}/risk-acceptances/new", |r| r.to(risk::new_acceptance_page)),
     post("/organisations/{code}/risk-acceptances", |r| r.to(risk::record_acceptance)),
+    post("/products", |r| r.to(product_forms::create_product)),
+    // Before `{id}`, as for organisations.
+    get("/products/new", |r| r.to(product_forms::new_product_page)),
     get("/products/{id}", |r| r.to(products::product_page)),
+    get("/products/{id}/edit", |r| r.to(product_forms::edit_product_page)),
+    post("/products/{id}/edit", |r| r.to(product_forms::update_product)),
     get("/agreements", |r| r.to(agreements::agreements_page)),
     get("/agreements/{id}", |r| r.to(agreements::agreement_page)),
     get("/users", |r| r.to(users::users_page)),
@@ -521,6 +527,21 @@ impl FieldError {
     pub fn new(field: &'static str, message: &str) -> FieldError {
         FieldError { field, message: message.to_owned() }
     }
+}
+
+/// What the error summary links to when a form's record changed since the form was shown: the
+/// link to the record as it is now (the `changed_meanwhile` macro of `templates/components.html`).
+pub const CHANGED_FIELD: &str = "changed-meanwhile";
+
+/// The problem of a change refused because its record (`what`: "product") changed since the form
+/// was shown (`Precondition::Revision`): nothing was written, and sending the form again, which
+/// now carries the new revision, replaces the other change knowingly.
+pub fn changed_meanwhile(what: &str) -> FieldError {
+    let message = format!(
+        "Someone changed this {what} since you opened it, so your changes have not been saved. Check the \
+         {what} as it is now: sending this form again will replace it with what you typed"
+    );
+    FieldError { field: CHANGED_FIELD, message }
 }
 
 /// The message for `field`, when it has one.

@@ -27,8 +27,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::start::kind_words;
 use crate::web::{
-    Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, capitalised, error_for,
-    optional_text, render, see_other,
+    CHANGED_FIELD, Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, capitalised,
+    changed_meanwhile, error_for, optional_text, render, see_other,
 };
 
 /// What was typed into the form, kept to show again.
@@ -268,13 +268,6 @@ pub async fn edit_organisation_page(
     render_form(&session, Some(Editing::of(&organisation)), typed, Vec::new(), StatusCode::OK)
 }
 
-/// What the summary links to when the organisation changed meanwhile: the link to it as it is now.
-const CHANGED_FIELD: &str = "changed-meanwhile";
-
-const CHANGED_MEANWHILE: &str = "Someone changed this organisation since you opened it, so your changes have not \
-                                 been saved. Check the organisation as it is now: sending this form again will \
-                                 replace it with what you typed";
-
 /// Changes the organisation at the revision the form was shown with, as
 /// `PATCH /v1/organisations/{code}` with `If-Match` does; its page on success, else the form again
 /// with every problem and what was typed.
@@ -307,7 +300,7 @@ pub async fn update_organisation(
         // The form now carries the organisation's revision as it is: sent again, it is a choice.
         let now = organisation(&state, current.code).await?;
         typed.revision = now.revision.to_string();
-        let problem = FieldError::new(CHANGED_FIELD, CHANGED_MEANWHILE);
+        let problem = changed_meanwhile("organisation");
         return render_form(&session, Some(Editing::of(&now)), typed, vec![problem], StatusCode::CONFLICT);
     }
     // What is left is a rule broken meanwhile (ODS taking the record over changes its revision

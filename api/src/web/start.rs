@@ -13,7 +13,7 @@ use db::{DbConnection, DbError, DbResult, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::auth::extractors::AdminOrOfficer;
+use crate::auth::extractors::{AdminOnly, AdminOrOfficer};
 use crate::state::AppState;
 use crate::web::attention::{AttentionView, attention_for};
 use crate::web::{
@@ -406,6 +406,8 @@ struct StartPage {
     /// What needs the user's attention, shown until a question is asked; none for those who get
     /// no list.
     attention: Option<Vec<AttentionView>>,
+    /// Whether to offer "Add a product" (the national team): products are found here.
+    can_add_product: bool,
 }
 
 fn licence_restrictions(requires_approval: bool, per_organisation_cap: Option<i64>) -> Vec<String> {
@@ -481,6 +483,7 @@ async fn render_start(
         form_key: uuid::Uuid::new_v4().to_string(),
         return_to: "/".into(),
         attention: None,
+        can_add_product: session.require::<AdminOnly>().is_ok(),
     };
     if let Some(Question { text, organisation }) = question {
         page.question = text.clone();
