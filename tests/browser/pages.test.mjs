@@ -109,21 +109,7 @@ function assertNoConsoleProblems(problems) {
 /** The API, as the national team: caps the Windows 10 Enterprise line so that seats can be counted. */
 let windowsEntitlement;
 before(async () => {
-  const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
-  });
-  assert.equal(tokenResponse.status, 200);
-  const { access_token: token } = await tokenResponse.json();
-  const api = async (path, init = {}) => {
-    const response = await fetch(`${BASE}${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
-    });
-    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
-    return response.json();
-  };
+  const api = await apiAs(USERS.admin);
   const products = await api('/v1/products?q=MS-WIN10-ENT');
   const product = products.items.find((p) => p.sku === 'MS-WIN10-ENT');
   // No public source shows Windows licensed nationally today (seeds/README.md), so the tests
@@ -987,24 +973,33 @@ test('a form sent after the session ended is kept: the sign-in page says why, an
   }
 });
 
-/** The console's report of a form answered with `status`, as a test asks for on purpose. */
-/** Someone else's change through the API, as the national team, at any revision: what a form
-    opened before it must not silently undo. */
-async function changeElsewhere(path, changes) {
+/** The API as `email`: a function that sends a request with their token and answers the JSON. */
+async function apiAs(email) {
   const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email: USERS.admin, password: PASSWORD }),
+    body: JSON.stringify({ email, password: PASSWORD }),
   });
+  assert.equal(tokenResponse.status, 200);
   const { access_token: token } = await tokenResponse.json();
-  const patched = await fetch(`${BASE}${path}`, {
-    method: 'PATCH',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'if-match': '*' },
-    body: JSON.stringify(changes),
-  });
-  assert.equal(patched.status, 200, `${path}: ${await patched.text()}`);
+  return async (path, init = {}) => {
+    const response = await fetch(`${BASE}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+    });
+    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+    return response.json();
+  };
 }
 
+/** Someone else's change through the API, as the national team, at any revision: what a form
+    opened before it must not silently undo. */
+async function changeElsewhere(path, changes) {
+  const admin = await apiAs(USERS.admin);
+  await admin(path, { method: 'PATCH', headers: { 'if-match': '*' }, body: JSON.stringify(changes) });
+}
+
+/** The console's report of a form answered with `status`, as a test asks for on purpose. */
 function refusedWith(status) {
   return (problem) => new RegExp(`status of ${status} `).test(problem);
 }
@@ -1281,25 +1276,6 @@ test('the national team adds an organisation and changes it: every problem liste
     await close();
   }
 });
-
-/** The API as `email`: a function that sends a request with their token and answers the JSON. */
-async function apiAs(email) {
-  const tokenResponse = await fetch(`${BASE}/v1/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: PASSWORD }),
-  });
-  assert.equal(tokenResponse.status, 200);
-  const { access_token: token } = await tokenResponse.json();
-  return async (path, init = {}) => {
-    const response = await fetch(`${BASE}${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
-    });
-    assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
-    return response.json();
-  };
-}
 
 test('the national team approves and refuses seat requests, and a trust follows its own, at desktop and 390 px', async () => {
   // A line whose claims need approval, and two claims of RR8's on it, through the API.
