@@ -152,6 +152,27 @@ impl<'a> Browser<'a> {
         assert_eq!(signed_in.status, 303, "{}", signed_in.body);
         signed_in
     }
+
+    /// Every page of a list from `first` on, following its "Next page" links (at most `most`).
+    pub(crate) async fn every_page(&mut self, first: &str, most: usize) -> Vec<Page> {
+        let mut pages: Vec<Page> = Vec::new();
+        let mut next = Some(first.to_owned());
+        while let Some(path) = next.take() {
+            assert!(pages.len() < most, "the pages of {first} end within {most}");
+            let page = self.get(&path).await;
+            assert_eq!(page.status, 200, "{path}: {}", page.body);
+            next = page
+                .body
+                .split(r#"rel="next""#)
+                .next()
+                .filter(|before| before.len() < page.body.len())
+                .and_then(|before| before.rsplit(r#"href=""#).next())
+                .and_then(|rest| rest.split('"').next())
+                .map(|href| href.replace("&#38;", "&").replace("&amp;", "&"));
+            pages.push(page);
+        }
+        pages
+    }
 }
 
 /// One part of a `multipart/form-data` body.

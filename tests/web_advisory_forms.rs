@@ -298,4 +298,78 @@ async fn a_change_made_since_the_form_was_opened_is_not_undone(app: TestApp) {
     assert!(!theirs.get(&format!("/advisories/{id}")).await.body.contains(&path), "no Change link");
 }
 
-on_both_engines!(the_national_team_adds_an_advisory, a_change_made_since_the_form_was_opened_is_not_undone);
+/// The advisories a page links to, in order.
+fn linked_advisories(body: &str) -> Vec<i64> {
+    body.split(r#"<a href="/advisories/"#)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect()
+}
+
+async fn the_advisories_list_pages_latest_first_and_filters(app: TestApp) {
+    let windows = product_id(&app, "MS-WIN10-ENT");
+    let published_at = NaiveDate::from_ymd_opt(2026, 1, 5).and_then(|d| d.and_hms_opt(9, 0, 0)).unwrap();
+    let made: Vec<(i64, db::advisories::Severity)> = (0..70)
+        .map(|n| {
+            let severity = [db::advisories::Severity::Critical, db::advisories::Severity::Low][n % 2];
+            let fields = db::advisories::AdvisoryFields {
+                reference: format!("CC-LIST-{n:03}"),
+                title: format!("Listed advisory {n}"),
+                severity,
+                published_at,
+                remediation: "Patch.".into(),
+                links: Vec::new(),
+                affected_product_ids: vec![windows],
+                source: None,
+            };
+            (db::advisories::create(app.db(), &db::Actor::system("test"), fields).unwrap().id, severity)
+        })
+        .collect();
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+
+    // Every advisory once, the latest added first, 50 a page.
+    let pages = browser.every_page("/advisories", 4).await;
+    let seen: Vec<i64> = pages.iter().flat_map(|page| linked_advisories(&page.body)).collect();
+    let mut every: Vec<i64> = app.with_connection(|conn| {
+        db::advisories::list(conn, None, &db::PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None })
+            .unwrap()
+            .items
+            .iter()
+            .map(|a| a.id)
+            .collect()
+    });
+    every.reverse();
+    assert_eq!(seen, every);
+    assert_eq!(pages[0].body.matches(r#"<a href="/advisories/"#).count(), 50, "50 a page");
+
+    let critical = browser.every_page("/advisories?severity=critical", 4).await;
+    let seen: Vec<i64> = critical.iter().flat_map(|page| linked_advisories(&page.body)).collect();
+    let wanted: Vec<i64> = made
+        .iter()
+        .rev()
+        .filter(|(_, s)| *s == db::advisories::Severity::Critical)
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(seen.starts_with(&wanted), "critical ones, the latest first: {seen:?}");
+    let low: Vec<i64> =
+        made.iter().filter(|(_, s)| *s == db::advisories::Severity::Low).map(|(id, _)| *id).collect();
+    assert!(!seen.iter().any(|id| low.contains(id)), "no low ones");
+
+    let wrong = browser.get("/advisories?severity=dire").await;
+    assert_eq!(wrong.status, 422);
+    assert!(
+        wrong.body.contains(r##"<a href="#severity">Choose a severity from the list"##),
+        "{}",
+        wrong.body
+    );
+    let csv = browser.get("/advisories?severity=low&format=csv").await;
+    assert_eq!(csv.body.lines().filter(|line| line.contains("CC-LIST-")).count(), 35, "{}", csv.body);
+}
+
+on_both_engines!(
+    the_national_team_adds_an_advisory,
+    a_change_made_since_the_form_was_opened_is_not_undone,
+    the_advisories_list_pages_latest_first_and_filters
+);

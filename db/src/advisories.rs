@@ -145,17 +145,43 @@ pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Advisory> {
     to_advisories(conn, vec![row])?.pop().ok_or(DbError::NotFound("advisory"))
 }
 
+/// Advisories in the order they were added (the API's list).
 pub fn list(
     conn: &mut DbConnection,
     severity: Option<Severity>,
     page: &PageRequest,
 ) -> DbResult<Page<Advisory>> {
-    let mut query = advisories::table.select(AdvisoryRow::as_select()).order(advisories::id).into_boxed();
+    listed(conn, severity, page, false)
+}
+
+/// Advisories, the latest added first (the advisories page): a page's cursor is the last id it
+/// showed, and the next page holds those added before it.
+pub fn list_latest_first(
+    conn: &mut DbConnection,
+    severity: Option<Severity>,
+    page: &PageRequest,
+) -> DbResult<Page<Advisory>> {
+    listed(conn, severity, page, true)
+}
+
+fn listed(
+    conn: &mut DbConnection,
+    severity: Option<Severity>,
+    page: &PageRequest,
+    latest_first: bool,
+) -> DbResult<Page<Advisory>> {
+    let mut query = advisories::table.select(AdvisoryRow::as_select()).into_boxed();
+    query = match latest_first {
+        true => query.order(advisories::id.desc()),
+        false => query.order(advisories::id),
+    };
     if let Some(severity) = severity {
         query = query.filter(advisories::severity.eq(severity));
     }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(advisories::id.gt(after));
+    match (page.after_id()?, latest_first) {
+        (Some(after), true) => query = query.filter(advisories::id.lt(after)),
+        (Some(after), false) => query = query.filter(advisories::id.gt(after)),
+        (None, _) => {}
     }
     let limit = page.limit();
     let rows: Vec<AdvisoryRow> = query.limit(limit + 1).load(conn)?;

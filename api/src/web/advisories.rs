@@ -16,12 +16,12 @@ use serde::Deserialize;
 
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor, AdminOrOfficer};
 use crate::error::ApiError;
-use crate::spreadsheet::{self, PageDownload};
+use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, words};
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebResult, count, date_time, local_path, long_date, optional_text,
-    render, see_other,
+    Chrome, FieldError, Refusal, Session, Submitted, WebResult, count, date_time, error_for, local_path,
+    long_date, optional_text, query_value, render, see_other,
 };
 
 fn now() -> NaiveDateTime {
@@ -60,44 +60,108 @@ pub struct AdvisoryRow {
 #[template(path = "advisories.html")]
 struct AdvisoriesPage {
     chrome: Chrome,
+    severities: Vec<SeverityOption>,
+    errors: Vec<FieldError>,
     advisories: Vec<AdvisoryRow>,
+    first_page: Option<String>,
+    next_page: Option<String>,
+    /// Every advisory the filter selects, as one CSV file.
+    download: String,
     /// Whether the viewer may add advisories (the national team).
     can_add: bool,
 }
 
+impl AdvisoriesPage {
+    fn error_for(&self, field: &str) -> Option<&str> {
+        error_for(&self.errors, field)
+    }
+}
+
+/// Advisories on one page of the list.
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Deserialize)]
+pub struct AdvisoriesQuery {
+    /// A severity, or empty for every one.
+    #[serde(default)]
+    severity: String,
+    cursor: Option<String>,
+    /// `csv`: the whole selection as a file (the page's "Download CSV").
+    format: Option<String>,
+}
+
+/// Every advisory, the latest added first, filtered by severity, 50 a page; or the selection as
+/// one CSV file (in the API's order).
 pub async fn advisories_page(
     state: web::Data<AppState>,
     session: Session,
-    download: web::Query<PageDownload>,
+    query: web::Query<AdvisoriesQuery>,
 ) -> WebResult<HttpResponse> {
-    if download.wanted() {
+    let query = query.into_inner();
+    let typed = query.severity.trim().to_owned();
+    let mut errors = Vec::new();
+    let severity = match typed.as_str() {
+        "" => None,
+        text => Severity::parse(text).or_else(|| {
+            errors.push(FieldError::new("severity", "Choose a severity from the list"));
+            None
+        }),
+    };
+    let address = format!("/advisories?severity={}", query_value(&typed));
+    if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let every = PageRequest::default();
         return Ok(spreadsheet::list(&state, true, "advisories", every, move |conn, page| {
-            db::advisories::list(conn, None, page)
+            db::advisories::list(conn, severity, page)
         })
         .await?);
     }
-    let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
-    let found = state.run(move |db| db.read(|conn| db::advisories::list(conn, None, &page))).await?;
-    let mut advisories: Vec<AdvisoryRow> = found
-        .items
-        .into_iter()
-        .map(|a| AdvisoryRow {
-            id: a.id,
-            reference: a.reference,
-            title: a.title,
-            severity: words(a.severity.as_str()),
-            severity_colour: severity_tag(a.severity),
-            published: long_date(a.published_at.date()),
-        })
+    let (advisories, next_cursor) = match errors.is_empty() {
+        true => {
+            let page = PageRequest { limit: Some(PAGE_SIZE), cursor: query.cursor.clone() };
+            let found =
+                state.read(move |conn| db::advisories::list_latest_first(conn, severity, &page)).await?;
+            let rows = found
+                .items
+                .into_iter()
+                .map(|a| AdvisoryRow {
+                    id: a.id,
+                    reference: a.reference,
+                    title: a.title,
+                    severity: words(a.severity.as_str()),
+                    severity_colour: severity_tag(a.severity),
+                    published: long_date(a.published_at.date()),
+                })
+                .collect();
+            (rows, found.next_cursor)
+        }
+        false => (Vec::new(), None),
+    };
+    let severities = std::iter::once(("", "Any severity".to_owned()))
+        .chain(Severity::ALL.iter().rev().map(|s| (s.as_str(), words(s.as_str()))))
+        .map(|(value, label)| SeverityOption { value, label, selected: value == typed })
         .collect();
-    advisories.reverse();
+    let (status, title) = match errors.is_empty() {
+        true => (StatusCode::OK, "Advisories"),
+        false => (StatusCode::UNPROCESSABLE_ENTITY, "Error: Advisories"),
+    };
     let page = AdvisoriesPage {
-        chrome: Chrome::for_session("Advisories", &session, "/advisories"),
+        chrome: Chrome::for_session(title, &session, "/advisories"),
+        severities,
+        errors,
         advisories,
+        first_page: query.cursor.is_some().then(|| address.clone()),
+        next_page: next_cursor.map(|cursor| format!("{address}&cursor={}", query_value(&cursor))),
+        download: format!("{address}&format=csv"),
         can_add: session.require::<AdminOnly>().is_ok(),
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
+}
+
+/// One option of the list's severity filter.
+pub struct SeverityOption {
+    pub value: &'static str,
+    pub label: String,
+    pub selected: bool,
 }
 
 pub struct ExposedRow {
