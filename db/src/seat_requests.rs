@@ -223,14 +223,34 @@ pub(crate) fn transfer_pending_in(conn: &mut DbConnection, from: &str, to: &str)
     Ok(changes)
 }
 
+/// What is wrong with a refusal's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasonProblem {
+    Empty,
+    /// Longer than [`MAX_REASON_CHARS`].
+    TooLong,
+}
+
+/// The rule a refusal's reason breaks, if any: the one statement of it that [`refuse`] refuses
+/// with and the request page shows against its field.
+pub fn reason_problem(reason: &str) -> Option<ReasonProblem> {
+    let reason = reason.trim();
+    match () {
+        _ if reason.is_empty() => Some(ReasonProblem::Empty),
+        _ if reason.chars().count() > MAX_REASON_CHARS => Some(ReasonProblem::TooLong),
+        _ => None,
+    }
+}
+
 /// Refuses a pending request, with the reason the organisation will read.
 pub fn refuse(db: &Database, actor: &Actor, id: i64, reason: &str) -> DbResult<SeatRequest> {
     let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(DbError::Invalid("a refusal needs a reason".into()));
-    }
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(DbError::Invalid(format!("reason must be at most {MAX_REASON_CHARS} characters")));
+    match reason_problem(reason) {
+        Some(ReasonProblem::Empty) => return Err(DbError::Invalid("a refusal needs a reason".into())),
+        Some(ReasonProblem::TooLong) => {
+            return Err(DbError::Invalid(format!("reason must be at most {MAX_REASON_CHARS} characters")));
+        }
+        None => {}
     }
     db.write(actor, |conn| {
         let before = lock_pending(conn, id)?;

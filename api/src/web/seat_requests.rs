@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use db::PageRequest;
-use db::seat_requests::{SeatRequest, SeatRequestFilter};
+use db::seat_requests::{ReasonProblem, SeatRequest, SeatRequestFilter};
 use db::users::Role;
 use db::vocabulary::SeatRequestStatus;
 use serde::Deserialize;
@@ -373,18 +373,20 @@ pub async fn refuse(
     let (session, reason) = (submitted.session, submitted.form.reason);
     let admin = session.require::<AdminOnly>()?;
     let (id, actor) = (id.into_inner(), admin.actor());
-    let problem = if reason.trim().is_empty() {
-        Some("Enter why the request is refused".to_owned())
-    } else if reason.trim().chars().count() > db::seat_requests::MAX_REASON_CHARS {
-        Some(format!(
+    // The data layer's rule, in the page's words; what it refuses besides (a request decided
+    // meanwhile) in its own.
+    let problem = match db::seat_requests::reason_problem(&reason) {
+        Some(ReasonProblem::Empty) => Some("Enter why the request is refused".to_owned()),
+        Some(ReasonProblem::TooLong) => Some(format!(
             "The reason must be {} characters or fewer",
             count(db::seat_requests::MAX_REASON_CHARS as i64)
-        ))
-    } else {
-        let written = reason.clone();
-        match state.run(move |db| db::seat_requests::refuse(db, &actor, id, &written)).await {
-            Ok(_) => return Ok(see_other(&format!("/seat-requests/{id}?notice=refused"))),
-            Err(error) => Some(capitalised(&Refusal::of(error)?.detail)),
+        )),
+        None => {
+            let written = reason.clone();
+            match state.run(move |db| db::seat_requests::refuse(db, &actor, id, &written)).await {
+                Ok(_) => return Ok(see_other(&format!("/seat-requests/{id}?notice=refused"))),
+                Err(error) => Some(capitalised(&Refusal::of(error)?.detail)),
+            }
         }
     };
     let request = visible(&state, admin, id).await?;
