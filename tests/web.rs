@@ -1662,7 +1662,12 @@ async fn the_national_team_adds_disables_and_enables_an_account(app: TestApp) {
         "{}",
         unknown.body
     );
-    let every = db::users::UserFilter { role: None, organisation_code: None, include_disabled: true };
+    let every = db::users::UserFilter {
+        role: None,
+        organisation_code: None,
+        include_disabled: true,
+        order: db::users::UserOrder::Added,
+    };
     let most = db::PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
     let count = || app.with_connection(|conn| db::users::list(conn, &every, &most).unwrap().items.len());
     let before = count();

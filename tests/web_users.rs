@@ -1,6 +1,7 @@
 //! The users list on both engines: 50 a page in the order accounts were added, every account on
 //! exactly one page; filtered by role, organisation and whether disabled; a role not in the list
-//! named against its field; the download is the whole selection.
+//! named against its field; the download is the whole selection. Sorted by name (names repeat
+//! and differ in case) or email, every account still on exactly one page, in that order.
 
 use catalogue_tests::{Role, TestApp, on_both_engines};
 
@@ -47,3 +48,46 @@ async fn the_users_list_pages_and_filters(app: TestApp) {
 }
 
 on_both_engines!(the_users_list_pages_and_filters);
+
+async fn the_users_list_sorts_by_name_and_email_across_pages(app: TestApp) {
+    // Names that repeat and differ only in case, so that the id after the name decides.
+    let names = ["alpha", "Beta", "ALPHA", "beta", "Gamma", "alpha"];
+    let made: Vec<(i64, String, String)> = (0..61)
+        .map(|n| {
+            let user = app.create_user(Role::Officer, Some("RJ1"));
+            let name = names[n % names.len()].to_owned();
+            let changes = db::users::UserChanges { display_name: Some(name.clone()), ..Default::default() };
+            db::users::update(
+                app.db(),
+                &db::Actor::system("test"),
+                user.id,
+                changes,
+                db::Precondition::Exists,
+            )
+            .unwrap();
+            (user.id, name, user.email)
+        })
+        .collect();
+    let auditor = app.create_user(Role::Auditor, None);
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&auditor).await;
+
+    let mut by_name = made.clone();
+    by_name.sort_by(|a, b| (a.1.to_lowercase(), a.0).cmp(&(b.1.to_lowercase(), b.0)));
+    let pages = browser.every_page("/users?role=officer&organisation=RJ1&sort=name", 3).await;
+    let seen: Vec<i64> = pages.iter().flat_map(|page| linked_users(&page.body)).collect();
+    assert_eq!(seen, by_name.iter().map(|u| u.0).collect::<Vec<_>>(), "by name, then as added; each once");
+    assert_eq!(pages.len(), 2);
+    assert!(pages[0].body.contains(r#"aria-sort="ascending">Name</th>"#), "{}", pages[0].body);
+
+    let mut by_email = made.clone();
+    by_email.sort_by(|a, b| a.2.cmp(&b.2));
+    let pages = browser.every_page("/users?role=officer&organisation=RJ1&sort=email", 3).await;
+    let seen: Vec<i64> = pages.iter().flat_map(|page| linked_users(&page.body)).collect();
+    assert_eq!(seen, by_email.iter().map(|u| u.0).collect::<Vec<_>>(), "by email; each once");
+
+    let wrong = browser.get("/users?sort=shoe-size").await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+}
+
+on_both_engines!(the_users_list_sorts_by_name_and_email_across_pages);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
+use crate::organisations::lower;
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{organisations, users};
 
@@ -186,10 +187,47 @@ pub struct UserFilter {
     pub role: Option<Role>,
     pub organisation_code: Option<String>,
     pub include_disabled: bool,
+    pub order: UserOrder,
+}
+
+/// The order of a list of users. Each pages by its own key (with the id after a name, as names
+/// repeat), so a page never skips or repeats an account, whatever the order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UserOrder {
+    /// In the order they were added (the API's order): the cursor is the last id.
+    #[default]
+    Added,
+    /// By name without regard to case, then id: the cursor is `ID:name` (an id holds no `:`).
+    Name,
+    /// By email (stored in lower case, and unique): the cursor is the last email.
+    Email,
+}
+
+impl UserOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserOrder::Added => "added",
+            UserOrder::Name => "name",
+            UserOrder::Email => "email",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<UserOrder> {
+        [UserOrder::Added, UserOrder::Name, UserOrder::Email].into_iter().find(|order| order.as_str() == text)
+    }
+
+    /// The cursor naming `user` as the last of a page.
+    fn cursor(self, user: &User) -> String {
+        match self {
+            UserOrder::Added => user.id.to_string(),
+            UserOrder::Name => format!("{}:{}", user.id, user.display_name),
+            UserOrder::Email => user.email.clone(),
+        }
+    }
 }
 
 pub fn list(conn: &mut DbConnection, filter: &UserFilter, page: &PageRequest) -> DbResult<Page<User>> {
-    let mut query = users::table.select(User::as_select()).order(users::id).into_boxed();
+    let mut query = users::table.select(User::as_select()).into_boxed();
     if let Some(role) = filter.role {
         query = query.filter(users::role.eq(role));
     }
@@ -199,12 +237,36 @@ pub fn list(conn: &mut DbConnection, filter: &UserFilter, page: &PageRequest) ->
     if !filter.include_disabled {
         query = query.filter(users::disabled.eq(false));
     }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(users::id.gt(after));
-    }
+    query = match filter.order {
+        UserOrder::Added => {
+            if let Some(after) = page.after_id()? {
+                query = query.filter(users::id.gt(after));
+            }
+            query.order(users::id)
+        }
+        UserOrder::Name => {
+            if let Some(after) = &page.cursor {
+                let (id, name) = after.split_once(':').ok_or(DbError::InvalidCursor)?;
+                let id: i64 = id.parse().map_err(|_| DbError::InvalidCursor)?;
+                // Both sides lowered by the database, as it orders (see organisations::list).
+                query = query.filter(
+                    lower(users::display_name)
+                        .gt(lower(name.to_owned()))
+                        .or(lower(users::display_name).eq(lower(name.to_owned())).and(users::id.gt(id))),
+                );
+            }
+            query.order((lower(users::display_name), users::id))
+        }
+        UserOrder::Email => {
+            if let Some(after) = &page.cursor {
+                query = query.filter(users::email.gt(after.clone()));
+            }
+            query.order(users::email)
+        }
+    };
     let limit = page.limit();
     let rows = query.limit(limit + 1).load(conn)?;
-    Ok(Page::from_rows(rows, limit, |u| u.id.to_string()))
+    Ok(Page::from_rows(rows, limit, |u| filter.order.cursor(u)))
 }
 
 pub fn credentials(conn: &mut DbConnection, email: &str) -> DbResult<Option<Credentials>> {

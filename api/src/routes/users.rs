@@ -1,5 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
-use db::users::{Role, User, UserChanges, UserFilter};
+use db::users::{Role, User, UserChanges, UserFilter, UserOrder};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -53,6 +53,7 @@ pub async fn list_users(
         role: query.role,
         organisation_code: query.organisation.map(|c| c.to_uppercase()),
         include_disabled: query.include_disabled,
+        order: UserOrder::Added,
     };
     spreadsheet::list(&state, csv, "users", page, move |conn, page| db::users::list(conn, &filter, page))
         .await

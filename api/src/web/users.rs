@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use db::users::{Role, User, UserChanges, UserFilter};
+use db::users::{Role, User, UserChanges, UserFilter, UserOrder};
 use db::{PageRequest, Precondition};
 use serde::Deserialize;
 
@@ -14,6 +14,7 @@ use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::auth::password;
 use crate::spreadsheet;
 use crate::state::AppState;
+use crate::web::organisation_list::SortHeading;
 use crate::web::{
     Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, error_for,
     long_date, optional_text, query_value, render, role_label, see_other,
@@ -55,6 +56,9 @@ pub struct UsersQuery {
     /// `active` to leave out disabled accounts; anything else lists them too.
     #[serde(default)]
     status: String,
+    /// `name` or `email`; empty for the order they were added.
+    #[serde(default)]
+    sort: String,
     cursor: Option<String>,
     /// `csv`: the whole selection as a file (the page's "Download CSV").
     format: Option<String>,
@@ -74,6 +78,12 @@ struct UsersPage {
     roles: Vec<RoleFilterOption>,
     organisation: String,
     active_only: bool,
+    /// The order shown, to keep when the filters change; empty for the order they were added.
+    sort: &'static str,
+    /// The headings of the name and email columns.
+    sort_headings: [SortHeading; 2],
+    /// How the rows are ordered, in words (the table's caption).
+    order_words: &'static str,
     errors: Vec<FieldError>,
     users: Vec<UserRow>,
     first_page: Option<String>,
@@ -91,7 +101,7 @@ impl UsersPage {
 }
 
 /// Every account, filtered by role, organisation and whether it is disabled, 50 a page in the
-/// order they were added, or the whole selection as one CSV file.
+/// order they were added or by name or email, or the whole selection as one CSV file.
 pub async fn users_page(
     state: web::Data<AppState>,
     session: Session,
@@ -109,19 +119,32 @@ pub async fn users_page(
             None
         }),
     };
+    let order = match query.sort.trim() {
+        "" => UserOrder::Added,
+        sort => UserOrder::parse(sort)
+            .ok_or_else(|| WebError::BadRequest("The list is sorted by name, by email or as added".into()))?,
+    };
     let organisation = query.organisation.trim().to_uppercase();
     let active_only = query.status == "active";
     let filter = UserFilter {
         role,
         organisation_code: (!organisation.is_empty()).then(|| organisation.clone()),
         include_disabled: !active_only,
+        order,
     };
-    let address = format!(
-        "/users?role={}&organisation={}&status={}",
-        query_value(role_typed),
-        query_value(&organisation),
-        if active_only { "active" } else { "all" }
-    );
+    let address_in = |order: UserOrder| {
+        format!(
+            "/users?role={}&organisation={}&status={}&sort={}",
+            query_value(role_typed),
+            query_value(&organisation),
+            if active_only { "active" } else { "all" },
+            if order == UserOrder::Added { "" } else { order.as_str() },
+        )
+    };
+    let address = address_in(order);
+    let sort_heading =
+        |label, by: UserOrder| SortHeading { label, href: address_in(by), current: by == order };
+    let sort_headings = [sort_heading("Name", UserOrder::Name), sort_heading("Email", UserOrder::Email)];
     if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let every = PageRequest::default();
         return Ok(spreadsheet::list(&state, true, "users", every, move |conn, page| {
@@ -150,6 +173,13 @@ pub async fn users_page(
         roles,
         organisation,
         active_only,
+        sort: if order == UserOrder::Added { "" } else { order.as_str() },
+        sort_headings,
+        order_words: match order {
+            UserOrder::Added => "in the order they were added",
+            UserOrder::Name => "by name",
+            UserOrder::Email => "by email",
+        },
         errors,
         users,
         first_page: query.cursor.is_some().then(|| address.clone()),
