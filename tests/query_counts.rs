@@ -244,7 +244,7 @@ fn listing_advisories_takes_the_same_statements_for_few_rows_or_many(test_db: Te
     let db = &test_db.db;
     let products = any_product_ids(db, 3);
     let seeded = db
-        .read(|conn| db::advisories::list(conn, None, &big_page()))
+        .read(|conn| db::advisories::list(conn, None, db::AddedOrder::OldestFirst, &big_page()))
         .unwrap_or_else(|e| panic!("{e}"))
         .items
         .len();
@@ -267,7 +267,9 @@ fn listing_advisories_takes_the_same_statements_for_few_rows_or_many(test_db: Te
             db::advisories::create(db, &actor(), fields).unwrap_or_else(|e| panic!("advisory: {e}"));
             made += 1;
         }
-        let (page, statements) = count_statements(db, |conn| db::advisories::list(conn, None, &big_page()));
+        let (page, statements) = count_statements(db, |conn| {
+            db::advisories::list(conn, None, db::AddedOrder::OldestFirst, &big_page())
+        });
         let page = page.unwrap_or_else(|e| panic!("list advisories: {e}"));
         assert_eq!(page.items.len(), seeded + added);
         for advisory in &page.items {

@@ -10,7 +10,9 @@ use crate::web::{Browser, Page};
 
 fn count_advisories(app: &TestApp) -> usize {
     let every = db::PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
-    app.with_connection(|conn| db::advisories::list(conn, None, &every).unwrap().items.len())
+    app.with_connection(|conn| {
+        db::advisories::list(conn, None, db::AddedOrder::OldestFirst, &every).unwrap().items.len()
+    })
 }
 
 fn advisory(app: &TestApp, id: i64) -> db::advisories::Advisory {
@@ -333,16 +335,27 @@ async fn the_advisories_list_pages_latest_first_and_filters(app: TestApp) {
     let pages = browser.every_page("/advisories", 4).await;
     let seen: Vec<i64> = pages.iter().flat_map(|page| linked_advisories(&page.body)).collect();
     let mut every: Vec<i64> = app.with_connection(|conn| {
-        db::advisories::list(conn, None, &db::PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None })
-            .unwrap()
-            .items
-            .iter()
-            .map(|a| a.id)
-            .collect()
+        db::advisories::list(
+            conn,
+            None,
+            db::AddedOrder::OldestFirst,
+            &db::PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None },
+        )
+        .unwrap()
+        .items
+        .iter()
+        .map(|a| a.id)
+        .collect()
     });
+    let earliest = browser.every_page("/advisories?sort=oldest", 4).await;
+    let seen_earliest: Vec<i64> = earliest.iter().flat_map(|page| linked_advisories(&page.body)).collect();
+    assert_eq!(seen_earliest, every, "asked for, the earliest added first, each once");
     every.reverse();
     assert_eq!(seen, every);
     assert_eq!(pages[0].body.matches(r#"<a href="/advisories/"#).count(), 50, "50 a page");
+    let wrong = browser.get("/advisories?sort=sideways").await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains(r##"<a href="#sort">Choose an order from the list"##), "{}", wrong.body);
 
     let critical = browser.every_page("/advisories?severity=critical", 4).await;
     let seen: Vec<i64> = critical.iter().flat_map(|page| linked_advisories(&page.body)).collect();

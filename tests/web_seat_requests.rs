@@ -51,6 +51,17 @@ async fn the_national_team_decides_and_trusts_follow_their_requests(app: TestApp
         assert!(queue.body.contains(&format!(r#"href="/seat-requests/{id}""#)), "request {id} is listed");
     }
     assert!(queue.body.contains("(RR8)") && queue.body.contains("(RJ1)"), "organisations by name and code");
+    // Oldest first unless the newest are asked for.
+    let position = |body: &str, id: i64| body.find(&format!(r#"href="/seat-requests/{id}""#)).unwrap();
+    let ids = [ours, theirs, refused];
+    let mut oldest_first = ids;
+    oldest_first.sort();
+    assert!(position(&queue.body, oldest_first[0]) < position(&queue.body, oldest_first[2]));
+    let newest = national.get("/seat-requests?sort=newest").await;
+    assert!(
+        position(&newest.body, oldest_first[2]) < position(&newest.body, oldest_first[0]),
+        "newest first"
+    );
     assert!(queue.body.contains("Office 365 E3"), "products by label: {}", queue.body);
     let rj1 = national.get("/seat-requests?status=pending&organisation=rj1").await;
     assert!(!rj1.body.contains(&format!(r#"href="/seat-requests/{ours}""#)), "filtered by organisation");

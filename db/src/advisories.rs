@@ -15,7 +15,7 @@ use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations;
-use crate::page::{Page, PageRequest, Precondition};
+use crate::page::{AddedOrder, Page, PageRequest, Precondition};
 use crate::schema::{
     advisories, advisory_products, advisory_responses, allocations, entitlements, organisations as orgs,
     products, purchases,
@@ -145,44 +145,31 @@ pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Advisory> {
     to_advisories(conn, vec![row])?.pop().ok_or(DbError::NotFound("advisory"))
 }
 
-/// Advisories in the order they were added (the API's list).
+/// Advisories in the order they were added (the API's list), or the latest first (the
+/// advisories page); with one severity when given.
 pub fn list(
     conn: &mut DbConnection,
     severity: Option<Severity>,
+    order: AddedOrder,
     page: &PageRequest,
-) -> DbResult<Page<Advisory>> {
-    listed(conn, severity, page, false)
-}
-
-/// Advisories, the latest added first (the advisories page): a page's cursor is the last id it
-/// showed, and the next page holds those added before it.
-pub fn list_latest_first(
-    conn: &mut DbConnection,
-    severity: Option<Severity>,
-    page: &PageRequest,
-) -> DbResult<Page<Advisory>> {
-    listed(conn, severity, page, true)
-}
-
-fn listed(
-    conn: &mut DbConnection,
-    severity: Option<Severity>,
-    page: &PageRequest,
-    latest_first: bool,
 ) -> DbResult<Page<Advisory>> {
     let mut query = advisories::table.select(AdvisoryRow::as_select()).into_boxed();
-    query = match latest_first {
-        true => query.order(advisories::id.desc()),
-        false => query.order(advisories::id),
-    };
     if let Some(severity) = severity {
         query = query.filter(advisories::severity.eq(severity));
     }
-    match (page.after_id()?, latest_first) {
-        (Some(after), true) => query = query.filter(advisories::id.lt(after)),
-        (Some(after), false) => query = query.filter(advisories::id.gt(after)),
-        (None, _) => {}
-    }
+    let after = page.after_id()?;
+    query = match order {
+        AddedOrder::OldestFirst => match after {
+            Some(after) => query.filter(advisories::id.gt(after)),
+            None => query,
+        }
+        .order(advisories::id),
+        AddedOrder::NewestFirst => match after {
+            Some(after) => query.filter(advisories::id.lt(after)),
+            None => query,
+        }
+        .order(advisories::id.desc()),
+    };
     let limit = page.limit();
     let rows: Vec<AdvisoryRow> = query.limit(limit + 1).load(conn)?;
     Ok(Page::from_rows(to_advisories(conn, rows)?, limit, |a| a.id.to_string()))

@@ -50,4 +50,4 @@ pub mod vocabulary;
 pub use audit::{Actor, Audited, Change};
 pub use connection::{Database, DbConnection, Engine};
 pub use error::{DbError, DbResult};
-pub use page::{Page, PageRequest, Precondition};
+pub use page::{AddedOrder, Page, PageRequest, Precondition};

@@ -27,6 +27,28 @@ impl PageRequest {
     }
 }
 
+/// The order of a list kept in the order its records were added (by id): the order they came
+/// in, or the latest first. Either way a page's cursor is the last id it showed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AddedOrder {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+}
+
+impl AddedOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddedOrder::OldestFirst => "oldest",
+            AddedOrder::NewestFirst => "newest",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AddedOrder> {
+        [AddedOrder::OldestFirst, AddedOrder::NewestFirst].into_iter().find(|order| order.as_str() == text)
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::page::{Page, PageRequest};
+use crate::page::{AddedOrder, Page, PageRequest};
 use crate::schema::seat_requests as requests;
 use crate::vocabulary::SeatRequestStatus;
 
@@ -90,15 +90,18 @@ pub struct SeatRequestFilter {
     pub status: Option<SeatRequestStatus>,
     pub organisation_code: Option<String>,
     pub entitlement_id: Option<i64>,
+    /// Oldest first (the order the national team works through them, and the API's), or the
+    /// latest first.
+    pub order: AddedOrder,
 }
 
-/// Requests, oldest first (the order the national team works through them).
+/// Requests in the filter's order.
 pub fn list(
     conn: &mut DbConnection,
     filter: &SeatRequestFilter,
     page: &PageRequest,
 ) -> DbResult<Page<SeatRequest>> {
-    let mut query = requests::table.select(SeatRequest::as_select()).order(requests::id).into_boxed();
+    let mut query = requests::table.select(SeatRequest::as_select()).into_boxed();
     if let Some(status) = filter.status {
         query = query.filter(requests::status.eq(status));
     }
@@ -108,9 +111,19 @@ pub fn list(
     if let Some(entitlement) = filter.entitlement_id {
         query = query.filter(requests::entitlement_id.eq(entitlement));
     }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(requests::id.gt(after));
-    }
+    let after = page.after_id()?;
+    query = match filter.order {
+        AddedOrder::OldestFirst => match after {
+            Some(after) => query.filter(requests::id.gt(after)),
+            None => query,
+        }
+        .order(requests::id),
+        AddedOrder::NewestFirst => match after {
+            Some(after) => query.filter(requests::id.lt(after)),
+            None => query,
+        }
+        .order(requests::id.desc()),
+    };
     let limit = page.limit();
     Ok(Page::from_rows(query.limit(limit + 1).load(conn)?, limit, |r| r.id.to_string()))
 }

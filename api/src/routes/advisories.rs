@@ -1,5 +1,6 @@
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
+use db::AddedOrder;
 use db::advisories::{Advisory, AdvisoryFields, AdvisoryResponse, Exposure, Response, Severity};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -47,7 +48,7 @@ pub async fn list_advisories(
     let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
     spreadsheet::list(&state, csv, "advisories", page, move |conn, page| {
-        db::advisories::list(conn, query.severity, page)
+        db::advisories::list(conn, query.severity, AddedOrder::OldestFirst, page)
     })
     .await
 }

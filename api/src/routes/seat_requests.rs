@@ -3,6 +3,7 @@
 //! request; these routes list, approve, refuse and withdraw them.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use db::AddedOrder;
 use db::ledger::Approval;
 use db::seat_requests::{SeatRequest, SeatRequestFilter};
 use db::vocabulary::SeatRequestStatus;
@@ -68,6 +69,7 @@ pub async fn list_seat_requests(
         status: query.status,
         organisation_code: visible_organisation(&user, query.organisation),
         entitlement_id: query.entitlement_id,
+        order: AddedOrder::OldestFirst,
     };
     spreadsheet::list(&state, csv, "seat-requests", page, move |conn, page| {
         db::seat_requests::list(conn, &filter, page)

@@ -10,8 +10,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDateTime;
-use db::PageRequest;
 use db::advisories::{Response, ResponseStatus, Severity};
+use db::{AddedOrder, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor, AdminOrOfficer};
@@ -20,8 +20,8 @@ use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::{ChoiceView, words};
 use crate::web::{
-    Chrome, FieldError, Refusal, Session, Submitted, WebResult, count, date_time, error_for, local_path,
-    long_date, optional_text, query_value, render, see_other,
+    Choice, Chrome, FieldError, Refusal, Session, Submitted, WebResult, added_order, added_order_choices,
+    count, date_time, error_for, local_path, long_date, optional_text, query_value, render, see_other,
 };
 
 fn now() -> NaiveDateTime {
@@ -60,7 +60,9 @@ pub struct AdvisoryRow {
 #[template(path = "advisories.html")]
 struct AdvisoriesPage {
     chrome: Chrome,
-    severities: Vec<SeverityOption>,
+    severities: Vec<Choice>,
+    /// Latest or earliest added first.
+    orders: Vec<Choice>,
     errors: Vec<FieldError>,
     advisories: Vec<AdvisoryRow>,
     first_page: Option<String>,
@@ -85,13 +87,16 @@ pub struct AdvisoriesQuery {
     /// A severity, or empty for every one.
     #[serde(default)]
     severity: String,
+    /// `newest` (the default) or `oldest` added first.
+    #[serde(default)]
+    sort: String,
     cursor: Option<String>,
     /// `csv`: the whole selection as a file (the page's "Download CSV").
     format: Option<String>,
 }
 
-/// Every advisory, the latest added first, filtered by severity, 50 a page; or the selection as
-/// one CSV file (in the API's order).
+/// Every advisory, the latest added first unless the earliest are asked for, filtered by
+/// severity, 50 a page; or the selection as one CSV file in the same order.
 pub async fn advisories_page(
     state: web::Data<AppState>,
     session: Session,
@@ -107,19 +112,19 @@ pub async fn advisories_page(
             None
         }),
     };
-    let address = format!("/advisories?severity={}", query_value(&typed));
+    let order = added_order(&query.sort, AddedOrder::NewestFirst, &mut errors);
+    let address = format!("/advisories?severity={}&sort={}", query_value(&typed), order.as_str());
     if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let every = PageRequest::default();
         return Ok(spreadsheet::list(&state, true, "advisories", every, move |conn, page| {
-            db::advisories::list(conn, severity, page)
+            db::advisories::list(conn, severity, order, page)
         })
         .await?);
     }
     let (advisories, next_cursor) = match errors.is_empty() {
         true => {
             let page = PageRequest { limit: Some(PAGE_SIZE), cursor: query.cursor.clone() };
-            let found =
-                state.read(move |conn| db::advisories::list_latest_first(conn, severity, &page)).await?;
+            let found = state.read(move |conn| db::advisories::list(conn, severity, order, &page)).await?;
             let rows = found
                 .items
                 .into_iter()
@@ -138,7 +143,7 @@ pub async fn advisories_page(
     };
     let severities = std::iter::once(("", "Any severity".to_owned()))
         .chain(Severity::ALL.iter().rev().map(|s| (s.as_str(), words(s.as_str()))))
-        .map(|(value, label)| SeverityOption { value, label, selected: value == typed })
+        .map(|(value, label)| Choice::new(value, label, &typed))
         .collect();
     let (status, title) = match errors.is_empty() {
         true => (StatusCode::OK, "Advisories"),
@@ -147,6 +152,7 @@ pub async fn advisories_page(
     let page = AdvisoriesPage {
         chrome: Chrome::for_session(title, &session, "/advisories"),
         severities,
+        orders: added_order_choices(order, "Earliest added first", "Latest added first"),
         errors,
         advisories,
         first_page: query.cursor.is_some().then(|| address.clone()),
@@ -155,13 +161,6 @@ pub async fn advisories_page(
         can_add: session.require::<AdminOnly>().is_ok(),
     };
     render(status, &page)
-}
-
-/// One option of the list's severity filter.
-pub struct SeverityOption {
-    pub value: &'static str,
-    pub label: String,
-    pub selected: bool,
 }
 
 pub struct ExposedRow {

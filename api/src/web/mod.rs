@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError, Route, web};
 use askama::Template;
+use db::AddedOrder;
 use db::users::Role;
 
 use crate::error::ApiError;
@@ -515,6 +516,41 @@ impl ResponseError for WebError {
 /// A form that sends nothing but its CSRF token: a confirmation, or a button like "Enable".
 #[derive(serde::Deserialize)]
 pub struct NoFields {}
+
+/// One choice of a list's filter (the `select` component): its value, its label and whether it
+/// is the one chosen.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+impl Choice {
+    /// The choice of `value`, shown as `label`, chosen when it is what was `typed`.
+    pub fn new(value: &str, label: impl Into<String>, typed: &str) -> Choice {
+        Choice { value: value.to_owned(), label: label.into(), selected: value == typed }
+    }
+}
+
+/// The order a list kept in the order records were added is asked for in (`sort`), or
+/// `default`; one not offered is named against the field.
+pub fn added_order(typed: &str, default: AddedOrder, errors: &mut Vec<FieldError>) -> AddedOrder {
+    match typed.trim() {
+        "" => default,
+        typed => AddedOrder::parse(typed).unwrap_or_else(|| {
+            errors.push(FieldError::new("sort", "Choose an order from the list"));
+            default
+        }),
+    }
+}
+
+/// The choices of a list's sort select, with what each order is called on that list.
+pub fn added_order_choices(order: AddedOrder, oldest: &str, newest: &str) -> Vec<Choice> {
+    [(AddedOrder::OldestFirst, oldest), (AddedOrder::NewestFirst, newest)]
+        .into_iter()
+        .map(|(by, label)| Choice::new(by.as_str(), label, order.as_str()))
+        .collect()
+}
 
 /// One problem with what was typed into a form, and the id of the field to correct: the error
 /// summary lists every one, linked to its field, and the field shows its message beside it.

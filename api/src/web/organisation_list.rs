@@ -21,8 +21,8 @@ use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::kind_words;
 use crate::web::{
-    Chrome, FieldError, Session, WebError, WebResult, error_for, long_date, optional_text, query_value,
-    render,
+    Choice, Chrome, FieldError, Session, WebError, WebResult, error_for, long_date, optional_text,
+    query_value, render,
 };
 
 /// Organisations on one page of the list.
@@ -158,13 +158,6 @@ fn row(session: &Session, organisation: Organisation) -> OrganisationRow {
     }
 }
 
-/// One choice of a select: its value, its label and whether it is chosen.
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
-}
-
 /// A column heading that orders the list: a link to the list in its order, marked when it is the
 /// order shown.
 pub struct SortHeading {
@@ -261,11 +254,11 @@ fn render_list(
         chrome: Chrome::for_session(title, session, "/organisations"),
         kinds: std::iter::once(("", "Any kind".to_owned()))
             .chain(OrganisationKind::ALL.iter().map(|kind| (kind.as_str(), kind_words(kind.as_str()))))
-            .map(|(value, label)| Choice { value: value.to_owned(), label, selected: filters.kind == value })
+            .map(|(value, label)| Choice::new(value, label, &filters.kind))
             .collect(),
         regions: regions
             .into_iter()
-            .map(|region| Choice { selected: filters.region == region, label: region.clone(), value: region })
+            .map(|region| Choice::new(&region, region.clone(), &filters.region))
             .collect(),
         sort: order.as_str(),
         sort_headings: [

@@ -9,10 +9,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use db::PageRequest;
 use db::seat_requests::{ReasonProblem, SeatRequest, SeatRequestFilter};
 use db::users::Role;
 use db::vocabulary::SeatRequestStatus;
+use db::{AddedOrder, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
@@ -21,8 +21,8 @@ use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::allocations::organisation_and_line;
 use crate::web::{
-    Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, count,
-    counted, date_time, error_for, query_value, render, see_other,
+    Choice, Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, added_order,
+    added_order_choices, capitalised, count, counted, date_time, error_for, query_value, render, see_other,
 };
 
 /// Requests on one page of the list.
@@ -50,6 +50,9 @@ pub struct SeatRequestsQuery {
     /// An organisation's ODS code (the national team's filter).
     #[serde(default)]
     organisation: String,
+    /// `oldest` (the default: the order they are worked through) or `newest` first.
+    #[serde(default)]
+    sort: String,
     cursor: Option<String>,
     /// `csv`: the whole selection as a file (the page's "Download CSV").
     format: Option<String>,
@@ -66,18 +69,14 @@ pub struct RequestRow {
     pub tag: &'static str,
 }
 
-pub struct StatusChoice {
-    pub value: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
 #[derive(Template)]
 #[template(path = "seat_requests.html")]
 struct SeatRequestsPage {
     chrome: Chrome,
     national: bool,
-    statuses: Vec<StatusChoice>,
+    statuses: Vec<Choice>,
+    /// Oldest or newest first.
+    orders: Vec<Choice>,
     organisation: String,
     errors: Vec<FieldError>,
     requests: Vec<RequestRow>,
@@ -115,6 +114,7 @@ pub async fn seat_requests_page(
             None
         }),
     };
+    let order = added_order(&query.sort, AddedOrder::OldestFirst, &mut errors);
     let organisation = if national { query.organisation.trim().to_uppercase() } else { String::new() };
     let filter = SeatRequestFilter {
         status,
@@ -123,11 +123,13 @@ pub async fn seat_requests_page(
             false => Some(user.organisation().unwrap_or_default().to_owned()),
         },
         entitlement_id: None,
+        order,
     };
     let address = format!(
-        "/seat-requests?status={}&organisation={}",
+        "/seat-requests?status={}&organisation={}&sort={}",
         query_value(&status_typed),
-        query_value(&organisation)
+        query_value(&organisation),
+        order.as_str()
     );
     if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let every = PageRequest::default();
@@ -142,7 +144,7 @@ pub async fn seat_requests_page(
     };
     let statuses = std::iter::once(("", "Any status"))
         .chain(SeatRequestStatus::ALL.iter().map(|s| (s.as_str(), status_words(*s).0)))
-        .map(|(value, label)| StatusChoice { value, label, selected: value == status_typed })
+        .map(|(value, label)| Choice::new(value, label, &status_typed))
         .collect();
     let (status, title) = match errors.is_empty() {
         true => (StatusCode::OK, "Seat requests"),
@@ -152,6 +154,7 @@ pub async fn seat_requests_page(
         chrome: Chrome::for_session(title, &session, "/seat-requests"),
         national,
         statuses,
+        orders: added_order_choices(order, "Oldest first", "Newest first"),
         organisation,
         errors,
         requests,

@@ -16,8 +16,8 @@ use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::organisation_list::SortHeading;
 use crate::web::{
-    Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, error_for,
-    long_date, optional_text, query_value, render, role_label, see_other,
+    Choice, Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised,
+    error_for, long_date, optional_text, query_value, render, role_label, see_other,
 };
 
 pub struct UserRow {
@@ -64,18 +64,11 @@ pub struct UsersQuery {
     format: Option<String>,
 }
 
-/// One option of the list's role filter.
-pub struct RoleFilterOption {
-    pub value: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
 #[derive(Template)]
 #[template(path = "users.html")]
 struct UsersPage {
     chrome: Chrome,
-    roles: Vec<RoleFilterOption>,
+    roles: Vec<Choice>,
     organisation: String,
     active_only: bool,
     /// The order shown, to keep when the filters change; empty for the order they were added.
@@ -162,7 +155,7 @@ pub async fn users_page(
     };
     let roles = std::iter::once(("", "Any role"))
         .chain(ROLE_CHOICES.iter().map(|(role, _)| (role.as_str(), role_label(*role))))
-        .map(|(value, label)| RoleFilterOption { value, label, selected: value == role_typed })
+        .map(|(value, label)| Choice::new(value, label, role_typed))
         .collect();
     let (status, title) = match errors.is_empty() {
         true => (StatusCode::OK, "Users"),
