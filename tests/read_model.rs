@@ -146,6 +146,52 @@ fn product_text_search_from_memory_pages_in_id_order(test_db: TestDatabase) {
 
 on_both_databases!(product_text_search_from_memory_pages_in_id_order);
 
+/// A search by text alone whose rows memory holds is answered without the database (where the
+/// request arrives), exactly as the database-backed read answers it: nothing is held before a
+/// first search; after it, the same page from memory alone is the same page; a filter beyond the
+/// text always needs the database; and a product that changes is forgotten, so memory stops
+/// answering that page until a search reads it again, with the change.
+async fn a_search_held_in_memory_answers_as_the_database_does(app: TestApp) {
+    let model = app.read_model.clone().expect("the app keeps a read model");
+    let db = app.db();
+    let on = chrono::Utc::now().date_naive();
+    let filter = ProductFilter { q: Some("windows".into()), ..Default::default() };
+    let first = PageRequest { limit: Some(3), cursor: None };
+    let from_memory =
+        |page: &PageRequest| db::products::page_from_memory(model.as_ref(), &filter, on, page).unwrap();
+    let ids = |page: &db::Page<db::products::Product>| page.items.iter().map(|p| p.id).collect::<Vec<_>>();
+    assert!(from_memory(&first).is_none(), "nothing is held before a first search");
+
+    let read = db::products::list_using_index(db, Some(model.as_ref()), &filter, on, &first).unwrap();
+    let held = from_memory(&first).expect("held once searched");
+    assert_eq!(ids(&held), ids(&read));
+    assert_eq!(held.next_cursor, read.next_cursor);
+    assert_eq!(serde_json::to_value(&held.items).unwrap(), serde_json::to_value(&read.items).unwrap());
+    let next = PageRequest { limit: Some(3), cursor: read.next_cursor.clone() };
+    assert!(from_memory(&next).is_none(), "the next page was never read");
+
+    let narrower = ProductFilter { category: Some("operating-system".into()), ..filter.clone() };
+    assert!(db::products::page_from_memory(model.as_ref(), &narrower, on, &first).unwrap().is_none());
+
+    let changed = read.items[0].id;
+    let renamed = db::products::update(
+        db,
+        &db::Actor::system("test"),
+        changed,
+        |fields| fields.version = "renamed in memory test".into(),
+        db::Precondition::Exists,
+        on,
+    )
+    .unwrap();
+    assert!(from_memory(&first).is_none(), "a changed product is forgotten at once");
+    let again = db::products::list_using_index(db, Some(model.as_ref()), &filter, on, &first).unwrap();
+    let held = from_memory(&first).expect("held again once searched");
+    assert_eq!(held.items[0].version, renamed.version);
+    assert_eq!(ids(&held), ids(&again));
+}
+
+on_both_engines!(a_search_held_in_memory_answers_as_the_database_does);
+
 async fn writes_are_reflected_at_once_here_and_within_a_second_elsewhere(app: TestApp) {
     let other = second_instance(&app);
     let (_, admin) = app.sign_in(Role::Admin, None).await;

@@ -106,6 +106,11 @@ impl AppState {
         on: NaiveDate,
         page: PageRequest,
     ) -> ApiResult<Page<Product>> {
+        if let Some(model) = &self.read_model
+            && let Some(page) = db::products::page_from_memory(model.as_ref(), &filter, on, &page)?
+        {
+            return Ok(page);
+        }
         let model = self.read_model.clone();
         self.run(move |db| {
             let index = model.as_deref().map(|model| model as &dyn ProductTextIndex);

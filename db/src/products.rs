@@ -224,6 +224,31 @@ pub trait ProductTextIndex {
     fn products_with_ids(&self, db: &Database, ids: &[i64], on: NaiveDate) -> DbResult<Vec<Product>> {
         db.read(|conn| with_ids(conn, ids, on))
     }
+
+    /// The products with these ids, in the order given, with their support status on `on`, when
+    /// memory holds every one of them; none otherwise (or when nothing is held).
+    fn held_products(&self, _ids: &[i64], _on: NaiveDate) -> Option<Vec<Product>> {
+        None
+    }
+}
+
+/// A page of a search by text alone answered wholly from memory, without a connection: the
+/// index's matches and the rows its owner holds of them. None when the filter needs the database
+/// or a row is not held; the page is then read through [`list_using_index`], off the event loop.
+/// A search answered where it arrives skips the hand-over to a blocking thread and back, and the
+/// queue there (the benchmark's search waited in it behind its own requests).
+pub fn page_from_memory(
+    index: &dyn ProductTextIndex,
+    filter: &ProductFilter,
+    on: NaiveDate,
+    page: &PageRequest,
+) -> DbResult<Option<Page<Product>>> {
+    let Some(text) = filter.q.as_deref().filter(|_| filter.is_text_only()) else {
+        return Ok(None);
+    };
+    let limit = page.limit();
+    let candidates = index.products_matching(text, page.after_id()?, limit as usize + 1)?;
+    Ok(index.held_products(&candidates, on).map(|items| Page::from_rows(items, limit, |p| p.id.to_string())))
 }
 
 impl ProductFilter {

@@ -65,19 +65,15 @@ impl HeldProducts {
                 found.insert(product.id, product);
             }
         }
-        Ok(ids
-            .iter()
-            .filter_map(|id| found.get(id))
-            .map(|row| {
-                let mut product = Product::clone(row);
-                product.support_status = products::support_status(
-                    product.mainstream_support_ends_on,
-                    product.extended_support_ends_on,
-                    on,
-                );
-                product
-            })
-            .collect())
+        Ok(ids.iter().filter_map(|id| found.get(id)).map(|row| with_status(row, on)).collect())
+    }
+
+    /// The products with these ids, in the order given, with their support status on `on`, all
+    /// from memory; none when one of them is not held (a page of search results is then read
+    /// through [`HeldProducts::with_ids`], off the event loop).
+    pub(super) fn all_held(&self, ids: &[i64], on: NaiveDate) -> Option<Vec<Product>> {
+        let rows = read(&self.rows);
+        ids.iter().map(|id| rows.get(id).map(|row| with_status(row, on))).collect()
     }
 
     /// Forgets product `id` (it changed).
@@ -93,4 +89,12 @@ impl HeldProducts {
         rows.clear();
         self.forgotten.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+/// A held row as a product, with its support status on `on`.
+fn with_status(row: &Product, on: NaiveDate) -> Product {
+    let mut product = row.clone();
+    product.support_status =
+        products::support_status(product.mainstream_support_ends_on, product.extended_support_ends_on, on);
+    product
 }

@@ -815,4 +815,8 @@ impl crate::products::ProductTextIndex for ReadModel {
     fn products_with_ids(&self, db: &Database, ids: &[i64], on: NaiveDate) -> DbResult<Vec<Product>> {
         self.held_products.with_ids(db, ids, on)
     }
+
+    fn held_products(&self, ids: &[i64], on: NaiveDate) -> Option<Vec<Product>> {
+        self.held_products.all_held(ids, on)
+    }
 }
