@@ -224,8 +224,9 @@ async fn the_national_team_adds_an_organisation(app: TestApp) {
     browser.sign_in(&admin).await;
     let users = browser.get("/users").await;
     assert!(
-        users.body.contains(r#"<a href="/organisations">Organisations</a>"#),
-        "linked for the national team"
+        users.body.contains(r#"<a class="nhsuk-header__navigation-link" href="/organisations">"#),
+        "in the national team's menu: {}",
+        users.body
     );
     let list = browser.get("/organisations").await;
     assert!(list.body.contains(r#"href="/organisations/new""#), "admins are offered the form");

@@ -353,6 +353,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/seat-requests/{id}/approve", Form::ApproveRequest, ADMIN_ONLY),
         post("/seat-requests/{id}/refuse", Form::RefuseRequest, ADMIN_ONLY),
         post("/seat-requests/{id}/withdraw", Form::WithdrawRequest, ACTS_FOR_TRUST),
+        get("/reports", "/reports".into(), READERS),
         get("/reports/unsupported", "/reports/unsupported".into(), READERS),
         get("/reports/reconciliation", "/reports/reconciliation".into(), READERS),
         Case {

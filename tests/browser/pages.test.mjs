@@ -423,12 +423,15 @@ test('the national team sees a utilisation chart per entitlement', async () => {
     await screenshot(page, '11-advisory-exposure');
     await assertAccessible(page, 'advisory');
     // Who holds unsupported software today: RR8, with its Windows 10 seats.
+    await page.getByRole('link', { name: 'Reports' }).click();
+    await assertAccessible(page, 'reports');
     await page.getByRole('link', { name: 'Unsupported software' }).click();
     await page.getByRole('heading', { name: /Unsupported software on/ }).waitFor();
     assert.match(await page.locator('main').innerText(), /Leeds Teaching Hospitals NHS Trust \(RR8\)/);
     await assertAccessible(page, 'unsupported software');
     await screenshot(page, '12-unsupported-software');
     // What organisations run beside what they hold: nothing yet, as no trust imported an estate.
+    await page.getByRole('link', { name: 'Reports' }).click();
     await page.getByRole('link', { name: 'Estates and holdings' }).click();
     await page.getByRole('heading', { name: /Estates and holdings on/ }).waitFor();
     await assertAccessible(page, 'estates and holdings');
@@ -1206,9 +1209,10 @@ test('the national team adds an organisation and changes it: every problem liste
   try {
     await page.setViewportSize({ width: 1280, height: 900 });
     await signIn(page, USERS.admin);
-    // The national team's menu is full: their list is linked from the users page.
+    // The national team's menu holds Organisations and still shows Users at desktop width (the
+    // reports are one item), not folded under "More".
     await page.getByRole('navigation', { name: 'Menu' }).getByRole('link', { name: 'Users' }).click();
-    await page.getByRole('main').getByRole('link', { name: 'Organisations' }).click();
+    await page.getByRole('navigation', { name: 'Menu' }).getByRole('link', { name: 'Organisations' }).click();
     await page.getByRole('link', { name: 'Add an organisation' }).click();
     await page.getByRole('heading', { name: 'Add an organisation', level: 1 }).waitFor();
     await page.getByRole('button', { name: 'Add the organisation' }).click();

@@ -142,6 +142,7 @@ pub const ROUTES: &[PageRoute] = &[
     post("/seat-requests/{id}/approve", |r| r.to(seat_requests::approve)),
     post("/seat-requests/{id}/refuse", |r| r.to(seat_requests::refuse)),
     post("/seat-requests/{id}/withdraw", |r| r.to(seat_requests::withdraw)),
+    get("/reports", |r| r.to(reports::reports_page)),
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
     get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),
     get("/advisories/{id}", |r| r.to(advisories::advisory_page)),
@@ -235,28 +236,15 @@ impl Chrome {
             });
         }
         let national = matches!(user.role(), Role::Admin | Role::Auditor);
-        // Every role lists organisations, as the API lets every role; the national team's menu
-        // is full (one more item folds "Users" into "More" at desktop width), so theirs is linked
-        // from the users page, beside the audit log.
-        if !national {
-            nav.push(NavItem { label: "Organisations", href: "/organisations".into(), current: false });
-        }
+        // Every role lists organisations, as the API lets every role.
+        nav.push(NavItem { label: "Organisations", href: "/organisations".into(), current: false });
         nav.push(NavItem { label: "Agreements", href: "/agreements".into(), current: false });
         nav.push(NavItem { label: "Standards", href: "/standards".into(), current: false });
         nav.push(NavItem { label: "Advisories", href: "/advisories".into(), current: false });
         if national {
-            nav.push(NavItem {
-                label: "Unsupported software",
-                href: "/reports/unsupported".into(),
-                current: false,
-            });
-            nav.push(NavItem {
-                label: "Estates and holdings",
-                href: "/reports/reconciliation".into(),
-                current: false,
-            });
-            // The audit log is linked from the users page: one more item here and the header
-            // folds "Users" into its "More" menu at desktop width.
+            // The reports, seat requests and the audit log are one item: an eighth folds "Users"
+            // into the header's "More" menu at desktop width.
+            nav.push(NavItem { label: "Reports", href: "/reports".into(), current: false });
             nav.push(NavItem { label: "Users", href: "/users".into(), current: false });
         }
         for item in &mut nav {

@@ -93,6 +93,19 @@ fn summary(totals: &UnsupportedTotals) -> Vec<String> {
 }
 
 #[derive(Template)]
+#[template(path = "reports.html")]
+struct ReportsPage {
+    chrome: Chrome,
+}
+
+/// The national reports, each with what it answers: one header item leads to them all, so that
+/// the header has room for the organisations list.
+pub async fn reports_page(session: Session) -> WebResult<HttpResponse> {
+    session.require::<AdminOrAuditor>()?;
+    render(StatusCode::OK, &ReportsPage { chrome: Chrome::for_session("Reports", &session, "/reports") })
+}
+
+#[derive(Template)]
 #[template(path = "unsupported.html")]
 struct UnsupportedPage {
     chrome: Chrome,
@@ -226,7 +239,7 @@ pub async fn unsupported_page(
             .await?
     };
     let view = UnsupportedPage {
-        chrome: Chrome::for_session("Unsupported software", &session, "/reports/unsupported"),
+        chrome: Chrome::for_session("Unsupported software", &session, "/reports"),
         on: on_boxes,
         on_words: long_date(on),
         within_months: within_months.to_string(),
@@ -371,7 +384,7 @@ pub async fn reconciliation_page(
         href.trim_end_matches(['&', '?']).to_owned()
     };
     let view = ReconciliationPage {
-        chrome: Chrome::for_session("Estates and holdings", &session, "/reports/reconciliation"),
+        chrome: Chrome::for_session("Estates and holdings", &session, "/reports"),
         on_words: long_date(on),
         flag: flag.map(|f| f.as_str().to_owned()).unwrap_or_default(),
         organisation: organisation.clone().unwrap_or_default(),
