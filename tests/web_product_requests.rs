@@ -271,3 +271,89 @@ async fn the_product_requests_list_pages_filters_and_downloads(app: TestApp) {
 }
 
 on_both_engines!(the_product_requests_list_pages_filters_and_downloads);
+
+/// Makes a standard of `publisher` titled `title` with one requirement, published when `publish`.
+fn standard(app: &TestApp, publisher: &str, title: &str, publish: bool) -> i64 {
+    let actor = db::Actor::system("test");
+    let new = db::standards::NewStandard {
+        publisher_code: publisher.to_owned(),
+        category: "paging-check-software".to_owned(),
+        title: title.to_owned(),
+        source: None,
+        summary: None,
+        requirements: vec![db::standards::RequirementInput {
+            code: "PG-01".to_owned(),
+            text: "Supports single sign-on".to_owned(),
+            level: db::standards::Level::Must,
+            criterion: None,
+        }],
+    };
+    let id = db::standards::create(app.db(), &actor, new).unwrap().id;
+    if publish {
+        db::standards::publish(app.db(), &actor, id, 1).unwrap();
+    }
+    id
+}
+
+async fn the_standards_list_pages_filters_and_sorts_on_the_server(app: TestApp) {
+    // 55 standards: RM3 publishes 50, RRK 5; every third is published, in the order made.
+    let made: Vec<(i64, bool)> = (0..55)
+        .map(|n| {
+            let publisher = if n < 50 { "RM3" } else { "RRK" };
+            let publish = n % 3 == 0;
+            (standard(&app, publisher, &format!("Paged Standard {n:02}"), publish), publish)
+        })
+        .collect();
+    let ids: Vec<i64> = made.iter().map(|(id, _)| *id).collect();
+    let officer = app.create_user(Role::Officer, Some("RR8"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&officer).await;
+    let listed = |pages: &[Page]| -> Vec<i64> {
+        pages.iter().flat_map(|page| ids_after(&page.body, r#"<a href="/standards/"#)).collect()
+    };
+
+    // By title (the default): each once over two pages.
+    let pages = browser.every_page("/standards?q=PAGED+standard", 5).await;
+    assert_eq!(pages.len(), 2, "55 standards, 50 a page");
+    assert_eq!(listed(&pages), ids, "by title, each once");
+    assert!(pages[1].body.contains("First page"));
+
+    // Last published first, never-published ones after, each part latest first.
+    let pages = browser.every_page("/standards?q=paged+standard&sort=published", 5).await;
+    let mut expected: Vec<i64> =
+        made.iter().rev().filter(|(_, published)| *published).map(|(id, _)| *id).collect();
+    expected.extend(made.iter().rev().filter(|(_, published)| !*published).map(|(id, _)| *id));
+    assert_eq!(listed(&pages), expected, "last published first, each once");
+    assert!(pages[0].body.contains(r#"aria-sort="descending""#));
+
+    // Filters: status, publisher, text in the title.
+    let published = browser.get("/standards?q=paged+standard&status=published").await;
+    let expected: Vec<i64> = made.iter().filter(|(_, published)| *published).map(|(id, _)| *id).collect();
+    assert_eq!(ids_after(&published.body, r#"<a href="/standards/"#), expected);
+    let rrk = browser.get("/standards?q=paged+standard&publisher=rrk").await;
+    assert_eq!(ids_after(&rrk.body, r#"<a href="/standards/"#), ids[50..].to_vec());
+    let one = browser.get("/standards?q=standard+07").await;
+    assert_eq!(ids_after(&one.body, r#"<a href="/standards/"#), vec![ids[7]]);
+    let wrong = browser.get("/standards?status=lost").await;
+    assert_eq!(wrong.status, 422);
+    assert_listed(&wrong, "status", "Choose a status from the list");
+    assert_eq!(browser.get("/standards?sort=sideways").await.status, 400);
+
+    // The download is the whole selection, every page.
+    let csv = browser.get("/standards?q=paged+standard&sort=published&format=csv").await;
+    assert!(
+        csv.headers
+            .get("content-type")
+            .is_some_and(|t| t.to_str().unwrap_or_default().starts_with("text/csv"))
+    );
+    assert_eq!(csv.body.lines().filter(|line| line.contains("Paged Standard")).count(), 55, "{}", csv.body);
+
+    // An exemplar author lists their own organisation's only.
+    let author = app.create_user(Role::Exemplar, Some("RRK"));
+    let mut exemplar = Browser::new(&app);
+    exemplar.sign_in(&author).await;
+    let own = exemplar.get("/standards?q=paged+standard&publisher=RM3").await;
+    assert_eq!(ids_after(&own.body, r#"<a href="/standards/"#), ids[50..].to_vec());
+}
+
+on_both_engines!(the_standards_list_pages_filters_and_sorts_on_the_server);
