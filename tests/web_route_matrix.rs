@@ -404,7 +404,11 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/organisations/{code}/advisories/{id}/applicability", Form::Applicability, ACTS_FOR_TRUST),
         post("/organisations/{code}/advisories/{id}/close", Form::Close, ACTS_FOR_TRUST),
         get("/standards", "/standards".into(), SIGNED_IN),
-        get("/standards", "/standards?q=device&status=published&publisher=RM3&sort=published".into(), SIGNED_IN),
+        get(
+            "/standards",
+            "/standards?q=device&status=published&publisher=RM3&sort=published".into(),
+            SIGNED_IN,
+        ),
         get("/standards", "/standards?sort=title&format=csv".into(), SIGNED_IN),
         Case {
             shows: Some((": draft</h2>", publishers)),

@@ -216,7 +216,7 @@ pub async fn create_request(
         db::product_requests::problems(&new).into_iter().map(field_error).collect();
     if !organisation.is_empty() {
         let code = organisation.clone();
-        let known = state.read(move |conn| Ok(db::organisations::names(conn, &[code])?)).await?;
+        let known = state.read(move |conn| db::organisations::names(conn, &[code])).await?;
         if known.is_empty() {
             errors.insert(
                 0,
