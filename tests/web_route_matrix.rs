@@ -108,6 +108,12 @@ const OWN_OR_READERS: [Expect; 8] = [IN, IN, OK, OK, OK, NF, NF, NF];
 const OWN_OR_ADMIN: [Expect; 8] = [IN, IN, OK, NO, OK, NF, NF, NF];
 /// The national team only (the API's `AdminOnly`): accounts.
 const ADMIN_ONLY: [Expect; 8] = [IN, IN, OK, NO, NO, NO, NO, NO];
+/// Asking for a product to be added: everyone but auditors, each for their own organisation (the
+/// national team for any).
+const REQUESTERS: [Expect; 8] = [IN, IN, OK, NO, OK, OK, OK, OK];
+/// Withdrawing `TRUST`'s product request: those who act for `TRUST`, exemplar authors included;
+/// auditors, who see it, get 403, another trust's callers 404.
+const WITHDRAWS_TRUSTS_REQUEST: [Expect; 8] = [IN, IN, OK, NO, OK, NF, OK, NF];
 /// The sign-in form, sent with the caller's own credentials (signed out: an unknown email).
 const SIGN_IN_FORM: [Expect; 8] = [BAD, BAD, OK, OK, OK, OK, OK, OK];
 
@@ -163,6 +169,15 @@ enum Form {
     RefuseRequest,
     /// A seat request of `TRUST`, made afresh for each call, withdrawn.
     WithdrawRequest,
+    /// A product asked for on the new-product-request page (for `TRUST`; the caller's own
+    /// organisation for an officer or exemplar author).
+    NewProductRequest,
+    /// A product request of `TRUST`, made afresh for each call, marked added.
+    MarkProductAdded,
+    /// A product request of `TRUST`, made afresh for each call, declined with a reason.
+    DeclineProductRequest,
+    /// A product request of `TRUST`, made afresh for each call, withdrawn.
+    WithdrawProductRequest,
     /// A product added on the new-product page.
     NewProduct,
     /// The fixture's product changed at its current revision (its source only, so that the other
@@ -228,6 +243,8 @@ struct Fixture {
     /// A line whose claims need approval, and a pending seat request of `TRUST` on it.
     approval_line: i64,
     seat_request: i64,
+    /// A product request of `TRUST`, waiting.
+    product_request: i64,
     /// Makes names unique (order references, requirement codes, advisory references).
     serial: Cell<u32>,
 }
@@ -353,6 +370,21 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/seat-requests/{id}/approve", Form::ApproveRequest, ADMIN_ONLY),
         post("/seat-requests/{id}/refuse", Form::RefuseRequest, ADMIN_ONLY),
         post("/seat-requests/{id}/withdraw", Form::WithdrawRequest, ACTS_FOR_TRUST),
+        get("/product-requests", "/product-requests".into(), SIGNED_IN),
+        get("/product-requests", "/product-requests?status=waiting&format=csv".into(), SIGNED_IN),
+        get("/product-requests/new", "/product-requests/new?q=Matrix+Viewer".into(), REQUESTERS),
+        post("/product-requests", Form::NewProductRequest, REQUESTERS),
+        Case {
+            shows: Some((r#"/added""#, admins)),
+            ..get("/product-requests/{id}", format!("/product-requests/{}", f.product_request), READS_TRUST)
+        },
+        Case {
+            shows: Some((r#"/withdraw""#, [false, false, false, false, true, false, true, false])),
+            ..get("/product-requests/{id}", format!("/product-requests/{}", f.product_request), READS_TRUST)
+        },
+        post("/product-requests/{id}/added", Form::MarkProductAdded, ADMIN_ONLY),
+        post("/product-requests/{id}/decline", Form::DeclineProductRequest, ADMIN_ONLY),
+        post("/product-requests/{id}/withdraw", Form::WithdrawProductRequest, WITHDRAWS_TRUSTS_REQUEST),
         get("/reports", "/reports".into(), READERS),
         get("/reports/unsupported", "/reports/unsupported".into(), READERS),
         get("/reports/reconciliation", "/reports/reconciliation".into(), READERS),
@@ -373,6 +405,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/organisations/{code}/advisories/{id}/applicability", Form::Applicability, ACTS_FOR_TRUST),
         post("/organisations/{code}/advisories/{id}/close", Form::Close, ACTS_FOR_TRUST),
         get("/standards", "/standards".into(), SIGNED_IN),
+        get(
+            "/standards",
+            "/standards?q=device&status=published&publisher=RM3&sort=published".into(),
+            SIGNED_IN,
+        ),
+        get("/standards", "/standards?sort=title&format=csv".into(), SIGNED_IN),
         Case {
             shows: Some((": draft</h2>", publishers)),
             ..get("/standards/{id}", format!("/standards/{s}"), SIGNED_IN)
@@ -872,6 +910,33 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 format!("SELECT status AS value FROM seat_requests WHERE id = {request}"),
             )
         }
+        Form::NewProductRequest => (
+            "/product-requests".to_owned(),
+            pairs(&[
+                ("organisation", TRUST),
+                ("product_name", &format!("Matrix Viewer {}", f.next())),
+                ("supplier", "Matrix Imaging Ltd"),
+                ("version", ""),
+                ("need", "Radiology reads images with it"),
+                ("searched", "Matrix Viewer"),
+            ]),
+            "SELECT CAST(COUNT(*) AS TEXT) AS value FROM product_requests".to_owned(),
+        ),
+        Form::MarkProductAdded | Form::DeclineProductRequest | Form::WithdrawProductRequest => {
+            let request = app.request_product(TRUST, &format!("Matrix Viewer {}", f.next()));
+            let (action, fields) = match form {
+                Form::MarkProductAdded => ("added", pairs(&[("product_id", &f.product.to_string())])),
+                Form::DeclineProductRequest => {
+                    ("decline", pairs(&[("reason", "Matrix check: use the national PACS")]))
+                }
+                _ => ("withdraw", Vec::new()),
+            };
+            (
+                format!("/product-requests/{request}/{action}"),
+                fields,
+                format!("SELECT status AS value FROM product_requests WHERE id = {request}"),
+            )
+        }
         Form::NewProduct => {
             let supplier =
                 app.with_connection(|conn| db::products::get(conn, f.product, today()).unwrap()).supplier_id;
@@ -1241,10 +1306,12 @@ async fn fixture(app: &TestApp, admin: &Caller, officer: &Caller) -> Fixture {
         webhook: 0,
         approval_line: 0,
         seat_request: 0,
+        product_request: 0,
         serial: Cell::new(0),
     };
     fixture.approval_line = app.line_needing_approval("MS-O365-E3").await;
     fixture.seat_request = app.request_seats(fixture.approval_line, TRUST, 1);
+    fixture.product_request = app.request_product(TRUST, "Matrix Imaging Viewer");
     fixture.webhook = subscription_of(app, fixture.officer, true);
     let mut purchase = prepare(app, &fixture, Form::Purchase);
     purchase.fields.push(("csrf_token".into(), admin.csrf_token.clone()));

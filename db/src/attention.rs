@@ -1,6 +1,6 @@
 //! What needs someone's attention today, for the start page (issue 22): for an organisation,
 //! advisories to acknowledge, obligations and risk acceptances falling due, and its seat requests
-//! waiting for a decision; for the national team, the requests it must decide, lines nearly
+//! waiting for a decision; for the national team, the seat and product requests it must decide, lines nearly
 //! full, and extension decisions due. The reminders (`reminders`) tell people of each occasion
 //! once, as it arises; this is the list as it stands, whether or not anyone was told.
 
@@ -46,6 +46,8 @@ pub enum Attention {
     RiskAcceptanceExpiring { product_id: i64, product: String, expires_on: NaiveDate },
     /// Requests for seats on lines that need approval, not yet decided.
     SeatRequestsWaiting { count: i64 },
+    /// Requests for products the catalogue does not list, not yet decided.
+    ProductRequestsWaiting { count: i64 },
     /// A capped line with at least nine tenths of its seats allocated.
     LineNearlyFull { agreement_id: i64, product: String, allocated: i64, cap: i64 },
     /// An agreement's extension option must be taken up or let go by `decide_by`; `overdue`
@@ -112,6 +114,10 @@ pub fn for_the_national_team(conn: &mut DbConnection, now: NaiveDateTime) -> DbR
         .get_result(conn)?;
     if waiting > 0 {
         found.push(Attention::SeatRequestsWaiting { count: waiting });
+    }
+    let products_asked_for = crate::product_requests::waiting_count(conn)?;
+    if products_asked_for > 0 {
+        found.push(Attention::ProductRequestsWaiting { count: products_asked_for });
     }
     // Caps are at most MAX_SEATS_PER_LINE (10^9), and a line never holds more than its cap
     // allows, so neither product can overflow. A cap of 0 is a line closed to claims, not one

@@ -497,6 +497,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    product_requests (id) {
+        id -> BigInt,
+        organisation_code -> Text,
+        product_name -> Text,
+        supplier -> Text,
+        version -> Nullable<Text>,
+        need -> Text,
+        search_text -> Nullable<Text>,
+        status -> Text,
+        product_id -> Nullable<BigInt>,
+        reason -> Nullable<Text>,
+        requested_by -> Nullable<BigInt>,
+        requested_at -> Timestamp,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     nhsmail_service_periods (id) {
         id -> BigInt,
         organisation_code -> Text,
@@ -565,6 +584,8 @@ diesel::joinable!(estate_unmatched -> estate_snapshots (snapshot_id));
 diesel::joinable!(software_name_mappings -> products (product_id));
 diesel::joinable!(seat_requests -> entitlements (entitlement_id));
 diesel::joinable!(seat_requests -> organisations (organisation_code));
+diesel::joinable!(product_requests -> organisations (organisation_code));
+diesel::joinable!(product_requests -> products (product_id));
 diesel::joinable!(nhsmail_service_periods -> organisations (organisation_code));
 diesel::joinable!(obligations -> entitlements (entitlement_id));
 diesel::joinable!(obligation_acceptances -> obligations (obligation_id));
@@ -602,6 +623,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     allocations,
     seat_requests,
+    product_requests,
     nhsmail_service_periods,
     estate_snapshots,
     estate_items,

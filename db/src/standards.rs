@@ -230,14 +230,61 @@ pub struct StandardFilter {
     pub publisher_code: Option<String>,
     /// Standards with at least one version in this status.
     pub status: Option<VersionStatus>,
+    /// Case-insensitive text in the title.
+    pub title: Option<String>,
+    pub order: StandardOrder,
 }
+
+/// The order of a list of standards. Each pages by its own key with the id after it, so a page
+/// never skips or repeats one, whatever the order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StandardOrder {
+    /// By id, the order they were made in (the API's order): the cursor is the last id.
+    #[default]
+    Id,
+    /// By title without regard to case, then id: the cursor is `id:title`.
+    Title,
+    /// Those last published most recently first (never-published ones last), then id, latest
+    /// first: the cursor is `id:moment`.
+    LastPublished,
+}
+
+impl StandardOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StandardOrder::Id => "id",
+            StandardOrder::Title => "title",
+            StandardOrder::LastPublished => "published",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<StandardOrder> {
+        [StandardOrder::Id, StandardOrder::Title, StandardOrder::LastPublished]
+            .into_iter()
+            .find(|order| order.as_str() == text)
+    }
+}
+
+diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// When a standard was last published (any of its versions): the "last published" order's key,
+/// 1 January 1970 for one never published, so that the key is never NULL and those come last.
+fn last_published() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamp> {
+    diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+        "COALESCE((SELECT MAX(v.published_at) FROM standard_versions v WHERE v.standard_id = standards.id), \
+         '1970-01-01 00:00:00')",
+    )
+}
+
+/// The form of a moment in a cursor.
+const CURSOR_MOMENT: &str = "%Y-%m-%dT%H:%M:%S%.f";
 
 pub fn list(
     conn: &mut DbConnection,
     filter: &StandardFilter,
     page: &PageRequest,
 ) -> DbResult<Page<Standard>> {
-    let mut query = standards::table.select(standards::id).order(standards::id).into_boxed();
+    let mut query = standards::table.select((standards::id, standards::title, last_published())).into_boxed();
     if let Some(category) = &filter.category {
         query = query.filter(standards::category.eq(category.clone()));
     }
@@ -251,13 +298,54 @@ pub fn list(
                 .filter(standard_versions::status.eq(status)),
         ));
     }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(standards::id.gt(after));
+    if let Some(title) = &filter.title {
+        query = query.filter(lower(standards::title).like(organisations::like_pattern(title)).escape('\\'));
     }
+    let split = |cursor: &str| -> DbResult<(i64, String)> {
+        let (id, key) = cursor.split_once(':').ok_or(DbError::InvalidCursor)?;
+        Ok((id.parse().map_err(|_| DbError::InvalidCursor)?, key.to_owned()))
+    };
+    query = match filter.order {
+        StandardOrder::Id => {
+            if let Some(after) = page.after_id()? {
+                query = query.filter(standards::id.gt(after));
+            }
+            query.order(standards::id)
+        }
+        StandardOrder::Title => {
+            if let Some(cursor) = &page.cursor {
+                let (id, title) = split(cursor)?;
+                // The database lowers both sides, as it orders (see organisations::list).
+                query = query.filter(
+                    lower(standards::title)
+                        .gt(lower(title.clone()))
+                        .or(lower(standards::title).eq(lower(title)).and(standards::id.gt(id))),
+                );
+            }
+            query.order((lower(standards::title), standards::id))
+        }
+        StandardOrder::LastPublished => {
+            if let Some(cursor) = &page.cursor {
+                let (id, moment) = split(cursor)?;
+                let moment = NaiveDateTime::parse_from_str(&moment, CURSOR_MOMENT)
+                    .map_err(|_| DbError::InvalidCursor)?;
+                query = query.filter(
+                    last_published().lt(moment).or(last_published().eq(moment).and(standards::id.lt(id))),
+                );
+            }
+            query.order((last_published().desc(), standards::id.desc()))
+        }
+    };
     let limit = page.limit();
-    let ids: Vec<i64> = query.limit(limit + 1).load(conn)?;
-    let items = ids.into_iter().map(|id| get(conn, id)).collect::<DbResult<Vec<_>>>()?;
-    Ok(Page::from_rows(items, limit, |s| s.id.to_string()))
+    let rows: Vec<(i64, String, NaiveDateTime)> = query.limit(limit + 1).load(conn)?;
+    let order = filter.order;
+    let keys = Page::from_rows(rows, limit, |(id, title, moment)| match order {
+        StandardOrder::Id => id.to_string(),
+        StandardOrder::Title => format!("{id}:{title}"),
+        StandardOrder::LastPublished => format!("{id}:{}", moment.format(CURSOR_MOMENT)),
+    });
+    let items = keys.items.into_iter().map(|(id, _, _)| get(conn, id)).collect::<DbResult<Vec<_>>>()?;
+    Ok(Page { items, next_cursor: keys.next_cursor })
 }
 
 fn validate_requirements(requirements: &[RequirementInput]) -> DbResult<()> {

@@ -130,6 +130,20 @@ text_enum!(
 );
 
 text_enum!(
+    /// Where a request for a product the catalogue does not list stands.
+    ProductRequestStatus {
+        /// Waiting for the national team.
+        Waiting = "waiting",
+        /// The product is in the catalogue now: the request names it.
+        Added = "added",
+        /// Declined by the national team, with a reason.
+        Declined = "declined",
+        /// Withdrawn by the organisation before a decision.
+        Withdrawn = "withdrawn",
+    }
+);
+
+text_enum!(
     /// Where an estate snapshot came from: the catalogue's own CSV, a Microsoft Defender for
     /// Endpoint software inventory export, or an Intune discovered-apps export.
     EstateSource { Catalogue = "catalogue", Defender = "defender", Intune = "intune" }

@@ -1433,3 +1433,85 @@ test('the national team adds a product and changes it: every problem listed, dat
     await close();
   }
 });
+
+test('an officer asks for a product the search did not find: every problem listed and linked, values kept, then the national team marks it added, at desktop and 390 px', async () => {
+  const officer = await openBrowser();
+  try {
+    const { page, problems } = officer;
+    await signIn(page, USERS.officer);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await ask(page, 'Zyxwvut Imaging Suite');
+    await page.getByRole('heading', { name: /Nothing matches/ }).waitFor();
+    await screenshot(page, '170-nothing-found-1280');
+    await assertAccessible(page, 'a search that found nothing');
+    await page.getByRole('link', { name: 'Ask for a product to be added' }).click();
+    await page.getByRole('heading', { name: 'Ask for a product to be added', level: 1 }).waitFor();
+    assert.equal(await page.getByLabel('Product name').inputValue(), 'Zyxwvut Imaging Suite', 'the search is kept');
+    await screenshot(page, '171-product-request-form-1280');
+    await assertAccessible(page, 'the product request form');
+
+    // On a phone from here: every problem at once, each linked to its field, what was typed kept.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByLabel('Product name').fill('');
+    await page.getByLabel('Version or edition (optional)').fill('2025');
+    await page.getByRole('button', { name: 'Send the request' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    const listed = await summary.innerText();
+    for (const message of ["Enter the product's name", "Enter the supplier's name", 'Enter why the organisation needs the product']) {
+      assert.ok(listed.includes(message), `${message} in ${listed}`);
+    }
+    assert.equal(await page.getByLabel('Version or edition (optional)').inputValue(), '2025', 'what was typed is kept');
+    await assertFitsWidth(page, 'the product request form with errors at 390 px');
+    await summary.getByRole('link', { name: "Enter the supplier's name" }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'supplier', 'the summary leads to the field');
+    await screenshot(page, '172-product-request-errors-390');
+    await assertAccessible(page, 'the product request form with errors at 390 px');
+
+    await page.getByLabel('Product name').fill('Zyxwvut Imaging Suite');
+    await page.getByLabel('Supplier').fill('Zyxwvut Medical Ltd');
+    await page.getByLabel('Why does the organisation need it?').fill('Radiology reads images from the new scanner with it.');
+    await page.getByRole('button', { name: 'Send the request' }).click();
+    await page.getByText('Request sent').waitFor();
+    await assertFitsWidth(page, 'the product request at 390 px');
+    await screenshot(page, '173-product-request-sent-390');
+    await assertAccessible(page, 'the product request sent at 390 px');
+    await page.goto(`${BASE}/product-requests`);
+    await assertFitsWidth(page, 'the product requests at 390 px');
+    await screenshot(page, '174-product-requests-390');
+    await assertAccessible(page, 'the product requests at 390 px');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await officer.close();
+  }
+
+  const national = await openBrowser();
+  try {
+    const { page, problems } = national;
+    await signIn(page, USERS.admin);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${BASE}/`);
+    await page.getByRole('link', { name: /product requests? waiting/ }).click();
+    await page.getByRole('heading', { name: 'Product requests', level: 1 }).waitFor();
+    await screenshot(page, '175-product-requests-1280');
+    await assertAccessible(page, 'the product requests');
+    await page.locator('tr', { hasText: 'Zyxwvut Imaging Suite' }).first().getByRole('link').click();
+    await page.getByRole('heading', { name: 'Mark it added' }).waitFor();
+    await page.getByLabel('Find the product').fill('Windows 10 Enterprise');
+    await page.getByRole('button', { name: 'Find products' }).click();
+    await page.locator('input[name="product_id"]').first().check();
+    await screenshot(page, '176-product-request-finder-1280');
+    await assertAccessible(page, 'a product request with the finder');
+    await page.getByRole('button', { name: 'Mark it added' }).click();
+    await page.getByText('Request marked added').waitFor();
+    await screenshot(page, '177-product-request-added-1280');
+    await assertAccessible(page, 'a product request marked added');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await assertFitsWidth(page, 'a product request marked added at 390 px');
+    await screenshot(page, '178-product-request-added-390');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await national.close();
+  }
+});

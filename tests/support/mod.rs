@@ -308,6 +308,20 @@ impl TestApp {
         }
     }
 
+    /// Asks for a product to be added, for `organisation`, directly in the database (audited as a
+    /// test actor): the request's id.
+    pub fn request_product(&self, organisation: &str, product_name: &str) -> i64 {
+        let new = db::product_requests::NewProductRequest {
+            organisation_code: organisation.to_owned(),
+            product_name: product_name.to_owned(),
+            supplier: "Test Supplier Ltd".to_owned(),
+            version: None,
+            need: "Needed for a test".to_owned(),
+            search_text: None,
+        };
+        db::product_requests::create(self.db(), &db::Actor::system("test"), new).unwrap().id
+    }
+
     /// Creates a user directly in the database (audited as a test actor).
     pub fn create_user(&self, role: Role, organisation: Option<&str>) -> TestUser {
         let email = format!("{}-{}@test.nhs.uk", role.as_str(), uuid::Uuid::new_v4().simple());

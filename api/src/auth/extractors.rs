@@ -299,6 +299,9 @@ role_set! {
     AdminOrOfficer = [Admin, Officer];
     /// Those who write standards: the national team, and exemplars for their own organisation.
     AdminOrExemplar = [Admin, Exemplar];
+    /// Those who ask for a product to be added to the catalogue: everyone but auditors, for their
+    /// own organisation (the national team for any).
+    Requesters = [Admin, Officer, Exemplar];
     /// Any signed-in user; organisation scope is checked by the handler.
     AnyRole = [Admin, Exemplar, Officer, Auditor];
 }

@@ -52,8 +52,12 @@ pub async fn list_standards(
     let query = query.into_inner();
     let csv = spreadsheet::wants_csv(&request, query.format);
     let page = page_request(query.limit, query.cursor)?;
-    let filter =
-        StandardFilter { category: query.category, publisher_code: query.publisher, status: query.status };
+    let filter = StandardFilter {
+        category: query.category,
+        publisher_code: query.publisher,
+        status: query.status,
+        ..Default::default()
+    };
     spreadsheet::list(&state, csv, "standards", page, move |conn, page| {
         db::standards::list(conn, &filter, page)
     })

@@ -87,6 +87,11 @@ fn in_words(item: Attention, organisation: Option<&str>) -> AttentionView {
             "/seat-requests?status=pending".to_owned(),
             None,
         ),
+        Attention::ProductRequestsWaiting { count: waiting } => (
+            format!("{} waiting", counted(waiting, "product request", "product requests")),
+            "/product-requests?status=waiting".to_owned(),
+            None,
+        ),
         Attention::LineNearlyFull { agreement_id, product, allocated, cap } => (
             format!("{product}: {} of {} seats allocated", count(allocated), count(cap)),
             format!("/agreements/{agreement_id}"),

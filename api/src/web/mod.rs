@@ -33,6 +33,7 @@ pub mod organisation_forms;
 pub mod organisation_list;
 pub mod organisations;
 pub mod product_forms;
+pub mod product_requests;
 pub mod products;
 pub mod purchases;
 pub mod reports;
@@ -142,6 +143,14 @@ pub const ROUTES: &[PageRoute] = &[
     post("/seat-requests/{id}/approve", |r| r.to(seat_requests::approve)),
     post("/seat-requests/{id}/refuse", |r| r.to(seat_requests::refuse)),
     post("/seat-requests/{id}/withdraw", |r| r.to(seat_requests::withdraw)),
+    get("/product-requests", |r| r.to(product_requests::product_requests_page)),
+    post("/product-requests", |r| r.to(product_requests::create_request)),
+    // Before `{id}`, as for organisations.
+    get("/product-requests/new", |r| r.to(product_requests::new_request_page)),
+    get("/product-requests/{id}", |r| r.to(product_requests::product_request_page)),
+    post("/product-requests/{id}/added", |r| r.to(product_requests::mark_added)),
+    post("/product-requests/{id}/decline", |r| r.to(product_requests::decline)),
+    post("/product-requests/{id}/withdraw", |r| r.to(product_requests::withdraw)),
     get("/reports", |r| r.to(reports::reports_page)),
     get("/reports/unsupported", |r| r.to(reports::unsupported_page)),
     get("/reports/reconciliation", |r| r.to(reports::reconciliation_page)),

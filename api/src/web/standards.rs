@@ -7,19 +7,25 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use db::standards::{Level, RequirementInput, Standard, StandardFilter, StandardVersion, VersionStatus};
+use db::standards::{
+    Level, RequirementInput, Standard, StandardFilter, StandardOrder, StandardVersion, VersionStatus,
+};
 use db::{PageRequest, Precondition};
 use serde::Deserialize;
 
 use crate::auth::ensure_publisher;
 use crate::auth::extractors::AdminOrExemplar;
 use crate::error::ApiError;
-use crate::spreadsheet::{self, PageDownload};
+use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::{RequirementView, words};
 use crate::web::{
-    Chrome, Refusal, Session, Submitted, WebError, WebResult, long_date, named, render, see_other,
+    Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, error_for, long_date, named,
+    optional_text, query_value, render, see_other,
 };
+
+/// Standards on one page of the list.
+const PAGE_SIZE: i64 = 50;
 
 pub struct StandardRow {
     pub id: i64,
@@ -28,6 +34,54 @@ pub struct StandardRow {
     /// The publishing trust's name with its code.
     pub publisher: String,
     pub published: String,
+    /// When a version was last published, or nothing.
+    pub last_published: String,
+}
+
+#[derive(Deserialize)]
+pub struct StandardsQuery {
+    /// Text in the title.
+    #[serde(default)]
+    q: String,
+    /// A version status: standards with a version in it.
+    #[serde(default)]
+    status: String,
+    /// The publisher's ODS code (an exemplar author sees their own organisation's only).
+    #[serde(default)]
+    publisher: String,
+    /// `title` (the default) or `published`.
+    #[serde(default)]
+    sort: String,
+    cursor: Option<String>,
+    /// `csv`: the whole selection as a file (the page's "Download CSV").
+    format: Option<String>,
+}
+
+/// One choice of a select: its value, its label and whether it is chosen.
+pub struct Choice {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// A column heading that orders the list: a link to the list in its order, marked when it is the
+/// order shown.
+pub struct SortHeading {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+    /// `ascending` or `descending`, as `aria-sort` says.
+    pub direction: &'static str,
+}
+
+/// What each status filter is called.
+fn status_label(status: VersionStatus) -> &'static str {
+    match status {
+        VersionStatus::Draft => "Has a draft",
+        VersionStatus::Published => "Has a published version",
+        VersionStatus::Superseded => "Has a superseded version",
+        VersionStatus::Withdrawn => "Has a withdrawn version",
+    }
 }
 
 #[derive(Template)]
@@ -35,15 +89,37 @@ pub struct StandardRow {
 struct StandardsPage {
     chrome: Chrome,
     heading: String,
+    /// Whether the publisher can be chosen (everyone but exemplar authors, who see their own).
+    choose_publisher: bool,
+    q: String,
+    publisher: String,
+    statuses: Vec<Choice>,
+    /// The order shown, to keep when the filters change.
+    sort: &'static str,
+    sort_headings: [SortHeading; 2],
     standards: Vec<StandardRow>,
+    first_page: Option<String>,
+    next_page: Option<String>,
+    /// The whole selection (every page) as a CSV file.
+    download: String,
+    errors: Vec<FieldError>,
 }
 
-/// The standards: an exemplar author sees their organisation's; everyone else sees them all.
+impl StandardsPage {
+    fn error_for(&self, field: &str) -> Option<&str> {
+        error_for(&self.errors, field)
+    }
+}
+
+/// The standards, filtered by status, publisher and text in the title, ordered by title or by
+/// when last published, 50 a page, or the whole selection as one CSV file: an exemplar author
+/// sees their organisation's; everyone else sees them all.
 pub async fn standards_page(
     state: web::Data<AppState>,
     session: Session,
-    download: web::Query<PageDownload>,
+    query: web::Query<StandardsQuery>,
 ) -> WebResult<HttpResponse> {
+    let query = query.into_inner();
     let own = match session.user.role() {
         db::users::Role::Exemplar => session.user.organisation().map(str::to_owned),
         _ => None,
@@ -52,41 +128,119 @@ pub async fn standards_page(
         Some(code) => format!("Standards published by {code}"),
         None => "Standards to buy against".to_owned(),
     };
-    let filter = StandardFilter { publisher_code: own, ..Default::default() };
-    if download.wanted() {
+    let order = match query.sort.trim() {
+        "" => StandardOrder::Title,
+        sort => StandardOrder::parse(sort).filter(|order| *order != StandardOrder::Id).ok_or_else(|| {
+            WebError::BadRequest("The list is sorted by title or by when last published".into())
+        })?,
+    };
+    let (q, status_typed) = (query.q.trim().to_owned(), query.status.trim().to_owned());
+    let publisher = match &own {
+        Some(_) => String::new(),
+        None => query.publisher.trim().to_uppercase(),
+    };
+    let mut errors = Vec::new();
+    let status = match status_typed.as_str() {
+        "" => None,
+        typed => VersionStatus::parse(typed).or_else(|| {
+            errors.push(FieldError::new("status", "Choose a status from the list"));
+            None
+        }),
+    };
+    let filter = StandardFilter {
+        category: None,
+        publisher_code: own.clone().or_else(|| optional_text(&publisher)),
+        status,
+        title: optional_text(&q),
+        order,
+    };
+    let typed = [("q", q.as_str()), ("status", status_typed.as_str()), ("publisher", publisher.as_str())];
+    let address = |by: StandardOrder, extra: &[(&str, &str)]| {
+        let sort = [("sort", if by == StandardOrder::LastPublished { "published" } else { "" })];
+        let pairs: Vec<String> = typed
+            .iter()
+            .chain(&sort)
+            .chain(extra)
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| format!("{name}={}", query_value(value)))
+            .collect();
+        match pairs.is_empty() {
+            true => "/standards".to_owned(),
+            false => format!("/standards?{}", pairs.join("&")),
+        }
+    };
+    if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let every = PageRequest::default();
         return Ok(spreadsheet::list(&state, true, "standards", every, move |conn, page| {
             db::standards::list(conn, &filter, page)
         })
         .await?);
     }
-    let page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
-    let (found, publishers) = state
-        .read(move |conn| {
-            let found = db::standards::list(conn, &filter, &page)?;
-            let codes: Vec<String> = found.items.iter().map(|s| s.publisher_code.clone()).collect();
-            Ok((found, db::organisations::names(conn, &codes)?))
-        })
-        .await?;
+    let (found, next_cursor, publishers) = match errors.is_empty() {
+        true => {
+            let page = PageRequest { limit: Some(PAGE_SIZE), cursor: query.cursor.clone() };
+            state
+                .read(move |conn| {
+                    let found = db::standards::list(conn, &filter, &page)?;
+                    let codes: Vec<String> = found.items.iter().map(|s| s.publisher_code.clone()).collect();
+                    let names = db::organisations::names(conn, &codes)?;
+                    Ok((found.items, found.next_cursor, names))
+                })
+                .await?
+        }
+        false => (Vec::new(), None, Default::default()),
+    };
+    let sort_heading = |label, by: StandardOrder| SortHeading {
+        label,
+        href: address(by, &[]),
+        current: by == order,
+        direction: if by == StandardOrder::LastPublished { "descending" } else { "ascending" },
+    };
+    let (status_code, title) = match errors.is_empty() {
+        true => (StatusCode::OK, "Standards"),
+        false => (StatusCode::UNPROCESSABLE_ENTITY, "Error: Standards"),
+    };
     let page = StandardsPage {
-        chrome: Chrome::for_session("Standards", &session, "/standards"),
+        chrome: Chrome::for_session(title, &session, "/standards"),
         heading,
+        choose_publisher: own.is_none(),
+        statuses: std::iter::once(("", "Any status"))
+            .chain(VersionStatus::ALL.iter().map(|s| (s.as_str(), status_label(*s))))
+            .map(|(value, label)| Choice { value, label, selected: value == status_typed })
+            .collect(),
+        sort: if order == StandardOrder::LastPublished { "published" } else { "title" },
+        sort_headings: [
+            sort_heading("Standard", StandardOrder::Title),
+            sort_heading("Last published", StandardOrder::LastPublished),
+        ],
         standards: found
-            .items
             .into_iter()
             .map(|s| StandardRow {
                 published: s
                     .published_version
                     .map(|n| format!("Version {n}"))
                     .unwrap_or_else(|| "None published".into()),
+                last_published: s
+                    .versions
+                    .iter()
+                    .filter_map(|v| v.published_at)
+                    .max()
+                    .map(|at| long_date(at.date()))
+                    .unwrap_or_default(),
                 id: s.id,
                 title: s.title,
                 category: words(&s.category),
                 publisher: named(&s.publisher_code, &publishers),
             })
             .collect(),
+        first_page: query.cursor.is_some().then(|| address(order, &[])),
+        next_page: next_cursor.map(|cursor| address(order, &[("cursor", &cursor)])),
+        download: address(order, &[("format", "csv")]),
+        q,
+        publisher,
+        errors,
     };
-    render(StatusCode::OK, &page)
+    render(status_code, &page)
 }
 
 pub struct VersionRow {

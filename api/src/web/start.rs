@@ -13,9 +13,10 @@ use db::{DbConnection, DbError, DbResult, PageRequest};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::auth::extractors::{AdminOnly, AdminOrOfficer};
+use crate::auth::extractors::{AdminOnly, AdminOrOfficer, Requesters};
 use crate::state::AppState;
 use crate::web::attention::{AttentionView, attention_for};
+use crate::web::product_requests::ask_href;
 use crate::web::{
     Chrome, Refusal, Session, Submitted, WebResult, capitalised, count, counted, long_date, named,
     optional_text, query_value, render, see_other, today, whole_number,
@@ -408,6 +409,9 @@ struct StartPage {
     attention: Option<Vec<AttentionView>>,
     /// Whether to offer "Add a product" (the national team): products are found here.
     can_add_product: bool,
+    /// Where to ask for a product the catalogue does not list, keeping the question; none for
+    /// auditors, who ask for nothing.
+    ask_href: Option<String>,
 }
 
 fn licence_restrictions(requires_approval: bool, per_organisation_cap: Option<i64>) -> Vec<String> {
@@ -484,11 +488,15 @@ async fn render_start(
         return_to: "/".into(),
         attention: None,
         can_add_product: session.require::<AdminOnly>().is_ok(),
+        ask_href: None,
     };
     if let Some(Question { text, organisation }) = question {
         page.question = text.clone();
         page.organisation = organisation.clone();
         page.return_to = start_path(&text, ask_organisation.then_some(organisation.as_str()));
+        if session.require::<Requesters>().is_ok() {
+            page.ask_href = Some(ask_href(&text, ask_organisation.then_some(organisation.as_str())));
+        }
         if !organisation.is_empty() {
             user.ensure_can_read(&organisation)?;
             let can_claim = can_act_for(session, &organisation);
