@@ -293,19 +293,27 @@ pub fn update(
 /// Replaces the password hash and ends every token issued before.
 pub fn set_password(db: &Database, actor: &Actor, id: i64, password_hash: &str) -> DbResult<()> {
     db.write(actor, |conn| {
-        let updated = diesel::update(users::table.find(id))
-            .set((
-                users::password_hash.eq(password_hash),
-                users::token_generation.eq(users::token_generation + 1),
-                users::revision.eq(users::revision + 1),
-                users::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
-        if updated == 0 {
-            return Err(DbError::NotFound("user"));
-        }
+        store_password(conn, id, password_hash)?;
         Ok(Audited::one((), Change::new("user.password_change", "user", id)))
     })
+}
+
+/// Replaces user `id`'s password hash, ending every token issued before (every web session and
+/// bearer token) and every password reset link: what setting a password does, however it is set
+/// (`set_password`, `password_resets::reset_password`).
+pub(crate) fn store_password(conn: &mut DbConnection, id: i64, password_hash: &str) -> DbResult<()> {
+    let updated = diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::token_generation.eq(users::token_generation + 1),
+            users::revision.eq(users::revision + 1),
+            users::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(DbError::NotFound("user"));
+    }
+    crate::password_resets::forget(conn, id)
 }
 
 /// Ends every token the user holds (signing out of the web pages ends the session's token, and with
