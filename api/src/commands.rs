@@ -141,8 +141,10 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
     let reset_mail = match (&options.smtp_url, &options.public_url) {
         (Some(smtp_url), Some(public_url)) => {
-            let config =
-                crate::notify::email::MailConfig { smtp_url: smtp_url.clone(), from: options.mail_from.clone() };
+            let config = crate::notify::email::MailConfig {
+                smtp_url: smtp_url.clone(),
+                from: options.mail_from.clone(),
+            };
             Some(crate::auth::password_reset::ResetMail::new(&config, public_url)?)
         }
         _ => {

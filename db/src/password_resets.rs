@@ -103,7 +103,12 @@ pub fn request_by_email(db: &Database, actor: &Actor, email: &str, at: NaiveDate
 }
 
 /// A link for user `user_id` (an admin sends one from the user's page).
-pub fn request_for_user(db: &Database, actor: &Actor, user_id: i64, at: NaiveDateTime) -> DbResult<Requested> {
+pub fn request_for_user(
+    db: &Database,
+    actor: &Actor,
+    user_id: i64,
+    at: NaiveDateTime,
+) -> DbResult<Requested> {
     db.write(actor, |conn| {
         sweep(conn, at)?;
         crate::users::get(conn, user_id)?;
@@ -121,11 +126,8 @@ fn issue_in(conn: &mut DbConnection, user_id: i64, at: NaiveDateTime) -> DbResul
     if user.disabled {
         return Ok(Audited::unchanged(Requested::Disabled));
     }
-    let last: Option<NaiveDateTime> = password_resets::table
-        .find(user_id)
-        .select(password_resets::requested_at)
-        .first(conn)
-        .optional()?;
+    let last: Option<NaiveDateTime> =
+        password_resets::table.find(user_id).select(password_resets::requested_at).first(conn).optional()?;
     if last.is_some_and(|requested_at| requested_at > at - RESEND_AFTER) {
         return Ok(Audited::unchanged(Requested::AlreadySent));
     }
@@ -185,8 +187,8 @@ pub fn reset_password(
             return Ok(Audited::unchanged(false));
         }
         // Spent first, in the same transaction: of two requests with one token only one deletes it.
-        let spent =
-            diesel::delete(password_resets::table.filter(password_resets::token_hash.eq(&hash))).execute(conn)?;
+        let spent = diesel::delete(password_resets::table.filter(password_resets::token_hash.eq(&hash)))
+            .execute(conn)?;
         if spent == 0 {
             return Ok(Audited::unchanged(false));
         }

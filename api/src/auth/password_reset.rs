@@ -35,7 +35,10 @@ pub struct ResetMail {
 
 impl ResetMail {
     pub fn new(config: &MailConfig, public_url: &str) -> Result<ResetMail, MailError> {
-        Ok(ResetMail { mailer: Mailer::new(config)?, public_url: public_url.trim_end_matches('/').to_owned() })
+        Ok(ResetMail {
+            mailer: Mailer::new(config)?,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        })
     }
 
     /// The link for `token`.
@@ -48,7 +51,10 @@ impl ResetMail {
 pub fn parse_public_url(text: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err("the public address is http:// or https:// and a host, such as https://catalogue.example.nhs.uk".into());
+        return Err(
+            "the public address is http:// or https:// and a host, such as https://catalogue.example.nhs.uk"
+                .into(),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("the public address has no query (?) or fragment (#)".into());

@@ -82,12 +82,15 @@ pub struct RequestQuery {
     sent: Option<String>,
 }
 
+/// The request page. `csrf_token` is the token of a form sent back with its problems, which keeps
+/// working (its cookie is kept); `None` gives the page a new token and cookie.
 fn render_request(
     request: &HttpRequest,
     state: &AppState,
     email: String,
     errors: Vec<FieldError>,
     sent: bool,
+    csrf_token: Option<String>,
 ) -> WebResult<HttpResponse> {
     let unavailable = state.password_reset_mail.is_none();
     let title = match (unavailable, sent, errors.is_empty()) {
@@ -96,7 +99,13 @@ fn render_request(
         (false, false, true) => "Reset your password",
         (false, false, false) => "Error: Reset your password",
     };
-    let (csrf_token, bound) = signed_out_form(request, &state.auth, REQUEST_COOKIE, PURPOSE);
+    let (csrf_token, bound) = match csrf_token {
+        Some(token) => (token, None),
+        None => {
+            let (token, bound) = signed_out_form(request, &state.auth, REQUEST_COOKIE, PURPOSE);
+            (token, Some(bound))
+        }
+    };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = RequestPage {
         chrome: Chrome::anonymous(title),
@@ -107,7 +116,7 @@ fn render_request(
         sent: sent.then(sent_message),
     };
     let mut response = render(status, &page)?;
-    if !unavailable && !sent {
+    if let (false, false, Some(bound)) = (unavailable, sent, bound) {
         response.add_cookie(&bound).map_err(|e| WebError::Internal(e.to_string()))?;
     }
     Ok(response)
@@ -119,7 +128,7 @@ pub async fn request_page(
     state: web::Data<AppState>,
     query: web::Query<RequestQuery>,
 ) -> WebResult<HttpResponse> {
-    render_request(&request, &state, String::new(), Vec::new(), query.sent.is_some())
+    render_request(&request, &state, String::new(), Vec::new(), query.sent.is_some(), None)
 }
 
 #[derive(Deserialize)]
@@ -151,7 +160,8 @@ pub async fn request_link(
         None
     };
     if let Some(message) = problem {
-        return render_request(&request, &state, email, vec![FieldError::new("email", message)], false);
+        let errors = vec![FieldError::new("email", message)];
+        return render_request(&request, &state, email, errors, false, Some(form.csrf_token));
     }
     let actor = db::Actor {
         user_id: None,
@@ -161,7 +171,8 @@ pub async fn request_link(
     };
     password_reset::request(&state, actor, email).await?;
     let mut response = see_other(&format!("{PATH}?sent=1"));
-    let _ = response.add_removal_cookie(&actix_web::cookie::Cookie::build(REQUEST_COOKIE, "").path("/").finish());
+    let _ =
+        response.add_removal_cookie(&actix_web::cookie::Cookie::build(REQUEST_COOKIE, "").path("/").finish());
     Ok(response)
 }
 
@@ -226,7 +237,10 @@ fn render_new_password(email: String, errors: Vec<FieldError>) -> WebResult<Http
 }
 
 /// The link in the email: the new-password form, or the page saying the link does not work.
-pub async fn new_password_page(state: web::Data<AppState>, token: web::Path<String>) -> WebResult<HttpResponse> {
+pub async fn new_password_page(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> WebResult<HttpResponse> {
     match password_reset::recipient(&state, token.into_inner()).await? {
         Some(found) => render_new_password(found.email, Vec::new()),
         None => link_does_not_work(&state),

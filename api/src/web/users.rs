@@ -12,8 +12,8 @@ use serde::Deserialize;
 use crate::auth::accounts::{self, AccountRequest};
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::auth::password;
-use crate::spreadsheet;
 use crate::auth::password_reset::{self, AdminSent};
+use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::{
     Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, error_for,
@@ -328,7 +328,9 @@ pub async fn user_page(
         Some("created") => {
             Some("Account created. Give the person their password by another route than email.".to_owned())
         }
-        Some("disabled") => Some("Account disabled: it is signed out everywhere and cannot sign in.".to_owned()),
+        Some("disabled") => {
+            Some("Account disabled: it is signed out everywhere and cannot sign in.".to_owned())
+        }
         Some("enabled") => Some("Account enabled: the person can sign in again.".to_owned()),
         Some("reset_sent") => Some(format!(
             "A password reset email has been sent to {}. Its link works for {} minutes.",
