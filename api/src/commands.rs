@@ -145,7 +145,7 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
                 smtp_url: smtp_url.clone(),
                 from: options.mail_from.clone(),
             };
-            Some(crate::auth::password_reset::ResetMail::new(&config, public_url)?)
+            Some(crate::notify::password_reset::ResetMail::new(&config, public_url)?)
         }
         _ => {
             tracing::info!("password reset by email is off: it needs both --smtp-url and --public-url");

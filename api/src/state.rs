@@ -9,10 +9,10 @@ use db::{Database, DbResult};
 use tokio::sync::Semaphore;
 
 use crate::auth::AuthConfig;
-use crate::auth::password_reset::ResetMail;
 use crate::auth::password_workers::PasswordWorkers;
 use crate::client::TrustedProxies;
 use crate::error::{ApiError, ApiResult};
+use crate::notify::password_reset::ResetMail;
 
 /// Password jobs that may wait for a password thread, per thread: with argon2id at tens of
 /// milliseconds a job, a full queue is well under a second of work. Past it: 503 and Retry-After.

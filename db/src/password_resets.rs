@@ -197,12 +197,6 @@ pub fn reset_password(
     })
 }
 
-/// Forgets every link of user `user_id` (their password was set another way).
-pub(crate) fn forget(conn: &mut DbConnection, user_id: i64) -> DbResult<()> {
-    diesel::delete(password_resets::table.find(user_id)).execute(conn)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

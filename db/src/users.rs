@@ -9,7 +9,7 @@ use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
-use crate::schema::{organisations, users};
+use crate::schema::{organisations, password_resets, users};
 
 crate::vocabulary::text_enum!(Role {
     /// The national team: agreements, entitlements, products, organisations, users, advisories.
@@ -313,7 +313,8 @@ pub(crate) fn store_password(conn: &mut DbConnection, id: i64, password_hash: &s
     if updated == 0 {
         return Err(DbError::NotFound("user"));
     }
-    crate::password_resets::forget(conn, id)
+    diesel::delete(password_resets::table.filter(password_resets::user_id.eq(id))).execute(conn)?;
+    Ok(())
 }
 
 /// Ends every token the user holds (signing out of the web pages ends the session's token, and with

@@ -427,7 +427,7 @@ fn serve_with(
             smtp_url: smtp_url.to_owned(),
             from: api::notify::email::DEFAULT_FROM.to_owned(),
         };
-        api::auth::password_reset::ResetMail::new(&config, &format!("http://127.0.0.1:{port}"))
+        api::notify::password_reset::ResetMail::new(&config, &format!("http://127.0.0.1:{port}"))
             .unwrap_or_else(|e| panic!("reset mail: {e}"))
     });
     let secret = api::auth::Secret::new(jwt_secret.clone()).unwrap();

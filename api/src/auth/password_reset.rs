@@ -3,64 +3,19 @@
 //! spent here once the new password passes the same rule as every other password
 //! (`password::weakness`).
 //!
-//! The link starts with the service's public address, from configuration
-//! (`--public-url`, `CATALOGUE_PUBLIC_URL`), never from the request's `Host` header, which
-//! whoever asks for a link could set to their own site. Without both that and an SMTP server,
-//! reset by email is off and the pages say to ask the national team.
-//!
-//! The email is sent after the answer, in the background: the answer takes as long, and says
-//! the same, whether or not the account exists. A failure to send is logged with the user's id,
-//! never with the link. The token is in no log, audit event or database row.
-
-use std::sync::Arc;
+//! The email and its link are `notify::password_reset`'s. Without both an SMTP server and the
+//! service's public address configured, reset by email is off and the pages say to ask the
+//! national team. The email is sent after the answer, in the background: the answer takes as
+//! long, and says the same, whether or not the account exists. The token is in no log, audit
+//! event or database row.
 
 use chrono::NaiveDateTime;
 use db::Actor;
-use db::password_resets::{self, Issued, Recipient, Requested};
+use db::password_resets::{self, Recipient, Requested};
 
 use crate::auth::password;
 use crate::error::{ApiError, ApiResult};
-use crate::notify::email::{Email, MailConfig, MailError, Mailer};
 use crate::state::AppState;
-
-/// The path of the pages; a link is this, a slash and the token.
-pub const PATH: &str = "/password-reset";
-
-/// How reset emails go out: the mailer and the public address links start with.
-pub struct ResetMail {
-    mailer: Mailer,
-    /// Such as `https://catalogue.example.nhs.uk`, without a trailing slash.
-    public_url: String,
-}
-
-impl ResetMail {
-    pub fn new(config: &MailConfig, public_url: &str) -> Result<ResetMail, MailError> {
-        Ok(ResetMail {
-            mailer: Mailer::new(config)?,
-            public_url: public_url.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// The link for `token`.
-    pub fn link(&self, token: &str) -> String {
-        format!("{}{PATH}/{token}", self.public_url)
-    }
-}
-
-/// Checks a public address for `--public-url`: `http` or `https`, a host, no query or fragment.
-pub fn parse_public_url(text: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(
-            "the public address is http:// or https:// and a host, such as https://catalogue.example.nhs.uk"
-                .into(),
-        );
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("the public address has no query (?) or fragment (#)".into());
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
-}
 
 fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
@@ -78,7 +33,7 @@ pub async fn request(state: &AppState, actor: Actor, email: String) -> ApiResult
     let Some(mail) = state.password_reset_mail.clone() else { return Ok(()) };
     let requested = state.run(move |db| password_resets::request_by_email(db, &actor, &email, now())).await?;
     if let Requested::Issued(issued) = requested {
-        send_in_background(mail, issued);
+        mail.send_in_background(issued);
     }
     Ok(())
 }
@@ -101,7 +56,7 @@ pub async fn send_for_user(state: &AppState, actor: Actor, id: i64) -> ApiResult
     let requested = state.run(move |db| password_resets::request_for_user(db, &actor, id, now())).await?;
     Ok(match requested {
         Requested::Issued(issued) => {
-            send_in_background(mail, issued);
+            mail.send_in_background(issued);
             AdminSent::Sent
         }
         Requested::AlreadySent => AdminSent::AlreadySent,
@@ -113,54 +68,6 @@ pub async fn send_for_user(state: &AppState, actor: Actor, id: i64) -> ApiResult
 /// Why an admin cannot send a link.
 pub const NOT_AVAILABLE: &str = "reset by email is not available: the service has no SMTP server or public \
                                  address configured (CATALOGUE_SMTP_URL, CATALOGUE_PUBLIC_URL)";
-
-fn send_in_background(mail: Arc<ResetMail>, issued: Issued) {
-    let Issued { token, recipient, .. } = issued;
-    let email = email(&recipient, &mail.link(&token));
-    drop(token);
-    actix_web::rt::spawn(async move {
-        if let Err(error) = mail.mailer.send(&recipient.email, &email).await {
-            // The error names the server's refusal, never the message (which holds the link).
-            tracing::warn!(user_id = recipient.user_id, %error, "a password reset email could not be sent");
-        }
-    });
-}
-
-/// The email with the link.
-pub fn email(recipient: &Recipient, link: &str) -> Email {
-    use askama::Template;
-    let minutes = lifetime_minutes();
-    let subject = "NHS licence catalogue: reset your password".to_owned();
-    let text = format!(
-        "Hello {name},\n\nSomeone asked to reset the password of your account in the NHS licence catalogue \
-         ({address}).\n\nTo choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n\
-         The link works once. Resetting your password signs you out everywhere.\n\n\
-         If you did not ask for this, you can ignore this email: your password has not changed.\n",
-        name = recipient.display_name,
-        address = recipient.email,
-    );
-    let html = ResetHtml {
-        subject: &subject,
-        name: &recipient.display_name,
-        address: &recipient.email,
-        link,
-        minutes,
-    }
-    .render()
-    // Rendering writes only strings, which cannot fail.
-    .unwrap_or_default();
-    Email { subject, text, html }
-}
-
-#[derive(askama::Template)]
-#[template(path = "email_password_reset.html")]
-struct ResetHtml<'a> {
-    subject: &'a str,
-    name: &'a str,
-    address: &'a str,
-    link: &'a str,
-    minutes: i64,
-}
 
 /// The account `token` works for now, if it works.
 pub async fn recipient(state: &AppState, token: String) -> ApiResult<Option<Recipient>> {

@@ -22,7 +22,8 @@ use askama::Template;
 use serde::Deserialize;
 use tracing_actix_web::RequestId;
 
-use crate::auth::password_reset::{self, PATH, Reset};
+use crate::auth::password_reset::{self, Reset};
+use crate::notify::password_reset::PATH;
 use crate::state::AppState;
 use crate::web::account::new_password_problems;
 use crate::web::session::{signed_out_form, signed_out_form_accepted};
