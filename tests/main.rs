@@ -36,6 +36,7 @@ mod web_estates;
 mod web_notifications;
 mod web_organisations;
 mod web_password;
+mod web_password_reset;
 mod web_product_requests;
 mod web_products;
 mod web_route_matrix;

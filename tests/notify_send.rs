@@ -243,26 +243,26 @@ async fn an_unreachable_smtp_server_is_an_error_not_a_wait() {
 }
 
 /// Just enough of RFC 5322 and MIME to read back what the mailer sent: unfolded headers and the
-/// decoded parts of one multipart body.
+/// decoded parts of one multipart body (also read by `web_password_reset`).
 #[derive(Debug)]
-struct Parsed {
+pub(crate) struct Parsed {
     headers: Vec<(String, String)>,
     body: String,
 }
 
 impl Parsed {
-    fn new(raw: &str) -> Parsed {
+    pub(crate) fn new(raw: &str) -> Parsed {
         let raw = raw.replace("\r\n", "\n");
         let (head, body) = raw.split_once("\n\n").unwrap_or((raw.as_str(), ""));
         Parsed { headers: unfolded_headers(head), body: body.to_owned() }
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
     /// The decoded body of the part whose type is `content_type`.
-    fn part(&self, content_type: &str) -> String {
+    pub(crate) fn part(&self, content_type: &str) -> String {
         let boundary = self
             .header("content-type")
             .and_then(|t| t.split("boundary=").nth(1))

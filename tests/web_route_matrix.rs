@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use crate::web::Page as Answer;
 use crate::web::{Part, multipart};
 use api::web::PageMethod;
-use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser, on_both_engines};
+use catalogue_tests::{Role, TEST_PASSWORD, TestApp, TestUser};
 use db::standards::{Level, RequirementInput, StandardVersion, VersionStatus};
 
 /// The trust whose records the pages concern.
@@ -183,6 +183,12 @@ enum Form {
     /// The fixture's product changed at its current revision (its source only, so that the other
     /// rows see it as it was).
     EditProduct,
+    /// "Forgotten your password?" asked for the caller's own address (signed out: an unknown one).
+    RequestReset,
+    /// A new password chosen through a reset link made afresh for each call, for a user made for it.
+    ResetPassword,
+    /// An officer's account, made afresh for each call, sent a password reset email by an admin.
+    SendReset,
 }
 
 enum Send {
@@ -239,6 +245,8 @@ struct Fixture {
     purchase: i64,
     /// The officer of `TRUST` among the callers, and a webhook subscription of theirs.
     officer: i64,
+    /// A working password reset link's token, of a user made for it.
+    reset_token: String,
     webhook: i64,
     /// A line whose claims need approval, and a pending seat request of `TRUST` on it.
     approval_line: i64,
@@ -269,6 +277,10 @@ fn cases(f: &Fixture) -> Vec<Case> {
         Case { shows: Some((r#"href="/products/new""#, admins)), ..get("/", "/".into(), SIGNED_IN) },
         get("/login", "/login".into(), PUBLIC),
         post("/login", Form::SignIn, SIGN_IN_FORM),
+        get("/password-reset", "/password-reset".into(), PUBLIC),
+        post("/password-reset", Form::RequestReset, PUBLIC),
+        get("/password-reset/{token}", format!("/password-reset/{}", f.reset_token), PUBLIC),
+        post("/password-reset/{token}", Form::ResetPassword, PUBLIC),
         get("/logout", "/logout".into(), SIGNED_IN),
         post("/logout", Form::SignOut, SIGNED_IN),
         post("/session/renew", Form::RenewSession, SIGNED_IN),
@@ -349,6 +361,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("/users/{id}/disable", format!("/users/{}/disable", f.officer), ADMIN_ONLY),
         post("/users/{id}/disable", Form::DisableUser, ADMIN_ONLY),
         post("/users/{id}/enable", Form::EnableUser, ADMIN_ONLY),
+        post("/users/{id}/password-reset", Form::SendReset, ADMIN_ONLY),
         Case {
             shows: Some((r#"href="/advisories/new""#, admins)),
             ..get("/advisories", "/advisories".into(), SIGNED_IN)
@@ -657,8 +670,24 @@ fn date_boxes(id: &str, date: chrono::NaiveDate) -> [(String, String); 3] {
 fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
     let s = f.standard;
     let (url, fields, watch) = match form {
-        Form::SignIn | Form::SignOut | Form::RenewSession | Form::ChangePassword => {
+        Form::SignIn
+        | Form::SignOut
+        | Form::RenewSession
+        | Form::ChangePassword
+        | Form::RequestReset
+        | Form::ResetPassword => {
             unreachable!("prepared by the caller")
+        }
+        Form::SendReset => {
+            let user = app.create_user(Role::Officer, Some(TRUST));
+            (
+                format!("/users/{}/password-reset", user.id),
+                Vec::new(),
+                format!(
+                    "SELECT CAST(COUNT(*) AS TEXT) AS value FROM password_resets WHERE user_id = {}",
+                    user.id
+                ),
+            )
         }
         Form::Estate | Form::SeatChanges => unreachable!("prepared by prepare_upload"),
         Form::Claim => (
@@ -1186,6 +1215,41 @@ async fn call_form(
             let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
             (url, answer, problems)
         }
+        // Asking for a reset link: the same answer for everyone, signed in or not, whether or not
+        // the address has an account; sent from the page's own cookie and token.
+        Form::RequestReset => {
+            let page = get_page(app, None, "/password-reset").await;
+            let bound = page.cookie("catalogue_password_reset").expect("the page's cookie");
+            let cookies = match &caller.cookie {
+                Some(session) => format!("{session}; {bound}"),
+                None => bound,
+            };
+            let email = caller.user.as_ref().map_or("nobody@test.nhs.uk", |user| user.email.as_str());
+            let fields = pairs(&[("csrf_token", &page.hidden("csrf_token")), ("email", email)]);
+            let answer = post_form(app, Some(&cookies), "/password-reset", &fields).await;
+            if answer.location() != "/password-reset?sent=1" {
+                problems.push(format!(
+                    "answered {} {}, not the one answer",
+                    answer.status,
+                    answer.location()
+                ));
+            }
+            ("/password-reset".into(), answer, problems)
+        }
+        // The link is what authorises the new password: anyone holding it may use it, once.
+        Form::ResetPassword => {
+            let user = app.create_user(Role::Auditor, None);
+            let token = reset_link_for(app, user.id);
+            let new = "tangerine quietly harbours seven kites";
+            let prepared = Prepared {
+                url: format!("/password-reset/{token}"),
+                fields: pairs(&[("new_password", new), ("confirm_password", new)]),
+                file: None,
+                watch: Some(format!("SELECT password_hash AS value FROM users WHERE id = {}", user.id)),
+            };
+            let (url, answer) = post_checked(app, caller, prepared, expect, &mut problems).await;
+            (url, answer, problems)
+        }
         // Renewing a session writes nothing: accepted, it sets the session's cookie anew.
         Form::RenewSession => {
             let fields = pairs(&[("csrf_token", &caller.csrf_token)]);
@@ -1265,6 +1329,20 @@ fn subscription_of(app: &TestApp, user_id: i64, webhook: bool) -> i64 {
     db::subscriptions::create(app.db(), &system(), new).unwrap().id
 }
 
+/// A working password reset link for user `user_id`: its token.
+fn reset_link_for(app: &TestApp, user_id: i64) -> String {
+    let now = chrono::Utc::now().naive_utc();
+    match db::password_resets::request_for_user(app.db(), &system(), user_id, now).unwrap() {
+        db::password_resets::Requested::Issued(issued) => issued.token,
+        other => panic!("no link for user {user_id}: {other:?}"),
+    }
+}
+
+/// A working password reset link of a user made for it (whose page every caller may open).
+fn reset_link(app: &TestApp) -> String {
+    reset_link_for(app, app.create_user(Role::Officer, Some(TRUST)).id)
+}
+
 /// Records of `TRUST` for the requests to name, made through the API and the data layer.
 async fn fixture(app: &TestApp, admin: &Caller, officer: &Caller) -> Fixture {
     let (_, token) = app.sign_in(Role::Admin, None).await;
@@ -1303,6 +1381,7 @@ async fn fixture(app: &TestApp, admin: &Caller, officer: &Caller) -> Fixture {
         ),
         purchase: 0,
         officer: officer.user.as_ref().map(|u| u.id).expect("the officer is signed in"),
+        reset_token: reset_link(app),
         webhook: 0,
         approval_line: 0,
         seat_request: 0,
@@ -1373,7 +1452,32 @@ async fn every_page_denies_by_default(app: TestApp) {
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
-on_both_engines!(every_page_denies_by_default);
+/// The matrix's app sends password reset email (so that an admin's "Send a password reset email"
+/// is accepted), to an SMTP port nothing listens on: what is checked is who may ask, not delivery
+/// (`web_password_reset` checks that, with a real server). Each email fails in the background.
+mod every_page_denies_by_default {
+    fn closed_smtp_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        format!("smtp://127.0.0.1:{port}")
+    }
+
+    #[actix_web::test]
+    async fn sqlite() {
+        let engine = catalogue_tests::Engine::Sqlite;
+        if let Some(app) = catalogue_tests::spawn_app_with_mail(engine, &closed_smtp_port()).await {
+            super::every_page_denies_by_default(app).await
+        }
+    }
+
+    #[actix_web::test]
+    async fn postgres() {
+        let engine = catalogue_tests::Engine::Postgres;
+        if let Some(app) = catalogue_tests::spawn_app_with_mail(engine, &closed_smtp_port()).await {
+            super::every_page_denies_by_default(app).await
+        }
+    }
+}
 
 #[test]
 fn pages_are_registered_only_from_the_route_table() {

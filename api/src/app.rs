@@ -160,7 +160,7 @@ pub fn build_app(
                 }
             }
         })
-        .wrap(TracingLogger::default())
+        .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
 }
 
 const DOCS_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \

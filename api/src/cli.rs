@@ -213,6 +213,11 @@ pub struct ServeOptions {
     /// The From address of notification emails.
     #[arg(long, env = "CATALOGUE_MAIL_FROM", default_value = "catalogue@localhost")]
     pub mail_from: String,
+    /// The address people reach the service at, such as https://catalogue.example.nhs.uk: links
+    /// in emails start with it (a password reset link). With --smtp-url it turns on "Forgotten
+    /// your password?" by email; without either, people ask the national team instead.
+    #[arg(long, env = "CATALOGUE_PUBLIC_URL", value_parser = crate::notify::password_reset::parse_public_url)]
+    pub public_url: Option<String>,
     /// Let webhook URLs be plain http (development and tests only: production is https only).
     #[arg(long, env = "CATALOGUE_WEBHOOKS_ALLOW_HTTP", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub webhooks_allow_http: bool,

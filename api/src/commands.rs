@@ -139,7 +139,21 @@ fn serve(database_url: &str, options: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "read model loaded");
     tracing::info!(address = %options.bind, engine = db.engine().name(), "serving");
+    let reset_mail = match (&options.smtp_url, &options.public_url) {
+        (Some(smtp_url), Some(public_url)) => {
+            let config = crate::notify::email::MailConfig {
+                smtp_url: smtp_url.clone(),
+                from: options.mail_from.clone(),
+            };
+            Some(crate::notify::password_reset::ResetMail::new(&config, public_url)?)
+        }
+        _ => {
+            tracing::info!("password reset by email is off: it needs both --smtp-url and --public-url");
+            None
+        }
+    };
     let state = AppState::new(db, auth)?
+        .with_password_reset_mail(reset_mail)
         .with_read_model(model)
         .with_cors_origins(options.cors_origins)
         .with_trusted_proxies(options.trusted_proxies)

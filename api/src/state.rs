@@ -12,6 +12,7 @@ use crate::auth::AuthConfig;
 use crate::auth::password_workers::PasswordWorkers;
 use crate::client::TrustedProxies;
 use crate::error::{ApiError, ApiResult};
+use crate::notify::password_reset::ResetMail;
 
 /// Password jobs that may wait for a password thread, per thread: with argon2id at tens of
 /// milliseconds a job, a full queue is well under a second of work. Past it: 503 and Retry-After.
@@ -46,6 +47,9 @@ pub struct AppState {
     pub ocid_prefix: Arc<str>,
     /// Webhook URLs may be plain http (development and tests; production is https only).
     pub webhooks_allow_http: bool,
+    /// How password reset emails go out; `None` (no SMTP server or no public address
+    /// configured): reset by email is off.
+    pub password_reset_mail: Option<Arc<ResetMail>>,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
             cors_origins: Arc::default(),
             ocid_prefix: Arc::from(crate::ocds::DEFAULT_OCID_PREFIX),
             webhooks_allow_http: false,
+            password_reset_mail: None,
         })
     }
 
@@ -80,6 +85,11 @@ impl AppState {
 
     pub fn with_webhooks_allow_http(mut self, allow: bool) -> AppState {
         self.webhooks_allow_http = allow;
+        self
+    }
+
+    pub fn with_password_reset_mail(mut self, mail: Option<ResetMail>) -> AppState {
+        self.password_reset_mail = mail.map(Arc::new);
         self
     }
 

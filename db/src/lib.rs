@@ -27,6 +27,7 @@ pub mod ods_successions;
 pub mod organisations;
 pub mod outbox;
 pub mod page;
+pub mod password_resets;
 pub mod product_requests;
 pub mod products;
 pub mod purchases;

@@ -250,6 +250,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_resets (user_id) {
+        user_id -> BigInt,
+        token_hash -> Text,
+        requested_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     standards (id) {
         id -> BigInt,
         publisher_code -> Text,
@@ -592,6 +601,7 @@ diesel::joinable!(obligation_acceptances -> obligations (obligation_id));
 diesel::joinable!(allocations -> entitlements (entitlement_id));
 diesel::joinable!(allocations -> organisations (organisation_code));
 diesel::joinable!(users -> organisations (organisation_code));
+diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(standards -> organisations (publisher_code));
 diesel::joinable!(standard_versions -> standards (standard_id));
 diesel::joinable!(requirements -> standard_versions (version_id));
@@ -632,6 +642,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     obligation_acceptances,
     idempotency_keys,
     sign_in_attempts,
+    password_resets,
     standards,
     standard_versions,
     requirements,

@@ -10,7 +10,7 @@ use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::organisations::lower;
 use crate::page::{Page, PageRequest, Precondition};
-use crate::schema::{organisations, users};
+use crate::schema::{organisations, password_resets, users};
 
 crate::vocabulary::text_enum!(Role {
     /// The national team: agreements, entitlements, products, organisations, users, advisories.
@@ -355,19 +355,28 @@ pub fn update(
 /// Replaces the password hash and ends every token issued before.
 pub fn set_password(db: &Database, actor: &Actor, id: i64, password_hash: &str) -> DbResult<()> {
     db.write(actor, |conn| {
-        let updated = diesel::update(users::table.find(id))
-            .set((
-                users::password_hash.eq(password_hash),
-                users::token_generation.eq(users::token_generation + 1),
-                users::revision.eq(users::revision + 1),
-                users::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
-        if updated == 0 {
-            return Err(DbError::NotFound("user"));
-        }
+        store_password(conn, id, password_hash)?;
         Ok(Audited::one((), Change::new("user.password_change", "user", id)))
     })
+}
+
+/// Replaces user `id`'s password hash, ending every token issued before (every web session and
+/// bearer token) and every password reset link: what setting a password does, however it is set
+/// (`set_password`, `password_resets::reset_password`).
+pub(crate) fn store_password(conn: &mut DbConnection, id: i64, password_hash: &str) -> DbResult<()> {
+    let updated = diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::token_generation.eq(users::token_generation + 1),
+            users::revision.eq(users::revision + 1),
+            users::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(DbError::NotFound("user"));
+    }
+    diesel::delete(password_resets::table.filter(password_resets::user_id.eq(id))).execute(conn)?;
+    Ok(())
 }
 
 /// Ends every token the user holds (signing out of the web pages ends the session's token, and with

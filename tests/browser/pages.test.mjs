@@ -5,7 +5,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,8 @@ const USERS = {
   admin: 'admin@x24.test.nhs.uk',
   // Changes their password in its test: a user of their own, so that the others still sign in.
   changesPassword: 'password.change@x24.test.nhs.uk',
+  // Resets a forgotten password through the emailed link.
+  forgotPassword: 'forgot.password@x24.test.nhs.uk',
 };
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -1513,5 +1515,108 @@ test('an officer asks for a product the search did not find: every problem liste
     assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
   } finally {
     await national.close();
+  }
+});
+
+/**
+ * The password reset link emailed to `to`, read from the SMTP server's Maildir (run.sh starts
+ * aiosmtpd): the text part's link, quoted-printable soft line breaks joined. Waits up to 15 s.
+ */
+async function emailedResetLink(to) {
+  const folder = join(process.env.MAILDIR, 'new');
+  const pattern = new RegExp(`${BASE.replace(/[.]/g, '\\.')}/password-reset/([A-Za-z0-9_-]{43})`);
+  for (let waited = 0; waited < 15000; waited += 100) {
+    const messages = existsSync(folder) ? readdirSync(folder).map((name) => readFileSync(join(folder, name), 'utf8')) : [];
+    for (const raw of messages) {
+      const joined = raw.replace(/=\r?\n/g, '');
+      if (joined.includes(`To: ${to}`) && joined.includes('reset your password')) {
+        const found = pattern.exec(joined);
+        if (found) return `${BASE}/password-reset/${found[1]}`;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no password reset email to ${to} arrived`);
+}
+
+test('a forgotten password is reset through the emailed link: the request, the answer and the new-password form with its errors, accessible at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${BASE}/login`);
+    await page.getByRole('link', { name: 'Forgotten your password?' }).click();
+    await page.getByRole('heading', { name: 'Reset your password', level: 1 }).waitFor();
+    await screenshot(page, '150-password-reset-request-1280');
+    await assertAccessible(page, 'the password reset request');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByLabel('Email address').fill('not an address');
+    await page.getByRole('button', { name: 'Send a reset link' }).click();
+    const requestSummary = page.locator('.nhsuk-error-summary');
+    await requestSummary.waitFor();
+    assert.match(await requestSummary.innerText(), /Enter an email address in the correct format/);
+    assert.equal(await page.getByLabel('Email address').inputValue(), 'not an address', 'what was typed is kept');
+    await assertFitsWidth(page, 'the password reset request with an error at 390 px');
+    await screenshot(page, '151-password-reset-request-error-390');
+    await assertAccessible(page, 'the password reset request with an error at 390 px');
+
+    await page.getByLabel('Email address').fill(USERS.forgotPassword);
+    await page.getByRole('button', { name: 'Send a reset link' }).click();
+    await page.getByRole('heading', { name: 'Check your email', level: 1 }).waitFor();
+    assert.match(
+      await page.locator('main').innerText(),
+      /If an account exists for that address, we have sent a link to it\. It works for 30 minutes\./,
+    );
+    await assertFitsWidth(page, 'the answer at 390 px');
+    await screenshot(page, '152-password-reset-sent-390');
+    await assertAccessible(page, 'the answer at 390 px');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await screenshot(page, '153-password-reset-sent-1280');
+
+    const link = await emailedResetLink(USERS.forgotPassword);
+    const response = await page.goto(link);
+    assert.equal(response.headers()['referrer-policy'], 'no-referrer', 'the token never leaves in a Referer');
+    await page.getByRole('heading', { name: 'Choose a new password', level: 1 }).waitFor();
+    await page.getByLabel('New password', { exact: true }).fill('password1');
+    await page.getByLabel('Confirm new password').fill('pasword1');
+    await page.getByRole('button', { name: 'Reset password' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.match(await summary.innerText(), /at least 12 characters/);
+    assert.match(await summary.innerText(), /The new passwords do not match/);
+    assert.equal(await page.getByLabel('New password', { exact: true }).inputValue(), '', 'passwords are not shown back');
+    await screenshot(page, '154-password-reset-new-errors-1280');
+    await assertAccessible(page, 'the new-password form with errors');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertFitsWidth(page, 'the new-password form with errors at 390 px');
+    await summary.getByRole('link').first().click();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'new_password', 'the summary leads to the field');
+    await screenshot(page, '155-password-reset-new-errors-390');
+    await assertAccessible(page, 'the new-password form with errors at 390 px');
+
+    const chosen = 'a walrus hums beside the quiet harbour';
+    await page.getByLabel('New password', { exact: true }).fill(chosen);
+    await page.getByLabel('Confirm new password').fill(chosen);
+    await page.getByRole('button', { name: 'Reset password' }).click();
+    await page.getByText('Your password has been reset').waitFor();
+    await screenshot(page, '156-password-reset-done-390');
+    await assertAccessible(page, 'signing in after a reset');
+    await page.getByLabel('Email address').fill(USERS.forgotPassword);
+    await page.getByLabel('Password').fill(chosen);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((url) => !url.pathname.startsWith('/login'));
+
+    // The link worked once.
+    const spent = await page.goto(link);
+    assert.equal(spent.status(), 404);
+    await page.getByRole('heading', { name: 'This link no longer works', level: 1 }).waitFor();
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await screenshot(page, '157-password-reset-link-spent-1280');
+    await assertAccessible(page, 'a spent link');
+    assertNoConsoleProblems(
+      problems.filter((problem) => !expectedRefusal(problem) && !/status of 404 \(Not Found\)/.test(problem)),
+    );
+  } finally {
+    await close();
   }
 });

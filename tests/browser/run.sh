@@ -14,11 +14,12 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug/catalogue"
 
 work="$(mktemp -d)"
 server_pid=""
+smtp_pid=""
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    for pid in $server_pid $smtp_pid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -37,7 +38,31 @@ add_user admin@x24.test.nhs.uk admin
 # Changes their password in its test, so that no other test's sign-in depends on it.
 add_user password.change@x24.test.nhs.uk auditor
 
-port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+# Resets a forgotten password through the emailed link in its test.
+add_user forgot.password@x24.test.nhs.uk auditor
+
+free_port() {
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+port="$(free_port)"
+
+# A real SMTP server (aiosmtpd, as the Rust email tests use) keeping what it receives in a Maildir
+# the tests read: the password reset email's link is followed from there.
+python3 -c 'import aiosmtpd' 2>/dev/null || {
+    echo "aiosmtpd is not installed (pip install aiosmtpd, or apt-get install python3-aiosmtpd)" >&2
+    exit 1
+}
+smtp_port="$(free_port)"
+export MAILDIR="$work/mail"
+python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$MAILDIR" >"$work/smtp.log" 2>&1 &
+smtp_pid=$!
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null && break
+    kill -0 "$smtp_pid" 2>/dev/null || { cat "$work/smtp.log" >&2; exit 1; }
+    sleep 0.2
+done
+export CATALOGUE_SMTP_URL="smtp://127.0.0.1:$smtp_port" CATALOGUE_PUBLIC_URL="http://127.0.0.1:$port"
+
 CATALOGUE_WORKERS=2 "$bin" serve --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do

@@ -411,11 +411,20 @@ pub async fn spawn_app_behind_proxy(engine: Engine) -> Option<TestApp> {
     let database = seeded_database(engine)?;
     let jwt_secret: Vec<u8> = (0..48).map(|_| rand_byte()).collect();
     let proxies = "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"));
-    Some(serve_with(database, engine, jwt_secret, proxies))
+    Some(serve_with(database, engine, jwt_secret, proxies, None))
 }
 
 fn serve_with_secret(database: TestDatabase, engine: Engine, jwt_secret: Vec<u8>) -> TestApp {
-    serve_with(database, engine, jwt_secret, api::client::TrustedProxies::default())
+    serve_with(database, engine, jwt_secret, api::client::TrustedProxies::default(), None)
+}
+
+/// Starts the app on a seeded database with reset by email on: password reset emails go through
+/// the SMTP server at `smtp_url` (see `smtp::SmtpServer`), their links start with the app's own
+/// address. `None` when PostgreSQL was skipped.
+pub async fn spawn_app_with_mail(engine: Engine, smtp_url: &str) -> Option<TestApp> {
+    let database = seeded_database(engine)?;
+    let jwt_secret: Vec<u8> = (0..48).map(|_| rand_byte()).collect();
+    Some(serve_with(database, engine, jwt_secret, api::client::TrustedProxies::default(), Some(smtp_url)))
 }
 
 fn serve_with(
@@ -423,9 +432,18 @@ fn serve_with(
     engine: Engine,
     jwt_secret: Vec<u8>,
     trusted_proxies: api::client::TrustedProxies,
+    smtp_url: Option<&str>,
 ) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let reset_mail = smtp_url.map(|smtp_url| {
+        let config = api::notify::email::MailConfig {
+            smtp_url: smtp_url.to_owned(),
+            from: api::notify::email::DEFAULT_FROM.to_owned(),
+        };
+        api::notify::password_reset::ResetMail::new(&config, &format!("http://127.0.0.1:{port}"))
+            .unwrap_or_else(|e| panic!("reset mail: {e}"))
+    });
     let secret = api::auth::Secret::new(jwt_secret.clone()).unwrap();
     let auth = api::auth::AuthConfig::new(secret).unwrap();
     // The same wiring as `catalogue serve`: the read model attached and polling. A database that
@@ -441,7 +459,8 @@ fn serve_with(
     let state = state
         .with_trusted_proxies(trusted_proxies)
         .with_metrics_token(Some(METRICS_TOKEN.to_owned()))
-        .with_webhooks_allow_http(true);
+        .with_webhooks_allow_http(true)
+        .with_password_reset_mail(reset_mail);
     let server = api::server::start(listener, state, Some(2)).unwrap_or_else(|e| panic!("start: {e}"));
     actix_web::rt::spawn(server);
     // The server closes a connection idle for 5 s (actix's keep-alive); a client that reused one

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod claims;
 pub mod extractors;
 pub mod password;
+pub mod password_reset;
 pub mod password_workers;
 pub mod secret;
 pub mod sign_in;

@@ -1,6 +1,7 @@
 //! Telling people and systems: signed webhooks, email, and the worker that delivers the outbox.
 
 pub mod email;
+pub mod password_reset;
 pub mod webhook;
 pub mod worker;
 

@@ -71,14 +71,24 @@ fn problems(form: &PasswordForm, email: &str) -> Vec<FieldError> {
     if form.current_password.is_empty() {
         errors.push(FieldError::new("current_password", "Enter your current password"));
     }
-    if form.new_password.is_empty() {
+    errors.extend(new_password_problems(&form.new_password, &form.confirm_password, email));
+    errors
+}
+
+/// Every problem with a new password typed twice for the account `email`, each against its field
+/// (`new_password`, `confirm_password`): the password rule is the API's (`password::weakness`).
+/// The one statement of what a new password needs on a page, here and when a forgotten one is
+/// reset (`web::password_reset`).
+pub fn new_password_problems(new_password: &str, confirm_password: &str, email: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if new_password.is_empty() {
         errors.push(FieldError::new("new_password", "Enter a new password"));
-    } else if let Some(weakness) = password::weakness(&form.new_password, email) {
+    } else if let Some(weakness) = password::weakness(new_password, email) {
         errors.push(FieldError::new("new_password", &capitalised(&weakness)));
     }
-    if form.confirm_password.is_empty() {
+    if confirm_password.is_empty() {
         errors.push(FieldError::new("confirm_password", "Enter your new password again"));
-    } else if !form.new_password.is_empty() && form.confirm_password != form.new_password {
+    } else if !new_password.is_empty() && confirm_password != new_password {
         errors.push(FieldError::new(
             "confirm_password",
             "The new passwords do not match: type the same one twice",

@@ -32,6 +32,7 @@ pub mod notifications;
 pub mod organisation_forms;
 pub mod organisation_list;
 pub mod organisations;
+pub mod password_reset;
 pub mod product_forms;
 pub mod product_requests;
 pub mod products;
@@ -94,6 +95,10 @@ pub const ROUTES: &[PageRoute] = &[
     get("/logout", |r| r.to(session::logout_page)),
     post("/logout", |r| r.to(session::logout)),
     post("/session/renew", |r| r.to(session::renew)),
+    get("/password-reset", |r| r.to(password_reset::request_page)),
+    post("/password-reset", |r| r.to(password_reset::request_link)),
+    get("/password-reset/{token}", |r| r.to(password_reset::new_password_page)),
+    post("/password-reset/{token}", |r| r.to(password_reset::set_new_password)),
     get("/account/password", |r| r.to(account::password_page)),
     post("/account/password", |r| r.to(account::change_password)),
     post("/entitlements/{id}/claim", |r| r.to(start::claim)),
@@ -129,6 +134,7 @@ pub const ROUTES: &[PageRoute] = &[
     get("/users/{id}/disable", |r| r.to(users::disable_page)),
     post("/users/{id}/disable", |r| r.to(users::disable)),
     post("/users/{id}/enable", |r| r.to(users::enable)),
+    post("/users/{id}/password-reset", |r| r.to(users::send_password_reset)),
     get("/audit", |r| r.to(audit::audit_page)),
     get("/advisories", |r| r.to(advisories::advisories_page)),
     post("/advisories", |r| r.to(advisory_forms::create_advisory)),

@@ -533,6 +533,39 @@ async fn text_fields_of_upload(
     Some((fields, file_chosen))
 }
 
+/// The CSRF token for a form shown before signing in other than the sign-in form (which has its
+/// own cookie): bound, as the sign-in form's is, to a random value in a short-lived cookie called
+/// `cookie_name`, which the page sets, and to `purpose`. Returns the token and the cookie.
+pub(crate) fn signed_out_form(
+    request: &HttpRequest,
+    config: &AuthConfig,
+    cookie_name: &'static str,
+    purpose: &str,
+) -> (String, Cookie<'static>) {
+    let value = random_hex(16);
+    let mut bound = cookie(cookie_name, value.clone(), request);
+    bound.set_max_age(CookieDuration::hours(1));
+    (csrf_token_for(config, purpose, &value), bound)
+}
+
+/// Whether a form sent before signing in carries the token [`signed_out_form`] gave its page,
+/// and is sent as a form.
+pub(crate) fn signed_out_form_accepted(
+    request: &HttpRequest,
+    config: &AuthConfig,
+    cookie_name: &'static str,
+    purpose: &str,
+    token: &str,
+) -> WebResult<()> {
+    ensure_form_content_type(request)?;
+    let bound = request.cookie(cookie_name);
+    let value = bound.as_ref().map(|c| c.value().to_owned()).unwrap_or_default();
+    if value.is_empty() || !csrf_token_matches(config, purpose, &value, token) {
+        return Err(csrf_refused());
+    }
+    Ok(())
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -544,6 +577,8 @@ struct LoginPage {
     signed_out: bool,
     /// Signed out by changing their password (`web::account`): every session ended.
     password_changed: bool,
+    /// Signed out by resetting a forgotten password (`web::password_reset`): every session ended.
+    password_reset: bool,
     /// Why they must sign in again, when a form they sent is kept meanwhile.
     kept_form: Option<kept_form::KeptNotice>,
 }
@@ -553,6 +588,7 @@ pub struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
     password_changed: Option<String>,
+    password_reset: Option<String>,
 }
 
 /// The sign-in page. It sets a short-lived random cookie that its form's CSRF token is bound to.
@@ -569,6 +605,7 @@ pub async fn login_page(request: HttpRequest, query: web::Query<LoginQuery>) -> 
         error: None,
         signed_out: query.signed_out.is_some(),
         password_changed: query.password_changed.is_some(),
+        password_reset: query.password_reset.is_some(),
         kept_form: kept.map(|kept| kept.notice(state.auth.token_lifetime.as_secs() / 60)),
     };
     let mut response = render(StatusCode::OK, &page)?;
@@ -613,6 +650,7 @@ pub async fn login(request: HttpRequest, body: web::Bytes) -> WebResult<HttpResp
         error: Some(message.to_owned()),
         signed_out: false,
         password_changed: false,
+        password_reset: false,
         kept_form: None,
     };
     if email.is_empty() || form.password.is_empty() {

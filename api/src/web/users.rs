@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::accounts::{self, AccountRequest};
 use crate::auth::extractors::{AdminOnly, AdminOrAuditor};
 use crate::auth::password;
+use crate::auth::password_reset::{self, AdminSent};
 use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::organisation_list::SortHeading;
@@ -329,7 +330,11 @@ struct UserPage {
     created_on: String,
     /// Whether the signed-in admin may disable or enable this account (not their own).
     can_change: bool,
-    notice: Option<&'static str>,
+    /// Whether the viewer is an admin, who may send the person a password reset email.
+    can_send_reset: bool,
+    /// Whether the service can send reset emails at all.
+    reset_available: bool,
+    notice: Option<String>,
 }
 
 /// One account, and for an admin, the buttons that disable or enable it.
@@ -344,16 +349,30 @@ pub async fn user_page(
     let user = state.read(move |conn| db::users::get(conn, id)).await?;
     let notice = match query.notice.as_deref() {
         Some("created") => {
-            Some("Account created. Give the person their password by another route than email.")
+            Some("Account created. Give the person their password by another route than email.".to_owned())
         }
-        Some("disabled") => Some("Account disabled: it is signed out everywhere and cannot sign in."),
-        Some("enabled") => Some("Account enabled: the person can sign in again."),
+        Some("disabled") => {
+            Some("Account disabled: it is signed out everywhere and cannot sign in.".to_owned())
+        }
+        Some("enabled") => Some("Account enabled: the person can sign in again.".to_owned()),
+        Some("reset_sent") => Some(format!(
+            "A password reset email has been sent to {}. Its link works for {} minutes.",
+            user.email,
+            password_reset::lifetime_minutes()
+        )),
+        Some("reset_already_sent") => Some(format!(
+            "A password reset email was sent to {} less than {} minutes ago, so no new one was sent.",
+            user.email,
+            db::password_resets::RESEND_AFTER.num_minutes()
+        )),
         _ => None,
     };
     let page = UserPage {
         chrome: Chrome::for_session(user.display_name.clone(), &session, "/users"),
         created_on: long_date(user.created_at.date()),
         can_change: viewer.role() == Role::Admin && viewer.id() != user.id,
+        can_send_reset: viewer.role() == Role::Admin,
+        reset_available: state.password_reset_mail.is_some(),
         notice,
         user: UserRow::from(user),
     };
@@ -420,5 +439,26 @@ async fn set_disabled(
     let changes = UserChanges { disabled: Some(disabled), ..Default::default() };
     state.run(move |db| db::users::update(db, &actor, id, changes, Precondition::Exists)).await?;
     let notice = if disabled { "disabled" } else { "enabled" };
+    Ok(see_other(&format!("/users/{id}?notice={notice}")))
+}
+
+/// "Send a password reset email": the same email as "Forgotten your password?" sends, audited
+/// as the admin (`auth::password_reset::send_for_user`). A disabled account gets none.
+pub async fn send_password_reset(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    submitted: Submitted<NoFields>,
+) -> WebResult<HttpResponse> {
+    let admin = submitted.session.require::<AdminOnly>()?;
+    let id = id.into_inner();
+    let notice = match password_reset::send_for_user(&state, admin.actor(), id).await? {
+        AdminSent::Sent => "reset_sent",
+        AdminSent::AlreadySent => "reset_already_sent",
+        AdminSent::Disabled => {
+            return Err(WebError::BadRequest(
+                "This account is disabled: enable it before sending a password reset email".into(),
+            ));
+        }
+    };
     Ok(see_other(&format!("/users/{id}?notice={notice}")))
 }
