@@ -749,12 +749,12 @@ test('at 390 px the pages with tables fit the screen, each row stacked under its
       if (user === USERS.officer) {
         // An agreement's own page, with its lines and obligations.
         await page.goto(`${BASE}/agreements`);
-        shown.push(new URL(await page.locator('main table a').first().getAttribute('href'), BASE).pathname);
+        shown.push(new URL(await page.locator('main table tbody a').first().getAttribute('href'), BASE).pathname);
       }
       if (user === USERS.exemplar) {
         // A version's assessments, reached from the exemplar's standard.
         await page.goto(`${BASE}/standards`);
-        await page.locator('main table a').first().click();
+        await page.locator('main table tbody a').first().click();
         const assessments = page.locator('main a[href*="/assessments"]').first();
         shown.push(new URL(await assessments.getAttribute('href'), BASE).pathname);
       }
