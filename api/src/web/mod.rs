@@ -535,6 +535,28 @@ impl Choice {
     }
 }
 
+/// A column heading that orders a list (the `sort_heading` component): a link to the list in its
+/// order, or, for the order shown, the heading marked as sorting the table.
+pub struct SortHeading {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+    /// `ascending` or `descending`, as `aria-sort` says.
+    pub direction: &'static str,
+}
+
+impl SortHeading {
+    /// A heading that orders the list A to Z (or oldest first).
+    pub fn ascending(label: &'static str, href: String, current: bool) -> SortHeading {
+        SortHeading { label, href, current, direction: "ascending" }
+    }
+
+    /// A heading that orders the list with the latest first.
+    pub fn descending(label: &'static str, href: String, current: bool) -> SortHeading {
+        SortHeading { label, href, current, direction: "descending" }
+    }
+}
+
 /// The order a list kept in the order records were added is asked for in (`sort`), or
 /// `default`; one not offered is named against the field.
 pub fn added_order(typed: &str, default: AddedOrder, errors: &mut Vec<FieldError>) -> AddedOrder {

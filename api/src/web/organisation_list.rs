@@ -21,8 +21,8 @@ use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::kind_words;
 use crate::web::{
-    Choice, Chrome, FieldError, Session, WebError, WebResult, error_for, long_date, optional_text,
-    query_value, render,
+    Choice, Chrome, FieldError, Session, SortHeading, WebError, WebResult, error_for, long_date,
+    optional_text, query_value, render,
 };
 
 /// Organisations on one page of the list.
@@ -158,14 +158,6 @@ fn row(session: &Session, organisation: Organisation) -> OrganisationRow {
     }
 }
 
-/// A column heading that orders the list: a link to the list in its order, marked when it is the
-/// order shown.
-pub struct SortHeading {
-    pub label: &'static str,
-    pub href: String,
-    pub current: bool,
-}
-
 #[derive(Template)]
 #[template(path = "organisations.html")]
 struct OrganisationListPage {
@@ -241,11 +233,8 @@ fn render_list(
     listed: Listed,
     errors: Vec<FieldError>,
 ) -> WebResult<HttpResponse> {
-    let sort_heading = |label, by: OrganisationOrder| SortHeading {
-        label,
-        href: filters.address(by, &[]),
-        current: by == order,
-    };
+    let sort_heading =
+        |label, by: OrganisationOrder| SortHeading::ascending(label, filters.address(by, &[]), by == order);
     let (status, title) = match errors.is_empty() {
         true => (StatusCode::OK, "Organisations"),
         false => (StatusCode::UNPROCESSABLE_ENTITY, "Error: Organisations"),

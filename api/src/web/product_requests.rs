@@ -26,8 +26,8 @@ use crate::auth::extractors::{AdminOnly, AnyRole, Requesters};
 use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::{
-    Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised, count,
-    date_time, error_for, named, query_value, render, see_other, today,
+    Choice, Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised,
+    count, date_time, error_for, named, query_value, render, see_other, today,
 };
 
 /// Requests on one page of the list.
@@ -264,19 +264,13 @@ pub struct RequestRow {
     pub tag: &'static str,
 }
 
-pub struct StatusChoice {
-    pub value: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
 #[derive(Template)]
 #[template(path = "product_requests.html")]
 struct RequestsPage {
     chrome: Chrome,
     national: bool,
     can_ask: bool,
-    statuses: Vec<StatusChoice>,
+    statuses: Vec<Choice>,
     organisation: String,
     errors: Vec<FieldError>,
     requests: Vec<RequestRow>,
@@ -345,7 +339,7 @@ pub async fn product_requests_page(
     };
     let statuses = std::iter::once(("", "Any status"))
         .chain(ProductRequestStatus::ALL.iter().map(|s| (s.as_str(), status_words(*s).0)))
-        .map(|(value, label)| StatusChoice { value, label, selected: value == status_typed })
+        .map(|(value, label)| Choice::new(value, label, &status_typed))
         .collect();
     let (status, title) = match errors.is_empty() {
         true => (StatusCode::OK, "Product requests"),

@@ -20,8 +20,8 @@ use crate::spreadsheet;
 use crate::state::AppState;
 use crate::web::start::{RequirementView, words};
 use crate::web::{
-    Chrome, FieldError, Refusal, Session, Submitted, WebError, WebResult, error_for, long_date, named,
-    optional_text, query_value, render, see_other,
+    Choice, Chrome, FieldError, Refusal, Session, SortHeading, Submitted, WebError, WebResult, error_for,
+    long_date, named, optional_text, query_value, render, see_other,
 };
 
 /// Standards on one page of the list.
@@ -55,23 +55,6 @@ pub struct StandardsQuery {
     cursor: Option<String>,
     /// `csv`: the whole selection as a file (the page's "Download CSV").
     format: Option<String>,
-}
-
-/// One choice of a select: its value, its label and whether it is chosen.
-pub struct Choice {
-    pub value: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
-/// A column heading that orders the list: a link to the list in its order, marked when it is the
-/// order shown.
-pub struct SortHeading {
-    pub label: &'static str,
-    pub href: String,
-    pub current: bool,
-    /// `ascending` or `descending`, as `aria-sort` says.
-    pub direction: &'static str,
 }
 
 /// What each status filter is called.
@@ -190,11 +173,9 @@ pub async fn standards_page(
         }
         false => (Vec::new(), None, Default::default()),
     };
-    let sort_heading = |label, by: StandardOrder| SortHeading {
-        label,
-        href: address(by, &[]),
-        current: by == order,
-        direction: if by == StandardOrder::LastPublished { "descending" } else { "ascending" },
+    let sort_heading = |label, by: StandardOrder| match by {
+        StandardOrder::LastPublished => SortHeading::descending(label, address(by, &[]), by == order),
+        _ => SortHeading::ascending(label, address(by, &[]), by == order),
     };
     let (status_code, title) = match errors.is_empty() {
         true => (StatusCode::OK, "Standards"),
@@ -206,7 +187,7 @@ pub async fn standards_page(
         choose_publisher: own.is_none(),
         statuses: std::iter::once(("", "Any status"))
             .chain(VersionStatus::ALL.iter().map(|s| (s.as_str(), status_label(*s))))
-            .map(|(value, label)| Choice { value, label, selected: value == status_typed })
+            .map(|(value, label)| Choice::new(value, label, &status_typed))
             .collect(),
         sort: if order == StandardOrder::LastPublished { "published" } else { "title" },
         sort_headings: [

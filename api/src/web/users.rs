@@ -15,10 +15,9 @@ use crate::auth::password;
 use crate::auth::password_reset::{self, AdminSent};
 use crate::spreadsheet;
 use crate::state::AppState;
-use crate::web::organisation_list::SortHeading;
 use crate::web::{
-    Choice, Chrome, FieldError, NoFields, Refusal, Session, Submitted, WebError, WebResult, capitalised,
-    error_for, long_date, optional_text, query_value, render, role_label, see_other,
+    Choice, Chrome, FieldError, NoFields, Refusal, Session, SortHeading, Submitted, WebError, WebResult,
+    capitalised, error_for, long_date, optional_text, query_value, render, role_label, see_other,
 };
 
 pub struct UserRow {
@@ -136,8 +135,7 @@ pub async fn users_page(
         )
     };
     let address = address_in(order);
-    let sort_heading =
-        |label, by: UserOrder| SortHeading { label, href: address_in(by), current: by == order };
+    let sort_heading = |label, by: UserOrder| SortHeading::ascending(label, address_in(by), by == order);
     let sort_headings = [sort_heading("Name", UserOrder::Name), sort_heading("Email", UserOrder::Email)];
     if query.format.as_deref() == Some("csv") && errors.is_empty() {
         let every = PageRequest::default();
