@@ -277,6 +277,62 @@ pub struct AgreementFilter {
     pub include_ended: bool,
     /// Only agreements with an undecided extension option due on or before this date.
     pub decision_due_by: Option<NaiveDate>,
+    /// Case-insensitive substring of the reference or the title.
+    pub q: Option<String>,
+    pub order: AgreementOrder,
+}
+
+/// The order of a list of agreements. Each pages by its own key with the id after it, so a page
+/// never skips or repeats one, whatever the order. A cursor other than [`AgreementOrder::Id`]'s
+/// is `ID:key` (an id never holds `:`; the key may).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AgreementOrder {
+    /// By id (the API's order): the cursor is the last id.
+    #[default]
+    Id,
+    /// By reference, then id.
+    Reference,
+    /// By title without regard to case, then id.
+    Title,
+    /// By end date, the soonest first and those with no end date last, then id. The cursor's key
+    /// is the date (`2026-03-31`), or empty for no end date.
+    EndDate,
+}
+
+impl AgreementOrder {
+    pub const ALL: [AgreementOrder; 4] =
+        [AgreementOrder::Id, AgreementOrder::Reference, AgreementOrder::Title, AgreementOrder::EndDate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgreementOrder::Id => "id",
+            AgreementOrder::Reference => "reference",
+            AgreementOrder::Title => "title",
+            AgreementOrder::EndDate => "end_date",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AgreementOrder> {
+        AgreementOrder::ALL.into_iter().find(|order| order.as_str() == text)
+    }
+
+    /// The cursor naming `agreement` as the last of a page.
+    fn cursor(self, agreement: &Agreement) -> String {
+        match self {
+            AgreementOrder::Id => agreement.id.to_string(),
+            AgreementOrder::Reference => format!("{}:{}", agreement.id, agreement.reference),
+            AgreementOrder::Title => format!("{}:{}", agreement.id, agreement.title),
+            AgreementOrder::EndDate => {
+                format!("{}:{}", agreement.id, agreement.ends_on.map(|d| d.to_string()).unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// A cursor `ID:key` read as its id and key.
+fn id_and_key(cursor: &str) -> DbResult<(i64, &str)> {
+    let (id, key) = cursor.split_once(':').ok_or(DbError::InvalidCursor)?;
+    Ok((id.parse().map_err(|_| DbError::InvalidCursor)?, key))
 }
 
 pub fn list(
@@ -284,10 +340,10 @@ pub fn list(
     filter: &AgreementFilter,
     page: &PageRequest,
 ) -> DbResult<Page<Agreement>> {
+    use crate::organisations::{like_pattern, lower};
     let mut query = agreements::table
         .inner_join(suppliers::table)
         .select((AgreementRow::as_select(), suppliers::name))
-        .order(agreements::id)
         .into_boxed();
     if let Some(supplier) = filter.supplier_id {
         query = query.filter(agreements::supplier_id.eq(supplier));
@@ -311,13 +367,69 @@ pub fn list(
             ),
         );
     }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(agreements::id.gt(after));
+    if let Some(q) = &filter.q {
+        let pattern = like_pattern(q);
+        query = query.filter(
+            lower(agreements::reference)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(agreements::title).like(pattern).escape('\\')),
+        );
     }
+    query = match filter.order {
+        AgreementOrder::Id => {
+            if let Some(after) = page.after_id()? {
+                query = query.filter(agreements::id.gt(after));
+            }
+            query.order(agreements::id)
+        }
+        AgreementOrder::Reference => {
+            if let Some(cursor) = &page.cursor {
+                let (id, reference) = id_and_key(cursor)?;
+                query = query.filter(
+                    agreements::reference
+                        .gt(reference.to_owned())
+                        .or(agreements::reference.eq(reference.to_owned()).and(agreements::id.gt(id))),
+                );
+            }
+            query.order((agreements::reference, agreements::id))
+        }
+        AgreementOrder::Title => {
+            if let Some(cursor) = &page.cursor {
+                let (id, title) = id_and_key(cursor)?;
+                // The database lowers both sides, so that the comparison is the one it orders by.
+                query = query.filter(
+                    lower(agreements::title)
+                        .gt(lower(title.to_owned()))
+                        .or(lower(agreements::title).eq(lower(title.to_owned())).and(agreements::id.gt(id))),
+                );
+            }
+            query.order((lower(agreements::title), agreements::id))
+        }
+        AgreementOrder::EndDate => {
+            if let Some(cursor) = &page.cursor {
+                let (id, key) = id_and_key(cursor)?;
+                query = match key {
+                    "" => query.filter(agreements::ends_on.is_null().and(agreements::id.gt(id))),
+                    date => {
+                        let date: NaiveDate = date.parse().map_err(|_| DbError::InvalidCursor)?;
+                        query.filter(
+                            agreements::ends_on
+                                .gt(date)
+                                .or(agreements::ends_on.eq(date).and(agreements::id.gt(id)))
+                                .or(agreements::ends_on.is_null()),
+                        )
+                    }
+                };
+            }
+            // Those with no end date last: false orders before true on both engines.
+            query.order((agreements::ends_on.is_null(), agreements::ends_on, agreements::id))
+        }
+    };
     let limit = page.limit();
     let rows: Vec<(AgreementRow, String)> = query.limit(limit + 1).load(conn)?;
     let items = to_agreements(conn, rows)?;
-    Ok(Page::from_rows(items, limit, |a: &Agreement| a.id.to_string()))
+    Ok(Page::from_rows(items, limit, |a: &Agreement| filter.order.cursor(a)))
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Agreement> {
