@@ -512,54 +512,134 @@ pub fn major_units(value_minor: i64, currency: &str) -> (i64, i64) {
     (value_minor / scale, value_minor % scale)
 }
 
+/// A rule an agreement's fields break, as [`problems`] lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgreementProblem {
+    ValueOutOfRange,
+    NotACurrencyCode,
+    TermOutOfRange,
+    TooManyNotices,
+    /// The notice's address, as given.
+    NotAnAddress(String),
+    BuyerLength,
+    TooManyExtensions,
+    ExtensionMonthsOutOfRange,
+    DecidedOnWithoutDecision,
+    NoReference,
+    NoTitle,
+    EndsBeforeStarts,
+    NoEligibleKinds,
+}
+
+impl AgreementProblem {
+    /// The refusal, in the API's words (which name its fields).
+    pub fn detail(&self) -> String {
+        use AgreementProblem::*;
+        match self {
+            ValueOutOfRange => format!("value_minor must be between 0 and {MAX_VALUE_MINOR}"),
+            NotACurrencyCode => "currency must be an ISO 4217 code such as GBP".into(),
+            TermOutOfRange => format!("initial_term_months must be between 1 and {MAX_TERM_MONTHS}"),
+            TooManyNotices => format!("at most {MAX_NOTICES} notice_urls"),
+            NotAnAddress(bad) => format!("notice_urls: {bad:?} is not an http(s) address"),
+            BuyerLength => format!("buyer must be 1 to {MAX_BUYER_CHARS} characters"),
+            TooManyExtensions => format!("at most {MAX_EXTENSIONS} extension_options"),
+            ExtensionMonthsOutOfRange => {
+                format!("an extension's months must be between 1 and {MAX_TERM_MONTHS}")
+            }
+            DecidedOnWithoutDecision => "an extension with decided_on needs a decision".into(),
+            NoReference | NoTitle => "reference and title must not be empty".into(),
+            EndsBeforeStarts => "ends_on is before starts_on".into(),
+            NoEligibleKinds => "eligible_kinds must name at least one organisation kind".into(),
+        }
+    }
+}
+
+/// Whether `url` is an address a notice may have: `http://` or `https://`, then 1 to
+/// [`MAX_NOTICE_CHARS`] characters with no white space.
+fn is_notice_address(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
+    (1..=MAX_NOTICE_CHARS).contains(&rest.chars().count()) && !rest.contains(char::is_whitespace)
+}
+
+/// Every rule `fields` break that the fields alone can tell: the one statement of the rules that
+/// [`create`] and [`update`] refuse with (the first of them, so the API's message is the one it
+/// always gave) and that the agreement pages list field by field. The supplier, the reseller, a
+/// reference already taken and the move between statuses are checked against the database when
+/// written.
+pub fn problems(fields: &AgreementFields) -> Vec<AgreementProblem> {
+    use AgreementProblem::*;
+    let mut found = Vec::new();
+    if fields.value_minor.is_some_and(|v| !(0..=MAX_VALUE_MINOR).contains(&v)) {
+        found.push(ValueOutOfRange);
+    }
+    if !is_currency_code(&fields.currency) {
+        found.push(NotACurrencyCode);
+    }
+    if fields.initial_term_months.is_some_and(|m| !(1..=MAX_TERM_MONTHS).contains(&m)) {
+        found.push(TermOutOfRange);
+    }
+    if fields.notice_urls.len() > MAX_NOTICES {
+        found.push(TooManyNotices);
+    }
+    if let Some(bad) = fields.notice_urls.iter().find(|u| !is_notice_address(u)) {
+        found.push(NotAnAddress(bad.clone()));
+    }
+    if fields.buyer.as_deref().is_some_and(|b| !(1..=MAX_BUYER_CHARS).contains(&b.trim().chars().count())) {
+        found.push(BuyerLength);
+    }
+    if fields.extension_options.len() > MAX_EXTENSIONS {
+        found.push(TooManyExtensions);
+    }
+    // In the options' order, so that the first problem is the first option's.
+    for option in &fields.extension_options {
+        let broken = [
+            (!(1..=MAX_TERM_MONTHS).contains(&option.months), ExtensionMonthsOutOfRange),
+            (option.decided_on.is_some() && option.decision.is_none(), DecidedOnWithoutDecision),
+        ];
+        for (is_broken, problem) in broken {
+            if is_broken && !found.contains(&problem) {
+                found.push(problem);
+            }
+        }
+    }
+    if fields.reference.trim().is_empty() {
+        found.push(NoReference);
+    }
+    if fields.title.trim().is_empty() {
+        found.push(NoTitle);
+    }
+    if fields.ends_on.is_some_and(|end| end < fields.starts_on) {
+        found.push(EndsBeforeStarts);
+    }
+    if fields.eligible_kinds.is_empty() {
+        found.push(NoEligibleKinds);
+    }
+    found
+}
+
 impl AgreementFields {
     fn validate(&self) -> DbResult<()> {
-        if self.value_minor.is_some_and(|v| !(0..=MAX_VALUE_MINOR).contains(&v)) {
-            return Err(DbError::Invalid(format!("value_minor must be between 0 and {MAX_VALUE_MINOR}")));
+        match problems(self).first() {
+            Some(problem) => Err(DbError::Invalid(problem.detail())),
+            None => Ok(()),
         }
-        if !is_currency_code(&self.currency) {
-            return Err(DbError::Invalid("currency must be an ISO 4217 code such as GBP".into()));
-        }
-        if self.initial_term_months.is_some_and(|m| !(1..=MAX_TERM_MONTHS).contains(&m)) {
-            return Err(DbError::Invalid(format!(
-                "initial_term_months must be between 1 and {MAX_TERM_MONTHS}"
-            )));
-        }
-        if self.notice_urls.len() > MAX_NOTICES {
-            return Err(DbError::Invalid(format!("at most {MAX_NOTICES} notice_urls")));
-        }
-        if let Some(bad) = self.notice_urls.iter().find(|u| {
-            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or_default();
-            !(1..=MAX_NOTICE_CHARS).contains(&rest.chars().count()) || rest.contains(char::is_whitespace)
-        }) {
-            return Err(DbError::Invalid(format!("notice_urls: {bad:?} is not an http(s) address")));
-        }
-        if self.buyer.as_deref().is_some_and(|b| !(1..=MAX_BUYER_CHARS).contains(&b.trim().chars().count())) {
-            return Err(DbError::Invalid(format!("buyer must be 1 to {MAX_BUYER_CHARS} characters")));
-        }
-        if self.extension_options.len() > MAX_EXTENSIONS {
-            return Err(DbError::Invalid(format!("at most {MAX_EXTENSIONS} extension_options")));
-        }
-        for option in &self.extension_options {
-            if !(1..=MAX_TERM_MONTHS).contains(&option.months) {
-                return Err(DbError::Invalid(format!(
-                    "an extension's months must be between 1 and {MAX_TERM_MONTHS}"
-                )));
-            }
-            if option.decided_on.is_some() && option.decision.is_none() {
-                return Err(DbError::Invalid("an extension with decided_on needs a decision".into()));
-            }
-        }
-        if self.reference.trim().is_empty() || self.title.trim().is_empty() {
-            return Err(DbError::Invalid("reference and title must not be empty".into()));
-        }
-        if self.ends_on.is_some_and(|end| end < self.starts_on) {
-            return Err(DbError::Invalid("ends_on is before starts_on".into()));
-        }
-        if self.eligible_kinds.is_empty() {
-            return Err(DbError::Invalid("eligible_kinds must name at least one organisation kind".into()));
-        }
-        Ok(())
+    }
+
+    /// The fields of `agreement` as they stand: what a change starts from.
+    pub fn of(agreement: &Agreement) -> AgreementFields {
+        agreement.fields()
+    }
+
+    /// Whether these fields, replacing `before`'s, take lines out of force: they end the
+    /// agreement (expired or terminated), or bring its end date forward (or give it one).
+    pub fn ends_sooner_than(&self, before: &Agreement) -> bool {
+        let ends = ENDED.contains(&self.status) && !ENDED.contains(&before.status);
+        let sooner = match (self.ends_on, before.ends_on) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        ends || sooner
     }
 }
 
@@ -677,7 +757,7 @@ pub(crate) fn insert_extensions(
 }
 
 /// Status moves forward only: draft to active or terminated; active to expired or terminated.
-fn status_change_allowed(from: AgreementStatus, to: AgreementStatus) -> bool {
+pub fn status_change_allowed(from: AgreementStatus, to: AgreementStatus) -> bool {
     use AgreementStatus::*;
     from == to
         || matches!(

@@ -260,7 +260,7 @@ pub async fn agreements_page(
 }
 
 /// Every supplier, by name, for the filter's choices.
-fn every_supplier(conn: &mut db::DbConnection) -> db::DbResult<Vec<Supplier>> {
+pub(crate) fn every_supplier(conn: &mut db::DbConnection) -> db::DbResult<Vec<Supplier>> {
     let mut suppliers: Vec<Supplier> = Vec::new();
     let mut page = PageRequest { limit: Some(db::page::MAX_LIMIT), cursor: None };
     loop {
@@ -312,6 +312,10 @@ struct AgreementPage {
     charts: Option<Vec<ChartView>>,
     on: String,
     commercial: Commercial,
+    id: i64,
+    /// Whether to offer "Change" (the national team).
+    can_change: bool,
+    notice: Option<&'static str>,
 }
 
 /// The commercial record as the page shows it: each fact in words, or `None` to leave its row out.
@@ -388,10 +392,17 @@ fn commercial(agreement: &db::agreements::Agreement, on: chrono::NaiveDate) -> C
     }
 }
 
+#[derive(Deserialize)]
+pub struct AgreementQuery {
+    /// `added` or `changed`, after the form that did it.
+    notice: Option<String>,
+}
+
 pub async fn agreement_page(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<i64>,
+    query: web::Query<AgreementQuery>,
 ) -> WebResult<HttpResponse> {
     let id = id.into_inner();
     let sees_report = session.require::<AdminOrAuditor>().is_ok();
@@ -469,6 +480,13 @@ pub async fn agreement_page(
             .collect(),
         charts,
         on: long_date(on),
+        id,
+        can_change: session.require::<AdminOnly>().is_ok(),
+        notice: match query.notice.as_deref() {
+            Some("added") => Some("The agreement is added."),
+            Some("changed") => Some("Your changes to the agreement are saved."),
+            _ => None,
+        },
     };
     render(StatusCode::OK, &page)
 }
