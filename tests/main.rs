@@ -32,6 +32,7 @@ mod standards;
 mod synthetic;
 mod web;
 mod web_advisory_forms;
+mod web_agreement_forms;
 mod web_estates;
 mod web_notifications;
 mod web_organisations;

@@ -189,6 +189,10 @@ enum Form {
     ResetPassword,
     /// An officer's account, made afresh for each call, sent a password reset email by an admin.
     SendReset,
+    /// An agreement added on the new-agreement page.
+    NewAgreement,
+    /// The fixture's agreement changed at its current revision (its source only).
+    EditAgreement,
 }
 
 enum Send {
@@ -349,7 +353,14 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("/products", Form::NewProduct, ADMIN_ONLY),
         get("/products/{id}/edit", format!("/products/{}/edit", f.product), ADMIN_ONLY),
         post("/products/{id}/edit", Form::EditProduct, ADMIN_ONLY),
-        get("/agreements", "/agreements".into(), SIGNED_IN),
+        Case {
+            shows: Some((r#"href="/agreements/new""#, admins)),
+            ..get("/agreements", "/agreements".into(), SIGNED_IN)
+        },
+        post("/agreements", Form::NewAgreement, ADMIN_ONLY),
+        get("/agreements/new", "/agreements/new".into(), ADMIN_ONLY),
+        get("/agreements/{id}/edit", format!("/agreements/{}/edit", f.agreement), ADMIN_ONLY),
+        post("/agreements/{id}/edit", Form::EditAgreement, ADMIN_ONLY),
         Case {
             shows: Some((r#"<svg class="app-chart""#, admins_and_auditors)),
             ..get("/agreements/{id}", format!("/agreements/{}", f.agreement), SIGNED_IN)
@@ -1006,6 +1017,64 @@ fn prepare(app: &TestApp, f: &Fixture, form: Form) -> Prepared {
                 format!("/products/{}/edit", f.product),
                 fields,
                 format!("SELECT CAST(revision AS TEXT) AS value FROM products WHERE id = {}", f.product),
+            )
+        }
+        Form::NewAgreement => {
+            let supplier =
+                app.with_connection(|conn| db::agreements::get(conn, f.agreement).unwrap()).supplier_id;
+            let mut fields = pairs(&[
+                ("supplier", &supplier.to_string()),
+                ("reference", &format!("MATRIX-{}", f.next())),
+                ("title", "Matrix agreement"),
+                ("funding_model", "central"),
+                ("status", "draft"),
+                ("currency", "GBP"),
+                ("kind-trust", "yes"),
+            ]);
+            fields.extend(date_boxes("starts_on", chrono::NaiveDate::from_ymd_opt(2024, 4, 1).unwrap()));
+            (
+                "/agreements".to_owned(),
+                fields,
+                "SELECT CAST(COUNT(*) AS TEXT) AS value FROM agreements".to_owned(),
+            )
+        }
+        Form::EditAgreement => {
+            let agreement = app.with_connection(|conn| db::agreements::get(conn, f.agreement).unwrap());
+            let text = |value: &Option<String>| value.clone().unwrap_or_default();
+            let mut fields = pairs(&[
+                ("revision", &agreement.revision.to_string()),
+                ("title", &agreement.title),
+                ("framework_reference", &text(&agreement.framework_reference)),
+                ("framework_lot", &text(&agreement.framework_lot)),
+                ("buyer", &text(&agreement.buyer)),
+                ("funding_model", agreement.funding_model.as_str()),
+                ("status", agreement.status.as_str()),
+                (
+                    "value",
+                    &agreement.value_minor.map(|v| format!("{}.{:02}", v / 100, v % 100)).unwrap_or_default(),
+                ),
+                ("currency", &agreement.currency),
+                ("reseller", &agreement.reseller_id.map(|id| id.to_string()).unwrap_or_default()),
+                (
+                    "initial_term_months",
+                    &agreement.initial_term_months.map(|m| m.to_string()).unwrap_or_default(),
+                ),
+                ("notice_urls", &agreement.notice_urls.join("\n")),
+                ("commercial_source", &text(&agreement.commercial_source)),
+                ("source", &format!("Matrix check {}", f.next())),
+            ]);
+            fields.extend(date_boxes("starts_on", agreement.starts_on));
+            fields.extend(agreement.ends_on.map(|date| date_boxes("ends_on", date)).into_iter().flatten());
+            fields.extend(
+                agreement
+                    .eligible_kinds
+                    .iter()
+                    .map(|kind| (format!("kind-{}", kind.as_str()), "yes".to_owned())),
+            );
+            (
+                format!("/agreements/{}/edit", f.agreement),
+                fields,
+                format!("SELECT CAST(revision AS TEXT) AS value FROM agreements WHERE id = {}", f.agreement),
             )
         }
         Form::DisableUser | Form::EnableUser => {

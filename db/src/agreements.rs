@@ -277,6 +277,62 @@ pub struct AgreementFilter {
     pub include_ended: bool,
     /// Only agreements with an undecided extension option due on or before this date.
     pub decision_due_by: Option<NaiveDate>,
+    /// Case-insensitive substring of the reference or the title.
+    pub q: Option<String>,
+    pub order: AgreementOrder,
+}
+
+/// The order of a list of agreements. Each pages by its own key with the id after it, so a page
+/// never skips or repeats one, whatever the order. A cursor other than [`AgreementOrder::Id`]'s
+/// is `ID:key` (an id never holds `:`; the key may).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AgreementOrder {
+    /// By id (the API's order): the cursor is the last id.
+    #[default]
+    Id,
+    /// By reference, then id.
+    Reference,
+    /// By title without regard to case, then id.
+    Title,
+    /// By end date, the soonest first and those with no end date last, then id. The cursor's key
+    /// is the date (`2026-03-31`), or empty for no end date.
+    EndDate,
+}
+
+impl AgreementOrder {
+    pub const ALL: [AgreementOrder; 4] =
+        [AgreementOrder::Id, AgreementOrder::Reference, AgreementOrder::Title, AgreementOrder::EndDate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgreementOrder::Id => "id",
+            AgreementOrder::Reference => "reference",
+            AgreementOrder::Title => "title",
+            AgreementOrder::EndDate => "end_date",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AgreementOrder> {
+        AgreementOrder::ALL.into_iter().find(|order| order.as_str() == text)
+    }
+
+    /// The cursor naming `agreement` as the last of a page.
+    fn cursor(self, agreement: &Agreement) -> String {
+        match self {
+            AgreementOrder::Id => agreement.id.to_string(),
+            AgreementOrder::Reference => format!("{}:{}", agreement.id, agreement.reference),
+            AgreementOrder::Title => format!("{}:{}", agreement.id, agreement.title),
+            AgreementOrder::EndDate => {
+                format!("{}:{}", agreement.id, agreement.ends_on.map(|d| d.to_string()).unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// A cursor `ID:key` read as its id and key.
+fn id_and_key(cursor: &str) -> DbResult<(i64, &str)> {
+    let (id, key) = cursor.split_once(':').ok_or(DbError::InvalidCursor)?;
+    Ok((id.parse().map_err(|_| DbError::InvalidCursor)?, key))
 }
 
 pub fn list(
@@ -284,10 +340,10 @@ pub fn list(
     filter: &AgreementFilter,
     page: &PageRequest,
 ) -> DbResult<Page<Agreement>> {
+    use crate::organisations::{like_pattern, lower};
     let mut query = agreements::table
         .inner_join(suppliers::table)
         .select((AgreementRow::as_select(), suppliers::name))
-        .order(agreements::id)
         .into_boxed();
     if let Some(supplier) = filter.supplier_id {
         query = query.filter(agreements::supplier_id.eq(supplier));
@@ -311,13 +367,69 @@ pub fn list(
             ),
         );
     }
-    if let Some(after) = page.after_id()? {
-        query = query.filter(agreements::id.gt(after));
+    if let Some(q) = &filter.q {
+        let pattern = like_pattern(q);
+        query = query.filter(
+            lower(agreements::reference)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(agreements::title).like(pattern).escape('\\')),
+        );
     }
+    query = match filter.order {
+        AgreementOrder::Id => {
+            if let Some(after) = page.after_id()? {
+                query = query.filter(agreements::id.gt(after));
+            }
+            query.order(agreements::id)
+        }
+        AgreementOrder::Reference => {
+            if let Some(cursor) = &page.cursor {
+                let (id, reference) = id_and_key(cursor)?;
+                query = query.filter(
+                    agreements::reference
+                        .gt(reference.to_owned())
+                        .or(agreements::reference.eq(reference.to_owned()).and(agreements::id.gt(id))),
+                );
+            }
+            query.order((agreements::reference, agreements::id))
+        }
+        AgreementOrder::Title => {
+            if let Some(cursor) = &page.cursor {
+                let (id, title) = id_and_key(cursor)?;
+                // The database lowers both sides, so that the comparison is the one it orders by.
+                query = query.filter(
+                    lower(agreements::title)
+                        .gt(lower(title.to_owned()))
+                        .or(lower(agreements::title).eq(lower(title.to_owned())).and(agreements::id.gt(id))),
+                );
+            }
+            query.order((lower(agreements::title), agreements::id))
+        }
+        AgreementOrder::EndDate => {
+            if let Some(cursor) = &page.cursor {
+                let (id, key) = id_and_key(cursor)?;
+                query = match key {
+                    "" => query.filter(agreements::ends_on.is_null().and(agreements::id.gt(id))),
+                    date => {
+                        let date: NaiveDate = date.parse().map_err(|_| DbError::InvalidCursor)?;
+                        query.filter(
+                            agreements::ends_on
+                                .gt(date)
+                                .or(agreements::ends_on.eq(date).and(agreements::id.gt(id)))
+                                .or(agreements::ends_on.is_null()),
+                        )
+                    }
+                };
+            }
+            // Those with no end date last: false orders before true on both engines.
+            query.order((agreements::ends_on.is_null(), agreements::ends_on, agreements::id))
+        }
+    };
     let limit = page.limit();
     let rows: Vec<(AgreementRow, String)> = query.limit(limit + 1).load(conn)?;
     let items = to_agreements(conn, rows)?;
-    Ok(Page::from_rows(items, limit, |a: &Agreement| a.id.to_string()))
+    Ok(Page::from_rows(items, limit, |a: &Agreement| filter.order.cursor(a)))
 }
 
 pub fn get(conn: &mut DbConnection, id: i64) -> DbResult<Agreement> {
@@ -400,54 +512,134 @@ pub fn major_units(value_minor: i64, currency: &str) -> (i64, i64) {
     (value_minor / scale, value_minor % scale)
 }
 
+/// A rule an agreement's fields break, as [`problems`] lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgreementProblem {
+    ValueOutOfRange,
+    NotACurrencyCode,
+    TermOutOfRange,
+    TooManyNotices,
+    /// The notice's address, as given.
+    NotAnAddress(String),
+    BuyerLength,
+    TooManyExtensions,
+    ExtensionMonthsOutOfRange,
+    DecidedOnWithoutDecision,
+    NoReference,
+    NoTitle,
+    EndsBeforeStarts,
+    NoEligibleKinds,
+}
+
+impl AgreementProblem {
+    /// The refusal, in the API's words (which name its fields).
+    pub fn detail(&self) -> String {
+        use AgreementProblem::*;
+        match self {
+            ValueOutOfRange => format!("value_minor must be between 0 and {MAX_VALUE_MINOR}"),
+            NotACurrencyCode => "currency must be an ISO 4217 code such as GBP".into(),
+            TermOutOfRange => format!("initial_term_months must be between 1 and {MAX_TERM_MONTHS}"),
+            TooManyNotices => format!("at most {MAX_NOTICES} notice_urls"),
+            NotAnAddress(bad) => format!("notice_urls: {bad:?} is not an http(s) address"),
+            BuyerLength => format!("buyer must be 1 to {MAX_BUYER_CHARS} characters"),
+            TooManyExtensions => format!("at most {MAX_EXTENSIONS} extension_options"),
+            ExtensionMonthsOutOfRange => {
+                format!("an extension's months must be between 1 and {MAX_TERM_MONTHS}")
+            }
+            DecidedOnWithoutDecision => "an extension with decided_on needs a decision".into(),
+            NoReference | NoTitle => "reference and title must not be empty".into(),
+            EndsBeforeStarts => "ends_on is before starts_on".into(),
+            NoEligibleKinds => "eligible_kinds must name at least one organisation kind".into(),
+        }
+    }
+}
+
+/// Whether `url` is an address a notice may have: `http://` or `https://`, then 1 to
+/// [`MAX_NOTICE_CHARS`] characters with no white space.
+fn is_notice_address(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
+    (1..=MAX_NOTICE_CHARS).contains(&rest.chars().count()) && !rest.contains(char::is_whitespace)
+}
+
+/// Every rule `fields` break that the fields alone can tell: the one statement of the rules that
+/// [`create`] and [`update`] refuse with (the first of them, so the API's message is the one it
+/// always gave) and that the agreement pages list field by field. The supplier, the reseller, a
+/// reference already taken and the move between statuses are checked against the database when
+/// written.
+pub fn problems(fields: &AgreementFields) -> Vec<AgreementProblem> {
+    use AgreementProblem::*;
+    let mut found = Vec::new();
+    if fields.value_minor.is_some_and(|v| !(0..=MAX_VALUE_MINOR).contains(&v)) {
+        found.push(ValueOutOfRange);
+    }
+    if !is_currency_code(&fields.currency) {
+        found.push(NotACurrencyCode);
+    }
+    if fields.initial_term_months.is_some_and(|m| !(1..=MAX_TERM_MONTHS).contains(&m)) {
+        found.push(TermOutOfRange);
+    }
+    if fields.notice_urls.len() > MAX_NOTICES {
+        found.push(TooManyNotices);
+    }
+    if let Some(bad) = fields.notice_urls.iter().find(|u| !is_notice_address(u)) {
+        found.push(NotAnAddress(bad.clone()));
+    }
+    if fields.buyer.as_deref().is_some_and(|b| !(1..=MAX_BUYER_CHARS).contains(&b.trim().chars().count())) {
+        found.push(BuyerLength);
+    }
+    if fields.extension_options.len() > MAX_EXTENSIONS {
+        found.push(TooManyExtensions);
+    }
+    // In the options' order, so that the first problem is the first option's.
+    for option in &fields.extension_options {
+        let broken = [
+            (!(1..=MAX_TERM_MONTHS).contains(&option.months), ExtensionMonthsOutOfRange),
+            (option.decided_on.is_some() && option.decision.is_none(), DecidedOnWithoutDecision),
+        ];
+        for (is_broken, problem) in broken {
+            if is_broken && !found.contains(&problem) {
+                found.push(problem);
+            }
+        }
+    }
+    if fields.reference.trim().is_empty() {
+        found.push(NoReference);
+    }
+    if fields.title.trim().is_empty() {
+        found.push(NoTitle);
+    }
+    if fields.ends_on.is_some_and(|end| end < fields.starts_on) {
+        found.push(EndsBeforeStarts);
+    }
+    if fields.eligible_kinds.is_empty() {
+        found.push(NoEligibleKinds);
+    }
+    found
+}
+
 impl AgreementFields {
     fn validate(&self) -> DbResult<()> {
-        if self.value_minor.is_some_and(|v| !(0..=MAX_VALUE_MINOR).contains(&v)) {
-            return Err(DbError::Invalid(format!("value_minor must be between 0 and {MAX_VALUE_MINOR}")));
+        match problems(self).first() {
+            Some(problem) => Err(DbError::Invalid(problem.detail())),
+            None => Ok(()),
         }
-        if !is_currency_code(&self.currency) {
-            return Err(DbError::Invalid("currency must be an ISO 4217 code such as GBP".into()));
-        }
-        if self.initial_term_months.is_some_and(|m| !(1..=MAX_TERM_MONTHS).contains(&m)) {
-            return Err(DbError::Invalid(format!(
-                "initial_term_months must be between 1 and {MAX_TERM_MONTHS}"
-            )));
-        }
-        if self.notice_urls.len() > MAX_NOTICES {
-            return Err(DbError::Invalid(format!("at most {MAX_NOTICES} notice_urls")));
-        }
-        if let Some(bad) = self.notice_urls.iter().find(|u| {
-            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or_default();
-            !(1..=MAX_NOTICE_CHARS).contains(&rest.chars().count()) || rest.contains(char::is_whitespace)
-        }) {
-            return Err(DbError::Invalid(format!("notice_urls: {bad:?} is not an http(s) address")));
-        }
-        if self.buyer.as_deref().is_some_and(|b| !(1..=MAX_BUYER_CHARS).contains(&b.trim().chars().count())) {
-            return Err(DbError::Invalid(format!("buyer must be 1 to {MAX_BUYER_CHARS} characters")));
-        }
-        if self.extension_options.len() > MAX_EXTENSIONS {
-            return Err(DbError::Invalid(format!("at most {MAX_EXTENSIONS} extension_options")));
-        }
-        for option in &self.extension_options {
-            if !(1..=MAX_TERM_MONTHS).contains(&option.months) {
-                return Err(DbError::Invalid(format!(
-                    "an extension's months must be between 1 and {MAX_TERM_MONTHS}"
-                )));
-            }
-            if option.decided_on.is_some() && option.decision.is_none() {
-                return Err(DbError::Invalid("an extension with decided_on needs a decision".into()));
-            }
-        }
-        if self.reference.trim().is_empty() || self.title.trim().is_empty() {
-            return Err(DbError::Invalid("reference and title must not be empty".into()));
-        }
-        if self.ends_on.is_some_and(|end| end < self.starts_on) {
-            return Err(DbError::Invalid("ends_on is before starts_on".into()));
-        }
-        if self.eligible_kinds.is_empty() {
-            return Err(DbError::Invalid("eligible_kinds must name at least one organisation kind".into()));
-        }
-        Ok(())
+    }
+
+    /// The fields of `agreement` as they stand: what a change starts from.
+    pub fn of(agreement: &Agreement) -> AgreementFields {
+        agreement.fields()
+    }
+
+    /// Whether these fields, replacing `before`'s, take lines out of force: they end the
+    /// agreement (expired or terminated), or bring its end date forward (or give it one).
+    pub fn ends_sooner_than(&self, before: &Agreement) -> bool {
+        let ends = ENDED.contains(&self.status) && !ENDED.contains(&before.status);
+        let sooner = match (self.ends_on, before.ends_on) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        ends || sooner
     }
 }
 
@@ -565,7 +757,7 @@ pub(crate) fn insert_extensions(
 }
 
 /// Status moves forward only: draft to active or terminated; active to expired or terminated.
-fn status_change_allowed(from: AgreementStatus, to: AgreementStatus) -> bool {
+pub fn status_change_allowed(from: AgreementStatus, to: AgreementStatus) -> bool {
     use AgreementStatus::*;
     from == to
         || matches!(

@@ -115,6 +115,7 @@ pub async fn list_agreements(
         framework_reference: query.framework_reference,
         include_ended: query.include_ended,
         decision_due_by: query.decision_due_within.and_then(|w| w.end(crate::routes::today())),
+        ..AgreementFilter::default()
     };
     spreadsheet::list(&state, csv, "agreements", page, move |conn, page| {
         db::agreements::list(conn, &filter, page)

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 pub mod account;
 pub mod advisories;
 pub mod advisory_forms;
+pub mod agreement_forms;
 pub mod agreements;
 pub mod allocations;
 pub mod assessments;
@@ -126,7 +127,12 @@ pub const ROUTES: &[PageRoute] = &[
     get("/products/{id}/edit", |r| r.to(product_forms::edit_product_page)),
     post("/products/{id}/edit", |r| r.to(product_forms::update_product)),
     get("/agreements", |r| r.to(agreements::agreements_page)),
+    post("/agreements", |r| r.to(agreement_forms::create_agreement)),
+    // Before `{id}`, as for organisations.
+    get("/agreements/new", |r| r.to(agreement_forms::new_agreement_page)),
     get("/agreements/{id}", |r| r.to(agreements::agreement_page)),
+    get("/agreements/{id}/edit", |r| r.to(agreement_forms::edit_agreement_page)),
+    post("/agreements/{id}/edit", |r| r.to(agreement_forms::update_agreement)),
     get("/users", |r| r.to(users::users_page)),
     get("/users/new", |r| r.to(users::new_user_page)),
     post("/users", |r| r.to(users::create_user)),
