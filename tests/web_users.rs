@@ -73,7 +73,7 @@ async fn the_users_list_sorts_by_name_and_email_across_pages(app: TestApp) {
     browser.sign_in(&auditor).await;
 
     let mut by_name = made.clone();
-    by_name.sort_by(|a, b| (a.1.to_lowercase(), a.0).cmp(&(b.1.to_lowercase(), b.0)));
+    by_name.sort_by_key(|a| (a.1.to_lowercase(), a.0));
     let pages = browser.every_page("/users?role=officer&organisation=RJ1&sort=name", 3).await;
     let seen: Vec<i64> = pages.iter().flat_map(|page| linked_users(&page.body)).collect();
     assert_eq!(seen, by_name.iter().map(|u| u.0).collect::<Vec<_>>(), "by name, then as added; each once");
