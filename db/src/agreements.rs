@@ -340,7 +340,7 @@ pub fn list(
     filter: &AgreementFilter,
     page: &PageRequest,
 ) -> DbResult<Page<Agreement>> {
-    use crate::organisations::{like_pattern, lower};
+    use crate::text_filter::{like_pattern, lower};
     let mut query = agreements::table
         .inner_join(suppliers::table)
         .select((AgreementRow::as_select(), suppliers::name))

@@ -45,6 +45,7 @@ pub mod standards;
 pub mod stored;
 pub mod subscriptions;
 pub mod synthetic;
+pub mod text_filter;
 pub mod time;
 pub mod users;
 pub mod vocabulary;

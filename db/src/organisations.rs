@@ -12,9 +12,8 @@ use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::organisations;
+use crate::text_filter::{like_pattern, lower};
 use crate::vocabulary::{OrganisationKind, is_ods_code};
-
-diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 #[derive(Clone, Debug, Serialize, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = organisations)]
@@ -135,12 +134,6 @@ impl OrganisationOrder {
             OrganisationOrder::Name => format!("{}:{}", organisation.code, organisation.name),
         }
     }
-}
-
-/// `%text%` for LIKE, with the wildcard characters of the text itself escaped.
-pub(crate) fn like_pattern(text: &str) -> String {
-    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
 }
 
 pub fn list(

@@ -9,9 +9,9 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{BINDS_PER_QUERY, Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::organisations::{like_pattern, lower};
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{agreements, entitlements, products, suppliers};
+use crate::text_filter::{like_pattern, lower};
 use crate::vocabulary::{AgreementStatus, SupportStatus, is_slug};
 
 #[derive(Clone, Debug, Serialize, Queryable, Selectable, PartialEq)]

@@ -16,6 +16,7 @@ use crate::page::{Page, PageRequest, Precondition};
 use crate::products::{self, Product};
 use crate::schema::{assessments, requirements, standard_versions, standards};
 use crate::stored::JsonText;
+use crate::text_filter::{like_pattern, lower};
 use crate::vocabulary::is_slug;
 
 /// A check the service itself makes against a product record.
@@ -265,8 +266,6 @@ impl StandardOrder {
     }
 }
 
-diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
 /// When a standard was last published (any of its versions): the "last published" order's key,
 /// 1 January 1970 for one never published, so that the key is never NULL and those come last.
 fn last_published() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamp> {
@@ -299,7 +298,7 @@ pub fn list(
         ));
     }
     if let Some(title) = &filter.title {
-        query = query.filter(lower(standards::title).like(organisations::like_pattern(title)).escape('\\'));
+        query = query.filter(lower(standards::title).like(like_pattern(title)).escape('\\'));
     }
     let split = |cursor: &str| -> DbResult<(i64, String)> {
         let (id, key) = cursor.split_once(':').ok_or(DbError::InvalidCursor)?;

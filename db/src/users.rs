@@ -8,9 +8,9 @@ use serde::Serialize;
 use crate::audit::{Actor, Audited, Change, now};
 use crate::connection::{Database, DbConnection};
 use crate::error::{DbError, DbResult};
-use crate::organisations::lower;
 use crate::page::{Page, PageRequest, Precondition};
 use crate::schema::{organisations, password_resets, users};
+use crate::text_filter::lower;
 
 crate::vocabulary::text_enum!(Role {
     /// The national team: agreements, entitlements, products, organisations, users, advisories.
