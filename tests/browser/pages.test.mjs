@@ -1620,3 +1620,65 @@ test('a forgotten password is reset through the emailed link: the request, the a
     await close();
   }
 });
+
+test('the national team adds an agreement and ends it after checking the answers: every problem listed, values kept, at desktop and 390 px', async () => {
+  const { page, problems, close } = await openBrowser();
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, USERS.admin);
+    await page.getByRole('navigation', { name: 'Menu' }).getByRole('link', { name: 'Agreements' }).click();
+    await page.getByRole('link', { name: 'Add an agreement' }).click();
+    await page.getByRole('heading', { name: 'Add an agreement', level: 1 }).waitFor();
+    const reference = `BT-${Date.now().toString(36).toUpperCase()}`;
+    await page.getByLabel('Reference').fill(reference);
+    await page.getByLabel('Value (optional)').fill('twelve pounds');
+    await page.getByRole('button', { name: 'Add the agreement' }).click();
+    const summary = page.locator('.nhsuk-error-summary');
+    await summary.waitFor();
+    assert.ok((await summary.getByRole('link').count()) >= 3, 'every problem at once');
+    assert.match(await page.title(), /^Error: Add an agreement/);
+    assert.equal(await page.getByLabel('Reference').inputValue(), reference, 'what was typed is kept');
+    assert.equal(await page.getByLabel('Value (optional)').inputValue(), 'twelve pounds');
+    await screenshot(page, '130-new-agreement-errors-1280');
+    await assertAccessible(page, 'new agreement with errors');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertFitsWidth(page, 'new agreement with errors at 390 px');
+    await screenshot(page, '131-new-agreement-errors-390');
+    await page.getByLabel('Supplier').selectOption({ index: 1 });
+    await page.getByLabel('Title').fill('Browser test agreement');
+    await page.locator('#starts_on-day').fill('1');
+    await page.locator('#starts_on-month').fill('4');
+    await page.locator('#starts_on-year').fill('2024');
+    await page.getByLabel('Funding').selectOption('central');
+    await page.getByLabel('Status').selectOption('active');
+    await page.locator('#kind-trust').check();
+    await page.getByLabel('Value (optional)').fill('1,250,000');
+    await page.getByLabel('Currency').fill('GBP');
+    await page.getByRole('button', { name: 'Add the agreement' }).click();
+    await page.getByRole('heading', { name: 'Browser test agreement', level: 1 }).waitFor();
+    await assertFitsWidth(page, 'the new agreement at 390 px');
+
+    // Giving it an end date in the past takes it out of force: the answers are shown first.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole('link', { name: /Change the agreement/ }).click();
+    await page.locator('#ends_on-day').fill('31');
+    await page.locator('#ends_on-month').fill('3');
+    await page.locator('#ends_on-year').fill('2025');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Check your answers', level: 1 }).waitFor();
+    await screenshot(page, '132-agreement-check-answers-1280');
+    await assertAccessible(page, 'check your answers before ending an agreement');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertFitsWidth(page, 'check your answers at 390 px');
+    await screenshot(page, '133-agreement-check-answers-390');
+    await page.getByRole('button', { name: 'Save the changes' }).click();
+    await page.getByRole('heading', { name: 'Browser test agreement', level: 1 }).waitFor();
+    assert.match(await page.locator('main').innerText(), /31 March 2025/);
+    await screenshot(page, '134-agreement-changed-390');
+    await assertAccessible(page, 'the agreement once ended');
+    assertNoConsoleProblems(problems.filter((problem) => !expectedRefusal(problem)));
+  } finally {
+    await close();
+  }
+});
